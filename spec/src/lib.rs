@@ -6,6 +6,7 @@
 //!
 //! One module a concept:
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
+//! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -15,5 +16,6 @@
 #![deny(missing_docs)]
 
 pub mod hash;
+pub mod merkle;
 
 pub use hash::Hash;
