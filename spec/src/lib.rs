@@ -7,6 +7,7 @@
 //! One module a concept:
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
+//! - [`time`]: RFC 3339 timestamps.
 //! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
@@ -19,5 +20,6 @@
 pub mod hash;
 pub mod jcs;
 pub mod merkle;
+pub mod time;
 
 pub use hash::Hash;
