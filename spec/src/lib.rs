@@ -5,6 +5,7 @@
 //! crate builds on it, and every proof Cairn hands out is checked by it.
 //!
 //! One module a concept:
+//! - [`event`]: Cairn audit events, validated, and the canonical leaves they become.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
 //! - [`time`]: RFC 3339 timestamps.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod event;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;
