@@ -662,4 +662,28 @@ mod tests {
         let with_payload = r#"{"action":"x","actor":{"id":"a","type":"u"},"event_id":"0b7c9a2e-5c1d-4f8a-9e3b-2d6f1a4c8e90","outcome":"success","payload":1,"received_at":"2026-01-01T00:00:00Z","resource":{"id":"i","type":"t"},"schema_version":1,"submitted_by":"p","timestamp":"2026-01-01T00:00:00Z"}"#;
         assert!(EventLeaf::parse(with_payload.as_bytes()).is_err());
     }
+
+    #[test]
+    fn the_documented_example_is_what_the_code_logs() {
+        let page = include_str!("../docs/event.md");
+        let block = |fence: &str| -> String {
+            let start = page.find(fence).expect("the page has the block") + fence.len();
+            let end = start + page[start..].find("```").expect("the block is closed");
+            page[start..end].to_string()
+        };
+        let input = block("```json\n");
+        let leaf = block("```text\n");
+        let (logged, _) = EventInput::parse(input.as_bytes())
+            .expect("the documented input is valid")
+            .into_leaf(
+                EventId::new_v4([0; 16]),
+                Instant::parse_rfc3339("2025-11-25T08:14:03.5Z").expect("valid time"),
+                "producer:billing",
+            )
+            .expect("valid principal");
+        assert_eq!(
+            String::from_utf8(logged.leaf).expect("UTF-8"),
+            leaf.trim_end()
+        );
+    }
 }
