@@ -7,6 +7,12 @@
 //! One module a concept:
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
+//! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys.
+//! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
+//! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
+//!   cosignatures.
+//! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
+//!   witness's decision as a pure function.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -15,7 +21,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
+pub mod cosignature;
 pub mod hash;
 pub mod merkle;
+pub mod note;
+pub mod witness;
 
 pub use hash::Hash;
