@@ -10,6 +10,12 @@
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
 //! - [`time`]: RFC 3339 timestamps.
 //! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
+//! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys.
+//! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
+//! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
+//!   cosignatures.
+//! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
+//!   witness's decision as a pure function.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -18,10 +24,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
+pub mod cosignature;
 pub mod event;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;
+pub mod note;
 pub mod time;
+pub mod witness;
 
 pub use hash::Hash;
