@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
 //!   cosignatures.
+//! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
 //! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
 //!   witness's decision as a pure function.
 //!
@@ -31,6 +32,7 @@ pub mod hash;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod policy;
 pub mod time;
 pub mod witness;
 
