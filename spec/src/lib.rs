@@ -6,7 +6,8 @@
 //!
 //! One module a concept:
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
-//! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
+//! - [`merkle`]: RFC 9162 §2.1 tree math: roots, inclusion and consistency proofs (building and
+//!   verifying), stored-hash order, the compact range a log appends with.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
