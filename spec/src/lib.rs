@@ -9,7 +9,8 @@
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
 //! - [`time`]: RFC 3339 timestamps.
-//! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
+//! - [`merkle`]: RFC 9162 §2.1 tree math: roots, inclusion and consistency proofs (building and
+//!   verifying), stored-hash order, the compact range a log appends with.
 //! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys.
 //! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
