@@ -6,6 +6,7 @@
 //!
 //! One module a concept:
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
+//! - [`timestamp`]: RFC 3161 timestamps of checkpoints: requests, verification, a pure issuer.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -15,5 +16,6 @@
 #![deny(missing_docs)]
 
 pub mod hash;
+pub mod timestamp;
 
 pub use hash::Hash;
