@@ -28,6 +28,7 @@ mod error;
 mod issue;
 mod pem;
 mod request;
+mod signed_attributes;
 mod status;
 mod time;
 mod verify;

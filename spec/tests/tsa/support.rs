@@ -63,7 +63,30 @@ impl TestTsa {
         TestTsa::with_root_seed(algorithm, 1)
     }
 
+    /// A TSA whose certificates are valid around the real current time, for tools such as
+    /// `openssl ts -verify` that check validity now rather than at genTime.
+    pub fn valid_now(algorithm: TsaAlgorithm) -> (TestTsa, UnixTime) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        let now = UnixTime {
+            seconds: now.as_secs() as i64,
+            nanos: now.subsec_millis() * 1_000_000,
+        };
+        let tsa = TestTsa::build(
+            algorithm,
+            1,
+            now.seconds - 86_400,
+            now.seconds + 365 * 86_400,
+        );
+        (tsa, now)
+    }
+
     pub fn with_root_seed(algorithm: TsaAlgorithm, root_seed: u8) -> TestTsa {
+        TestTsa::build(algorithm, root_seed, NOT_BEFORE, NOT_AFTER)
+    }
+
+    fn build(algorithm: TsaAlgorithm, root_seed: u8, not_before: i64, not_after: i64) -> TestTsa {
         let root_key = ed25519_key(root_seed);
         let root_pair = KeyPair::Ed25519(root_key.clone());
         let root_der = make_root_certificate(
@@ -71,8 +94,8 @@ impl TestTsa {
             &CertificateSpec {
                 subject: "CN=Cairn Test TSA Root,O=Cairn Tests",
                 serial_number: &[0x01, 0x23, 0x45, 0x67, 0x89],
-                not_before: UnixTime::from_seconds(NOT_BEFORE),
-                not_after: UnixTime::from_seconds(NOT_AFTER),
+                not_before: UnixTime::from_seconds(not_before),
+                not_after: UnixTime::from_seconds(not_after),
             },
         )
         .expect("root certificate");
@@ -87,8 +110,8 @@ impl TestTsa {
             &CertificateSpec {
                 subject: "CN=Cairn Test TSA,O=Cairn Tests",
                 serial_number: &[0x42],
-                not_before: UnixTime::from_seconds(NOT_BEFORE),
-                not_after: UnixTime::from_seconds(NOT_AFTER),
+                not_before: UnixTime::from_seconds(not_before),
+                not_after: UnixTime::from_seconds(not_after),
             },
         )
         .expect("TSA certificate");
