@@ -663,3 +663,239 @@ fn unhex(text: &str) -> Vec<u8> {
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
         .collect()
 }
+
+// Tokens made once by OpenSSL 3.0.19 for the example request of spec/docs/timestamp.md
+// (how: spec/tests/tsa/fixtures/README.md).
+const OPENSSL_ROOT: &[u8] = include_bytes!("tsa/fixtures/openssl-root.der");
+const OPENSSL_RSA_TOKEN: &[u8] = include_bytes!("tsa/fixtures/openssl-rsa2048-token.der");
+const OPENSSL_P256_TOKEN: &[u8] = include_bytes!("tsa/fixtures/openssl-p256-token.der");
+const DOC_NONCE: u64 = 0x0123_4567_89ab_cdef;
+
+#[test]
+fn verifies_stored_openssl_tokens() {
+    let anchors = TrustAnchors::from_der(&[OPENSSL_ROOT]).expect("root");
+    let expectation = Expectation {
+        imprint: checkpoint_imprint(CHECKPOINT_BODY),
+        nonce: Some(DOC_NONCE),
+        trust_anchors: Some(&anchors),
+    };
+    let rsa = verify_token(OPENSSL_RSA_TOKEN, &expectation).expect("RSA token");
+    assert_eq!(
+        rsa.signature_algorithm,
+        SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256)
+    );
+    assert_eq!(rsa.gen_time_rfc3339, "2026-11-25T12:10:33.652Z");
+    assert_eq!(rsa.serial_number.to_decimal(), "2");
+    assert_eq!(
+        rsa.tsa_name.as_deref(),
+        Some("CN=OpenSSL Test TSA rsa,O=Cairn Interop")
+    );
+    assert_eq!(rsa.trust_anchor_der.as_deref(), Some(OPENSSL_ROOT));
+    // openssl drops the trailing zero of .720: genTime has two fraction digits here.
+    let p256 = verify_token(OPENSSL_P256_TOKEN, &expectation).expect("P-256 token");
+    assert_eq!(p256.gen_time_rfc3339, "2026-11-25T12:10:33.72Z");
+    assert_eq!(p256.gen_time.nanos, 720_000_000);
+    // Any single flipped bit in the signature value makes the token fail.
+    let mut tampered = OPENSSL_RSA_TOKEN.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x80;
+    assert!(matches!(
+        verify_token(&tampered, &expectation),
+        Err(TimestampError::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn accepts_a_signer_named_by_subject_key_identifier() {
+    let tsa = TestTsa::new(TsaAlgorithm::P256);
+    let token = token_of(&tsa.respond(&request(), &[1]));
+    let certificate = x509_cert::Certificate::from_der(&tsa.tsa_der).expect("certificate");
+    let key_identifier = certificate
+        .tbs_certificate
+        .extensions
+        .as_ref()
+        .expect("extensions")
+        .iter()
+        .find(|extension| extension.extn_id == oid::SUBJECT_KEY_IDENTIFIER)
+        .map(|extension| OctetString::from_der(extension.extn_value.as_bytes()).expect("SKI"))
+        .expect("the TSA certificate has a subjectKeyIdentifier");
+    // The sid is not signed, so it can be changed without signing again.
+    let by_key_identifier = edit_token(&token, |signed_data| {
+        edit_signer(signed_data, |info| {
+            info.version = cms::content_info::CmsVersion::V3;
+            info.sid = cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(
+                x509_cert::ext::pkix::SubjectKeyIdentifier(key_identifier.clone()),
+            );
+        })
+    });
+    verify_token(&by_key_identifier, &expectation(Some(&tsa.anchors))).expect("valid");
+    let unknown = edit_token(&token, |signed_data| {
+        edit_signer(signed_data, |info| {
+            info.sid = cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(
+                x509_cert::ext::pkix::SubjectKeyIdentifier(
+                    OctetString::new(vec![0u8; 20]).expect("octets"),
+                ),
+            );
+        })
+    });
+    assert!(matches!(
+        verify_token(&unknown, &expectation(None)),
+        Err(TimestampError::SignerCertificateNotFound { .. })
+    ));
+}
+
+/// A token whose TSA holds an RSA-2048 key: Cairn's issuer does not sign with RSA, so an
+/// Ed25519 token is rebuilt around an RSA certificate from the same root, with the CMS digest
+/// SHA-256 and the signed attributes signed by `sign` under `algorithm`.
+fn rsa_token(
+    algorithm: spki::AlgorithmIdentifierOwned,
+    sign: impl Fn(&rsa::RsaPrivateKey, &[u8]) -> Vec<u8>,
+) -> (TestTsa, Vec<u8>) {
+    use rand::SeedableRng;
+    use rsa::pkcs8::EncodePublicKey;
+    use sha2::Digest;
+    let tsa = TestTsa::new(TsaAlgorithm::Ed25519);
+    // Generating an RSA key is slow: once for all tests.
+    static RSA_KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+    let private_key = RSA_KEY.get_or_init(|| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3161);
+        rsa::RsaPrivateKey::new(&mut rng, 2048).expect("RSA key")
+    });
+    let public_key_info = private_key
+        .to_public_key()
+        .to_public_key_der()
+        .expect("SPKI");
+    let certificate = cairn_spec::timestamp::make_tsa_certificate(
+        &KeyPair::Ed25519(tsa.root_key.clone()),
+        &tsa.root_der,
+        public_key_info.as_bytes(),
+        &cairn_spec::timestamp::CertificateSpec {
+            subject: "CN=Cairn Test RSA TSA",
+            serial_number: &[0x77],
+            not_before: UnixTime::from_seconds(NOT_BEFORE),
+            not_after: UnixTime::from_seconds(NOT_AFTER),
+        },
+    )
+    .expect("RSA TSA certificate");
+    let token = token_of(&tsa.respond(&request(), &[1]));
+    let rebuilt = edit_token(&token, |signed_data| {
+        set_certificates(signed_data, std::slice::from_ref(&certificate));
+        let tst_info = signed_data
+            .encap_content_info
+            .econtent
+            .as_ref()
+            .expect("eContent")
+            .value()
+            .to_vec();
+        signed_data.digest_algorithms =
+            der::asn1::SetOfVec::try_from(vec![sha256_identifier()]).expect("set");
+        edit_signer(signed_data, |info| {
+            let certificate_der = certificate.clone();
+            info.sid = cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(
+                cms::cert::IssuerAndSerialNumber {
+                    issuer: x509_cert::Certificate::from_der(&certificate_der)
+                        .expect("certificate")
+                        .tbs_certificate
+                        .issuer,
+                    serial_number: x509_cert::serial_number::SerialNumber::new(&[0x77])
+                        .expect("serial"),
+                },
+            );
+            info.digest_alg = sha256_identifier();
+            info.signature_algorithm = algorithm.clone();
+            set_attribute(
+                info,
+                oid::MESSAGE_DIGEST,
+                Any::encode_from(
+                    &OctetString::new(sha2::Sha256::digest(&tst_info).to_vec()).expect("digest"),
+                )
+                .expect("encode"),
+            );
+            set_attribute(
+                info,
+                oid::SIGNING_CERTIFICATE_V2,
+                signing_certificate_v2(&certificate_der),
+            );
+            resign(info, |message| sign(private_key, message));
+        });
+    });
+    (tsa, rebuilt)
+}
+
+fn sha256_identifier() -> spki::AlgorithmIdentifierOwned {
+    spki::AlgorithmIdentifierOwned {
+        oid: oid::SHA256,
+        parameters: None,
+    }
+}
+
+#[test]
+fn verifies_rsa_pkcs1_with_sha256_with_rsa_encryption_identifier() {
+    use signature::{SignatureEncoding, Signer};
+    let (tsa, token) = rsa_token(
+        spki::AlgorithmIdentifierOwned {
+            oid: oid::SHA256_WITH_RSA,
+            parameters: Some(Any::null()),
+        },
+        |key, message| {
+            rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone())
+                .sign(message)
+                .to_vec()
+        },
+    );
+    let verified = verify_token(&token, &expectation(Some(&tsa.anchors))).expect("valid");
+    assert_eq!(
+        verified.signature_algorithm,
+        SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256)
+    );
+}
+
+#[test]
+fn verifies_rsa_pss_with_explicit_parameters() {
+    use signature::{RandomizedSigner, SignatureEncoding};
+    #[derive(der::Sequence)]
+    struct PssParameters {
+        #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+        hash: spki::AlgorithmIdentifierOwned,
+        #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+        mask: spki::AlgorithmIdentifierOwned,
+        #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+        salt_length: u32,
+    }
+    let pss = |salt_length: u32| spki::AlgorithmIdentifierOwned {
+        oid: oid::RSASSA_PSS,
+        parameters: Some(
+            Any::encode_from(&PssParameters {
+                hash: sha256_identifier(),
+                mask: spki::AlgorithmIdentifierOwned {
+                    oid: oid::MGF1,
+                    parameters: Some(Any::encode_from(&sha256_identifier()).expect("encode")),
+                },
+                salt_length,
+            })
+            .expect("encode"),
+        ),
+    };
+    let sign = |key: &rsa::RsaPrivateKey, message: &[u8]| {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        rsa::pss::SigningKey::<sha2::Sha256>::new_with_salt_len(key.clone(), 32)
+            .sign_with_rng(&mut rng, message)
+            .to_vec()
+    };
+    let (tsa, token) = rsa_token(pss(32), sign);
+    let verified = verify_token(&token, &expectation(Some(&tsa.anchors))).expect("valid");
+    assert_eq!(
+        verified.signature_algorithm,
+        SignatureAlgorithm::RsaPss {
+            hash: HashAlgorithm::Sha256,
+            salt_length: 32
+        }
+    );
+    // The same signature announced with another salt length does not verify.
+    let (tsa, token) = rsa_token(pss(20), sign);
+    assert!(matches!(
+        verify_token(&token, &expectation(Some(&tsa.anchors))),
+        Err(TimestampError::BadSignature { .. })
+    ));
+}
