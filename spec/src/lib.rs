@@ -18,6 +18,7 @@
 //! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
 //! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
 //!   witness's decision as a pure function.
+//! - [`timestamp`]: RFC 3161 timestamps of checkpoints: requests, verification, a pure issuer.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -35,6 +36,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod time;
+pub mod timestamp;
 pub mod witness;
 
 pub use hash::Hash;
