@@ -22,6 +22,29 @@ const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\
 
 const NOW: u64 = 1_764_000_000;
 
+/// Bare ed25519-dalek operations, measured in the same run so the figures above can be read as
+/// ratios on a shared, noisy machine.
+fn bench_baseline(criterion: &mut Criterion) {
+    use ed25519_dalek::{Signer as _, Verifier as _};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let public = key.verifying_key();
+    let message = [7u8; 100];
+    let signature = key.sign(&message);
+    let mut group = criterion.benchmark_group("baseline");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ed25519_verify", |bencher| {
+        bencher.iter(|| {
+            public
+                .verify(black_box(&message), &signature)
+                .expect("valid")
+        })
+    });
+    group.bench_function("ed25519_sign", |bencher| {
+        bencher.iter(|| key.sign(black_box(&message)))
+    });
+    group.finish();
+}
+
 fn bench_note(criterion: &mut Criterion) {
     let peter = Ed25519Verifier::from_vkey(PETER_VKEY).expect("Go's vkey");
     let mut group = criterion.benchmark_group("note");
@@ -124,6 +147,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_note, bench_checkpoint, bench_cosignature, bench_witness
+    targets = bench_baseline, bench_note, bench_checkpoint, bench_cosignature, bench_witness
 }
 criterion_main!(benches);
