@@ -110,7 +110,7 @@ fn echoes_nonces_of_any_size_and_omits_certificates_without_cert_req() {
     let response = tsa.respond(&request, &[2]);
     let token = token_of(&response);
     // Without certReq the token carries no certificate, so nothing can verify it alone.
-    let imprint: [u8; 32] = request.imprint.clone().try_into().expect("32 bytes");
+    let imprint: [u8; 32] = request.imprint().try_into().expect("32 bytes");
     assert!(matches!(
         verify_token(
             &token,
@@ -257,8 +257,15 @@ fn rejects_wrong_imprint_and_wrong_nonce() {
         })
     );
     // A response to a request without a nonce cannot satisfy an expected nonce.
-    let mut no_nonce = request();
-    no_nonce.nonce = None;
+    let mut no_nonce_der = vec![0x30, 0x37, 0x02, 0x01, 0x01, 0x30, 0x2f];
+    no_nonce_der.extend([
+        0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+    ]);
+    no_nonce_der.extend([0x01, 0x04, 0x20]);
+    no_nonce_der.extend(checkpoint_imprint(CHECKPOINT_BODY));
+    no_nonce_der.extend([0x01, 0x01, 0xff]);
+    let no_nonce = TimestampRequest::from_der(&no_nonce_der).expect("request");
+    assert_eq!(no_nonce.nonce(), None);
     let response = tsa.respond(&no_nonce, &[1]);
     assert_eq!(
         verify_response(&response, &expectation(None)),

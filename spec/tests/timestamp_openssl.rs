@@ -273,7 +273,7 @@ fn openssl_rejection_is_reported_with_its_fail_info() {
     let request = std::fs::read(work.join("sha1.tsq")).expect("read");
     let parsed = TimestampRequest::from_der(&request).expect("openssl's request parses");
     assert_eq!(parsed.imprint_hash(), None);
-    assert!(parsed.nonce.is_some());
+    assert!(parsed.nonce().is_some());
     let response = openssl_reply("tsa_p256", &request);
     match verify_response(
         &response,

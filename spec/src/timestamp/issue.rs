@@ -42,6 +42,20 @@ pub enum KeyPair {
 }
 
 impl KeyPair {
+    /// An Ed25519 key from its 32-byte seed (the RFC 8032 private key).
+    pub fn ed25519_from_seed(seed: [u8; 32]) -> KeyPair {
+        KeyPair::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// A P-256 key from its 32-byte big-endian private scalar, which must be in 1..n-1.
+    pub fn p256_from_scalar(scalar: &[u8; 32]) -> Result<KeyPair, TimestampError> {
+        p256::ecdsa::SigningKey::from_slice(scalar)
+            .map(KeyPair::P256)
+            .map_err(|_| TimestampError::BadSigner {
+                detail: "the P-256 private scalar is zero or not below the group order".to_string(),
+            })
+    }
+
     /// The DER SubjectPublicKeyInfo of the public key (RFC 8410 §4, RFC 5480 §2).
     pub fn public_key_info_der(&self) -> Vec<u8> {
         self.public_key_info()
@@ -243,21 +257,21 @@ pub fn check_request(
             FailureInfo::BadAlg,
             format!(
                 "imprint algorithm {} is not SHA-256, SHA-384 or SHA-512 without parameters",
-                request.imprint_algorithm
+                request.imprint_algorithm()
             ),
         )
     })?;
-    if request.imprint.len() != hash.output_len() {
+    if request.imprint().len() != hash.output_len() {
         return Err(refuse(
             FailureInfo::BadDataFormat,
             format!(
                 "a {hash} imprint has {} bytes, found {}",
                 hash.output_len(),
-                request.imprint.len()
+                request.imprint().len()
             ),
         ));
     }
-    if let Some(requested) = &request.policy {
+    if let Some(requested) = &request.policy() {
         if requested != policy {
             return Err(refuse(
                 FailureInfo::UnacceptedPolicy,
@@ -265,7 +279,7 @@ pub fn check_request(
             ));
         }
     }
-    if let Some(extension) = request.extensions.first() {
+    if let Some(extension) = request.extensions().first() {
         return Err(refuse(
             FailureInfo::UnacceptedExtension,
             format!("request extension {extension} is not supported"),
@@ -316,7 +330,7 @@ pub fn issue_response(
         signature: OctetString::new(signature).map_err(|error| encoding("signature", error))?,
         unsigned_attrs: None,
     };
-    let certificates = if request.cert_req {
+    let certificates = if request.cert_req() {
         Some(
             SetOfVec::try_from(signer.certificates.clone())
                 .map_err(|error| encoding("certificates", error))?,
@@ -406,8 +420,7 @@ fn tst_info(
         accuracy,
         ordering: false,
         nonce: request
-            .nonce
-            .as_ref()
+            .nonce()
             .map(|bytes| der::asn1::Int::new(bytes).map_err(|error| encoding("nonce", error)))
             .transpose()?,
         tsa: None,

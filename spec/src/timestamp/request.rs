@@ -7,8 +7,7 @@
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Int, OctetString};
-use der::{Decode, Encode, Tagged};
-use spki::AlgorithmIdentifierOwned;
+use der::{Decode, Encode};
 
 use super::algorithms::{strong_hash, HashAlgorithm};
 use super::asn1::{MessageImprint, TimeStampReq};
@@ -24,27 +23,19 @@ pub const MAX_REQUEST_SIZE: usize = 4096;
 /// number"; 64 bits is the common choice (openssl), 160 bits the largest seen.
 pub const MAX_NONCE_SIZE: usize = 64;
 
-/// A TimeStampReq.
+/// A TimeStampReq. Made by [`TimestampRequest::for_imprint`] or read by
+/// [`TimestampRequest::from_der`]; its fields are read through methods so that every value
+/// holds what DER can encode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampRequest {
-    /// The algorithm of the message imprint, as an OID: any algorithm may be asked for, and a
-    /// TSA refuses what it does not support with badAlg.
-    pub imprint_algorithm: ObjectIdentifier,
-    /// Whether the imprint AlgorithmIdentifier carried parameters other than NULL.
-    pub imprint_algorithm_has_parameters: bool,
-    /// The hashed message.
-    pub imprint: Vec<u8>,
-    /// reqPolicy, if asked for.
-    pub policy: Option<ObjectIdentifier>,
-    /// The nonce's INTEGER content octets (big-endian two's complement, minimal), if any.
-    pub nonce: Option<Vec<u8>>,
-    /// certReq: whether the token must carry the TSA's certificate.
-    pub cert_req: bool,
-    /// The OIDs of the request's extensions, if it had any.
-    pub extensions: Vec<ObjectIdentifier>,
     /// The message imprint exactly as received, echoed in the TSTInfo (RFC 3161 §2.4.2: it
     /// "MUST have the same value as the similar field in TimeStampReq").
     pub(crate) message_imprint: MessageImprint,
+    policy: Option<ObjectIdentifier>,
+    /// The nonce's INTEGER content octets (big-endian two's complement, minimal).
+    nonce: Option<Vec<u8>>,
+    cert_req: bool,
+    extensions: Vec<ObjectIdentifier>,
 }
 
 impl TimestampRequest {
@@ -62,9 +53,6 @@ impl TimestampRequest {
                 .expect("32 bytes fit an OCTET STRING"),
         };
         TimestampRequest {
-            imprint_algorithm: HashAlgorithm::Sha256.oid(),
-            imprint_algorithm_has_parameters: false,
-            imprint: imprint.to_vec(),
             policy,
             nonce: Some(positive_int(&nonce.to_be_bytes()).as_bytes().to_vec()),
             cert_req: true,
@@ -123,11 +111,7 @@ impl TimestampRequest {
                 ));
             }
         }
-        let algorithm = &request.message_imprint.hash_algorithm;
         Ok(TimestampRequest {
-            imprint_algorithm: algorithm.oid,
-            imprint_algorithm_has_parameters: has_parameters(algorithm),
-            imprint: request.message_imprint.hashed_message.as_bytes().to_vec(),
             policy: request.req_policy,
             nonce,
             cert_req: request.cert_req,
@@ -141,6 +125,37 @@ impl TimestampRequest {
         })
     }
 
+    /// The OID of the imprint's hash algorithm: any may be asked for, and a TSA refuses what
+    /// it does not support with badAlg.
+    pub fn imprint_algorithm(&self) -> ObjectIdentifier {
+        self.message_imprint.hash_algorithm.oid
+    }
+
+    /// The hashed message.
+    pub fn imprint(&self) -> &[u8] {
+        self.message_imprint.hashed_message.as_bytes()
+    }
+
+    /// reqPolicy, if the request names one.
+    pub fn policy(&self) -> Option<ObjectIdentifier> {
+        self.policy
+    }
+
+    /// The nonce's INTEGER content octets (big-endian two's complement, minimal), if any.
+    pub fn nonce(&self) -> Option<&[u8]> {
+        self.nonce.as_deref()
+    }
+
+    /// certReq: whether the token must carry the TSA's certificate.
+    pub fn cert_req(&self) -> bool {
+        self.cert_req
+    }
+
+    /// The OIDs of the request's extensions, if it has any.
+    pub fn extensions(&self) -> &[ObjectIdentifier] {
+        &self.extensions
+    }
+
     /// The imprint's algorithm if it is SHA-256, SHA-384 or SHA-512 without parameters (or
     /// with NULL ones): the algorithms a Cairn TSA stamps.
     pub fn imprint_hash(&self) -> Option<HashAlgorithm> {
@@ -152,13 +167,6 @@ impl TimestampRequest {
         let bytes = self.nonce.as_ref()?;
         int_to_u64(&Int::new(bytes).ok()?)
     }
-}
-
-fn has_parameters(algorithm: &AlgorithmIdentifierOwned) -> bool {
-    algorithm
-        .parameters
-        .as_ref()
-        .is_some_and(|any| any.tag() != der::Tag::Null || !any.value().is_empty())
 }
 
 #[cfg(test)]
@@ -180,17 +188,16 @@ mod tests {
     #[test]
     fn reads_a_request_made_by_openssl() {
         let request = TimestampRequest::from_der(&unhex(OPENSSL_REQUEST)).expect("valid");
-        assert_eq!(request.imprint_algorithm, HashAlgorithm::Sha256.oid());
-        assert!(!request.imprint_algorithm_has_parameters);
+        assert_eq!(request.imprint_algorithm(), HashAlgorithm::Sha256.oid());
         assert_eq!(request.imprint_hash(), Some(HashAlgorithm::Sha256));
         assert_eq!(
-            request.imprint,
+            request.imprint(),
             unhex("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD")
         );
         assert_eq!(request.nonce_u64(), Some(0x314C_FCE4_E065_1827));
-        assert!(!request.cert_req);
-        assert_eq!(request.policy, None);
-        assert!(request.extensions.is_empty());
+        assert!(!request.cert_req());
+        assert_eq!(request.policy(), None);
+        assert!(request.extensions().is_empty());
     }
 
     #[test]
@@ -210,8 +217,8 @@ mod tests {
         assert_eq!(der, expected);
         let back = TimestampRequest::from_der(&der).expect("round trip");
         assert_eq!(back.nonce_u64(), Some(u64::MAX));
-        assert!(back.cert_req);
-        assert_eq!(back.imprint, imprint);
+        assert!(back.cert_req());
+        assert_eq!(back.imprint(), imprint);
     }
 
     #[test]
@@ -219,7 +226,7 @@ mod tests {
         let policy = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1");
         let der = TimestampRequest::for_imprint([1; 32], 7, Some(policy)).to_der();
         let back = TimestampRequest::from_der(&der).expect("round trip");
-        assert_eq!(back.policy, Some(policy));
+        assert_eq!(back.policy(), Some(policy));
         assert_eq!(back.nonce_u64(), Some(7));
     }
 

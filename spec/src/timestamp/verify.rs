@@ -412,6 +412,19 @@ fn read_tst_info(der: &[u8]) -> Result<TstInfo, TimestampError> {
             ),
         });
     }
+    // No TSTInfo extension is defined that Cairn could honour; a critical one must not be
+    // ignored.
+    if let Some(extension) = tst_info
+        .extensions
+        .iter()
+        .flatten()
+        .find(|extension| extension.critical)
+    {
+        return Err(TimestampError::BadTstInfo {
+            field: "extensions",
+            detail: format!("critical extension {} is not supported", extension.extn_id),
+        });
+    }
     if let Some(accuracy) = &tst_info.accuracy {
         for (name, value) in [("millis", accuracy.millis), ("micros", accuracy.micros)] {
             if let Some(value) = value {
