@@ -16,6 +16,8 @@
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
 //!   cosignatures.
 //! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
+//! - [`receipt`]: the portable proof of one leaf, its JSON form, its offline verification,
+//!   and C2SP tlog-proof export.
 //! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
 //!   witness's decision as a pure function.
 //! - [`timestamp`]: RFC 3161 timestamps of checkpoints: requests, verification, a pure issuer.
@@ -35,6 +37,7 @@ pub mod jcs;
 pub mod merkle;
 pub mod note;
 pub mod policy;
+pub mod receipt;
 pub mod time;
 pub mod timestamp;
 pub mod witness;

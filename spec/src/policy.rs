@@ -28,6 +28,7 @@ use base64::Engine as _;
 
 use crate::cosignature::CosignatureVerifier;
 use crate::note::Ed25519Verifier;
+use crate::timestamp::TrustAnchors;
 
 /// Most bytes a policy file may have.
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -79,6 +80,8 @@ pub struct PolicyTsa {
     pub name: String,
     /// The DER certificate that TSA responses must chain to.
     pub anchor_der: Vec<u8>,
+    /// The same certificate, parsed, ready to verify tokens with.
+    pub anchors: TrustAnchors,
     /// Where the TSA is served, if given.
     pub url: Option<String>,
 }
@@ -450,9 +453,15 @@ impl Builder {
                 what: "TSA certificate".to_string(),
             });
         }
+        let anchors =
+            TrustAnchors::from_der(&[&anchor_der]).map_err(|error| PolicyError::BadAnchor {
+                line,
+                reason: error.to_string(),
+            })?;
         self.tsas.push(PolicyTsa {
             name: name.to_string(),
             anchor_der,
+            anchors,
             url,
         });
         Ok(())
@@ -612,13 +621,18 @@ mod tests {
 
     #[test]
     fn tsa_lines_set_anchors_and_a_default_quorum_of_one() {
+        let first = crate::receipt::tests::test_tsa(1).root_der;
+        let second = crate::receipt::tests::test_tsa(2).root_der;
+        let encode = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
         let text = format!(
-            "log {}\nquorum none\ntsa acme AQIDBA== https://tsa.example/\ntsa other BQYHCA==\n",
-            log_vkey("example.com/log", 1)
+            "log {}\nquorum none\ntsa acme {} https://tsa.example/\ntsa other {}\n",
+            log_vkey("example.com/log", 1),
+            encode(&first),
+            encode(&second)
         );
         let policy = Policy::parse(text.as_bytes()).expect("valid");
         assert_eq!(policy.tsas.len(), 2);
-        assert_eq!(policy.tsas[0].anchor_der, vec![1, 2, 3, 4]);
+        assert_eq!(policy.tsas[0].anchor_der, first);
         assert_eq!(policy.tsas[0].url.as_deref(), Some("https://tsa.example/"));
         assert_eq!(policy.tsa_quorum, 1);
         let text = text + "tsa-quorum 2\n";
@@ -630,6 +644,8 @@ mod tests {
         let log = log_vkey("example.com/log", 1);
         let w1 = witness_vkey("w1.example", 2);
         let w2 = witness_vkey("w2.example", 3);
+        let anchor = base64::engine::general_purpose::STANDARD
+            .encode(crate::receipt::tests::test_tsa(3).root_der);
         type Check = fn(&PolicyError) -> bool;
         let cases: Vec<(String, Check)> = vec![
             (format!("log {log}\n"), |e| {
@@ -696,15 +712,22 @@ mod tests {
             ("quorum none\ntsa a !!!\n".to_string(), |e| {
                 matches!(e, PolicyError::BadAnchor { line: 2, .. })
             }),
-            ("quorum none\ntsa a AQID\ntsa-quorum 2\n".to_string(), |e| {
-                matches!(
-                    e,
-                    PolicyError::TsaQuorumTooLarge {
-                        found: 2,
-                        available: 1
-                    }
-                )
+            // Base64 of bytes that are not a certificate.
+            ("quorum none\ntsa a AQID\n".to_string(), |e| {
+                matches!(e, PolicyError::BadAnchor { line: 2, .. })
             }),
+            (
+                format!("quorum none\ntsa a {anchor}\ntsa-quorum 2\n"),
+                |e| {
+                    matches!(
+                        e,
+                        PolicyError::TsaQuorumTooLarge {
+                            found: 2,
+                            available: 1
+                        }
+                    )
+                },
+            ),
             ("quorum none\ntsa-quorum 01\n".to_string(), |e| {
                 matches!(e, PolicyError::Malformed { line: 2, .. })
             }),

@@ -738,6 +738,7 @@ fn accepts_a_signer_named_by_subject_key_identifier() {
     verify_token(&by_key_identifier, &expectation(Some(&tsa.anchors))).expect("valid");
     let unknown = edit_token(&token, |signed_data| {
         edit_signer(signed_data, |info| {
+            info.version = cms::content_info::CmsVersion::V3;
             info.sid = cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(
                 x509_cert::ext::pkix::SubjectKeyIdentifier(
                     OctetString::new(vec![0u8; 20]).expect("octets"),
@@ -748,6 +749,21 @@ fn accepts_a_signer_named_by_subject_key_identifier() {
     assert!(matches!(
         verify_token(&unknown, &expectation(None)),
         Err(TimestampError::SignerCertificateNotFound { .. })
+    ));
+    // The SignerInfo version is not signed either, but it must match the kind of sid.
+    let wrong_version = edit_token(&token, |signed_data| {
+        edit_signer(signed_data, |info| {
+            info.sid = cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(
+                x509_cert::ext::pkix::SubjectKeyIdentifier(key_identifier.clone()),
+            );
+        })
+    });
+    assert!(matches!(
+        verify_token(&wrong_version, &expectation(None)),
+        Err(TimestampError::UnsupportedVersion {
+            what: "SignerInfo",
+            ..
+        })
     ));
 }
 

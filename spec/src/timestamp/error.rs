@@ -31,6 +31,14 @@ pub enum TimestampError {
         /// What the decoder found wrong, and where.
         detail: String,
     },
+    /// SignedData digestAlgorithms is not exactly the signer's digest algorithm.
+    #[error("SignedData digestAlgorithms {found:?} must be exactly the signer's {signer}")]
+    DigestAlgorithmsMismatch {
+        /// The algorithms listed.
+        found: Vec<String>,
+        /// The SignerInfo's digest algorithm.
+        signer: String,
+    },
     /// A version field other than the one the RFC defines.
     #[error("{what} version {found} is not supported, expected {expected}")]
     UnsupportedVersion {

@@ -226,6 +226,8 @@ pub fn verify_token(
         }
     }
 
+    check_unsigned_fields(&signed_data, signer_info)?;
+
     let signed_attributes = signer_info
         .signed_attrs
         .as_ref()
@@ -343,6 +345,37 @@ fn encapsulated_tst_info(signed_data: &SignedData) -> Result<&[u8], TimestampErr
         ));
     }
     Ok(econtent.value())
+}
+
+/// The fields of the SignedData that no signature covers must hold the one value RFC 5652
+/// allows for a token with one signer, so that no byte of a token can change unnoticed:
+/// digestAlgorithms names exactly the signer's digest algorithm (§5.1), and the SignerInfo
+/// version is 1 for an issuerAndSerialNumber signer and 3 for a subjectKeyIdentifier (§5.3).
+fn check_unsigned_fields(
+    signed_data: &SignedData,
+    signer_info: &SignerInfo,
+) -> Result<(), TimestampError> {
+    match signed_data.digest_algorithms.as_slice() {
+        [only] if *only == signer_info.digest_alg => {}
+        others => {
+            return Err(TimestampError::DigestAlgorithmsMismatch {
+                found: others.iter().map(describe_algorithm).collect(),
+                signer: describe_algorithm(&signer_info.digest_alg),
+            })
+        }
+    }
+    let expected = match signer_info.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => cms::content_info::CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => cms::content_info::CmsVersion::V3,
+    };
+    if signer_info.version != expected {
+        return Err(TimestampError::UnsupportedVersion {
+            what: "SignerInfo",
+            expected: expected as u8,
+            found: format!("{:?}", signer_info.version),
+        });
+    }
+    Ok(())
 }
 
 fn single_signer(signed_data: &SignedData) -> Result<&SignerInfo, TimestampError> {
