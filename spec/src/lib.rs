@@ -8,6 +8,8 @@
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`merkle`]: RFC 9162 §2.1 tree math: roots, inclusion and consistency proofs (building and
 //!   verifying), stored-hash order, the compact range a log appends with.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, which tiles a tree and
+//!   a proof need, a hash reader over tiles that checks them against the signed root.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -18,5 +20,6 @@
 
 pub mod hash;
 pub mod merkle;
+pub mod tiles;
 
 pub use hash::Hash;
