@@ -2,12 +2,14 @@
 //! building and verifying proofs. Leaves are 100 bytes, the size the re-verification target
 //! (5 million leaves a second on both cores of the reference machine) is stated for.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use cairn_spec::merkle::{
     consistency_proof, inclusion_proof, root_from_leaf_hashes, root_from_leaves,
     root_from_leaves_parallel, verify_consistency, verify_inclusion, CompactRange,
 };
+use cairn_spec::tiles::{Tile, TileAppender, TileHashReader};
 use cairn_spec::Hash;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -150,5 +152,45 @@ fn proofs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hashing, appending, roots, proofs);
+fn proofs_through_tiles(c: &mut Criterion) {
+    let hashes: Vec<Hash> = leaves(PROOF_TREE as usize)
+        .iter()
+        .map(|l| Hash::of_leaf(l))
+        .collect();
+    let mut appender = TileAppender::new();
+    let tiles: HashMap<Tile, Vec<u8>> = appender
+        .append(&hashes)
+        .expect("small tree")
+        .into_iter()
+        .map(|update| (update.tile, update.data))
+        .collect();
+    let reader = TileHashReader::new(PROOF_TREE, appender.root(), &tiles).expect("small tree");
+    let mut group = c.benchmark_group("tiles");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("inclusion_build_checking_tiles", |b| {
+        b.iter(|| inclusion_proof(black_box(765_432), PROOF_TREE, &reader).expect("in tree"))
+    });
+    group.bench_function("consistency_build_checking_tiles", |b| {
+        b.iter(|| consistency_proof(black_box(333_333), PROOF_TREE, &reader).expect("ordered"))
+    });
+    group.throughput(Throughput::Elements(PROOF_TREE));
+    group.sample_size(10);
+    group.bench_function("appender_1M_leaves", |b| {
+        b.iter(|| {
+            TileAppender::new()
+                .append(black_box(&hashes))
+                .expect("small")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    hashing,
+    appending,
+    roots,
+    proofs,
+    proofs_through_tiles
+);
 criterion_main!(benches);
