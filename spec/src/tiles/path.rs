@@ -423,6 +423,27 @@ impl fmt::Display for EntryBundle {
     }
 }
 
+impl std::str::FromStr for TilePath {
+    type Err = TilePathError;
+    fn from_str(path: &str) -> Result<TilePath, TilePathError> {
+        TilePath::parse(path)
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = TilePathError;
+    fn from_str(path: &str) -> Result<Tile, TilePathError> {
+        Tile::parse(path)
+    }
+}
+
+impl std::str::FromStr for EntryBundle {
+    type Err = TilePathError;
+    fn from_str(path: &str) -> Result<EntryBundle, TilePathError> {
+        EntryBundle::parse(path)
+    }
+}
+
 impl fmt::Display for TilePath {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -580,6 +601,15 @@ mod tests {
         assert_eq!(
             EntryBundle::parse("tile/0/001"),
             Err(TilePathError::NotAnEntryBundle)
+        );
+        assert_eq!("tile/1/002.p/3".parse::<Tile>(), Ok(tile(1, 2, 3)));
+        assert_eq!(
+            "tile/entries/002".parse::<EntryBundle>(),
+            Ok(bundle(2, 256))
+        );
+        assert_eq!(
+            "tile/entries/002".parse::<TilePath>(),
+            Ok(TilePath::EntryBundle(bundle(2, 256)))
         );
     }
 
