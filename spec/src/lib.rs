@@ -21,6 +21,8 @@
 //! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
 //!   witness's decision as a pure function.
 //! - [`timestamp`]: RFC 3161 timestamps of checkpoints: requests, verification, a pure issuer.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, which tiles a tree and
+//!   a proof need, a hash reader over tiles that checks them against the signed root.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -38,6 +40,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod receipt;
+pub mod tiles;
 pub mod time;
 pub mod timestamp;
 pub mod witness;

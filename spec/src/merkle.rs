@@ -35,6 +35,7 @@ mod stored;
 mod verify;
 
 pub use compact::{CompactRange, CompactRangeError};
+pub(crate) use reader::fold_subtree_roots;
 pub use reader::{
     consistency_proof, consistency_proof_nodes, inclusion_proof, inclusion_proof_nodes, tree_root,
     tree_root_nodes, HashReader, MissingHash, RangeError, TreeError,
