@@ -937,4 +937,30 @@ pub(crate) mod tests {
             );
         }
     }
+
+    /// The example receipt of `spec/docs/receipt.md`: five leaves, the log, witness w0, and one
+    /// token from the test TSA. Everything in it is deterministic (Ed25519 signatures, fixed
+    /// times), so the page can show it byte for byte.
+    fn documented_example() -> (Receipt, Policy) {
+        let world = world(5);
+        let receipt = world.receipt(3, &[0]);
+        (receipt, world.policy("w0", true))
+    }
+
+    #[test]
+    fn the_documented_example_is_what_the_code_makes_and_it_verifies() {
+        let page = include_str!("../docs/receipt.md");
+        let marker = "```json\n";
+        let start = page.find(marker).expect("the page has a JSON block") + marker.len();
+        let end = start + page[start..].find("```").expect("closed block");
+        let (receipt, policy) = documented_example();
+        if std::env::var_os("CAIRN_PRINT_EXAMPLES").is_some() {
+            println!("{}", receipt.to_json());
+        }
+        assert_eq!(page[start..end].trim_end(), receipt.to_json());
+        let parsed = Receipt::from_json(&page.as_bytes()[start..end]).expect("parses");
+        let verified = verify(&parsed, &policy).expect("verifies");
+        assert_eq!(verified.index, 3);
+        assert_eq!(verified.tree_size, 5);
+    }
 }
