@@ -34,6 +34,8 @@
 pub mod checkpoint;
 pub mod cosignature;
 pub mod event;
+#[doc(hidden)]
+pub mod example;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;

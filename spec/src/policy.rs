@@ -621,8 +621,8 @@ mod tests {
 
     #[test]
     fn tsa_lines_set_anchors_and_a_default_quorum_of_one() {
-        let first = crate::receipt::tests::test_tsa(1).root_der;
-        let second = crate::receipt::tests::test_tsa(2).root_der;
+        let first = crate::example::test_tsa(1).root_der;
+        let second = crate::example::test_tsa(2).root_der;
         let encode = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
         let text = format!(
             "log {}\nquorum none\ntsa acme {} https://tsa.example/\ntsa other {}\n",
@@ -644,8 +644,8 @@ mod tests {
         let log = log_vkey("example.com/log", 1);
         let w1 = witness_vkey("w1.example", 2);
         let w2 = witness_vkey("w2.example", 3);
-        let anchor = base64::engine::general_purpose::STANDARD
-            .encode(crate::receipt::tests::test_tsa(3).root_der);
+        let anchor =
+            base64::engine::general_purpose::STANDARD.encode(crate::example::test_tsa(3).root_der);
         type Check = fn(&PolicyError) -> bool;
         let cases: Vec<(String, Check)> = vec![
             (format!("log {log}\n"), |e| {
