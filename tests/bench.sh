@@ -152,7 +152,8 @@ row() {
     jq -r '
       def r(x): (x * 10 | round) / 10;
       def ms(x): if x == null then "-" else "\(r(x / 1000)) ms" end;
-      "| \(.server) | \(.mode) | \(.requests_per_second | round) | \(.leaves_per_second | round) | \(ms(.latency_micros.p50)) | \(ms(.latency_micros.p90)) | \(ms(.latency_micros.p99)) | \(ms(.latency_micros.p99_9)) | \(ms(.latency_micros.max)) | \(r(100 * .server_cpu_seconds / .wall_seconds))% | \(r(100 * .load_cpu_seconds / .wall_seconds))% | \(.errors.connect + .errors.io + .errors.timeout) | \([.status_counts | to_entries[] | "\(.key)×\(.value)"] | join(" ")) |"
+      def per_core(cpu): if cpu <= 0 then "-" else "\(.requests_per_second * .wall_seconds / cpu | round)" end;
+      "| \(.server) | \(.mode) | \(.requests_per_second | round) | \(.leaves_per_second | round) | \(ms(.latency_micros.p50)) | \(ms(.latency_micros.p90)) | \(ms(.latency_micros.p99)) | \(ms(.latency_micros.p99_9)) | \(ms(.latency_micros.max)) | \(r(100 * .server_cpu_seconds / .wall_seconds))% | \(r(100 * .load_cpu_seconds / .wall_seconds))% | \(per_core(.server_cpu_seconds)) | \(per_core(.load_cpu_seconds)) | \(.errors.connect + .errors.io + .errors.timeout) | \([.status_counts | to_entries[] | "\(.key)×\(.value)"] | join(" ")) |"
     ' "$1"
 }
 
@@ -182,8 +183,8 @@ else
     NOTES+=("cairn-log was not measured: $LOG_BIN is not built (set CAIRN_LOG_START to its start command once it exists).")
 fi
 
-TABLE="| server | mode | requests/s | leaves/s | p50 | p90 | p99 | p99.9 | max | server CPU | load CPU | errors | answers |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+TABLE="| server | mode | requests/s | leaves/s | p50 | p90 | p99 | p99.9 | max | server CPU | load CPU | req/s per server core | req/s per load core | errors | answers |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for result in "${RESULTS[@]}"; do
     TABLE+=$'\n'"$(row "$result")"
 done

@@ -326,9 +326,11 @@ async fn events_carry_the_bearer_token_and_varied_actors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_closes_every_connection_is_followed_not_fatal() {
+    // A large answer: the whole body must still be read after the server hangs up.
+    const ANSWER_BYTES: usize = 100_000;
     let router = Router::new().route(
         "/add",
-        post(|| async { ([(header::CONNECTION, "close")], "{}") }),
+        post(|| async { ([(header::CONNECTION, "close")], vec![b'a'; ANSWER_BYTES]) }),
     );
     let addr = spawn_server(router).await;
     let mut config = config_for(addr, unique_leaves(16));
@@ -339,6 +341,7 @@ async fn a_server_that_closes_every_connection_is_followed_not_fatal() {
 
     assert_eq!(report.status_count(200), 30);
     assert_eq!(report.errors.total(), 0, "{report}");
+    assert_eq!(report.body_bytes_received, 30 * ANSWER_BYTES as u64);
     assert!(
         report.connections_opened >= 30,
         "one connection per request, opened {}",

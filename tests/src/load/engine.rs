@@ -12,7 +12,9 @@
 //! that fell behind sends at once, and the time it spent behind is in the latency: that is what
 //! the callers of a stalled server would have waited.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,18 +210,32 @@ impl Plan {
     }
 }
 
-/// A client connection and the task that drives its socket.
+type ClientConnection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// A client connection: the handle requests are sent through, and the state machine that moves
+/// bytes on its socket. The latter is polled by the connection's own task, alongside whatever
+/// waits on it, rather than spawned as a task of its own: a request then costs no wake-ups across
+/// tasks, which is most of what a load generator spends beside the system calls.
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
-    driver: JoinHandle<()>,
+    /// `None` once the connection is over; the sender then fails, which is how it is noticed.
+    driver: Option<ClientConnection>,
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // A connection is dropped after a failure or at the end of the run: close it now rather
-        // than let a half-used socket linger.
-        self.driver.abort();
-    }
+/// Runs `work` (something waiting on the connection) while driving the connection's socket.
+async fn driving<F: Future>(driver: &mut Option<ClientConnection>, work: F) -> F::Output {
+    let mut work = pin!(work);
+    poll_fn(|context| {
+        if let Some(connection) = driver.as_mut() {
+            if Pin::new(connection).poll(context).is_ready() {
+                // Closed by either side, or failed: dropping it fails whatever waits on it,
+                // and `work` reports that.
+                *driver = None;
+            }
+        }
+        work.as_mut().poll(context)
+    })
+    .await
 }
 
 /// How one request slot ended.
@@ -302,13 +318,15 @@ async fn attempt(
     payload: &Payload,
 ) -> (Outcome, Instant) {
     let deadline = Instant::now() + plan.timeout;
-    let sender = match ready_sender(plan, connection, recorder, deadline).await {
-        Some(sender) => sender,
-        None => return (Outcome::ConnectFailed, Instant::now()),
+    let Some(Connection { sender, driver }) =
+        ready_connection(plan, connection, recorder, deadline).await
+    else {
+        return (Outcome::ConnectFailed, Instant::now());
     };
     let sent_at = Instant::now();
     let request = plan.request(payload.body.clone());
-    let outcome = match timeout_at(deadline, exchange(sender, request, payload.leaves)).await {
+    let exchanged = driving(driver, exchange(sender, request, payload.leaves));
+    let outcome = match timeout_at(deadline, exchanged).await {
         Ok(Ok(answer)) => Outcome::Answered(answer),
         Ok(Err(_)) => {
             *connection = None;
@@ -322,16 +340,16 @@ async fn attempt(
     (outcome, sent_at)
 }
 
-/// The connection's sender once it can take a request: the open connection if the server kept
-/// it, otherwise a new one. `None` if no connection could be made before `deadline`.
-async fn ready_sender<'c>(
+/// The connection once it can take a request: the open one if the server kept it, otherwise a
+/// new one. `None` if no connection could be made before `deadline`.
+async fn ready_connection<'c>(
     plan: &Plan,
     connection: &'c mut Option<Connection>,
     recorder: &mut Recorder,
     deadline: Instant,
-) -> Option<&'c mut SendRequest<Full<Bytes>>> {
+) -> Option<&'c mut Connection> {
     let kept = match connection.as_mut() {
-        Some(open) => matches!(timeout_at(deadline, open.sender.ready()).await, Ok(Ok(()))),
+        Some(open) => is_ready(open, deadline).await,
         None => false,
     };
     if !kept {
@@ -341,13 +359,21 @@ async fn ready_sender<'c>(
             Ok(Err(_)) | Err(_) => return None,
         };
         recorder.connections_opened += 1;
-        let fresh = connection.insert(fresh);
-        if !matches!(timeout_at(deadline, fresh.sender.ready()).await, Ok(Ok(()))) {
+        if !is_ready(connection.insert(fresh), deadline).await {
             *connection = None;
             return None;
         }
     }
-    connection.as_mut().map(|open| &mut open.sender)
+    connection.as_mut()
+}
+
+/// Whether the connection can take a request (before `deadline`).
+async fn is_ready(connection: &mut Connection, deadline: Instant) -> bool {
+    let Connection { sender, driver } = connection;
+    matches!(
+        timeout_at(deadline, driving(driver, sender.ready())).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Why a connection could not be opened.
@@ -363,13 +389,11 @@ async fn connect(target: SocketAddr) -> Result<Connection, ConnectError> {
     let stream = TcpStream::connect(target).await?;
     // Requests are small and each waits for its answer: Nagle's algorithm would only add delay.
     stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(async move {
-        // The connection ends with the server's close or ours; either way the next request on
-        // it fails and is counted there.
-        let _ = connection.await;
-    });
-    Ok(Connection { sender, driver })
+    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    Ok(Connection {
+        sender,
+        driver: Some(driver),
+    })
 }
 
 /// Sends the request and reads the whole answer, counting its body without keeping it.
