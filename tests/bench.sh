@@ -20,6 +20,11 @@
 #                           environment for its data
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (none)
 #   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
+#   REALTIME                1: run the server and the load as SCHED_FIFO (chrt -f 10, needs
+#                           root) so that other work on a shared machine cannot delay their
+#                           wake-ups; a lower niceness is not enough, since a request/answer
+#                           ping-pong is bound by wake-up latency, not CPU share. The kernel's
+#                           real-time throttling still leaves others 5% of each core.
 #
 # The machine has two cores: the figures are only comparable within one run (same load, same
 # moment), which is why the baseline is measured every time. Nothing here is sent anywhere but
@@ -41,6 +46,13 @@ CAIRN_LOG_ADDR=${CAIRN_LOG_ADDR:-127.0.0.1:18080}
 BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/BENCHMARKS.md}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
+
+PIN_SERVER=(taskset -c "$SERVER_CORE")
+PIN_LOAD=(taskset -c "$LOAD_CORE")
+if [ "${REALTIME:-0}" = 1 ]; then
+    PIN_SERVER=(chrt -f 10 "${PIN_SERVER[@]}")
+    PIN_LOAD=(chrt -f 10 "${PIN_LOAD[@]}")
+fi
 
 BENCH_WORK=$(mktemp -d -t cairn-bench.XXXXXX)
 export BENCH_WORK
@@ -92,7 +104,7 @@ wait_for_port() {
 start_server() {
     local name=$1 addr=$2
     shift 2
-    taskset -c "$SERVER_CORE" "$@" >"$BENCH_WORK/$name.log" 2>&1 &
+    "${PIN_SERVER[@]}" "$@" >"$BENCH_WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     if ! wait_for_port "$addr"; then
         cat "$BENCH_WORK/$name.log" >&2
@@ -125,7 +137,7 @@ measure() {
     args=$(load_args "$mode")
     server_cpu_before=$(cpu_seconds "$SERVER_PID")
     # shellcheck disable=SC2086 # args is a list of words
-    { time "${token_env[@]}" taskset -c "$LOAD_CORE" "$BIN/cairn-load" $args \
+    { time "${token_env[@]}" "${PIN_LOAD[@]}" "$BIN/cairn-load" $args \
         --target "http://$addr" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" --json \
         >"$BENCH_WORK/$name-$mode.report.json"; } 2>"$BENCH_WORK/$name-$mode.time" || true
     server_cpu_after=$(cpu_seconds "$SERVER_PID")
@@ -203,7 +215,7 @@ SECTION="
 ## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT
 
 Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average before the run: $LOAD_AVERAGE_BEFORE.
-Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\" tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, closed loop).
+Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, closed loop).
 
 $TABLE
 "
