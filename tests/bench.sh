@@ -209,6 +209,14 @@ for mode in $MODES; do
     fi
 done
 
+if [ "${REALTIME:-0}" = 1 ] && [ -r /proc/sys/kernel/sched_rt_runtime_us ]; then
+    RT_RUNTIME=$(cat /proc/sys/kernel/sched_rt_runtime_us)
+    RT_PERIOD=$(cat /proc/sys/kernel/sched_rt_period_us)
+    if [ "$RT_RUNTIME" -ge 0 ] && [ "$RT_RUNTIME" -lt "$RT_PERIOD" ]; then
+        NOTES+=("REALTIME=1: the kernel pauses real-time tasks for $(((RT_PERIOD - RT_RUNTIME) / 1000)) ms of every $((RT_PERIOD / 1000)) ms (sched_rt_runtime_us), so p99.9 and max include pauses of that length; read the tail from a run without REALTIME.")
+    fi
+fi
+
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 SECTION="
