@@ -245,6 +245,35 @@ async fn fixed_rate_holds_the_rate_and_spreads_requests_over_the_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_rate_against_a_slow_server_counts_the_waiting_and_the_unsent() {
+    let (addr, seen) = spawn_counting_server().await;
+    let mut config = config_for(addr, unique_leaves(16));
+    config.path = "/slow".into();
+    config.connections = 1;
+    // One request due every 2 ms, each held 10 ms by the server: the connection falls behind
+    // at once and never catches up.
+    config.pacing = Pacing::FixedRate {
+        requests_per_second: 500.0,
+    };
+    config.duration = Duration::from_millis(200);
+
+    let report = run(config).await.expect("run");
+
+    assert_eq!(
+        report.requests + report.errors.total() + report.unsent,
+        100,
+        "every scheduled request is answered, failed or reported unsent: {report}"
+    );
+    assert!(report.unsent >= 50, "{report}");
+    assert_eq!(report.requests, seen.requests());
+    let latency = report.latency_micros.expect("answers");
+    assert!(
+        latency.p50 >= 40_000,
+        "latency counts from when a request was due, not from when it could be sent: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_answers_by_status_code_and_leaves_only_when_accepted() {
     let served = Arc::new(AtomicU64::new(0));
     let router = Router::new()

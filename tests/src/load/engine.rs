@@ -173,6 +173,21 @@ impl Plan {
         self.start + Duration::from_secs_f64(slot as f64 / requests_per_second)
     }
 
+    /// The first slot due at or after `instant`: the number of slots due before it. Estimated
+    /// by arithmetic, then settled with [`Plan::slot_due`] itself, so that rounding can never
+    /// make the count disagree with the times the connections send at.
+    fn first_slot_due_at_or_after(&self, instant: Instant, requests_per_second: f64) -> u64 {
+        let seconds = instant.saturating_duration_since(self.start).as_secs_f64();
+        let mut slot = (seconds * requests_per_second).ceil() as u64;
+        while slot > 0 && self.slot_due(slot - 1, requests_per_second) >= instant {
+            slot -= 1;
+        }
+        while self.slot_due(slot, requests_per_second) < instant {
+            slot += 1;
+        }
+        slot
+    }
+
     /// The measured slots from `next_slot` on (every `connections`-th) that were due before the
     /// end: what this connection could not send because the server kept it waiting.
     fn unsent_slots(&self, next_slot: u64, requests_per_second: f64) -> u64 {
@@ -180,10 +195,9 @@ impl Plan {
             // A counted run ends when its count is sent, not at a time.
             return 0;
         }
-        let seconds_to = |instant: Instant| (instant - self.start).as_secs_f64();
-        let slots_before = |instant: Instant| (seconds_to(instant) * requests_per_second).ceil();
-        let total_slots = slots_before(self.end) as u64;
-        let first_measured = slots_before(self.measure_from) as u64;
+        let total_slots = self.first_slot_due_at_or_after(self.end, requests_per_second);
+        let first_measured =
+            self.first_slot_due_at_or_after(self.measure_from, requests_per_second);
         let mut first = next_slot;
         if first < first_measured {
             let steps = (first_measured - first).div_ceil(self.connections);
@@ -418,4 +432,66 @@ async fn exchange(
         retry_after,
         leaves,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::config::{LeafKind, Target, Workload};
+
+    fn fixed_rate_plan(requests_per_second: f64, connections: usize) -> Plan {
+        let target = Target::parse("http://127.0.0.1:9", false).expect("loopback target");
+        let mut config = LoadConfig::new(
+            target,
+            Workload::Add {
+                leaf_size: 16,
+                leaf_kind: LeafKind::Unique,
+            },
+        );
+        config.connections = connections;
+        config.pacing = Pacing::FixedRate {
+            requests_per_second,
+        };
+        config.warmup = Duration::from_millis(500);
+        config.duration = Duration::from_secs(1);
+        Plan::new(&config).expect("valid plan")
+    }
+
+    #[test]
+    fn slots_are_spread_evenly_from_the_start() {
+        let plan = fixed_rate_plan(1000.0, 4);
+        assert_eq!(plan.slot_due(0, 1000.0), plan.start);
+        assert_eq!(
+            plan.slot_due(1500, 1000.0),
+            plan.start + Duration::from_millis(1500)
+        );
+        assert_eq!(plan.first_slot_due_at_or_after(plan.end, 1000.0), 1500);
+        assert_eq!(
+            plan.first_slot_due_at_or_after(plan.measure_from, 1000.0),
+            500
+        );
+    }
+
+    #[test]
+    fn unsent_counts_only_measured_slots_of_the_connection_before_the_end() {
+        let plan = fixed_rate_plan(1000.0, 4);
+        // Connection 1 owns slots 1, 5, 9, …; the measured ones before the end are 501..=1497.
+        assert_eq!(plan.unsent_slots(1, 1000.0), 250);
+        assert_eq!(plan.unsent_slots(1497, 1000.0), 1);
+        assert_eq!(plan.unsent_slots(1501, 1000.0), 0);
+        let all: u64 = (0..4).map(|slot| plan.unsent_slots(slot, 1000.0)).sum();
+        assert_eq!(all, 1000, "every measured slot belongs to one connection");
+    }
+
+    #[test]
+    fn a_counted_run_has_no_unsent_slots() {
+        let mut plan = fixed_rate_plan(1000.0, 4);
+        plan.tickets = Some(AtomicU64::new(10));
+        assert_eq!(plan.unsent_slots(0, 1000.0), 0);
+        assert!(plan.take_ticket());
+        assert!(!plan.count_used_up());
+        plan.tickets = Some(AtomicU64::new(0));
+        assert!(!plan.take_ticket());
+        assert!(plan.count_used_up());
+    }
 }
