@@ -228,8 +228,8 @@ type ClientConnection = hyper::client::conn::http1::Connection<TokioIo<TcpStream
 
 /// A client connection: the handle requests are sent through, and the state machine that moves
 /// bytes on its socket. The latter is polled by the connection's own task, alongside whatever
-/// waits on it, rather than spawned as a task of its own: a request then costs no wake-ups across
-/// tasks, which is most of what a load generator spends beside the system calls.
+/// waits on it, rather than spawned as a task of its own: a request then needs no wake-up across
+/// tasks, and the socket is only driven while the connection has something to do.
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// `None` once the connection is over; the sender then fails, which is how it is noticed.
