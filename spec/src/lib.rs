@@ -5,9 +5,24 @@
 //! crate builds on it, and every proof Cairn hands out is checked by it.
 //!
 //! One module a concept:
+//! - [`event`]: Cairn audit events, validated, and the canonical leaves they become.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
-//! - [`merkle`]: RFC 9162 §2.1.3–2.1.4 inclusion and consistency proofs.
+//! - [`time`]: RFC 3339 timestamps.
+//! - [`merkle`]: RFC 9162 §2.1 tree math: roots, inclusion and consistency proofs (building and
+//!   verifying), stored-hash order, the compact range a log appends with.
+//! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys.
+//! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
+//! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
+//!   cosignatures.
+//! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
+//! - [`receipt`]: the portable proof of one leaf, its JSON form, its offline verification,
+//!   and C2SP tlog-proof export.
+//! - [`witness`]: C2SP tlog-witness `add-checkpoint`: request and response bodies, and the
+//!   witness's decision as a pure function.
+//! - [`timestamp`]: RFC 3161 timestamps of checkpoints: requests, verification, a pure issuer.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, which tiles a tree and
+//!   a proof need, a hash reader over tiles that checks them against the signed root.
 //!
 //! Parsing is strict and bounded: every length read from input is checked against a limit before
 //! anything is allocated, and bad input gives a typed error that says what was expected and what
@@ -16,8 +31,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
+pub mod cosignature;
+pub mod event;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;
+pub mod note;
+pub mod policy;
+pub mod receipt;
+pub mod tiles;
+pub mod time;
+pub mod timestamp;
+pub mod witness;
 
 pub use hash::Hash;
