@@ -324,11 +324,11 @@ async fn events_carry_the_bearer_token_and_varied_actors() {
                         return StatusCode::UNSUPPORTED_MEDIA_TYPE;
                     }
                     match serde_json::from_slice::<serde_json::Value>(&body) {
-                        Ok(event) if event["actor"].is_string() => {
+                        Ok(event) if event["actor"]["id"].is_string() => {
                             seen.actors
                                 .lock()
                                 .expect("actors lock")
-                                .insert(event["actor"].to_string());
+                                .insert(event["actor"]["id"].to_string());
                             StatusCode::OK
                         }
                         _ => StatusCode::BAD_REQUEST,

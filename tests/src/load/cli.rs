@@ -72,7 +72,8 @@ pub enum Mode {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// POST /v1/events: a generated JSON audit event per request (actor, action, resource vary).
+    /// POST /v1/events: a generated audit event per request (cairn.event v1 JSON; actor, action,
+    /// resource, outcome vary; one in four has a payload).
     Events {
         /// Options every mode takes.
         #[command(flatten)]

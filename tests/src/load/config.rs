@@ -210,7 +210,7 @@ pub enum Workload {
         /// Unique or repeated leaves.
         leaf_kind: LeafKind,
     },
-    /// `POST /v1/events`: one generated JSON audit event per request.
+    /// `POST /v1/events`: one generated audit event per request, in the `cairn.event` v1 schema.
     Events,
     /// The same body, to any path: the baseline against a no-op server.
     Raw {

@@ -187,17 +187,43 @@ fn put_unique_leaf(out: &mut BytesMut, template: &[u8], leaf_number: u64) {
     out.put_slice(&template[MIN_UNIQUE_LEAF_BYTES..]);
 }
 
-/// A plausible audit event. Fields vary by a hash of the event number, so that the mix of
-/// actors, actions and resources looks like traffic rather than a cycle; `request_id` makes
-/// every event of every run unique.
+/// An audit event in the `cairn.event` schema, version 1 (`spec/docs/event.md`): what a
+/// producer sends to `POST /v1/events`. Fields vary by a hash of the event number, so that the
+/// mix of actors, actions, resources and outcomes looks like traffic rather than a cycle; one
+/// event in four carries a payload (which the log hashes); `event_id` makes every event of every
+/// run unique, and so idempotency never turns a new event into a repeat.
 #[derive(Debug, Serialize)]
 struct AuditEvent<'a> {
-    actor: String,
+    event_id: String,
+    timestamp: String,
+    actor: Party<'a>,
     action: &'a str,
-    resource: String,
+    resource: Party<'a>,
     outcome: &'a str,
-    time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<EventPayload>,
+    context: EventContext,
+    schema_version: u8,
+}
+
+/// `actor` and `resource`: a typed identifier.
+#[derive(Debug, Serialize)]
+struct Party<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct EventPayload {
+    bytes_changed: u64,
+    reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct EventContext {
     request_id: String,
+    session: String,
 }
 
 const ACTIONS: [&str; 8] = [
@@ -210,27 +236,70 @@ const ACTIONS: [&str; 8] = [
     "role.revoke",
     "export.create",
 ];
-const RESOURCE_KINDS: [&str; 6] = ["documents", "users", "roles", "exports", "projects", "keys"];
+const RESOURCE_TYPES: [&str; 6] = ["document", "invoice", "user", "role", "export", "key"];
+const REASONS: [&str; 4] = ["edit", "policy", "migration", "request"];
 
 fn audit_event(run_seed: u64, event_number: u64, now: SystemTime) -> Vec<u8> {
     let mix = splitmix64(run_seed ^ event_number);
-    let event = AuditEvent {
-        actor: format!("user-{:04}", mix % 1000),
-        action: ACTIONS[((mix >> 10) % ACTIONS.len() as u64) as usize],
-        resource: format!(
-            "{}/{}",
-            RESOURCE_KINDS[((mix >> 13) % RESOURCE_KINDS.len() as u64) as usize],
-            (mix >> 16) % 100_000
-        ),
-        outcome: if (mix >> 40) % 20 == 0 {
-            "denied"
-        } else {
-            "success"
-        },
-        time: rfc3339_utc(now),
-        request_id: format!("{run_seed:016x}-{event_number}"),
+    let pick = |shift: u32, choices: u64| (mix >> shift) % choices;
+    let actor = if pick(0, 5) == 0 {
+        Party {
+            kind: "service",
+            id: format!("svc-{:02}", pick(3, 20)),
+        }
+    } else {
+        Party {
+            kind: "user",
+            id: format!("user-{:04}", pick(8, 1000)),
+        }
     };
-    serde_json::to_vec(&event).expect("an event of strings always serialises")
+    let outcome = match pick(18, 20) {
+        0 => "denied",
+        1 => "failure",
+        _ => "success",
+    };
+    let payload = (pick(23, 4) == 0).then(|| EventPayload {
+        bytes_changed: pick(25, 65_536),
+        reason: REASONS[pick(41, REASONS.len() as u64) as usize],
+    });
+    let event = AuditEvent {
+        event_id: event_uuid(run_seed, event_number),
+        timestamp: rfc3339_utc(now),
+        actor,
+        action: ACTIONS[pick(13, ACTIONS.len() as u64) as usize],
+        resource: Party {
+            kind: RESOURCE_TYPES[pick(43, RESOURCE_TYPES.len() as u64) as usize],
+            id: format!("{}", pick(46, 100_000)),
+        },
+        outcome,
+        payload,
+        context: EventContext {
+            request_id: format!("r-{event_number}"),
+            session: format!("s-{:x}", pick(32, 4096)),
+        },
+        schema_version: 1,
+    };
+    serde_json::to_vec(&event).expect("an event of strings and integers always serialises")
+}
+
+/// A version 4 UUID (RFC 9562 §5.4) made of the run seed and the event number, so that it is
+/// unique within a run (the variant bits only take the top two bits of the event number) and
+/// across runs (the seed is random).
+fn event_uuid(run_seed: u64, event_number: u64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&run_seed.to_be_bytes());
+    bytes[8..].copy_from_slice(&event_number.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// Mixes the bits of a counter (Steele, Lea and Flood's SplitMix64 finaliser).
@@ -281,6 +350,7 @@ mod tests {
     use std::collections::HashSet;
     use std::time::Duration;
 
+    use cairn_spec::event::EventInput;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -369,27 +439,49 @@ mod tests {
     }
 
     #[test]
-    fn events_are_json_objects_with_varied_fields() {
+    fn events_follow_the_cairn_event_schema_and_vary() {
         let source = source(Workload::Events);
         assert_eq!(source.content_type(), "application/json");
         let mut actors = HashSet::new();
         let mut actions = HashSet::new();
-        let mut request_ids = HashSet::new();
-        for _ in 0..200 {
+        let mut outcomes = HashSet::new();
+        let mut event_ids = HashSet::new();
+        let mut with_payload = 0;
+        for _ in 0..400 {
             let payload = source.next_payload();
             assert_eq!(payload.leaves, 1);
-            let event: serde_json::Value =
-                serde_json::from_slice(&payload.body).expect("events are JSON");
-            for field in ["actor", "action", "resource", "outcome", "time"] {
-                assert!(event[field].is_string(), "{field} missing in {event}");
-            }
-            actors.insert(event["actor"].to_string());
-            actions.insert(event["action"].to_string());
-            request_ids.insert(event["request_id"].to_string());
+            let event = EventInput::parse(&payload.body).unwrap_or_else(|error| {
+                panic!("{error}: {}", String::from_utf8_lossy(&payload.body))
+            });
+            actors.insert(format!("{:?}", event.actor));
+            actions.insert(event.action);
+            outcomes.insert(event.outcome);
+            event_ids.insert(
+                event
+                    .event_id
+                    .expect("every event has an ID")
+                    .as_str()
+                    .to_owned(),
+            );
+            with_payload += usize::from(event.payload.is_some());
         }
-        assert!(actors.len() > 50, "only {} actors", actors.len());
+        assert!(actors.len() > 100, "only {} actors", actors.len());
         assert_eq!(actions.len(), ACTIONS.len());
-        assert_eq!(request_ids.len(), 200);
+        assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+        assert_eq!(event_ids.len(), 400, "event IDs repeat");
+        assert!(
+            (50..=150).contains(&with_payload),
+            "{with_payload} payloads"
+        );
+    }
+
+    #[test]
+    fn event_ids_are_version_4_uuids() {
+        assert_eq!(
+            event_uuid(0x0123_4567_89ab_cdef, 0xffff_ffff_ffff_ffff),
+            "01234567-89ab-4def-bfff-ffffffffffff"
+        );
+        assert_eq!(event_uuid(0, 1), "00000000-0000-4000-8000-000000000001");
     }
 
     #[test]
