@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Cairn's throughput benchmark: the same cairn-load run against the no-op baseline server
+# (cairn-noop) and against the log server (cairn-log, when it is built), each server pinned to
+# one core and the load generator to the other, then the ratios. Appends the figures to
+# BENCHMARKS.md.
+#
+#   tests/bench.sh                      # 64 connections, closed loop, 256-byte leaves, 10 s
+#   DURATION=30s MODES="add add-batch" tests/bench.sh
+#
+# Settings (environment):
+#   DURATION, WARMUP        measured period and warm-up of each run (10s, 2s)
+#   CONNECTIONS, LEAF_SIZE  keep-alive connections and leaf size (64, 256)
+#   BATCH_SIZE              leaves per request in the add-batch mode (256)
+#   MODES                   cairn-load modes to run against each server ("add")
+#   SERVER_CORE, LOAD_CORE  the cores for the server and the load generator (0, 1)
+#   NOOP_ADDR               where cairn-noop listens (127.0.0.1:18081)
+#   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
+#   CAIRN_LOG_START         the command that starts cairn-log listening on CAIRN_LOG_ADDR; it
+#                           runs with $BENCH_WORK (a fresh temporary directory) in the
+#                           environment for its data
+#   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (none)
+#   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
+#   REALTIME                1: run the server and the load as SCHED_FIFO (chrt -f 10, needs
+#                           root) so that other work on a shared machine cannot delay their
+#                           wake-ups; a lower niceness is not enough, since a request/answer
+#                           ping-pong is bound by wake-up latency, not CPU share. The kernel's
+#                           real-time throttling still leaves others 5% of each core.
+#
+# The machine has two cores: the figures are only comparable within one run (same load, same
+# moment), which is why the baseline is measured every time. Nothing here is sent anywhere but
+# loopback addresses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+LEAF_SIZE=${LEAF_SIZE:-256}
+BATCH_SIZE=${BATCH_SIZE:-256}
+MODES=${MODES:-add}
+SERVER_CORE=${SERVER_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+NOOP_ADDR=${NOOP_ADDR:-127.0.0.1:18081}
+CAIRN_LOG_ADDR=${CAIRN_LOG_ADDR:-127.0.0.1:18080}
+BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/BENCHMARKS.md}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+
+PIN_SERVER=(taskset -c "$SERVER_CORE")
+PIN_LOAD=(taskset -c "$LOAD_CORE")
+if [ "${REALTIME:-0}" = 1 ]; then
+    PIN_SERVER=(chrt -f 10 "${PIN_SERVER[@]}")
+    PIN_LOAD=(chrt -f 10 "${PIN_LOAD[@]}")
+fi
+
+BENCH_WORK=$(mktemp -d -t cairn-bench.XXXXXX)
+export BENCH_WORK
+# The log's command line is still being written: adjust this default, or set CAIRN_LOG_START.
+CAIRN_LOG_START=${CAIRN_LOG_START:-"$BIN/cairn-log --listen $CAIRN_LOG_ADDR --data-dir $BENCH_WORK/log"}
+
+for tool in jq taskset getconf; do
+    command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 2; }
+done
+
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$BENCH_WORK"
+}
+trap cleanup EXIT
+
+echo "== building (release)"
+cargo build --release --locked -p cairn-tests --bins
+if [ -d "$ROOT/log-server" ]; then
+    cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+LOAD_AVERAGE_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() {
+    # Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+    local stat
+    stat=$(cat "/proc/$1/stat")
+    echo "${stat##*) }" | awk -v tck="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / tck }'
+}
+
+wait_for_port() {
+    local host=${1%:*} port=${1##*:}
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench.sh: nothing listens on $1 after 10 s" >&2
+    return 1
+}
+
+# start_server NAME ADDR COMMAND...: starts COMMAND pinned to the server core.
+start_server() {
+    local name=$1 addr=$2
+    shift 2
+    "${PIN_SERVER[@]}" "$@" >"$BENCH_WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    if ! wait_for_port "$addr"; then
+        cat "$BENCH_WORK/$name.log" >&2
+        return 1
+    fi
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# load_args MODE: the cairn-load arguments of a mode.
+load_args() {
+    case $1 in
+        add) echo "add --leaf-size $LEAF_SIZE" ;;
+        add-batch) echo "add-batch --leaf-size $LEAF_SIZE --batch-size $BATCH_SIZE" ;;
+        events) echo "events" ;;
+        *) echo "bench.sh: unknown mode $1" >&2; return 1 ;;
+    esac
+}
+
+# measure NAME ADDR MODE [TOKEN]: one pinned cairn-load run; writes $BENCH_WORK/NAME-MODE.json
+# with the report plus the CPU use of both sides.
+measure() {
+    local name=$1 addr=$2 mode=$3 token=${4:-} args server_cpu_before server_cpu_after times
+    local token_env=()
+    if [ -n "$token" ]; then token_env=(env "CAIRN_LOAD_TOKEN=$token"); fi
+    args=$(load_args "$mode")
+    server_cpu_before=$(cpu_seconds "$SERVER_PID")
+    # shellcheck disable=SC2086 # args is a list of words
+    { time "${token_env[@]}" "${PIN_LOAD[@]}" "$BIN/cairn-load" $args \
+        --target "http://$addr" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" --json \
+        >"$BENCH_WORK/$name-$mode.report.json"; } 2>"$BENCH_WORK/$name-$mode.time" || true
+    server_cpu_after=$(cpu_seconds "$SERVER_PID")
+    if ! jq -e .requests "$BENCH_WORK/$name-$mode.report.json" >/dev/null 2>&1; then
+        echo "bench.sh: cairn-load against $name ($mode) gave no report:" >&2
+        cat "$BENCH_WORK/$name-$mode.time" >&2
+        return 1
+    fi
+    if [ "$(jq .requests "$BENCH_WORK/$name-$mode.report.json")" = 0 ]; then
+        echo "bench.sh: $name answered no request in mode $mode" >&2
+    fi
+    times=$(tail -n 1 "$BENCH_WORK/$name-$mode.time")
+    jq --arg server "$name" \
+        --argjson server_cpu "$(awk -v a="$server_cpu_before" -v b="$server_cpu_after" 'BEGIN { printf "%.3f", b - a }')" \
+        --argjson load_cpu "$(echo "$times" | awk '{ printf "%.3f", $2 + $3 }')" \
+        --argjson wall "$(echo "$times" | awk '{ printf "%.3f", $1 }')" \
+        '. + {server: $server, server_cpu_seconds: $server_cpu, load_cpu_seconds: $load_cpu, wall_seconds: $wall}' \
+        "$BENCH_WORK/$name-$mode.report.json" >"$BENCH_WORK/$name-$mode.json"
+}
+
+TIMEFORMAT='%R %U %S'
+
+row() {
+    jq -r '
+      def r(x): (x * 10 | round) / 10;
+      def ms(x): if x == null then "-" else "\(r(x / 1000)) ms" end;
+      def per_core(cpu): if cpu <= 0 then "-" else "\(.requests_per_second * .wall_seconds / cpu | round)" end;
+      "| \(.server) | \(.mode) | \(.requests_per_second | round) | \(.leaves_per_second | round) | \(ms(.latency_micros.p50)) | \(ms(.latency_micros.p90)) | \(ms(.latency_micros.p99)) | \(ms(.latency_micros.p99_9)) | \(ms(.latency_micros.max)) | \(r(100 * .server_cpu_seconds / .wall_seconds))% | \(r(100 * .load_cpu_seconds / .wall_seconds))% | \(per_core(.server_cpu_seconds)) | \(per_core(.load_cpu_seconds)) | \(.errors.connect + .errors.io + .errors.timeout) | \([.status_counts | to_entries[] | "\(.key)×\(.value)"] | join(" ")) |"
+    ' "$1"
+}
+
+RESULTS=()
+NOTES=()
+
+echo "== cairn-noop on core $SERVER_CORE, cairn-load on core $LOAD_CORE"
+start_server noop "$NOOP_ADDR" "$BIN/cairn-noop" --listen "$NOOP_ADDR" --threads 1
+for mode in $MODES; do
+    measure noop "$NOOP_ADDR" "$mode"
+    RESULTS+=("$BENCH_WORK/noop-$mode.json")
+done
+stop_server
+
+LOG_BIN=${CAIRN_LOG_START%% *}
+if [ -x "$LOG_BIN" ]; then
+    echo "== cairn-log on core $SERVER_CORE, cairn-load on core $LOAD_CORE"
+    mkdir -p "$BENCH_WORK/log"
+    # shellcheck disable=SC2086 # the start command is a list of words
+    start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
+    for mode in $MODES; do
+        measure log "$CAIRN_LOG_ADDR" "$mode" "${CAIRN_LOG_TOKEN:-}"
+        RESULTS+=("$BENCH_WORK/log-$mode.json")
+    done
+    stop_server
+else
+    NOTES+=("cairn-log was not measured: $LOG_BIN is not built (set CAIRN_LOG_START to its start command once it exists).")
+fi
+
+TABLE="| server | mode | requests/s | leaves/s | p50 | p90 | p99 | p99.9 | max | server CPU | load CPU | req/s per server core | req/s per load core | errors | answers |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+for result in "${RESULTS[@]}"; do
+    TABLE+=$'\n'"$(row "$result")"
+done
+
+for mode in $MODES; do
+    if [ -f "$BENCH_WORK/log-$mode.json" ]; then
+        NOTES+=("$(jq -rn --slurpfile noop "$BENCH_WORK/noop-$mode.json" --slurpfile log "$BENCH_WORK/log-$mode.json" '
+          def ratio(a; b): if b == null or b == 0 or a == null then "-" else "\(((a / b) * 100 | round) / 100)" end;
+          "cairn-log / cairn-noop (\($noop[0].mode)): requests/s \(ratio($log[0].requests_per_second; $noop[0].requests_per_second)), leaves/s \(ratio($log[0].leaves_per_second; $noop[0].leaves_per_second)), p50 \(ratio($log[0].latency_micros.p50; $noop[0].latency_micros.p50)), p99 \(ratio($log[0].latency_micros.p99; $noop[0].latency_micros.p99))"')")
+    fi
+done
+
+if [ "${REALTIME:-0}" = 1 ] && [ -r /proc/sys/kernel/sched_rt_runtime_us ]; then
+    RT_RUNTIME=$(cat /proc/sys/kernel/sched_rt_runtime_us)
+    RT_PERIOD=$(cat /proc/sys/kernel/sched_rt_period_us)
+    if [ "$RT_RUNTIME" -ge 0 ] && [ "$RT_RUNTIME" -lt "$RT_PERIOD" ]; then
+        NOTES+=("REALTIME=1: the kernel pauses real-time tasks for $(((RT_PERIOD - RT_RUNTIME) / 1000)) ms of every $((RT_PERIOD / 1000)) ms (sched_rt_runtime_us), so p99.9 and max include pauses of that length; read the tail from a run without REALTIME.")
+    fi
+fi
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+SECTION="
+## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT
+
+Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average before the run: $LOAD_AVERAGE_BEFORE.
+Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, closed loop).
+
+$TABLE
+"
+for note in "${NOTES[@]}"; do
+    SECTION+=$'\n'"- $note"
+done
+
+echo "$SECTION"
+if [ "$BENCHMARKS_FILE" != /dev/null ]; then
+    printf '%s\n' "$SECTION" >>"$BENCHMARKS_FILE"
+    echo "== appended to $BENCHMARKS_FILE"
+fi

@@ -1,0 +1,36 @@
+//! # cairn-tests
+//!
+//! What Cairn is measured and checked with from the outside, over real sockets:
+//! - [`load`]: the load generator behind `cairn-load`. It drives a server over keep-alive
+//!   HTTP/1.1 connections, closed loop or at a fixed rate, and reports throughput, latency
+//!   percentiles, status codes and errors.
+//! - [`noop`]: the no-op HTTP server behind `cairn-noop`, the baseline a log server's figures
+//!   are compared against (the same load, the same machine, the same run).
+//!
+//! Nothing here depends on the log server's crate: the load generator speaks the log's HTTP API
+//! from its documented shape alone, so it measures the server as any producer would see it.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod load;
+pub mod noop;
+
+/// A tokio runtime with `threads` workers (default: the CPUs this process may run on, which
+/// `taskset` narrows). One thread gets a current-thread runtime: no work stealing, no
+/// cross-thread wake-ups, which is what a process pinned to one core wants.
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}

@@ -1,0 +1,638 @@
+//! What one load run does: where it sends, what, how fast, and for how long.
+//!
+//! Everything is checked when a [`LoadConfig`] is built ([`LoadConfig::validate`]), so the engine
+//! never meets a value it cannot honour. Every run is bounded: at most [`MAX_DURATION`] of
+//! measurement after at most [`MAX_WARMUP`] of warm-up, at most [`MAX_RATE`] requests per second,
+//! at most [`MAX_CONNECTIONS`] connections, and bodies of at most [`MAX_BODY_BYTES`].
+//!
+//! The target is an address, never a name to look up (except `localhost`), and must be a loopback
+//! address unless the caller says otherwise: the generator is for one's own servers.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// The longest measured period a run may last.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// The longest warm-up a run may have.
+pub const MAX_WARMUP: Duration = Duration::from_secs(600);
+/// The highest total rate a fixed-rate run may ask for, in requests per second.
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// The most connections a run may open at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// The largest leaf the generator builds.
+pub const MAX_LEAF_BYTES: usize = 16 << 20;
+/// The most leaves in one `add-batch` request.
+pub const MAX_LEAVES_PER_BATCH: usize = 100_000;
+/// The largest request body the generator sends.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// The longest a single request may wait for its answer.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest path the generator sends.
+pub const MAX_PATH_BYTES: usize = 2048;
+/// The longest bearer token the generator sends.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// The smallest unique leaf: an 8-byte run prefix followed by an 8-byte counter.
+pub const MIN_UNIQUE_LEAF_BYTES: usize = 16;
+
+/// Why a load run was refused before it started.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The target is not an `http://` URL with an address (and optional port) and no path.
+    #[error("target {found:?}: expected http://ADDRESS[:PORT] (an IP address or localhost, no path): {reason}")]
+    BadTarget {
+        /// The target as given.
+        found: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The target is not a loopback address and remote targets were not allowed.
+    #[error(
+        "target {0} is not a loopback address; pass --allow-remote if it is a server of your own"
+    )]
+    RemoteTargetRefused(SocketAddr),
+    /// A count or size is outside its bounds.
+    #[error("{what}: expected {min} to {max}, found {found}")]
+    OutOfRange {
+        /// Which setting.
+        what: &'static str,
+        /// The smallest accepted value.
+        min: u64,
+        /// The largest accepted value.
+        max: u64,
+        /// The value given.
+        found: u64,
+    },
+    /// A duration is outside its bounds.
+    #[error("{what}: expected {min:?} to {max:?}, found {found:?}")]
+    DurationOutOfRange {
+        /// Which setting.
+        what: &'static str,
+        /// The shortest accepted duration.
+        min: Duration,
+        /// The longest accepted duration.
+        max: Duration,
+        /// The duration given.
+        found: Duration,
+    },
+    /// The fixed rate is not a number above zero and at most [`MAX_RATE`].
+    #[error("rate: expected more than 0 and at most {MAX_RATE} requests/s, found {0}")]
+    BadRate(f64),
+    /// The request path is not an absolute path of visible ASCII.
+    #[error("path {found:?}: expected an absolute path of visible ASCII (at most {MAX_PATH_BYTES} bytes)")]
+    BadPath {
+        /// The path as given.
+        found: String,
+    },
+    /// The bearer token is not a visible ASCII string without spaces.
+    #[error(
+        "bearer token: expected 1 to {MAX_TOKEN_BYTES} visible ASCII characters without spaces"
+    )]
+    BadToken,
+    /// The content type is not a visible ASCII string.
+    #[error("content type {found:?}: expected visible ASCII")]
+    BadContentType {
+        /// The content type as given.
+        found: String,
+    },
+    /// A duration given on the command line could not be read.
+    #[error("duration {found:?}: expected a number followed by ms, s, m or h (seconds if none)")]
+    BadDuration {
+        /// The text as given.
+        found: String,
+    },
+}
+
+/// The server a run talks to: one socket address, and the authority sent in `Host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Where every connection goes.
+    pub addr: SocketAddr,
+    /// The `Host` header: the host and port as given.
+    pub authority: String,
+}
+
+impl Target {
+    /// Reads `http://ADDRESS[:PORT]` (the scheme may be left out; the port defaults to 80).
+    /// ADDRESS is an IPv4 address, a bracketed IPv6 address, or `localhost` (127.0.0.1); no other
+    /// name is looked up. Unless `allow_remote`, the address must be a loopback address.
+    pub fn parse(url: &str, allow_remote: bool) -> Result<Target, ConfigError> {
+        let bad = |reason| ConfigError::BadTarget {
+            found: url.to_owned(),
+            reason,
+        };
+        let authority = match url.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(_) => return Err(bad("only plain http:// is spoken")),
+            None => url,
+        };
+        let authority = authority.strip_suffix('/').unwrap_or(authority);
+        if authority.is_empty() {
+            return Err(bad("no address"));
+        }
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(bad(
+                "the target is an address only; give the path with --path",
+            ));
+        }
+        let addr = parse_authority(authority).ok_or_else(|| bad("not an address"))?;
+        if addr.ip().is_unspecified() {
+            return Err(bad("the unspecified address is not a target"));
+        }
+        if addr.port() == 0 {
+            return Err(bad("port 0 is not a target"));
+        }
+        if !allow_remote && !addr.ip().is_loopback() {
+            return Err(ConfigError::RemoteTargetRefused(addr));
+        }
+        Ok(Target {
+            addr,
+            authority: authority.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+fn parse_authority(authority: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = authority.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        // A bare IPv6 address has colons but no port: only the bracketed form takes one.
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, port.parse::<u16>().ok()?)
+        }
+        _ => (authority, 80),
+    };
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        IpAddr::V6(inner.parse().ok()?)
+    } else {
+        host.parse().ok()?
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Whether leaves differ from request to request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKind {
+    /// Every leaf is new: a random prefix chosen per run, then a counter, then filler. A log
+    /// with deduplication sequences each one.
+    Unique,
+    /// Every leaf is the same bytes: a log with deduplication answers with the first index.
+    Duplicate,
+}
+
+/// What each request carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// `POST /add`: one leaf per request, the body is the leaf.
+    Add {
+        /// Bytes in each leaf.
+        leaf_size: usize,
+        /// Unique or repeated leaves.
+        leaf_kind: LeafKind,
+    },
+    /// `POST /add-batch`: several leaves per request, framed as in [`super::framing`].
+    AddBatch {
+        /// Bytes in each leaf.
+        leaf_size: usize,
+        /// Leaves in each request.
+        leaves_per_batch: usize,
+        /// Unique or repeated leaves.
+        leaf_kind: LeafKind,
+    },
+    /// `POST /v1/events`: one generated audit event per request, in the `cairn.event` v1 schema.
+    Events,
+    /// The same body, to any path: the baseline against a no-op server.
+    Raw {
+        /// The body of every request.
+        body: Bytes,
+        /// Its `Content-Type`.
+        content_type: String,
+    },
+}
+
+impl Workload {
+    /// The path this workload is sent to unless the caller names another.
+    pub fn default_path(&self) -> &'static str {
+        match self {
+            Workload::Add { .. } => "/add",
+            Workload::AddBatch { .. } => "/add-batch",
+            Workload::Events => "/v1/events",
+            Workload::Raw { .. } => "/",
+        }
+    }
+
+    /// The name of the mode on the command line.
+    pub fn mode_name(&self) -> &'static str {
+        match self {
+            Workload::Add { .. } => "add",
+            Workload::AddBatch { .. } => "add-batch",
+            Workload::Events => "events",
+            Workload::Raw { .. } => "raw",
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check_leaf = |leaf_size: usize, leaf_kind: LeafKind| {
+            let min = match leaf_kind {
+                LeafKind::Unique => MIN_UNIQUE_LEAF_BYTES,
+                LeafKind::Duplicate => 1,
+            };
+            in_range("leaf size (bytes)", leaf_size, min, MAX_LEAF_BYTES)
+        };
+        match self {
+            Workload::Add {
+                leaf_size,
+                leaf_kind,
+            } => check_leaf(*leaf_size, *leaf_kind),
+            Workload::AddBatch {
+                leaf_size,
+                leaves_per_batch,
+                leaf_kind,
+            } => {
+                check_leaf(*leaf_size, *leaf_kind)?;
+                in_range(
+                    "leaves per batch",
+                    *leaves_per_batch,
+                    1,
+                    MAX_LEAVES_PER_BATCH,
+                )?;
+                let body = leaves_per_batch.saturating_mul(leaf_size.saturating_add(4));
+                in_range("batch body (bytes)", body, 1, MAX_BODY_BYTES)
+            }
+            Workload::Events => Ok(()),
+            Workload::Raw { body, content_type } => {
+                in_range("body size (bytes)", body.len(), 0, MAX_BODY_BYTES)?;
+                if content_type.is_empty() || !is_visible_ascii(content_type, true) {
+                    return Err(ConfigError::BadContentType {
+                        found: content_type.clone(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How requests are spaced in time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Each connection sends its next request when the previous one was answered.
+    ClosedLoop,
+    /// Requests are scheduled at this total rate (requests per second) over all connections.
+    FixedRate {
+        /// The target total rate.
+        requests_per_second: f64,
+    },
+}
+
+/// One load run, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadConfig {
+    /// The server.
+    pub target: Target,
+    /// The request path (an absolute path, with an optional query).
+    pub path: String,
+    /// What each request carries.
+    pub workload: Workload,
+    /// Keep-alive connections, each with at most one request in flight.
+    pub connections: usize,
+    /// How requests are spaced.
+    pub pacing: Pacing,
+    /// How long to measure, after the warm-up.
+    pub duration: Duration,
+    /// Stop after this many measured requests (the duration still bounds the run).
+    pub max_requests: Option<u64>,
+    /// How long to send before measuring: what is answered for requests sent in this period is
+    /// not counted.
+    pub warmup: Duration,
+    /// How long one request (connecting included) may take before it counts as a timeout.
+    pub timeout: Duration,
+    /// Sent as `Authorization: Bearer <token>` when present.
+    pub bearer_token: Option<String>,
+}
+
+impl LoadConfig {
+    /// A closed-loop run of `workload` against `target` on its default path, 10 s, no warm-up.
+    pub fn new(target: Target, workload: Workload) -> LoadConfig {
+        LoadConfig {
+            target,
+            path: workload.default_path().to_owned(),
+            workload,
+            connections: 1,
+            pacing: Pacing::ClosedLoop,
+            duration: Duration::from_secs(10),
+            max_requests: None,
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+            bearer_token: None,
+        }
+    }
+
+    /// Checks every bound; the engine relies on them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.workload.validate()?;
+        if !self.path.starts_with('/')
+            || self.path.len() > MAX_PATH_BYTES
+            || !is_visible_ascii(&self.path, false)
+        {
+            return Err(ConfigError::BadPath {
+                found: self.path.clone(),
+            });
+        }
+        in_range("connections", self.connections, 1, MAX_CONNECTIONS)?;
+        if let Pacing::FixedRate {
+            requests_per_second,
+        } = self.pacing
+        {
+            if !(requests_per_second > 0.0 && requests_per_second <= MAX_RATE) {
+                return Err(ConfigError::BadRate(requests_per_second));
+            }
+        }
+        duration_in_range(
+            "duration",
+            self.duration,
+            Duration::from_millis(1),
+            MAX_DURATION,
+        )?;
+        duration_in_range("warm-up", self.warmup, Duration::ZERO, MAX_WARMUP)?;
+        duration_in_range(
+            "timeout",
+            self.timeout,
+            Duration::from_millis(1),
+            MAX_TIMEOUT,
+        )?;
+        if let Some(max_requests) = self.max_requests {
+            if max_requests == 0 {
+                return Err(ConfigError::OutOfRange {
+                    what: "requests",
+                    min: 1,
+                    max: u64::MAX,
+                    found: 0,
+                });
+            }
+        }
+        if let Some(token) = &self.bearer_token {
+            if token.is_empty() || token.len() > MAX_TOKEN_BYTES || !is_visible_ascii(token, false)
+            {
+                return Err(ConfigError::BadToken);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_range(what: &'static str, found: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if (min..=max).contains(&found) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            what,
+            min: min as u64,
+            max: max as u64,
+            found: found as u64,
+        })
+    }
+}
+
+fn duration_in_range(
+    what: &'static str,
+    found: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&found) {
+        Ok(())
+    } else {
+        Err(ConfigError::DurationOutOfRange {
+            what,
+            min,
+            max,
+            found,
+        })
+    }
+}
+
+fn is_visible_ascii(text: &str, allow_space: bool) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_graphic() || (allow_space && b == b' '))
+}
+
+/// Reads a duration such as `10s`, `250ms`, `1.5m` or `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::BadDuration {
+        found: text.to_owned(),
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let seconds_per_unit = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = number * seconds_per_unit;
+    // Bounds are checked by the caller against its own limits; this only refuses what cannot be
+    // a duration at all (a day is far beyond every limit).
+    if !seconds.is_finite() || seconds > 86_400.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback_config() -> LoadConfig {
+        LoadConfig::new(
+            Target::parse("http://127.0.0.1:8080", false).expect("loopback target"),
+            Workload::Add {
+                leaf_size: 256,
+                leaf_kind: LeafKind::Unique,
+            },
+        )
+    }
+
+    #[test]
+    fn reads_loopback_targets_in_every_spelling() {
+        let cases = [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/", "127.0.0.1:8080"),
+            ("http://localhost:9000", "127.0.0.1:9000"),
+            ("http://[::1]:8080", "[::1]:8080"),
+            ("http://127.0.0.2", "127.0.0.2:80"),
+            ("http://[::1]", "[::1]:80"),
+        ];
+        for (url, addr) in cases {
+            let target = Target::parse(url, false).expect(url);
+            assert_eq!(
+                target.addr,
+                addr.parse::<SocketAddr>().expect("addr"),
+                "{url}"
+            );
+        }
+        let target = Target::parse("http://localhost:9000", false).expect("localhost");
+        assert_eq!(target.authority, "localhost:9000");
+    }
+
+    #[test]
+    fn refuses_remote_targets_unless_allowed() {
+        assert_eq!(
+            Target::parse("http://192.0.2.7:8080", false),
+            Err(ConfigError::RemoteTargetRefused(
+                "192.0.2.7:8080".parse().expect("addr")
+            ))
+        );
+        assert!(Target::parse("http://192.0.2.7:8080", true).is_ok());
+    }
+
+    #[test]
+    fn refuses_names_paths_other_schemes_and_unspecified_addresses() {
+        for url in [
+            "https://127.0.0.1:8443",
+            "http://example.com:80",
+            "http://127.0.0.1:8080/add",
+            "http://user@127.0.0.1:8080",
+            "http://0.0.0.0:8080",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:99999",
+            "http://",
+            "",
+        ] {
+            assert!(
+                matches!(Target::parse(url, true), Err(ConfigError::BadTarget { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_the_default_config() {
+        assert_eq!(loopback_config().validate(), Ok(()));
+        assert_eq!(loopback_config().path, "/add");
+    }
+
+    #[test]
+    fn refuses_durations_over_an_hour() {
+        let mut config = loopback_config();
+        config.duration = MAX_DURATION + Duration::from_millis(1);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::DurationOutOfRange {
+                what: "duration",
+                ..
+            })
+        ));
+        config.duration = MAX_DURATION;
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_rates_over_ten_million_per_second_and_nonsense_rates() {
+        let mut config = loopback_config();
+        for rate in [MAX_RATE * 1.01, 0.0, -5.0, f64::NAN, f64::INFINITY] {
+            config.pacing = Pacing::FixedRate {
+                requests_per_second: rate,
+            };
+            assert!(
+                matches!(config.validate(), Err(ConfigError::BadRate(_))),
+                "{rate}"
+            );
+        }
+        config.pacing = Pacing::FixedRate {
+            requests_per_second: MAX_RATE,
+        };
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_unique_leaves_too_small_to_hold_the_counter() {
+        let mut config = loopback_config();
+        config.workload = Workload::Add {
+            leaf_size: 15,
+            leaf_kind: LeafKind::Unique,
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OutOfRange { min: 16, .. })
+        ));
+        config.workload = Workload::Add {
+            leaf_size: 1,
+            leaf_kind: LeafKind::Duplicate,
+        };
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_batches_whose_body_would_be_too_large() {
+        let mut config = loopback_config();
+        config.workload = Workload::AddBatch {
+            leaf_size: 1 << 20,
+            leaves_per_batch: 65,
+            leaf_kind: LeafKind::Unique,
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OutOfRange {
+                what: "batch body (bytes)",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_connections_paths_and_tokens() {
+        let mut config = loopback_config();
+        config.connections = 0;
+        assert!(config.validate().is_err());
+        config.connections = MAX_CONNECTIONS + 1;
+        assert!(config.validate().is_err());
+
+        let mut config = loopback_config();
+        config.path = "add".into();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::BadPath { .. })
+        ));
+        config.path = "/a b".into();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::BadPath { .. })
+        ));
+
+        let mut config = loopback_config();
+        config.bearer_token = Some("two words".into());
+        assert_eq!(config.validate(), Err(ConfigError::BadToken));
+        config.bearer_token = Some("s3cr3t-token".into());
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn reads_durations_with_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "ten", "5 days", "-1s", "1e9h", "2d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
