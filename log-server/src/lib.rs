@@ -17,6 +17,8 @@
 pub mod sequencer;
 pub mod storage;
 
+pub use sequencer::{DurableBatch, Sequenced, Sequencer, SequencerConfig, SequencerError};
+
 pub use storage::{
     DedupKey, DuplicateHit, Entry, IdempotencyKey, LogStore, NewEntry, StoreError, StoreLimits,
     StoredCheckpoint,

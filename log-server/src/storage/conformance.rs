@@ -142,7 +142,7 @@ fn appends_and_reads_back_entries<H: StoreHarness>(harness: &mut H) {
     assert_eq!(store.entry_count(), 4, "an empty append adds nothing");
     let big = NewEntry::new(vec![0xA5; store.limits().max_leaf_bytes as usize], None);
     store
-        .append_entries(4, &[big.clone()])
+        .append_entries(4, std::slice::from_ref(&big))
         .expect("a leaf of the maximum size is accepted");
     assert_eq!(store.read_entries(4, 1).expect("read")[0].leaf, big.leaf());
 }
