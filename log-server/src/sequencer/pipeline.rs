@@ -93,7 +93,25 @@ impl Drop for Reservation {
 struct Waiter {
     reply: oneshot::Sender<Result<Vec<Sequenced>, SequencerError>>,
     answers: Vec<Sequenced>,
-    _reservation: Reservation,
+    reservation: Reservation,
+}
+
+impl Waiter {
+    /// Gives the budget back, then answers: a submitter that hears its answer may submit
+    /// again at once and must find its share free.
+    fn answer(self, answer: Result<(), String>) {
+        let Waiter {
+            reply,
+            answers,
+            reservation,
+        } = self;
+        drop(reservation);
+        let _ = reply.send(
+            answer
+                .map(|()| answers)
+                .map_err(SequencerError::StoreFailed),
+        );
+    }
 }
 
 /// The batch the committer fills and the writer takes.
@@ -170,9 +188,9 @@ impl Pipeline {
             .spawn(move || {
                 let committer = Committer {
                     store,
+                    in_flight: InFlight::new(2 * config.max_batch_entries),
                     config,
                     shared,
-                    in_flight: InFlight::default(),
                     next_index,
                 };
                 let result = committer.run(queue, writer);
@@ -254,7 +272,7 @@ impl Committer {
         pending.waiters.push(Waiter {
             reply,
             answers,
-            _reservation: reservation,
+            reservation,
         });
         drop(pending);
         self.shared.ready.notify_one();
@@ -381,7 +399,7 @@ fn write_batches(
                     }));
                 }
                 for waiter in waiters {
-                    let _ = waiter.reply.send(Ok(waiter.answers));
+                    waiter.answer(Ok(()));
                 }
             }
             Err(reason) => {

@@ -167,6 +167,33 @@ impl<'a> ItemReader<'a> {
         Ok(self.buffer.len())
     }
 
+    /// Steps over the next item without decoding or checking it (the item a caller wants is
+    /// checked when it is read, including its index). Returns what it stepped over.
+    pub fn skip_item(&mut self) -> Result<Option<ItemKind>, ReadStop> {
+        let offset = self.offset();
+        if offset >= self.end {
+            return Ok(None);
+        }
+        let available = self.fill(4).map_err(ReadStop::Io)?;
+        let kind = match record::item_len(&self.buffer[self.cursor..self.cursor + available.min(4)])
+        {
+            Ok(Some(kind)) => kind,
+            Ok(None) | Err(DecodeError::Truncated { .. }) => {
+                return Err(ReadStop::Truncated { offset })
+            }
+            Err(DecodeError::Invalid(detail)) => return Err(ReadStop::Invalid { offset, detail }),
+        };
+        let len = match kind {
+            ItemKind::BatchHeader => BATCH_HEADER_LEN,
+            ItemKind::Record { len } => len,
+        };
+        if self.fill(len).map_err(ReadStop::Io)? < len {
+            return Err(ReadStop::Truncated { offset });
+        }
+        self.cursor += len;
+        Ok(Some(kind))
+    }
+
     /// The next item, `Ok(None)` exactly at `end`.
     pub fn next_item(&mut self) -> Result<Option<Item>, ReadStop> {
         let offset = self.offset();
@@ -253,7 +280,22 @@ impl ReadPlan {
     pub fn read(&self, out: &mut Vec<Entry>) -> Result<(), StoreError> {
         let mut reader = ItemReader::new(&self.file, &self.path, self.offset, self.bound);
         let mut skip = self.skip;
-        let mut next = self.from - skip;
+        while skip > 0 {
+            let item_offset = reader.offset();
+            match reader.skip_item() {
+                Ok(Some(ItemKind::Record { .. })) => skip -= 1,
+                Ok(Some(ItemKind::BatchHeader)) => {}
+                Ok(None) => {
+                    return Err(StoreError::corrupt(
+                        &self.path,
+                        item_offset,
+                        format!("segment ends before entry {}", self.from),
+                    ))
+                }
+                Err(stop) => return Err(stop.into_error(&self.path)),
+            }
+        }
+        let mut next = self.from;
         while next < self.to {
             let item_offset = reader.offset();
             match reader.next_item() {
@@ -267,11 +309,7 @@ impl ReadPlan {
                         ));
                     }
                     next += 1;
-                    if skip > 0 {
-                        skip -= 1;
-                    } else {
-                        out.push(entry);
-                    }
+                    out.push(entry);
                 }
                 Ok(None) => {
                     return Err(StoreError::corrupt(

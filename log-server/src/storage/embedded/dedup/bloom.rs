@@ -3,8 +3,11 @@
 //! indexed" for almost every new leaf with one memory access, so the sorted runs on disk are
 //! read only for real duplicates and rare false positives.
 //!
-//! Keys are prefixes of SHA-256 outputs, but a submitter can grind leaves, so blocks and bits are
-//! chosen through a per-process random seed.
+//! Keys are prefixes of SHA-256 outputs, so a key's top bits choose its block directly: keys
+//! inserted in sorted order (as runs hold them) sweep the filter front to back instead of
+//! missing the cache on every insert. The bits within the block go through a per-process random
+//! seed, so ground leaves can at worst crowd one block, raising false positives for the keys of
+//! that block alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,8 +15,9 @@ const WORDS_PER_BLOCK: usize = 8;
 const BITS_PER_KEY: u64 = 10;
 const PROBES: u32 = 7;
 
-/// The filter. Inserts and queries may run concurrently; an insert is visible to queries that
-/// synchronise with the inserting thread afterwards (here: through the index's lock).
+/// The filter. Queries may run concurrently with inserts, but inserts come from one thread at a
+/// time (the index's flusher); an insert is visible to queries that synchronise with the
+/// inserting thread afterwards (here: through the index's lock).
 pub struct Bloom {
     words: Vec<AtomicU64>,
     blocks: u64,
@@ -57,18 +61,24 @@ impl Bloom {
     }
 
     fn probes(&self, key: u64) -> (usize, u64) {
-        let hash = mix(key ^ self.seed);
-        let block = ((u128::from(hash) * u128::from(self.blocks)) >> 64) as usize;
-        (block * WORDS_PER_BLOCK, mix(hash.rotate_left(32)))
+        let block = ((u128::from(key) * u128::from(self.blocks)) >> 64) as usize;
+        (block * WORDS_PER_BLOCK, mix(key ^ self.seed))
     }
 
-    /// Adds `key`.
+    /// Adds `key`. Only one thread may insert at a time: with a single writer a plain load and
+    /// store replace the much slower atomic read-modify-write.
     pub fn insert(&self, key: u64) {
         let (base, mut bits) = self.probes(key);
+        let mut masks = [0u64; WORDS_PER_BLOCK];
         for _ in 0..PROBES {
             let bit = bits & 511;
             bits >>= 9;
-            self.words[base + (bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
+            masks[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        for (word, mask) in self.words[base..base + WORDS_PER_BLOCK].iter().zip(masks) {
+            if mask != 0 {
+                word.store(word.load(Ordering::Relaxed) | mask, Ordering::Relaxed);
+            }
         }
     }
 
@@ -95,8 +105,10 @@ mod tests {
     #[test]
     fn never_forgets_an_inserted_key_and_rarely_claims_others() {
         let bloom = Bloom::with_capacity(100_000, 12345);
-        for key in 0..100_000u64 {
-            bloom.insert(mix(key));
+        let mut keys: Vec<u64> = (0..100_000u64).map(mix).collect();
+        keys.sort_unstable();
+        for &key in &keys {
+            bloom.insert(key);
         }
         assert!((0..100_000u64).all(|key| bloom.may_contain(mix(key))));
         let false_positives = (100_000..200_000u64)

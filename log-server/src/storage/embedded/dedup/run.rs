@@ -257,8 +257,12 @@ fn write_sorted(
     }
     put(&mut writer, &header).map_err(|source| StoreError::io("write", &temporary, source))?;
     let mut written = 0u64;
+    let mut fences = Vec::with_capacity(count.div_ceil(BLOCK_PAIRS) as usize);
     for pair in pairs {
         let (key, index) = pair?;
+        if written % BLOCK_PAIRS == 0 {
+            fences.push(key);
+        }
         let mut bytes = [0u8; PAIR_LEN as usize];
         bytes[..8].copy_from_slice(&key.to_le_bytes());
         bytes[8..].copy_from_slice(&index.to_le_bytes());
@@ -284,7 +288,15 @@ fn write_sorted(
     drop(file);
     fs::rename(&temporary, &path).map_err(|source| StoreError::io("rename", &path, source))?;
     files::sync_dir(dir)?;
-    Run::open(&path, None)
+    let file = File::open(&path).map_err(|source| StoreError::io("open", &path, source))?;
+    Ok(Run {
+        path,
+        file,
+        start,
+        end,
+        pairs: count,
+        fences,
+    })
 }
 
 #[cfg(test)]
