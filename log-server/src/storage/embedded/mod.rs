@@ -192,37 +192,28 @@ impl EmbeddedStore {
         self.dedup.memory_bytes()
     }
 
-    fn confirm(
-        &self,
-        key: &DedupKey<'_>,
-        candidates: &mut Vec<u64>,
-    ) -> Result<Option<DuplicateHit>, StoreError> {
-        candidates.sort_unstable();
-        candidates.dedup();
-        for &index in candidates.iter() {
-            // A leaf hash is confirmed from the stored level-0 hashes when the integrator has
-            // written them: one 32-byte read instead of parsing up to a bundle of entries.
-            if let DedupKey::Leaf(hash) = key {
-                if index < self.hashes.count(0)?
-                    && self.hashes.read(0, index, 1)?.first() == Some(*hash)
-                {
-                    return Ok(Some(DuplicateHit {
-                        index,
-                        leaf_hash: **hash,
-                    }));
-                }
-            }
-            let mut entries = self.segments.read(index, 1)?;
-            if let Some(entry) = entries.pop() {
-                if key.matches(&entry) {
-                    return Ok(Some(DuplicateHit {
-                        index,
-                        leaf_hash: entry.leaf_hash(),
-                    }));
-                }
+    /// Whether entry `index` is the one `key` names.
+    fn confirm(&self, key: &DedupKey<'_>, index: u64) -> Result<Option<DuplicateHit>, StoreError> {
+        // A leaf hash is confirmed from the stored level-0 hashes when the integrator has
+        // written them: one 32-byte read instead of parsing up to a bundle of entries.
+        if let DedupKey::Leaf(hash) = key {
+            if index < self.hashes.count(0)?
+                && self.hashes.read(0, index, 1)?.first() == Some(*hash)
+            {
+                return Ok(Some(DuplicateHit {
+                    index,
+                    leaf_hash: **hash,
+                }));
             }
         }
-        Ok(None)
+        let mut entries = self.segments.read(index, 1)?;
+        Ok(entries
+            .pop()
+            .filter(|entry| key.matches(entry))
+            .map(|entry| DuplicateHit {
+                index,
+                leaf_hash: entry.leaf_hash(),
+            }))
     }
 }
 
@@ -258,16 +249,10 @@ impl LogStore for EmbeddedStore {
         &self,
         keys: &[DedupKey<'_>],
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
-        let mut candidates = Vec::new();
         keys.iter()
             .map(|key| {
-                candidates.clear();
                 self.dedup
-                    .candidates(key_of(key.digest()), &mut candidates)?;
-                if candidates.is_empty() {
-                    return Ok(None);
-                }
-                self.confirm(key, &mut candidates)
+                    .find(key_of(key.digest()), |index| self.confirm(key, index))
             })
             .collect()
     }

@@ -238,30 +238,47 @@ impl DedupIndex {
         Ok(())
     }
 
-    /// Candidate indices for `key`, appended to `out` (possibly more than one; confirm each).
-    pub fn candidates(&self, key: u64, out: &mut Vec<u64>) -> Result<(), StoreError> {
-        let (runs, may_be_in_runs) = {
+    /// The first entry under `key` that `confirm` accepts, searching from the oldest entries
+    /// (so that the first index is found) and stopping at the first confirmed one. Keys are
+    /// prefixes: `confirm` checks a candidate index against the entry itself.
+    pub fn find<T>(
+        &self,
+        key: u64,
+        mut confirm: impl FnMut(u64) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let (runs, recent) = {
             let tables = self.shared.tables.read();
-            if let Some(&index) = tables.active.keys.get(&key) {
-                out.push(index);
-            }
-            for table in &tables.frozen {
-                if let Some(&index) = table.keys.get(&key) {
-                    out.push(index);
+            let runs = if tables.filter.may_contain(key) {
+                tables.runs.clone()
+            } else {
+                Vec::new()
+            };
+            let recent: Vec<u64> = tables
+                .frozen
+                .iter()
+                .map(|table| table.keys.get(&key))
+                .chain(std::iter::once(tables.active.keys.get(&key)))
+                .flatten()
+                .copied()
+                .collect();
+            (runs, recent)
+        };
+        let mut candidates = Vec::new();
+        for run in &runs {
+            candidates.clear();
+            run.lookup(key, &mut candidates)?;
+            for &index in &candidates {
+                if let Some(found) = confirm(index)? {
+                    return Ok(Some(found));
                 }
             }
-            if tables.filter.may_contain(key) {
-                (tables.runs.clone(), true)
-            } else {
-                (Vec::new(), false)
-            }
-        };
-        if may_be_in_runs {
-            for run in runs {
-                run.lookup(key, out)?;
+        }
+        for index in recent {
+            if let Some(found) = confirm(index)? {
+                return Ok(Some(found));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Entries below this are in run files on disk.
