@@ -139,11 +139,17 @@ impl Anchorer {
                 tokio::spawn(async move {
                     let job = Arc::new(job);
                     let mut attempts = tokio::task::JoinSet::new();
-                    for tsa in tsas.iter().cloned() {
-                        let (client, store, metrics, job) =
-                            (client.clone(), store.clone(), metrics.clone(), job.clone());
+                    for index in 0..tsas.len() {
+                        let (client, store, metrics, job, tsas) = (
+                            client.clone(),
+                            store.clone(),
+                            metrics.clone(),
+                            job.clone(),
+                            tsas.clone(),
+                        );
                         attempts.spawn(async move {
-                            anchor_with(&client, &tsa, &store, &metrics, &job, settings).await
+                            anchor_with(&client, &tsas[index], &store, &metrics, &job, settings)
+                                .await
                         });
                     }
                     while attempts.join_next().await.is_some() {}

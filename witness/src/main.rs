@@ -268,7 +268,7 @@ async fn serve_tsa(
 ) -> anyhow::Result<()> {
     let policy = ObjectIdentifier::new(&policy)
         .map_err(|error| anyhow::anyhow!("policy {policy:?}: {error}"))?;
-    let accuracy = (accuracy_ms > 0).then(|| Accuracy {
+    let accuracy = (accuracy_ms > 0).then_some(Accuracy {
         seconds: accuracy_ms / 1000,
         millis: (accuracy_ms % 1000) as u16,
         micros: 0,

@@ -241,7 +241,10 @@ async fn refuses_bad_proofs_rollbacks_and_bad_requests_without_changing_state() 
         root: log.roots[3],
         extensions: Vec::new(),
     }
-    .sign(&log_signer())
+    .sign(&Ed25519Signer::from_seed(
+        KeyName::new("example.com/unknown").expect("name"),
+        [7; 32],
+    ))
     .expect("signs");
     assert_eq!(
         witness
