@@ -1,0 +1,176 @@
+//! The witness's configuration: a TOML file whose scalar keys the command line and
+//! `CAIRN_WITNESS_*` environment variables override (see `cairn-witness serve --help`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:7380"
+//! data_dir = "/var/lib/cairn-witness"
+//! key_file = "/etc/cairn-witness/witness.key"
+//! anchor_wait_ms = 250
+//! tsa_timeout_ms = 10000
+//! tsa_max_attempts = 6
+//! tsa_initial_backoff_ms = 500
+//! anchor_queue = 4096
+//!
+//! [[log]]
+//! origin = "example.com/log"
+//! vkey = "example.com/log+1a2b3c4d+AbCd..."
+//!
+//! [[tsa]]
+//! name = "tsa-1"
+//! url = "http://127.0.0.1:7390/"
+//! trust_anchor = "/etc/cairn-witness/tsa-1-root.pem"
+//! # policy = "1.3.6.1.4.1.99999.1"
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The largest configuration file read.
+pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
+
+/// The configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Directory of the sled database.
+    pub data_dir: Option<PathBuf>,
+    /// The witness's signed-note private key file (mode 0600).
+    pub key_file: Option<PathBuf>,
+    /// Longest wait (ms) for timestamps before answering add-checkpoint.
+    pub anchor_wait_ms: Option<u64>,
+    /// Timeout (ms) of one exchange with a TSA.
+    pub tsa_timeout_ms: Option<u64>,
+    /// Attempts per checkpoint and TSA.
+    pub tsa_max_attempts: Option<u32>,
+    /// First backoff (ms) between attempts; doubles up to 30 s.
+    pub tsa_initial_backoff_ms: Option<u64>,
+    /// Capacity of the anchoring queue.
+    pub anchor_queue: Option<usize>,
+    /// The logs witnessed.
+    #[serde(default, rename = "log")]
+    pub logs: Vec<LogConfig>,
+    /// The TSAs used.
+    #[serde(default, rename = "tsa")]
+    pub tsas: Vec<TsaConfig>,
+}
+
+/// One witnessed log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Its origin line.
+    pub origin: String,
+    /// Its signed-note verifier key (one or more, as `vkey` or `vkeys`).
+    #[serde(default)]
+    pub vkey: Option<String>,
+    /// More keys (rotation).
+    #[serde(default)]
+    pub vkeys: Vec<String>,
+}
+
+/// One TSA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    /// Name its tokens are served under.
+    pub name: String,
+    /// URL to POST timestamp queries to.
+    pub url: String,
+    /// PEM file of the root certificate(s) its certificate must chain to.
+    pub trust_anchor: PathBuf,
+    /// Policy OID to request, if any.
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The file is too large.
+    #[error("config file {path} is {size} bytes, more than {MAX_CONFIG_SIZE}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The file is not valid TOML of this shape.
+    #[error("config file {path}: {error}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let io = |error| ConfigError::Io {
+            path: path.to_owned(),
+            error,
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_CONFIG_SIZE {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                size,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Config::parse(&text).map_err(|error| ConfigError::Toml {
+            path: path.to_owned(),
+            error,
+        })
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_logs_and_tsas() {
+        let config = Config::parse(
+            r#"
+listen = "127.0.0.1:0"
+[[log]]
+origin = "a/b"
+vkey = "k"
+[[log]]
+origin = "c"
+vkeys = ["k1", "k2"]
+[[tsa]]
+name = "t"
+url = "http://x/"
+trust_anchor = "root.pem"
+"#,
+        )
+        .expect("parses");
+        assert_eq!(config.listen.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(config.logs.len(), 2);
+        assert_eq!(config.logs[1].vkeys, ["k1", "k2"]);
+        assert_eq!(config.tsas[0].name, "t");
+    }
+
+    #[test]
+    fn refuses_unknown_keys() {
+        assert!(Config::parse("listn = \"x\"\n").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! cairn-witness: an independent party that cosigns a log's checkpoints only when they are
+//! consistent with everything it cosigned before (C2SP tlog-witness, tlog-cosignature), and
+//! anchors each cosigned checkpoint in time with RFC 3161 timestamps. It also carries a small
+//! RFC 3161 timestamp authority (`cairn-witness tsa`).
+//!
+//! - [`store`]: the durable per-origin state, tokens and evidence (sled, fsynced).
+//! - [`service`]: add-checkpoint around `cairn_spec::witness::add_checkpoint`.
+//! - [`anchor`]: the background timestamping of cosigned checkpoints.
+//! - [`http`]: the HTTP API (`spec/docs/witness-api.md`).
+//! - [`config`], [`keys`]: configuration and key files.
+//! - [`metrics`]: Prometheus text metrics.
+//! - [`tsa`]: the timestamp authority.
+
+#![forbid(unsafe_code)]
+
+pub mod anchor;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod service;
+pub mod store;
+pub mod tsa;
+
+use anchor::{AnchorSettings, Anchorer, TsaEndpoint};
+use cairn_spec::cosignature::CosignatureSigner;
+use cairn_spec::note::Ed25519Verifier;
+use metrics::Metrics;
+use service::{Witness, WitnessedLog};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+
+/// A witnessed log: origin and verifier keys.
+#[derive(Clone, Debug)]
+pub struct LogSpec {
+    /// Its origin.
+    pub origin: String,
+    /// Its keys.
+    pub verifiers: Vec<Ed25519Verifier>,
+}
+
+/// Why the witness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The HTTP client for TSAs.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Two entries for one origin.
+    #[error("log {0:?} is configured twice")]
+    DuplicateLog(String),
+}
+
+/// Opens the store and starts the anchoring worker on the current runtime.
+pub fn start_witness(
+    store: Store,
+    cosigner: CosignatureSigner,
+    logs: Vec<LogSpec>,
+    tsas: Vec<TsaEndpoint>,
+    anchor_settings: AnchorSettings,
+    anchor_wait: Duration,
+) -> Result<Arc<Witness>, StartError> {
+    let mut witnessed = HashMap::new();
+    for log in logs {
+        if witnessed
+            .insert(log.origin.clone(), WitnessedLog::new(log.verifiers))
+            .is_some()
+        {
+            return Err(StartError::DuplicateLog(log.origin));
+        }
+    }
+    let metrics = Arc::new(Metrics::default());
+    let anchorer = Anchorer::start(store.clone(), metrics.clone(), tsas, anchor_settings)?;
+    Ok(Arc::new(Witness::new(
+        store,
+        cosigner,
+        witnessed,
+        metrics,
+        anchorer,
+        anchor_wait,
+    )))
+}

@@ -1,0 +1,306 @@
+//! `cairn-witness`: the witness server, its key generator, and a small RFC 3161 TSA.
+
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context};
+use cairn_spec::cosignature::CosignatureSigner;
+use cairn_spec::note::{Ed25519Verifier, KeyName};
+use cairn_spec::timestamp::{Accuracy, ObjectIdentifier, TrustAnchors};
+use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
+use cairn_witness::config::Config;
+use cairn_witness::keys::{read_key_file, write_key_file};
+use cairn_witness::store::Store;
+use cairn_witness::tsa::{self, KeyAlgorithm};
+use cairn_witness::{start_witness, LogSpec};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "cairn-witness",
+    version,
+    about = "Cairn witness: cosigns consistent checkpoints (C2SP tlog-witness) and anchors them with RFC 3161 timestamps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the witness.
+    Serve(ServeArgs),
+    /// Makes a witness key: writes the private key (mode 0600) and prints the vkey.
+    Keygen {
+        /// The key's name, e.g. witness.example.com/w1.
+        #[arg(long)]
+        name: String,
+        /// The private key file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A small RFC 3161 timestamp authority.
+    Tsa {
+        #[command(subcommand)]
+        command: TsaCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (keys: listen, data_dir, key_file, anchor_wait_ms,
+    /// tsa_timeout_ms, tsa_max_attempts, tsa_initial_backoff_ms, anchor_queue, [[log]], [[tsa]]).
+    #[arg(long, env = "CAIRN_WITNESS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7380].
+    #[arg(long, env = "CAIRN_WITNESS_LISTEN")]
+    listen: Option<String>,
+    /// Directory of the witness database.
+    #[arg(long, env = "CAIRN_WITNESS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The witness's private key file (mode 0600).
+    #[arg(long, env = "CAIRN_WITNESS_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Longest wait for timestamps before answering add-checkpoint, ms [default: 250].
+    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_WAIT_MS")]
+    anchor_wait_ms: Option<u64>,
+    /// Timeout of one TSA exchange, ms [default: 10000].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_TIMEOUT_MS")]
+    tsa_timeout_ms: Option<u64>,
+    /// Attempts per checkpoint and TSA [default: 6].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_MAX_ATTEMPTS")]
+    tsa_max_attempts: Option<u32>,
+    /// First wait between TSA attempts, doubled each time up to 30 s, ms [default: 500].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_INITIAL_BACKOFF_MS")]
+    tsa_initial_backoff_ms: Option<u64>,
+    /// Checkpoints that may wait for anchoring [default: 4096].
+    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_QUEUE")]
+    anchor_queue: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum TsaCommand {
+    /// Makes a root CA and a TSA certificate and keys in a directory.
+    Init {
+        /// Directory to create the TSA in.
+        #[arg(long, env = "CAIRN_WITNESS_TSA_DIR")]
+        dir: PathBuf,
+        /// The TSA's name (certificate common name).
+        #[arg(long)]
+        name: String,
+        /// Key algorithm of the root and the TSA.
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algorithm: KeyAlgorithm,
+        /// Validity of the certificates, days.
+        #[arg(long, default_value_t = 3650)]
+        validity_days: u32,
+    },
+    /// Serves timestamps: POST application/timestamp-query → application/timestamp-reply.
+    Serve {
+        /// Directory made by `tsa init`.
+        #[arg(long, env = "CAIRN_WITNESS_TSA_DIR")]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "CAIRN_WITNESS_TSA_LISTEN",
+            default_value = "127.0.0.1:7390"
+        )]
+        listen: String,
+        /// Policy OID of the timestamps.
+        #[arg(long, env = "CAIRN_WITNESS_TSA_POLICY", default_value = tsa::DEFAULT_POLICY)]
+        policy: String,
+        /// Accuracy of genTime, ms (0: none stated).
+        #[arg(long, env = "CAIRN_WITNESS_TSA_ACCURACY_MS", default_value_t = 1000)]
+        accuracy_ms: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_WITNESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keygen { name, out } => keygen(&name, &out),
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Tsa { command } => match command {
+            TsaCommand::Init {
+                dir,
+                name,
+                algorithm,
+                validity_days,
+            } => {
+                tsa::init(&dir, &name, algorithm, validity_days)?;
+                println!("TSA {name} created in {}", dir.display());
+                Ok(())
+            }
+            TsaCommand::Serve {
+                dir,
+                listen,
+                policy,
+                accuracy_ms,
+            } => runtime()?.block_on(serve_tsa(dir, listen, policy, accuracy_ms)),
+        },
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn keygen(name: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let name = KeyName::new(name).with_context(|| format!("key name {name:?}"))?;
+    let signer = CosignatureSigner::generate(name, &mut rand::rngs::OsRng)
+        .context("generating the witness key")?;
+    write_key_file(out, &signer.to_skey())?;
+    println!("{}", signer.verifier().to_vkey());
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:7380".to_owned());
+    let Some(data_dir) = args.data_dir.or(file.data_dir) else {
+        bail!("no data_dir: set it in the config, CAIRN_WITNESS_DATA_DIR or --data-dir");
+    };
+    let Some(key_file) = args.key_file.or(file.key_file) else {
+        bail!("no key_file: set it in the config, CAIRN_WITNESS_KEY_FILE or --key-file");
+    };
+    let cosigner = CosignatureSigner::from_skey(&read_key_file(&key_file)?)
+        .with_context(|| format!("witness key {}", key_file.display()))?;
+    let mut logs = Vec::new();
+    for log in &file.logs {
+        let mut verifiers = Vec::new();
+        for vkey in log.vkey.iter().chain(&log.vkeys) {
+            verifiers.push(
+                Ed25519Verifier::from_vkey(vkey)
+                    .with_context(|| format!("vkey of log {:?}", log.origin))?,
+            );
+        }
+        if verifiers.is_empty() {
+            bail!("log {:?} has no vkey", log.origin);
+        }
+        logs.push(LogSpec {
+            origin: log.origin.clone(),
+            verifiers,
+        });
+    }
+    let mut tsas = Vec::new();
+    for entry in &file.tsas {
+        let pem = std::fs::read_to_string(&entry.trust_anchor)
+            .with_context(|| format!("trust anchor of TSA {}", entry.name))?;
+        let policy = match &entry.policy {
+            Some(text) => Some(
+                ObjectIdentifier::new(text)
+                    .map_err(|error| anyhow::anyhow!("policy of TSA {}: {error}", entry.name))?,
+            ),
+            None => None,
+        };
+        tsas.push(TsaEndpoint {
+            name: entry.name.clone(),
+            url: entry.url.clone(),
+            trust_anchors: Arc::new(
+                TrustAnchors::from_pem(&pem)
+                    .with_context(|| format!("trust anchor of TSA {}", entry.name))?,
+            ),
+            policy,
+        });
+    }
+    let defaults = AnchorSettings::default();
+    let settings = AnchorSettings {
+        request_timeout: args
+            .tsa_timeout_ms
+            .or(file.tsa_timeout_ms)
+            .map_or(defaults.request_timeout, Duration::from_millis),
+        max_attempts: args
+            .tsa_max_attempts
+            .or(file.tsa_max_attempts)
+            .unwrap_or(defaults.max_attempts),
+        initial_backoff: args
+            .tsa_initial_backoff_ms
+            .or(file.tsa_initial_backoff_ms)
+            .map_or(defaults.initial_backoff, Duration::from_millis),
+        queue_capacity: args
+            .anchor_queue
+            .or(file.anchor_queue)
+            .unwrap_or(defaults.queue_capacity),
+        ..defaults
+    };
+    let anchor_wait =
+        Duration::from_millis(args.anchor_wait_ms.or(file.anchor_wait_ms).unwrap_or(250));
+    let store = Store::open(&data_dir)
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let witness = start_witness(store, cosigner, logs, tsas, settings, anchor_wait)?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "witness listening");
+    println!("listening on {address}");
+    axum::serve(listener, cairn_witness::http::router(witness))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("witness stopped");
+    Ok(())
+}
+
+async fn serve_tsa(
+    dir: PathBuf,
+    listen: String,
+    policy: String,
+    accuracy_ms: u64,
+) -> anyhow::Result<()> {
+    let policy = ObjectIdentifier::new(&policy)
+        .map_err(|error| anyhow::anyhow!("policy {policy:?}: {error}"))?;
+    let accuracy = (accuracy_ms > 0).then_some(Accuracy {
+        seconds: accuracy_ms / 1000,
+        millis: (accuracy_ms % 1000) as u16,
+        micros: 0,
+    });
+    let authority = Arc::new(tsa::Authority::load(&dir, policy, accuracy)?);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "TSA listening");
+    println!("listening on {address}");
+    axum::serve(listener, tsa::router(authority))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,160 @@
+//! Anchoring over real HTTP: tokens from `cairn-witness tsa` (in process) are verified,
+//! stored and served; a dead TSA never holds cosigning back and is counted.
+
+use base64::Engine;
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::cosignature::CosignatureSigner;
+use cairn_spec::hash::Hash;
+use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::timestamp::{
+    checkpoint_imprint, verify_token, Expectation, ObjectIdentifier, TrustAnchors,
+};
+use cairn_spec::witness::format_add_checkpoint_request;
+use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
+use cairn_witness::store::Store;
+use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
+use cairn_witness::{start_witness, LogSpec};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ORIGIN: &str = "example.com/anchored";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_verified_tokens_and_survives_a_dead_tsa() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tsa_dir = dir.path().join("tsa");
+    tsa::init(&tsa_dir, "Test TSA", KeyAlgorithm::P256, 30).expect("tsa init");
+    let authority = Authority::load(
+        &tsa_dir,
+        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
+        None,
+    )
+    .expect("loads");
+    let tsa_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let tsa_url = format!("http://{}/", tsa_listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        axum::serve(tsa_listener, tsa::router(Arc::new(authority)))
+            .await
+            .expect("serves")
+    });
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let dead_url = format!("http://{}/", dead.local_addr().expect("address"));
+    drop(dead);
+
+    let anchors = Arc::new(
+        TrustAnchors::from_pem(&std::fs::read_to_string(tsa_dir.join("root.pem")).expect("pem"))
+            .expect("anchors"),
+    );
+    let log = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [5; 32]);
+    let store = Store::open(&dir.path().join("db")).expect("store");
+    let witness = start_witness(
+        store.clone(),
+        CosignatureSigner::from_seed(KeyName::new("w").expect("name"), [6; 32]),
+        vec![LogSpec {
+            origin: ORIGIN.to_owned(),
+            verifiers: vec![log.verifier()],
+        }],
+        vec![
+            TsaEndpoint {
+                name: "dead".to_owned(),
+                url: dead_url,
+                trust_anchors: anchors.clone(),
+                policy: None,
+            },
+            TsaEndpoint {
+                name: "local".to_owned(),
+                url: tsa_url,
+                trust_anchors: anchors.clone(),
+                policy: None,
+            },
+        ],
+        AnchorSettings {
+            request_timeout: Duration::from_secs(2),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(10),
+            ..AnchorSettings::default()
+        },
+        Duration::from_millis(250),
+    )
+    .expect("starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        axum::serve(listener, cairn_witness::http::router(witness))
+            .await
+            .expect("serves")
+    });
+
+    let root = Hash::of_leaf(b"only leaf");
+    let note = Checkpoint {
+        origin: ORIGIN.to_owned(),
+        size: 1,
+        root,
+        extensions: Vec::new(),
+    }
+    .sign(&log)
+    .expect("signs");
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{url}/add-checkpoint"))
+        .body(format_add_checkpoint_request(&note, 0, &[]).expect("request"))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status().as_u16(), 200);
+
+    // The dead TSA is retried and given up; the live one's token is served.
+    let mut document = serde_json::Value::Null;
+    for _ in 0..100 {
+        let text = client
+            .get(format!("{url}/timestamps/{ORIGIN}/1"))
+            .send()
+            .await
+            .expect("sends")
+            .text()
+            .await
+            .expect("text");
+        document = serde_json::from_str(&text).expect("json");
+        let metrics = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("sends")
+            .text()
+            .await
+            .expect("text");
+        if document["tokens"]
+            .as_array()
+            .is_some_and(|tokens| !tokens.is_empty())
+            && metrics.contains("cairn_witness_tsa_given_up_total{tsa=\"dead\"} 1")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(document["origin"], ORIGIN);
+    assert_eq!(document["size"], 1);
+    let body = document["checkpoint"].as_str().expect("body");
+    assert_eq!(body, note.text());
+    let tokens = document["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["tsa"], "local");
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(tokens[0]["token"].as_str().expect("token"))
+        .expect("base64");
+    verify_token(
+        &token,
+        &Expectation {
+            imprint: checkpoint_imprint(body.as_bytes()),
+            nonce: None,
+            trust_anchors: Some(&anchors),
+        },
+    )
+    .expect("the token verifies");
+    assert!(store.tokens(ORIGIN, 1).expect("reads").len() == 1);
+}
