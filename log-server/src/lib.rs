@@ -1,0 +1,25 @@
+//! # cairn-log
+//!
+//! The Cairn log server. This crate holds the durable heart of the log:
+//!
+//! - [`storage`]: one trait, [`storage::LogStore`], for the whole state of a log (sequenced
+//!   entries, the stored hashes of the tree, checkpoints, the dedup index, witness progress,
+//!   cosignatures and timestamp tokens), and the embedded backend that keeps it in a directory.
+//! - [`sequencer`]: the bounded queue in front of the store that turns concurrent submissions
+//!   into batches, one durable append per batch (group commit), and answers each submitter
+//!   with its index only once that index is durable.
+//!
+//! The integrator, the HTTP API and witnessing build on these two layers.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod sequencer;
+pub mod storage;
+
+pub use sequencer::{DurableBatch, Sequenced, Sequencer, SequencerConfig, SequencerError};
+
+pub use storage::{
+    DedupKey, DuplicateHit, Entry, IdempotencyKey, LogStore, NewEntry, StoreError, StoreLimits,
+    StoredCheckpoint,
+};

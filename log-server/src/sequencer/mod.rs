@@ -1,0 +1,320 @@
+//! The sequencer: turns concurrent submissions into durable, ordered entries, many per fsync.
+//!
+//! ```text
+//! submitters ──try_submit──▶ queue ──▶ committer thread ──▶ pending batch ──▶ writer thread
+//!  (hash the leaf;                     dedup, assign         (shared, cut      one append =
+//!   admission by                       indices               when the writer   one write +
+//!   leaves and bytes)                                        is free)          one fdatasync,
+//!                                                                              then answer
+//! ```
+//!
+//! - **Admission.** A submission reserves its leaves and bytes against fixed budgets; when they
+//!   are spent it fails at once with [`SequencerError::Overloaded`] (HTTP answers 503 with
+//!   `Retry-After`), so memory stays bounded however fast requests arrive.
+//! - **Dedup before indices.** The committer asks, per entry, the in-flight map (entries not yet
+//!   durable, including earlier ones of the same submission) and then the store. The same
+//!   idempotency key of the same producer, or else the same leaf hash, returns the first index.
+//! - **Pipelined group commit.** The committer appends sequenced entries to the pending batch
+//!   while the writer is busy with the previous one; the writer takes everything pending the
+//!   moment it is free. A lone request is written at once; requests that arrive during an fsync
+//!   form the next batch. No timer is involved: waiting would only add latency, because the
+//!   batch grows by itself exactly while the disk is busy. A submission never spans two batches,
+//!   and its new entries get consecutive indices in order.
+//! - **Durable answers.** Every submitter is answered only after the batch holding its entries
+//!   (and every batch before it) is durable. A duplicate is answered after the entry it names.
+//! - **Fail closed.** If an append fails, the on-disk state is unknown: that batch and every
+//!   later submission fail with [`SequencerError::StoreFailed`] until the process restarts and
+//!   the store recovers.
+//! - **Followers.** [`Sequencer::durable_size`] publishes the durable entry count, and
+//!   [`Sequencer::subscribe`] the leaf hashes of each durable batch, so the integrator can
+//!   follow without reading entries back (it reads the store when it lags).
+//! - **Shutdown** stops admission, commits everything admitted, and returns.
+
+mod inflight;
+mod pipeline;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cairn_spec::Hash;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use self::pipeline::{Budget, Message, Pipeline, Submission};
+use crate::storage::{LogStore, NewEntry};
+
+/// How the sequencer batches and how much it admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequencerConfig {
+    /// Most entries in one durable append.
+    pub max_batch_entries: usize,
+    /// Most leaf bytes in one durable append.
+    pub max_batch_bytes: usize,
+    /// Most leaves admitted and not yet answered.
+    pub max_pending_leaves: usize,
+    /// Most leaf bytes admitted and not yet answered.
+    pub max_pending_bytes: usize,
+    /// Durable batches kept for [`Sequencer::subscribe`]rs that fall behind.
+    pub subscriber_backlog: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> SequencerConfig {
+        SequencerConfig {
+            max_batch_entries: 8192,
+            max_batch_bytes: 8 * 1024 * 1024,
+            max_pending_leaves: 256 * 1024,
+            max_pending_bytes: 256 * 1024 * 1024,
+            subscriber_backlog: 1024,
+        }
+    }
+}
+
+/// The answer for one submitted leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Its index in the log (for a duplicate, the index of the first entry).
+    pub index: u64,
+    /// The leaf hash of the entry at that index.
+    pub leaf_hash: Hash,
+    /// Whether the leaf (or its idempotency key) was already in the log.
+    pub duplicate: bool,
+}
+
+/// Leaf hashes of one durable batch, in index order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurableBatch {
+    /// Index of the first.
+    pub first_index: u64,
+    /// The leaf hashes of entries `first_index..`.
+    pub leaf_hashes: Vec<Hash>,
+}
+
+/// Why a submission was not sequenced.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SequencerError {
+    /// Too much is queued: retry later.
+    #[error("the log is overloaded: {pending_leaves} leaves are waiting; retry later")]
+    Overloaded {
+        /// Leaves admitted and not yet answered.
+        pending_leaves: usize,
+    },
+    /// The submission can never be accepted.
+    #[error("{what} is {found}, the limit is {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        found: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The sequencer is shutting down.
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    /// The store failed; nothing more is sequenced until the process restarts.
+    #[error("the log's storage failed: {0}")]
+    StoreFailed(String),
+    /// The configuration cannot work.
+    #[error("bad sequencer configuration: {0}")]
+    BadConfig(String),
+}
+
+/// The sequencer. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Sequencer {
+    queue: mpsc::UnboundedSender<Message>,
+    budget: Arc<Budget>,
+    closed: AtomicBool,
+    durable: watch::Receiver<u64>,
+    batches: broadcast::Sender<Arc<DurableBatch>>,
+    finished: tokio::sync::Mutex<Option<oneshot::Receiver<Result<(), SequencerError>>>>,
+    config: SequencerConfig,
+    max_leaf_bytes: usize,
+    submitted: AtomicU64,
+}
+
+impl Sequencer {
+    /// Starts the committer and writer threads over `store`, continuing after its last entry.
+    pub fn start(
+        store: Arc<dyn LogStore>,
+        config: SequencerConfig,
+    ) -> Result<Sequencer, SequencerError> {
+        let limits = store.limits().clone();
+        let problem = if config.max_batch_entries == 0 || config.max_batch_bytes == 0 {
+            Some("batches must allow at least one entry and one byte".to_string())
+        } else if config.max_batch_entries as u64 > u64::from(limits.max_batch_entries)
+            || config.max_batch_bytes as u64 > limits.max_batch_bytes
+        {
+            Some(format!(
+                "batches of {} entries and {} bytes exceed the store's limits of {} and {}",
+                config.max_batch_entries,
+                config.max_batch_bytes,
+                limits.max_batch_entries,
+                limits.max_batch_bytes
+            ))
+        } else if config.max_pending_leaves < config.max_batch_entries
+            || config.max_pending_bytes < config.max_batch_bytes
+        {
+            Some("the pending budget must hold at least one full batch".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(SequencerError::BadConfig(problem));
+        }
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let budget = Arc::new(Budget::new(
+            config.max_pending_leaves,
+            config.max_pending_bytes,
+        ));
+        let (durable_sender, durable) = watch::channel(store.entry_count());
+        let (batches, _) = broadcast::channel(config.subscriber_backlog.max(1));
+        let (finished_sender, finished) = oneshot::channel();
+        Pipeline::start(
+            store,
+            config.clone(),
+            receiver,
+            durable_sender,
+            batches.clone(),
+            finished_sender,
+        )
+        .map_err(|error| {
+            SequencerError::StoreFailed(format!("could not start the sequencer threads: {error}"))
+        })?;
+        Ok(Sequencer {
+            queue,
+            budget,
+            closed: AtomicBool::new(false),
+            durable,
+            batches,
+            finished: tokio::sync::Mutex::new(Some(finished)),
+            config,
+            max_leaf_bytes: limits.max_leaf_bytes as usize,
+            submitted: AtomicU64::new(0),
+        })
+    }
+
+    /// Sequences one entry; answers once it (or the entry it duplicates) is durable.
+    pub async fn add(&self, entry: NewEntry) -> Result<Sequenced, SequencerError> {
+        let mut answers = self.add_batch(vec![entry]).await?;
+        answers.pop().ok_or_else(|| {
+            SequencerError::StoreFailed("the sequencer answered a leaf with nothing".into())
+        })
+    }
+
+    /// Sequences a batch as one unit: its new entries get consecutive indices in order, and
+    /// each entry is deduplicated on its own. Answers, in order, once all are durable.
+    pub async fn add_batch(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<Sequenced>, SequencerError> {
+        let receiver = self.try_submit(entries)?;
+        match receiver.await {
+            Ok(answer) => answer,
+            // The pipeline dropped the submission: it stopped before reaching it.
+            Err(_) => Err(SequencerError::ShuttingDown),
+        }
+    }
+
+    /// Admits a submission without waiting for its answer: fails at once if it is too large,
+    /// the sequencer is overloaded or shutting down. The receiver yields the answer.
+    pub fn try_submit(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<oneshot::Receiver<Result<Vec<Sequenced>, SequencerError>>, SequencerError> {
+        let (reply, receiver) = oneshot::channel();
+        if entries.is_empty() {
+            // An empty request trivially succeeds; nothing to order.
+            let _ = reply.send(Ok(Vec::new()));
+            return Ok(receiver);
+        }
+        let bytes = self.check_size(&entries)?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SequencerError::ShuttingDown);
+        }
+        let reservation = self.budget.reserve(entries.len(), bytes)?;
+        self.submitted
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        let submission = Submission {
+            entries,
+            reply,
+            reservation,
+        };
+        self.queue
+            .send(Message::Submit(submission))
+            .map_err(|_| SequencerError::ShuttingDown)?;
+        Ok(receiver)
+    }
+
+    fn check_size(&self, entries: &[NewEntry]) -> Result<usize, SequencerError> {
+        if entries.len() > self.config.max_batch_entries {
+            return Err(SequencerError::TooLarge {
+                what: "leaves in one submission",
+                found: entries.len(),
+                limit: self.config.max_batch_entries,
+            });
+        }
+        let mut bytes = 0;
+        for entry in entries {
+            if entry.leaf().len() > self.max_leaf_bytes {
+                return Err(SequencerError::TooLarge {
+                    what: "leaf size in bytes",
+                    found: entry.leaf().len(),
+                    limit: self.max_leaf_bytes,
+                });
+            }
+            bytes += entry.leaf().len();
+        }
+        if bytes > self.config.max_batch_bytes {
+            return Err(SequencerError::TooLarge {
+                what: "leaf bytes in one submission",
+                found: bytes,
+                limit: self.config.max_batch_bytes,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The durable entry count, updated after every durable batch.
+    pub fn durable_size(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    /// The leaf hashes of every durable batch from now on. A subscriber that falls more than
+    /// `subscriber_backlog` batches behind gets `Lagged` and reads the store instead.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DurableBatch>> {
+        self.batches.subscribe()
+    }
+
+    /// Leaves admitted and not yet answered.
+    pub fn pending_leaves(&self) -> usize {
+        self.budget.pending_leaves()
+    }
+
+    /// Leaves submitted since start (admitted, duplicates included).
+    pub fn submitted_leaves(&self) -> u64 {
+        self.submitted.load(Ordering::Relaxed)
+    }
+
+    /// Stops admitting, commits everything admitted, answers every submitter, and returns when
+    /// the pipeline threads have finished (and released the store). Reports a store failure if
+    /// one happened.
+    pub async fn shutdown(&self) -> Result<(), SequencerError> {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.queue.send(Message::Shutdown);
+        let Some(finished) = self.finished.lock().await.take() else {
+            return Ok(());
+        };
+        finished.await.unwrap_or_else(|_| {
+            Err(SequencerError::StoreFailed(
+                "the sequencer threads ended without a word".into(),
+            ))
+        })
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.queue.send(Message::Shutdown);
+    }
+}

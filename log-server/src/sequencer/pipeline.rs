@@ -1,0 +1,414 @@
+//! The two threads behind the [`Sequencer`](super::Sequencer): the committer (dedup and index
+//! assignment) and the writer (one durable append per batch, then the answers), and the
+//! pending batch between them.
+//!
+//! They are plain threads, not tasks: both block on the store, which may block on the disk or
+//! the network, and neither should hold a runtime worker while it does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::inflight::InFlight;
+use super::{DurableBatch, Sequenced, SequencerConfig, SequencerError};
+use crate::storage::{DedupKey, DuplicateHit, LogStore, NewEntry, StoreError};
+
+/// What the queue carries.
+pub enum Message {
+    Submit(Submission),
+    Shutdown,
+}
+
+/// One admitted submission.
+pub struct Submission {
+    pub entries: Vec<NewEntry>,
+    pub reply: oneshot::Sender<Result<Vec<Sequenced>, SequencerError>>,
+    pub reservation: Reservation,
+}
+
+/// The admission budget: leaves and bytes admitted and not yet answered.
+pub struct Budget {
+    leaves: AtomicUsize,
+    bytes: AtomicUsize,
+    max_leaves: usize,
+    max_bytes: usize,
+}
+
+/// A share of the budget, given back when dropped (after the answer was sent, or with a
+/// submission that was never reached).
+pub struct Reservation {
+    budget: Arc<Budget>,
+    leaves: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    pub fn new(max_leaves: usize, max_bytes: usize) -> Budget {
+        Budget {
+            leaves: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_leaves,
+            max_bytes,
+        }
+    }
+
+    pub fn reserve(
+        self: &Arc<Self>,
+        leaves: usize,
+        bytes: usize,
+    ) -> Result<Reservation, SequencerError> {
+        let reservation = Reservation {
+            budget: Arc::clone(self),
+            leaves,
+            bytes,
+        };
+        let pending_leaves = self.leaves.fetch_add(leaves, Ordering::AcqRel) + leaves;
+        let pending_bytes = self.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if pending_leaves > self.max_leaves || pending_bytes > self.max_bytes {
+            // Dropping the reservation gives both back.
+            return Err(SequencerError::Overloaded {
+                pending_leaves: pending_leaves - leaves,
+            });
+        }
+        Ok(reservation)
+    }
+
+    pub fn pending_leaves(&self) -> usize {
+        self.leaves.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.leaves.fetch_sub(self.leaves, Ordering::AcqRel);
+        self.budget.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// A submitter waiting for its batch to be durable.
+struct Waiter {
+    reply: oneshot::Sender<Result<Vec<Sequenced>, SequencerError>>,
+    answers: Vec<Sequenced>,
+    reservation: Reservation,
+}
+
+impl Waiter {
+    /// Gives the budget back, then answers: a submitter that hears its answer may submit
+    /// again at once and must find its share free.
+    fn answer(self, answer: Result<(), String>) {
+        let Waiter {
+            reply,
+            answers,
+            reservation,
+        } = self;
+        drop(reservation);
+        let _ = reply.send(
+            answer
+                .map(|()| answers)
+                .map_err(SequencerError::StoreFailed),
+        );
+    }
+}
+
+/// The batch the committer fills and the writer takes.
+struct Pending {
+    /// Index of `entries[0]` (and of the next entry when empty).
+    first_index: u64,
+    entries: Vec<NewEntry>,
+    bytes: usize,
+    waiters: Vec<Waiter>,
+    /// No more submissions will come.
+    closed: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    /// The writer waits here for work.
+    ready: Condvar,
+    /// The committer waits here for room.
+    room: Condvar,
+    /// Entries below this are durable (and answered for by the store).
+    durable: AtomicU64,
+    /// Set once an append or a dedup lookup failed.
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    fn fail(&self, reason: String) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            tracing::error!(%reason, "the sequencer stops: storage failed");
+            *failure = Some(reason);
+        }
+    }
+}
+
+/// Starts the two threads.
+pub struct Pipeline;
+
+impl Pipeline {
+    pub fn start(
+        store: Arc<dyn LogStore>,
+        config: SequencerConfig,
+        queue: mpsc::UnboundedReceiver<Message>,
+        durable_sender: watch::Sender<u64>,
+        batches: broadcast::Sender<Arc<DurableBatch>>,
+        finished: oneshot::Sender<Result<(), SequencerError>>,
+    ) -> std::io::Result<()> {
+        let next_index = store.entry_count();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                first_index: next_index,
+                entries: Vec::new(),
+                bytes: 0,
+                waiters: Vec::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            durable: AtomicU64::new(next_index),
+            failure: Mutex::new(None),
+        });
+        let writer = {
+            let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("cairn-seq-writer".into())
+                .spawn(move || write_batches(store, &shared, durable_sender, batches))?
+        };
+        std::thread::Builder::new()
+            .name("cairn-seq-commit".into())
+            .spawn(move || {
+                let committer = Committer {
+                    store,
+                    in_flight: InFlight::new(2 * config.max_batch_entries),
+                    config,
+                    shared,
+                    next_index,
+                };
+                let result = committer.run(queue, writer);
+                let _ = finished.send(result);
+            })?;
+        Ok(())
+    }
+}
+
+struct Committer {
+    store: Arc<dyn LogStore>,
+    config: SequencerConfig,
+    shared: Arc<Shared>,
+    in_flight: InFlight,
+    next_index: u64,
+}
+
+impl Committer {
+    fn run(
+        mut self,
+        mut queue: mpsc::UnboundedReceiver<Message>,
+        writer: JoinHandle<()>,
+    ) -> Result<(), SequencerError> {
+        while let Some(Message::Submit(submission)) = queue.blocking_recv() {
+            self.commit(submission);
+        }
+        // Submissions that raced with shutdown are dropped with the queue: their submitters
+        // hear ShuttingDown and their reservations are given back.
+        drop(queue);
+        self.shared.pending.lock().closed = true;
+        self.shared.ready.notify_one();
+        if writer.join().is_err() {
+            return Err(SequencerError::StoreFailed(
+                "the writer thread panicked".into(),
+            ));
+        }
+        match self.shared.failure() {
+            Some(reason) => Err(SequencerError::StoreFailed(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn commit(&mut self, submission: Submission) {
+        let Submission {
+            entries,
+            reply,
+            reservation,
+        } = submission;
+        if let Some(reason) = self.shared.failure() {
+            let _ = reply.send(Err(SequencerError::StoreFailed(reason)));
+            return;
+        }
+        self.in_flight
+            .forget_below(self.shared.durable.load(Ordering::Acquire));
+        let (answers, new_entries) = match self.sequence(entries) {
+            Ok(sequenced) => sequenced,
+            Err(error) => {
+                let reason = format!("dedup lookup failed: {error}");
+                self.shared.fail(reason.clone());
+                let _ = reply.send(Err(SequencerError::StoreFailed(reason)));
+                return;
+            }
+        };
+        let new_bytes: usize = new_entries.iter().map(|entry| entry.leaf().len()).sum();
+        let mut pending = self.shared.pending.lock();
+        while !pending.entries.is_empty()
+            && (pending.entries.len() + new_entries.len() > self.config.max_batch_entries
+                || pending.bytes + new_bytes > self.config.max_batch_bytes)
+        {
+            self.shared.room.wait(&mut pending);
+        }
+        debug_assert_eq!(
+            pending.first_index + pending.entries.len() as u64 + new_entries.len() as u64,
+            self.next_index,
+            "indices are assigned in the order entries are written"
+        );
+        pending.entries.extend(new_entries);
+        pending.bytes += new_bytes;
+        pending.waiters.push(Waiter {
+            reply,
+            answers,
+            reservation,
+        });
+        drop(pending);
+        self.shared.ready.notify_one();
+    }
+
+    /// Deduplicates and numbers one submission's entries. Returns the answers (in order) and
+    /// the entries to append.
+    fn sequence(
+        &mut self,
+        entries: Vec<NewEntry>,
+    ) -> Result<(Vec<Sequenced>, Vec<NewEntry>), StoreError> {
+        let stored = self.stored_duplicates(&entries)?;
+        let mut answers = Vec::with_capacity(entries.len());
+        let mut new_entries = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let known = |digest: &[u8; 32]| {
+                self.in_flight
+                    .get(digest)
+                    .or_else(|| stored.get(digest).map(|hit| (hit.index, hit.leaf_hash)))
+            };
+            let first = entry
+                .idempotency()
+                .and_then(|key| known(key.digest()))
+                .or_else(|| known(entry.leaf_hash().as_bytes()));
+            if let Some((index, leaf_hash)) = first {
+                answers.push(Sequenced {
+                    index,
+                    leaf_hash,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let index = self.next_index;
+            self.next_index += 1;
+            let leaf_hash = *entry.leaf_hash();
+            self.in_flight.insert(leaf_hash.0, index, leaf_hash);
+            if let Some(key) = entry.idempotency() {
+                self.in_flight.insert(*key.digest(), index, leaf_hash);
+            }
+            answers.push(Sequenced {
+                index,
+                leaf_hash,
+                duplicate: false,
+            });
+            new_entries.push(entry);
+        }
+        Ok((answers, new_entries))
+    }
+
+    /// What the store knows of the keys that are not in flight. In-flight entries are looked up
+    /// first, so an entry that becomes durable meanwhile is still found: it leaves the in-flight
+    /// map only after the store has it.
+    fn stored_duplicates(
+        &self,
+        entries: &[NewEntry],
+    ) -> Result<HashMap<[u8; 32], DuplicateHit>, StoreError> {
+        let mut lookups = Vec::new();
+        for entry in entries {
+            if let Some(key) = entry.idempotency() {
+                if self.in_flight.get(key.digest()).is_none() {
+                    lookups.push(DedupKey::Idempotency(key));
+                }
+            }
+            if self.in_flight.get(entry.leaf_hash().as_bytes()).is_none() {
+                lookups.push(DedupKey::Leaf(entry.leaf_hash()));
+            }
+        }
+        if lookups.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hits = self.store.find_duplicates(&lookups)?;
+        Ok(lookups
+            .iter()
+            .zip(hits)
+            .filter_map(|(key, hit)| hit.map(|hit| (*key.digest(), hit)))
+            .collect())
+    }
+}
+
+fn write_batches(
+    store: Arc<dyn LogStore>,
+    shared: &Shared,
+    durable_sender: watch::Sender<u64>,
+    batches: broadcast::Sender<Arc<DurableBatch>>,
+) {
+    loop {
+        let (first_index, entries, waiters) = {
+            let mut pending = shared.pending.lock();
+            while pending.waiters.is_empty() && !pending.closed {
+                shared.ready.wait(&mut pending);
+            }
+            if pending.waiters.is_empty() {
+                return;
+            }
+            let entries = std::mem::take(&mut pending.entries);
+            let waiters = std::mem::take(&mut pending.waiters);
+            let first_index = pending.first_index;
+            pending.first_index += entries.len() as u64;
+            pending.bytes = 0;
+            (first_index, entries, waiters)
+        };
+        shared.room.notify_one();
+        let result = match shared.failure() {
+            Some(reason) => Err(reason),
+            None if entries.is_empty() => Ok(()),
+            None => store
+                .append_entries(first_index, &entries)
+                .map_err(|error| {
+                    let reason = format!("appending entries {first_index}.. failed: {error}");
+                    shared.fail(reason.clone());
+                    reason
+                }),
+        };
+        match result {
+            Ok(()) => {
+                let end = first_index + entries.len() as u64;
+                shared.durable.store(end, Ordering::Release);
+                durable_sender.send_replace(end);
+                if !entries.is_empty() && batches.receiver_count() > 0 {
+                    let leaf_hashes = entries.iter().map(|entry| *entry.leaf_hash()).collect();
+                    let _ = batches.send(Arc::new(DurableBatch {
+                        first_index,
+                        leaf_hashes,
+                    }));
+                }
+                for waiter in waiters {
+                    waiter.answer(Ok(()));
+                }
+            }
+            Err(reason) => {
+                for waiter in waiters {
+                    let _ = waiter
+                        .reply
+                        .send(Err(SequencerError::StoreFailed(reason.clone())));
+                }
+            }
+        }
+    }
+}

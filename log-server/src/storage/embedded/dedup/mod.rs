@@ -1,0 +1,469 @@
+//! The dedup index of the embedded store: which entry holds a given leaf hash, or was submitted
+//! with a given (producer, idempotency key).
+//!
+//! Every entry yields one or two 64-bit keys (the first 8 bytes of its leaf hash, and of its
+//! idempotency digest), each mapped to the entry's index. Keys are prefixes, so a hit is only a
+//! candidate: the store confirms it against the entry itself, and a rare prefix collision can
+//! only hide a duplicate (which is then stored twice), never make a new leaf look like an old
+//! one.
+//!
+//! The index is a small log-structured merge tree, because per-leaf inserts into sled cost about
+//! 4 µs of CPU each and would cap a log at about 250 k leaves/s:
+//! - new keys go into an in-memory table as part of each append, after the entries are durable
+//!   (nothing here is on the fsync path);
+//! - a full table is frozen and written by a background thread as a sorted run file, synced and
+//!   renamed into place; run files name the range of entries they cover, so they also record,
+//!   atomically with the data, how far the index reaches (the watermark);
+//! - on open, entries past the watermark are read back from the segments and indexed again;
+//! - a Bloom filter over all keys in runs turns away almost every new key without touching disk,
+//!   and runs are merged when there are too many.
+//!
+//! Memory stays bounded: at most two frozen tables and the active one (a configured number of
+//! keys each), the filter (ten bits per key), and one fence key per 256 keys on disk.
+
+mod bloom;
+mod run;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use self::bloom::Bloom;
+use self::run::{parse_run_file_name, Run};
+use super::files;
+use crate::storage::StoreError;
+
+/// How the dedup index is sized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DedupConfig {
+    /// Keys in the in-memory table before it is written out as a run.
+    pub table_keys: usize,
+    /// Runs on disk before they are merged into one.
+    pub max_runs: usize,
+    /// Keys the Bloom filter is first sized for; it is rebuilt twice as large when exceeded.
+    pub initial_filter_keys: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> DedupConfig {
+        DedupConfig {
+            // 32 Ki keys: a table of about 1 MiB stays in cache; larger ones made every insert
+            // and lookup a cache miss, and the merges of small runs cost less than those misses.
+            table_keys: 1 << 15,
+            max_runs: 6,
+            initial_filter_keys: 1 << 20,
+        }
+    }
+}
+
+/// The 64-bit index key of a 32-byte dedup digest.
+pub fn key_of(digest: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().expect("8 of 32 bytes"))
+}
+
+/// Hashes the (already uniform) keys with a per-process seed, so that ground leaves cannot
+/// pile into one bucket.
+#[derive(Clone, Copy)]
+struct SeededKeys(u64);
+
+struct SeededHasher {
+    seed: u64,
+    value: u64,
+}
+
+impl BuildHasher for SeededKeys {
+    type Hasher = SeededHasher;
+    fn build_hasher(&self) -> SeededHasher {
+        SeededHasher {
+            seed: self.0,
+            value: 0,
+        }
+    }
+}
+
+impl Hasher for SeededHasher {
+    fn finish(&self) -> u64 {
+        (self.value ^ self.seed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.value = (self.value << 8 | u64::from(byte)).rotate_left(5);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.value = value;
+    }
+}
+
+/// Keys of entries `[start, end)`, first index per key.
+struct Table {
+    start: u64,
+    end: u64,
+    keys: HashMap<u64, u64, SeededKeys>,
+}
+
+impl Table {
+    fn new(start: u64, seed: u64, capacity: usize) -> Table {
+        Table {
+            start,
+            end: start,
+            keys: HashMap::with_capacity_and_hasher(capacity, SeededKeys(seed)),
+        }
+    }
+}
+
+struct Tables {
+    active: Table,
+    /// Oldest first; being written out by the flusher.
+    frozen: Vec<Arc<Table>>,
+    /// Contiguous from entry 0, in order.
+    runs: Vec<Arc<Run>>,
+    filter: Arc<Bloom>,
+    /// Keys in runs.
+    run_keys: u64,
+}
+
+struct Shared {
+    dir: PathBuf,
+    config: DedupConfig,
+    seed: u64,
+    tables: RwLock<Tables>,
+    /// Wakes the flusher, and appenders waiting for it.
+    signal: Mutex<FlusherState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct FlusherState {
+    stop: bool,
+    failed: Option<String>,
+}
+
+/// The dedup index.
+pub struct DedupIndex {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DedupIndex {
+    /// Opens the runs in `dir`. Returns the index and its watermark: entries from there on must
+    /// be added again with [`DedupIndex::insert`] before the index is complete.
+    pub fn open(
+        dir: &Path,
+        config: DedupConfig,
+        entry_count: u64,
+    ) -> Result<(DedupIndex, u64), StoreError> {
+        files::ensure_dir(dir)?;
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        let runs = open_runs(dir, entry_count)?;
+        let run_keys: u64 = runs.iter().map(|run| run.pairs).sum();
+        let filter = Bloom::with_capacity(config.initial_filter_keys.max(2 * run_keys), seed);
+        for run in &runs {
+            run.add_keys_to(&filter)?;
+        }
+        let watermark = runs.last().map_or(0, |run| run.end);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            seed,
+            tables: RwLock::new(Tables {
+                active: Table::new(watermark, seed, config.table_keys.min(1 << 16)),
+                frozen: Vec::new(),
+                runs,
+                filter: Arc::new(filter),
+                run_keys,
+            }),
+            config,
+            signal: Mutex::new(FlusherState::default()),
+            changed: Condvar::new(),
+        });
+        let flusher = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("cairn-dedup-flush".into())
+                .spawn(move || flusher(&shared))
+                .map_err(|source| StoreError::io("start the dedup flusher for", dir, source))?
+        };
+        Ok((
+            DedupIndex {
+                shared,
+                flusher: Mutex::new(Some(flusher)),
+            },
+            watermark,
+        ))
+    }
+
+    /// Adds the keys of entries `[first_index, end)`, which follow the entries already indexed:
+    /// pairs of (key, index). Waits if the flusher is two tables behind, so memory stays bounded.
+    pub fn insert(
+        &self,
+        first_index: u64,
+        end: u64,
+        keys: impl IntoIterator<Item = (u64, u64)>,
+    ) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        {
+            let mut signal = shared.signal.lock();
+            loop {
+                if let Some(reason) = &signal.failed {
+                    return Err(StoreError::Poisoned(format!(
+                        "the dedup index could not be written: {reason}"
+                    )));
+                }
+                if shared.tables.read().frozen.len() < 2 {
+                    break;
+                }
+                shared.changed.wait(&mut signal);
+            }
+        }
+        let mut tables = shared.tables.write();
+        let active = &mut tables.active;
+        debug_assert_eq!(active.end, first_index, "dedup keys are inserted in order");
+        for (key, index) in keys {
+            active.keys.entry(key).or_insert(index);
+        }
+        active.end = end;
+        if active.keys.len() >= shared.config.table_keys {
+            let fresh = Table::new(active.end, shared.seed, shared.config.table_keys);
+            let full = std::mem::replace(&mut tables.active, fresh);
+            tables.frozen.push(Arc::new(full));
+            drop(tables);
+            wake(shared);
+        }
+        Ok(())
+    }
+
+    /// Candidate indices for `key`, appended to `out` (possibly more than one; confirm each).
+    pub fn candidates(&self, key: u64, out: &mut Vec<u64>) -> Result<(), StoreError> {
+        let (runs, may_be_in_runs) = {
+            let tables = self.shared.tables.read();
+            if let Some(&index) = tables.active.keys.get(&key) {
+                out.push(index);
+            }
+            for table in &tables.frozen {
+                if let Some(&index) = table.keys.get(&key) {
+                    out.push(index);
+                }
+            }
+            if tables.filter.may_contain(key) {
+                (tables.runs.clone(), true)
+            } else {
+                (Vec::new(), false)
+            }
+        };
+        if may_be_in_runs {
+            for run in runs {
+                run.lookup(key, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries below this are in run files on disk.
+    pub fn watermark(&self) -> u64 {
+        self.shared
+            .tables
+            .read()
+            .runs
+            .last()
+            .map_or(0, |run| run.end)
+    }
+
+    /// Memory held by the index: tables and filter, in bytes (an estimate).
+    pub fn memory_bytes(&self) -> usize {
+        let tables = self.shared.tables.read();
+        let table_bytes = |table: &Table| table.keys.capacity() * 17;
+        table_bytes(&tables.active)
+            + tables
+                .frozen
+                .iter()
+                .map(|table| table_bytes(table))
+                .sum::<usize>()
+            + tables.filter.memory_bytes()
+            + tables
+                .runs
+                .iter()
+                .map(|run| (run.pairs / 256 * 8) as usize)
+                .sum::<usize>()
+    }
+
+    /// Writes every key out as a run, so that the next open needs to index nothing again.
+    pub fn flush_all(&self) -> Result<(), StoreError> {
+        {
+            let mut tables = self.shared.tables.write();
+            if !tables.active.keys.is_empty() {
+                let end = tables.active.end;
+                let full =
+                    std::mem::replace(&mut tables.active, Table::new(end, self.shared.seed, 0));
+                tables.frozen.push(Arc::new(full));
+            }
+        }
+        wake(&self.shared);
+        let mut signal = self.shared.signal.lock();
+        loop {
+            if let Some(reason) = &signal.failed {
+                return Err(StoreError::Poisoned(format!(
+                    "the dedup index could not be written: {reason}"
+                )));
+            }
+            if self.shared.tables.read().frozen.is_empty() {
+                return Ok(());
+            }
+            self.shared.changed.wait(&mut signal);
+        }
+    }
+}
+
+impl Drop for DedupIndex {
+    fn drop(&mut self) {
+        self.shared.signal.lock().stop = true;
+        wake(&self.shared);
+        if let Some(flusher) = self.flusher.lock().take() {
+            if flusher.join().is_err() {
+                tracing::error!("the dedup flusher panicked");
+            }
+        }
+    }
+}
+
+/// Opens the run files, keeping the longest contiguous chain from entry 0. Runs left over by a
+/// merge that crashed before deleting its inputs, and runs past a gap, are deleted: their
+/// entries are indexed again from the segments.
+fn open_runs(dir: &Path, entry_count: u64) -> Result<Vec<Arc<Run>>, StoreError> {
+    let mut ranges = Vec::new();
+    let listing = std::fs::read_dir(dir).map_err(|source| StoreError::io("list", dir, source))?;
+    for item in listing {
+        let item = item.map_err(|source| StoreError::io("list", dir, source))?;
+        let name = item.file_name();
+        match name.to_str() {
+            Some(name) if name.ends_with(".tmp") => {
+                let path = item.path();
+                std::fs::remove_file(&path)
+                    .map_err(|source| StoreError::io("remove", &path, source))?;
+            }
+            Some(name) => {
+                if let Some(range) = parse_run_file_name(name) {
+                    ranges.push(range);
+                }
+            }
+            None => {}
+        }
+    }
+    // Widest first among equal starts, so a merged run wins over the runs it replaced.
+    ranges.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut runs = Vec::new();
+    let mut reach = 0;
+    for (start, end) in ranges {
+        let path = dir.join(run::run_file_name(start, end));
+        if start == reach && end <= entry_count {
+            runs.push(Arc::new(Run::open(&path, None)?));
+            reach = end;
+        } else {
+            if end > entry_count {
+                tracing::warn!(path = %path.display(), entry_count, "dedup run reaches past the entries; dropping it");
+            }
+            std::fs::remove_file(&path)
+                .map_err(|source| StoreError::io("remove", &path, source))?;
+        }
+    }
+    Ok(runs)
+}
+
+fn flusher(shared: &Shared) {
+    loop {
+        let table = {
+            let mut signal = shared.signal.lock();
+            loop {
+                if let Some(table) = shared.tables.read().frozen.first().cloned() {
+                    break table;
+                }
+                if signal.stop {
+                    return;
+                }
+                shared.changed.wait(&mut signal);
+            }
+        };
+        if let Err(error) = flush_table(shared, &table).and_then(|()| merge_if_needed(shared)) {
+            tracing::error!(%error, "the dedup index could not be written");
+            shared.signal.lock().failed = Some(error.to_string());
+            wake(shared);
+            return;
+        }
+        wake(shared);
+    }
+}
+
+/// Wakes every waiter. The signal lock is taken so that a waiter between checking its
+/// condition and waiting cannot miss the wake-up.
+fn wake(shared: &Shared) {
+    let _guard = shared.signal.lock();
+    shared.changed.notify_all();
+}
+
+fn flush_table(shared: &Shared, table: &Table) -> Result<(), StoreError> {
+    let mut pairs: Vec<(u64, u64)> = table
+        .keys
+        .iter()
+        .map(|(&key, &index)| (key, index))
+        .collect();
+    let run = Arc::new(Run::write(&shared.dir, table.start, table.end, &mut pairs)?);
+    let (filter, run_keys, runs) = {
+        let tables = shared.tables.read();
+        (
+            Arc::clone(&tables.filter),
+            tables.run_keys + run.pairs,
+            tables.runs.clone(),
+        )
+    };
+    // The run's keys must be in the filter before the table that held them goes away.
+    let filter = if run_keys > filter.capacity() {
+        let bigger = Bloom::with_capacity(2 * run_keys, shared.seed);
+        for old in &runs {
+            old.add_keys_to(&bigger)?;
+        }
+        Arc::new(bigger)
+    } else {
+        filter
+    };
+    for &(key, _) in &pairs {
+        filter.insert(key);
+    }
+    let mut tables = shared.tables.write();
+    tables.runs.push(run);
+    tables.run_keys = run_keys;
+    tables.filter = filter;
+    tables.frozen.remove(0);
+    Ok(())
+}
+
+fn merge_if_needed(shared: &Shared) -> Result<(), StoreError> {
+    let runs = shared.tables.read().runs.clone();
+    if runs.len() <= shared.config.max_runs {
+        return Ok(());
+    }
+    // Merge the newest runs, smallest first, until the merged run is at least half the size of
+    // the run before it: each key is rewritten a logarithmic number of times.
+    let mut first = runs.len() - 2;
+    let mut size: u64 = runs[first..].iter().map(|run| run.pairs).sum();
+    while first > 0 && runs[first - 1].pairs <= 2 * size {
+        first -= 1;
+        size += runs[first].pairs;
+    }
+    let inputs: Vec<&Run> = runs[first..].iter().map(Arc::as_ref).collect();
+    let merged = Arc::new(Run::merge(&shared.dir, &inputs)?);
+    {
+        let mut tables = shared.tables.write();
+        let keep = tables.runs.len() - (runs.len() - first);
+        tables.runs.truncate(keep);
+        tables.runs.push(merged);
+    }
+    for run in &runs[first..] {
+        run.remove()?;
+    }
+    files::sync_dir(&shared.dir)
+}

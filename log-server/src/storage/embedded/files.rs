@@ -1,0 +1,96 @@
+//! Careful file operations: positioned reads and writes that say which file failed, and the
+//! fsync dance that makes a new or renamed file survive a crash (the data, then the directory
+//! entry that names it).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::storage::StoreError;
+
+/// Reads exactly `buf.len()` bytes at `offset`.
+pub fn read_exact_at(
+    file: &File,
+    path: &Path,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<(), StoreError> {
+    file.read_exact_at(buf, offset)
+        .map_err(|source| StoreError::io("read", path, source))
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, stopping early only at the end of the file.
+/// Returns how many were read.
+pub fn read_at_most(
+    file: &File,
+    path: &Path,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<usize, StoreError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(source) => return Err(StoreError::io("read", path, source)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Makes the directory entries of `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|source| StoreError::io("fsync directory", dir, source))
+}
+
+/// Creates `dir` (and its parents) if missing.
+pub fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(|source| StoreError::io("create directory", dir, source))
+}
+
+/// Opens `path` for reading and writing, creating it if needed.
+pub fn open_rw(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| StoreError::io("open", path, source))
+}
+
+/// The length of an open file.
+pub fn file_len(file: &File, path: &Path) -> Result<u64, StoreError> {
+    file.metadata()
+        .map(|metadata| metadata.len())
+        .map_err(|source| StoreError::io("stat", path, source))
+}
+
+/// Cuts `file` to `len` bytes and makes that durable.
+pub fn truncate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
+    file.set_len(len)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| StoreError::io("truncate", path, source))
+}
+
+/// Replaces `path` with `contents` atomically and durably: a temporary file is written and
+/// synced, renamed over `path`, and the directory synced.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    let temporary = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)
+        .map_err(|source| StoreError::io("create", &temporary, source))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| StoreError::io("write", &temporary, source))?;
+    fs::rename(&temporary, path).map_err(|source| StoreError::io("rename", path, source))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir(dir)
+}

@@ -1,0 +1,519 @@
+//! Append-only segment files of sequenced entries.
+//!
+//! Entries live in files named by the index of their first entry (`00000000000000000000.seg`),
+//! each a run of batches (see [`super::record`]). A batch is written with one positioned write
+//! and made durable with one `fdatasync`; when the active segment reaches its size limit, the
+//! next batch starts a new one, so a batch never spans two files.
+//!
+//! So that reading entry `i` never scans the log, each segment keeps the byte offset of every
+//! entry whose index is a multiple of 256 (the first entry of each C2SP tlog-tiles entry
+//! bundle): a read seeks there and parses at most 255 records forward. When a segment is
+//! sealed its offsets are written, synced, to a `.idx` file beside it, so that opening the
+//! store reads only the active segment in full.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::files;
+use super::record::{self, BatchHeader, DecodeError, ItemKind, BATCH_HEADER_LEN};
+use crate::storage::{Entry, NewEntry, StoreError};
+
+/// Entries per entry bundle (C2SP tlog-tiles), and the spacing of the sparse offset index.
+pub const BUNDLE_SIZE: u64 = 256;
+
+/// One segment file and what is known about its contents.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    pub first_index: u64,
+    pub entry_count: u64,
+    pub byte_len: u64,
+    /// Offsets of the entries `first_aligned(first_index) + 256·k`.
+    pub bundle_offsets: Vec<u64>,
+}
+
+impl Segment {
+    pub fn end_index(&self) -> u64 {
+        self.first_index + self.entry_count
+    }
+
+    /// The first index at or after `first_index` that starts a bundle.
+    pub fn first_aligned(&self) -> u64 {
+        self.first_index.div_ceil(BUNDLE_SIZE) * BUNDLE_SIZE
+    }
+
+    /// Where to start parsing to reach entry `index`, and how many records to skip there.
+    fn seek(&self, index: u64) -> (u64, u64) {
+        let aligned = self.first_aligned();
+        if index < aligned {
+            return (0, index - self.first_index);
+        }
+        let bundle = ((index - aligned) / BUNDLE_SIZE) as usize;
+        (self.bundle_offsets[bundle], (index - aligned) % BUNDLE_SIZE)
+    }
+
+    /// The byte offset below which the entries before `end_index` all lie: the offset of the
+    /// next bundle start after them, or the end of the segment.
+    fn bound_for(&self, end_index: u64) -> u64 {
+        let aligned = self.first_aligned();
+        if end_index <= aligned {
+            return self
+                .bundle_offsets
+                .first()
+                .copied()
+                .unwrap_or(self.byte_len);
+        }
+        let bundle = (end_index - aligned).div_ceil(BUNDLE_SIZE) as usize;
+        self.bundle_offsets
+            .get(bundle)
+            .copied()
+            .unwrap_or(self.byte_len)
+    }
+}
+
+/// The file name of the segment starting at `first_index`.
+pub fn segment_file_name(first_index: u64) -> String {
+    format!("{first_index:020}.seg")
+}
+
+/// Parses a segment file name back to its first index.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Reads items (batch headers and records) forward from an offset of a segment, a buffered
+/// chunk at a time; no item larger than the format's hard limits is ever buffered.
+pub struct ItemReader<'a> {
+    file: &'a File,
+    path: &'a Path,
+    buffer: Vec<u8>,
+    /// File offset of `buffer[0]`.
+    buffer_offset: u64,
+    /// Position of the next item within `buffer`.
+    cursor: usize,
+    /// Never read at or past this offset.
+    end: u64,
+}
+
+/// The next thing an [`ItemReader`] found.
+pub enum Item {
+    Header(BatchHeader),
+    Record(Entry),
+}
+
+/// Why an [`ItemReader`] stopped before its end.
+pub enum ReadStop {
+    /// The item at `offset` runs past the end.
+    Truncated { offset: u64 },
+    /// The bytes at `offset` are not a valid item.
+    Invalid { offset: u64, detail: String },
+    /// The disk failed.
+    Io(StoreError),
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+
+impl<'a> ItemReader<'a> {
+    pub fn new(file: &'a File, path: &'a Path, start: u64, end: u64) -> ItemReader<'a> {
+        ItemReader {
+            file,
+            path,
+            buffer: Vec::new(),
+            buffer_offset: start,
+            cursor: 0,
+            end,
+        }
+    }
+
+    /// The file offset of the next item.
+    pub fn offset(&self) -> u64 {
+        self.buffer_offset + self.cursor as u64
+    }
+
+    /// Makes sure `needed` bytes from the cursor are buffered, if the file has them before
+    /// `end`. Returns how many are available (at most `needed` is guaranteed meaningful).
+    fn fill(&mut self, needed: usize) -> Result<usize, StoreError> {
+        let available = self.buffer.len() - self.cursor;
+        if available >= needed {
+            return Ok(available);
+        }
+        let offset = self.offset();
+        let remaining = self.end.saturating_sub(offset);
+        let want = (needed.max(READ_CHUNK) as u64).min(remaining) as usize;
+        if want <= available {
+            return Ok(available);
+        }
+        self.buffer.drain(..self.cursor);
+        self.buffer_offset = offset;
+        self.cursor = 0;
+        let old = self.buffer.len();
+        self.buffer.resize(want, 0);
+        let read = files::read_at_most(
+            self.file,
+            self.path,
+            &mut self.buffer[old..],
+            offset + old as u64,
+        )?;
+        self.buffer.truncate(old + read);
+        Ok(self.buffer.len())
+    }
+
+    /// Steps over the next item without decoding or checking it (the item a caller wants is
+    /// checked when it is read, including its index). Returns what it stepped over.
+    pub fn skip_item(&mut self) -> Result<Option<ItemKind>, ReadStop> {
+        let offset = self.offset();
+        if offset >= self.end {
+            return Ok(None);
+        }
+        let available = self.fill(4).map_err(ReadStop::Io)?;
+        let kind = match record::item_len(&self.buffer[self.cursor..self.cursor + available.min(4)])
+        {
+            Ok(Some(kind)) => kind,
+            Ok(None) | Err(DecodeError::Truncated { .. }) => {
+                return Err(ReadStop::Truncated { offset })
+            }
+            Err(DecodeError::Invalid(detail)) => return Err(ReadStop::Invalid { offset, detail }),
+        };
+        let len = match kind {
+            ItemKind::BatchHeader => BATCH_HEADER_LEN,
+            ItemKind::Record { len } => len,
+        };
+        if self.fill(len).map_err(ReadStop::Io)? < len {
+            return Err(ReadStop::Truncated { offset });
+        }
+        self.cursor += len;
+        Ok(Some(kind))
+    }
+
+    /// The next item, `Ok(None)` exactly at `end`.
+    pub fn next_item(&mut self) -> Result<Option<Item>, ReadStop> {
+        let offset = self.offset();
+        if offset >= self.end {
+            return Ok(None);
+        }
+        let available = self.fill(4).map_err(ReadStop::Io)?;
+        let kind = match record::item_len(&self.buffer[self.cursor..self.cursor + available.min(4)])
+        {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return Err(ReadStop::Truncated { offset }),
+            Err(DecodeError::Invalid(detail)) => return Err(ReadStop::Invalid { offset, detail }),
+            Err(DecodeError::Truncated { .. }) => return Err(ReadStop::Truncated { offset }),
+        };
+        let len = match kind {
+            ItemKind::BatchHeader => BATCH_HEADER_LEN,
+            ItemKind::Record { len } => len,
+        };
+        let available = self.fill(len).map_err(ReadStop::Io)?;
+        if available < len {
+            return Err(ReadStop::Truncated { offset });
+        }
+        let bytes = &self.buffer[self.cursor..self.cursor + len];
+        let item = match kind {
+            ItemKind::BatchHeader => record::decode_batch_header(bytes).map(Item::Header),
+            ItemKind::Record { .. } => {
+                record::decode_record(bytes).map(|(entry, _)| Item::Record(entry))
+            }
+        };
+        match item {
+            Ok(item) => {
+                self.cursor += len;
+                Ok(Some(item))
+            }
+            Err(DecodeError::Truncated { .. }) => Err(ReadStop::Truncated { offset }),
+            Err(DecodeError::Invalid(detail)) => Err(ReadStop::Invalid { offset, detail }),
+        }
+    }
+}
+
+impl ReadStop {
+    /// The stop as an error, for reads of data that recovery already validated.
+    pub fn into_error(self, path: &Path) -> StoreError {
+        match self {
+            ReadStop::Truncated { offset } => {
+                StoreError::corrupt(path, offset, "an entry runs past the end of its segment")
+            }
+            ReadStop::Invalid { offset, detail } => StoreError::corrupt(path, offset, detail),
+            ReadStop::Io(error) => error,
+        }
+    }
+}
+
+/// What a read of entries `[from, to)` inside one segment needs, taken under the lock so that
+/// the disk is read without it.
+pub struct ReadPlan {
+    path: PathBuf,
+    file: Arc<File>,
+    from: u64,
+    to: u64,
+    offset: u64,
+    skip: u64,
+    bound: u64,
+}
+
+impl Segment {
+    /// The plan to read entries `[from, to)`, which lie inside this segment.
+    pub fn plan(&self, from: u64, to: u64) -> ReadPlan {
+        let (offset, skip) = self.seek(from);
+        ReadPlan {
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            from,
+            to,
+            offset,
+            skip,
+            bound: self.bound_for(to),
+        }
+    }
+}
+
+impl ReadPlan {
+    /// Reads the planned entries, appending them to `out`.
+    pub fn read(&self, out: &mut Vec<Entry>) -> Result<(), StoreError> {
+        let mut reader = ItemReader::new(&self.file, &self.path, self.offset, self.bound);
+        let mut skip = self.skip;
+        while skip > 0 {
+            let item_offset = reader.offset();
+            match reader.skip_item() {
+                Ok(Some(ItemKind::Record { .. })) => skip -= 1,
+                Ok(Some(ItemKind::BatchHeader)) => {}
+                Ok(None) => {
+                    return Err(StoreError::corrupt(
+                        &self.path,
+                        item_offset,
+                        format!("segment ends before entry {}", self.from),
+                    ))
+                }
+                Err(stop) => return Err(stop.into_error(&self.path)),
+            }
+        }
+        let mut next = self.from;
+        while next < self.to {
+            let item_offset = reader.offset();
+            match reader.next_item() {
+                Ok(Some(Item::Header(_))) => {}
+                Ok(Some(Item::Record(entry))) => {
+                    if entry.index != next {
+                        return Err(StoreError::corrupt(
+                            &self.path,
+                            item_offset,
+                            format!("expected entry {next}, found entry {}", entry.index),
+                        ));
+                    }
+                    next += 1;
+                    out.push(entry);
+                }
+                Ok(None) => {
+                    return Err(StoreError::corrupt(
+                        &self.path,
+                        item_offset,
+                        format!("segment ends before entry {next}"),
+                    ))
+                }
+                Err(stop) => return Err(stop.into_error(&self.path)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The segments of a log and the single writer that appends to the last one.
+pub struct SegmentLog {
+    dir: PathBuf,
+    segment_max_bytes: u64,
+    segments: RwLock<Vec<Segment>>,
+    writer: Mutex<Writer>,
+}
+
+struct Active {
+    path: PathBuf,
+    file: Arc<File>,
+    entry_count: u64,
+    byte_len: u64,
+}
+
+struct Writer {
+    buffer: Vec<u8>,
+    /// Set when a write or sync failed: what is on disk is then unknown.
+    poisoned: Option<String>,
+}
+
+impl SegmentLog {
+    /// A log over recovered segments (at least one; the last is the active one).
+    pub fn new(dir: PathBuf, segment_max_bytes: u64, segments: Vec<Segment>) -> SegmentLog {
+        SegmentLog {
+            dir,
+            segment_max_bytes,
+            segments: RwLock::new(segments),
+            writer: Mutex::new(Writer {
+                buffer: Vec::new(),
+                poisoned: None,
+            }),
+        }
+    }
+
+    /// How many entries the segments hold.
+    pub fn entry_count(&self) -> u64 {
+        self.segments.read().last().map_or(0, Segment::end_index)
+    }
+
+    /// Appends one batch durably: one write, one `fdatasync`. The caller checked the limits.
+    /// Returns the byte length written.
+    pub fn append(&self, first_index: u64, entries: &[NewEntry]) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock();
+        if let Some(reason) = &writer.poisoned {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        let expected = self.entry_count();
+        if first_index != expected {
+            return Err(StoreError::NotAtEnd {
+                expected,
+                found: first_index,
+            });
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let result = self.write_batch(&mut writer.buffer, first_index, entries);
+        if let Err(error) = &result {
+            writer.poisoned = Some(error.to_string());
+        }
+        result
+    }
+
+    fn write_batch(
+        &self,
+        buffer: &mut Vec<u8>,
+        first_index: u64,
+        entries: &[NewEntry],
+    ) -> Result<u64, StoreError> {
+        let mut active = self.active();
+        if active.byte_len >= self.segment_max_bytes && active.entry_count > 0 {
+            self.rotate()?;
+            active = self.active();
+        }
+        buffer.clear();
+        let body_len: usize = entries.iter().map(record::record_len).sum();
+        let header = BatchHeader {
+            entry_count: entries.len() as u32,
+            first_index,
+            body_len: u32::try_from(body_len).expect("batch limits keep a batch under 4 GiB"),
+        };
+        buffer.reserve(BATCH_HEADER_LEN + body_len);
+        record::encode_batch_header(&header, buffer);
+        let mut new_offsets = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            let index = first_index + position as u64;
+            if index % BUNDLE_SIZE == 0 {
+                new_offsets.push(active.byte_len + buffer.len() as u64);
+            }
+            record::encode_record(index, entry, buffer);
+        }
+        active
+            .file
+            .write_all_at(buffer, active.byte_len)
+            .map_err(|source| StoreError::io("write", &active.path, source))?;
+        active
+            .file
+            .sync_data()
+            .map_err(|source| StoreError::io("fdatasync", &active.path, source))?;
+        let written = buffer.len() as u64;
+        // Keep a huge batch's buffer from pinning memory for the life of the store.
+        if buffer.capacity() > 8 * 1024 * 1024 {
+            *buffer = Vec::new();
+        }
+        let mut segments = self.segments.write();
+        let last = segments
+            .last_mut()
+            .expect("a segment log always has an active segment");
+        last.entry_count += entries.len() as u64;
+        last.byte_len += written;
+        last.bundle_offsets.extend(new_offsets);
+        Ok(written)
+    }
+
+    /// Where the next batch goes.
+    fn active(&self) -> Active {
+        let segments = self.segments.read();
+        let last = segments
+            .last()
+            .expect("a segment log always has an active segment");
+        Active {
+            path: last.path.clone(),
+            file: Arc::clone(&last.file),
+            entry_count: last.entry_count,
+            byte_len: last.byte_len,
+        }
+    }
+
+    /// Seals the full active segment and starts a new, empty one after it.
+    fn rotate(&self) -> Result<(), StoreError> {
+        let first_index = {
+            let segments = self.segments.read();
+            let full = segments
+                .last()
+                .expect("a segment log always has an active segment");
+            super::recovery::write_seal(full)?;
+            full.end_index()
+        };
+        let path = self.dir.join(segment_file_name(first_index));
+        let file = files::open_rw(&path)?;
+        file.sync_all()
+            .map_err(|source| StoreError::io("fsync", &path, source))?;
+        files::sync_dir(&self.dir)?;
+        let segment = Segment {
+            path,
+            file: Arc::new(file),
+            first_index,
+            entry_count: 0,
+            byte_len: 0,
+            bundle_offsets: Vec::new(),
+        };
+        self.segments.write().push(segment);
+        tracing::debug!(first_index, "started a new segment");
+        Ok(())
+    }
+
+    /// Reads entries `[start, start + count)`, which must all exist.
+    pub fn read(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
+        let end = start.checked_add(count).ok_or(StoreError::OutOfRange {
+            what: "entries".into(),
+            start,
+            count,
+            available: self.entry_count(),
+        })?;
+        let plans: Vec<ReadPlan> = {
+            let segments = self.segments.read();
+            let available = segments.last().map_or(0, Segment::end_index);
+            if end > available {
+                return Err(StoreError::OutOfRange {
+                    what: "entries".into(),
+                    start,
+                    count,
+                    available,
+                });
+            }
+            let first = segments.partition_point(|segment| segment.end_index() <= start);
+            segments[first..]
+                .iter()
+                .take_while(|segment| segment.first_index < end)
+                .map(|segment| {
+                    segment.plan(start.max(segment.first_index), end.min(segment.end_index()))
+                })
+                .collect()
+        };
+        let mut out = Vec::with_capacity(count as usize);
+        for plan in &plans {
+            plan.read(&mut out)?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,467 @@
+//! The embedded store: the shared conformance suite, then what only a directory on disk can
+//! show: torn writes, damaged pages, lost files, and the dedup index's watermark.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairn_log::storage::conformance::{self, StoreHarness};
+use cairn_log::storage::embedded::{DedupConfig, EmbeddedConfig, EmbeddedStore};
+use cairn_log::storage::{
+    DedupKey, Hash, LogStore, NewEntry, StoreError, StoreLimits, StoredCheckpoint,
+};
+
+struct Embedded {
+    _dir: tempfile::TempDir,
+    config: EmbeddedConfig,
+}
+
+impl StoreHarness for Embedded {
+    type Store = EmbeddedStore;
+    fn open(&mut self) -> EmbeddedStore {
+        EmbeddedStore::open(self.config.clone()).expect("the embedded store opens")
+    }
+}
+
+fn small_limits() -> StoreLimits {
+    StoreLimits {
+        max_leaf_bytes: 4096,
+        max_batch_entries: 1000,
+        max_batch_bytes: 256 * 1024,
+        max_read_count: 10_000,
+    }
+}
+
+fn harness(tiny_files: bool) -> Embedded {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = EmbeddedConfig::new(dir.path().join("log"));
+    config.limits = small_limits();
+    if tiny_files {
+        // Many segments, many dedup runs and merges, within a small test.
+        config.segment_max_bytes = 16 * 1024;
+        config.dedup = DedupConfig {
+            table_keys: 300,
+            max_runs: 3,
+            initial_filter_keys: 1024,
+        };
+    }
+    Embedded { _dir: dir, config }
+}
+
+#[test]
+fn passes_the_conformance_suite() {
+    conformance::run_all(|| harness(false));
+}
+
+#[test]
+fn passes_the_conformance_suite_with_tiny_segments_and_dedup_runs() {
+    conformance::run_all(|| harness(true));
+}
+
+fn config_in(dir: &Path) -> EmbeddedConfig {
+    let mut config = EmbeddedConfig::new(dir);
+    config.limits = small_limits();
+    config
+}
+
+fn leaf(index: u64) -> Vec<u8> {
+    format!("leaf number {index} with some padding to look like an event").into_bytes()
+}
+
+fn append(store: &EmbeddedStore, range: std::ops::Range<u64>) {
+    let entries: Vec<NewEntry> = range
+        .clone()
+        .map(|index| NewEntry::new(leaf(index), None))
+        .collect();
+    store.append_entries(range.start, &entries).expect("append");
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("segments"))
+        .expect("segments directory")
+        .map(|item| item.expect("listing").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn assert_log(store: &EmbeddedStore, count: u64) {
+    assert_eq!(store.entry_count(), count);
+    let entries = store
+        .read_entries(0, count)
+        .expect("every entry reads back");
+    for (index, entry) in entries.iter().enumerate() {
+        assert_eq!(entry.leaf, leaf(index as u64));
+    }
+}
+
+/// Writes three synced batches and a fourth, then reopens with the segment cut at every byte of
+/// the fourth batch: the first three batches are always there, the fourth only when whole.
+#[test]
+fn recovers_from_a_torn_last_batch_at_every_offset() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    let before_last = {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..5);
+        append(&store, 5..6);
+        append(&store, 6..10);
+        let segment = &segment_files(dir.path())[0];
+        let before_last = fs::metadata(segment).expect("stat").len();
+        append(&store, 10..13);
+        store.close().expect("close");
+        before_last
+    };
+    let segment = segment_files(dir.path())[0].clone();
+    let whole = fs::read(&segment).expect("read segment");
+    for cut in before_last..=whole.len() as u64 {
+        fs::write(&segment, &whole[..cut as usize]).expect("cut the segment");
+        let store =
+            EmbeddedStore::open(config.clone()).expect("a torn tail never stops the store opening");
+        let expected = if cut == whole.len() as u64 { 13 } else { 10 };
+        assert_log(&store, expected);
+        assert_eq!(
+            fs::metadata(&segment).expect("stat").len(),
+            if expected == 13 { cut } else { before_last }
+        );
+        // The store goes on appending after recovery.
+        append(&store, expected..expected + 1);
+        assert_log(&store, expected + 1);
+    }
+}
+
+/// Pages of the last batch that never reached the disk read back as zeros or as garbage.
+#[test]
+fn recovers_from_a_last_batch_with_lost_or_damaged_pages() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    let before_last = {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..10);
+        let before_last = fs::metadata(&segment_files(dir.path())[0])
+            .expect("stat")
+            .len() as usize;
+        append(&store, 10..20);
+        before_last
+    };
+    let segment = segment_files(dir.path())[0].clone();
+    let whole = fs::read(&segment).expect("read segment");
+    for position in (before_last..whole.len()).step_by(7) {
+        for damage in [0x00u8, 0xff, 0x5a] {
+            let mut bytes = whole.clone();
+            let end = (position + 40).min(bytes.len());
+            bytes[position..end].fill(damage);
+            if bytes == whole {
+                continue;
+            }
+            fs::write(&segment, &bytes).expect("damage the segment");
+            let store = EmbeddedStore::open(config.clone())
+                .expect("damage in the last batch is a torn write");
+            assert_log(&store, 10);
+        }
+    }
+}
+
+#[test]
+fn refuses_to_open_when_an_earlier_batch_is_damaged() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..10);
+        append(&store, 10..20);
+        append(&store, 20..30);
+    }
+    let segment = segment_files(dir.path())[0].clone();
+    let whole = fs::read(&segment).expect("read segment");
+    // Damage inside the first and second batches, the last one is intact.
+    for position in [0, 3, 30, 100, whole.len() / 2] {
+        let mut bytes = whole.clone();
+        bytes[position] ^= 0x40;
+        fs::write(&segment, &bytes).expect("damage the segment");
+        match EmbeddedStore::open(config.clone()) {
+            Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, segment),
+            Err(other) => panic!("expected Corrupt for damage at {position}, got {other}"),
+            Ok(_) => {
+                panic!("a store with damage at byte {position} of an acknowledged batch opened")
+            }
+        }
+    }
+    fs::write(&segment, &whole).expect("repair");
+    assert_log(&EmbeddedStore::open(config).expect("open"), 30);
+}
+
+fn rotating_config(dir: &Path) -> EmbeddedConfig {
+    let mut config = config_in(dir);
+    config.segment_max_bytes = 2048;
+    config
+}
+
+#[test]
+fn sealed_segments_are_checked_and_their_offset_index_rebuilt() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = rotating_config(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        for batch in 0..40 {
+            append(&store, batch * 10..batch * 10 + 10);
+        }
+        assert_log(&store, 400);
+    }
+    let segments = segment_files(dir.path());
+    assert!(
+        segments.len() > 3,
+        "the test needs several segments, found {}",
+        segments.len()
+    );
+    // A lost offset index is rebuilt from the segment.
+    let seal = segments[1].with_extension("idx");
+    fs::remove_file(&seal).expect("remove an offset index");
+    assert_log(
+        &EmbeddedStore::open(config.clone()).expect("open without an offset index"),
+        400,
+    );
+    assert!(seal.exists(), "the offset index was written again");
+    // A damaged sealed segment refuses to open once its index has to be rebuilt...
+    let whole = fs::read(&segments[1]).expect("read");
+    let mut bytes = whole.clone();
+    bytes[whole.len() - 10] ^= 1;
+    fs::write(&segments[1], &bytes).expect("damage");
+    fs::remove_file(&seal).expect("remove the offset index");
+    assert!(matches!(
+        EmbeddedStore::open(config.clone()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    // ...and otherwise fails the read that reaches the damage, naming the file.
+    write_seal_back(&config, &segments[1], &whole, &bytes);
+    let store = EmbeddedStore::open(config.clone()).expect("open with the index");
+    match store.read_entries(0, 400) {
+        Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, segments[1]),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// Restores the segment to rebuild its offset index, then damages it again. (Opening reads
+/// every entry past the dedup watermark, so a store that was not closed cleanly would refuse
+/// to open already.)
+fn write_seal_back(config: &EmbeddedConfig, segment: &Path, whole: &[u8], damaged: &[u8]) {
+    fs::write(segment, whole).expect("repair");
+    // Closed cleanly, so that the dedup index has nothing to read again on the next open.
+    EmbeddedStore::open(config.clone())
+        .expect("open to rebuild the offset index")
+        .close()
+        .expect("close");
+    fs::write(segment, damaged).expect("damage again");
+}
+
+#[test]
+fn refuses_to_open_when_a_segment_is_missing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = rotating_config(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        for batch in 0..40 {
+            append(&store, batch * 10..batch * 10 + 10);
+        }
+    }
+    fs::remove_file(&segment_files(dir.path())[2]).expect("lose a segment");
+    assert!(matches!(
+        EmbeddedStore::open(config),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn refuses_to_open_when_signed_entries_are_missing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    let cut = {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..10);
+        let cut = fs::metadata(&segment_files(dir.path())[0])
+            .expect("stat")
+            .len();
+        append(&store, 10..20);
+        let hashes: Vec<Hash> = (0..20).map(|index| Hash::of_leaf(&leaf(index))).collect();
+        store.append_hashes(0, 0, &hashes).expect("hashes");
+        store.sync_hashes().expect("sync");
+        store
+            .store_checkpoint(&StoredCheckpoint {
+                size: 20,
+                note: b"checkpoint".to_vec(),
+            })
+            .expect("checkpoint");
+        cut
+    };
+    let segment = segment_files(dir.path())[0].clone();
+    let whole = fs::read(&segment).expect("read");
+    fs::write(&segment, &whole[..cut as usize + 5]).expect("lose the last batch");
+    match EmbeddedStore::open(config) {
+        Err(StoreError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("checkpoint"), "{detail}")
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("a store that lost signed entries opened"),
+    }
+}
+
+#[test]
+fn refuses_to_open_a_store_that_is_already_open() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    let _open = EmbeddedStore::open(config.clone()).expect("open");
+    assert!(EmbeddedStore::open(config).is_err());
+}
+
+#[test]
+fn unsynced_hashes_are_cut_back_and_hashes_never_outrun_entries() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    let hashes: Vec<Hash> = (0..300).map(|index| Hash::of_leaf(&leaf(index))).collect();
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..300);
+        store.append_hashes(0, 0, &hashes[..100]).expect("hashes");
+        store.sync_hashes().expect("sync");
+        store
+            .append_hashes(0, 100, &hashes[100..])
+            .expect("hashes, not synced");
+    }
+    let store = EmbeddedStore::open(config.clone()).expect("open");
+    assert_eq!(
+        store.hash_count(0).expect("count"),
+        100,
+        "only synced hashes are trusted after a restart"
+    );
+    store
+        .append_hashes(0, 100, &hashes[100..])
+        .expect("the integrator writes them again");
+    store.sync_hashes().expect("sync");
+    drop(store);
+    // Entries lost in a torn tail take the hashes derived from them along.
+    let segment = segment_files(dir.path())[0].clone();
+    let bytes = fs::read(&segment).expect("read");
+    fs::write(&segment, &bytes[..bytes.len() - 1]).expect("tear the only batch");
+    let store = EmbeddedStore::open(config).expect("open");
+    assert_eq!(store.entry_count(), 0);
+    assert_eq!(store.hash_count(0).expect("count"), 0);
+}
+
+fn wait_for_watermark(store: &EmbeddedStore, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.dedup_watermark() < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "the dedup flusher did not reach {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn dedup_index_is_written_behind_and_reindexed_past_its_watermark() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = config_in(dir.path());
+    config.dedup = DedupConfig {
+        table_keys: 500,
+        max_runs: 3,
+        initial_filter_keys: 1024,
+    };
+    let total = 5_050u64;
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        for batch in 0..50 {
+            append(&store, batch * 100..batch * 100 + 100);
+        }
+        append(&store, 5_000..total);
+        wait_for_watermark(&store, 5_000);
+        // Dropped without close: the keys past the watermark exist only in memory.
+    }
+    let runs = |dir: &Path| {
+        fs::read_dir(dir.join("log").parent().expect("parent").join("dedup"))
+            .map(|listing| listing.count())
+            .unwrap_or(0)
+    };
+    assert!(runs(dir.path()) <= 4, "runs are merged");
+    let store = EmbeddedStore::open(config.clone()).expect("open");
+    let watermark = store.dedup_watermark();
+    assert_eq!(watermark, 5_000, "the last, unfull table was indexed again");
+    let hashes: Vec<Hash> = (0..total)
+        .map(|index| Hash::of_leaf(&leaf(index)))
+        .collect();
+    let keys: Vec<DedupKey<'_>> = hashes.iter().map(DedupKey::Leaf).collect();
+    let found = store.find_duplicates(&keys).expect("lookup");
+    for (index, hit) in found.iter().enumerate() {
+        assert_eq!(
+            hit.map(|hit| hit.index),
+            Some(index as u64),
+            "entry {index} after reopen"
+        );
+    }
+    store.close().expect("close writes every key out");
+    let store = EmbeddedStore::open(config).expect("open");
+    assert_eq!(
+        store.dedup_watermark(),
+        total,
+        "after a clean close nothing is indexed again"
+    );
+    assert_eq!(
+        store
+            .find_duplicates(&keys)
+            .expect("lookup")
+            .iter()
+            .flatten()
+            .count() as u64,
+        total
+    );
+}
+
+#[test]
+fn a_lost_dedup_run_is_rebuilt_from_the_entries() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = config_in(dir.path());
+    config.dedup = DedupConfig {
+        table_keys: 200,
+        max_runs: 50,
+        initial_filter_keys: 1024,
+    };
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        for batch in 0..20 {
+            append(&store, batch * 100..batch * 100 + 100);
+        }
+        store.close().expect("close");
+    }
+    let dedup_dir = dir.path().join("dedup");
+    let mut runs: Vec<PathBuf> = fs::read_dir(&dedup_dir)
+        .expect("dedup directory")
+        .map(|item| item.expect("listing").path())
+        .collect();
+    runs.sort();
+    assert!(runs.len() >= 5, "found {} runs", runs.len());
+    fs::remove_file(&runs[2]).expect("lose a run");
+    let store = EmbeddedStore::open(config).expect("open");
+    assert!(
+        store.dedup_watermark() < 2000,
+        "runs past the gap are dropped"
+    );
+    let hashes: Vec<Hash> = (0..2000).map(|index| Hash::of_leaf(&leaf(index))).collect();
+    let keys: Vec<DedupKey<'_>> = hashes.iter().map(DedupKey::Leaf).collect();
+    let found = store.find_duplicates(&keys).expect("lookup");
+    assert!(found
+        .iter()
+        .enumerate()
+        .all(|(index, hit)| hit.map(|hit| hit.index) == Some(index as u64)));
+}
+
+#[test]
+fn rejects_configurations_that_cannot_work() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = config_in(dir.path());
+    config.limits.max_leaf_bytes = u32::MAX;
+    assert!(matches!(
+        EmbeddedStore::open(config),
+        Err(StoreError::BadConfig(_))
+    ));
+}

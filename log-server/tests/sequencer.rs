@@ -1,0 +1,480 @@
+//! The sequencer over a real embedded store in a temporary directory.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use cairn_log::storage::{
+    DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, LogStore, NewEntry, StoreError,
+    StoreLimits, StoredCheckpoint,
+};
+use cairn_log::{Sequenced, Sequencer, SequencerConfig, SequencerError};
+
+fn open_store(dir: &std::path::Path) -> Arc<EmbeddedStore> {
+    Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir)).expect("open the store"))
+}
+
+fn start(store: &Arc<EmbeddedStore>, config: SequencerConfig) -> Arc<Sequencer> {
+    let store: Arc<dyn LogStore> = store.clone();
+    Arc::new(Sequencer::start(store, config).expect("start the sequencer"))
+}
+
+fn leaf(tag: &str, number: u64) -> NewEntry {
+    NewEntry::new(format!("{tag} leaf {number}").into_bytes(), None)
+}
+
+fn keyed(producer: &str, key: &str, bytes: &[u8]) -> NewEntry {
+    NewEntry::new(
+        bytes.to_vec(),
+        Some(IdempotencyKey::new(producer, key).expect("valid key")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submitters_get_distinct_consecutive_indices_that_match_the_store() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let tasks: Vec<_> = (0..3000u64)
+        .map(|number| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move { (number, sequencer.add(leaf("concurrent", number)).await) })
+        })
+        .collect();
+    let mut by_index = vec![None; 3000];
+    for task in tasks {
+        let (number, answer) = task.await.expect("task");
+        let answer = answer.expect("sequenced");
+        assert!(!answer.duplicate);
+        assert_eq!(answer.leaf_hash, *leaf("concurrent", number).leaf_hash());
+        assert!(
+            by_index[answer.index as usize].replace(number).is_none(),
+            "index {} given twice",
+            answer.index
+        );
+    }
+    assert_eq!(store.entry_count(), 3000, "every answered leaf is durable");
+    let entries = store.read_entries(0, 3000).expect("read");
+    for (index, entry) in entries.iter().enumerate() {
+        let number = by_index[index].expect("every index 0..3000 was handed out");
+        assert_eq!(
+            entry.leaf,
+            leaf("concurrent", number).leaf(),
+            "entry {index}"
+        );
+    }
+    assert_eq!(*sequencer.durable_size().borrow(), 3000);
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_return_the_first_index_within_a_batch_in_flight_and_after_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let answers = sequencer
+        .add_batch(vec![
+            leaf("a", 0),
+            leaf("b", 0),
+            leaf("a", 0),
+            leaf("c", 0),
+            leaf("b", 0),
+        ])
+        .await
+        .expect("batch");
+    let summary: Vec<(u64, bool)> = answers
+        .iter()
+        .map(|answer| (answer.index, answer.duplicate))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(0, false), (1, false), (0, true), (2, false), (1, true)]
+    );
+    // Many copies at once, most of them while the first is still in flight.
+    let copies: Vec<_> = (0..200)
+        .map(|_| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move { sequencer.add(leaf("popular", 0)).await.expect("sequenced") })
+        })
+        .collect();
+    let mut indices = HashSet::new();
+    let mut firsts = 0;
+    for copy in copies {
+        let answer = copy.await.expect("task");
+        indices.insert(answer.index);
+        firsts += usize::from(!answer.duplicate);
+    }
+    assert_eq!(indices.len(), 1, "every copy got the same index");
+    assert_eq!(firsts, 1, "exactly one copy was new");
+    assert_eq!(store.entry_count(), 4);
+    sequencer.shutdown().await.expect("shutdown");
+    drop(sequencer);
+    let store =
+        Arc::try_unwrap(store).unwrap_or_else(|_| panic!("the sequencer released the store"));
+    drop(store);
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let again = sequencer.add(leaf("b", 0)).await.expect("sequenced");
+    assert_eq!(
+        (again.index, again.duplicate),
+        (1, true),
+        "dedup survives a restart"
+    );
+    let new = sequencer.add(leaf("d", 0)).await.expect("sequenced");
+    assert_eq!(
+        (new.index, new.duplicate),
+        (4, false),
+        "numbering continues after a restart"
+    );
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_scoped_to_their_producer() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let first = sequencer
+        .add(keyed("alice", "order-1", b"x"))
+        .await
+        .expect("sequenced");
+    let retry = sequencer
+        .add(keyed("alice", "order-1", b"y, changed"))
+        .await
+        .expect("sequenced");
+    assert_eq!(
+        retry,
+        Sequenced {
+            index: first.index,
+            leaf_hash: Hash::of_leaf(b"x"),
+            duplicate: true
+        }
+    );
+    let other_producer = sequencer
+        .add(keyed("bob", "order-1", b"y, changed"))
+        .await
+        .expect("sequenced");
+    assert!(!other_producer.duplicate);
+    assert_ne!(other_producer.index, first.index);
+    let same_bytes_new_key = sequencer
+        .add(keyed("alice", "order-2", b"x"))
+        .await
+        .expect("sequenced");
+    assert_eq!(
+        (same_bytes_new_key.index, same_bytes_new_key.duplicate),
+        (first.index, true)
+    );
+    // In one batch: the second use of a key refers to the first.
+    let batch = sequencer
+        .add_batch(vec![
+            keyed("carol", "k", b"one"),
+            keyed("carol", "k", b"two"),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(batch[1].index, batch[0].index);
+    assert!(batch[1].duplicate);
+    assert_eq!(store.entry_count(), 3);
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_submissions_get_consecutive_indices_in_order() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let tasks: Vec<_> = (0..30u64)
+        .map(|batch| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move {
+                let entries = (0..100)
+                    .map(|number| leaf(&format!("batch {batch}"), number))
+                    .collect();
+                (batch, sequencer.add_batch(entries).await.expect("batch"))
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (batch, answers) = task.await.expect("task");
+        let first = answers[0].index;
+        for (position, answer) in answers.iter().enumerate() {
+            assert_eq!(
+                answer.index,
+                first + position as u64,
+                "batch {batch} is consecutive"
+            );
+        }
+        let stored = store.read_entries(first, 100).expect("read");
+        for (number, entry) in stored.iter().enumerate() {
+            assert_eq!(
+                entry.leaf,
+                leaf(&format!("batch {batch}"), number as u64).leaf()
+            );
+        }
+    }
+    assert_eq!(store.entry_count(), 3000);
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_fails_fast_and_loses_nothing_that_was_accepted() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let config = SequencerConfig {
+        max_batch_entries: 16,
+        max_batch_bytes: 1 << 20,
+        max_pending_leaves: 32,
+        max_pending_bytes: 1 << 20,
+        subscriber_backlog: 16,
+    };
+    let sequencer = start(&store, config);
+    let mut accepted = Vec::new();
+    let mut overloaded = 0;
+    for number in 0..5000u64 {
+        let entry = leaf("overload", number);
+        match sequencer.try_submit(vec![entry.clone()]) {
+            Ok(receiver) => accepted.push((entry, receiver)),
+            Err(SequencerError::Overloaded { pending_leaves }) => {
+                assert!(pending_leaves <= 32);
+                overloaded += 1;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "a burst far over the budget is refused in part"
+    );
+    assert!(
+        sequencer.pending_leaves() <= 32,
+        "the budget bounds what is held"
+    );
+    let mut indices = HashSet::new();
+    for (entry, receiver) in accepted.iter_mut() {
+        let answers = receiver.await.expect("answered").expect("sequenced");
+        assert_eq!(answers[0].leaf_hash, *entry.leaf_hash());
+        indices.insert(answers[0].index);
+    }
+    assert_eq!(indices.len(), accepted.len());
+    assert_eq!(
+        store.entry_count(),
+        accepted.len() as u64,
+        "every accepted leaf and nothing else is stored"
+    );
+    assert_eq!(
+        sequencer.pending_leaves(),
+        0,
+        "answered submissions give their budget back"
+    );
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_everything_accepted_then_refuses() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let receivers: Vec<_> = (0..2000u64)
+        .map(|number| {
+            sequencer
+                .try_submit(vec![leaf("drain", number)])
+                .expect("admitted")
+        })
+        .collect();
+    sequencer.shutdown().await.expect("shutdown");
+    for receiver in receivers {
+        receiver
+            .await
+            .expect("answered before shutdown returned")
+            .expect("sequenced");
+    }
+    assert_eq!(store.entry_count(), 2000);
+    assert_eq!(
+        sequencer.add(leaf("late", 0)).await,
+        Err(SequencerError::ShuttingDown)
+    );
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "the pipeline released the store"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_see_the_durable_size_and_every_leaf_hash() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let sequencer = start(&store, SequencerConfig::default());
+    let mut batches = sequencer.subscribe();
+    let mut durable = sequencer.durable_size();
+    let tasks: Vec<_> = (0..500u64)
+        .map(|number| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move {
+                sequencer
+                    .add(leaf("follow", number))
+                    .await
+                    .expect("sequenced")
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    durable
+        .wait_for(|&size| size == 500)
+        .await
+        .expect("the durable size reaches 500");
+    let mut next = 0u64;
+    while next < 500 {
+        let batch = batches.recv().await.expect("a durable batch");
+        assert_eq!(
+            batch.first_index, next,
+            "batches arrive in order, without gaps"
+        );
+        let stored = store
+            .read_entries(next, batch.leaf_hashes.len() as u64)
+            .expect("read");
+        for (hash, entry) in batch.leaf_hashes.iter().zip(&stored) {
+            assert_eq!(*hash, entry.leaf_hash());
+        }
+        next += batch.leaf_hashes.len() as u64;
+    }
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_submissions_that_can_never_fit() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let config = SequencerConfig {
+        max_batch_entries: 10,
+        ..SequencerConfig::default()
+    };
+    let sequencer = start(&store, config);
+    let huge = NewEntry::new(vec![0; store.limits().max_leaf_bytes as usize + 1], None);
+    assert!(matches!(
+        sequencer.add(huge).await,
+        Err(SequencerError::TooLarge { .. })
+    ));
+    let many = (0..11).map(|number| leaf("many", number)).collect();
+    assert!(matches!(
+        sequencer.add_batch(many).await,
+        Err(SequencerError::TooLarge { .. })
+    ));
+    assert_eq!(sequencer.add_batch(Vec::new()).await, Ok(Vec::new()));
+    assert_eq!(store.entry_count(), 0);
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+/// The embedded store with a switch that makes appends fail, as a full or failing disk would.
+struct FailingDisk {
+    inner: EmbeddedStore,
+    broken: AtomicBool,
+}
+
+impl LogStore for FailingDisk {
+    fn limits(&self) -> &StoreLimits {
+        self.inner.limits()
+    }
+    fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+    fn append_entries(&self, first_index: u64, entries: &[NewEntry]) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned(
+                "injected: no space left on device".into(),
+            ));
+        }
+        self.inner.append_entries(first_index, entries)
+    }
+    fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
+        self.inner.read_entries(start, count)
+    }
+    fn find_duplicates(
+        &self,
+        keys: &[DedupKey<'_>],
+    ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
+        self.inner.find_duplicates(keys)
+    }
+    fn hash_count(&self, level: u8) -> Result<u64, StoreError> {
+        self.inner.hash_count(level)
+    }
+    fn append_hashes(&self, level: u8, start: u64, hashes: &[Hash]) -> Result<(), StoreError> {
+        self.inner.append_hashes(level, start, hashes)
+    }
+    fn read_hashes(&self, level: u8, start: u64, count: u64) -> Result<Vec<Hash>, StoreError> {
+        self.inner.read_hashes(level, start, count)
+    }
+    fn sync_hashes(&self) -> Result<(), StoreError> {
+        self.inner.sync_hashes()
+    }
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.inner.latest_checkpoint()
+    }
+    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.inner.store_checkpoint(checkpoint)
+    }
+    fn witness_size(&self, witness: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.witness_size(witness)
+    }
+    fn set_witness_size(&self, witness: &str, size: u64) -> Result<(), StoreError> {
+        self.inner.set_witness_size(witness, size)
+    }
+    fn store_cosignature(
+        &self,
+        size: u64,
+        witness: &str,
+        cosignature: &[u8],
+    ) -> Result<(), StoreError> {
+        self.inner.store_cosignature(size, witness, cosignature)
+    }
+    fn cosignatures(&self, size: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.cosignatures(size)
+    }
+    fn store_timestamp_token(
+        &self,
+        size: u64,
+        authority: &str,
+        token: &[u8],
+    ) -> Result<(), StoreError> {
+        self.inner.store_timestamp_token(size, authority, token)
+    }
+    fn timestamp_tokens(&self, size: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.timestamp_tokens(size)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_stops_the_sequencer_and_answers_nobody_with_success() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = Arc::new(FailingDisk {
+        inner: EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"),
+        broken: AtomicBool::new(false),
+    });
+    let dyn_store: Arc<dyn LogStore> = store.clone();
+    let sequencer = Sequencer::start(dyn_store, SequencerConfig::default()).expect("start");
+    sequencer
+        .add(leaf("ok", 0))
+        .await
+        .expect("sequenced while the disk works");
+    store.broken.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        sequencer.add(leaf("lost", 0)).await,
+        Err(SequencerError::StoreFailed(_))
+    ));
+    store.broken.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(
+            sequencer.add(leaf("after", 0)).await,
+            Err(SequencerError::StoreFailed(_))
+        ),
+        "after a failed write the sequencer stays stopped: what is on disk is unknown"
+    );
+    assert!(matches!(
+        sequencer.shutdown().await,
+        Err(SequencerError::StoreFailed(_))
+    ));
+    assert_eq!(store.entry_count(), 1);
+}
