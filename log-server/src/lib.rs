@@ -9,12 +9,21 @@
 //!   into batches, one durable append per batch (group commit), and answers each submitter
 //!   with its index only once that index is durable.
 //!
-//! The integrator, the HTTP API and witnessing build on these two layers.
+//! - [`integrator`]: grows the tree over the durable entries and signs checkpoints.
+//! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
+//! - [`api`]: the HTTP API; [`server`] wires everything into one running log; [`config`] reads
+//!   `log.toml`, the environment and the command line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod config;
+pub mod integrator;
+pub mod metrics;
+pub mod publisher;
 pub mod sequencer;
+pub mod server;
 pub mod storage;
 
 pub use sequencer::{DurableBatch, Sequenced, Sequencer, SequencerConfig, SequencerError};

@@ -1,0 +1,644 @@
+//! The HTTP API of the log (spec/docs/log-api.md): thin axum handlers over [`AppState`].
+//!
+//! Writes need a producer's bearer token; reads are public. Every error is JSON
+//! `{"error": "<kind>", "detail": "<what and why>"}` with its status, from one place
+//! ([`ApiError`]). Bad input is refused before anything changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::merkle::{consistency_proof, inclusion_proof, tree_root};
+use cairn_spec::note::{Ed25519Signer, Note, NoteSignature};
+use cairn_spec::receipt::{Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
+use cairn_spec::tiles::{encode_entry_bundle, tile_width_in_tree, TilePath};
+use cairn_spec::Hash;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::integrator::StoreHashes;
+use crate::metrics::Metrics;
+use crate::publisher::Published;
+use crate::sequencer::{Sequenced, Sequencer, SequencerError};
+use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
+
+/// Limits of the API.
+#[derive(Clone, Debug)]
+pub struct ApiLimits {
+    /// The largest leaf, in bytes.
+    pub max_leaf_bytes: usize,
+    /// The largest /add-batch body, in bytes.
+    pub max_batch_body_bytes: usize,
+    /// The longest `?wait=checkpoint` wait.
+    pub checkpoint_wait: Duration,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The log's state.
+    pub store: Arc<dyn LogStore>,
+    /// The sequencer in front of it.
+    pub sequencer: Arc<Sequencer>,
+    /// The latest published checkpoint.
+    pub published: watch::Receiver<Option<Published>>,
+    /// Producers by the SHA-256 of their token.
+    pub producers: HashMap<[u8; 32], String>,
+    /// The log's key, to sign again an older checkpoint for a receipt at an older size.
+    pub signer: Ed25519Signer,
+    /// How many cosignatures a published checkpoint carries at least.
+    pub quorum: usize,
+    /// Limits.
+    pub limits: ApiLimits,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        ApiError::internal(error.to_string())
+    }
+}
+
+impl From<SequencerError> for ApiError {
+    fn from(error: SequencerError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            SequencerError::Overloaded { .. } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "overloaded",
+                detail,
+                retry_after: Some(1),
+            },
+            SequencerError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", detail)
+            }
+            SequencerError::ShuttingDown => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "shutting_down",
+                detail,
+                retry_after: Some(5),
+            },
+            SequencerError::StoreFailed(_) | SequencerError::BadConfig(_) => {
+                ApiError::internal(detail)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.kind, "detail": self.detail}));
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The router of the whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/add", post(add))
+        .route("/add-batch", post(add_batch))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/proof/inclusion", get(proof_inclusion))
+        .route("/proof/consistency", get(proof_consistency))
+        .route("/receipt/{index}", get(receipt))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+async fn record(State(state): Shared, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .record_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The producer named by the `Authorization: Bearer` header.
+fn producer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let unauthorized =
+        |detail: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_string());
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("an Authorization: Bearer <token> header is required"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
+    let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+    state
+        .producers
+        .get(&digest)
+        .cloned()
+        .ok_or_else(|| unauthorized("the token is not one of a producer"))
+}
+
+async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the {what} is larger than {limit} bytes (or could not be read)"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct AddQuery {
+    wait: Option<String>,
+}
+
+async fn add(
+    State(state): Shared,
+    Query(query): Query<AddQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let producer = producer(&state, &headers)?;
+    let wait_checkpoint = match query.wait.as_deref() {
+        None => false,
+        Some("checkpoint") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "wait must be `checkpoint`, found `{other}`"
+            )))
+        }
+    };
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("the Idempotency-Key is not visible ASCII"))?;
+            Some(
+                IdempotencyKey::new(&producer, key)
+                    .map_err(|error| ApiError::bad_request(format!("Idempotency-Key: {error}")))?,
+            )
+        }
+    };
+    let leaf = read_body(body, state.limits.max_leaf_bytes, "leaf").await?;
+    if leaf.is_empty() {
+        return Err(ApiError::bad_request(
+            "the leaf is empty; empty leaves are not logged",
+        ));
+    }
+    let sequenced = state
+        .sequencer
+        .add(NewEntry::new(leaf.to_vec(), idempotency))
+        .await?;
+    state
+        .metrics
+        .leaves_added
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !wait_checkpoint {
+        return Ok(Json(sequenced_json(&sequenced)).into_response());
+    }
+    let mut published = state.published.clone();
+    let wait = published.wait_for(|p| p.as_ref().is_some_and(|p| p.size > sequenced.index));
+    match tokio::time::timeout(state.limits.checkpoint_wait, wait).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(ApiError::internal("the publisher stopped")),
+        Err(_) => {
+            return Err(ApiError {
+                status: StatusCode::ACCEPTED,
+                kind: "not_yet_published",
+                detail: format!(
+                    "leaf {} is durable but no checkpoint that meets the witness policy covers it yet; fetch /receipt/{} later",
+                    sequenced.index, sequenced.index
+                ),
+                retry_after: Some(1),
+            })
+        }
+    }
+    let receipt = build_receipt(&state, sequenced.index, None).await?;
+    Ok(json_response(receipt.to_json()))
+}
+
+fn sequenced_json(sequenced: &Sequenced) -> serde_json::Value {
+    json!({
+        "index": sequenced.index,
+        "leaf_hash": sequenced.leaf_hash.to_base64(),
+        "duplicate": sequenced.duplicate,
+    })
+}
+
+fn json_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// Splits an /add-batch body: leaves, each preceded by its length as a big-endian u32.
+fn parse_batch(body: &[u8], max_leaf: usize) -> Result<Vec<Vec<u8>>, ApiError> {
+    let mut leaves = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let offset = body.len() - rest.len();
+        if rest.len() < 4 {
+            return Err(ApiError::bad_request(format!(
+                "truncated length prefix at byte {offset}: {} bytes left, 4 needed",
+                rest.len()
+            )));
+        }
+        let length = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if length == 0 {
+            return Err(ApiError::bad_request(format!(
+                "leaf {} at byte {offset} is empty; empty leaves are not logged",
+                leaves.len()
+            )));
+        }
+        if length > max_leaf {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "leaf {} at byte {offset} is {length} bytes, the limit is {max_leaf}",
+                    leaves.len()
+                ),
+            ));
+        }
+        if rest.len() - 4 < length {
+            return Err(ApiError::bad_request(format!(
+                "leaf {} at byte {offset} claims {length} bytes, {} remain",
+                leaves.len(),
+                rest.len() - 4
+            )));
+        }
+        leaves.push(rest[4..4 + length].to_vec());
+        rest = &rest[4 + length..];
+    }
+    if leaves.is_empty() {
+        return Err(ApiError::bad_request("the batch holds no leaves"));
+    }
+    Ok(leaves)
+}
+
+async fn add_batch(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    producer(&state, &headers)?;
+    let body = read_body(body, state.limits.max_batch_body_bytes, "batch").await?;
+    let leaves = parse_batch(&body, state.limits.max_leaf_bytes)?;
+    let entries = leaves
+        .into_iter()
+        .map(|leaf| NewEntry::new(leaf, None))
+        .collect();
+    let answers = state.sequencer.add_batch(entries).await?;
+    state
+        .metrics
+        .leaves_added
+        .fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let indices: Vec<u64> = answers.iter().map(|a| a.index).collect();
+    let duplicates = answers.iter().filter(|a| a.duplicate).count();
+    let first_index = answers.iter().find(|a| !a.duplicate).map(|a| a.index);
+    Ok(Json(json!({
+        "count": answers.len(),
+        "first_index": first_index,
+        "duplicates": duplicates,
+        "indices": indices,
+    }))
+    .into_response())
+}
+
+fn published(state: &AppState) -> Result<Published, ApiError> {
+    state.published.borrow().clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_checkpoint",
+            "no checkpoint has been published yet",
+        )
+    })
+}
+
+async fn checkpoint(State(state): Shared) -> Result<Response, ApiError> {
+    let published = published(&state)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        published.note,
+    )
+        .into_response())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::internal(format!("worker failed: {error}")))?
+}
+
+async fn tile(State(state): Shared, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let full_path = format!("tile/{path}");
+    let parsed = TilePath::parse(&full_path)
+        .map_err(|error| ApiError::not_found(format!("not a tile path: {error}")))?;
+    let size = published(&state)?.size;
+    let store = state.store.clone();
+    let (data, full) = match parsed {
+        TilePath::Tile(tile) => {
+            let width = tile_width_in_tree(tile.level(), tile.index(), size)
+                .filter(|&available| available >= tile.width())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "tile {tile} is beyond the published tree of {size}"
+                    ))
+                })?;
+            let _ = width;
+            let level = tile.level();
+            if level > crate::storage::MAX_HASH_LEVEL {
+                return Err(ApiError::not_found(format!("no level {level}")));
+            }
+            let first = tile.index() * 256;
+            let count = u64::from(tile.width());
+            let hashes = blocking(move || Ok(store.read_hashes(level, first, count)?)).await?;
+            let data: Vec<u8> = hashes
+                .iter()
+                .flat_map(|h| h.as_bytes().iter().copied())
+                .collect();
+            (data, tile.is_full())
+        }
+        TilePath::EntryBundle(bundle) => {
+            tile_width_in_tree(0, bundle.index(), size)
+                .filter(|&available| available >= bundle.width())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "entry bundle {bundle} is beyond the published tree of {size}"
+                    ))
+                })?;
+            let first = bundle.index() * 256;
+            let count = u64::from(bundle.width());
+            let entries = blocking(move || Ok(store.read_entries(first, count)?)).await?;
+            let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
+            let data =
+                encode_entry_bundle(&leaves).map_err(|e| ApiError::internal(e.to_string()))?;
+            (data, bundle.is_full())
+        }
+    };
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=1"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: Option<u64>,
+    leaf_hash: Option<String>,
+    size: Option<u64>,
+}
+
+fn check_size(requested: Option<u64>, published: u64) -> Result<u64, ApiError> {
+    let size = requested.unwrap_or(published);
+    if size > published {
+        return Err(ApiError::bad_request(format!(
+            "size {size} is beyond the published tree of {published}"
+        )));
+    }
+    Ok(size)
+}
+
+async fn proof_inclusion(
+    State(state): Shared,
+    Query(query): Query<InclusionQuery>,
+) -> Result<Response, ApiError> {
+    let size = check_size(query.size, published(&state)?.size)?;
+    let index = match (query.index, query.leaf_hash) {
+        (Some(index), None) => index,
+        (None, Some(text)) => {
+            let hash = Hash::from_base64(&text)
+                .map_err(|error| ApiError::bad_request(format!("leaf_hash: {error}")))?;
+            let store = state.store.clone();
+            let hit = blocking(move || {
+                Ok(store.find_duplicates(&[crate::storage::DedupKey::Leaf(&hash)])?)
+            })
+            .await?;
+            hit.into_iter()
+                .next()
+                .flatten()
+                .map(|hit| hit.index)
+                .ok_or_else(|| ApiError::not_found("no leaf with that hash is in the log"))?
+        }
+        _ => return Err(ApiError::bad_request("give either index or leaf_hash")),
+    };
+    if index >= size {
+        return Err(ApiError::bad_request(format!(
+            "index {index} is not below size {size}"
+        )));
+    }
+    let store = state.store.clone();
+    let proof = blocking(move || {
+        inclusion_proof(index, size, &StoreHashes::new(store.as_ref()))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(json!({
+        "index": index,
+        "size": size,
+        "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+async fn proof_consistency(
+    State(state): Shared,
+    Query(query): Query<ConsistencyQuery>,
+) -> Result<Response, ApiError> {
+    let new = check_size(query.new, published(&state)?.size)?;
+    let old = query.old;
+    if old > new {
+        return Err(ApiError::bad_request(format!(
+            "old size {old} is above new size {new}"
+        )));
+    }
+    let store = state.store.clone();
+    let proof = blocking(move || {
+        consistency_proof(old, new, &StoreHashes::new(store.as_ref()))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(json!({
+        "old": old,
+        "new": new,
+        "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    size: Option<u64>,
+}
+
+async fn receipt(
+    State(state): Shared,
+    Path(index): Path<String>,
+    Query(query): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("index `{index}` is not a decimal number")))?;
+    let receipt = build_receipt(&state, index, query.size).await?;
+    Ok(json_response(receipt.to_json()))
+}
+
+/// The receipt of entry `index` in the published checkpoint, or in the checkpoint of `size`
+/// (signed again, deterministically, with the cosignatures stored for that size).
+async fn build_receipt(
+    state: &Arc<AppState>,
+    index: u64,
+    size: Option<u64>,
+) -> Result<Receipt, ApiError> {
+    let published = published(state)?;
+    let size = check_size(size, published.size)?;
+    if index >= size {
+        return Err(ApiError::bad_request(format!(
+            "index {index} is not below size {size}"
+        )));
+    }
+    let store = state.store.clone();
+    let signer = state.signer.clone();
+    let quorum = state.quorum;
+    let published_note = published.note.clone();
+    let published_size = published.size;
+    blocking(move || {
+        let reader = StoreHashes::new(store.as_ref());
+        let entry = store
+            .read_entries(index, 1)?
+            .pop()
+            .ok_or_else(|| ApiError::internal("the store returned no entry"))?;
+        let proof = inclusion_proof(index, size, &reader).map_err(|e| ApiError::internal(e.to_string()))?;
+        let note = if size == published_size {
+            published_note
+        } else {
+            let root = tree_root(size, &reader).map_err(|e| ApiError::internal(e.to_string()))?;
+            let checkpoint = Checkpoint {
+                origin: signer.key_name().as_str().to_string(),
+                size,
+                root,
+                extensions: Vec::new(),
+            };
+            let mut note: Note = checkpoint.sign(&signer).map_err(|e| ApiError::internal(e.to_string()))?;
+            let cosignatures = store.cosignatures(size)?;
+            if cosignatures.len() < quorum {
+                return Err(ApiError::not_found(format!(
+                    "the checkpoint of size {size} was not cosigned by the witness quorum; ask for the published size {published_size}"
+                )));
+            }
+            for (_, line) in cosignatures {
+                let line = String::from_utf8_lossy(&line).into_owned();
+                if let Ok(signature) = NoteSignature::parse_line(line.trim_end_matches('\n')) {
+                    let _ = note.add_signature(signature);
+                }
+            }
+            let bytes = note.to_bytes().map_err(|e| ApiError::internal(e.to_string()))?;
+            String::from_utf8(bytes).map_err(|_| ApiError::internal("the note is not UTF-8"))?
+        };
+        let timestamps = store
+            .timestamp_tokens(size)?
+            .into_iter()
+            .map(|(_, token)| ReceiptTimestamp { token })
+            .collect();
+        Ok(Receipt {
+            format: RECEIPT_FORMAT.to_string(),
+            index,
+            leaf_hash: entry.leaf_hash(),
+            leaf: Some(entry.leaf),
+            inclusion_proof: proof,
+            checkpoint: note,
+            timestamps,
+        })
+    })
+    .await
+}
+
+async fn healthz(State(state): Shared) -> Response {
+    let size = state.published.borrow().as_ref().map(|p| p.size);
+    Json(json!({"status": "ok", "published_size": size})).into_response()
+}
+
+async fn metrics(State(state): Shared) -> Response {
+    let durable = *state.sequencer.durable_size().borrow();
+    let text = state.metrics.render(
+        state.sequencer.pending_leaves(),
+        durable,
+        state.sequencer.submitted_leaves(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,317 @@
+//! The integrator: grows the Merkle tree (RFC 9162 §2.1) over the durable entries and signs
+//! C2SP tlog-checkpoint notes for it.
+//!
+//! The tree is held as a [`CompactRange`] (its frontier), so extending it reads only the new
+//! leaf hashes, never old leaves. Every perfect subtree the new leaves complete whose height is
+//! a multiple of 8 is appended to the store's hash level `height / 8`: those levels are exactly
+//! the C2SP tlog-tiles tiles, so tiles and proofs are served from them.
+//!
+//! A checkpoint is signed at most once per interval and only when the tree grew; the stored
+//! hashes are synced before the checkpoint that covers them is stored, so a stored checkpoint is
+//! always provable after a crash. Checkpoints never go back.
+//!
+//! On start the frontier is restored from the stored hash levels: the tree size is the length of
+//! level 0, and a level that a crash left shorter than the one below justifies is recomputed
+//! from it. Entries beyond the stored tree are integrated again from the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::merkle::{CompactRange, HashReader, NodeId};
+use cairn_spec::note::Ed25519Signer;
+use cairn_spec::Hash;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::storage::{
+    justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL, TILE_HEIGHT,
+};
+
+/// Why the integrator could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegratorError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored hashes do not form a tree.
+    #[error("the stored hashes do not form a tree: {0}")]
+    Tree(String),
+    /// The checkpoint could not be signed.
+    #[error("signing the checkpoint: {0}")]
+    Sign(String),
+}
+
+/// Reads any node of the tree from the store's hash levels: a node at height `8·L + r` is the
+/// root of the `2^r` consecutive hashes below it at level `L`.
+pub struct StoreHashes<'a> {
+    store: &'a dyn LogStore,
+}
+
+impl<'a> StoreHashes<'a> {
+    /// A reader over `store`.
+    pub fn new(store: &'a dyn LogStore) -> StoreHashes<'a> {
+        StoreHashes { store }
+    }
+
+    fn read_node(&self, node: NodeId) -> Result<Hash, StoreError> {
+        let level = (u32::from(node.height()) / TILE_HEIGHT) as u8;
+        let rest = u32::from(node.height()) % TILE_HEIGHT;
+        let start = node.index() << rest;
+        let hashes = self.store.read_hashes(level, start, 1u64 << rest)?;
+        Ok(fold_perfect(hashes))
+    }
+}
+
+/// The root of a perfect subtree from its `2^k` bottom hashes.
+fn fold_perfect(mut hashes: Vec<Hash>) -> Hash {
+    while hashes.len() > 1 {
+        hashes = hashes
+            .chunks_exact(2)
+            .map(|pair| Hash::of_node(&pair[0], &pair[1]))
+            .collect();
+    }
+    hashes.pop().unwrap_or_else(Hash::empty_tree)
+}
+
+impl HashReader for StoreHashes<'_> {
+    type Error = StoreError;
+    fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        nodes.iter().map(|node| self.read_node(*node)).collect()
+    }
+}
+
+/// The integrator's tree: the frontier and how long each stored level is.
+pub struct Tree {
+    range: CompactRange,
+    level_counts: [u64; MAX_HASH_LEVEL as usize + 1],
+}
+
+impl Tree {
+    /// Restores the tree from `store`'s hash levels, repairing levels a crash left short.
+    pub fn restore(store: &dyn LogStore) -> Result<Tree, IntegratorError> {
+        let size = store.hash_count(0)?;
+        let mut level_counts = [0u64; MAX_HASH_LEVEL as usize + 1];
+        level_counts[0] = size;
+        for level in 1..=MAX_HASH_LEVEL {
+            let mut count = store.hash_count(level)?;
+            let justified = justified_hash_count(level, size);
+            while count < justified {
+                let below = store.read_hashes(level - 1, count << TILE_HEIGHT, 256)?;
+                store.append_hashes(level, count, &[fold_perfect(below)])?;
+                count += 1;
+            }
+            level_counts[level as usize] = count;
+        }
+        let range = CompactRange::from_reader(size, &StoreHashes::new(store))
+            .map_err(|error| IntegratorError::Tree(error.to_string()))?;
+        Ok(Tree {
+            range,
+            level_counts,
+        })
+    }
+
+    /// The number of leaves.
+    pub fn size(&self) -> u64 {
+        self.range.tree_size()
+    }
+
+    /// The root hash.
+    pub fn root(&self) -> Hash {
+        self.range.root()
+    }
+
+    /// Appends leaf hashes and stores the completed subtrees of tile heights. Hashes a level
+    /// already holds (left by a crash after a partial sync) are not written twice.
+    pub fn extend(
+        &mut self,
+        store: &dyn LogStore,
+        leaf_hashes: &[Hash],
+    ) -> Result<(), IntegratorError> {
+        let mut per_level: Vec<Vec<(u64, Hash)>> = vec![Vec::new(); MAX_HASH_LEVEL as usize + 1];
+        self.range
+            .extend_with(leaf_hashes, |node, hash| {
+                let height = u32::from(node.height());
+                if height % TILE_HEIGHT == 0 && height / TILE_HEIGHT <= u32::from(MAX_HASH_LEVEL) {
+                    per_level[(height / TILE_HEIGHT) as usize].push((node.index(), *hash));
+                }
+            })
+            .map_err(|error| IntegratorError::Tree(error.to_string()))?;
+        for (level, nodes) in per_level.iter().enumerate() {
+            let count = self.level_counts[level];
+            let fresh: Vec<Hash> = nodes
+                .iter()
+                .filter(|(index, _)| *index >= count)
+                .map(|(_, hash)| *hash)
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            store.append_hashes(level as u8, count, &fresh)?;
+            self.level_counts[level] = count + fresh.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of the integrator.
+#[derive(Clone, Debug)]
+pub struct IntegratorConfig {
+    /// The shortest time between two checkpoints.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for IntegratorConfig {
+    fn default() -> IntegratorConfig {
+        IntegratorConfig {
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The integrator, running as a task. Its checkpoints are announced on [`Integrator::checkpoints`].
+pub struct Integrator {
+    checkpoints: watch::Receiver<Option<StoredCheckpoint>>,
+    stop: watch::Sender<bool>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), IntegratorError>>>>,
+}
+
+struct Work {
+    store: Arc<dyn LogStore>,
+    tree: Mutex<Tree>,
+    signer: Ed25519Signer,
+    origin: String,
+    published: watch::Sender<Option<StoredCheckpoint>>,
+}
+
+impl Work {
+    /// Integrates every entry up to `durable` and signs a checkpoint if the tree outgrew the
+    /// last one. Blocking.
+    fn integrate_and_sign(&self, durable: u64) -> Result<(), IntegratorError> {
+        let mut tree = self.tree.lock();
+        let read_limit = self.store.limits().max_read_count.max(1);
+        while tree.size() < durable {
+            let count = (durable - tree.size()).min(read_limit);
+            let entries = self.store.read_entries(tree.size(), count)?;
+            let hashes: Vec<Hash> = entries.iter().map(|entry| entry.leaf_hash()).collect();
+            tree.extend(self.store.as_ref(), &hashes)?;
+        }
+        let last = self.published.borrow().as_ref().map(|c| c.size);
+        // A new log signs its empty tree once, so that there is a checkpoint to start from.
+        if last.is_some_and(|size| size >= tree.size()) {
+            return Ok(());
+        }
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: tree.size(),
+            root: tree.root(),
+            extensions: Vec::new(),
+        };
+        let note = checkpoint
+            .sign(&self.signer)
+            .map_err(|error| IntegratorError::Sign(error.to_string()))?
+            .to_bytes()
+            .map_err(|error| IntegratorError::Sign(error.to_string()))?;
+        self.store.sync_hashes()?;
+        let stored = StoredCheckpoint {
+            size: tree.size(),
+            note,
+        };
+        self.store.store_checkpoint(&stored)?;
+        tracing::debug!(size = stored.size, "signed a checkpoint");
+        self.published.send_replace(Some(stored));
+        Ok(())
+    }
+}
+
+impl Integrator {
+    /// Restores the tree from `store` and starts following `durable` (the sequencer's
+    /// [`durable_size`](crate::Sequencer::durable_size)). Signs a first checkpoint at once if
+    /// the store has none or the tree outgrew it.
+    pub async fn start(
+        store: Arc<dyn LogStore>,
+        durable: watch::Receiver<u64>,
+        signer: Ed25519Signer,
+        config: IntegratorConfig,
+    ) -> Result<Integrator, IntegratorError> {
+        let origin = signer.key_name().as_str().to_string();
+        let restore_store = store.clone();
+        let (tree, latest) = tokio::task::spawn_blocking(move || {
+            let tree = Tree::restore(restore_store.as_ref())?;
+            let latest = restore_store.latest_checkpoint()?;
+            Ok::<_, IntegratorError>((tree, latest))
+        })
+        .await
+        .map_err(|error| IntegratorError::Tree(format!("restore task failed: {error}")))??;
+        let (published, checkpoints) = watch::channel(latest);
+        let work = Arc::new(Work {
+            store,
+            tree: Mutex::new(tree),
+            signer,
+            origin,
+            published,
+        });
+        let first = *durable.borrow();
+        run_blocking(&work, first).await?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(follow(work, durable, stopped, config.checkpoint_interval));
+        Ok(Integrator {
+            checkpoints,
+            stop,
+            task: tokio::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// The latest signed checkpoint, updated as new ones are stored.
+    pub fn checkpoints(&self) -> watch::Receiver<Option<StoredCheckpoint>> {
+        self.checkpoints.clone()
+    }
+
+    /// Integrates everything durable so far, signs a final checkpoint, and stops.
+    pub async fn shutdown(&self) -> Result<(), IntegratorError> {
+        self.stop.send_replace(true);
+        let Some(task) = self.task.lock().await.take() else {
+            return Ok(());
+        };
+        task.await
+            .map_err(|error| IntegratorError::Tree(format!("integrator task failed: {error}")))?
+    }
+}
+
+async fn run_blocking(work: &Arc<Work>, durable: u64) -> Result<(), IntegratorError> {
+    let work = work.clone();
+    tokio::task::spawn_blocking(move || work.integrate_and_sign(durable))
+        .await
+        .map_err(|error| IntegratorError::Tree(format!("integration task failed: {error}")))?
+}
+
+async fn follow(
+    work: Arc<Work>,
+    mut durable: watch::Receiver<u64>,
+    mut stopped: watch::Receiver<bool>,
+    interval: Duration,
+) -> Result<(), IntegratorError> {
+    let mut last_run = Instant::now();
+    loop {
+        tokio::select! {
+            changed = durable.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = stopped.changed() => break,
+        }
+        let next = last_run + interval;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            _ = stopped.changed() => break,
+        }
+        last_run = Instant::now();
+        let size = *durable.borrow_and_update();
+        if let Err(error) = run_blocking(&work, size).await {
+            tracing::error!(%error, "the integrator failed; retrying after the interval");
+        }
+    }
+    let size = *durable.borrow();
+    run_blocking(&work, size).await
+}

@@ -1,0 +1,385 @@
+//! Publication of checkpoints: C2SP tlog-witness cosigning, the k-of-n witness quorum, and the
+//! witnesses' RFC 3161 timestamp tokens.
+//!
+//! Each checkpoint the integrator signs is sent to every witness concurrently
+//! (`POST <witness>/add-checkpoint`, tlog-witness §"add-checkpoint"), with the size that witness
+//! last cosigned as the old size and a consistency proof from it. A `409 Conflict` names the
+//! size the witness knows and the request is sent again from it. Cosignatures are verified with
+//! the witness's key before they count. Once `k` witnesses cosigned, the checkpoint is published
+//! (with every cosignature collected) and the witnesses' timestamp tokens for it are fetched
+//! (`GET <witness>/timestamps/<origin>/<size>`) and stored, so that receipts carry them.
+//!
+//! Witnesses never hold up sequencing: a witness that is down only delays publication, which is
+//! retried with backoff, counted in the metrics and logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::cosignature::CosignatureVerifier;
+use cairn_spec::merkle::consistency_proof;
+use cairn_spec::note::{Note, NoteSignature};
+use cairn_spec::witness::{parse_conflict_body, parse_cosignature_response, AddCheckpointRequest};
+use cairn_spec::Hash;
+use tokio::sync::watch;
+
+use crate::integrator::StoreHashes;
+use crate::metrics::Metrics;
+use crate::storage::{LogStore, StoredCheckpoint};
+
+/// The largest answer read from a witness, in bytes.
+const MAX_WITNESS_RESPONSE: usize = 1 << 20;
+/// The most timestamp tokens stored per witness and checkpoint.
+const MAX_TOKENS_PER_WITNESS: usize = 4;
+
+/// A witness the log asks to cosign.
+#[derive(Clone, Debug)]
+pub struct Witness {
+    /// Its name in the log's state and metrics (the key name of its vkey).
+    pub name: String,
+    /// Its base URL, without a final slash.
+    pub url: String,
+    /// Checks its cosignatures.
+    pub verifier: CosignatureVerifier,
+}
+
+/// The latest published checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its tree size.
+    pub size: u64,
+    /// Its root hash.
+    pub root: Hash,
+    /// The signed note with the witnesses' cosignatures.
+    pub note: String,
+}
+
+/// How the publisher works.
+#[derive(Clone, Debug)]
+pub struct PublisherConfig {
+    /// The witnesses.
+    pub witnesses: Vec<Witness>,
+    /// How many must cosign before a checkpoint is published (0: publish at once).
+    pub quorum: usize,
+    /// Timeout of one request to a witness.
+    pub request_timeout: Duration,
+    /// The longest wait between two rounds when the quorum was not met.
+    pub max_backoff: Duration,
+}
+
+/// Why a witness did not cosign.
+#[derive(Debug, thiserror::Error)]
+enum WitnessError {
+    #[error("request failed: {0}")]
+    Http(String),
+    #[error("answered {status}: {detail}")]
+    Status { status: u16, detail: String },
+    #[error("bad answer: {0}")]
+    Answer(String),
+    #[error("the witness knows size {0}, beyond this checkpoint")]
+    Ahead(u64),
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it.
+pub async fn run(
+    store: Arc<dyn LogStore>,
+    mut signed: watch::Receiver<Option<StoredCheckpoint>>,
+    config: PublisherConfig,
+    published: watch::Sender<Option<Published>>,
+    metrics: Arc<Metrics>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .build()
+        .unwrap_or_default();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let Some(checkpoint) = signed.borrow_and_update().clone() else {
+            if signed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let already = published.borrow().as_ref().map(|p| p.size);
+        if already.is_some_and(|size| size >= checkpoint.size) {
+            if signed.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match publish_one(&store, &checkpoint, &config, &client, &metrics).await {
+            Ok(done) => {
+                metrics.set_published(done.size);
+                published.send_replace(Some(done));
+                backoff = Duration::from_millis(200);
+                fetch_tokens(&store, &checkpoint, &config, &client).await;
+            }
+            Err(problem) => {
+                tracing::warn!(size = checkpoint.size, %problem, "checkpoint not published yet; retrying");
+                metrics
+                    .publication_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    changed = signed.changed() => if changed.is_err() { return; },
+                }
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
+
+async fn publish_one(
+    store: &Arc<dyn LogStore>,
+    stored: &StoredCheckpoint,
+    config: &PublisherConfig,
+    client: &reqwest::Client,
+    metrics: &Arc<Metrics>,
+) -> Result<Published, String> {
+    let text = String::from_utf8(stored.note.clone()).map_err(|_| "the note is not UTF-8")?;
+    let mut note = Note::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+    let checkpoint = Checkpoint::from_note(&note).map_err(|e| e.to_string())?;
+    let mut attempts = Vec::with_capacity(config.witnesses.len());
+    for witness in &config.witnesses {
+        let (store, witness, note, checkpoint, client) = (
+            store.clone(),
+            witness.clone(),
+            note.clone(),
+            checkpoint.clone(),
+            client.clone(),
+        );
+        attempts.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let result = cosign(&store, &witness, &note, &checkpoint, &client).await;
+            if let Err(error) = &result {
+                tracing::warn!(witness = %witness.name, size = checkpoint.size, %error, "witness did not cosign");
+            }
+            let ok = result.is_ok();
+            (witness, result, ok, started.elapsed())
+        }));
+    }
+    let mut results = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        results.push(
+            attempt
+                .await
+                .map_err(|e| format!("witness task failed: {e}"))?,
+        );
+    }
+    let mut cosigned = 0usize;
+    for (witness, result, ok, elapsed) in results {
+        metrics.record_witness(&witness.name, ok, elapsed);
+        if let Ok(signature) = result {
+            cosigned += 1;
+            let line = signature.to_line();
+            let store2 = store.clone();
+            let name = witness.name.clone();
+            let size = checkpoint.size;
+            let saved = tokio::task::spawn_blocking(move || {
+                store2.store_cosignature(size, &name, line.as_bytes())?;
+                let old = store2.witness_size(&name)?.unwrap_or(0);
+                if size > old {
+                    store2.set_witness_size(&name, size)?;
+                }
+                Ok::<_, crate::storage::StoreError>(())
+            })
+            .await;
+            if !matches!(saved, Ok(Ok(()))) {
+                return Err(format!(
+                    "could not store the cosignature of {}",
+                    witness.name
+                ));
+            }
+            note.add_signature(signature).map_err(|e| e.to_string())?;
+        }
+    }
+    if cosigned < config.quorum {
+        return Err(format!(
+            "{cosigned} of {} witnesses cosigned, {} needed",
+            config.witnesses.len(),
+            config.quorum
+        ));
+    }
+    let bytes = note.to_bytes().map_err(|e| e.to_string())?;
+    Ok(Published {
+        size: checkpoint.size,
+        root: checkpoint.root,
+        note: String::from_utf8(bytes).map_err(|_| "the note is not UTF-8")?,
+    })
+}
+
+async fn cosign(
+    store: &Arc<dyn LogStore>,
+    witness: &Witness,
+    note: &Note,
+    checkpoint: &Checkpoint,
+    client: &reqwest::Client,
+) -> Result<NoteSignature, WitnessError> {
+    let name = witness.name.clone();
+    let reader = store.clone();
+    let mut old_size = tokio::task::spawn_blocking(move || reader.witness_size(&name))
+        .await
+        .map_err(|e| WitnessError::Store(e.to_string()))?
+        .map_err(|e| WitnessError::Store(e.to_string()))?
+        .unwrap_or(0)
+        .min(checkpoint.size);
+    let mut delay = Duration::from_millis(100);
+    for _attempt in 0..4 {
+        let reader = store.clone();
+        let new_size = checkpoint.size;
+        let proof = tokio::task::spawn_blocking(move || {
+            consistency_proof(old_size, new_size, &StoreHashes::new(reader.as_ref()))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| WitnessError::Store(e.to_string()))?
+        .map_err(WitnessError::Store)?;
+        let body = AddCheckpointRequest::new(note.clone(), old_size, proof)
+            .and_then(|request| request.to_bytes())
+            .map_err(|e| WitnessError::Answer(e.to_string()))?;
+        let sent = client
+            .post(format!("{}/add-checkpoint", witness.url))
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                if _attempt == 3 {
+                    return Err(WitnessError::Http(error.to_string()));
+                }
+                continue;
+            }
+        };
+        let status = response.status().as_u16();
+        let bytes = read_limited(response).await?;
+        match status {
+            200 => {
+                let signatures = parse_cosignature_response(&bytes)
+                    .map_err(|e| WitnessError::Answer(e.to_string()))?;
+                for signature in signatures {
+                    if witness
+                        .verifier
+                        .verify_cosignature(checkpoint, &signature)
+                        .is_ok()
+                    {
+                        return Ok(signature);
+                    }
+                }
+                return Err(WitnessError::Answer(
+                    "no cosignature verified with the witness's key".into(),
+                ));
+            }
+            409 => {
+                let known =
+                    parse_conflict_body(&bytes).map_err(|e| WitnessError::Answer(e.to_string()))?;
+                if known > checkpoint.size {
+                    return Err(WitnessError::Ahead(known));
+                }
+                if known == old_size {
+                    return Err(WitnessError::Status {
+                        status,
+                        detail: "conflict at the size sent".into(),
+                    });
+                }
+                old_size = known;
+            }
+            _ => {
+                let detail = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+                if status < 500 {
+                    return Err(WitnessError::Status { status, detail });
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    Err(WitnessError::Http("gave up after retries".into()))
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, WitnessError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| WitnessError::Http(e.to_string()))?
+    {
+        if bytes.len() + chunk.len() > MAX_WITNESS_RESPONSE {
+            return Err(WitnessError::Answer(format!(
+                "answer longer than {MAX_WITNESS_RESPONSE} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+#[derive(serde::Deserialize)]
+struct TimestampsAnswer {
+    size: u64,
+    tokens: Vec<TokenAnswer>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    tsa: String,
+    token: String,
+}
+
+/// Fetches and stores each witness's timestamp tokens over `checkpoint`. Best effort: a
+/// receipt without tokens is still a receipt.
+async fn fetch_tokens(
+    store: &Arc<dyn LogStore>,
+    checkpoint: &StoredCheckpoint,
+    config: &PublisherConfig,
+    client: &reqwest::Client,
+) {
+    let origin = match std::str::from_utf8(&checkpoint.note)
+        .ok()
+        .and_then(|text| text.lines().next())
+    {
+        Some(origin) => origin.to_string(),
+        None => return,
+    };
+    for witness in &config.witnesses {
+        let url = format!("{}/timestamps/{}/{}", witness.url, origin, checkpoint.size);
+        let answer = match client.get(&url).send().await {
+            Ok(response) if response.status().is_success() => read_limited(response).await,
+            Ok(response) => {
+                tracing::debug!(witness = %witness.name, status = %response.status(), "no timestamp tokens");
+                continue;
+            }
+            Err(error) => Err(WitnessError::Http(error.to_string())),
+        };
+        let parsed = answer.and_then(|bytes| {
+            serde_json::from_slice::<TimestampsAnswer>(&bytes)
+                .map_err(|e| WitnessError::Answer(e.to_string()))
+        });
+        let answer = match parsed {
+            Ok(answer) if answer.size == checkpoint.size => answer,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::warn!(witness = %witness.name, %error, "could not fetch timestamp tokens");
+                continue;
+            }
+        };
+        for token in answer.tokens.into_iter().take(MAX_TOKENS_PER_WITNESS) {
+            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(token.token.as_bytes())
+            else {
+                continue;
+            };
+            let store = store.clone();
+            let size = checkpoint.size;
+            let authority = format!("{}/{}", witness.name, token.tsa);
+            let _ = tokio::task::spawn_blocking(move || {
+                store.store_timestamp_token(size, &authority, &der)
+            })
+            .await;
+        }
+    }
+}

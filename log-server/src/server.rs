@@ -1,0 +1,197 @@
+//! One running log: store, sequencer, integrator, publisher and HTTP API wired together, with a
+//! graceful stop (stop accepting, finish in-flight batches, sign a final checkpoint).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_spec::note::Ed25519Signer;
+use tokio::sync::watch;
+
+use crate::api::{self, ApiLimits, AppState};
+use crate::integrator::{Integrator, IntegratorConfig};
+use crate::metrics::Metrics;
+use crate::publisher::{self, Published, PublisherConfig, Witness};
+use crate::sequencer::{Sequencer, SequencerConfig};
+use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use crate::storage::{LogStore, StoreLimits};
+
+/// What a server needs, resolved from the configuration.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The store's directory.
+    pub data_dir: PathBuf,
+    /// The log's key (named after its origin).
+    pub signer: Ed25519Signer,
+    /// Producers: SHA-256 of the token → name.
+    pub producers: HashMap<[u8; 32], String>,
+    /// The largest leaf.
+    pub max_leaf_bytes: u32,
+    /// The largest /add-batch body.
+    pub max_batch_body_bytes: usize,
+    /// Sequencer batching and admission.
+    pub sequencer: SequencerConfig,
+    /// Time between checkpoints.
+    pub checkpoint_interval: Duration,
+    /// Witnesses.
+    pub witnesses: Vec<Witness>,
+    /// Witness quorum.
+    pub quorum: usize,
+    /// Timeout of one witness request.
+    pub witness_timeout: Duration,
+    /// Longest `?wait=checkpoint`.
+    pub checkpoint_wait: Duration,
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store.
+    #[error("store: {0}")]
+    Store(#[from] crate::storage::StoreError),
+    /// The sequencer.
+    #[error("sequencer: {0}")]
+    Sequencer(#[from] crate::sequencer::SequencerError),
+    /// The integrator.
+    #[error("integrator: {0}")]
+    Integrator(#[from] crate::integrator::IntegratorError),
+    /// The network.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    sequencer: Arc<Sequencer>,
+    integrator: Integrator,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Opens the store, starts every part and listens.
+    pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerError> {
+        let mut store_config = EmbeddedConfig::new(&settings.data_dir);
+        store_config.limits = StoreLimits {
+            max_leaf_bytes: settings.max_leaf_bytes,
+            ..StoreLimits::default()
+        };
+        let store: Arc<dyn LogStore> = Arc::new(
+            tokio::task::spawn_blocking(move || EmbeddedStore::open(store_config))
+                .await
+                .map_err(|e| {
+                    crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
+                })??,
+        );
+        let sequencer = Arc::new(Sequencer::start(store.clone(), settings.sequencer.clone())?);
+        let integrator = Integrator::start(
+            store.clone(),
+            sequencer.durable_size(),
+            settings.signer.clone(),
+            IntegratorConfig {
+                checkpoint_interval: settings.checkpoint_interval,
+            },
+        )
+        .await?;
+        let metrics = Arc::new(Metrics::default());
+        let (published_sender, published) = watch::channel::<Option<Published>>(None);
+        let publisher = {
+            let config = PublisherConfig {
+                witnesses: settings.witnesses.clone(),
+                quorum: settings.quorum,
+                request_timeout: settings.witness_timeout,
+                max_backoff: Duration::from_secs(30),
+            };
+            let mut signed = integrator.checkpoints();
+            let metrics = metrics.clone();
+            let store = store.clone();
+            let sizes = metrics.clone();
+            // Keep the tree-size gauge current.
+            let mut watched = integrator.checkpoints();
+            tokio::spawn(async move {
+                while watched.changed().await.is_ok() {
+                    if let Some(c) = watched.borrow_and_update().as_ref() {
+                        sizes.set_tree_size(c.size);
+                    }
+                }
+            });
+            signed.mark_changed();
+            tokio::spawn(publisher::run(
+                store,
+                signed,
+                config,
+                published_sender,
+                metrics,
+            ))
+        };
+        let state = Arc::new(AppState {
+            store,
+            sequencer: sequencer.clone(),
+            published,
+            producers: settings.producers.clone(),
+            signer: settings.signer.clone(),
+            quorum: settings.quorum,
+            limits: ApiLimits {
+                max_leaf_bytes: settings.max_leaf_bytes as usize,
+                max_batch_body_bytes: settings.max_batch_body_bytes,
+                checkpoint_wait: settings.checkpoint_wait,
+            },
+            metrics,
+        });
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let (stop, mut stopped) = watch::channel(false);
+        let app = api::router(state);
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "cairn-log listening");
+        Ok(RunningServer {
+            addr,
+            stop,
+            http,
+            sequencer,
+            integrator,
+            publisher,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, commits what was admitted, signs a final
+    /// checkpoint and returns.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.stop.send_replace(true);
+        let _ = self.http.await;
+        self.sequencer.shutdown().await?;
+        self.integrator.shutdown().await?;
+        self.publisher.abort();
+        // Wait for the task to be gone, so that it no longer holds the store.
+        let _ = self.publisher.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,648 @@
+//! The HTTP API over real loopback HTTP: a log server on an ephemeral port, a reqwest client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use cairn_log::config::token_digest_hex;
+use cairn_log::publisher::Witness;
+use cairn_log::sequencer::SequencerConfig;
+use cairn_log::server::{RunningServer, ServerSettings};
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::cosignature::{CosignatureSigner, CosignatureVerifier};
+use cairn_spec::merkle::{verify_consistency, verify_inclusion};
+use cairn_spec::note::{Ed25519Signer, KeyName, NoteVerifier};
+use cairn_spec::receipt::Receipt;
+use cairn_spec::tiles::{decode_entry_bundle, EntryBundle};
+use cairn_spec::witness::{add_checkpoint, format_conflict_body, AddCheckpointRequest, TreeState};
+use cairn_spec::Hash;
+use parking_lot::Mutex;
+
+const TOKEN: &str = "producer-token-1";
+const ORIGIN: &str = "example.com/test-log";
+
+fn signer() -> Ed25519Signer {
+    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [7; 32])
+}
+
+fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSettings {
+    let mut producers = HashMap::new();
+    let digest = token_digest_hex(TOKEN);
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digest[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    producers.insert(bytes, "billing".to_string());
+    ServerSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.to_path_buf(),
+        signer: signer(),
+        producers,
+        max_leaf_bytes: 1024,
+        max_batch_body_bytes: 64 * 1024,
+        sequencer: SequencerConfig::default(),
+        checkpoint_interval: Duration::from_millis(50),
+        witnesses,
+        quorum,
+        witness_timeout: Duration::from_secs(2),
+        checkpoint_wait: Duration::from_secs(10),
+    }
+}
+
+fn url(server: &RunningServer, path: &str) -> String {
+    format!("http://{}{}", server.addr, path)
+}
+
+async fn add(client: &reqwest::Client, server: &RunningServer, leaf: &[u8]) -> serde_json::Value {
+    let response = client
+        .post(url(server, "/add"))
+        .bearer_auth(TOKEN)
+        .body(leaf.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
+}
+
+async fn wait_published(client: &reqwest::Client, server: &RunningServer, size: u64) -> String {
+    for _ in 0..200 {
+        let response = client
+            .get(url(server, "/checkpoint"))
+            .send()
+            .await
+            .expect("request");
+        if response.status() == 200 {
+            let text = response.text().await.expect("text");
+            let opened =
+                Checkpoint::open(text.as_bytes(), &signer().verifier()).expect("signed by the log");
+            if opened.checkpoint.size >= size {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no checkpoint of size {size} was published");
+}
+
+async fn error_of(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json error body");
+    assert!(
+        body["error"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+        .await
+        .expect("start");
+    let client = reqwest::Client::new();
+
+    let mut leaves = Vec::new();
+    for i in 0..300u32 {
+        let leaf = format!("event {i}").into_bytes();
+        let answer = add(&client, &server, &leaf).await;
+        assert_eq!(answer["index"], i);
+        assert_eq!(answer["duplicate"], false);
+        assert_eq!(answer["leaf_hash"], Hash::of_leaf(&leaf).to_base64());
+        leaves.push(leaf);
+    }
+    // The same leaf again is a duplicate with the first index.
+    let again = add(&client, &server, b"event 5").await;
+    assert_eq!(again["index"], 5);
+    assert_eq!(again["duplicate"], true);
+
+    // A batch: big-endian u32 length-prefixed leaves.
+    let mut body = Vec::new();
+    for i in 300..310u32 {
+        let leaf = format!("event {i}").into_bytes();
+        body.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
+        body.extend_from_slice(&leaf);
+        leaves.push(leaf);
+    }
+    let batch: serde_json::Value = client
+        .post(url(&server, "/add-batch"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
+        .expect("body");
+    assert_eq!(batch["first_index"], 300);
+    assert_eq!(batch["count"], 10);
+    assert_eq!(batch["indices"].as_array().expect("indices").len(), 10);
+
+    let note = wait_published(&client, &server, 310).await;
+    let checkpoint = Checkpoint::open(note.as_bytes(), &signer().verifier())
+        .expect("open")
+        .checkpoint;
+    assert_eq!(checkpoint.size, 310);
+    assert_eq!(
+        checkpoint.root,
+        cairn_spec::merkle::root_from_leaves(&leaves)
+    );
+
+    // Inclusion proofs by index and by leaf hash.
+    for index in [0u64, 1, 255, 256, 309] {
+        let proof: serde_json::Value = client
+            .get(url(
+                &server,
+                &format!("/proof/inclusion?index={index}&size=310"),
+            ))
+            .send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
+            .expect("body");
+        let hashes: Vec<Hash> = proof["proof"]
+            .as_array()
+            .expect("proof")
+            .iter()
+            .map(|h| Hash::from_base64(h.as_str().expect("string")).expect("hash"))
+            .collect();
+        verify_inclusion(
+            index,
+            310,
+            &Hash::of_leaf(&leaves[index as usize]),
+            &hashes,
+            &checkpoint.root,
+        )
+        .expect("inclusion verifies");
+    }
+    let by_hash: serde_json::Value = client
+        .get(url(&server, "/proof/inclusion"))
+        .query(&[("leaf_hash", Hash::of_leaf(&leaves[42]).to_base64())])
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
+        .expect("body");
+    assert_eq!(by_hash["index"], 42);
+
+    // Consistency from an older size.
+    let old_root = cairn_spec::merkle::root_from_leaves(&leaves[..100]);
+    let consistency: serde_json::Value = client
+        .get(url(&server, "/proof/consistency?old=100&new=310"))
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
+        .expect("body");
+    let hashes: Vec<Hash> = consistency["proof"]
+        .as_array()
+        .expect("proof")
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().expect("string")).expect("hash"))
+        .collect();
+    verify_consistency(100, 310, &old_root, &checkpoint.root, &hashes)
+        .expect("consistency verifies");
+
+    // Tiles: the full level-0 tile is immutable, the partial one short-lived.
+    let full = client
+        .get(url(&server, "/tile/0/000"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(full.status(), 200);
+    assert_eq!(
+        full.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let data = full.bytes().await.expect("bytes");
+    assert_eq!(data.len(), 256 * 32);
+    assert_eq!(&data[..32], Hash::of_leaf(&leaves[0]).as_bytes());
+    let partial = client
+        .get(url(&server, "/tile/0/001.p/54"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(partial.status(), 200);
+    assert_ne!(
+        partial.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(partial.bytes().await.expect("bytes").len(), 54 * 32);
+    let level1 = client
+        .get(url(&server, "/tile/1/000.p/1"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(level1.status(), 200);
+    let bundle = client
+        .get(url(&server, "/tile/entries/001.p/54"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bundle.status(), 200);
+    let bytes = bundle.bytes().await.expect("bytes");
+    let entries =
+        decode_entry_bundle(EntryBundle::new(1, 54).expect("bundle"), &bytes).expect("decode");
+    assert_eq!(entries[0], leaves[256]);
+
+    // Receipts verify against the checkpoint.
+    let receipt: Receipt = Receipt::from_json(
+        &client
+            .get(url(&server, "/receipt/7"))
+            .send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .expect("bytes"),
+    )
+    .expect("receipt");
+    assert_eq!(receipt.leaf.as_deref(), Some(leaves[7].as_slice()));
+    verify_inclusion(
+        7,
+        310,
+        &receipt.leaf_hash,
+        &receipt.inclusion_proof,
+        &checkpoint.root,
+    )
+    .expect("receipt proof verifies");
+    // At an older size, the checkpoint is signed again.
+    let old: Receipt = Receipt::from_json(
+        &client
+            .get(url(&server, "/receipt/7?size=100"))
+            .send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .expect("bytes"),
+    )
+    .expect("receipt");
+    let old_checkpoint =
+        Checkpoint::open(old.checkpoint.as_bytes(), &signer().verifier()).expect("open");
+    assert_eq!(old_checkpoint.checkpoint.root, old_root);
+
+    // wait=checkpoint answers with a receipt.
+    let waited = client
+        .post(url(&server, "/add?wait=checkpoint"))
+        .bearer_auth(TOKEN)
+        .body("waited leaf")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(waited.status(), 200);
+    let receipt = Receipt::from_json(&waited.bytes().await.expect("bytes")).expect("receipt");
+    assert_eq!(receipt.index, 310);
+
+    let health = client
+        .get(url(&server, "/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(url(&server, "/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "cairn_log_queue_depth",
+        "cairn_log_tree_size",
+        "cairn_log_checkpoint_age_seconds",
+        "cairn_log_request_seconds_bucket{route=\"/add\",status=\"200\"",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+        .await
+        .expect("start");
+    let client = reqwest::Client::new();
+    add(&client, &server, b"first").await;
+    wait_published(&client, &server, 1).await;
+
+    let no_token = client
+        .post(url(&server, "/add"))
+        .body("x")
+        .send()
+        .await
+        .expect("request");
+    error_of(no_token, 401).await;
+    let bad_token = client
+        .post(url(&server, "/add"))
+        .bearer_auth("nope")
+        .body("x")
+        .send()
+        .await
+        .expect("request");
+    error_of(bad_token, 401).await;
+    let oversized = client
+        .post(url(&server, "/add"))
+        .bearer_auth(TOKEN)
+        .body(vec![1u8; 1025])
+        .send()
+        .await
+        .expect("request");
+    error_of(oversized, 413).await;
+    let empty = client
+        .post(url(&server, "/add"))
+        .bearer_auth(TOKEN)
+        .body(Vec::new())
+        .send()
+        .await
+        .expect("request");
+    error_of(empty, 400).await;
+    let truncated = client
+        .post(url(&server, "/add-batch"))
+        .bearer_auth(TOKEN)
+        .body(vec![0, 0, 0, 9, 1, 2])
+        .send()
+        .await
+        .expect("request");
+    error_of(truncated, 400).await;
+    let short_prefix = client
+        .post(url(&server, "/add-batch"))
+        .bearer_auth(TOKEN)
+        .body(vec![0, 0])
+        .send()
+        .await
+        .expect("request");
+    error_of(short_prefix, 400).await;
+    for path in [
+        "/proof/inclusion?index=1&size=1",
+        "/proof/inclusion?index=0&size=2",
+        "/proof/consistency?old=2&new=1",
+        "/proof/consistency?old=0&new=5",
+        "/receipt/1",
+        "/receipt/abc",
+    ] {
+        let response = client
+            .get(url(&server, path))
+            .send()
+            .await
+            .expect("request");
+        error_of(response, 400).await;
+    }
+    for path in [
+        "/tile/0/001",
+        "/tile/0/000.p/2",
+        "/tile/9/000",
+        "/tile/entries/x",
+        "/nowhere",
+    ] {
+        let response = client
+            .get(url(&server, path))
+            .send()
+            .await
+            .expect("request");
+        error_of(response, 404).await;
+    }
+    let metrics = client
+        .get(url(&server, "/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("cairn_log_durable_entries 1\n"),
+        "{metrics}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_continues_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let mut leaves = Vec::new();
+    for round in 0..3u32 {
+        let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+            .await
+            .expect("start");
+        for i in 0..200u32 {
+            let leaf = format!("round {round} leaf {i}").into_bytes();
+            let answer = add(&client, &server, &leaf).await;
+            assert_eq!(answer["index"], leaves.len());
+            leaves.push(leaf);
+        }
+        server.shutdown().await.expect("shutdown");
+    }
+    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+        .await
+        .expect("start");
+    let note = wait_published(&client, &server, 600).await;
+    let checkpoint = Checkpoint::open(note.as_bytes(), &signer().verifier())
+        .expect("open")
+        .checkpoint;
+    assert_eq!(checkpoint.size, 600);
+    assert_eq!(
+        checkpoint.root,
+        cairn_spec::merkle::root_from_leaves(&leaves)
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A tlog-witness built from `cairn_spec::witness::add_checkpoint`, with one timestamp token per
+/// checkpoint (opaque bytes here: the log stores them without reading them).
+#[derive(Clone)]
+struct TestWitness {
+    cosigner: Arc<CosignatureSigner>,
+    state: Arc<Mutex<Option<TreeState>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn witness_add(
+    axum::extract::State(witness): axum::extract::State<TestWitness>,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, String) {
+    if witness.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down".into());
+    }
+    let request = match AddCheckpointRequest::parse(&body) {
+        Ok(request) => request,
+        Err(error) => return (axum::http::StatusCode::BAD_REQUEST, error.to_string()),
+    };
+    let verifier = signer().verifier();
+    let keys: [&dyn NoteVerifier; 1] = [&verifier];
+    let mut state = witness.state.lock();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    match add_checkpoint(*state, &request, Some(&keys), &witness.cosigner, now) {
+        Ok(cosigned) => {
+            *state = Some(cosigned.new_state);
+            (axum::http::StatusCode::OK, cosigned.response_body())
+        }
+        Err(refusal) => {
+            let status = axum::http::StatusCode::from_u16(refusal.http_status()).expect("status");
+            let body = refusal
+                .conflict_body()
+                .unwrap_or_else(|| refusal.to_string());
+            (status, body)
+        }
+    }
+}
+
+async fn witness_timestamps(
+    axum::extract::Path((a, b, size)): axum::extract::Path<(String, String, u64)>,
+) -> axum::Json<serde_json::Value> {
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("token over {a}/{b} {size}"));
+    axum::Json(serde_json::json!({
+        "origin": format!("{a}/{b}"), "size": size, "checkpoint": "",
+        "tokens": [{"tsa": "test-tsa", "token": token}],
+    }))
+}
+
+async fn start_witness(name: &str, seed: u8, known: Option<TreeState>) -> (Witness, TestWitness) {
+    let cosigner = CosignatureSigner::from_seed(KeyName::new(name).expect("name"), [seed; 32]);
+    let verifier: CosignatureVerifier = cosigner.verifier();
+    let witness = TestWitness {
+        cosigner: Arc::new(cosigner),
+        state: Arc::new(Mutex::new(known)),
+        down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let app = axum::Router::new()
+        .route("/add-checkpoint", axum::routing::post(witness_add))
+        .route(
+            "/timestamps/{a}/{b}/{size}",
+            axum::routing::get(witness_timestamps),
+        )
+        .with_state(witness.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (
+        Witness {
+            name: name.to_string(),
+            url: format!("http://{addr}"),
+            verifier,
+        },
+        witness,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
+    let _ = format_conflict_body(0);
+    let (first, _first_state) = start_witness("witness-one", 1, None).await;
+    let (second, second_state) = start_witness("witness-two", 2, None).await;
+    second_state
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path(), vec![first.clone(), second.clone()], 1))
+        .await
+        .expect("start");
+    let client = reqwest::Client::new();
+    for i in 0..20u32 {
+        add(&client, &server, format!("witnessed {i}").as_bytes()).await;
+    }
+    let note = wait_published(&client, &server, 20).await;
+    // One of two witnesses is down: publication needs one, and it carries that cosignature.
+    let opened = Checkpoint::open(note.as_bytes(), &signer().verifier()).expect("open");
+    let cosigned = cairn_spec::note::Note::parse(note.as_bytes()).expect("note");
+    let first_verifier: &dyn NoteVerifier = &first.verifier;
+    let log_verifier = signer().verifier();
+    let verification = cosigned
+        .verify(&[&log_verifier, first_verifier])
+        .expect("verify");
+    assert!(verification.is_signed_by(first.verifier.key_name(), first.verifier.key_id()));
+    assert_eq!(opened.checkpoint.size, 20);
+
+    // Receipts carry the timestamp tokens fetched from the witness.
+    let mut tokens = 0;
+    for _ in 0..100 {
+        let receipt = Receipt::from_json(
+            &client
+                .get(url(&server, "/receipt/3"))
+                .send()
+                .await
+                .expect("request")
+                .bytes()
+                .await
+                .expect("bytes"),
+        )
+        .expect("receipt");
+        tokens = receipt.timestamps.len();
+        if tokens > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every witness that holds tokens for the checkpoint hands them over.
+    assert!(tokens >= 1);
+
+    // The second witness comes back and catches up from size 0 with a consistency proof.
+    second_state
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    for i in 20..30u32 {
+        add(&client, &server, format!("witnessed {i}").as_bytes()).await;
+    }
+    wait_published(&client, &server, 30).await;
+    for _ in 0..100 {
+        if second_state.state.lock().is_some_and(|s| s.size >= 30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(second_state.state.lock().is_some_and(|s| s.size >= 30));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_conflict_makes_the_log_retry_from_the_witness_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // First run, no witness: the log grows to 10.
+    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+        .await
+        .expect("start");
+    let client = reqwest::Client::new();
+    let mut leaves = Vec::new();
+    for i in 0..10u32 {
+        let leaf = format!("leaf {i}").into_bytes();
+        add(&client, &server, &leaf).await;
+        leaves.push(leaf);
+    }
+    server.shutdown().await.expect("shutdown");
+    // The witness already cosigned size 10, which the log does not know: it answers 409 to
+    // old size 0, and the log retries from 10.
+    let known = TreeState {
+        size: 10,
+        root: cairn_spec::merkle::root_from_leaves(&leaves),
+    };
+    let (witness, state) = start_witness("witness-ahead", 3, Some(known)).await;
+    let server = RunningServer::start(settings(dir.path(), vec![witness], 1))
+        .await
+        .expect("start");
+    add(&client, &server, b"leaf 10").await;
+    wait_published(&client, &server, 11).await;
+    assert_eq!(state.state.lock().map(|s| s.size), Some(11));
+    server.shutdown().await.expect("shutdown");
+}
