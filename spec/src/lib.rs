@@ -6,6 +6,7 @@
 //!
 //! One module a concept:
 //! - [`event`]: Cairn audit events, validated, and the canonical leaves they become.
+//! - [`evidence`]: `cairn.evidence/v1`, portable proof that a log signed incompatible trees.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
 //! - [`time`]: RFC 3339 timestamps.
@@ -34,6 +35,7 @@
 pub mod checkpoint;
 pub mod cosignature;
 pub mod event;
+pub mod evidence;
 #[doc(hidden)]
 pub mod example;
 pub mod hash;
