@@ -1,0 +1,318 @@
+//! The monitor daemon: configuration (TOML), the poll loop over every configured log, and the
+//! HTTP port with /healthz, /metrics and /gossip (GET: latest verified checkpoints; POST: a
+//! checkpoint note someone was shown, checked against what the monitor verified).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use cairn_spec::note::Ed25519Verifier;
+use cairn_spec::policy::Policy;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::alert::{Alerter, Metrics};
+use crate::fetch::{join, Fetcher, MAX_CHECKPOINT_BYTES};
+use crate::follow::{FollowError, Follower, LogSettings};
+
+/// The monitor's configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where sled keeps the verified state.
+    pub state_dir: PathBuf,
+    /// Where evidence files are written.
+    pub evidence_dir: PathBuf,
+    /// Address of the HTTP port (`127.0.0.1:8090`); none for no port.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Seconds between polls.
+    #[serde(default = "default_interval")]
+    pub poll_interval_secs: u64,
+    /// Per-request timeout, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Webhook to POST alerts to.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Peer monitors whose GET /gossip is read each poll.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// The logs.
+    #[serde(default)]
+    pub logs: Vec<LogConfig>,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// One log in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Base URL of the log.
+    pub url: String,
+    /// The log's vkey.
+    pub key: String,
+    /// A tlog-policy file the checkpoints must satisfy.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// Witness base URLs.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// Whether leaves are Cairn audit events.
+    #[serde(default)]
+    pub event_log: bool,
+    /// Stale-log alert threshold, seconds.
+    #[serde(default)]
+    pub stale_after_secs: Option<u64>,
+    /// Full tiles fetched again each poll.
+    #[serde(default = "default_recheck")]
+    pub recheck_tiles: u64,
+    /// Fetch and check entry bundles.
+    #[serde(default = "default_true")]
+    pub check_entries: bool,
+}
+
+fn default_recheck() -> u64 {
+    4
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed.
+    #[error("config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A key or policy is malformed.
+    #[error("log {url}: {detail}")]
+    Log {
+        /// The log.
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    Follow(#[from] FollowError),
+    /// The state store could not be opened.
+    #[error("state store: {0}")]
+    Store(#[from] sled::Error),
+}
+
+impl Config {
+    /// Reads a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+impl LogConfig {
+    /// The settings the follower needs.
+    pub fn settings(&self) -> Result<LogSettings, ConfigError> {
+        let problem = |detail: String| ConfigError::Log {
+            url: self.url.clone(),
+            detail,
+        };
+        let key = Ed25519Verifier::from_vkey(&self.key)
+            .map_err(|error| problem(format!("log key: {error}")))?;
+        let policy = match &self.policy {
+            Some(path) => {
+                let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(
+                    Policy::parse(&text)
+                        .map_err(|error| problem(format!("policy {}: {error}", path.display())))?,
+                )
+            }
+            None => None,
+        };
+        Ok(LogSettings {
+            url: self.url.clone(),
+            key,
+            policy,
+            witnesses: self.witnesses.clone(),
+            event_log: self.event_log,
+            stale_after_secs: self.stale_after_secs,
+            recheck_tiles: self.recheck_tiles,
+            check_entries: self.check_entries,
+        })
+    }
+}
+
+/// The running monitor: its followers, alerter and HTTP state.
+pub struct Monitor {
+    followers: Vec<Arc<Mutex<Follower>>>,
+    /// Where alerts go.
+    pub alerter: Arc<Alerter>,
+    fetcher: Fetcher,
+    peers: Vec<String>,
+    _db: sled::Db,
+}
+
+impl Monitor {
+    /// Opens the state and builds a follower per log.
+    pub fn new(config: &Config) -> Result<Monitor, ConfigError> {
+        let fetcher = Fetcher::new(Duration::from_secs(config.timeout_secs.max(1)));
+        let metrics = Arc::new(Metrics::default());
+        let alerter = Arc::new(Alerter::new(
+            config.webhook.clone(),
+            fetcher.client().clone(),
+            metrics,
+        ));
+        let db = sled::open(&config.state_dir)?;
+        let mut followers = Vec::new();
+        for log in &config.logs {
+            let follower = Follower::new(
+                log.settings()?,
+                fetcher.clone(),
+                alerter.clone(),
+                &db,
+                config.evidence_dir.clone(),
+            )?;
+            followers.push(Arc::new(Mutex::new(follower)));
+        }
+        Ok(Monitor {
+            followers,
+            alerter,
+            fetcher,
+            peers: config.peers.clone(),
+            _db: db,
+        })
+    }
+
+    /// One poll of every log, then the peers' gossip.
+    pub async fn poll_once(&self) -> Result<(), FollowError> {
+        for follower in &self.followers {
+            follower.lock().await.poll().await?;
+        }
+        for peer in &self.peers {
+            let url = join(peer, "gossip");
+            let Ok(body) = self.fetcher.get(&url, 64 * MAX_CHECKPOINT_BYTES).await else {
+                self.alerter
+                    .metrics
+                    .add("cairn_monitor_fetch_errors_total", 1);
+                continue;
+            };
+            let Ok(notes) = serde_json::from_slice::<Vec<String>>(&body) else {
+                self.alerter
+                    .metrics
+                    .add("cairn_monitor_bad_input_total_peer", 1);
+                continue;
+            };
+            for note in notes.iter().take(64) {
+                self.gossip(note.as_bytes(), "peer").await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a gossiped checkpoint to the follower of its origin.
+    pub async fn gossip(&self, note: &[u8], source: &str) -> bool {
+        let origin = note
+            .split(|byte| *byte == b'\n')
+            .next()
+            .and_then(|line| std::str::from_utf8(line).ok())
+            .unwrap_or_default()
+            .to_owned();
+        for follower in &self.followers {
+            let mut follower = follower.lock().await;
+            if follower.origin() == origin {
+                follower.gossip(note, source).await;
+                return true;
+            }
+        }
+        self.alerter
+            .metrics
+            .add(&format!("cairn_monitor_bad_input_total_{source}"), 1);
+        false
+    }
+
+    /// The latest verified checkpoint notes.
+    pub async fn verified_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for follower in &self.followers {
+            if let Some(state) = follower.lock().await.state() {
+                notes.push(state.note.clone());
+            }
+        }
+        notes
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: &Arc<Monitor>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                get(|State(monitor): State<Arc<Monitor>>| async move {
+                    monitor.alerter.metrics.render()
+                }),
+            )
+            .route("/gossip", get(get_gossip).post(post_gossip))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_CHECKPOINT_BYTES))
+            .with_state(self.clone())
+    }
+
+    /// Serves the HTTP port on `listener` until the process ends.
+    pub async fn serve(
+        self: &Arc<Monitor>,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Polls forever.
+    pub async fn run(self: &Arc<Monitor>, interval: Duration) -> Result<(), FollowError> {
+        loop {
+            self.poll_once().await?;
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+async fn get_gossip(State(monitor): State<Arc<Monitor>>) -> axum::Json<Vec<String>> {
+    axum::Json(monitor.verified_notes().await)
+}
+
+async fn post_gossip(
+    State(monitor): State<Arc<Monitor>>,
+    body: axum::body::Bytes,
+) -> (StatusCode, &'static str) {
+    if monitor.gossip(&body, "upload").await {
+        (StatusCode::ACCEPTED, "checked\n")
+    } else {
+        (StatusCode::BAD_REQUEST, "unknown origin\n")
+    }
+}
+
+/// Binds the HTTP port.
+pub async fn bind(address: &str) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,888 @@
+//! The follower: polls one log's checkpoint, verifies its signature and witness policy, fetches
+//! every new level-0 tile and entry bundle, recomputes leaf hashes and the root from them on top
+//! of the last verified frontier (which checks consistency and the signed root in one step,
+//! never through the log's own proofs), and persists the verified state in sled.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
+use cairn_spec::evidence::{prefix_proof, Evidence};
+use cairn_spec::merkle::{
+    consistency_proof, inclusion_proof, root_from_leaf_hashes, CompactRange, HashReader, NodeId,
+};
+use cairn_spec::note::Ed25519Verifier;
+use cairn_spec::policy::Policy;
+use cairn_spec::tiles::{
+    check_entries_against_tile, decode_entry_bundle, decode_tile, EntryBundle, Tile, TILE_WIDTH,
+};
+use cairn_spec::Hash;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertKind, Alerter};
+use crate::fetch::{join, Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES};
+
+/// How many tiles are fetched and verified together.
+const BATCH_TILES: u64 = 512;
+/// How many requests are in flight at once.
+const CONCURRENT_FETCHES: usize = 32;
+
+/// One log to follow.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Base URL of the log's read API.
+    pub url: String,
+    /// The log's verifier key; its name is the origin.
+    pub key: Ed25519Verifier,
+    /// The witness policy checkpoints must satisfy, if any.
+    pub policy: Option<Policy>,
+    /// Base URLs of witnesses to ask for `GET /checkpoint/<origin>`.
+    pub witnesses: Vec<String>,
+    /// Parse every leaf as a Cairn audit event.
+    pub event_log: bool,
+    /// Alert when the checkpoint does not grow for this many seconds.
+    pub stale_after_secs: Option<u64>,
+    /// How many verified full tiles to fetch again each poll to catch rewrites.
+    pub recheck_tiles: u64,
+    /// Fetch and check entry bundles (not only tiles).
+    pub check_entries: bool,
+}
+
+impl LogSettings {
+    /// The log's origin (its key name).
+    pub fn origin(&self) -> &str {
+        self.key.key_name().as_str()
+    }
+}
+
+/// What the monitor has verified of one log, persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedState {
+    /// The last verified checkpoint note, as served.
+    pub note: String,
+    /// Its tree size.
+    pub size: u64,
+    /// Its root.
+    pub root: String,
+    /// The compact-range frontier of that tree, base64, largest subtree first.
+    pub frontier: Vec<String>,
+    /// Unix seconds when the size last grew.
+    pub grown_at: u64,
+    /// The next full tile to fetch again.
+    pub recheck_cursor: u64,
+}
+
+impl VerifiedState {
+    fn range(&self) -> Option<CompactRange> {
+        let frontier = self
+            .frontier
+            .iter()
+            .map(|value| Hash::from_base64(value).ok())
+            .collect::<Option<Vec<_>>>()?;
+        CompactRange::from_frontier(self.size, frontier).ok()
+    }
+
+    fn root_hash(&self) -> Option<Hash> {
+        Hash::from_base64(&self.root).ok()
+    }
+}
+
+/// Why following failed in a way that is not the log's fault to report as an alert.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// Persistent state could not be read or written.
+    #[error("state store: {0}")]
+    Store(#[from] sled::Error),
+    /// Writing an evidence file failed.
+    #[error("writing evidence: {0}")]
+    Evidence(#[from] std::io::Error),
+}
+
+/// The follower of one log.
+pub struct Follower {
+    settings: LogSettings,
+    fetcher: Fetcher,
+    alerter: Arc<Alerter>,
+    state_tree: sled::Tree,
+    subtrees: sled::Tree,
+    leaf_tiles: sled::Tree,
+    evidence_dir: PathBuf,
+    state: Option<VerifiedState>,
+    /// Checkpoints larger than the verified one, to check once the follower gets there.
+    pending: Vec<(Vec<u8>, Checkpoint)>,
+    /// Raised alerts already reported, to raise each once.
+    reported: BTreeSet<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+fn sanitize(origin: &str) -> String {
+    origin
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+impl Follower {
+    /// A follower resuming from the state in `db`, if any.
+    pub fn new(
+        settings: LogSettings,
+        fetcher: Fetcher,
+        alerter: Arc<Alerter>,
+        db: &sled::Db,
+        evidence_dir: PathBuf,
+    ) -> Result<Follower, FollowError> {
+        let origin = settings.origin().to_owned();
+        let state_tree = db.open_tree(format!("state/{origin}"))?;
+        let subtrees = db.open_tree(format!("subtrees/{origin}"))?;
+        let leaf_tiles = db.open_tree(format!("leaf-tiles/{origin}"))?;
+        let state = state_tree
+            .get("verified")?
+            .and_then(|bytes| serde_json::from_slice::<VerifiedState>(&bytes).ok())
+            .filter(|state| state.range().is_some() && state.root_hash().is_some());
+        Ok(Follower {
+            settings,
+            fetcher,
+            alerter,
+            state_tree,
+            subtrees,
+            leaf_tiles,
+            evidence_dir,
+            state,
+            pending: Vec::new(),
+            reported: BTreeSet::new(),
+        })
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        self.settings.origin()
+    }
+
+    /// The verified state.
+    pub fn state(&self) -> Option<&VerifiedState> {
+        self.state.as_ref()
+    }
+
+    fn metric(&self, name: &str) {
+        self.alerter.metrics.add(
+            &format!("{name}{{origin=\"{}\"}}", self.settings.origin()),
+            1,
+        );
+    }
+
+    async fn raise(&mut self, kind: AlertKind, detail: String, evidence: Option<Evidence>) {
+        let key = format!("{}:{detail}", kind.name());
+        if !self.reported.insert(key) {
+            return;
+        }
+        let path = match evidence {
+            Some(evidence) => match self.write_evidence(kind, &evidence) {
+                Ok(path) => Some(path),
+                Err(error) => {
+                    tracing::error!(%error, "could not write evidence");
+                    None
+                }
+            },
+            None => None,
+        };
+        self.alerter
+            .raise(Alert {
+                kind,
+                origin: self.settings.origin().to_owned(),
+                detail,
+                evidence: path,
+            })
+            .await;
+    }
+
+    fn write_evidence(&self, kind: AlertKind, evidence: &Evidence) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.evidence_dir)?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or(0);
+        let path = self.evidence_dir.join(format!(
+            "{}-{}-{nanos}.json",
+            sanitize(self.settings.origin()),
+            kind.name()
+        ));
+        std::fs::write(&path, evidence.to_json())?;
+        Ok(path)
+    }
+
+    /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.
+    fn open(&self, note: &[u8], source: &str) -> Option<SignedCheckpoint> {
+        if note.len() > MAX_CHECKPOINT_BYTES {
+            self.metric(&format!("cairn_monitor_bad_input_total_{source}"));
+            return None;
+        }
+        match Checkpoint::open(note, &self.settings.key) {
+            Ok(signed) => Some(signed),
+            Err(error) => {
+                tracing::warn!(%error, source, "refused a checkpoint");
+                self.metric(&format!("cairn_monitor_bad_input_total_{source}"));
+                None
+            }
+        }
+    }
+
+    /// The policy names of the witnesses whose cosignatures verify.
+    fn cosigners(&self, signed: &SignedCheckpoint) -> Option<(BTreeSet<String>, bool)> {
+        let policy = self.settings.policy.as_ref()?;
+        let mut cosigned = BTreeSet::new();
+        for witness in &policy.witnesses {
+            let valid = signed
+                .verification
+                .unverified
+                .iter()
+                .filter(|signature| {
+                    signature.key_name == *witness.key.key_name()
+                        && signature.key_id == witness.key.key_id()
+                })
+                .any(|signature| {
+                    witness
+                        .key
+                        .verify_cosignature(&signed.checkpoint, signature)
+                        .is_ok()
+                });
+            if valid {
+                cosigned.insert(witness.name.clone());
+            }
+        }
+        let met = policy.quorum_met(&cosigned);
+        Some((cosigned, met))
+    }
+
+    /// One poll of the log: checkpoint, witnesses, new tiles, rewrites, staleness. Alerts are
+    /// raised through the alerter; the error is only for the monitor's own storage.
+    pub async fn poll(&mut self) -> Result<(), FollowError> {
+        let url = join(&self.settings.url, "checkpoint");
+        let note = match self.fetcher.get(&url, MAX_CHECKPOINT_BYTES).await {
+            Ok(note) => note,
+            Err(error) => {
+                tracing::warn!(%error, "log checkpoint fetch failed");
+                self.metric("cairn_monitor_fetch_errors_total");
+                return Ok(());
+            }
+        };
+        match Checkpoint::open(&note, &self.settings.key) {
+            Err(error) => {
+                self.metric("cairn_monitor_bad_input_total_log");
+                self.raise(
+                    AlertKind::BadSignature,
+                    format!("log checkpoint does not verify: {error}"),
+                    None,
+                )
+                .await;
+            }
+            Ok(signed) => self.follow_log_checkpoint(note, signed).await?,
+        }
+        self.gather_witnesses().await;
+        self.recheck_tiles().await;
+        self.check_stale().await;
+        Ok(())
+    }
+
+    async fn follow_log_checkpoint(
+        &mut self,
+        note: Vec<u8>,
+        signed: SignedCheckpoint,
+    ) -> Result<(), FollowError> {
+        if let Some((cosigned, false)) = self.cosigners(&signed) {
+            self.raise(
+                AlertKind::WitnessPolicyUnmet,
+                format!(
+                    "checkpoint of size {} is cosigned by {cosigned:?}, short of the policy quorum",
+                    signed.checkpoint.size
+                ),
+                None,
+            )
+            .await;
+            return Ok(());
+        }
+        let checkpoint = signed.checkpoint;
+        let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+        if self.state.is_some() && checkpoint.size < verified_size {
+            self.raise(
+                AlertKind::CheckpointGoingBack,
+                format!(
+                    "log went back from size {verified_size} to {}",
+                    checkpoint.size
+                ),
+                None,
+            )
+            .await;
+        }
+        if self.state.is_some() && checkpoint.size <= verified_size {
+            self.check_against_verified(&note, &checkpoint).await;
+            return Ok(());
+        }
+        self.grow(note, checkpoint).await
+    }
+
+    /// Checks a validly signed checkpoint of at most the verified size against the verified
+    /// tree; a conflict is a split view, with evidence.
+    async fn check_against_verified(&mut self, note: &[u8], checkpoint: &Checkpoint) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let Some(verified_root) = state.root_hash() else {
+            return;
+        };
+        if checkpoint.size == state.size {
+            if checkpoint.root != verified_root {
+                let evidence = Evidence::same_size(state.note.as_bytes(), note);
+                self.raise(
+                    AlertKind::SplitView,
+                    format!(
+                        "two signed roots for size {}: {} (verified) and {}",
+                        state.size, verified_root, checkpoint.root
+                    ),
+                    Some(evidence),
+                )
+                .await;
+            }
+            return;
+        }
+        if checkpoint.size == 0 || checkpoint.size > state.size {
+            return;
+        }
+        match self
+            .prefix_proof_of_verified(checkpoint.size, &state, verified_root)
+            .await
+        {
+            Ok((prefix_root, proof)) => {
+                if prefix_root != checkpoint.root {
+                    let evidence = Evidence::not_an_extension(note, state.note.as_bytes(), &proof);
+                    self.raise(
+                        AlertKind::SplitView,
+                        format!(
+                            "signed checkpoint of size {} (root {}) is not a prefix of the \
+                             verified tree of size {}",
+                            checkpoint.size, checkpoint.root, state.size
+                        ),
+                        Some(evidence),
+                    )
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the verified tree's tiles to compare");
+                self.metric("cairn_monitor_fetch_errors_total");
+            }
+        }
+    }
+
+    /// The root of the verified tree's first `old_size` leaves, and the prefix proof that shows
+    /// it, from the hashes the monitor stored while verifying (never from the log).
+    async fn prefix_proof_of_verified(
+        &self,
+        old_size: u64,
+        state: &VerifiedState,
+        _verified_root: Hash,
+    ) -> Result<(Hash, Vec<Hash>), String> {
+        let store = self.store(state.size);
+        let proof =
+            consistency_proof(old_size, state.size, &store).map_err(|error| error.to_string())?;
+        let subtree = if old_size.is_power_of_two() {
+            let node = NodeId::new(old_size.trailing_zeros() as u8, 0).ok_or("node")?;
+            Some(
+                store
+                    .read_hashes(&[node])
+                    .map_err(|error| error.to_string())?[0],
+            )
+        } else {
+            None
+        };
+        let proof = prefix_proof(old_size, &proof, subtree);
+        let (prefix_root, _) =
+            cairn_spec::evidence::roots_from_prefix_proof(old_size, state.size, &proof)
+                .map_err(|error| error.to_string())?;
+        Ok((prefix_root, proof))
+    }
+
+    fn store(&self, size: u64) -> VerifiedHashes<'_> {
+        VerifiedHashes {
+            size,
+            leaf_tiles: &self.leaf_tiles,
+            subtrees: &self.subtrees,
+        }
+    }
+
+    /// Fetches and verifies the leaves from the verified size to `checkpoint.size`.
+    async fn grow(&mut self, note: Vec<u8>, checkpoint: Checkpoint) -> Result<(), FollowError> {
+        let mut range = match &self.state {
+            Some(state) => state.range().unwrap_or_default(),
+            None => CompactRange::new(),
+        };
+        let old_range = range.clone();
+        let old_note = self.state.as_ref().map(|state| state.note.clone());
+        let width = u64::from(TILE_WIDTH);
+        let first_tile = range.tree_size() / width;
+        let end_tile = checkpoint.size.div_ceil(width);
+        let mut served_tiles: Vec<(Tile, Vec<u8>)> = Vec::new();
+        let mut completed_subtrees: Vec<(u64, Hash)> = Vec::new();
+        let mut leaf_tiles = sled::Batch::default();
+        let mut rewritten_partial = None;
+        let mut batch_start = first_tile;
+        while batch_start < end_tile {
+            let batch_end = end_tile.min(batch_start + BATCH_TILES);
+            let fetched = match self
+                .fetch_level0(batch_start..batch_end, checkpoint.size)
+                .await
+            {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    tracing::warn!(%error, "fetching tiles failed; will retry next poll");
+                    self.metric("cairn_monitor_fetch_errors_total");
+                    return Ok(());
+                }
+            };
+            let event_log = self.settings.event_log;
+            let verified = verify_batch(&fetched, event_log);
+            let hashes = match verified {
+                Ok(hashes) => hashes,
+                Err(problem) => {
+                    self.metric("cairn_monitor_bad_input_total_log");
+                    self.raise(
+                        AlertKind::RootMismatch,
+                        format!(
+                            "log data for size {} is corrupt: {problem}",
+                            checkpoint.size
+                        ),
+                        None,
+                    )
+                    .await;
+                    return Ok(());
+                }
+            };
+            for ((tile, data, _), tile_hashes) in fetched.into_iter().zip(hashes) {
+                let skip =
+                    usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
+                range
+                    .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
+                        if node.height() == 8 {
+                            completed_subtrees.push((node.index(), *hash));
+                        }
+                    })
+                    .expect("tree size bounded by the checkpoint");
+                let mut bytes = Vec::with_capacity(tile_hashes.len() * 32);
+                if skip > 0 {
+                    // The first hashes of a tile that was partial were verified before: keep
+                    // those, and notice if the log now serves others.
+                    let stored = self
+                        .leaf_tiles
+                        .get(tile.index().to_be_bytes())?
+                        .map(|value| value.to_vec())
+                        .unwrap_or_default();
+                    let served_prefix: Vec<u8> = tile_hashes[..skip.min(tile_hashes.len())]
+                        .iter()
+                        .flat_map(|hash| hash.0)
+                        .collect();
+                    if stored.len() >= skip * 32 && stored[..skip * 32] != served_prefix[..] {
+                        rewritten_partial = Some(tile);
+                    }
+                    bytes.extend_from_slice(&stored[..(skip * 32).min(stored.len())]);
+                    for hash in &tile_hashes[skip.min(tile_hashes.len())..] {
+                        bytes.extend_from_slice(hash.as_bytes());
+                    }
+                } else {
+                    for hash in &tile_hashes {
+                        bytes.extend_from_slice(hash.as_bytes());
+                    }
+                }
+                leaf_tiles.insert(&tile.index().to_be_bytes(), bytes);
+                if served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES {
+                    served_tiles.push((tile, data));
+                }
+            }
+            batch_start = batch_end;
+        }
+        if range.root() != checkpoint.root {
+            let old = old_note
+                .as_ref()
+                .map(|note| (note.as_bytes(), old_range.frontier()));
+            let evidence = (served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES)
+                .then(|| Evidence::root_mismatch(old, &note, &served_tiles));
+            self.raise(
+                AlertKind::RootMismatch,
+                format!(
+                    "signed root {} for size {} but the tiles give {}",
+                    checkpoint.root,
+                    checkpoint.size,
+                    range.root()
+                ),
+                evidence,
+            )
+            .await;
+            return Ok(());
+        }
+        if let Some(tile) = rewritten_partial {
+            self.raise(
+                AlertKind::RewrittenTile,
+                format!(
+                    "tile {} now serves other hashes for leaves verified before",
+                    tile.path()
+                ),
+                None,
+            )
+            .await;
+        }
+        let mut batch = sled::Batch::default();
+        for (index, hash) in &completed_subtrees {
+            batch.insert(&index.to_be_bytes(), hash.as_bytes());
+        }
+        self.subtrees.apply_batch(batch)?;
+        self.leaf_tiles.apply_batch(leaf_tiles)?;
+        let state = VerifiedState {
+            note: String::from_utf8_lossy(&note).into_owned(),
+            size: checkpoint.size,
+            root: checkpoint.root.to_base64(),
+            frontier: range.frontier().iter().map(Hash::to_base64).collect(),
+            grown_at: now(),
+            recheck_cursor: self.state.as_ref().map_or(0, |state| state.recheck_cursor),
+        };
+        self.persist(state)?;
+        self.alerter.metrics.set(
+            &format!(
+                "cairn_monitor_verified_size{{origin=\"{}\"}}",
+                self.settings.origin()
+            ),
+            checkpoint.size,
+        );
+        tracing::info!(
+            size = checkpoint.size,
+            origin = self.settings.origin(),
+            "verified"
+        );
+        self.check_pending().await;
+        Ok(())
+    }
+
+    fn persist(&mut self, state: VerifiedState) -> Result<(), FollowError> {
+        let json = serde_json::to_vec(&state).expect("state serialises");
+        self.state_tree.insert("verified", json)?;
+        self.state_tree.flush()?;
+        self.state = Some(state);
+        Ok(())
+    }
+
+    /// Fetches level-0 tiles (and bundles) of `tiles` at their widths in a tree of `size`.
+    async fn fetch_level0(
+        &self,
+        tiles: std::ops::Range<u64>,
+        size: u64,
+    ) -> Result<Vec<(Tile, Vec<u8>, Option<Vec<u8>>)>, String> {
+        let width = u64::from(TILE_WIDTH);
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES));
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in tiles {
+            let tile_width = u16::try_from((size - index * width).min(width)).expect("<= 256");
+            let tile = Tile::new(0, index, tile_width).map_err(|error| error.to_string())?;
+            let bundle = EntryBundle::new(index, tile_width).map_err(|error| error.to_string())?;
+            let fetcher = self.fetcher.clone();
+            let base = self.settings.url.clone();
+            let check_entries = self.settings.check_entries || self.settings.event_log;
+            let semaphore = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let data = fetcher
+                    .get(&join(&base, &tile.path()), MAX_TILE_BYTES)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let entries = if check_entries {
+                    Some(
+                        fetcher
+                            .get(&join(&base, &bundle.path()), MAX_BUNDLE_BYTES)
+                            .await
+                            .map_err(|error| error.to_string())?,
+                    )
+                } else {
+                    None
+                };
+                Ok::<_, String>((tile, data, entries))
+            });
+        }
+        let mut fetched = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            fetched.push(joined.map_err(|error| error.to_string())??);
+        }
+        fetched.sort_by_key(|(tile, _, _)| tile.index());
+        Ok(fetched)
+    }
+
+    /// Asks the witnesses for their latest checkpoints of this origin.
+    async fn gather_witnesses(&mut self) {
+        let witnesses = self.settings.witnesses.clone();
+        for witness in witnesses {
+            let url = join(&witness, &format!("checkpoint/{}", self.settings.origin()));
+            match self.fetcher.get(&url, MAX_CHECKPOINT_BYTES).await {
+                Ok(note) => self.gossip(&note, "witness").await,
+                Err(error) => {
+                    tracing::debug!(%error, "witness fetch failed");
+                    self.metric("cairn_monitor_fetch_errors_total");
+                }
+            }
+        }
+    }
+
+    /// Checks a checkpoint someone else was shown (a witness, a peer, an uploader).
+    pub async fn gossip(&mut self, note: &[u8], source: &str) {
+        let Some(signed) = self.open(note, source) else {
+            return;
+        };
+        self.alerter
+            .metrics
+            .add("cairn_monitor_gossip_checked_total", 1);
+        let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+        if signed.checkpoint.size > verified_size || self.state.is_none() {
+            if self.pending.len() < 64 {
+                self.pending.push((note.to_vec(), signed.checkpoint));
+            }
+            return;
+        }
+        self.check_against_verified(note, &signed.checkpoint).await;
+    }
+
+    async fn check_pending(&mut self) {
+        let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, checkpoint)| checkpoint.size <= verified_size);
+        self.pending = waiting;
+        for (note, checkpoint) in ready {
+            self.check_against_verified(&note, &checkpoint).await;
+        }
+    }
+
+    /// Fetches some verified full tiles again and compares them with what was verified.
+    async fn recheck_tiles(&mut self) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let full_tiles = state.size / u64::from(TILE_WIDTH);
+        if full_tiles == 0 || self.settings.recheck_tiles == 0 {
+            return;
+        }
+        let mut cursor = state.recheck_cursor % full_tiles;
+        for _ in 0..self.settings.recheck_tiles.min(full_tiles) {
+            self.recheck_tile(cursor, &state).await;
+            cursor = (cursor + 1) % full_tiles;
+        }
+        let mut state = state;
+        state.recheck_cursor = cursor;
+        if let Err(error) = self.persist(state) {
+            tracing::error!(%error, "could not persist the recheck cursor");
+        }
+    }
+
+    async fn recheck_tile(&mut self, index: u64, state: &VerifiedState) {
+        let Ok(Some(stored)) = self.subtrees.get(index.to_be_bytes()) else {
+            return;
+        };
+        let Ok(genuine) = Hash::from_slice(&stored) else {
+            return;
+        };
+        let tile = Tile::new(0, index, TILE_WIDTH).expect("full tile");
+        let data = match self
+            .fetcher
+            .get(&join(&self.settings.url, &tile.path()), MAX_TILE_BYTES)
+            .await
+        {
+            Ok(data) => data,
+            Err(_) => {
+                self.metric("cairn_monitor_fetch_errors_total");
+                return;
+            }
+        };
+        let served = decode_tile(tile, &data)
+            .map(|hashes| cairn_spec::merkle::root_from_leaf_hashes(&hashes))
+            .ok();
+        if served == Some(genuine) {
+            return;
+        }
+        let evidence = match (self.subtree_path(index, state), served) {
+            (Some(path), Some(_)) => Some(Evidence::tile_mismatch(
+                state.note.as_bytes(),
+                tile,
+                &data,
+                genuine,
+                &path,
+            )),
+            _ => None,
+        };
+        self.raise(
+            AlertKind::RewrittenTile,
+            format!("full tile {} changed after it was verified", tile.path()),
+            evidence,
+        )
+        .await;
+    }
+
+    /// The path from the subtree of full tile `index` to the verified root, from the stored
+    /// hashes: the part of the leaf's inclusion proof above height 8.
+    fn subtree_path(&self, index: u64, state: &VerifiedState) -> Option<Vec<Hash>> {
+        let proof = inclusion_proof(
+            index * u64::from(TILE_WIDTH),
+            state.size,
+            &self.store(state.size),
+        )
+        .ok()?;
+        Some(proof.get(8..)?.to_vec())
+    }
+
+    async fn check_stale(&mut self) {
+        let (Some(limit), Some(state)) = (self.settings.stale_after_secs, self.state.as_ref())
+        else {
+            return;
+        };
+        let idle = now().saturating_sub(state.grown_at);
+        if idle > limit {
+            let detail = format!(
+                "checkpoint stuck at size {} for {idle} s (limit {limit} s)",
+                state.size
+            );
+            self.reported.retain(|key| !key.starts_with("stale-log:"));
+            self.raise(AlertKind::StaleLog, detail, None).await;
+        }
+    }
+}
+
+/// Reading the verified tree's stored hashes failed.
+#[derive(Debug, thiserror::Error)]
+#[error("verified hashes: {0}")]
+pub struct StoreError(String);
+
+/// The hashes of the verified tree as the monitor stored them: every level-0 tile's leaf hashes
+/// and every full tile's subtree hash. Nodes above are folded from those.
+struct VerifiedHashes<'a> {
+    size: u64,
+    leaf_tiles: &'a sled::Tree,
+    subtrees: &'a sled::Tree,
+}
+
+impl VerifiedHashes<'_> {
+    fn leaf_tile(&self, index: u64) -> Result<Vec<Hash>, StoreError> {
+        let bytes = self
+            .leaf_tiles
+            .get(index.to_be_bytes())
+            .map_err(|error| StoreError(error.to_string()))?
+            .ok_or_else(|| StoreError(format!("leaf tile {index} not stored")))?;
+        bytes
+            .chunks(32)
+            .map(|chunk| Hash::from_slice(chunk).map_err(|error| StoreError(error.to_string())))
+            .collect()
+    }
+
+    fn subtree(&self, index: u64) -> Result<Hash, StoreError> {
+        let bytes = self
+            .subtrees
+            .get(index.to_be_bytes())
+            .map_err(|error| StoreError(error.to_string()))?
+            .ok_or_else(|| StoreError(format!("subtree {index} not stored")))?;
+        Hash::from_slice(&bytes).map_err(|error| StoreError(error.to_string()))
+    }
+
+    fn node(&self, node: NodeId) -> Result<Hash, StoreError> {
+        if node.end_leaf() > self.size {
+            return Err(StoreError(format!(
+                "node at height {} index {} is outside the verified tree",
+                node.height(),
+                node.index()
+            )));
+        }
+        let height = u32::from(node.height());
+        if height < 8 {
+            let tile = node.first_leaf() / u64::from(TILE_WIDTH);
+            let hashes = self.leaf_tile(tile)?;
+            let start = usize::try_from(node.first_leaf() % u64::from(TILE_WIDTH)).expect("< 256");
+            let end = start + (1usize << height);
+            let slice = hashes
+                .get(start..end)
+                .ok_or_else(|| StoreError(format!("leaf tile {tile} too short")))?;
+            return Ok(root_from_leaf_hashes(slice));
+        }
+        let first = node.index() << (height - 8);
+        let count = 1u64 << (height - 8);
+        let hashes = (first..first + count)
+            .map(|index| self.subtree(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(root_from_leaf_hashes(&hashes))
+    }
+}
+
+impl HashReader for VerifiedHashes<'_> {
+    type Error = StoreError;
+    fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        nodes.iter().map(|&node| self.node(node)).collect()
+    }
+}
+
+/// Decodes and checks a batch of tiles (and bundles) on both cores: every entry hashes to its
+/// tile's leaf hash, and event logs hold valid events. Returns each tile's hashes.
+pub fn verify_batch(
+    fetched: &[(Tile, Vec<u8>, Option<Vec<u8>>)],
+    event_log: bool,
+) -> Result<Vec<Vec<Hash>>, String> {
+    let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
+    let chunk = fetched.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<Vec<Hash>>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = fetched
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|item| verify_one(item, event_log))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("verifier thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(fetched.len());
+    for result in results {
+        all.extend(result?);
+    }
+    Ok(all)
+}
+
+fn verify_one(
+    (tile, data, entries): &(Tile, Vec<u8>, Option<Vec<u8>>),
+    event_log: bool,
+) -> Result<Vec<Hash>, String> {
+    let hashes = decode_tile(*tile, data).map_err(|error| format!("{}: {error}", tile.path()))?;
+    if let Some(entries) = entries {
+        let bundle = EntryBundle::new(tile.index(), tile.width()).map_err(|e| e.to_string())?;
+        let decoded = decode_entry_bundle(bundle, entries)
+            .map_err(|error| format!("{}: {error}", bundle.path()))?;
+        let slices = decoded;
+        check_entries_against_tile(&slices, &hashes)
+            .map_err(|error| format!("{}: {error}", bundle.path()))?;
+        if event_log {
+            for (position, entry) in slices.iter().enumerate() {
+                cairn_spec::event::EventLeaf::parse(entry).map_err(|error| {
+                    format!(
+                        "{} entry {position}: not a valid event: {error}",
+                        bundle.path()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(hashes)
+}

@@ -1,0 +1,18 @@
+//! # cairn-monitor
+//!
+//! The party that makes a log's misbehaviour visible, and the auditor's offline verifier.
+//!
+//! - [`fetch`]: a bounded HTTP fetcher for the C2SP tlog-tiles read API and witness checkpoints.
+//! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
+//!   bundle re-verified on both cores, consistency from its own frontier, state in sled, gossip
+//!   checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence`).
+//! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
+//! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
+//!   /gossip).
+
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod daemon;
+pub mod fetch;
+pub mod follow;

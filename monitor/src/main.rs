@@ -1,0 +1,285 @@
+//! `cairn-monitor`: the monitor daemon and the auditor's offline commands.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_monitor::daemon::{bind, Config, LogConfig, Monitor};
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::evidence::{verify_evidence, Evidence};
+use cairn_spec::merkle::verify_consistency;
+use cairn_spec::note::Ed25519Verifier;
+use cairn_spec::policy::Policy;
+use cairn_spec::receipt::{verify, Receipt};
+use cairn_spec::Hash;
+use clap::{Parser, Subcommand};
+
+/// Follow transparency logs, re-verify them, and check their proofs offline.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-monitor", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow the configured logs (TOML config; CAIRN_MONITOR_* env and flags override).
+    Run {
+        /// The configuration file.
+        #[arg(long, env = "CAIRN_MONITOR_CONFIG")]
+        config: PathBuf,
+        /// Poll once, then exit non-zero if any alert was raised.
+        #[arg(long)]
+        once: bool,
+        /// HTTP address, overriding the file's `listen`.
+        #[arg(long, env = "CAIRN_MONITOR_LISTEN")]
+        listen: Option<String>,
+        /// State directory, overriding the file's `state_dir`.
+        #[arg(long, env = "CAIRN_MONITOR_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Webhook URL, overriding the file's `webhook`.
+        #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
+        webhook: Option<String>,
+    },
+    /// Verify a receipt against a policy and say what it proves.
+    VerifyReceipt {
+        /// The receipt (cairn.receipt/v1 JSON).
+        receipt: PathBuf,
+        /// The tlog-policy file.
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Verify that one signed checkpoint extends another, given a consistency proof.
+    VerifyConsistency {
+        /// The older checkpoint note.
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer checkpoint note.
+        #[arg(long)]
+        new: PathBuf,
+        /// The proof: base64 hashes, one a line.
+        #[arg(long)]
+        proof: PathBuf,
+        /// The log's vkey.
+        #[arg(long)]
+        log_key: String,
+    },
+    /// Verify a cairn.evidence/v1 file and say which conflict it proves.
+    VerifyEvidence {
+        /// The evidence file.
+        file: PathBuf,
+        /// The log's vkey.
+        #[arg(long)]
+        log_key: String,
+    },
+    /// Re-verify a whole log from its tiles and entry bundles (resumable from --state).
+    Audit {
+        /// The log's base URL.
+        #[arg(long)]
+        log: String,
+        /// The log's vkey.
+        #[arg(long)]
+        log_key: String,
+        /// Where to keep progress.
+        #[arg(long, default_value = "cairn-audit-state")]
+        state: PathBuf,
+        /// Check tiles only, not entry bundles.
+        #[arg(long)]
+        tiles_only: bool,
+    },
+}
+
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+    let metadata =
+        std::fs::metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_MONITOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::VerifyReceipt { receipt, policy } => {
+            let policy =
+                Policy::parse(&read(&policy)?).map_err(|error| format!("policy: {error}"))?;
+            let receipt = Receipt::from_json(&read(&receipt)?)
+                .map_err(|error| format!("receipt: {error}"))?;
+            let verified = verify(&receipt, &policy)
+                .map_err(|error| format!("receipt does not verify: {error}"))?;
+            println!("{verified:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyConsistency {
+            old,
+            new,
+            proof,
+            log_key,
+        } => {
+            let key = Ed25519Verifier::from_vkey(&log_key)
+                .map_err(|error| format!("log key: {error}"))?;
+            let old = Checkpoint::open(&read(&old)?, &key)
+                .map_err(|error| format!("old checkpoint: {error}"))?;
+            let new = Checkpoint::open(&read(&new)?, &key)
+                .map_err(|error| format!("new checkpoint: {error}"))?;
+            let proof_text =
+                String::from_utf8(read(&proof)?).map_err(|_| "proof: not UTF-8".to_owned())?;
+            let hashes = proof_text
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| {
+                    Hash::from_base64(line.trim()).map_err(|error| format!("proof: {error}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (old, new) = (old.checkpoint, new.checkpoint);
+            if old.origin != new.origin {
+                return Err(format!("origins differ: {} and {}", old.origin, new.origin));
+            }
+            verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)
+                .map_err(|error| format!("not consistent: {error}"))?;
+            println!(
+                "consistent: {} size {} ({}) is a prefix of size {} ({})",
+                old.origin, old.size, old.root, new.size, new.root
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyEvidence { file, log_key } => {
+            let key = Ed25519Verifier::from_vkey(&log_key)
+                .map_err(|error| format!("log key: {error}"))?;
+            let evidence = Evidence::from_json(&read(&file)?).map_err(|error| error.to_string())?;
+            let conflict = verify_evidence(&evidence, &key)
+                .map_err(|error| format!("evidence does not hold: {error}"))?;
+            println!("evidence holds: {conflict:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            log,
+            log_key,
+            state,
+            tiles_only,
+        } => {
+            let evidence_dir = state.join("evidence");
+            let config = Config {
+                state_dir: state,
+                evidence_dir,
+                listen: None,
+                poll_interval_secs: 1,
+                timeout_secs: 30,
+                webhook: None,
+                peers: Vec::new(),
+                logs: vec![LogConfig {
+                    url: log,
+                    key: log_key,
+                    policy: None,
+                    witnesses: Vec::new(),
+                    event_log: false,
+                    stale_after_secs: None,
+                    recheck_tiles: 0,
+                    check_entries: !tiles_only,
+                }],
+            };
+            runtime()?.block_on(async {
+                let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
+                let started = std::time::Instant::now();
+                monitor
+                    .poll_once()
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let elapsed = started.elapsed();
+                let alerts = monitor.alerter.raised();
+                let notes = monitor.verified_notes().await;
+                for note in &notes {
+                    println!("verified:\n{note}");
+                }
+                eprintln!("audit took {:.3} s", elapsed.as_secs_f64());
+                Ok(if alerts.is_empty() && !notes.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            })
+        }
+        Command::Run {
+            config,
+            once,
+            listen,
+            state_dir,
+            webhook,
+        } => {
+            let text =
+                String::from_utf8(read(&config)?).map_err(|_| "config: not UTF-8".to_owned())?;
+            let mut config = Config::from_toml(&text).map_err(|error| error.to_string())?;
+            if let Some(listen) = listen {
+                config.listen = Some(listen);
+            }
+            if let Some(state_dir) = state_dir {
+                config.state_dir = state_dir;
+            }
+            if webhook.is_some() {
+                config.webhook = webhook;
+            }
+            runtime()?.block_on(async {
+                let monitor = Arc::new(Monitor::new(&config).map_err(|error| error.to_string())?);
+                if let Some(listen) = &config.listen {
+                    let (listener, address) = bind(listen)
+                        .await
+                        .map_err(|error| format!("{listen}: {error}"))?;
+                    tracing::info!(%address, "listening");
+                    let server = monitor.clone();
+                    tokio::spawn(async move { server.serve(listener).await });
+                }
+                if once {
+                    monitor
+                        .poll_once()
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    let alerts = monitor.alerter.raised();
+                    return Ok(if alerts.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    });
+                }
+                monitor
+                    .run(Duration::from_secs(config.poll_interval_secs.max(1)))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("tokio runtime: {error}"))
+}
