@@ -21,7 +21,7 @@ if [ "$profile" = release ]; then
 else
     cargo build --quiet -p cairn-log -p cairn-witness
 fi
-bin="${CARGO_TARGET_DIR:-target}/$profile"
+bin="$(realpath -m "${CARGO_TARGET_DIR:-target}/$profile")"
 
 mkdir -p "$dir"
 cd "$dir"
@@ -101,12 +101,14 @@ Cairn is running (logs in $dir/*.out):
   TSA      http://127.0.0.1:$tsa_port
   policy   $dir/policy.txt (log key, witness key, quorum, TSA root)
 
-Add a leaf and wait for its receipt (cosigned and timestamped checkpoint):
+Add a leaf and wait for its receipt (inclusion proof and the witness-cosigned checkpoint):
 
   curl -sS -H "Authorization: Bearer \$(cat $dir/producer.token)" \\
        --data-binary 'hello, auditor' \\
        "http://127.0.0.1:$log_port/add?wait=checkpoint" > receipt.json
 
+A moment later the receipt also carries the TSA's token over that checkpoint:
+  curl -sS http://127.0.0.1:$log_port/receipt/<index>
 The latest checkpoint: curl -sS http://127.0.0.1:$log_port/checkpoint
 The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything.
 EOF
