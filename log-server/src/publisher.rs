@@ -83,6 +83,58 @@ enum WitnessError {
     Store(String),
 }
 
+/// The checkpoint to serve right after a start: the latest signed one with the cosignatures
+/// stored for it, if those still verify with the configured witnesses' keys and meet the
+/// quorum. Without it a restarted log would answer 404 on `/checkpoint` until its witnesses had
+/// all been asked again. `None` when that checkpoint was never published (or its witnesses
+/// changed): the publisher then publishes it as usual.
+pub fn restore(
+    store: &dyn LogStore,
+    config: &PublisherConfig,
+) -> Result<Option<Published>, crate::storage::StoreError> {
+    let Some(stored) = store.latest_checkpoint()? else {
+        return Ok(None);
+    };
+    let Ok(mut note) = Note::parse(&stored.note) else {
+        return Ok(None);
+    };
+    let Ok(checkpoint) = Checkpoint::from_note(&note) else {
+        return Ok(None);
+    };
+    let stored_lines = store.cosignatures(checkpoint.size)?;
+    let mut cosigned = 0usize;
+    for witness in &config.witnesses {
+        let Some((_, line)) = stored_lines.iter().find(|(name, _)| *name == witness.name) else {
+            continue;
+        };
+        let Some(signature) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|line| NoteSignature::parse_line(line.trim_end_matches('\n')).ok())
+        else {
+            continue;
+        };
+        if witness
+            .verifier
+            .verify_cosignature(&checkpoint, &signature)
+            .is_ok()
+            && note.add_signature(signature).is_ok()
+        {
+            cosigned += 1;
+        }
+    }
+    if cosigned < config.quorum {
+        return Ok(None);
+    }
+    let Ok(bytes) = note.to_bytes() else {
+        return Ok(None);
+    };
+    Ok(String::from_utf8(bytes).ok().map(|note| Published {
+        size: checkpoint.size,
+        root: checkpoint.root,
+        note,
+    }))
+}
+
 /// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it.
 pub async fn run(
     store: Arc<dyn LogStore>,

@@ -106,14 +106,25 @@ impl RunningServer {
         )
         .await?;
         let metrics = Arc::new(Metrics::default());
-        let (published_sender, published) = watch::channel::<Option<Published>>(None);
+        let config = PublisherConfig {
+            witnesses: settings.witnesses.clone(),
+            quorum: settings.quorum,
+            request_timeout: settings.witness_timeout,
+            max_backoff: Duration::from_secs(30),
+        };
+        let restored = {
+            let (store, config) = (store.clone(), config.clone());
+            tokio::task::spawn_blocking(move || publisher::restore(store.as_ref(), &config))
+                .await
+                .map_err(|e| {
+                    crate::storage::StoreError::BadConfig(format!("restore task failed: {e}"))
+                })??
+        };
+        if let Some(restored) = &restored {
+            metrics.set_published(restored.size);
+        }
+        let (published_sender, published) = watch::channel::<Option<Published>>(restored);
         let publisher = {
-            let config = PublisherConfig {
-                witnesses: settings.witnesses.clone(),
-                quorum: settings.quorum,
-                request_timeout: settings.witness_timeout,
-                max_backoff: Duration::from_secs(30),
-            };
             let mut signed = integrator.checkpoints();
             let metrics = metrics.clone();
             let store = store.clone();

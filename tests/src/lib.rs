@@ -6,15 +6,18 @@
 //!   percentiles, status codes and errors.
 //! - [`noop`]: the no-op HTTP server behind `cairn-noop`, the baseline a log server's figures
 //!   are compared against (the same load, the same machine, the same run).
+//! - [`sandbox`]: a whole Cairn (log, witnesses, timestamp authority, monitor) as real child
+//!   processes on loopback, behind `cairn-sandbox` and the end-to-end tests in `tests/`.
 //!
-//! Nothing here depends on the log server's crate: the load generator speaks the log's HTTP API
-//! from its documented shape alone, so it measures the server as any producer would see it.
+//! Nothing here depends on the server crates: the load generator and the tests speak the
+//! documented HTTP APIs and run the real binaries, so they see Cairn as its users do.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod load;
 pub mod noop;
+pub mod sandbox;
 
 /// A tokio runtime with `threads` workers (default: the CPUs this process may run on, which
 /// `taskset` narrows). One thread gets a current-thread runtime: no work stealing, no

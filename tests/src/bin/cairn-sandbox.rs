@@ -1,0 +1,153 @@
+//! `cairn-sandbox`: a whole Cairn on this machine (log, witnesses, timestamp authority and
+//! monitor as real processes on loopback), made on first start and reused after.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn_tests::sandbox::{Binaries, Options, Sandbox};
+use clap::Parser;
+
+/// Runs one cairn-log, two cairn-witness, one RFC 3161 timestamp authority and one
+/// cairn-monitor on loopback, configured to trust each other. Keys, certificates, a producer
+/// token and every configuration file are made in --dir on first start and reused after, so the
+/// log's history survives restarts. Ctrl-C stops everything cleanly.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-sandbox", version)]
+struct Cli {
+    /// The sandbox's directory.
+    #[arg(long, default_value = "cairn-sandbox", env = "CAIRN_SANDBOX_DIR")]
+    dir: PathBuf,
+    /// First of the consecutive ports (log, TSA, monitor, witnesses; first start only);
+    /// 0 for ports the system picks.
+    #[arg(long, default_value_t = 7480)]
+    base_port: u16,
+    /// Number of witnesses (first start only).
+    #[arg(long, default_value_t = 2)]
+    witnesses: usize,
+    /// Cosignatures needed to publish a checkpoint (first start only; default: all witnesses).
+    #[arg(long)]
+    witness_quorum: Option<usize>,
+    /// Run without a monitor (first start only).
+    #[arg(long)]
+    no_monitor: bool,
+    /// The log's origin (first start only).
+    #[arg(long, default_value = "sandbox.cairn.example/log")]
+    origin: String,
+    /// Where the Cairn binaries are (default: beside this one).
+    #[arg(long, env = "CAIRN_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("cairn-sandbox: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    let binaries = match &cli.bin_dir {
+        Some(dir) => Binaries::in_dir(dir),
+        None => Binaries::locate().map_err(|e| e.to_string())?,
+    };
+    let mut options = Options::new(&cli.dir);
+    options.origin = cli.origin;
+    options.witnesses = cli.witnesses;
+    options.witness_quorum = cli.witness_quorum.unwrap_or(cli.witnesses);
+    options.monitor = !cli.no_monitor;
+    options.base_port = (cli.base_port != 0).then_some(cli.base_port);
+    println!("== starting the sandbox in {}", cli.dir.display());
+    let mut sandbox = Sandbox::start(&options, binaries.clone()).map_err(|e| e.to_string())?;
+    print_guide(&sandbox, &binaries);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let died = runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| format!("listening for SIGTERM: {e}"))?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok::<_, String>(false),
+                _ = terminate.recv() => return Ok(false),
+                _ = tick.tick() => {
+                    let exited = sandbox.exited();
+                    if !exited.is_empty() {
+                        for (name, status) in exited {
+                            eprintln!(
+                                "cairn-sandbox: {name} exited ({status}); see {}",
+                                sandbox.dir().join(format!("{name}.out")).display()
+                            );
+                        }
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    })?;
+    println!("\n== stopping");
+    let unclean = sandbox.stop();
+    if !unclean.is_empty() {
+        eprintln!(
+            "cairn-sandbox: did not stop cleanly: {}",
+            unclean.join(", ")
+        );
+    }
+    Ok(if died || !unclean.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_guide(sandbox: &Sandbox, binaries: &Binaries) {
+    let layout = sandbox.layout();
+    let dir = sandbox.dir().display();
+    let log = sandbox.log_url();
+    let monitor_bin = binaries
+        .path("cairn-monitor")
+        .map_or_else(|_| "cairn-monitor".to_owned(), |p| p.display().to_string());
+    println!("\nCairn is running (each component's output in {dir}/<name>.out):");
+    println!("  log       {log}   origin {}", layout.origin);
+    println!("            vkey {}", layout.log_vkey);
+    for witness in &layout.witnesses {
+        println!("  {:<9} http://{}", witness.name, witness.addr);
+        println!("            vkey {}", witness.vkey);
+    }
+    println!(
+        "  TSA       http://{}   root certificate {dir}/tsa/root.pem",
+        layout.tsa
+    );
+    if let Some(monitor) = sandbox.monitor_url() {
+        println!("  monitor   {monitor}   (/metrics, /gossip; evidence in {dir}/monitor-evidence)");
+    }
+    println!(
+        "  policy    {dir}/policy.txt ({} of {} witnesses, the TSA)",
+        layout.witness_quorum,
+        layout.witnesses.len()
+    );
+    println!(
+        r#"
+Add a leaf and wait until it is in a checkpoint the witnesses cosigned:
+
+  curl -sS -H "Authorization: Bearer $(cat {dir}/producer.token)" \
+       --data-binary 'hello, auditor' '{log}/add?wait=checkpoint'
+
+The answer is the leaf's receipt. A moment later the log also holds the TSA's timestamps over
+that checkpoint; fetch the complete receipt (use the index the answer gave) and verify it
+offline against the policy:
+
+  curl -sS {log}/receipt/0 > receipt.json
+  {monitor_bin} verify-receipt receipt.json --policy {dir}/policy.txt
+
+The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything."#
+    );
+}
