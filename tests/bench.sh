@@ -17,8 +17,10 @@
 #   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
 #   CAIRN_LOG_START         the command that starts cairn-log listening on CAIRN_LOG_ADDR; it
 #                           runs with $BENCH_WORK (a fresh temporary directory) in the
-#                           environment for its data
-#   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (none)
+#                           environment for its data. Default: a dev log (no witnesses) made
+#                           in $BENCH_WORK with a new key and producer token
+#   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
+#                           for the default log)
 #   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
 #   REALTIME                1: run the server and the load as SCHED_FIFO (chrt -f 10, needs
 #                           root) so that other work on a shared machine cannot delay their
@@ -56,8 +58,6 @@ fi
 
 BENCH_WORK=$(mktemp -d -t cairn-bench.XXXXXX)
 export BENCH_WORK
-# The log's command line is still being written: adjust this default, or set CAIRN_LOG_START.
-CAIRN_LOG_START=${CAIRN_LOG_START:-"$BIN/cairn-log --listen $CAIRN_LOG_ADDR --data-dir $BENCH_WORK/log"}
 
 for tool in jq taskset getconf; do
     command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 2; }
@@ -78,6 +78,25 @@ cargo build --release --locked -p cairn-tests --bins
 if [ -d "$ROOT/log-server" ]; then
     cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
 fi
+
+# The default log: a key, a producer token and a configuration without witnesses, so that
+# the figures are those of sequencing, durability and HTTP, not of a witness's round trips.
+if [ -z "${CAIRN_LOG_START:-}" ] && [ -x "$BIN/cairn-log" ]; then
+    bench_origin=bench.cairn.example/log
+    "$BIN/cairn-log" keygen --origin "$bench_origin" --out "$BENCH_WORK/log.key" >/dev/null
+    "$BIN/cairn-log" token --name bench >"$BENCH_WORK/token.txt"
+    CAIRN_LOG_TOKEN=${CAIRN_LOG_TOKEN:-$(sed -n 's/^token: //p' "$BENCH_WORK/token.txt")}
+    {
+        echo "listen = \"$CAIRN_LOG_ADDR\""
+        echo "data_dir = \"$BENCH_WORK/log\""
+        echo "origin = \"$bench_origin\""
+        echo "key_file = \"$BENCH_WORK/log.key\""
+        echo "witness_quorum = 0"
+        sed -n '/^\[\[producers\]\]/,$p' "$BENCH_WORK/token.txt"
+    } >"$BENCH_WORK/log.toml"
+    CAIRN_LOG_START="$BIN/cairn-log serve --config $BENCH_WORK/log.toml"
+fi
+CAIRN_LOG_START=${CAIRN_LOG_START:-$BIN/cairn-log}
 
 CLK_TCK=$(getconf CLK_TCK)
 LOAD_AVERAGE_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -639,6 +639,7 @@ async fn metrics(State(state): Shared) -> Response {
         state.sequencer.pending_leaves(),
         durable,
         state.sequencer.submitted_leaves(),
+        &state.sequencer.commit_figures(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
+
 /// Upper bounds, in seconds, of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
@@ -102,8 +104,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the sequencer's figures passed in.
-    pub fn render(&self, queue_depth: usize, durable_size: u64, submitted: u64) -> String {
+    pub fn render(
+        &self,
+        queue_depth: usize,
+        durable_size: u64,
+        submitted: u64,
+        commits: &CommitFigures,
+    ) -> String {
         let mut out = String::new();
+        render_commits(&mut out, commits);
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
             let _ = writeln!(
                 out,
@@ -185,4 +194,43 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The group commit's histograms: entries per durable write, and how long each write (append and
+/// fdatasync) took.
+fn render_commits(out: &mut String, commits: &CommitFigures) {
+    let _ = writeln!(
+        out,
+        "# HELP cairn_log_batch_entries Entries per durable write (group commit).\n\
+         # TYPE cairn_log_batch_entries histogram"
+    );
+    for (bound, count) in BATCH_SIZE_BOUNDS.iter().zip(&commits.size_buckets) {
+        let _ = writeln!(
+            out,
+            "cairn_log_batch_entries_bucket{{le=\"{bound}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "cairn_log_batch_entries_bucket{{le=\"+Inf\"}} {}\n\
+         cairn_log_batch_entries_sum {}\ncairn_log_batch_entries_count {}",
+        commits.batches, commits.entries, commits.batches
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cairn_log_durable_write_seconds Time of one durable write (append and fdatasync).\n\
+         # TYPE cairn_log_durable_write_seconds histogram"
+    );
+    for (bound, count) in WRITE_SECONDS_BOUNDS.iter().zip(&commits.write_buckets) {
+        let _ = writeln!(
+            out,
+            "cairn_log_durable_write_seconds_bucket{{le=\"{bound}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "cairn_log_durable_write_seconds_bucket{{le=\"+Inf\"}} {}\n\
+         cairn_log_durable_write_seconds_sum {}\ncairn_log_durable_write_seconds_count {}",
+        commits.batches, commits.write_seconds, commits.batches
+    );
 }

@@ -20,6 +20,7 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Note, NoteSignature};
+use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
 use cairn_spec::witness::{parse_conflict_body, parse_cosignature_response, AddCheckpointRequest};
 use cairn_spec::Hash;
 use tokio::sync::watch;
@@ -354,6 +355,20 @@ async fn cosign(
     Err(WitnessError::Http("gave up after retries".into()))
 }
 
+/// An origin as URL path segments: RFC 3986 `pchar`s and `/` as they are, every other byte
+/// percent-encoded, so that an origin with a space, `?`, `#` or `%` reaches the witness intact.
+fn escape_path(origin: &str) -> String {
+    let mut escaped = String::with_capacity(origin.len());
+    for byte in origin.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    escaped
+}
+
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, WitnessError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = response
@@ -391,15 +406,20 @@ async fn fetch_tokens(
     config: &PublisherConfig,
     client: &reqwest::Client,
 ) {
-    let origin = match std::str::from_utf8(&checkpoint.note)
-        .ok()
-        .and_then(|text| text.lines().next())
-    {
-        Some(origin) => origin.to_string(),
-        None => return,
+    let Ok(note) = Note::parse(&checkpoint.note) else {
+        return;
+    };
+    let imprint = checkpoint_imprint(note.text().as_bytes());
+    let Some(origin) = note.text().lines().next().map(str::to_owned) else {
+        return;
     };
     for witness in &config.witnesses {
-        let url = format!("{}/timestamps/{}/{}", witness.url, origin, checkpoint.size);
+        let url = format!(
+            "{}/timestamps/{}/{}",
+            witness.url,
+            escape_path(&origin),
+            checkpoint.size
+        );
         let answer = match client.get(&url).send().await {
             Ok(response) if response.status().is_success() => read_limited(response).await,
             Ok(response) => {
@@ -423,8 +443,21 @@ async fn fetch_tokens(
         for token in answer.tokens.into_iter().take(MAX_TOKENS_PER_WITNESS) {
             let Ok(der) = base64::engine::general_purpose::STANDARD.decode(token.token.as_bytes())
             else {
+                tracing::warn!(witness = %witness.name, "a timestamp token that is not base64; not stored");
                 continue;
             };
+            // Only a token that is over this checkpoint and whose signature holds is stored:
+            // receipts must not carry garbage. Whether its TSA is trusted is the verifier's
+            // policy, which the log does not know.
+            let expectation = Expectation {
+                imprint,
+                nonce: None,
+                trust_anchors: None,
+            };
+            if let Err(error) = verify_token(&der, &expectation) {
+                tracing::warn!(witness = %witness.name, tsa = %token.tsa, %error, "a timestamp token that does not verify; not stored");
+                continue;
+            }
             let store = store.clone();
             let size = checkpoint.size;
             let authority = format!("{}/{}", witness.name, token.tsa);
@@ -433,5 +466,19 @@ async fn fetch_tokens(
             })
             .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_path;
+
+    #[test]
+    fn origins_are_escaped_byte_by_byte_outside_pchar() {
+        assert_eq!(escape_path("log.example/a-b_c~1"), "log.example/a-b_c~1");
+        assert_eq!(
+            escape_path("odd origin?#%/é"),
+            "odd%20origin%3F%23%25/%C3%A9"
+        );
     }
 }

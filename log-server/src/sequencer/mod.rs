@@ -89,6 +89,48 @@ pub struct DurableBatch {
     pub leaf_hashes: Vec<Hash>,
 }
 
+/// Upper bounds of the batch-size histogram buckets, in entries.
+pub const BATCH_SIZE_BOUNDS: [u64; 8] = [1, 8, 64, 256, 1024, 4096, 8192, 16384];
+/// Upper bounds of the durable-write latency histogram buckets, in seconds.
+pub const WRITE_SECONDS_BOUNDS: [f64; 10] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+];
+
+/// What the durable writes so far looked like: how many, how large, how long (one append with
+/// its fdatasync each). Cumulative, for histograms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitFigures {
+    /// Durable writes.
+    pub batches: u64,
+    /// Entries written by them.
+    pub entries: u64,
+    /// Writes of at most `BATCH_SIZE_BOUNDS[i]` entries (cumulative buckets).
+    pub size_buckets: [u64; BATCH_SIZE_BOUNDS.len()],
+    /// Writes that took at most `WRITE_SECONDS_BOUNDS[i]` seconds (cumulative buckets).
+    pub write_buckets: [u64; WRITE_SECONDS_BOUNDS.len()],
+    /// Seconds spent in durable writes.
+    pub write_seconds: f64,
+}
+
+impl CommitFigures {
+    pub(crate) fn record(&mut self, entries: usize, took: std::time::Duration) {
+        let seconds = took.as_secs_f64();
+        self.batches += 1;
+        self.entries += entries as u64;
+        self.write_seconds += seconds;
+        for (bound, bucket) in BATCH_SIZE_BOUNDS.iter().zip(&mut self.size_buckets) {
+            if entries as u64 <= *bound {
+                *bucket += 1;
+            }
+        }
+        for (bound, bucket) in WRITE_SECONDS_BOUNDS.iter().zip(&mut self.write_buckets) {
+            if seconds <= *bound {
+                *bucket += 1;
+            }
+        }
+    }
+}
+
 /// Why a submission was not sequenced.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SequencerError {
@@ -130,6 +172,7 @@ pub struct Sequencer {
     config: SequencerConfig,
     max_leaf_bytes: usize,
     submitted: AtomicU64,
+    commits: Arc<parking_lot::Mutex<CommitFigures>>,
 }
 
 impl Sequencer {
@@ -169,9 +212,11 @@ impl Sequencer {
         let (durable_sender, durable) = watch::channel(store.entry_count());
         let (batches, _) = broadcast::channel(config.subscriber_backlog.max(1));
         let (finished_sender, finished) = oneshot::channel();
+        let commits = Arc::new(parking_lot::Mutex::new(CommitFigures::default()));
         Pipeline::start(
             store,
             config.clone(),
+            Arc::clone(&commits),
             receiver,
             durable_sender,
             batches.clone(),
@@ -190,7 +235,13 @@ impl Sequencer {
             config,
             max_leaf_bytes: limits.max_leaf_bytes as usize,
             submitted: AtomicU64::new(0),
+            commits,
         })
+    }
+
+    /// The durable writes so far: count, sizes and latencies.
+    pub fn commit_figures(&self) -> CommitFigures {
+        self.commits.lock().clone()
     }
 
     /// Sequences one entry; answers once it (or the entry it duplicates) is durable.

@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::inflight::InFlight;
-use super::{DurableBatch, Sequenced, SequencerConfig, SequencerError};
+use super::{CommitFigures, DurableBatch, Sequenced, SequencerConfig, SequencerError};
 use crate::storage::{DedupKey, DuplicateHit, LogStore, NewEntry, StoreError};
 
 /// What the queue carries.
@@ -158,6 +158,7 @@ impl Pipeline {
     pub fn start(
         store: Arc<dyn LogStore>,
         config: SequencerConfig,
+        commits: Arc<Mutex<CommitFigures>>,
         queue: mpsc::UnboundedReceiver<Message>,
         durable_sender: watch::Sender<u64>,
         batches: broadcast::Sender<Arc<DurableBatch>>,
@@ -181,7 +182,7 @@ impl Pipeline {
             let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("cairn-seq-writer".into())
-                .spawn(move || write_batches(store, &shared, durable_sender, batches))?
+                .spawn(move || write_batches(store, &shared, &commits, durable_sender, batches))?
         };
         std::thread::Builder::new()
             .name("cairn-seq-commit".into())
@@ -355,6 +356,7 @@ impl Committer {
 fn write_batches(
     store: Arc<dyn LogStore>,
     shared: &Shared,
+    commits: &Mutex<CommitFigures>,
     durable_sender: watch::Sender<u64>,
     batches: broadcast::Sender<Arc<DurableBatch>>,
 ) {
@@ -378,13 +380,18 @@ fn write_batches(
         let result = match shared.failure() {
             Some(reason) => Err(reason),
             None if entries.is_empty() => Ok(()),
-            None => store
-                .append_entries(first_index, &entries)
-                .map_err(|error| {
+            None => {
+                let started = std::time::Instant::now();
+                let appended = store.append_entries(first_index, &entries);
+                if appended.is_ok() {
+                    commits.lock().record(entries.len(), started.elapsed());
+                }
+                appended.map_err(|error| {
                     let reason = format!("appending entries {first_index}.. failed: {error}");
                     shared.fail(reason.clone());
                     reason
-                }),
+                })
+            }
         };
         match result {
             Ok(()) => {
