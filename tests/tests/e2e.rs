@@ -400,3 +400,153 @@ async fn sigkill_of_the_log_under_load_loses_no_acknowledged_leaf() {
         acked.len()
     );
 }
+
+/// Waits until the monitor's GET /gossip holds a verified checkpoint of at least `size`.
+async fn monitor_verified(cluster: &Cluster, size: u64) {
+    let url = format!(
+        "{}/gossip",
+        cluster.sandbox.monitor_url().expect("a monitor")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = cluster.client.get(&url).send().await {
+            let body = response.bytes().await.unwrap_or_default();
+            if let Ok(notes) = serde_json::from_slice::<Vec<String>>(&body) {
+                let verified = notes
+                    .iter()
+                    .filter_map(|note| note.lines().nth(1)?.parse::<u64>().ok());
+                if verified.max().is_some_and(|verified| verified >= size) {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the monitor did not verify size {size} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn evidence_files(cluster: &Cluster) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(cluster.sandbox.evidence_dir()) {
+        Ok(entries) => entries.filter_map(|e| Some(e.ok()?.path())).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_stays_quiet_on_an_honest_log_and_proves_a_split_view() {
+    let cluster = cluster(|_| {});
+    for n in 0..3 {
+        let (status, _) = cluster
+            .add(format!("honest {n}").as_bytes(), true)
+            .await
+            .expect("add");
+        assert_eq!(status, 200);
+    }
+    monitor_verified(&cluster, 3).await;
+    assert!(
+        evidence_files(&cluster).is_empty(),
+        "no alarm on an honest log"
+    );
+
+    // The same log key signs a second history: a forked log, as a dishonest operator would
+    // show it to some producer.
+    let dir = cluster.sandbox.dir().to_path_buf();
+    let log_config = std::fs::read_to_string(dir.join("log.toml")).expect("log.toml");
+    let producers = &log_config[log_config.find("[[producers]]").expect("producers")..];
+    let producers = &producers[..producers.find("[[witnesses]]").unwrap_or(producers.len())];
+    let fork_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let fork_config = format!(
+        "listen = \"{fork_addr}\"\ndata_dir = \"{}\"\norigin = \"{}\"\nkey_file = \"{}\"\n\
+         witness_quorum = 0\ncheckpoint_interval_ms = 100\n\n{producers}",
+        dir.join("fork-data").display(),
+        cluster.sandbox.layout().origin,
+        dir.join("log.key").display(),
+    );
+    std::fs::write(dir.join("fork.toml"), fork_config).expect("fork.toml");
+    let fork_out = std::fs::File::create(dir.join("fork.out")).expect("fork.out");
+    let mut fork = std::process::Command::new(
+        Binaries::locate()
+            .and_then(|b| b.path("cairn-log"))
+            .expect("cairn-log"),
+    )
+    .args(["serve", "--config"])
+    .arg(dir.join("fork.toml"))
+    .stdout(fork_out.try_clone().expect("clone"))
+    .stderr(fork_out)
+    .spawn()
+    .expect("the fork starts");
+    let forked = Producer {
+        client: cluster.client.clone(),
+        log: format!("http://{fork_addr}"),
+        token: cluster.token.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut added = 0;
+    while added < 3 {
+        match forked
+            .add(format!("forked {added}").as_bytes(), false)
+            .await
+        {
+            Ok((200, _)) => added += 1,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("the fork does not take leaves: {other:?}"),
+        }
+    }
+    let fork_checkpoint = loop {
+        let response = cluster
+            .client
+            .get(format!("http://{fork_addr}/checkpoint"))
+            .send()
+            .await
+            .expect("GET /checkpoint");
+        let text = response.text().await.expect("text");
+        if text.lines().nth(1) == Some("3") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fork publishes no checkpoint of size 3"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = fork.kill();
+    let _ = fork.wait();
+
+    // A producer who was shown the forked checkpoint hands it to the monitor.
+    let gossip = cluster
+        .client
+        .post(format!(
+            "{}/gossip",
+            cluster.sandbox.monitor_url().expect("monitor")
+        ))
+        .body(fork_checkpoint)
+        .send()
+        .await
+        .expect("POST /gossip");
+    assert!(gossip.status().is_success(), "{}", gossip.status());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let evidence = loop {
+        if let Some(file) = evidence_files(&cluster).into_iter().next() {
+            break file;
+        }
+        assert!(Instant::now() < deadline, "no evidence of the split view");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let output = cluster.monitor(&[
+        "verify-evidence",
+        evidence.to_str().expect("UTF-8"),
+        "--log-key",
+        &cluster.sandbox.layout().log_vkey,
+    ]);
+    assert!(
+        output.status.success(),
+        "the evidence convinces: {}",
+        text(&output)
+    );
+}
