@@ -8,8 +8,14 @@
 //! end of the block in the `serial` file (write, fsync, rename, fsync the directory), so a
 //! crash at any point can skip serials but never repeat one.
 //!
-//! Files in the TSA directory: `root.pem`, `root.key`, `tsa.pem`, `tsa.key` (keys as
-//! `ed25519 <hex seed>` or `p256 <hex scalar>`, mode 0600), `serial`.
+//! Files in the TSA directory: `root.pem` and `tsa.pem` (PEM certificates: what
+//! `openssl ts -verify -CAfile root.pem -untrusted tsa.pem` and a witness's `trust_anchor`
+//! take), `root.key` and `tsa.key` (keys as `ed25519 <hex seed>` or `p256 <hex scalar>`, mode
+//! 0600), `serial`.
+//!
+//! P-256 (the default of `tsa init`) is what OpenSSL can check: OpenSSL 3.0 verifies
+//! timestamps through its PKCS #7 code, which has no Ed25519, so Ed25519 tokens verify with
+//! cairn-spec only. `witness/tests/openssl_interop.rs` runs `openssl ts` against this TSA.
 
 use crate::anchor::TIMESTAMP_REPLY_TYPE;
 use crate::keys::{read_key_file, write_key_file, KeyFileError};

@@ -120,6 +120,39 @@ impl Running {
         (status, content_type, response.text().await.expect("body"))
     }
 
+    /// Posts `length` bytes to add-checkpoint as a chunked body (no Content-Length) over a
+    /// raw connection, and returns the response status.
+    async fn post_chunked(&self, length: usize) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.url.strip_prefix("http://").expect("http URL");
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects");
+        let mut request = format!(
+            "POST /add-checkpoint HTTP/1.1\r\nHost: {address}\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        let mut left = length;
+        while left > 0 {
+            let chunk = left.min(8192);
+            request.extend_from_slice(format!("{chunk:x}\r\n").as_bytes());
+            request.resize(request.len() + chunk, b'a');
+            request.extend_from_slice(b"\r\n");
+            left -= chunk;
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+        // The witness may answer and close before reading everything: a failed write is fine.
+        let _ = stream.write_all(&request).await;
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response);
+        text.strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|status| status.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
+    }
+
     fn size(&self) -> Option<u64> {
         self.store
             .latest(ORIGIN)
@@ -264,8 +297,12 @@ async fn refuses_bad_proofs_rollbacks_and_bad_requests_without_changing_state() 
     many.push(b'\n');
     many.extend_from_slice(&signed(ORIGIN, 16, log.roots[16]).to_bytes().expect("note"));
     assert_eq!(witness.post(many).await.0, 400);
-    // 413: a body above the limit is not even read.
+    // 413: a body above the limit is not even read; one at the limit is read (and refused).
     assert_eq!(witness.post(vec![b'a'; MAX_REQUEST_SIZE + 1]).await.0, 413);
+    assert_eq!(witness.post(vec![b'a'; MAX_REQUEST_SIZE]).await.0, 400);
+    // 413 also when no Content-Length announces the size (a chunked body).
+    assert_eq!(witness.post_chunked(MAX_REQUEST_SIZE + 1).await, 413);
+    assert_eq!(witness.post_chunked(MAX_REQUEST_SIZE).await, 400);
 
     assert_eq!(witness.size(), Some(9));
     assert_eq!(witness.post(body(&log, 9, 16)).await.0, 200);
@@ -315,4 +352,40 @@ async fn concurrent_requests_for_one_origin_never_move_the_state_back() {
     assert_eq!(accepted, 1, "exactly one request extends size 1");
     let size = witness.size().expect("state");
     assert!(size >= 2);
+}
+
+#[tokio::test]
+async fn read_routes_answer_404_for_unknown_logs_and_400_for_bad_sizes() {
+    let witness = start().await;
+    let get = |path: String| {
+        let client = witness.client.clone();
+        let url = format!("{}{path}", witness.url);
+        async move {
+            let response = client.get(url).send().await.expect("sends");
+            response.status().as_u16()
+        }
+    };
+    // Nothing cosigned yet.
+    assert_eq!(get(format!("/checkpoint/{ORIGIN}")).await, 404);
+    assert_eq!(get(format!("/timestamps/{ORIGIN}/0")).await, 404);
+    let log = tree(3, "leaf");
+    assert_eq!(witness.post(body(&log, 0, 3)).await.0, 200);
+    assert_eq!(get(format!("/checkpoint/{ORIGIN}")).await, 200);
+    assert_eq!(get(format!("/timestamps/{ORIGIN}/3")).await, 200);
+    // Not a size it cosigned, not a canonical size, not a log it knows, an origin far longer
+    // than any the store keeps.
+    assert_eq!(get(format!("/timestamps/{ORIGIN}/2")).await, 404);
+    for size in ["03", "-1", "x", "18446744073709551616", ""] {
+        assert_eq!(
+            get(format!("/timestamps/{ORIGIN}/{size}")).await,
+            400,
+            "{size:?}"
+        );
+    }
+    assert_eq!(get("/checkpoint/example.com/other".to_owned()).await, 404);
+    assert_eq!(get("/timestamps/example.com/other/3".to_owned()).await, 404);
+    let long = "o".repeat(8 * 1024);
+    assert_eq!(get(format!("/checkpoint/{long}")).await, 404);
+    assert_eq!(get(format!("/timestamps/{long}/3")).await, 404);
+    assert_eq!(get("/timestamps/3".to_owned()).await, 400);
 }

@@ -158,3 +158,58 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
     .expect("the token verifies");
     assert!(store.tokens(ORIGIN, 1).expect("reads").len() == 1);
 }
+
+#[tokio::test]
+async fn tsa_refuses_oversized_queries_with_413_and_rejects_malformed_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tsa::init(dir.path(), "Limits TSA", KeyAlgorithm::P256, 30).expect("tsa init");
+    let authority = Authority::load(
+        dir.path(),
+        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
+        None,
+    )
+    .expect("loads");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}/", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        axum::serve(listener, tsa::router(Arc::new(authority)))
+            .await
+            .expect("serves")
+    });
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        client
+            .post(&url)
+            .header("content-type", "application/timestamp-query")
+            .body(body)
+            .send()
+    };
+    let oversized = post(vec![0x30; cairn_spec::timestamp::MAX_REQUEST_SIZE + 1])
+        .await
+        .expect("answers");
+    assert_eq!(oversized.status().as_u16(), 413);
+    // A request that is not DER is answered, as RFC 3161 §2.4.2 asks, with a rejection.
+    let malformed = post(b"not a TimeStampReq".to_vec()).await.expect("answers");
+    assert_eq!(malformed.status().as_u16(), 200);
+    let reply = malformed.bytes().await.expect("body");
+    let anchors =
+        TrustAnchors::from_pem(&std::fs::read_to_string(dir.path().join("root.pem")).expect("pem"))
+            .expect("anchors");
+    let refused = cairn_spec::timestamp::verify_response(
+        &reply,
+        &Expectation {
+            imprint: [0; 32],
+            nonce: None,
+            trust_anchors: Some(&anchors),
+        },
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(cairn_spec::timestamp::TimestampError::NotGranted { .. })
+        ),
+        "{refused:?}"
+    );
+}
