@@ -464,7 +464,7 @@ impl Follower {
                     return Ok(());
                 }
             };
-            for ((tile, data, _), tile_hashes) in fetched.into_iter().zip(hashes) {
+            for (FetchedTile { tile, data, .. }, tile_hashes) in fetched.into_iter().zip(hashes) {
                 let skip =
                     usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
                 range
@@ -580,7 +580,7 @@ impl Follower {
         &self,
         tiles: std::ops::Range<u64>,
         size: u64,
-    ) -> Result<Vec<(Tile, Vec<u8>, Option<Vec<u8>>)>, String> {
+    ) -> Result<Vec<FetchedTile>, String> {
         let width = u64::from(TILE_WIDTH);
         let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES));
         let mut tasks = tokio::task::JoinSet::new();
@@ -608,14 +608,18 @@ impl Follower {
                 } else {
                     None
                 };
-                Ok::<_, String>((tile, data, entries))
+                Ok::<_, String>(FetchedTile {
+                    tile,
+                    data,
+                    entries,
+                })
             });
         }
         let mut fetched = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             fetched.push(joined.map_err(|error| error.to_string())??);
         }
-        fetched.sort_by_key(|(tile, _, _)| tile.index());
+        fetched.sort_by_key(|fetched| fetched.tile.index());
         Ok(fetched)
     }
 
@@ -826,12 +830,20 @@ impl HashReader for VerifiedHashes<'_> {
     }
 }
 
+/// One level-0 tile as served, with its entry bundle when entries are checked.
+#[derive(Debug, Clone)]
+pub struct FetchedTile {
+    /// Which tile (its width is the one the checkpoint's size implies).
+    pub tile: Tile,
+    /// The tile's bytes.
+    pub data: Vec<u8>,
+    /// The entry bundle's bytes, if fetched.
+    pub entries: Option<Vec<u8>>,
+}
+
 /// Decodes and checks a batch of tiles (and bundles) on both cores: every entry hashes to its
 /// tile's leaf hash, and event logs hold valid events. Returns each tile's hashes.
-pub fn verify_batch(
-    fetched: &[(Tile, Vec<u8>, Option<Vec<u8>>)],
-    event_log: bool,
-) -> Result<Vec<Vec<Hash>>, String> {
+pub fn verify_batch(fetched: &[FetchedTile], event_log: bool) -> Result<Vec<Vec<Hash>>, String> {
     let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
     let chunk = fetched.len().div_ceil(threads).max(1);
     let results: Vec<Result<Vec<Vec<Hash>>, String>> = std::thread::scope(|scope| {
@@ -862,7 +874,11 @@ pub fn verify_batch(
 }
 
 fn verify_one(
-    (tile, data, entries): &(Tile, Vec<u8>, Option<Vec<u8>>),
+    FetchedTile {
+        tile,
+        data,
+        entries,
+    }: &FetchedTile,
     event_log: bool,
 ) -> Result<Vec<Hash>, String> {
     let hashes = decode_tile(*tile, data).map_err(|error| format!("{}: {error}", tile.path()))?;
