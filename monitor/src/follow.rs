@@ -899,6 +899,9 @@ impl Follower {
         let served = decode_tile(tile, &data)
             .map(|hashes| cairn_spec::merkle::root_from_leaf_hashes(&hashes))
             .ok();
+        if served.is_none() {
+            self.refused("log");
+        }
         if served == Some(genuine) {
             return;
         }
