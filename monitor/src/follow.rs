@@ -614,7 +614,7 @@ impl Follower {
                 Err(problem) => {
                     self.refused("log");
                     self.raise(
-                        AlertKind::RootMismatch,
+                        AlertKind::CorruptData,
                         format!(
                             "log data for size {} is corrupt: {problem}",
                             checkpoint.size

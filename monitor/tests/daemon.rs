@@ -15,10 +15,13 @@ use base64::Engine as _;
 use cairn_monitor::alert::AlertKind;
 use cairn_monitor::daemon::Monitor;
 use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::cosignature::CosignatureSigner;
+use cairn_spec::event::{EventId, EventInput};
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{verify, Receipt};
 use cairn_spec::tiles::TilePath;
+use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use common::{
     assert_alert_with_evidence, assert_every_flip_refused, config, leaf, leaves, serve, signer,
@@ -227,11 +230,11 @@ async fn witnesses_are_asked_by_percent_encoded_origin_and_their_garbage_is_refu
         log.tile_garbage = Some(vec![7; 33]);
     }
     monitor.poll_once().await.expect("polls");
-    // The new tiles do not decode (root mismatch), nor does the verified full tile fetched
+    // The new tiles do not decode (corrupt data), nor does the verified full tile fetched
     // again (rewritten tile).
     assert_eq!(
         alert_kinds(&monitor),
-        vec![AlertKind::RootMismatch, AlertKind::RewrittenTile]
+        vec![AlertKind::CorruptData, AlertKind::RewrittenTile]
     );
     assert!(monitor.alerter.metrics.render().contains(
         "cairn_monitor_bad_input_total{source=\"log\",origin=\"example.com/dishonest\"} 2"
@@ -244,6 +247,82 @@ async fn witnesses_are_asked_by_percent_encoded_origin_and_their_garbage_is_refu
     log.lock().expect("lock").tile_garbage = None;
     monitor.poll_once().await.expect("polls");
     assert!(monitor.verified_notes().await[0].contains("\n800\n"));
+}
+
+fn event_leaf(index: usize) -> Vec<u8> {
+    let json = format!(
+        r#"{{"timestamp":"2026-11-25T09:14:03Z","actor":{{"id":"alice","type":"user"}},
+            "action":"invoice.approve","resource":{{"type":"invoice","id":"INV-{index}"}},
+            "outcome":"success"}}"#
+    );
+    let id = u8::try_from(index % 251).expect("small");
+    let (leaf, _) = EventInput::parse(json.as_bytes())
+        .expect("a valid event")
+        .into_leaf(
+            EventId::new_v4([id; 16]),
+            Instant::from_unix(1_764_058_443, 0),
+            "producer:test",
+        )
+        .expect("a valid principal");
+    leaf.leaf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_log_with_a_leaf_that_is_not_an_event_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Shared = Arc::default();
+    let url = start(log.clone()).await;
+    let mut events: Vec<Vec<u8>> = (0..300).map(event_leaf).collect();
+    log.lock().expect("lock").client = View::of(events.clone());
+    let mut settings = config(&url, dir.path());
+    settings.logs[0].event_log = true;
+    let monitor = Monitor::new(&settings).expect("monitor");
+    monitor.poll_once().await.expect("polls");
+    assert_eq!(monitor.alerter.raised(), Vec::new());
+    events.push(b"not an event".to_vec());
+    log.lock().expect("lock").client = View::of(events);
+    monitor.poll_once().await.expect("polls");
+    assert_eq!(alert_kinds(&monitor), vec![AlertKind::CorruptData]);
+    assert!(monitor.verified_notes().await[0].contains("\n300\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_short_of_the_witness_quorum_is_raised_and_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Shared = Arc::default();
+    let url = start(log.clone()).await;
+    let witness = CosignatureSigner::from_seed(KeyName::new("w.example").expect("name"), [5; 32]);
+    let policy_path = dir.path().join("policy");
+    std::fs::write(
+        &policy_path,
+        format!(
+            "log {}\nwitness w {}\nquorum w\n",
+            signer().verifier().to_vkey(),
+            witness.verifier().to_vkey()
+        ),
+    )
+    .expect("writes");
+    let mut settings = config(&url, dir.path());
+    settings.logs[0].policy = Some(policy_path);
+    let view = View::of(leaves(300, "honest"));
+    log.lock().expect("lock").client = view.clone();
+    let monitor = Monitor::new(&settings).expect("monitor");
+    monitor.poll_once().await.expect("polls");
+    assert_eq!(alert_kinds(&monitor), vec![AlertKind::WitnessPolicyUnmet]);
+    assert!(monitor.verified_notes().await.is_empty());
+
+    // Cosigned by the witness, the same checkpoint is followed.
+    let checkpoint = Checkpoint::open(&view.checkpoint, &signer().verifier())
+        .expect("opens")
+        .checkpoint;
+    let mut note = checkpoint.sign(&signer()).expect("signs");
+    let cosignature = witness.cosign(&checkpoint, 1_764_000_000).expect("cosigns");
+    note.add_signature(cosignature.to_note_signature())
+        .expect("room");
+    log.lock().expect("lock").client.checkpoint = note.to_bytes().expect("encodes");
+    monitor.poll_once().await.expect("polls");
+    assert_eq!(alert_kinds(&monitor), vec![AlertKind::WitnessPolicyUnmet]);
+    assert!(monitor.verified_notes().await[0].contains("\n300\n"));
 }
 
 type Received = Arc<Mutex<Vec<serde_json::Value>>>;
