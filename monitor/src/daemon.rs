@@ -1,6 +1,8 @@
-//! The monitor daemon: configuration (TOML), the poll loop over every configured log, and the
-//! HTTP port with /healthz, /metrics and /gossip (GET: latest verified checkpoints; POST: a
-//! checkpoint note someone was shown, checked against what the monitor verified).
+//! The monitor daemon: configuration (TOML), the poll loop over every configured log and peer,
+//! and the HTTP port with /healthz, /metrics and /gossip (GET: the latest verified checkpoint
+//! notes, a JSON array; POST: one checkpoint note someone was shown, checked against what the
+//! monitor verified and answered 200 consistent, 202 held, 409 split view, 400/404/413 refused).
+//! The port and the alerts are specified in spec/docs/monitor-api.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
