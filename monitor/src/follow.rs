@@ -371,6 +371,12 @@ impl Follower {
                 None,
             )
             .await;
+            // Not followed, but still a statement the log signed: one that conflicts with the
+            // verified tree is a split view all the same.
+            let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+            if self.state.is_some() && signed.checkpoint.size <= verified_size {
+                self.check_against_verified(&note, &signed.checkpoint).await;
+            }
             return Ok(());
         }
         let checkpoint = signed.checkpoint;
@@ -625,16 +631,26 @@ impl Follower {
                     return Ok(());
                 }
             };
-            for (FetchedTile { tile, data, .. }, tile_hashes) in fetched.into_iter().zip(hashes) {
+            for (FetchedTile { tile, data, .. }, verified) in fetched.into_iter().zip(hashes) {
+                let VerifiedTile {
+                    hashes: tile_hashes,
+                    subtree,
+                } = verified;
                 let skip =
                     usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
-                range
-                    .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
-                        if node.height() == 8 {
-                            completed_subtrees.push((node.index(), *hash));
-                        }
-                    })
-                    .expect("tree size bounded by the checkpoint");
+                match subtree {
+                    Some(tile_root) if skip == 0 => {
+                        range = append_tile_root(&range, tile_root);
+                        completed_subtrees.push((tile.index(), tile_root));
+                    }
+                    _ => range
+                        .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
+                            if node.height() == 8 {
+                                completed_subtrees.push((node.index(), *hash));
+                            }
+                        })
+                        .expect("tree size bounded by the checkpoint"),
+                }
                 let mut bytes = Vec::with_capacity(tile_hashes.len() * 32);
                 if skip > 0 {
                     // The first hashes of a tile that was partial were verified before: keep
@@ -1038,10 +1054,10 @@ pub struct FetchedTile {
 
 /// Decodes and checks a batch of tiles (and bundles) on both cores: every entry hashes to its
 /// tile's leaf hash, and event logs hold valid events. Returns each tile's hashes.
-pub fn verify_batch(fetched: &[FetchedTile], event_log: bool) -> Result<Vec<Vec<Hash>>, String> {
+pub fn verify_batch(fetched: &[FetchedTile], event_log: bool) -> Result<Vec<VerifiedTile>, String> {
     let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
     let chunk = fetched.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<Vec<Hash>>, String>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<VerifiedTile>, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = fetched
             .chunks(chunk)
             .map(|part| {
@@ -1075,7 +1091,7 @@ fn verify_one(
         entries,
     }: &FetchedTile,
     event_log: bool,
-) -> Result<Vec<Hash>, String> {
+) -> Result<VerifiedTile, String> {
     let hashes = decode_tile(*tile, data).map_err(|error| format!("{}: {error}", tile.path()))?;
     if let Some(entries) = entries {
         let bundle = EntryBundle::new(tile.index(), tile.width()).map_err(|e| e.to_string())?;
@@ -1095,5 +1111,32 @@ fn verify_one(
             }
         }
     }
-    Ok(hashes)
+    let subtree = (tile.width() == TILE_WIDTH).then(|| root_from_leaf_hashes(&hashes));
+    Ok(VerifiedTile { hashes, subtree })
+}
+
+/// A level-0 tile's leaf hashes, checked against its entries, and the root of its subtree when
+/// it is full (computed here, on the verifier threads, rather than on the one that folds).
+#[derive(Debug, Clone)]
+pub struct VerifiedTile {
+    /// The leaf hashes.
+    pub hashes: Vec<Hash>,
+    /// The root of the tile's 256 leaves, for a full tile.
+    pub subtree: Option<Hash>,
+}
+
+/// Appends the root of a full level-0 tile to a range that ends on a tile boundary. There the
+/// frontier holds only nodes of height 8 or more, so it is also the frontier of the tree whose
+/// leaves are the tiles' subtree roots (a node hashes the same way at every height, RFC 9162
+/// §2.1.1): append in that tree, and scale back.
+fn append_tile_root(range: &CompactRange, tile_root: Hash) -> CompactRange {
+    let width = u64::from(TILE_WIDTH);
+    let mut tiles =
+        CompactRange::from_frontier(range.tree_size() / width, range.frontier().to_vec())
+            .expect("a tile-aligned frontier is a frontier of tiles");
+    tiles
+        .append(tile_root)
+        .expect("tree size bounded by the checkpoint");
+    CompactRange::from_frontier(tiles.tree_size() * width, tiles.frontier().to_vec())
+        .expect("the same frontier, in leaves")
 }

@@ -14,7 +14,9 @@ use cairn_monitor::follow::GossipOutcome;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::Hash;
-use common::{assert_alert_with_evidence, config, leaf, leaves, sign, start, Shared, View, ORIGIN};
+use common::{
+    assert_alert_with_evidence, config, leaf, leaves, reopen, sign, start, Shared, View, ORIGIN,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_growing_log_raises_nothing_and_restart_resumes() {
@@ -29,7 +31,7 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
             log.client = View::of(all[..size].to_vec());
             log.witness = Some(log.client.clone());
         }
-        let monitor = Monitor::new(&config(&url, dir.path())).expect("monitor");
+        let monitor = reopen(&config(&url, dir.path())).await;
         monitor.poll_once().await.expect("polls");
         assert_eq!(
             monitor.alerter.raised(),
@@ -57,7 +59,7 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
     }
     assert_eq!(verified, 1500);
     // Growing further from persisted state, several polls in one process.
-    let monitor = Monitor::new(&config(&url, dir.path())).expect("monitor");
+    let monitor = reopen(&config(&url, dir.path())).await;
     for size in [1600, 2048, 2049, 3000] {
         log.lock().expect("lock").client = View::of(all[..size].to_vec());
         monitor.poll_once().await.expect("polls");

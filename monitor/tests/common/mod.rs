@@ -215,6 +215,21 @@ pub fn config(url: &str, dir: &Path) -> Config {
     }
 }
 
+/// Opens a monitor on a state directory a dropped monitor just used: sled gives up its file
+/// lock when its background flusher finishes, a moment after the drop, so wait for it.
+pub async fn reopen(config: &Config) -> Monitor {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match Monitor::new(config) {
+            Ok(monitor) => return monitor,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("reopening the monitor: {error}"),
+        }
+    }
+}
+
 /// Runs `cairn-monitor verify-evidence` on a file; true if it accepts.
 pub fn cli_accepts(path: &Path) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
