@@ -19,6 +19,9 @@ pub enum AlertKind {
     RootMismatch,
     /// A full tile changed after it was verified.
     RewrittenTile,
+    /// Tiles or entry bundles that do not decode, entries that do not hash to their tile's
+    /// leaf hashes, or (in an event log) leaves that are not valid Cairn audit events.
+    CorruptData,
     /// The log's checkpoint is smaller than one it served before.
     CheckpointGoingBack,
     /// The checkpoint did not grow within the configured time.
@@ -35,6 +38,7 @@ impl AlertKind {
             AlertKind::BadSignature => "bad-signature",
             AlertKind::RootMismatch => "root-mismatch",
             AlertKind::RewrittenTile => "rewritten-tile",
+            AlertKind::CorruptData => "corrupt-data",
             AlertKind::CheckpointGoingBack => "checkpoint-going-back",
             AlertKind::StaleLog => "stale-log",
             AlertKind::WitnessPolicyUnmet => "witness-policy-unmet",

@@ -1,12 +1,15 @@
-//! The monitor daemon: configuration (TOML), the poll loop over every configured log, and the
-//! HTTP port with /healthz, /metrics and /gossip (GET: latest verified checkpoints; POST: a
-//! checkpoint note someone was shown, checked against what the monitor verified).
+//! The monitor daemon: configuration (TOML), the poll loop over every configured log and peer,
+//! and the HTTP port with /healthz, /metrics and /gossip (GET: the latest verified checkpoint
+//! notes, a JSON array; POST: one checkpoint note someone was shown, checked against what the
+//! monitor verified and answered 200 consistent, 202 held, 409 split view, 400/404/413 refused).
+//! The port and the alerts are specified in spec/docs/monitor-api.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -17,8 +20,11 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::alert::{Alerter, Metrics};
-use crate::fetch::{join, Fetcher, MAX_CHECKPOINT_BYTES};
-use crate::follow::{FollowError, Follower, LogSettings};
+use crate::fetch::{join, FetchError, Fetcher, MAX_CHECKPOINT_BYTES};
+use crate::follow::{FollowError, Follower, GossipOutcome, LogSettings};
+
+/// The most checkpoint notes read from one peer's GET /gossip.
+const MAX_GOSSIP_NOTES: usize = 64;
 
 /// The monitor's configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -212,27 +218,39 @@ impl Monitor {
         }
         for peer in &self.peers {
             let url = join(peer, "gossip");
-            let Ok(body) = self.fetcher.get(&url, 64 * MAX_CHECKPOINT_BYTES).await else {
-                self.alerter
-                    .metrics
-                    .add("cairn_monitor_fetch_errors_total", 1);
-                continue;
+            let limit = MAX_GOSSIP_NOTES * MAX_CHECKPOINT_BYTES;
+            let body = match self.fetcher.get(&url, limit).await {
+                Ok(body) => body,
+                Err(FetchError::TooLarge { .. }) => {
+                    self.alerter
+                        .metrics
+                        .add("cairn_monitor_bad_input_total{source=\"peer\"}", 1);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "peer gossip fetch failed");
+                    self.alerter
+                        .metrics
+                        .add("cairn_monitor_fetch_errors_total", 1);
+                    continue;
+                }
             };
             let Ok(notes) = serde_json::from_slice::<Vec<String>>(&body) else {
                 self.alerter
                     .metrics
-                    .add("cairn_monitor_bad_input_total_peer", 1);
+                    .add("cairn_monitor_bad_input_total{source=\"peer\"}", 1);
                 continue;
             };
-            for note in notes.iter().take(64) {
+            for note in notes.iter().take(MAX_GOSSIP_NOTES) {
                 self.gossip(note.as_bytes(), "peer").await;
             }
         }
         Ok(())
     }
 
-    /// Hands a gossiped checkpoint to the follower of its origin.
-    pub async fn gossip(&self, note: &[u8], source: &str) -> bool {
+    /// Hands a gossiped checkpoint to the follower of its origin; `None` (counted) if the
+    /// monitor follows no log of that origin.
+    pub async fn gossip(&self, note: &[u8], source: &str) -> Option<GossipOutcome> {
         let origin = note
             .split(|byte| *byte == b'\n')
             .next()
@@ -242,14 +260,21 @@ impl Monitor {
         for follower in &self.followers {
             let mut follower = follower.lock().await;
             if follower.origin() == origin {
-                follower.gossip(note, source).await;
-                return true;
+                return Some(follower.gossip(note, source).await);
             }
         }
-        self.alerter
-            .metrics
-            .add(&format!("cairn_monitor_bad_input_total_{source}"), 1);
-        false
+        self.alerter.metrics.add(
+            &format!("cairn_monitor_bad_input_total{{source=\"{source}\"}}"),
+            1,
+        );
+        None
+    }
+
+    /// Shows a progress line on stderr while verifying (for `audit`).
+    pub async fn show_progress(&self) {
+        for follower in &self.followers {
+            follower.lock().await.set_progress(true);
+        }
     }
 
     /// The latest verified checkpoint notes.
@@ -301,12 +326,36 @@ async fn get_gossip(State(monitor): State<Arc<Monitor>>) -> axum::Json<Vec<Strin
 
 async fn post_gossip(
     State(monitor): State<Arc<Monitor>>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> (StatusCode, &'static str) {
-    if monitor.gossip(&body, "upload").await {
-        (StatusCode::ACCEPTED, "checked\n")
-    } else {
-        (StatusCode::BAD_REQUEST, "unknown origin\n")
+    let Ok(body) = body else {
+        monitor
+            .alerter
+            .metrics
+            .add("cairn_monitor_bad_input_total{source=\"upload\"}", 1);
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "refused: a checkpoint note is at most 64 KiB\n",
+        );
+    };
+    match monitor.gossip(&body, "upload").await {
+        None => (
+            StatusCode::NOT_FOUND,
+            "refused: this monitor follows no log of that origin\n",
+        ),
+        Some(GossipOutcome::Refused) => (
+            StatusCode::BAD_REQUEST,
+            "refused: not a checkpoint signed by the log's key\n",
+        ),
+        Some(GossipOutcome::Consistent) => (StatusCode::OK, "consistent with the verified tree\n"),
+        Some(GossipOutcome::Pending) => (
+            StatusCode::ACCEPTED,
+            "held: larger than the verified tree, checked once the monitor gets there\n",
+        ),
+        Some(GossipOutcome::SplitView) => (
+            StatusCode::CONFLICT,
+            "split view: it conflicts with the verified tree; evidence written\n",
+        ),
     }
 }
 

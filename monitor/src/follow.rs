@@ -22,8 +22,12 @@ use cairn_spec::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertKind, Alerter};
-use crate::fetch::{join, Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES};
+use crate::fetch::{
+    join, FetchError, Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES,
+};
 
+/// How many gossiped checkpoints larger than the verified tree are held until it gets there.
+const MAX_PENDING: usize = 64;
 /// How many tiles are fetched and verified together.
 const BATCH_TILES: u64 = 512;
 /// How many requests are in flight at once.
@@ -55,6 +59,20 @@ impl LogSettings {
     pub fn origin(&self) -> &str {
         self.key.key_name().as_str()
     }
+}
+
+/// What checking a gossiped checkpoint found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipOutcome {
+    /// Not a checkpoint validly signed by the log's key (or oversized): refused and counted.
+    Refused,
+    /// Consistent with the verified tree.
+    Consistent,
+    /// Larger than the verified tree (or nothing verified yet): held and checked once the
+    /// monitor has verified that far.
+    Pending,
+    /// It conflicts with the verified tree: a split-view alert with evidence was raised.
+    SplitView,
 }
 
 /// What the monitor has verified of one log, persisted.
@@ -89,6 +107,17 @@ impl VerifiedState {
     }
 }
 
+/// The key of an interrupted growth's progress in the state tree.
+const PROGRESS_KEY: &str = "progress";
+
+/// How far an interrupted growth got: the compact range of the leaves hashed from tiles, beyond
+/// the verified tree, at a tile boundary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    size: u64,
+    frontier: Vec<String>,
+}
+
 /// Why following failed in a way that is not the log's fault to report as an alert.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
@@ -114,6 +143,8 @@ pub struct Follower {
     pending: Vec<(Vec<u8>, Checkpoint)>,
     /// Raised alerts already reported, to raise each once.
     reported: BTreeSet<String>,
+    /// Show a progress line on stderr while growing.
+    progress: bool,
 }
 
 fn now() -> u64 {
@@ -121,6 +152,20 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0)
+}
+
+/// Percent-encodes every byte but RFC 3986 unreserved characters, so that an origin with `/`
+/// travels as one path segment (`GET /checkpoint/<origin>` of tlog-witness monitors).
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn sanitize(origin: &str) -> String {
@@ -158,6 +203,7 @@ impl Follower {
             state,
             pending: Vec::new(),
             reported: BTreeSet::new(),
+            progress: false,
         })
     }
 
@@ -174,6 +220,25 @@ impl Follower {
     fn metric(&self, name: &str) {
         self.alerter.metrics.add(
             &format!("{name}{{origin=\"{}\"}}", self.settings.origin()),
+            1,
+        );
+    }
+
+    /// Counts a failed fetch: an oversized body is refused input, the rest is unavailability.
+    fn fetch_failed(&self, error: &FetchError, source: &str) {
+        match error {
+            FetchError::TooLarge { .. } => self.refused(source),
+            _ => self.metric("cairn_monitor_fetch_errors_total"),
+        }
+    }
+
+    /// Counts input refused from `source` (`log`, `witness`, `peer`, `upload`).
+    fn refused(&self, source: &str) {
+        self.alerter.metrics.add(
+            &format!(
+                "cairn_monitor_bad_input_total{{source=\"{source}\",origin=\"{}\"}}",
+                self.settings.origin()
+            ),
             1,
         );
     }
@@ -221,14 +286,14 @@ impl Follower {
     /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.
     fn open(&self, note: &[u8], source: &str) -> Option<SignedCheckpoint> {
         if note.len() > MAX_CHECKPOINT_BYTES {
-            self.metric(&format!("cairn_monitor_bad_input_total_{source}"));
+            self.refused(source);
             return None;
         }
         match Checkpoint::open(note, &self.settings.key) {
             Ok(signed) => Some(signed),
             Err(error) => {
                 tracing::warn!(%error, source, "refused a checkpoint");
-                self.metric(&format!("cairn_monitor_bad_input_total_{source}"));
+                self.refused(source);
                 None
             }
         }
@@ -269,13 +334,13 @@ impl Follower {
             Ok(note) => note,
             Err(error) => {
                 tracing::warn!(%error, "log checkpoint fetch failed");
-                self.metric("cairn_monitor_fetch_errors_total");
+                self.fetch_failed(&error, "log");
                 return Ok(());
             }
         };
         match Checkpoint::open(&note, &self.settings.key) {
             Err(error) => {
-                self.metric("cairn_monitor_bad_input_total_log");
+                self.refused("log");
                 self.raise(
                     AlertKind::BadSignature,
                     format!("log checkpoint does not verify: {error}"),
@@ -306,6 +371,12 @@ impl Follower {
                 None,
             )
             .await;
+            // Not followed, but still a statement the log signed: one that conflicts with the
+            // verified tree is a split view all the same.
+            let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+            if self.state.is_some() && signed.checkpoint.size <= verified_size {
+                self.check_against_verified(&note, &signed.checkpoint).await;
+            }
             return Ok(());
         }
         let checkpoint = signed.checkpoint;
@@ -330,12 +401,12 @@ impl Follower {
 
     /// Checks a validly signed checkpoint of at most the verified size against the verified
     /// tree; a conflict is a split view, with evidence.
-    async fn check_against_verified(&mut self, note: &[u8], checkpoint: &Checkpoint) {
+    async fn check_against_verified(&mut self, note: &[u8], checkpoint: &Checkpoint) -> bool {
         let Some(state) = self.state.clone() else {
-            return;
+            return false;
         };
         let Some(verified_root) = state.root_hash() else {
-            return;
+            return false;
         };
         if checkpoint.size == state.size {
             if checkpoint.root != verified_root {
@@ -349,11 +420,12 @@ impl Follower {
                     Some(evidence),
                 )
                 .await;
+                return true;
             }
-            return;
+            return false;
         }
         if checkpoint.size == 0 || checkpoint.size > state.size {
-            return;
+            return false;
         }
         match self
             .prefix_proof_of_verified(checkpoint.size, &state, verified_root)
@@ -372,11 +444,14 @@ impl Follower {
                         Some(evidence),
                     )
                     .await;
+                    return true;
                 }
+                false
             }
             Err(error) => {
-                tracing::warn!(%error, "could not read the verified tree's tiles to compare");
-                self.metric("cairn_monitor_fetch_errors_total");
+                tracing::warn!(%error, "could not read the verified tree's hashes to compare");
+                self.metric("cairn_monitor_store_errors_total");
+                false
             }
         }
     }
@@ -417,13 +492,93 @@ impl Follower {
         }
     }
 
+    /// Where an interrupted growth stopped, if it can be resumed towards a tree of `size`: the
+    /// compact range of the leaves hashed from tiles so far. Those leaves are not verified yet
+    /// (no signed root covers them until the growth ends), which is why this is kept apart from
+    /// the verified state.
+    fn resumable_progress(&self, size: u64) -> Option<CompactRange> {
+        let verified_size = self.state.as_ref().map_or(0, |state| state.size);
+        let bytes = self.state_tree.get(PROGRESS_KEY).ok()??;
+        let progress: Progress = serde_json::from_slice(&bytes).ok()?;
+        let usable = progress.size > verified_size
+            && progress.size <= size
+            && progress.size % u64::from(TILE_WIDTH) == 0;
+        if !usable {
+            return None;
+        }
+        let frontier = progress
+            .frontier
+            .iter()
+            .map(|value| Hash::from_base64(value).ok())
+            .collect::<Option<Vec<_>>>()?;
+        CompactRange::from_frontier(progress.size, frontier).ok()
+    }
+
+    fn forget_progress(&self) -> Result<(), FollowError> {
+        self.state_tree.remove(PROGRESS_KEY)?;
+        Ok(())
+    }
+
+    /// Makes the hashes of the tiles fetched so far durable, with the point to resume from.
+    fn save_progress(
+        &self,
+        range: &CompactRange,
+        completed_subtrees: &mut Vec<(u64, Hash)>,
+        leaf_tiles: &mut sled::Batch,
+    ) -> Result<(), FollowError> {
+        let mut batch = sled::Batch::default();
+        for (index, hash) in completed_subtrees.drain(..) {
+            batch.insert(&index.to_be_bytes(), hash.as_bytes());
+        }
+        self.subtrees.apply_batch(batch)?;
+        self.leaf_tiles.apply_batch(std::mem::take(leaf_tiles))?;
+        let progress = Progress {
+            size: range.tree_size(),
+            frontier: range.frontier().iter().map(Hash::to_base64).collect(),
+        };
+        self.state_tree.insert(
+            PROGRESS_KEY,
+            serde_json::to_vec(&progress).expect("progress serialises"),
+        )?;
+        self.state_tree.flush()?;
+        Ok(())
+    }
+
+    fn show_progress(&self, done: u64, total: u64, started: std::time::Instant) {
+        if !self.progress {
+            return;
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-3);
+        let percent = if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        };
+        eprint!(
+            "\r{}: {done} of {total} leaves ({percent:.1}%), {:.2} M leaves/s   ",
+            self.settings.origin(),
+            done as f64 / seconds / 1e6
+        );
+        if done >= total {
+            eprintln!();
+        }
+    }
+
+    /// Shows a progress line on stderr while growing (for `audit`).
+    pub fn set_progress(&mut self, progress: bool) {
+        self.progress = progress;
+    }
+
     /// Fetches and verifies the leaves from the verified size to `checkpoint.size`.
     async fn grow(&mut self, note: Vec<u8>, checkpoint: Checkpoint) -> Result<(), FollowError> {
-        let mut range = match &self.state {
+        let verified_range = match &self.state {
             Some(state) => state.range().unwrap_or_default(),
             None => CompactRange::new(),
         };
-        let old_range = range.clone();
+        let resumed = self.resumable_progress(checkpoint.size);
+        let resuming = resumed.is_some();
+        let mut range = resumed.unwrap_or_else(|| verified_range.clone());
+        let old_range = verified_range;
         let old_note = self.state.as_ref().map(|state| state.note.clone());
         let width = u64::from(TILE_WIDTH);
         let first_tile = range.tree_size() / width;
@@ -433,6 +588,18 @@ impl Follower {
         let mut leaf_tiles = sled::Batch::default();
         let mut rewritten_partial = None;
         let mut batch_start = first_tile;
+        let started = std::time::Instant::now();
+        // Evidence of a root mismatch carries every tile from the verified tree on; a growth
+        // that is resumed, or too long for one evidence file, cannot carry them.
+        let mut keep_tiles = !resuming;
+        if resuming {
+            tracing::info!(
+                from = range.tree_size(),
+                to = checkpoint.size,
+                origin = self.settings.origin(),
+                "resuming an interrupted verification"
+            );
+        }
         while batch_start < end_tile {
             let batch_end = end_tile.min(batch_start + BATCH_TILES);
             let fetched = match self
@@ -451,9 +618,9 @@ impl Follower {
             let hashes = match verified {
                 Ok(hashes) => hashes,
                 Err(problem) => {
-                    self.metric("cairn_monitor_bad_input_total_log");
+                    self.refused("log");
                     self.raise(
-                        AlertKind::RootMismatch,
+                        AlertKind::CorruptData,
                         format!(
                             "log data for size {} is corrupt: {problem}",
                             checkpoint.size
@@ -464,16 +631,26 @@ impl Follower {
                     return Ok(());
                 }
             };
-            for ((tile, data, _), tile_hashes) in fetched.into_iter().zip(hashes) {
+            for (FetchedTile { tile, data, .. }, verified) in fetched.into_iter().zip(hashes) {
+                let VerifiedTile {
+                    hashes: tile_hashes,
+                    subtree,
+                } = verified;
                 let skip =
                     usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
-                range
-                    .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
-                        if node.height() == 8 {
-                            completed_subtrees.push((node.index(), *hash));
-                        }
-                    })
-                    .expect("tree size bounded by the checkpoint");
+                match subtree {
+                    Some(tile_root) if skip == 0 => {
+                        range = append_tile_root(&range, tile_root);
+                        completed_subtrees.push((tile.index(), tile_root));
+                    }
+                    _ => range
+                        .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
+                            if node.height() == 8 {
+                                completed_subtrees.push((node.index(), *hash));
+                            }
+                        })
+                        .expect("tree size bounded by the checkpoint"),
+                }
                 let mut bytes = Vec::with_capacity(tile_hashes.len() * 32);
                 if skip > 0 {
                     // The first hashes of a tile that was partial were verified before: keep
@@ -500,22 +677,36 @@ impl Follower {
                     }
                 }
                 leaf_tiles.insert(&tile.index().to_be_bytes(), bytes);
-                if served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES {
+                if keep_tiles && served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES {
                     served_tiles.push((tile, data));
+                } else {
+                    keep_tiles = false;
+                    served_tiles.clear();
                 }
             }
             batch_start = batch_end;
+            self.show_progress(range.tree_size(), checkpoint.size, started);
+            if batch_start < end_tile {
+                self.save_progress(&range, &mut completed_subtrees, &mut leaf_tiles)?;
+            }
         }
+        self.forget_progress()?;
         if range.root() != checkpoint.root {
             let old = old_note
                 .as_ref()
                 .map(|note| (note.as_bytes(), old_range.frontier()));
-            let evidence = (served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES)
-                .then(|| Evidence::root_mismatch(old, &note, &served_tiles));
+            // A resumed growth no longer holds the tiles served before the interruption; the
+            // next poll starts again from the verified tree and writes the evidence.
+            let evidence = keep_tiles.then(|| Evidence::root_mismatch(old, &note, &served_tiles));
+            let resumed_note = if resuming {
+                " (after resuming; the evidence follows from the next poll)"
+            } else {
+                ""
+            };
             self.raise(
                 AlertKind::RootMismatch,
                 format!(
-                    "signed root {} for size {} but the tiles give {}",
+                    "signed root {} for size {} but the tiles give {}{resumed_note}",
                     checkpoint.root,
                     checkpoint.size,
                     range.root()
@@ -580,7 +771,7 @@ impl Follower {
         &self,
         tiles: std::ops::Range<u64>,
         size: u64,
-    ) -> Result<Vec<(Tile, Vec<u8>, Option<Vec<u8>>)>, String> {
+    ) -> Result<Vec<FetchedTile>, String> {
         let width = u64::from(TILE_WIDTH);
         let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES));
         let mut tasks = tokio::task::JoinSet::new();
@@ -608,14 +799,18 @@ impl Follower {
                 } else {
                     None
                 };
-                Ok::<_, String>((tile, data, entries))
+                Ok::<_, String>(FetchedTile {
+                    tile,
+                    data,
+                    entries,
+                })
             });
         }
         let mut fetched = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             fetched.push(joined.map_err(|error| error.to_string())??);
         }
-        fetched.sort_by_key(|(tile, _, _)| tile.index());
+        fetched.sort_by_key(|fetched| fetched.tile.index());
         Ok(fetched)
     }
 
@@ -623,33 +818,47 @@ impl Follower {
     async fn gather_witnesses(&mut self) {
         let witnesses = self.settings.witnesses.clone();
         for witness in witnesses {
-            let url = join(&witness, &format!("checkpoint/{}", self.settings.origin()));
+            let url = join(
+                &witness,
+                &format!("checkpoint/{}", percent_encode(self.settings.origin())),
+            );
             match self.fetcher.get(&url, MAX_CHECKPOINT_BYTES).await {
-                Ok(note) => self.gossip(&note, "witness").await,
+                Ok(note) => {
+                    self.gossip(&note, "witness").await;
+                }
                 Err(error) => {
                     tracing::debug!(%error, "witness fetch failed");
-                    self.metric("cairn_monitor_fetch_errors_total");
+                    self.fetch_failed(&error, "witness");
                 }
             }
         }
     }
 
-    /// Checks a checkpoint someone else was shown (a witness, a peer, an uploader).
-    pub async fn gossip(&mut self, note: &[u8], source: &str) {
+    /// Checks a checkpoint someone else was shown (a witness, a peer, an uploader) against
+    /// the verified tree. It never enters the verified state: only the log's own tiles do.
+    pub async fn gossip(&mut self, note: &[u8], source: &str) -> GossipOutcome {
         let Some(signed) = self.open(note, source) else {
-            return;
+            return GossipOutcome::Refused;
         };
         self.alerter
             .metrics
             .add("cairn_monitor_gossip_checked_total", 1);
         let verified_size = self.state.as_ref().map_or(0, |state| state.size);
         if signed.checkpoint.size > verified_size || self.state.is_none() {
-            if self.pending.len() < 64 {
+            let known = self
+                .pending
+                .iter()
+                .any(|(pending, _)| pending.as_slice() == note);
+            if !known && self.pending.len() < MAX_PENDING {
                 self.pending.push((note.to_vec(), signed.checkpoint));
             }
-            return;
+            return GossipOutcome::Pending;
         }
-        self.check_against_verified(note, &signed.checkpoint).await;
+        if self.check_against_verified(note, &signed.checkpoint).await {
+            GossipOutcome::SplitView
+        } else {
+            GossipOutcome::Consistent
+        }
     }
 
     async fn check_pending(&mut self) {
@@ -706,6 +915,9 @@ impl Follower {
         let served = decode_tile(tile, &data)
             .map(|hashes| cairn_spec::merkle::root_from_leaf_hashes(&hashes))
             .ok();
+        if served.is_none() {
+            self.refused("log");
+        }
         if served == Some(genuine) {
             return;
         }
@@ -750,8 +962,11 @@ impl Follower {
                 "checkpoint stuck at size {} for {idle} s (limit {limit} s)",
                 state.size
             );
-            self.reported.retain(|key| !key.starts_with("stale-log:"));
-            self.raise(AlertKind::StaleLog, detail, None).await;
+            // Once per size the log is stuck at: growth followed by a new stall alerts again.
+            let stuck_at = format!("stale-log@{}", state.size);
+            if self.reported.insert(stuck_at) {
+                self.raise(AlertKind::StaleLog, detail, None).await;
+            }
         }
     }
 }
@@ -826,15 +1041,23 @@ impl HashReader for VerifiedHashes<'_> {
     }
 }
 
+/// One level-0 tile as served, with its entry bundle when entries are checked.
+#[derive(Debug, Clone)]
+pub struct FetchedTile {
+    /// Which tile (its width is the one the checkpoint's size implies).
+    pub tile: Tile,
+    /// The tile's bytes.
+    pub data: Vec<u8>,
+    /// The entry bundle's bytes, if fetched.
+    pub entries: Option<Vec<u8>>,
+}
+
 /// Decodes and checks a batch of tiles (and bundles) on both cores: every entry hashes to its
 /// tile's leaf hash, and event logs hold valid events. Returns each tile's hashes.
-pub fn verify_batch(
-    fetched: &[(Tile, Vec<u8>, Option<Vec<u8>>)],
-    event_log: bool,
-) -> Result<Vec<Vec<Hash>>, String> {
+pub fn verify_batch(fetched: &[FetchedTile], event_log: bool) -> Result<Vec<VerifiedTile>, String> {
     let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
     let chunk = fetched.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<Vec<Hash>>, String>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<VerifiedTile>, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = fetched
             .chunks(chunk)
             .map(|part| {
@@ -862,9 +1085,13 @@ pub fn verify_batch(
 }
 
 fn verify_one(
-    (tile, data, entries): &(Tile, Vec<u8>, Option<Vec<u8>>),
+    FetchedTile {
+        tile,
+        data,
+        entries,
+    }: &FetchedTile,
     event_log: bool,
-) -> Result<Vec<Hash>, String> {
+) -> Result<VerifiedTile, String> {
     let hashes = decode_tile(*tile, data).map_err(|error| format!("{}: {error}", tile.path()))?;
     if let Some(entries) = entries {
         let bundle = EntryBundle::new(tile.index(), tile.width()).map_err(|e| e.to_string())?;
@@ -884,5 +1111,32 @@ fn verify_one(
             }
         }
     }
-    Ok(hashes)
+    let subtree = (tile.width() == TILE_WIDTH).then(|| root_from_leaf_hashes(&hashes));
+    Ok(VerifiedTile { hashes, subtree })
+}
+
+/// A level-0 tile's leaf hashes, checked against its entries, and the root of its subtree when
+/// it is full (computed here, on the verifier threads, rather than on the one that folds).
+#[derive(Debug, Clone)]
+pub struct VerifiedTile {
+    /// The leaf hashes.
+    pub hashes: Vec<Hash>,
+    /// The root of the tile's 256 leaves, for a full tile.
+    pub subtree: Option<Hash>,
+}
+
+/// Appends the root of a full level-0 tile to a range that ends on a tile boundary. There the
+/// frontier holds only nodes of height 8 or more, so it is also the frontier of the tree whose
+/// leaves are the tiles' subtree roots (a node hashes the same way at every height, RFC 9162
+/// §2.1.1): append in that tree, and scale back.
+fn append_tile_root(range: &CompactRange, tile_root: Hash) -> CompactRange {
+    let width = u64::from(TILE_WIDTH);
+    let mut tiles =
+        CompactRange::from_frontier(range.tree_size() / width, range.frontier().to_vec())
+            .expect("a tile-aligned frontier is a frontier of tiles");
+    tiles
+        .append(tile_root)
+        .expect("tree size bounded by the checkpoint");
+    CompactRange::from_frontier(tiles.tree_size() * width, tiles.frontier().to_vec())
+        .expect("the same frontier, in leaves")
 }

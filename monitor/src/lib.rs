@@ -4,11 +4,15 @@
 //!
 //! - [`fetch`]: a bounded HTTP fetcher for the C2SP tlog-tiles read API and witness checkpoints.
 //! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
-//!   bundle re-verified on both cores, consistency from its own frontier, state in sled, gossip
-//!   checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence`).
+//!   bundle re-verified on both cores, consistency from its own frontier, state in sled (an
+//!   interrupted verification resumes), gossip checks and split-view evidence
+//!   (`cairn.evidence/v1`, see `cairn_spec::evidence` and spec/docs/evidence.md).
 //! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
-//!   /gossip).
+//!   /gossip), specified in spec/docs/monitor-api.md.
+//!
+//! The binary adds the auditor's offline commands: `verify-receipt`, `verify-consistency`,
+//! `verify-evidence`, and `audit` (a whole log re-verified from its tiles, resumable).
 
 #![forbid(unsafe_code)]
 

@@ -32,7 +32,7 @@ enum Command {
         /// The configuration file.
         #[arg(long, env = "CAIRN_MONITOR_CONFIG")]
         config: PathBuf,
-        /// Poll once, then exit non-zero if any alert was raised.
+        /// Poll once, then exit: 0 if nothing was raised, 2 if any alert was.
         #[arg(long)]
         once: bool,
         /// HTTP address, overriding the file's `listen`.
@@ -76,7 +76,11 @@ enum Command {
         #[arg(long)]
         log_key: String,
     },
-    /// Re-verify a whole log from its tiles and entry bundles (resumable from --state).
+    /// Re-verify a whole log from its tiles and entry bundles, with a progress line.
+    ///
+    /// Progress is kept in --state: an interrupted audit resumes where it stopped, and a later
+    /// audit of a grown log verifies only the new leaves (and their consistency with the old).
+    /// Exits 0 when the log's checkpoint is verified, 1 otherwise (alert or unreachable log).
     Audit {
         /// The log's base URL.
         #[arg(long)]
@@ -207,6 +211,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             };
             runtime()?.block_on(async {
                 let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
+                monitor.show_progress().await;
                 let started = std::time::Instant::now();
                 monitor
                     .poll_once()

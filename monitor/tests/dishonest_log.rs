@@ -1,212 +1,22 @@
 //! The monitor against a test log served over loopback HTTP, honest and dishonest: a forked
 //! history shown to a witness, a leaf rewritten inside a verified full tile, a signed root its
 //! tiles do not give, a rollback to a different history. Each must raise its alert with evidence
-//! that `cairn-monitor verify-evidence` accepts; an honest growing log must raise nothing.
+//! that `cairn-monitor verify-evidence` accepts (and refuses with any byte flipped); an honest
+//! growing log must raise nothing.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
+use std::sync::Arc;
+
 use cairn_monitor::alert::AlertKind;
-use cairn_monitor::daemon::{Config, LogConfig, Monitor};
+use cairn_monitor::daemon::Monitor;
+use cairn_monitor::follow::GossipOutcome;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::note::{Ed25519Signer, KeyName};
-use cairn_spec::tiles::{encode_entry_bundle, EntryBundle, Tile, TileAppender, TilePath};
 use cairn_spec::Hash;
-
-const ORIGIN: &str = "example.com/dishonest";
-
-fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [42; 32])
-}
-
-fn leaf(index: usize, tag: &str) -> Vec<u8> {
-    format!("{tag} leaf {index:08} {}", "x".repeat(80)).into_bytes()
-}
-
-/// What one view of the log serves: leaves, the tiles they make, and a signed checkpoint.
-#[derive(Default, Clone)]
-struct View {
-    leaves: Vec<Vec<u8>>,
-    tiles: HashMap<Tile, Vec<u8>>,
-    checkpoint: Vec<u8>,
-}
-
-impl View {
-    fn of(leaves: Vec<Vec<u8>>) -> View {
-        let hashes: Vec<Hash> = leaves.iter().map(|leaf| Hash::of_leaf(leaf)).collect();
-        let mut appender = TileAppender::new();
-        let mut tiles = HashMap::new();
-        // Append in steps so that partial tiles of earlier widths exist too.
-        for chunk in hashes.chunks(100) {
-            for update in appender.append(chunk).expect("appends") {
-                tiles.insert(update.tile, update.data);
-            }
-        }
-        let checkpoint = sign(leaves.len() as u64, appender.root());
-        View {
-            leaves,
-            tiles,
-            checkpoint,
-        }
-    }
-
-    fn root(&self) -> Hash {
-        Checkpoint::open(&self.checkpoint, &signer().verifier())
-            .expect("opens")
-            .checkpoint
-            .root
-    }
-
-    fn tile(&self, tile: Tile) -> Option<Vec<u8>> {
-        let wanted = usize::from(tile.width()) * 32;
-        self.tiles
-            .iter()
-            .filter(|(have, data)| {
-                have.level() == tile.level() && have.index() == tile.index() && data.len() >= wanted
-            })
-            .map(|(_, data)| data[..wanted].to_vec())
-            .next()
-    }
-
-    fn bundle(&self, bundle: EntryBundle) -> Option<Vec<u8>> {
-        let start = usize::try_from(bundle.index()).ok()? * 256;
-        let end = start + usize::from(bundle.width());
-        encode_entry_bundle(self.leaves.get(start..end)?).ok()
-    }
-}
-
-fn sign(size: u64, root: Hash) -> Vec<u8> {
-    Checkpoint {
-        origin: ORIGIN.to_owned(),
-        size,
-        root,
-        extensions: Vec::new(),
-    }
-    .sign(&signer())
-    .expect("signs")
-    .to_bytes()
-    .expect("encodes")
-}
-
-/// The log: the view clients get, and the one shown to the witness.
-#[derive(Default)]
-struct Log {
-    client: View,
-    witness: Option<View>,
-}
-
-type Shared = Arc<Mutex<Log>>;
-
-async fn serve_checkpoint(State(log): State<Shared>) -> Vec<u8> {
-    log.lock().expect("lock").client.checkpoint.clone()
-}
-
-async fn serve_witness(
-    State(log): State<Shared>,
-    UrlPath(_origin): UrlPath<String>,
-) -> (StatusCode, Vec<u8>) {
-    match &log.lock().expect("lock").witness {
-        Some(view) => (StatusCode::OK, view.checkpoint.clone()),
-        None => (StatusCode::NOT_FOUND, Vec::new()),
-    }
-}
-
-async fn serve_tile(
-    State(log): State<Shared>,
-    UrlPath(path): UrlPath<String>,
-) -> (StatusCode, Vec<u8>) {
-    let log = log.lock().expect("lock");
-    let found = match TilePath::parse(&format!("tile/{path}")) {
-        Ok(TilePath::Tile(tile)) => log.client.tile(tile),
-        Ok(TilePath::EntryBundle(bundle)) => log.client.bundle(bundle),
-        Err(_) => None,
-    };
-    match found {
-        Some(data) => (StatusCode::OK, data),
-        None => (StatusCode::NOT_FOUND, Vec::new()),
-    }
-}
-
-async fn start(log: Shared) -> String {
-    let app = Router::new()
-        .route("/checkpoint", get(serve_checkpoint))
-        .route("/witness/checkpoint/{*origin}", get(serve_witness))
-        .route("/tile/{*path}", get(serve_tile))
-        .with_state(log);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
-}
-
-fn config(url: &str, dir: &Path) -> Config {
-    Config {
-        state_dir: dir.join("state"),
-        evidence_dir: dir.join("evidence"),
-        listen: None,
-        poll_interval_secs: 1,
-        timeout_secs: 5,
-        webhook: None,
-        peers: Vec::new(),
-        logs: vec![LogConfig {
-            url: url.to_owned(),
-            key: signer().verifier().to_vkey(),
-            policy: None,
-            witnesses: vec![format!("{url}/witness")],
-            event_log: false,
-            stale_after_secs: None,
-            recheck_tiles: 64,
-            check_entries: true,
-        }],
-    }
-}
-
-fn leaves(count: usize, tag: &str) -> Vec<Vec<u8>> {
-    (0..count).map(|index| leaf(index, tag)).collect()
-}
-
-/// Runs `cairn-monitor verify-evidence` on a file; true if it accepts.
-fn cli_accepts(path: &Path) -> bool {
-    std::process::Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
-        .arg("verify-evidence")
-        .arg(path)
-        .arg("--log-key")
-        .arg(signer().verifier().to_vkey())
-        .output()
-        .expect("runs")
-        .status
-        .success()
-}
-
-fn assert_alert_with_evidence(monitor: &Monitor, kind: AlertKind) {
-    let alerts = monitor.alerter.raised();
-    let alert = alerts
-        .iter()
-        .find(|alert| alert.kind == kind && alert.evidence.is_some())
-        .unwrap_or_else(|| panic!("no {kind:?} alert with evidence among {alerts:#?}"));
-    let path = alert.evidence.as_ref().expect("evidence");
-    assert!(
-        cli_accepts(path),
-        "verify-evidence refuses {}",
-        path.display()
-    );
-    let mut bytes = std::fs::read(path).expect("reads");
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 1;
-    let tampered = path.with_extension("tampered.json");
-    std::fs::write(&tampered, &bytes).expect("writes");
-    assert!(
-        !cli_accepts(&tampered),
-        "verify-evidence accepts a tampered file"
-    );
-}
+use common::{
+    assert_alert_with_evidence, config, leaf, leaves, reopen, sign, start, Shared, View, ORIGIN,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_growing_log_raises_nothing_and_restart_resumes() {
@@ -221,7 +31,7 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
             log.client = View::of(all[..size].to_vec());
             log.witness = Some(log.client.clone());
         }
-        let monitor = Monitor::new(&config(&url, dir.path())).expect("monitor");
+        let monitor = reopen(&config(&url, dir.path())).await;
         monitor.poll_once().await.expect("polls");
         assert_eq!(
             monitor.alerter.raised(),
@@ -230,10 +40,11 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
         );
         verified = size;
         // Gossip of a checkpoint seen before is no conflict either.
-        assert!(
+        assert_eq!(
             monitor
                 .gossip(&View::of(all[..size / 2 + 1].to_vec()).checkpoint, "upload")
-                .await
+                .await,
+            Some(GossipOutcome::Consistent)
         );
         assert_eq!(
             monitor.alerter.raised(),
@@ -248,7 +59,7 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
     }
     assert_eq!(verified, 1500);
     // Growing further from persisted state, several polls in one process.
-    let monitor = Monitor::new(&config(&url, dir.path())).expect("monitor");
+    let monitor = reopen(&config(&url, dir.path())).await;
     for size in [1600, 2048, 2049, 3000] {
         log.lock().expect("lock").client = View::of(all[..size].to_vec());
         monitor.poll_once().await.expect("polls");
@@ -259,6 +70,45 @@ async fn honest_growing_log_raises_nothing_and_restart_resumes() {
         .metrics
         .render()
         .contains("cairn_monitor_verified_size{origin=\"example.com/dishonest\"} 3000"));
+
+    // A long run: 60 polls of irregular growth to 24 000 leaves, the witness one step behind,
+    // older checkpoints gossiped, every full tile fetched again over the run.
+    let all = leaves(24_000, "honest");
+    let mut previous = View::of(all[..3000].to_vec());
+    let mut seen = vec![previous.checkpoint.clone()];
+    let mut size = 3000;
+    for step in 0..60usize {
+        size = if step == 59 {
+            all.len()
+        } else {
+            (size + 1 + (step * 7919) % 700).min(all.len())
+        };
+        let view = View::of(all[..size].to_vec());
+        {
+            let mut log = log.lock().expect("lock");
+            log.client = view.clone();
+            log.witness = Some(previous);
+        }
+        monitor.poll_once().await.expect("polls");
+        let old = &seen[(step * 31) % seen.len()];
+        assert_eq!(
+            monitor.gossip(old, "upload").await,
+            Some(GossipOutcome::Consistent)
+        );
+        seen.push(view.checkpoint.clone());
+        previous = view;
+    }
+    assert_eq!(size, 24_000);
+    assert_eq!(
+        monitor.alerter.raised(),
+        Vec::new(),
+        "false alarm in the long run"
+    );
+    assert!(monitor
+        .alerter
+        .metrics
+        .render()
+        .contains("cairn_monitor_verified_size{origin=\"example.com/dishonest\"} 24000"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +139,10 @@ async fn uploaded_smaller_checkpoint_of_another_history_is_a_split_view() {
     assert_eq!(monitor.alerter.raised(), Vec::new());
     let mut other = leaves(512, "honest");
     other[3] = leaf(3, "other");
-    assert!(monitor.gossip(&View::of(other).checkpoint, "upload").await);
+    assert_eq!(
+        monitor.gossip(&View::of(other).checkpoint, "upload").await,
+        Some(GossipOutcome::SplitView)
+    );
     assert_alert_with_evidence(&monitor, AlertKind::SplitView);
 }
 
@@ -385,11 +238,15 @@ async fn garbage_from_log_and_uploaders_is_refused_and_counted() {
     .expect("encodes");
     monitor.gossip(&forged, "upload").await;
     assert_eq!(monitor.alerter.raised(), Vec::new());
+    assert!(monitor.alerter.metrics.render().contains(
+        "cairn_monitor_bad_input_total{source=\"upload\",origin=\"example.com/dishonest\"} 3"
+    ));
+    // The empty note and the 100 kB of 0xff name no origin this monitor follows.
     assert!(monitor
         .alerter
         .metrics
         .render()
-        .contains("cairn_monitor_bad_input_total_upload"));
+        .contains("cairn_monitor_bad_input_total{source=\"upload\"} 2"));
 
     // A log serving a checkpoint signed by another key is a bad signature; state is unchanged.
     log.lock().expect("lock").client.checkpoint = forged;
