@@ -144,7 +144,7 @@ pub enum ExportError {
         /// Its index.
         index: u64,
         /// What failed.
-        source: ReceiptError,
+        source: Box<ReceiptError>,
     },
 }
 
@@ -273,7 +273,7 @@ pub fn verify_export(
                     .map_err(|source| ExportError::Proof {
                         position,
                         index: receipt.index,
-                        source,
+                        source: Box::new(source),
                     })?;
                 last = Some((verified.origin, verified.tree_size, verified.root));
             }
@@ -302,11 +302,11 @@ pub fn verify_export(
                 .map_err(|source| ExportError::Proof {
                     position,
                     index: event.index,
-                    source: ReceiptError::Inclusion {
+                    source: Box::new(ReceiptError::Inclusion {
                         index: event.index,
                         tree_size: opened.size,
                         source,
-                    },
+                    }),
                 })?;
             }
             (
