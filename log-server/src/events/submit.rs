@@ -264,12 +264,13 @@ impl Events {
     /// Blocking.
     pub fn rebuild_indexes(&self) -> Result<u64, SubmitError> {
         self.store.clear_derived()?;
-        self.catch_up(self.log.entry_count())
+        self.catch_up(self.log_size())
     }
 
-    /// The number of durable entries in the log.
+    /// The number of durable entries in the log (only durable leaves are indexed by the
+    /// catch-up: an index entry must never point at a leaf that a crash could still take back).
     pub fn log_size(&self) -> u64 {
-        self.log.entry_count()
+        *self.sequencer.durable_size().borrow()
     }
 
     /// Erases the payload of `event_id` for `admin`, after recording the erasure as an event.
