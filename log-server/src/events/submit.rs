@@ -3,10 +3,11 @@
 //! A submission is made durable in two steps, payload first: the payloads and a pending record
 //! per event ID are written to the events database and flushed, then the leaves go through the
 //! log's sequencer (which makes them durable), then the record gets its index and the indexes
-//! their entries. A crash between the steps leaves either a pending record (a retry with the
-//! same event reuses it; the sequencer's idempotency key on the event ID returns the first
-//! index) or a logged leaf whose indexes are missing, which the catch-up from the log
-//! ([`Events::catch_up`]) writes, because every index is derived from leaves alone.
+//! their entries (not flushed at once: they are derived from the durable leaf). A crash between
+//! the steps leaves either a pending record (a retry with the same event reuses it; the
+//! sequencer's idempotency key on the event ID returns the first index) or a logged leaf whose
+//! indexes are missing, which the catch-up from the log ([`Events::catch_up`]) writes, because
+//! every index is derived from leaves alone.
 //!
 //! Admin actions (erasure, legal holds) and the retention task's erasures are recorded as
 //! events, submitted by the acting principal, *before* they take effect: the log may hold the
@@ -232,7 +233,9 @@ impl Events {
                     duplicate: answer.duplicate,
                 });
             }
-            self.store.flush().await?;
+            // No flush here: the record's index and the index entries are derived from the
+            // now durable leaf, and a crash that loses them leaves them to the catch-up, which
+            // starts below every leaf it has not itself indexed and flushed.
         }
         Ok(results
             .into_iter()
