@@ -23,9 +23,10 @@ use cairn_spec::tiles::{encode_entry_bundle, tile_width_in_tree, TilePath};
 use cairn_spec::Hash;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::events::auth::{authorize, AuthError};
+use crate::events::{Events, Principal, Role};
 use crate::integrator::StoreHashes;
 use crate::metrics::Metrics;
 use crate::publisher::Published;
@@ -41,6 +42,8 @@ pub struct ApiLimits {
     pub max_batch_body_bytes: usize,
     /// The longest `?wait=checkpoint` wait.
     pub checkpoint_wait: Duration,
+    /// Most events in one `POST /v1/events/batch`.
+    pub max_batch_events: usize,
 }
 
 /// Everything the handlers share.
@@ -51,8 +54,10 @@ pub struct AppState {
     pub sequencer: Arc<Sequencer>,
     /// The latest published checkpoint.
     pub published: watch::Receiver<Option<Published>>,
-    /// Producers by the SHA-256 of their token.
-    pub producers: HashMap<[u8; 32], String>,
+    /// Principals (producers, readers, admins) by the SHA-256 of their token.
+    pub principals: HashMap<[u8; 32], Principal>,
+    /// Audit events: their database, submission and admin actions.
+    pub events: Arc<Events>,
     /// The log's key, to sign again an older checkpoint for a receipt at an older size.
     pub signer: Ed25519Signer,
     /// How many cosignatures a published checkpoint carries at least.
@@ -66,14 +71,18 @@ pub struct AppState {
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    detail: String,
-    retry_after: Option<u64>,
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
+    pub(crate) detail: String,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        kind: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             kind,
@@ -82,15 +91,15 @@ impl ApiError {
         }
     }
 
-    fn bad_request(detail: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail)
     }
 
-    fn not_found(detail: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
-    fn internal(detail: impl Into<String>) -> ApiError {
+    pub(crate) fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
 }
@@ -154,6 +163,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/receipt/{index}", get(receipt))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::events::http::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
@@ -175,25 +185,35 @@ async fn record(State(state): Shared, request: Request, next: Next) -> Response 
 
 /// The producer named by the `Authorization: Bearer` header.
 fn producer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let unauthorized =
-        |detail: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_string());
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("an Authorization: Bearer <token> header is required"))?;
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|text| text.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
-    let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-    state
-        .producers
-        .get(&digest)
-        .cloned()
-        .ok_or_else(|| unauthorized("the token is not one of a producer"))
+    Ok(authorize(&state.principals, headers, &[Role::Producer])?.name)
 }
 
-async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        match error {
+            AuthError::Unauthenticated(detail) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            }
+            AuthError::Forbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+            }
+        }
+    }
+}
+
+/// Refuses a raw leaf that is an event leaf: those come only through `/v1/events`, which binds
+/// the submitting principal, so that no producer can log an event in another's name.
+fn refuse_event_leaf(leaf: &[u8], position: Option<usize>) -> Result<(), ApiError> {
+    if leaf.first() == Some(&b'{') && cairn_spec::event::EventLeaf::parse(leaf).is_ok() {
+        let which = position.map_or_else(|| "the leaf".to_string(), |p| format!("leaf {p}"));
+        return Err(ApiError::bad_request(format!(
+            "{which} is an audit event leaf; submit events to POST /v1/events"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -242,6 +262,7 @@ async fn add(
             "the leaf is empty; empty leaves are not logged",
         ));
     }
+    refuse_event_leaf(&leaf, None)?;
     let sequenced = state
         .sequencer
         .add(NewEntry::new(leaf.to_vec(), idempotency))
@@ -253,8 +274,18 @@ async fn add(
     if !wait_checkpoint {
         return Ok(Json(sequenced_json(&sequenced)).into_response());
     }
+    let receipt = wait_for_receipt(&state, sequenced.index).await?;
+    Ok(json_response(receipt.to_json()))
+}
+
+/// Waits (at most the configured time) for a published checkpoint that covers `index`, and
+/// returns the receipt of `index` in it; 202 if none came in time.
+pub(crate) async fn wait_for_receipt(
+    state: &Arc<AppState>,
+    index: u64,
+) -> Result<Receipt, ApiError> {
     let mut published = state.published.clone();
-    let wait = published.wait_for(|p| p.as_ref().is_some_and(|p| p.size > sequenced.index));
+    let wait = published.wait_for(|p| p.as_ref().is_some_and(|p| p.size > index));
     match tokio::time::timeout(state.limits.checkpoint_wait, wait).await {
         Ok(Ok(_)) => {}
         Ok(Err(_)) => return Err(ApiError::internal("the publisher stopped")),
@@ -263,15 +294,13 @@ async fn add(
                 status: StatusCode::ACCEPTED,
                 kind: "not_yet_published",
                 detail: format!(
-                    "leaf {} is durable but no checkpoint that meets the witness policy covers it yet; fetch /receipt/{} later",
-                    sequenced.index, sequenced.index
+                    "leaf {index} is durable but no checkpoint that meets the witness policy covers it yet; fetch /receipt/{index} later"
                 ),
                 retry_after: Some(1),
             })
         }
     }
-    let receipt = build_receipt(&state, sequenced.index, None).await?;
-    Ok(json_response(receipt.to_json()))
+    build_receipt(state, index, None).await
 }
 
 fn sequenced_json(sequenced: &Sequenced) -> serde_json::Value {
@@ -282,7 +311,7 @@ fn sequenced_json(sequenced: &Sequenced) -> serde_json::Value {
     })
 }
 
-fn json_response(text: String) -> Response {
+pub(crate) fn json_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
@@ -339,6 +368,9 @@ async fn add_batch(
     producer(&state, &headers)?;
     let body = read_body(body, state.limits.max_batch_body_bytes, "batch").await?;
     let leaves = parse_batch(&body, state.limits.max_leaf_bytes)?;
+    for (position, leaf) in leaves.iter().enumerate() {
+        refuse_event_leaf(leaf, Some(position))?;
+    }
     let entries = leaves
         .into_iter()
         .map(|leaf| NewEntry::new(leaf, None))
@@ -360,7 +392,7 @@ async fn add_batch(
     .into_response())
 }
 
-fn published(state: &AppState) -> Result<Published, ApiError> {
+pub(crate) fn published(state: &AppState) -> Result<Published, ApiError> {
     state.published.borrow().clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -382,7 +414,7 @@ async fn checkpoint(State(state): Shared) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -560,7 +592,7 @@ async fn receipt(
 
 /// The receipt of entry `index` in the published checkpoint, or in the checkpoint of `size`
 /// (signed again, deterministically, with the cosignatures stored for that size).
-async fn build_receipt(
+pub(crate) async fn build_receipt(
     state: &Arc<AppState>,
     index: u64,
     size: Option<u64>,

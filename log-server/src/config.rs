@@ -15,6 +15,18 @@
 //! name = "billing"
 //! token_sha256 = "9f86d08...(64 hex digits)"
 //!
+//! # Principals with a role: producer (writes), reader (queries, exports), admin (erasure,
+//! # legal holds). A producer listed above is a principal with role producer.
+//! [[principals]]
+//! name = "compliance"
+//! role = "reader"
+//! token_sha256 = "..."
+//!
+//! # Payload retention: payloads of matching events are erased this long after receipt.
+//! [[retention]]
+//! action = "session.login"        # and/or resource_type = "..."
+//! max_age_seconds = 2592000
+//!
 //! [[witnesses]]
 //! name = "witness.example"
 //! url = "https://witness.example"
@@ -30,6 +42,7 @@ use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::note::Ed25519Signer;
 use serde::Deserialize;
 
+use crate::events::{EventSettings, Principal, RetentionRule, Role};
 use crate::publisher::Witness;
 use crate::sequencer::SequencerConfig;
 use crate::server::ServerSettings;
@@ -80,6 +93,18 @@ pub enum ConfigError {
 pub struct ProducerConfig {
     /// Its name (part of its idempotency keys).
     pub name: String,
+    /// SHA-256 of its bearer token, 64 hex digits.
+    pub token_sha256: String,
+}
+
+/// A principal: a bearer token's holder and its role.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    /// Its name (bound into the events it submits as `submitted_by`).
+    pub name: String,
+    /// `producer`, `reader` or `admin`.
+    pub role: Role,
     /// SHA-256 of its bearer token, 64 hex digits.
     pub token_sha256: String,
 }
@@ -136,6 +161,20 @@ pub struct Settings {
     /// Longest wait of POST /add?wait=checkpoint, ms [default: 30000].
     #[arg(long, env = "CAIRN_LOG_CHECKPOINT_WAIT_MS")]
     pub checkpoint_wait_ms: Option<u64>,
+    /// Milliseconds between retention and index catch-up runs [default: 60000].
+    #[arg(long, env = "CAIRN_LOG_MAINTENANCE_INTERVAL_MS")]
+    pub maintenance_interval_ms: Option<u64>,
+    /// Most events in one POST /v1/events/batch [default: 1000].
+    #[arg(long, env = "CAIRN_LOG_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Principals with roles (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub principals: Vec<PrincipalConfig>,
+    /// Payload retention rules (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub retention: Vec<RetentionRule>,
     /// Producers (file only).
     #[arg(skip)]
     #[serde(default)]
@@ -181,7 +220,9 @@ impl Settings {
             checkpoint_interval_ms,
             witness_quorum,
             witness_timeout_ms,
-            checkpoint_wait_ms
+            checkpoint_wait_ms,
+            maintenance_interval_ms,
+            max_batch_events
         );
         self
     }
@@ -221,6 +262,60 @@ impl Settings {
             })?;
             producers.insert(digest, producer.name.clone());
         }
+        let mut principals = HashMap::new();
+        for principal in &self.principals {
+            let digest =
+                parse_hex32(&principal.token_sha256).ok_or_else(|| ConfigError::Value {
+                    key: "principals.token_sha256",
+                    detail: format!("of `{}` is not 64 hex digits", principal.name),
+                })?;
+            if principal.name.is_empty()
+                || principal.name.len() > cairn_spec::event::MAX_PRINCIPAL_BYTES
+            {
+                return Err(ConfigError::Value {
+                    key: "principals.name",
+                    detail: format!("`{}` must be 1 to 256 bytes", principal.name),
+                });
+            }
+            let known = principals.insert(
+                digest,
+                Principal {
+                    name: principal.name.clone(),
+                    role: principal.role,
+                },
+            );
+            if known.is_some() || producers.contains_key(&digest) {
+                return Err(ConfigError::Value {
+                    key: "principals.token_sha256",
+                    detail: format!("of `{}` is another principal's token", principal.name),
+                });
+            }
+        }
+        for rule in &self.retention {
+            if rule.action.is_none() && rule.resource_type.is_none() {
+                return Err(ConfigError::Value {
+                    key: "retention",
+                    detail: "a rule names an action, a resource_type or both".into(),
+                });
+            }
+        }
+        let max_batch_events = self
+            .max_batch_events
+            .unwrap_or(crate::events::DEFAULT_MAX_BATCH_EVENTS);
+        if max_batch_events == 0 || max_batch_events > 10_000 {
+            return Err(ConfigError::Value {
+                key: "max_batch_events",
+                detail: format!("must be 1 to 10000, found {max_batch_events}"),
+            });
+        }
+        let events = EventSettings {
+            principals,
+            retention: self.retention.clone(),
+            maintenance_interval: Duration::from_millis(
+                self.maintenance_interval_ms.unwrap_or(60_000).max(10),
+            ),
+            max_batch_events,
+        };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {
             let verifier = CosignatureVerifier::from_vkey(&witness.vkey).map_err(|error| {
@@ -270,6 +365,7 @@ impl Settings {
             quorum,
             witness_timeout: Duration::from_millis(self.witness_timeout_ms.unwrap_or(5000)),
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
+            events,
         })
     }
 }

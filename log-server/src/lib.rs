@@ -11,6 +11,8 @@
 //!
 //! - [`integrator`]: grows the tree over the durable entries and signs checkpoints.
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
+//! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
+//!   legal holds), erasure, retention, export.
 //! - [`api`]: the HTTP API; [`server`] wires everything into one running log; [`config`] reads
 //!   `log.toml`, the environment and the command line.
 
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod integrator;
 pub mod metrics;
 pub mod publisher;

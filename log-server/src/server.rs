@@ -11,6 +11,7 @@ use cairn_spec::note::Ed25519Signer;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiLimits, AppState};
+use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, Published, PublisherConfig, Witness};
@@ -45,6 +46,8 @@ pub struct ServerSettings {
     pub witness_timeout: Duration,
     /// Longest `?wait=checkpoint`.
     pub checkpoint_wait: Duration,
+    /// Audit events: principals with roles, retention, limits.
+    pub events: EventSettings,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -59,6 +62,9 @@ pub enum ServerError {
     /// The integrator.
     #[error("integrator: {0}")]
     Integrator(#[from] crate::integrator::IntegratorError),
+    /// The events database.
+    #[error("events: {0}")]
+    Events(String),
     /// The network.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -78,6 +84,7 @@ pub struct RunningServer {
     sequencer: Arc<Sequencer>,
     integrator: Integrator,
     publisher: tokio::task::JoinHandle<()>,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -147,17 +154,49 @@ impl RunningServer {
                 metrics,
             ))
         };
+        let events = {
+            let dir = settings.data_dir.join("events");
+            let event_store = tokio::task::spawn_blocking(move || EventStore::open(&dir))
+                .await
+                .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
+                .map_err(|e| ServerError::Events(e.to_string()))?;
+            let events = Arc::new(Events::new(event_store, sequencer.clone(), store.clone()));
+            // Index whatever the log holds that the events database missed (a crash between
+            // sequencing and indexing) before serving queries.
+            let catching_up = events.clone();
+            tokio::task::spawn_blocking(move || catching_up.catch_up(catching_up.log_size()))
+                .await
+                .map_err(|e| ServerError::Events(format!("catch-up task failed: {e}")))?
+                .map_err(|e| ServerError::Events(e.to_string()))?;
+            events
+        };
+        let mut principals = settings.events.principals.clone();
+        for (digest, name) in &settings.producers {
+            principals.entry(*digest).or_insert_with(|| Principal {
+                name: name.clone(),
+                role: Role::Producer,
+            });
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let maintenance = tokio::spawn(retention::run(
+            events.clone(),
+            settings.events.retention.clone(),
+            settings.events.maintenance_interval,
+            stop.subscribe(),
+        ));
         let state = Arc::new(AppState {
             store,
             sequencer: sequencer.clone(),
             published,
-            producers: settings.producers.clone(),
+            principals,
+            events,
             signer: settings.signer.clone(),
             quorum: settings.quorum,
             limits: ApiLimits {
                 max_leaf_bytes: settings.max_leaf_bytes as usize,
                 max_batch_body_bytes: settings.max_batch_body_bytes,
                 checkpoint_wait: settings.checkpoint_wait,
+                max_batch_events: settings.events.max_batch_events,
             },
             metrics,
         });
@@ -173,7 +212,6 @@ impl RunningServer {
                 addr: settings.listen,
                 source,
             })?;
-        let (stop, mut stopped) = watch::channel(false);
         let app = api::router(state);
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -190,6 +228,7 @@ impl RunningServer {
             sequencer,
             integrator,
             publisher,
+            maintenance,
         })
     }
 
@@ -198,6 +237,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServerError> {
         self.stop.send_replace(true);
         let _ = self.http.await;
+        let _ = self.maintenance.await;
         self.sequencer.shutdown().await?;
         self.integrator.shutdown().await?;
         self.publisher.abort();

@@ -48,6 +48,7 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
         quorum,
         witness_timeout: Duration::from_secs(2),
         checkpoint_wait: Duration::from_secs(10),
+        events: Default::default(),
     }
 }
 

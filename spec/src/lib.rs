@@ -6,6 +6,7 @@
 //!
 //! One module a concept:
 //! - [`event`]: Cairn audit events, validated, and the canonical leaves they become.
+//! - [`export`]: `cairn.export/v1`, a bundle of events with payloads and proofs, verified offline.
 //! - [`evidence`]: `cairn.evidence/v1`, portable proof that a log signed incompatible trees.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
@@ -38,6 +39,7 @@ pub mod event;
 pub mod evidence;
 #[doc(hidden)]
 pub mod example;
+pub mod export;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;

@@ -524,7 +524,7 @@ fn parse_decimal(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-mod base64_bytes {
+pub(crate) mod base64_bytes {
     use base64::Engine as _;
 
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
@@ -541,7 +541,7 @@ mod base64_bytes {
     }
 }
 
-mod optional_base64 {
+pub(crate) mod optional_base64 {
     pub fn serialize<S: serde::Serializer>(
         bytes: &Option<Vec<u8>>,
         serializer: S,

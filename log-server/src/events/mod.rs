@@ -1,0 +1,53 @@
+//! Audit events on the log (spec/docs/log-api.md, "/v1"): structured events submitted as JSON
+//! (cairn-spec `event`), their payloads kept beside the log so that they can be erased without
+//! breaking a proof, secondary indexes to query them, legal holds, retention, export, and the
+//! roles that guard all of it.
+//!
+//! - [`auth`]: principals, their roles, bearer-token authentication.
+//! - [`store`]: the sled database beside the log: event records, payloads, indexes, holds.
+//! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
+//! - [`http`]: the `/v1` routes.
+//! - [`retention`]: the background task that erases expired payloads and keeps the indexes
+//!   caught up with the log.
+
+pub mod auth;
+pub mod http;
+pub mod retention;
+pub mod store;
+pub mod submit;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub use auth::{Principal, Role};
+pub use retention::RetentionRule;
+pub use store::{EventStore, EventStoreError, EventSummary, Hold, HoldTarget, QueryFilter};
+pub use submit::{Events, Submitted};
+
+/// Most events in one `POST /v1/events/batch`, by default.
+pub const DEFAULT_MAX_BATCH_EVENTS: usize = 1000;
+
+/// The event part of the server's settings.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// Principals by the SHA-256 of their bearer token (producers of the `producers` list are
+    /// added here with role producer).
+    pub principals: HashMap<[u8; 32], Principal>,
+    /// Payload retention rules.
+    pub retention: Vec<RetentionRule>,
+    /// Time between retention and index catch-up runs.
+    pub maintenance_interval: Duration,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+}
+
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings {
+            principals: HashMap::new(),
+            retention: Vec::new(),
+            maintenance_interval: Duration::from_secs(60),
+            max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
+        }
+    }
+}

@@ -1,0 +1,946 @@
+//! The `/v1` audit-event API over real loopback HTTP: schema errors, roles, idempotency,
+//! proofs, queries against a brute-force scan, erasure, holds, retention, export, restarts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_log::config::token_digest_hex;
+use cairn_log::events::{EventSettings, EventStore, Principal, RetentionRule, Role};
+use cairn_log::sequencer::SequencerConfig;
+use cairn_log::server::{RunningServer, ServerSettings};
+use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
+use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::policy::Policy;
+use cairn_spec::receipt::{self, Receipt};
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::{json, Value};
+
+const ORIGIN: &str = "example.com/events-log";
+const PRODUCER: &str = "producer-token";
+const OTHER_PRODUCER: &str = "other-producer-token";
+const READER: &str = "reader-token";
+const ADMIN: &str = "admin-token";
+
+fn signer() -> Ed25519Signer {
+    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [9; 32])
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let hex = token_digest_hex(token);
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    bytes
+}
+
+fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
+    let mut producers = HashMap::new();
+    producers.insert(digest(PRODUCER), "billing".to_string());
+    let mut principals = HashMap::new();
+    for (token, name, role) in [
+        (OTHER_PRODUCER, "shipping", Role::Producer),
+        (READER, "auditor", Role::Reader),
+        (ADMIN, "root", Role::Admin),
+    ] {
+        principals.insert(
+            digest(token),
+            Principal {
+                name: name.to_string(),
+                role,
+            },
+        );
+    }
+    ServerSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.to_path_buf(),
+        signer: signer(),
+        producers,
+        max_leaf_bytes: 8192,
+        max_batch_body_bytes: 1 << 20,
+        sequencer: SequencerConfig::default(),
+        checkpoint_interval: Duration::from_millis(50),
+        witnesses: Vec::new(),
+        quorum: 0,
+        witness_timeout: Duration::from_secs(2),
+        checkpoint_wait: Duration::from_secs(10),
+        events: EventSettings {
+            principals,
+            retention,
+            maintenance_interval: Duration::from_millis(100),
+            max_batch_events: 100,
+        },
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(server: &RunningServer) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", server.addr),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    async fn delete(&self, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+        self.send(
+            reqwest::Method::DELETE,
+            path,
+            Some(token),
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn text(&self, path: &str, token: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("text"))
+    }
+
+    /// Every event matching `query`, following cursors.
+    async fn query_all(&self, query: &str, limit: usize) -> Vec<u64> {
+        let mut indices = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/events?limit={limit}");
+            if !query.is_empty() {
+                path.push('&');
+                path.push_str(query);
+            }
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let (status, page) = self.get(&path, READER).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let events = page["events"].as_array().expect("events");
+            assert!(events.len() <= limit);
+            indices.extend(events.iter().map(|e| e["index"].as_u64().expect("index")));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return indices,
+            }
+        }
+    }
+
+    async fn wait_published(&self, size: u64) {
+        for _ in 0..400 {
+            let (status, body) = self
+                .send(reqwest::Method::GET, "/healthz", None, None)
+                .await;
+            if status == 200 && body["published_size"].as_u64().unwrap_or(0) >= size {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no checkpoint of size {size} was published");
+    }
+}
+
+fn event(id: Option<&str>, actor: &str, action: &str, resource: &str, payload: Value) -> Value {
+    let mut event = json!({
+        "timestamp": "2026-11-25T10:00:00Z",
+        "actor": {"id": actor, "type": "user"},
+        "action": action,
+        "resource": {"type": "invoice", "id": resource},
+        "outcome": "success",
+        "payload": payload,
+    });
+    if let Some(id) = id {
+        event["event_id"] = json!(id);
+    }
+    event
+}
+
+fn policy() -> Policy {
+    Policy::parse(format!("log {}\nquorum none\n", signer().verifier().to_vkey()).as_bytes())
+        .expect("policy")
+}
+
+async fn start(dir: &Path, retention: Vec<RetentionRule>) -> RunningServer {
+    RunningServer::start(settings(dir, retention))
+        .await
+        .expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+
+    let mut missing_actor = event(None, "alice", "invoice.pay", "inv-1", json!(null));
+    missing_actor
+        .as_object_mut()
+        .expect("object")
+        .remove("actor");
+    let (status, body) = client.post("/v1/events", PRODUCER, &missing_actor).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().expect("detail").contains("actor"),
+        "{body}"
+    );
+
+    let mut unknown = event(None, "alice", "invoice.pay", "inv-1", json!(1));
+    unknown["colour"] = json!("red");
+    let (status, body) = client.post("/v1/events", PRODUCER, &unknown).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().expect("detail").contains("colour"),
+        "{body}"
+    );
+
+    let mut bad_id = event(
+        Some("not-a-uuid"),
+        "alice",
+        "invoice.pay",
+        "inv-1",
+        json!(1),
+    );
+    bad_id["outcome"] = json!("success");
+    let (status, body) = client.post("/v1/events", PRODUCER, &bad_id).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("event_id"),
+        "{body}"
+    );
+
+    let raw_cases: Vec<Vec<u8>> = vec![
+        // Duplicate member names.
+        br#"{"timestamp":"2026-11-25T10:00:00Z","timestamp":"2026-11-25T10:00:01Z","actor":{"id":"a","type":"u"},"action":"x","resource":{"type":"t","id":"i"},"outcome":"success"}"#.to_vec(),
+        // Invalid UTF-8.
+        b"{\"timestamp\":\"2026-11-25T10:00:00Z\",\"actor\":{\"id\":\"\xff\",\"type\":\"u\"},\"action\":\"x\",\"resource\":{\"type\":\"t\",\"id\":\"i\"},\"outcome\":\"success\"}".to_vec(),
+        // An integer a double cannot hold.
+        br#"{"timestamp":"2026-11-25T10:00:00Z","actor":{"id":"a","type":"u"},"action":"x","resource":{"type":"t","id":"i"},"outcome":"success","payload":{"n":9007199254740993}}"#.to_vec(),
+        // Nesting deeper than the limit.
+        format!(
+            r#"{{"timestamp":"2026-11-25T10:00:00Z","actor":{{"id":"a","type":"u"}},"action":"x","resource":{{"type":"t","id":"i"}},"outcome":"success","payload":{}{}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        )
+        .into_bytes(),
+        // Not JSON at all.
+        b"hello".to_vec(),
+    ];
+    for raw in raw_cases {
+        let (status, body) = client
+            .send(
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(PRODUCER),
+                Some(raw),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    // Too large: over 1 MiB.
+    let huge = event(None, "a", "x", "i", json!("x".repeat(1 << 20)));
+    let (status, _) = client.post("/v1/events", PRODUCER, &huge).await;
+    assert_eq!(status, 413);
+
+    // A batch with one bad event stores none of them.
+    let batch = json!([
+        event(None, "alice", "invoice.pay", "inv-1", json!(1)),
+        {"timestamp": "yesterday"},
+    ]);
+    let (status, body) = client.post("/v1/events/batch", PRODUCER, &batch).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().expect("detail").contains("event 1"),
+        "{body}"
+    );
+
+    assert!(client.query_all("", 100).await.is_empty());
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let one = event(None, "alice", "invoice.pay", "inv-1", json!({"amount": 5}));
+
+    let (status, _) = client
+        .send(
+            reqwest::Method::POST,
+            "/v1/events",
+            None,
+            Some(one.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(client.post("/v1/events", "wrong-token", &one).await.0, 401);
+    assert_eq!(client.post("/v1/events", READER, &one).await.0, 403);
+    assert_eq!(client.post("/v1/events", ADMIN, &one).await.0, 403);
+    let (status, answer) = client.post("/v1/events", OTHER_PRODUCER, &one).await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["event_id"].as_str().expect("id").to_string();
+
+    assert_eq!(client.get("/v1/events", PRODUCER).await.0, 403);
+    assert_eq!(client.get("/v1/events", READER).await.0, 200);
+    assert_eq!(client.get("/v1/events", ADMIN).await.0, 200);
+    assert_eq!(
+        client.get(&format!("/v1/events/{id}"), PRODUCER).await.0,
+        403
+    );
+    assert_eq!(client.get("/v1/export", PRODUCER).await.0, 403);
+    let payload_path = format!("/v1/events/{id}/payload");
+    assert_eq!(client.delete(&payload_path, PRODUCER, None).await.0, 403);
+    assert_eq!(client.delete(&payload_path, READER, None).await.0, 403);
+    let hold = json!({"actor": "alice", "reason": "case 1"});
+    assert_eq!(client.post("/v1/holds", READER, &hold).await.0, 403);
+    assert_eq!(client.post("/v1/holds", PRODUCER, &hold).await.0, 403);
+    // The raw leaf API is for producers too, and refuses leaves that pose as events.
+    assert_eq!(
+        client
+            .send(
+                reqwest::Method::POST,
+                "/add",
+                Some(READER),
+                Some(b"raw".to_vec())
+            )
+            .await
+            .0,
+        403
+    );
+    let (_, got) = client.get(&format!("/v1/events/{id}"), READER).await;
+    let forged = got["event"].to_string().into_bytes();
+    let (status, body) = client
+        .send(reqwest::Method::POST, "/add", Some(PRODUCER), Some(forged))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // The submitting principal is bound into the leaf.
+    assert_eq!(got["event"]["submitted_by"], "shipping");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_idempotent_by_event_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let id = "5f1b8a0e-2c4d-4e6f-8a9b-0c1d2e3f4a5b";
+    let first = event(
+        Some(id),
+        "alice",
+        "invoice.pay",
+        "inv-1",
+        json!({"amount": 5}),
+    );
+    let (status, answer) = client.post("/v1/events", PRODUCER, &first).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["event_id"], id);
+    assert_eq!(answer["duplicate"], false);
+    let index = answer["index"].as_u64().expect("index");
+
+    // The same event again (another receive time): the same index.
+    let (status, again) = client.post("/v1/events", PRODUCER, &first).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["index"], index);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["leaf_hash"], answer["leaf_hash"]);
+    // The same ID with another body, or from another producer: 409.
+    let changed = event(
+        Some(id),
+        "alice",
+        "invoice.pay",
+        "inv-1",
+        json!({"amount": 6}),
+    );
+    assert_eq!(client.post("/v1/events", PRODUCER, &changed).await.0, 409);
+    assert_eq!(
+        client.post("/v1/events", OTHER_PRODUCER, &first).await.0,
+        409
+    );
+    // In a batch, the known event keeps its index, new ones follow.
+    let batch = json!([
+        first,
+        event(None, "bob", "invoice.view", "inv-2", json!(null))
+    ]);
+    let (status, answer) = client.post("/v1/events/batch", PRODUCER, &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["events"][0]["index"], index);
+    assert_eq!(answer["events"][1]["index"], index + 1);
+    // One ID twice in one batch is refused.
+    let twice = json!([first, first]);
+    assert_eq!(
+        client.post("/v1/events/batch", PRODUCER, &twice).await.0,
+        400
+    );
+    // A batch over the configured count is refused.
+    let many: Vec<Value> = (0..101)
+        .map(|_| event(None, "bob", "x", "y", json!(null)))
+        .collect();
+    assert_eq!(
+        client
+            .post("/v1/events/batch", PRODUCER, &json!(many))
+            .await
+            .0,
+        413
+    );
+    assert_eq!(client.query_all("", 10).await, vec![index, index + 1]);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_served_proved_and_verified() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let payload = json!({"amount": 12.5, "currency": "EUR", "card": "4111"});
+    let (status, answer) = client
+        .post(
+            "/v1/events?wait=checkpoint",
+            PRODUCER,
+            &event(None, "alice", "invoice.pay", "inv-7", payload.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["event_id"].as_str().expect("id").to_string();
+    let receipt = Receipt::from_json(answer["receipt"].to_string().as_bytes()).expect("receipt");
+    receipt::verify(&receipt, &policy()).expect("the receipt verifies");
+
+    let (status, got) = client.get(&format!("/v1/events/{id}"), READER).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["index"], answer["index"]);
+    assert_eq!(got["payload_status"], "held");
+    assert_eq!(got["payload"], payload);
+    assert_eq!(got["event"]["submitted_by"], "billing");
+    assert!(got["event"]["received_at"].is_string());
+    assert!(got["event"]["payload_hash"]
+        .as_str()
+        .expect("hash")
+        .starts_with("sha256:"));
+    assert!(got["event"].get("payload").is_none());
+
+    let (status, proof) = client.get(&format!("/v1/events/{id}/proof"), READER).await;
+    assert_eq!(status, 200);
+    let proof = Receipt::from_json(proof.to_string().as_bytes()).expect("receipt");
+    receipt::verify(&proof, &policy()).expect("the proof verifies");
+    assert_eq!(proof.leaf_hash, receipt.leaf_hash);
+
+    // /v1/verify: the receipt, the event as served, and tampered forms of both.
+    let (_, verdict) = client.post("/v1/verify", READER, &answer["receipt"]).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let mut bad_receipt = answer["receipt"].clone();
+    bad_receipt["index"] = json!(answer["index"].as_u64().expect("index") + 1);
+    let (_, verdict) = client.post("/v1/verify", READER, &bad_receipt).await;
+    assert_eq!(verdict["valid"], false);
+    assert!(verdict["reason"].is_string());
+    let (_, verdict) = client.post("/v1/verify", READER, &got).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["payload_checked"], true);
+    let mut other_payload = got.clone();
+    other_payload["payload"]["amount"] = json!(13);
+    let (_, verdict) = client.post("/v1/verify", READER, &other_payload).await;
+    assert_eq!(verdict["valid"], false);
+    assert!(verdict["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("payload"));
+    let mut other_event = got.clone();
+    other_event["event"]["outcome"] = json!("failure");
+    let (_, verdict) = client.post("/v1/verify", READER, &other_event).await;
+    assert_eq!(verdict["valid"], false);
+    let (status, _) = client
+        .get("/v1/events/00000000-0000-4000-8000-000000000000", READER)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(client.get("/v1/events/nope", READER).await.0, 400);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[derive(Clone, Debug)]
+struct Posted {
+    index: u64,
+    actor: String,
+    resource: String,
+    action: String,
+    seconds: i64,
+}
+
+fn brute_force(
+    posted: &[Posted],
+    actor: Option<&str>,
+    resource: Option<&str>,
+    action: Option<&str>,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Vec<u64> {
+    posted
+        .iter()
+        .filter(|p| actor.is_none_or(|a| p.actor == a))
+        .filter(|p| resource.is_none_or(|r| p.resource == r))
+        .filter(|p| action.is_none_or(|a| p.action == a))
+        .filter(|p| from.is_none_or(|f| p.seconds >= f))
+        .filter(|p| to.is_none_or(|t| p.seconds < t))
+        .map(|p| p.index)
+        .collect()
+}
+
+fn rfc3339(seconds: i64) -> String {
+    cairn_spec::time::Instant::from_unix(seconds, 0).to_rfc3339()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_equal_a_brute_force_scan_and_survive_restart_and_rebuild() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let mut random = rand::rngs::StdRng::seed_from_u64(0x0ca1_2026);
+    let base = 1_764_000_000i64;
+    let mut posted = Vec::new();
+    for _ in 0..8 {
+        let mut batch = Vec::new();
+        let mut drafts = Vec::new();
+        for _ in 0..50 {
+            let draft = Posted {
+                index: 0,
+                actor: format!("user-{}", random.gen_range(0..5)),
+                resource: format!("res-{}", random.gen_range(0..7)),
+                action: ["read", "write", "delete", "login"][random.gen_range(0..4)].to_string(),
+                seconds: base + random.gen_range(0..86_400),
+            };
+            let mut one = event(
+                None,
+                &draft.actor,
+                &draft.action,
+                &draft.resource,
+                json!({"n": 1}),
+            );
+            one["timestamp"] = json!(rfc3339(draft.seconds));
+            batch.push(one);
+            drafts.push(draft);
+        }
+        let (status, answer) = client
+            .post("/v1/events/batch", PRODUCER, &json!(batch))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        for (draft, answer) in drafts
+            .iter_mut()
+            .zip(answer["events"].as_array().expect("events"))
+        {
+            draft.index = answer["index"].as_u64().expect("index");
+        }
+        posted.extend(drafts);
+    }
+    let mut queries = Vec::new();
+    for _ in 0..40 {
+        let actor = random
+            .gen_bool(0.4)
+            .then(|| format!("user-{}", random.gen_range(0..6)));
+        let resource = random
+            .gen_bool(0.4)
+            .then(|| format!("res-{}", random.gen_range(0..8)));
+        let action = random.gen_bool(0.4).then(|| {
+            ["read", "write", "delete", "login", "none"][random.gen_range(0..5)].to_string()
+        });
+        let from = random
+            .gen_bool(0.3)
+            .then(|| base + random.gen_range(0..86_400));
+        let to = random
+            .gen_bool(0.3)
+            .then(|| base + random.gen_range(0..86_400));
+        let limit = random.gen_range(1..60);
+        queries.push((actor, resource, action, from, to, limit));
+    }
+    let run = |client: &Client, queries: Vec<_>, posted: Vec<Posted>| {
+        let client_base = client.base.clone();
+        async move {
+            let client = Client {
+                http: reqwest::Client::new(),
+                base: client_base,
+            };
+            for (actor, resource, action, from, to, limit) in queries {
+                let actor: Option<String> = actor;
+                let resource: Option<String> = resource;
+                let action: Option<String> = action;
+                let mut parts = Vec::new();
+                if let Some(a) = &actor {
+                    parts.push(format!("actor={a}"));
+                }
+                if let Some(r) = &resource {
+                    parts.push(format!("resource={r}"));
+                }
+                if let Some(a) = &action {
+                    parts.push(format!("action={a}"));
+                }
+                if let Some(f) = from {
+                    parts.push(format!("from={}", rfc3339(f)));
+                }
+                if let Some(t) = to {
+                    parts.push(format!("to={}", rfc3339(t)));
+                }
+                let query = parts.join("&");
+                let found = client.query_all(&query, limit).await;
+                let expected = brute_force(
+                    &posted,
+                    actor.as_deref(),
+                    resource.as_deref(),
+                    action.as_deref(),
+                    from,
+                    to,
+                );
+                assert_eq!(found, expected, "query {query} limit {limit}");
+            }
+        }
+    };
+    run(&client, queries.clone(), posted.clone()).await;
+    assert_eq!(client.get("/v1/events?limit=1001", READER).await.0, 400);
+    assert_eq!(client.get("/v1/events?cursor=zzz", READER).await.0, 400);
+    assert_eq!(client.get("/v1/events?from=yesterday", READER).await.0, 400);
+    server.shutdown().await.expect("shutdown");
+
+    // A restart keeps the indexes.
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    run(&client, queries.clone(), posted.clone()).await;
+    server.shutdown().await.expect("shutdown");
+
+    // Lost indexes are rebuilt from the log's leaves at start.
+    {
+        let store = EventStore::open(&dir.path().join("events")).expect("open");
+        store.clear_derived().expect("clear");
+        store.flush_blocking().expect("flush");
+        assert_eq!(store.summary(0).expect("read"), None);
+    }
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    run(&client, queries, posted).await;
+    // The payloads were kept apart from the derived indexes.
+    let (_, first) = client.get("/v1/events?limit=1", READER).await;
+    let id = first["events"][0]["event_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, got) = client.get(&format!("/v1/events/{id}"), READER).await;
+    assert_eq!(got["payload"], json!({"n": 1}));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_keeps_receipts_valid_and_is_recorded_as_an_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let payload = json!({"name": "Alice Example", "email": "alice@example.com"});
+    let (status, answer) = client
+        .post(
+            "/v1/events?wait=checkpoint",
+            PRODUCER,
+            &event(None, "alice", "profile.update", "user-1", payload.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["event_id"].as_str().expect("id").to_string();
+    let (_, before) = client.get(&format!("/v1/events/{id}"), READER).await;
+
+    let (status, erased) = client
+        .delete(
+            &format!("/v1/events/{id}/payload?reason=gdpr-art-17"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    let (_, after) = client.get(&format!("/v1/events/{id}"), READER).await;
+    assert_eq!(after["payload_status"], "erased");
+    assert_eq!(after["payload"], Value::Null);
+    assert_eq!(after["event"], before["event"]);
+    assert_eq!(after["erased_by"], erased["recorded_by"]["event_id"]);
+
+    // The receipt from before the erasure still verifies, offline and by the log, and the
+    // erased payload, still held by someone, still matches the leaf.
+    let receipt = Receipt::from_json(answer["receipt"].to_string().as_bytes()).expect("receipt");
+    receipt::verify(&receipt, &policy()).expect("still valid");
+    let (_, verdict) = client.post("/v1/verify", READER, &answer["receipt"]).await;
+    assert_eq!(verdict["valid"], true);
+    let (_, verdict) = client.post("/v1/verify", READER, &before).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let erasure_index = erased["recorded_by"]["index"].as_u64().expect("index");
+    client.wait_published(erasure_index + 1).await;
+    let (status, proof) = client.get(&format!("/v1/events/{id}/proof"), READER).await;
+    assert_eq!(status, 200);
+    receipt::verify(
+        &Receipt::from_json(proof.to_string().as_bytes()).expect("receipt"),
+        &policy(),
+    )
+    .expect("a fresh proof verifies");
+
+    // The erasure is an event, by the admin.
+    let (_, recorded) = client
+        .get("/v1/events?action=cairn.payload.erase", READER)
+        .await;
+    let recorded = recorded["events"].as_array().expect("events").clone();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["actor"], "root");
+    assert_eq!(recorded[0]["resource"], id.as_str());
+    let erasure_id = recorded[0]["event_id"].as_str().expect("id");
+    let (_, erasure) = client
+        .get(&format!("/v1/events/{erasure_id}"), READER)
+        .await;
+    assert_eq!(erasure["event"]["submitted_by"], "root");
+    assert_eq!(erasure["payload"]["reason"], "gdpr-art-17");
+    // Erasing again: nothing is held any more.
+    assert_eq!(
+        client
+            .delete(&format!("/v1/events/{id}/payload"), ADMIN, None)
+            .await
+            .0,
+        404
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_hold_blocks_erasure_until_lifted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let (_, answer) = client
+        .post(
+            "/v1/events",
+            PRODUCER,
+            &event(
+                None,
+                "mallory",
+                "wire.transfer",
+                "acct-9",
+                json!({"amount": 1e6}),
+            ),
+        )
+        .await;
+    let id = answer["event_id"].as_str().expect("id").to_string();
+    let erase = format!("/v1/events/{id}/payload");
+    for hold in [
+        json!({"actor": "mallory", "reason": "case 42"}),
+        json!({"resource": "acct-9", "reason": "case 43"}),
+        json!({"event_id": id, "reason": "case 44"}),
+    ] {
+        let (status, set) = client.post("/v1/holds", ADMIN, &hold).await;
+        assert_eq!(status, 201, "{set}");
+        assert_eq!(client.post("/v1/holds", ADMIN, &hold).await.0, 409);
+        let (status, refused) = client.delete(&erase, ADMIN, None).await;
+        assert_eq!(status, 409, "{refused}");
+        assert_eq!(refused["error"], "held");
+        let (_, holds) = client.get("/v1/holds", READER).await;
+        assert_eq!(holds["holds"].as_array().expect("holds").len(), 1);
+        let (status, lifted) = client.delete("/v1/holds", ADMIN, Some(&hold)).await;
+        assert_eq!(status, 200, "{lifted}");
+        assert_eq!(client.delete("/v1/holds", ADMIN, Some(&hold)).await.0, 404);
+    }
+    assert_eq!(
+        client
+            .post("/v1/holds", ADMIN, &json!({"actor": "a", "resource": "b"}))
+            .await
+            .0,
+        400
+    );
+    let (status, erased) = client.delete(&erase, ADMIN, None).await;
+    assert_eq!(status, 200, "{erased}");
+    // Each hold set and lifted is an event by the admin.
+    for action in ["cairn.hold.set", "cairn.hold.lift"] {
+        let (_, found) = client
+            .get(&format!("/v1/events?action={action}"), READER)
+            .await;
+        let found = found["events"].as_array().expect("events").clone();
+        assert_eq!(found.len(), 3, "{action}");
+        assert!(found.iter().all(|e| e["actor"] == "root"));
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_expired_payloads_and_records_what_it_erased() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = vec![RetentionRule {
+        action: Some("session.heartbeat".into()),
+        resource_type: None,
+        max_age_seconds: 0,
+    }];
+    let server = start(dir.path(), rules).await;
+    let client = Client::new(&server);
+    // bob is under legal hold before his event arrives: his payload stays.
+    let (status, _) = client
+        .post(
+            "/v1/holds",
+            ADMIN,
+            &json!({"actor": "bob", "reason": "case"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut posted = Vec::new();
+    for (actor, action) in [
+        ("alice", "session.heartbeat"),
+        ("bob", "session.heartbeat"),
+        ("alice", "invoice.pay"),
+    ] {
+        let (status, answer) = client
+            .post(
+                "/v1/events",
+                PRODUCER,
+                &event(None, actor, action, "r-1", json!({"ip": "192.0.2.1"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        posted.push(answer["event_id"].as_str().expect("id").to_string());
+    }
+    let mut erased = false;
+    for _ in 0..200 {
+        let (_, got) = client
+            .get(&format!("/v1/events/{}", posted[0]), READER)
+            .await;
+        if got["payload_status"] == "erased" {
+            erased = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(erased, "the expired payload was not erased");
+    // Let another run pass: the held and the unexpired payloads stay.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for kept in &posted[1..] {
+        let (_, got) = client.get(&format!("/v1/events/{kept}"), READER).await;
+        assert_eq!(got["payload_status"], "held", "{got}");
+    }
+    let (_, recorded) = client
+        .get("/v1/events?action=cairn.retention.erase", READER)
+        .await;
+    let recorded = recorded["events"].as_array().expect("events").clone();
+    assert_eq!(recorded.len(), 1);
+    let record_id = recorded[0]["event_id"].as_str().expect("id");
+    let (_, record) = client.get(&format!("/v1/events/{record_id}"), READER).await;
+    assert_eq!(record["event"]["submitted_by"], "cairn-log/retention");
+    assert_eq!(record["payload"]["event_ids"], json!([posted[0]]));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_verify_offline_and_tampering_is_detected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut one = event(
+            None,
+            "carol",
+            "invoice.pay",
+            &format!("inv-{i}"),
+            json!({"i": i}),
+        );
+        one["timestamp"] = json!(rfc3339(1_764_000_000 + i * 60));
+        let (_, answer) = client.post("/v1/events", PRODUCER, &one).await;
+        ids.push(answer["event_id"].as_str().expect("id").to_string());
+    }
+    // One raw leaf between, which an export leaves out.
+    client
+        .send(
+            reqwest::Method::POST,
+            "/add",
+            Some(PRODUCER),
+            Some(b"raw leaf".to_vec()),
+        )
+        .await;
+    let (status, _) = client
+        .delete(&format!("/v1/events/{}/payload", ids[2]), ADMIN, None)
+        .await;
+    assert_eq!(status, 200);
+    client.wait_published(8).await;
+
+    let (status, text) = client
+        .text(
+            &format!(
+                "/v1/export?actor=carol&from={}&to={}",
+                rfc3339(1_764_000_060),
+                rfc3339(1_764_000_300)
+            ),
+            READER,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let bundle = ExportBundle::from_json(text.as_bytes()).expect("a bundle");
+    assert_eq!(bundle.events.len(), 4);
+    let key = signer().verifier();
+    let verified = verify_export(&bundle, ExportTrust::LogKey(&key)).expect("verifies");
+    assert_eq!(verified.events, 4);
+    assert_eq!(verified.payloads, 3, "the erased payload is absent");
+    verify_export(&bundle, ExportTrust::Policy(&policy())).expect("verifies with a policy");
+
+    let bytes = text.into_bytes();
+    for position in 0..bytes.len() {
+        let mut changed = bytes.clone();
+        changed[position] ^= 0x01;
+        let result = ExportBundle::from_json(&changed)
+            .and_then(|b| verify_export(&b, ExportTrust::LogKey(&key)));
+        assert!(
+            result.is_err(),
+            "a flipped byte at {position} went unnoticed"
+        );
+    }
+    // The whole log, in pages.
+    let (status, all) = client.text("/v1/export?limit=3", READER).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ExportBundle::from_json(all.as_bytes())
+            .expect("bundle")
+            .events
+            .len(),
+        3
+    );
+    server.shutdown().await.expect("shutdown");
+}
