@@ -1,5 +1,8 @@
 //! The witness's configuration: a TOML file whose scalar keys the command line and
-//! `CAIRN_WITNESS_*` environment variables override (see `cairn-witness serve --help`).
+//! `CAIRN_WITNESS_*` environment variables override (see `cairn-witness serve --help`). The
+//! logs witnessed (`[[log]]`) and the TSAs used (`[[tsa]]`) come from the file only; without
+//! a `[[log]]` the witness refuses every checkpoint (404), without a `[[tsa]]` it anchors
+//! nothing.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7380"

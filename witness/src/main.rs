@@ -52,6 +52,8 @@ enum Command {
 struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, key_file, anchor_wait_ms,
     /// tsa_timeout_ms, tsa_max_attempts, tsa_initial_backoff_ms, anchor_queue, [[log]], [[tsa]]).
+    /// The logs witnessed ([[log]]) and the TSAs used ([[tsa]]) are read from this file only;
+    /// the other keys can be overridden by the flags below and CAIRN_WITNESS_* variables.
     #[arg(long, env = "CAIRN_WITNESS_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7380].

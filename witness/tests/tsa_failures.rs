@@ -27,7 +27,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -199,7 +198,7 @@ impl Log {
 struct Setup {
     _dir: tempfile::TempDir,
     tsa: Arc<FlakyTsa>,
-    tsa_address: SocketAddr,
+    tsa_socket: Mutex<Option<tokio::net::TcpSocket>>,
     anchors: Arc<TrustAnchors>,
     store: Store,
     url: String,
@@ -207,7 +206,7 @@ struct Setup {
     log: Log,
 }
 
-/// Makes the flaky TSA (not yet listening) and a witness that uses it at `tsa_address`.
+/// Makes the flaky TSA (not yet listening) and a witness that uses it.
 async fn setup(settings: AnchorSettings) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let tsa_dir = dir.path().join("tsa");
@@ -222,11 +221,13 @@ async fn setup(settings: AnchorSettings) -> Setup {
         TrustAnchors::from_pem(&std::fs::read_to_string(tsa_dir.join("root.pem")).expect("pem"))
             .expect("anchors"),
     );
-    // A port nothing listens on yet.
-    let tsa_address = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("binds")
-        .local_addr()
-        .expect("address");
+    // The TSA's port, held but not listening: connections to it are refused until
+    // `bring_tsa_up`, and no other socket can take it meanwhile.
+    let tsa_socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    tsa_socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("binds");
+    let tsa_address = tsa_socket.local_addr().expect("address");
     let log = Log::new(16);
     let store = Store::open(&dir.path().join("db")).expect("store");
     let witness = start_witness(
@@ -262,7 +263,7 @@ async fn setup(settings: AnchorSettings) -> Setup {
             behaviour: AtomicU8::new(Behaviour::Healthy as u8),
             arrivals: Mutex::new(Vec::new()),
         }),
-        tsa_address,
+        tsa_socket: Mutex::new(Some(tsa_socket)),
         anchors,
         store,
         url,
@@ -284,9 +285,14 @@ fn settings() -> AnchorSettings {
 impl Setup {
     /// Starts serving the flaky TSA on its address (again, after a "down" phase).
     async fn bring_tsa_up(&self) {
-        let listener = tokio::net::TcpListener::bind(self.tsa_address)
-            .await
-            .expect("binds the TSA's address");
+        let listener = self
+            .tsa_socket
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("the TSA comes up once")
+            .listen(64)
+            .expect("listens");
         let app = Router::new()
             .route("/", post(answer))
             .with_state(self.tsa.clone());
