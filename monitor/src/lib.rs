@@ -8,6 +8,7 @@
 //!   interrupted verification resumes), gossip checks and split-view evidence
 //!   (`cairn.evidence/v1`, see `cairn_spec::evidence` and spec/docs/evidence.md).
 //! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
+//! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
 //!   /gossip), specified in spec/docs/monitor-api.md.
 //!
@@ -18,5 +19,6 @@
 
 pub mod alert;
 pub mod daemon;
+pub mod export;
 pub mod fetch;
 pub mod follow;

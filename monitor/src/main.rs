@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_monitor::daemon::{bind, Config, LogConfig, Monitor};
+use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
+use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
 use cairn_spec::merkle::verify_consistency;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
@@ -76,6 +78,56 @@ enum Command {
         #[arg(long)]
         log_key: String,
     },
+    /// Fetch audit events as a cairn.export/v1 bundle (GET /v1/export, reader token), verify it
+    /// against the log's key and write it to --out. When more events match than one bundle
+    /// holds, prints the cursor to continue with.
+    Export {
+        /// The log's base URL.
+        #[arg(long)]
+        log: String,
+        /// The log's vkey.
+        #[arg(long)]
+        log_key: String,
+        /// A reader's bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where to write the bundle (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Events received at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Events received before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this actor's events.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events on this resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only this action.
+        #[arg(long)]
+        action: Option<String>,
+        /// Continue after this cursor (printed by an earlier export).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// At most this many events (1 to 10000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Verify a cairn.export/v1 bundle offline: every leaf, payload and inclusion proof, and
+    /// the checkpoint, against a policy (witnesses and timestamps too) or only the log's key.
+    VerifyExport {
+        /// The export file.
+        file: PathBuf,
+        /// The tlog-policy file (log key, witness quorum, trusted TSAs).
+        #[arg(long, conflicts_with = "log_key", required_unless_present = "log_key")]
+        policy: Option<PathBuf>,
+        /// Only the log's vkey: cosignatures and timestamps are then not checked.
+        #[arg(long)]
+        log_key: Option<String>,
+    },
     /// Re-verify a whole log from its tiles and entry bundles, with a progress line.
     ///
     /// Progress is kept in --state: an interrupted audit resumes where it stopped, and a later
@@ -100,15 +152,29 @@ enum Command {
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+    read_limited(path, MAX_FILE_BYTES)
+}
+
+fn read_limited(path: &PathBuf, limit: u64) -> Result<Vec<u8>, String> {
     let metadata =
         std::fs::metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_FILE_BYTES} bytes",
-            path.display()
-        ));
+    if metadata.len() > limit {
+        return Err(format!("{}: larger than {limit} bytes", path.display()));
     }
     std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// Writes a file that must not exist yet, and syncs it.
+fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| format!("{}: {error}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -181,6 +247,69 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             let conflict = verify_evidence(&evidence, &key)
                 .map_err(|error| format!("evidence does not hold: {error}"))?;
             println!("evidence holds: {conflict:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            log,
+            log_key,
+            token,
+            out,
+            from,
+            to,
+            actor,
+            resource,
+            action,
+            cursor,
+            limit,
+        } => {
+            let key = Ed25519Verifier::from_vkey(&log_key)
+                .map_err(|error| format!("log key: {error}"))?;
+            let query = ExportQuery {
+                from,
+                to,
+                actor,
+                resource,
+                action,
+                cursor,
+                limit,
+            };
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .map_err(|error| format!("HTTP client: {error}"))?;
+            let fetched = runtime()?
+                .block_on(fetch_export(&client, &log, &token, &query, &key))
+                .map_err(|error| error.to_string())?;
+            write_new(&out, &fetched.json)?;
+            println!("{:#?}", fetched.verified);
+            println!("written to {}", out.display());
+            if let Some(cursor) = fetched.next_cursor {
+                println!("more events match: run again with --cursor {cursor}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyExport {
+            file,
+            policy,
+            log_key,
+        } => {
+            let bundle = ExportBundle::from_json(&read_limited(&file, MAX_EXPORT_BYTES as u64)?)
+                .map_err(|error| format!("export: {error}"))?;
+            let verified = match (policy, log_key) {
+                (Some(policy), _) => {
+                    let policy = Policy::parse(&read(&policy)?)
+                        .map_err(|error| format!("policy: {error}"))?;
+                    verify_export(&bundle, ExportTrust::Policy(&policy))
+                }
+                (None, Some(log_key)) => {
+                    let key = Ed25519Verifier::from_vkey(&log_key)
+                        .map_err(|error| format!("log key: {error}"))?;
+                    verify_export(&bundle, ExportTrust::LogKey(&key))
+                }
+                (None, None) => return Err("give --policy or --log-key".to_owned()),
+            }
+            .map_err(|error| format!("export does not verify: {error}"))?;
+            println!("{verified:#?}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

@@ -291,7 +291,16 @@ impl Sandbox {
 
     /// The producer's bearer token.
     pub fn producer_token(&self) -> Result<String, SandboxError> {
-        let path = self.dir.join("producer.token");
+        self.token("producer")
+    }
+
+    /// The auditor's bearer token (role reader: query and export audit events).
+    pub fn auditor_token(&self) -> Result<String, SandboxError> {
+        self.token("auditor")
+    }
+
+    fn token(&self, who: &str) -> Result<String, SandboxError> {
+        let path = self.dir.join(format!("{who}.token"));
         let token = std::fs::read_to_string(&path)
             .map_err(io_error(format!("reading {}", path.display())))?;
         Ok(token.trim().to_owned())
@@ -669,6 +678,24 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
             SandboxError::Unexpected("cairn-log token printed no [[producers]]".into())
         })?;
     write_file(&dir.join("producer.token"), &format!("{token}\n"), true)?;
+    // An auditor, who may read, query and export audit events but not write them.
+    let out = run(dir, &log_bin, &["token", "--name", "sandbox-auditor"])?;
+    let auditor_token = out
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no token".into()))?;
+    let auditor_digest = out
+        .lines()
+        .find_map(|line| line.strip_prefix("token_sha256 = "))
+        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no digest".into()))?;
+    write_file(
+        &dir.join("auditor.token"),
+        &format!("{auditor_token}\n"),
+        true,
+    )?;
+    let principals_block = format!(
+        "[[principals]]\nname = \"sandbox-auditor\"\nrole = \"reader\"\ntoken_sha256 = {auditor_digest}\n"
+    );
 
     let path = |p: &str| toml_string(&dir.join(p).display().to_string());
     let tsa_root = std::fs::read_to_string(dir.join("tsa/root.pem"))
@@ -690,7 +717,8 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
 
     let mut log_config = format!(
         "listen = \"{log_addr}\"\ndata_dir = {data}\norigin = {origin}\nkey_file = {key}\n\
-         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\n{producer_block}\n",
+         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\n{producer_block}\n\
+         {principals_block}",
         data = path("log-data"),
         origin = toml_string(&options.origin),
         key = path("log.key"),

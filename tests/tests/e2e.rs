@@ -551,3 +551,100 @@ async fn the_monitor_stays_quiet_on_an_honest_log_and_proves_a_split_view() {
         text(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_export_to_a_bundle_the_cli_verifies_offline() {
+    let cluster = cluster(|options| options.monitor = false);
+    let log = cluster.sandbox.log_url();
+    let mut last_index = 0;
+    for (n, actor) in ["alice@example.com", "bob@example.com", "alice@example.com"]
+        .iter()
+        .enumerate()
+    {
+        let event = serde_json::json!({
+            "timestamp": "2026-11-25T09:14:03.120+01:00",
+            "actor": {"id": actor, "type": "user"},
+            "action": "invoice.approve",
+            "resource": {"type": "invoice", "id": format!("INV-{n}")},
+            "outcome": "success",
+            "payload": {"amount_cents": 1000 * (n + 1), "currency": "EUR"},
+            "schema_version": 1
+        });
+        let response = cluster
+            .client
+            .post(format!("{log}/v1/events?wait=checkpoint"))
+            .bearer_auth(&cluster.token)
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("POST /v1/events");
+        let status = response.status();
+        let answer: Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+        assert_eq!(status, 200, "{answer}");
+        last_index = answer["index"].as_u64().expect("index");
+    }
+    // The checkpoint's timestamps are in before the export, so the policy (which wants one)
+    // holds.
+    cluster.receipt_with_timestamps(last_index, 1).await;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let bundle = work.path().join("alice.export.json");
+    let auditor = cluster.sandbox.auditor_token().expect("auditor token");
+    let output = std::process::Command::new(
+        Binaries::locate()
+            .and_then(|b| b.path("cairn-monitor"))
+            .expect("cairn-monitor"),
+    )
+    .args(["export", "--log", &log, "--log-key"])
+    .arg(&cluster.sandbox.layout().log_vkey)
+    .args(["--actor", "alice@example.com", "--out"])
+    .arg(&bundle)
+    .env("CAIRN_TOKEN", &auditor)
+    .output()
+    .expect("cairn-monitor export runs");
+    assert!(output.status.success(), "export: {}", text(&output));
+
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("JSON");
+    assert_eq!(
+        json["events"].as_array().map(Vec::len),
+        Some(2),
+        "alice's two events"
+    );
+    let policy = cluster.sandbox.policy_path();
+    let verify = |path: &Path| {
+        cluster.monitor(&[
+            "verify-export",
+            path.to_str().expect("UTF-8"),
+            "--policy",
+            policy.to_str().expect("UTF-8"),
+        ])
+    };
+    let output = verify(&bundle);
+    assert!(output.status.success(), "verify-export: {}", text(&output));
+
+    // A payload changed after the fact is caught.
+    let mut tampered = json.clone();
+    tampered["events"][0]["payload"] =
+        Value::String("eyJhbW91bnRfY2VudHMiOjEsImN1cnJlbmN5IjoiRVVSIn0=".to_owned());
+    let path = work.path().join("tampered.json");
+    std::fs::write(&path, serde_json::to_vec(&tampered).expect("JSON")).expect("writes");
+    let output = verify(&path);
+    assert!(
+        !output.status.success(),
+        "a tampered export: {}",
+        text(&output)
+    );
+
+    // A producer's token does not export.
+    let response = cluster
+        .client
+        .get(format!("{log}/v1/export"))
+        .bearer_auth(&cluster.token)
+        .send()
+        .await
+        .expect("GET /v1/export");
+    assert_eq!(response.status(), 403);
+}

@@ -148,6 +148,14 @@ offline against the policy:
   curl -sS {log}/receipt/0 > receipt.json
   {monitor_bin} verify-receipt receipt.json --policy {dir}/policy.txt
 
-The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything."#
+Audit events (spec/docs/event.md) go to {log}/v1/events with the same token; an auditor
+exports them as a bundle that verifies offline:
+
+  CAIRN_TOKEN=$(cat {dir}/auditor.token) {monitor_bin} export --log {log} \
+       --log-key '{vkey}' --out export.json
+  {monitor_bin} verify-export export.json --policy {dir}/policy.txt
+
+The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything."#,
+        vkey = layout.log_vkey,
     );
 }
