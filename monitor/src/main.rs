@@ -15,7 +15,8 @@ use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
 use cairn_spec::merkle::verify_consistency;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
-use cairn_spec::receipt::{verify, Receipt};
+use cairn_spec::receipt::{verify, Receipt, VerifiedReceipt};
+use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use clap::{Parser, Subcommand};
 
@@ -151,6 +152,35 @@ enum Command {
 
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
+/// What a verified receipt proves, for people.
+fn describe_receipt(verified: &VerifiedReceipt) -> String {
+    let time = |seconds: i64, nanos: u32| Instant::from_unix(seconds, nanos).to_rfc3339();
+    let mut text = format!(
+        "the receipt verifies against the policy:\n  \
+         leaf {} of log {} (leaf hash {})\n  \
+         in its tree of {} leaves with root {}\n",
+        verified.index, verified.origin, verified.leaf_hash, verified.tree_size, verified.root
+    );
+    for (witness, seconds) in &verified.witnesses {
+        let at = i64::try_from(*seconds).map_or_else(|_| seconds.to_string(), |s| time(s, 0));
+        text.push_str(&format!("  cosigned by witness {witness} at {at}\n"));
+    }
+    for (tsa, at) in &verified.timestamps {
+        text.push_str(&format!(
+            "  timestamped by {} at {}\n",
+            tsa.as_deref().unwrap_or("a TSA the policy does not name"),
+            time(at.seconds, at.nanos)
+        ));
+    }
+    if verified.unknown_signatures > 0 {
+        text.push_str(&format!(
+            "  ({} signatures by keys the policy does not know were not checked)\n",
+            verified.unknown_signatures
+        ));
+    }
+    text
+}
+
 fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     read_limited(path, MAX_FILE_BYTES)
 }
@@ -204,7 +234,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 .map_err(|error| format!("receipt: {error}"))?;
             let verified = verify(&receipt, &policy)
                 .map_err(|error| format!("receipt does not verify: {error}"))?;
-            println!("{verified:#?}");
+            print!("{}", describe_receipt(&verified));
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyConsistency {

@@ -223,6 +223,14 @@ async fn leaves_go_in_and_receipts_that_the_cli_verifies_come_out() {
             "receipt {index}: {}",
             text(&output)
         );
+        let said = String::from_utf8_lossy(&output.stdout);
+        for line in [
+            "cosigned by witness w1",
+            "cosigned by witness w2",
+            "timestamped by sandbox-tsa",
+        ] {
+            assert!(said.contains(line), "the CLI says {line:?}: {said}");
+        }
 
         // The same receipt with the leaf changed no longer verifies.
         let mut json: Value = serde_json::from_slice(&receipt).expect("JSON");

@@ -285,6 +285,20 @@ pub struct EventStore {
     by_action: sled::Tree,
     holds: sled::Tree,
     meta: sled::Tree,
+    flushes: std::sync::Arc<FlushGroup>,
+}
+
+/// One sled flush for many concurrent submissions (group commit, as the sequencer does for
+/// leaves): a submitter whose writes an ongoing or finished flush already covers does not
+/// start another.
+#[derive(Default)]
+struct FlushGroup {
+    /// Submitters that finished their writes (each counts itself once, after writing).
+    written: std::sync::atomic::AtomicU64,
+    /// Every submitter counted at or below this is durable.
+    flushed: std::sync::atomic::AtomicU64,
+    /// Held by the submitter whose flush runs.
+    running: tokio::sync::Mutex<()>,
 }
 
 const INDEXED_THROUGH: &[u8] = b"indexed_through";
@@ -306,13 +320,26 @@ impl EventStore {
             by_action: db.open_tree("by_action")?,
             holds: db.open_tree("holds")?,
             meta: db.open_tree("meta")?,
+            flushes: std::sync::Arc::default(),
             db,
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Concurrent callers share flushes: one that waits
+    /// while another flushes returns at once if that flush began after its writes.
     pub async fn flush(&self) -> Result<(), EventStoreError> {
+        use std::sync::atomic::Ordering;
+        let group = &self.flushes;
+        let mine = group.written.fetch_add(1, Ordering::AcqRel) + 1;
+        let _running = group.running.lock().await;
+        if group.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        // Every submitter counted so far finished its writes before counting itself, so this
+        // flush covers them all.
+        let covered = group.written.load(Ordering::Acquire);
         self.db.flush_async().await?;
+        group.flushed.store(covered, Ordering::Release);
         Ok(())
     }
 
