@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs a whole Cairn on this machine: builds the binaries, then starts `cairn-sandbox` (one
 # log, two witnesses, an RFC 3161 timestamp authority and a monitor on loopback; keys and
-# configuration made on first start in ./cairn-sandbox, reused after). Arguments go to
-# cairn-sandbox (`tests/sandbox.sh --help`). CAIRN_PROFILE=debug skips the release build.
+# configuration made on first start in ./cairn-sandbox, in the directory it is run from, and
+# reused after). Arguments go to cairn-sandbox (`tests/sandbox.sh --help`).
+# CAIRN_PROFILE=debug skips the release build.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here="$PWD"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
 
 profile="${CAIRN_PROFILE:-release}"
 if [ "$profile" = release ]; then
@@ -12,4 +15,7 @@ if [ "$profile" = release ]; then
 else
     cargo build --quiet --locked --workspace --bins
 fi
-exec "${CARGO_TARGET_DIR:-target}/$profile/cairn-sandbox" "$@"
+bin="$(realpath -m "${CARGO_TARGET_DIR:-target}/$profile")"
+# The sandbox's directory (--dir, default ./cairn-sandbox) is relative to where this was run.
+cd "$here"
+exec "$bin/cairn-sandbox" "$@"
