@@ -40,10 +40,36 @@ enum Command {
     },
     /// Prints a new random producer token and the configuration lines with its hash.
     Token {
-        /// The producer's name.
+        /// The principal's name (letters, digits and `.-_@:/`), bound into the events it
+        /// submits as `submitted_by`.
         #[arg(long)]
         name: String,
+        /// Its role: without one, the lines are a `[[producers]]` entry (a producer of leaves
+        /// and events); with one, a `[[principals]]` entry with that role.
+        #[arg(long, value_enum)]
+        role: Option<TokenRole>,
     },
+}
+
+/// The roles of `[[principals]]` (spec/docs/log-api.md).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TokenRole {
+    /// Writes leaves and events.
+    Producer,
+    /// Reads, queries, verifies and exports events.
+    Reader,
+    /// Erases payloads, sets and lifts legal holds; may also read.
+    Admin,
+}
+
+impl TokenRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Producer => "producer",
+            TokenRole::Reader => "reader",
+            TokenRole::Admin => "admin",
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -70,14 +96,28 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{vkey}");
             Ok(())
         }
-        Command::Token { name } => {
+        Command::Token { name, role } => {
+            // The name goes into a TOML string and into every event's `submitted_by`: keep it
+            // to characters that need no escaping anywhere.
+            let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_@:/".contains(c);
+            if name.is_empty() || name.len() > 128 || !name.chars().all(allowed) {
+                return Err(format!(
+                    "the name must be 1 to 128 letters, digits or `.-_@:/`, not {name:?}"
+                ));
+            }
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             println!("token: {token}");
             println!();
-            println!("[[producers]]");
+            match role {
+                None => println!("[[producers]]"),
+                Some(_) => println!("[[principals]]"),
+            }
             println!("name = \"{name}\"");
+            if let Some(role) = role {
+                println!("role = \"{}\"", role.as_str());
+            }
             println!("token_sha256 = \"{}\"", token_digest_hex(&token));
             Ok(())
         }

@@ -679,23 +679,26 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
         })?;
     write_file(&dir.join("producer.token"), &format!("{token}\n"), true)?;
     // An auditor, who may read, query and export audit events but not write them.
-    let out = run(dir, &log_bin, &["token", "--name", "sandbox-auditor"])?;
+    let out = run(
+        dir,
+        &log_bin,
+        &["token", "--name", "sandbox-auditor", "--role", "reader"],
+    )?;
     let auditor_token = out
         .lines()
         .find_map(|line| line.strip_prefix("token: "))
         .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no token".into()))?;
-    let auditor_digest = out
-        .lines()
-        .find_map(|line| line.strip_prefix("token_sha256 = "))
-        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no digest".into()))?;
+    let principals_block = out
+        .find("[[principals]]")
+        .map(|at| out[at..].to_owned())
+        .ok_or_else(|| {
+            SandboxError::Unexpected("cairn-log token printed no [[principals]]".into())
+        })?;
     write_file(
         &dir.join("auditor.token"),
         &format!("{auditor_token}\n"),
         true,
     )?;
-    let principals_block = format!(
-        "[[principals]]\nname = \"sandbox-auditor\"\nrole = \"reader\"\ntoken_sha256 = {auditor_digest}\n"
-    );
 
     let path = |p: &str| toml_string(&dir.join(p).display().to_string());
     let tsa_root = std::fs::read_to_string(dir.join("tsa/root.pem"))
