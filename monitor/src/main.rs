@@ -431,12 +431,32 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                         ExitCode::from(2)
                     });
                 }
-                monitor
-                    .run(Duration::from_secs(config.poll_interval_secs.max(1)))
-                    .await
-                    .map_err(|error| error.to_string())?;
+                // SIGTERM or Ctrl-C stop it between two awaits of a poll: the verified state
+                // is flushed after each step it commits, so a restart resumes from there.
+                tokio::select! {
+                    result = monitor.run(Duration::from_secs(config.poll_interval_secs.max(1))) => {
+                        result.map_err(|error| error.to_string())?;
+                    }
+                    () = shutdown_signal() => tracing::info!("stopping"),
+                }
                 Ok(ExitCode::SUCCESS)
             })
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -243,6 +243,14 @@ async fn leaves_go_in_and_receipts_that_the_cli_verifies_come_out() {
             text(&output)
         );
     }
+
+    // Every component stops cleanly on SIGTERM, as Ctrl-C of cairn-sandbox asks them to.
+    let mut cluster = cluster;
+    assert_eq!(
+        cluster.sandbox.stop(),
+        Vec::<String>::new(),
+        "unclean stops"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
