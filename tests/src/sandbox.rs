@@ -567,6 +567,23 @@ fn run(dir: &Path, program: &Path, args: &[&str]) -> Result<String, SandboxError
         .map_err(|_| SandboxError::Unexpected(format!("{command_line} printed non-UTF-8 output")))
 }
 
+/// Runs `cairn-log token <args>`: the token, and the configuration entry it printed (a
+/// `[[producers]]` or `[[principals]]` block, to the end of the output).
+fn make_token(dir: &Path, log_bin: &Path, args: &[&str]) -> Result<(String, String), SandboxError> {
+    let mut command = vec!["token"];
+    command.extend_from_slice(args);
+    let out = run(dir, log_bin, &command)?;
+    let token = out
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no token".into()))?;
+    let block = out
+        .find("[[")
+        .map(|at| out[at..].to_owned())
+        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no entry".into()))?;
+    Ok((token.to_owned(), block))
+}
+
 /// The last non-empty line a key generator printed: the vkey.
 fn last_line(output: &str, what: &str) -> Result<String, SandboxError> {
     output
@@ -666,34 +683,14 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
         &["keygen", "--origin", &options.origin, "--out", "log.key"],
     )?;
     let log_vkey = last_line(&out, "cairn-log keygen")?;
-    let out = run(dir, &log_bin, &["token", "--name", "sandbox-producer"])?;
-    let token = out
-        .lines()
-        .find_map(|line| line.strip_prefix("token: "))
-        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no token".into()))?;
-    let producer_block = out
-        .find("[[producers]]")
-        .map(|at| &out[at..])
-        .ok_or_else(|| {
-            SandboxError::Unexpected("cairn-log token printed no [[producers]]".into())
-        })?;
+    let (token, producer_block) = make_token(dir, &log_bin, &["--name", "sandbox-producer"])?;
     write_file(&dir.join("producer.token"), &format!("{token}\n"), true)?;
     // An auditor, who may read, query and export audit events but not write them.
-    let out = run(
+    let (auditor_token, principals_block) = make_token(
         dir,
         &log_bin,
-        &["token", "--name", "sandbox-auditor", "--role", "reader"],
+        &["--name", "sandbox-auditor", "--role", "reader"],
     )?;
-    let auditor_token = out
-        .lines()
-        .find_map(|line| line.strip_prefix("token: "))
-        .ok_or_else(|| SandboxError::Unexpected("cairn-log token printed no token".into()))?;
-    let principals_block = out
-        .find("[[principals]]")
-        .map(|at| out[at..].to_owned())
-        .ok_or_else(|| {
-            SandboxError::Unexpected("cairn-log token printed no [[principals]]".into())
-        })?;
     write_file(
         &dir.join("auditor.token"),
         &format!("{auditor_token}\n"),

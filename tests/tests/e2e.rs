@@ -15,6 +15,13 @@ use cairn_spec::tiles::{decode_entry_bundle, EntryBundle};
 use cairn_tests::sandbox::{Binaries, Options, Sandbox};
 use serde_json::Value;
 
+/// The path of a built Cairn binary.
+fn binary(name: &str) -> std::path::PathBuf {
+    Binaries::locate()
+        .and_then(|binaries| binaries.path(name))
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
 struct Cluster {
     sandbox: Sandbox,
     client: reqwest::Client,
@@ -158,10 +165,7 @@ impl Cluster {
     }
 
     fn monitor(&self, args: &[&str]) -> Output {
-        let binary = Binaries::locate()
-            .and_then(|b| b.path("cairn-monitor"))
-            .expect("cairn-monitor is built");
-        std::process::Command::new(binary)
+        std::process::Command::new(binary("cairn-monitor"))
             .args(args)
             .output()
             .expect("cairn-monitor runs")
@@ -485,17 +489,13 @@ async fn the_monitor_stays_quiet_on_an_honest_log_and_proves_a_split_view() {
     );
     std::fs::write(dir.join("fork.toml"), fork_config).expect("fork.toml");
     let fork_out = std::fs::File::create(dir.join("fork.out")).expect("fork.out");
-    let mut fork = std::process::Command::new(
-        Binaries::locate()
-            .and_then(|b| b.path("cairn-log"))
-            .expect("cairn-log"),
-    )
-    .args(["serve", "--config"])
-    .arg(dir.join("fork.toml"))
-    .stdout(fork_out.try_clone().expect("clone"))
-    .stderr(fork_out)
-    .spawn()
-    .expect("the fork starts");
+    let mut fork = std::process::Command::new(binary("cairn-log"))
+        .args(["serve", "--config"])
+        .arg(dir.join("fork.toml"))
+        .stdout(fork_out.try_clone().expect("clone"))
+        .stderr(fork_out)
+        .spawn()
+        .expect("the fork starts");
     let forked = Producer {
         client: cluster.client.clone(),
         log: format!("http://{fork_addr}"),
@@ -608,18 +608,14 @@ async fn audit_events_export_to_a_bundle_the_cli_verifies_offline() {
     let work = tempfile::tempdir().expect("tempdir");
     let bundle = work.path().join("alice.export.json");
     let auditor = cluster.sandbox.auditor_token().expect("auditor token");
-    let output = std::process::Command::new(
-        Binaries::locate()
-            .and_then(|b| b.path("cairn-monitor"))
-            .expect("cairn-monitor"),
-    )
-    .args(["export", "--log", &log, "--log-key"])
-    .arg(&cluster.sandbox.layout().log_vkey)
-    .args(["--actor", "alice@example.com", "--out"])
-    .arg(&bundle)
-    .env("CAIRN_TOKEN", &auditor)
-    .output()
-    .expect("cairn-monitor export runs");
+    let output = std::process::Command::new(binary("cairn-monitor"))
+        .args(["export", "--log", &log, "--log-key"])
+        .arg(&cluster.sandbox.layout().log_vkey)
+        .args(["--actor", "alice@example.com", "--out"])
+        .arg(&bundle)
+        .env("CAIRN_TOKEN", &auditor)
+        .output()
+        .expect("cairn-monitor export runs");
     assert!(output.status.success(), "export: {}", text(&output));
 
     let json: Value =
