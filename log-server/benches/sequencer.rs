@@ -42,7 +42,6 @@ struct Rig {
     _dir: tempfile::TempDir,
     store: Arc<EmbeddedStore>,
     sequencer: Arc<Sequencer>,
-    batches: Arc<AtomicU64>,
     next_leaf: AtomicU64,
     run: u64,
 }
@@ -66,31 +65,15 @@ impl Rig {
         }
         let store = Arc::new(EmbeddedStore::open(config).expect("open"));
         let dyn_store: Arc<dyn LogStore> = store.clone();
+        // Started inside the runtime, so that answers go out through its answering task, as
+        // in the server.
+        let _runtime = runtime.enter();
         let sequencer =
             Arc::new(Sequencer::start(dyn_store, SequencerConfig::default()).expect("start"));
-        let batches = Arc::new(AtomicU64::new(0));
-        {
-            let mut durable = sequencer.subscribe();
-            let batches = Arc::clone(&batches);
-            runtime.spawn(async move {
-                loop {
-                    match durable.recv().await {
-                        Ok(_) => {
-                            batches.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            batches.fetch_add(missed, Ordering::Relaxed);
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            });
-        }
         Rig {
             _dir: dir,
             store,
             sequencer,
-            batches,
             next_leaf: AtomicU64::new(0),
             run: 1,
         }
@@ -103,7 +86,7 @@ impl Rig {
     fn report(&self, name: &str, before: (u64, u64, Duration), elapsed: Duration) {
         let (leaves_before, batches_before, cpu_before) = before;
         let leaves = self.store.entry_count() - leaves_before;
-        let batches = self.batches.load(Ordering::Relaxed) - batches_before;
+        let batches = self.sequencer.commit_figures().batches - batches_before;
         let cpu = process_cpu().saturating_sub(cpu_before);
         eprintln!(
             "{name}: {leaves} leaves in {batches} fsyncs over {elapsed:.2?}: {:.0} leaves/s, {:.0} fsyncs/s, {:.1} leaves per fsync; {:.2} µs CPU per leaf; dedup memory {} KiB",
@@ -118,7 +101,7 @@ impl Rig {
     fn mark(&self) -> (u64, u64, Duration) {
         (
             self.store.entry_count(),
-            self.batches.load(Ordering::Relaxed),
+            self.sequencer.commit_figures().batches,
             process_cpu(),
         )
     }

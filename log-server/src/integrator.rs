@@ -10,6 +10,10 @@
 //! hashes are synced before the checkpoint that covers them is stored, so a stored checkpoint is
 //! always provable after a crash. Checkpoints never go back.
 //!
+//! The leaf hashes of new entries come from the sequencer, which computed them when the leaves
+//! arrived ([`Sequencer::take_durable_leaf_hashes`]): entries are read back from the store only
+//! for what that bounded feed dropped, and after a restart.
+//!
 //! On start the frontier is restored from the stored hash levels: the tree size is the length of
 //! level 0, and a level that a crash left shorter than the one below justifies is recomputed
 //! from it. Entries beyond the stored tree are integrated again from the store.
@@ -24,6 +28,7 @@ use cairn_spec::Hash;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::sequencer::Sequencer;
 use crate::storage::{
     justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL, TILE_HEIGHT,
 };
@@ -178,6 +183,7 @@ pub struct Integrator {
 
 struct Work {
     store: Arc<dyn LogStore>,
+    sequencer: Arc<Sequencer>,
     tree: Mutex<Tree>,
     signer: Ed25519Signer,
     origin: String,
@@ -185,14 +191,30 @@ struct Work {
 }
 
 impl Work {
-    /// Integrates every entry up to `durable` and signs a checkpoint if the tree outgrew the
-    /// last one. Blocking.
+    /// Integrates every entry up to `durable` (and any later ones the sequencer already
+    /// handed over) and signs a checkpoint if the tree outgrew the last one. Blocking.
     fn integrate_and_sign(&self, durable: u64) -> Result<(), IntegratorError> {
         let mut tree = self.tree.lock();
+        // Everything in the feed is durable: it was added after its append returned.
+        let fed = self.sequencer.take_durable_leaf_hashes();
+        let durable = durable.max(fed.end());
         let read_limit = self.store.limits().max_read_count.max(1);
         while tree.size() < durable {
-            let count = (durable - tree.size()).min(read_limit);
-            let entries = self.store.read_entries(tree.size(), count)?;
+            let size = tree.size();
+            if (fed.first_index..fed.end()).contains(&size) {
+                let from = (size - fed.first_index) as usize;
+                let until = fed.leaf_hashes.len().min(from + read_limit as usize);
+                tree.extend(self.store.as_ref(), &fed.leaf_hashes[from..until])?;
+                continue;
+            }
+            // Before the feed (it dropped these, or they predate this process): read them back.
+            let until = if fed.first_index > size {
+                fed.first_index.min(durable)
+            } else {
+                durable
+            };
+            let count = (until - size).min(read_limit);
+            let entries = self.store.read_entries(size, count)?;
             let hashes: Vec<Hash> = entries.iter().map(|entry| entry.leaf_hash()).collect();
             tree.extend(self.store.as_ref(), &hashes)?;
         }
@@ -225,12 +247,11 @@ impl Work {
 }
 
 impl Integrator {
-    /// Restores the tree from `store` and starts following `durable` (the sequencer's
-    /// [`durable_size`](crate::Sequencer::durable_size)). Signs a first checkpoint at once if
-    /// the store has none or the tree outgrew it.
+    /// Restores the tree from `store` and starts following the entries `sequencer` makes
+    /// durable. Signs a first checkpoint at once if the store has none or the tree outgrew it.
     pub async fn start(
         store: Arc<dyn LogStore>,
-        durable: watch::Receiver<u64>,
+        sequencer: Arc<Sequencer>,
         signer: Ed25519Signer,
         config: IntegratorConfig,
     ) -> Result<Integrator, IntegratorError> {
@@ -244,8 +265,10 @@ impl Integrator {
         .await
         .map_err(|error| IntegratorError::Tree(format!("restore task failed: {error}")))??;
         let (published, checkpoints) = watch::channel(latest);
+        let durable = sequencer.durable_size();
         let work = Arc::new(Work {
             store,
+            sequencer,
             tree: Mutex::new(tree),
             signer,
             origin,

@@ -29,7 +29,7 @@ pub mod sequencer;
 pub mod server;
 pub mod storage;
 
-pub use sequencer::{DurableBatch, Sequenced, Sequencer, SequencerConfig, SequencerError};
+pub use sequencer::{DurableLeafHashes, Sequenced, Sequencer, SequencerConfig, SequencerError};
 
 pub use storage::{
     DedupKey, DuplicateHit, Entry, IdempotencyKey, LogStore, NewEntry, StoreError, StoreLimits,

@@ -105,7 +105,7 @@ impl RunningServer {
         let sequencer = Arc::new(Sequencer::start(store.clone(), settings.sequencer.clone())?);
         let integrator = Integrator::start(
             store.clone(),
-            sequencer.durable_size(),
+            sequencer.clone(),
             settings.signer.clone(),
             IntegratorConfig {
                 checkpoint_interval: settings.checkpoint_interval,

@@ -226,7 +226,7 @@ async fn overload_fails_fast_and_loses_nothing_that_was_accepted() {
         max_batch_bytes: 1 << 20,
         max_pending_leaves: 32,
         max_pending_bytes: 1 << 20,
-        subscriber_backlog: 16,
+        follower_feed_leaves: 16,
     };
     let sequencer = start(&store, config);
     let mut accepted = Vec::new();
@@ -306,41 +306,75 @@ async fn followers_see_the_durable_size_and_every_leaf_hash() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = open_store(dir.path());
     let sequencer = start(&store, SequencerConfig::default());
-    let mut batches = sequencer.subscribe();
     let mut durable = sequencer.durable_size();
-    let tasks: Vec<_> = (0..500u64)
-        .map(|number| {
-            let sequencer = Arc::clone(&sequencer);
-            tokio::spawn(async move {
-                sequencer
-                    .add(leaf("follow", number))
-                    .await
-                    .expect("sequenced")
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
-    durable
-        .wait_for(|&size| size == 500)
-        .await
-        .expect("the durable size reaches 500");
     let mut next = 0u64;
-    while next < 500 {
-        let batch = batches.recv().await.expect("a durable batch");
+    for round in 0..5u64 {
+        let tasks: Vec<_> = (0..100u64)
+            .map(|number| {
+                let sequencer = Arc::clone(&sequencer);
+                tokio::spawn(async move {
+                    sequencer
+                        .add(leaf("follow", round * 100 + number))
+                        .await
+                        .expect("sequenced")
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        durable
+            .wait_for(|&size| size == (round + 1) * 100)
+            .await
+            .expect("the durable size grows by 100");
+        let fed = sequencer.take_durable_leaf_hashes();
+        assert_eq!(fed.first_index, next, "the feed goes on where it stopped");
         assert_eq!(
-            batch.first_index, next,
-            "batches arrive in order, without gaps"
+            fed.end(),
+            (round + 1) * 100,
+            "the feed holds every durable leaf"
         );
         let stored = store
-            .read_entries(next, batch.leaf_hashes.len() as u64)
+            .read_entries(next, fed.leaf_hashes.len() as u64)
             .expect("read");
-        for (hash, entry) in batch.leaf_hashes.iter().zip(&stored) {
+        for (hash, entry) in fed.leaf_hashes.iter().zip(&stored) {
             assert_eq!(*hash, entry.leaf_hash());
         }
-        next += batch.leaf_hashes.len() as u64;
+        next = fed.end();
     }
+    sequencer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_falls_behind_the_feed_is_told_where_it_resumes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let config = SequencerConfig {
+        follower_feed_leaves: 50,
+        ..SequencerConfig::default()
+    };
+    let sequencer = start(&store, config);
+    for number in 0..200u64 {
+        sequencer
+            .add(leaf("behind", number))
+            .await
+            .expect("sequenced");
+    }
+    let fed = sequencer.take_durable_leaf_hashes();
+    assert_eq!(fed.end(), 200, "the feed ends at the durable size");
+    assert!(
+        fed.leaf_hashes.len() <= 50 && fed.first_index >= 150,
+        "at most the capacity is held: {} hashes from {}",
+        fed.leaf_hashes.len(),
+        fed.first_index
+    );
+    let stored = store
+        .read_entries(fed.first_index, fed.leaf_hashes.len() as u64)
+        .expect("read");
+    for (hash, entry) in fed.leaf_hashes.iter().zip(&stored) {
+        assert_eq!(*hash, entry.leaf_hash());
+    }
+    assert!(sequencer.take_durable_leaf_hashes().leaf_hashes.is_empty());
     sequencer.shutdown().await.expect("shutdown");
 }
 

@@ -26,8 +26,10 @@
 //!   later submission fail with [`SequencerError::StoreFailed`] until the process restarts and
 //!   the store recovers.
 //! - **Followers.** [`Sequencer::durable_size`] publishes the durable entry count, and
-//!   [`Sequencer::subscribe`] the leaf hashes of each durable batch, so the integrator can
-//!   follow without reading entries back (it reads the store when it lags).
+//!   [`Sequencer::take_durable_leaf_hashes`] hands the one follower (the integrator) the leaf
+//!   hashes made durable since it last asked, so that it never reads entries back or hashes a
+//!   leaf twice. The feed is bounded: a follower that falls further behind reads the gap from
+//!   the store.
 //! - **Shutdown** stops admission, commits everything admitted, and returns.
 
 mod inflight;
@@ -37,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cairn_spec::Hash;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::pipeline::{Budget, Message, Pipeline, Submission};
 use crate::storage::{LogStore, NewEntry};
@@ -53,8 +55,9 @@ pub struct SequencerConfig {
     pub max_pending_leaves: usize,
     /// Most leaf bytes admitted and not yet answered.
     pub max_pending_bytes: usize,
-    /// Durable batches kept for [`Sequencer::subscribe`]rs that fall behind.
-    pub subscriber_backlog: usize,
+    /// Most leaf hashes held for [`Sequencer::take_durable_leaf_hashes`] between two calls
+    /// (32 bytes each); beyond it the oldest are dropped and the follower reads the store.
+    pub follower_feed_leaves: usize,
 }
 
 impl Default for SequencerConfig {
@@ -64,7 +67,7 @@ impl Default for SequencerConfig {
             max_batch_bytes: 8 * 1024 * 1024,
             max_pending_leaves: 256 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,
-            subscriber_backlog: 1024,
+            follower_feed_leaves: 1 << 20,
         }
     }
 }
@@ -80,13 +83,63 @@ pub struct Sequenced {
     pub duplicate: bool,
 }
 
-/// Leaf hashes of one durable batch, in index order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DurableBatch {
+/// Leaf hashes of consecutive durable entries, in index order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DurableLeafHashes {
     /// Index of the first.
     pub first_index: u64,
     /// The leaf hashes of entries `first_index..`.
     pub leaf_hashes: Vec<Hash>,
+}
+
+impl DurableLeafHashes {
+    /// The index after the last.
+    pub fn end(&self) -> u64 {
+        self.first_index + self.leaf_hashes.len() as u64
+    }
+}
+
+/// The feed behind [`Sequencer::take_durable_leaf_hashes`]: the writer appends each durable
+/// batch, the follower takes everything at once. No wake-up is involved: the follower asks when
+/// it is ready to integrate.
+pub(crate) struct LeafHashFeed {
+    held: parking_lot::Mutex<DurableLeafHashes>,
+    capacity: usize,
+}
+
+impl LeafHashFeed {
+    fn new(next_index: u64, capacity: usize) -> LeafHashFeed {
+        LeafHashFeed {
+            held: parking_lot::Mutex::new(DurableLeafHashes {
+                first_index: next_index,
+                leaf_hashes: Vec::new(),
+            }),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Appends the hashes of the durable entries `first_index..`, which follow those appended
+    /// before. Past the capacity, what is held is dropped: the follower reads it from the store.
+    pub(crate) fn push(&self, first_index: u64, leaf_hashes: impl ExactSizeIterator<Item = Hash>) {
+        let mut held = self.held.lock();
+        if held.end() != first_index || held.leaf_hashes.len() + leaf_hashes.len() > self.capacity {
+            held.first_index = first_index;
+            held.leaf_hashes.clear();
+        }
+        held.leaf_hashes.extend(leaf_hashes);
+    }
+
+    fn take(&self) -> DurableLeafHashes {
+        let mut held = self.held.lock();
+        let first_index = held.end();
+        std::mem::replace(
+            &mut *held,
+            DurableLeafHashes {
+                first_index,
+                leaf_hashes: Vec::new(),
+            },
+        )
+    }
 }
 
 /// Upper bounds of the batch-size histogram buckets, in entries.
@@ -167,7 +220,7 @@ pub struct Sequencer {
     budget: Arc<Budget>,
     closed: AtomicBool,
     durable: watch::Receiver<u64>,
-    batches: broadcast::Sender<Arc<DurableBatch>>,
+    feed: Arc<LeafHashFeed>,
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<Result<(), SequencerError>>>>,
     config: SequencerConfig,
     max_leaf_bytes: usize,
@@ -210,7 +263,10 @@ impl Sequencer {
             config.max_pending_bytes,
         ));
         let (durable_sender, durable) = watch::channel(store.entry_count());
-        let (batches, _) = broadcast::channel(config.subscriber_backlog.max(1));
+        let feed = Arc::new(LeafHashFeed::new(
+            store.entry_count(),
+            config.follower_feed_leaves,
+        ));
         let (finished_sender, finished) = oneshot::channel();
         let commits = Arc::new(parking_lot::Mutex::new(CommitFigures::default()));
         Pipeline::start(
@@ -219,7 +275,7 @@ impl Sequencer {
             Arc::clone(&commits),
             receiver,
             durable_sender,
-            batches.clone(),
+            Arc::clone(&feed),
             finished_sender,
         )
         .map_err(|error| {
@@ -230,7 +286,7 @@ impl Sequencer {
             budget,
             closed: AtomicBool::new(false),
             durable,
-            batches,
+            feed,
             finished: tokio::sync::Mutex::new(Some(finished)),
             config,
             max_leaf_bytes: limits.max_leaf_bytes as usize,
@@ -330,10 +386,12 @@ impl Sequencer {
         self.durable.clone()
     }
 
-    /// The leaf hashes of every durable batch from now on. A subscriber that falls more than
-    /// `subscriber_backlog` batches behind gets `Lagged` and reads the store instead.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DurableBatch>> {
-        self.batches.subscribe()
+    /// The leaf hashes of the entries made durable since the last call, for the one follower
+    /// (the integrator). They start at the previous call's end unless more than
+    /// `follower_feed_leaves` came in between: then the oldest were dropped, and `first_index`
+    /// says where the ones kept start (the entries before are in the store).
+    pub fn take_durable_leaf_hashes(&self) -> DurableLeafHashes {
+        self.feed.take()
     }
 
     /// Leaves admitted and not yet answered.

@@ -4,6 +4,11 @@
 //!
 //! They are plain threads, not tasks: both block on the store, which may block on the disk or
 //! the network, and neither should hold a runtime worker while it does.
+//!
+//! The writer hands each durable batch's submitters back to the async runtime in one message
+//! (to the answering task), rather than completing every submitter's reply itself: a reply
+//! completed from outside the runtime wakes it with a system call, and one per submitter was
+//! most of what the writer did between two fdatasyncs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,10 +16,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inflight::InFlight;
-use super::{CommitFigures, DurableBatch, Sequenced, SequencerConfig, SequencerError};
+use super::{CommitFigures, LeafHashFeed, Sequenced, SequencerConfig, SequencerError};
 use crate::storage::{DedupKey, DuplicateHit, LogStore, NewEntry, StoreError};
 
 /// What the queue carries.
@@ -114,6 +119,50 @@ impl Waiter {
     }
 }
 
+/// Who completes the replies of a durable batch.
+enum Answerer {
+    /// The writer thread itself (no runtime was running when the sequencer started).
+    Writer,
+    /// A task on the runtime: one wake-up for a whole batch.
+    Task(mpsc::UnboundedSender<(Vec<Waiter>, Result<(), String>)>),
+}
+
+impl Answerer {
+    /// Starts the answering task on the current runtime, if there is one.
+    fn start() -> Answerer {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Answerer::Writer;
+        };
+        let (sender, mut receiver) = mpsc::unbounded_channel::<(Vec<Waiter>, Result<(), String>)>();
+        runtime.spawn(async move {
+            while let Some((waiters, answer)) = receiver.recv().await {
+                answer_all(waiters, &answer);
+            }
+        });
+        Answerer::Task(sender)
+    }
+
+    fn answer(&self, waiters: Vec<Waiter>, answer: Result<(), String>) {
+        match self {
+            Answerer::Writer => answer_all(waiters, &answer),
+            // If the runtime is gone, so is the task: answer here instead.
+            Answerer::Task(sender) => {
+                if let Err(mpsc::error::SendError((waiters, answer))) =
+                    sender.send((waiters, answer))
+                {
+                    answer_all(waiters, &answer);
+                }
+            }
+        }
+    }
+}
+
+fn answer_all(waiters: Vec<Waiter>, answer: &Result<(), String>) {
+    for waiter in waiters {
+        waiter.answer(answer.clone());
+    }
+}
+
 /// The batch the committer fills and the writer takes.
 struct Pending {
     /// Index of `entries[0]` (and of the next entry when empty).
@@ -161,7 +210,7 @@ impl Pipeline {
         commits: Arc<Mutex<CommitFigures>>,
         queue: mpsc::UnboundedReceiver<Message>,
         durable_sender: watch::Sender<u64>,
-        batches: broadcast::Sender<Arc<DurableBatch>>,
+        feed: Arc<LeafHashFeed>,
         finished: oneshot::Sender<Result<(), SequencerError>>,
     ) -> std::io::Result<()> {
         let next_index = store.entry_count();
@@ -178,11 +227,14 @@ impl Pipeline {
             durable: AtomicU64::new(next_index),
             failure: Mutex::new(None),
         });
+        let answerer = Answerer::start();
         let writer = {
             let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("cairn-seq-writer".into())
-                .spawn(move || write_batches(store, &shared, &commits, durable_sender, batches))?
+                .spawn(move || {
+                    write_batches(store, &shared, &commits, durable_sender, &feed, &answerer)
+                })?
         };
         std::thread::Builder::new()
             .name("cairn-seq-commit".into())
@@ -358,7 +410,8 @@ fn write_batches(
     shared: &Shared,
     commits: &Mutex<CommitFigures>,
     durable_sender: watch::Sender<u64>,
-    batches: broadcast::Sender<Arc<DurableBatch>>,
+    feed: &LeafHashFeed,
+    answerer: &Answerer,
 ) {
     loop {
         let (first_index, entries, waiters) = {
@@ -396,26 +449,13 @@ fn write_batches(
         match result {
             Ok(()) => {
                 let end = first_index + entries.len() as u64;
+                // The feed first: a follower that sees the new durable size finds the hashes.
+                feed.push(first_index, entries.iter().map(|entry| *entry.leaf_hash()));
                 shared.durable.store(end, Ordering::Release);
                 durable_sender.send_replace(end);
-                if !entries.is_empty() && batches.receiver_count() > 0 {
-                    let leaf_hashes = entries.iter().map(|entry| *entry.leaf_hash()).collect();
-                    let _ = batches.send(Arc::new(DurableBatch {
-                        first_index,
-                        leaf_hashes,
-                    }));
-                }
-                for waiter in waiters {
-                    waiter.answer(Ok(()));
-                }
+                answerer.answer(waiters, Ok(()));
             }
-            Err(reason) => {
-                for waiter in waiters {
-                    let _ = waiter
-                        .reply
-                        .send(Err(SequencerError::StoreFailed(reason.clone())));
-                }
-            }
+            Err(reason) => answerer.answer(waiters, Err(reason)),
         }
     }
 }
