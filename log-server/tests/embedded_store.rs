@@ -58,9 +58,19 @@ fn passes_the_conformance_suite_with_tiny_segments_and_dedup_runs() {
     conformance::run_all(|| harness(true));
 }
 
+/// A store whose segment files end where their batches end (no zeros written ahead), so that
+/// a test can cut and damage them by their length.
 fn config_in(dir: &Path) -> EmbeddedConfig {
     let mut config = EmbeddedConfig::new(dir);
     config.limits = small_limits();
+    config.preallocate_bytes = 0;
+    config
+}
+
+/// The same store, with zeros written ahead of the active segment's batches.
+fn preallocating_config_in(dir: &Path) -> EmbeddedConfig {
+    let mut config = config_in(dir);
+    config.preallocate_bytes = 64 * 1024;
     config
 }
 
@@ -163,6 +173,124 @@ fn recovers_from_a_last_batch_with_lost_or_damaged_pages() {
     }
 }
 
+/// The zeros written ahead of the active segment's batches are where the log ends, not a torn
+/// batch: reopening keeps every entry and the zeros, and appending goes on into them.
+#[test]
+fn a_zero_filled_tail_is_the_end_of_the_log() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = preallocating_config_in(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..10);
+        append(&store, 10..20);
+    }
+    let segment = segment_files(dir.path())[0].clone();
+    let length = fs::metadata(&segment).expect("stat").len();
+    assert!(
+        length >= 64 * 1024,
+        "the active segment was zero-filled ahead: {length} bytes"
+    );
+    for round in 0..3u64 {
+        let store = EmbeddedStore::open(config.clone()).expect("reopen");
+        assert_log(&store, 20 + round * 10);
+        assert_eq!(
+            fs::metadata(&segment).expect("stat").len(),
+            length,
+            "reopening neither cuts nor grows the zero-filled segment"
+        );
+        append(&store, 20 + round * 10..30 + round * 10);
+    }
+    assert_log(&EmbeddedStore::open(config).expect("reopen"), 50);
+}
+
+/// A torn last batch inside a zero-filled segment: the same segment bytes as a store that
+/// grows its files, followed by zeros. Cut at every byte of the last batch, and damaged pages,
+/// the first batches always survive and the store goes on appending.
+#[test]
+fn recovers_from_a_torn_last_batch_in_a_zero_filled_segment() {
+    let plain = tempfile::tempdir().expect("temporary directory");
+    let (before_last, whole) = {
+        let store = EmbeddedStore::open(config_in(plain.path())).expect("open");
+        append(&store, 0..5);
+        append(&store, 5..10);
+        let segment = segment_files(plain.path())[0].clone();
+        let before_last = fs::metadata(&segment).expect("stat").len() as usize;
+        append(&store, 10..13);
+        (before_last, fs::read(&segment).expect("read segment"))
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = preallocating_config_in(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..13);
+    }
+    let segment = segment_files(dir.path())[0].clone();
+    let length = fs::metadata(&segment).expect("stat").len() as usize;
+    let with_zeros = |bytes: &[u8]| {
+        let mut file = bytes.to_vec();
+        file.resize(length, 0);
+        file
+    };
+    let mut cases: Vec<(Vec<u8>, u64)> = (before_last..whole.len())
+        .map(|cut| (with_zeros(&whole[..cut]), 10))
+        .collect();
+    for position in (before_last..whole.len()).step_by(5) {
+        for damage in [0x00u8, 0xff, 0x5a] {
+            let mut bytes = whole.clone();
+            let end = (position + 40).min(bytes.len());
+            bytes[position..end].fill(damage);
+            if bytes != whole {
+                cases.push((with_zeros(&bytes), 10));
+            }
+        }
+    }
+    cases.push((with_zeros(&whole), 13));
+    for (bytes, expected) in cases {
+        fs::write(&segment, &bytes).expect("write the segment");
+        let store =
+            EmbeddedStore::open(config.clone()).expect("a torn tail never stops the store opening");
+        assert_log(&store, expected);
+        append(&store, expected..expected + 1);
+        drop(store);
+        assert_log(
+            &EmbeddedStore::open(config.clone()).expect("reopen"),
+            expected + 1,
+        );
+    }
+}
+
+/// A segment sealed while zeros were written ahead of its batches (its size limit was lowered
+/// since) ends where its batches end: it opens as sealed, its offset index valid.
+#[test]
+fn sealing_cuts_the_zeros_written_ahead() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = preallocating_config_in(dir.path());
+    config.segment_max_bytes = 1 << 20;
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..60);
+    }
+    let first = segment_files(dir.path())[0].clone();
+    assert!(fs::metadata(&first).expect("stat").len() >= 64 * 1024);
+    config.segment_max_bytes = 2048;
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open with smaller segments");
+        append(&store, 60..70);
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            2,
+            "the full segment was sealed"
+        );
+    }
+    let bytes = fs::read(&first).expect("read the sealed segment");
+    assert!(
+        !bytes.ends_with(&[0; 16]),
+        "the sealed segment still ends in zeros"
+    );
+    assert!(first.with_extension("idx").exists());
+    assert_log(&EmbeddedStore::open(config).expect("reopen"), 70);
+}
+
 #[test]
 fn refuses_to_open_when_an_earlier_batch_is_damaged() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -192,9 +320,11 @@ fn refuses_to_open_when_an_earlier_batch_is_damaged() {
     assert_log(&EmbeddedStore::open(config).expect("open"), 30);
 }
 
+/// Small segments, zero-filled ahead: sealing must cut the zeros off.
 fn rotating_config(dir: &Path) -> EmbeddedConfig {
     let mut config = config_in(dir);
     config.segment_max_bytes = 2048;
+    config.preallocate_bytes = 1024;
     config
 }
 
@@ -215,6 +345,14 @@ fn sealed_segments_are_checked_and_their_offset_index_rebuilt() {
         "the test needs several segments, found {}",
         segments.len()
     );
+    for sealed in &segments[..segments.len() - 1] {
+        let bytes = fs::read(sealed).expect("read a sealed segment");
+        assert!(
+            bytes.len() <= 4096 && !bytes.ends_with(&[0; 16]),
+            "{} was sealed with the zeros written ahead still in it",
+            sealed.display()
+        );
+    }
     // A lost offset index is rebuilt from the segment.
     let seal = segments[1].with_extension("idx");
     fs::remove_file(&seal).expect("remove an offset index");

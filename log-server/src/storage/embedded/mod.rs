@@ -44,6 +44,9 @@ pub struct EmbeddedConfig {
     pub limits: StoreLimits,
     /// A segment file is sealed, and a new one started, once it reaches this size.
     pub segment_max_bytes: u64,
+    /// The active segment is zero-filled this far ahead of its batches, so that appending
+    /// changes no file size and `fdatasync` commits no metadata (0: grow the file per batch).
+    pub preallocate_bytes: u64,
     /// Sizing of the dedup index.
     pub dedup: DedupConfig,
     /// Page cache of the sled database, in bytes.
@@ -57,6 +60,7 @@ impl EmbeddedConfig {
             dir: dir.into(),
             limits: StoreLimits::default(),
             segment_max_bytes: 256 * 1024 * 1024,
+            preallocate_bytes: 8 * 1024 * 1024,
             dedup: DedupConfig::default(),
             state_cache_bytes: 16 * 1024 * 1024,
         }
@@ -113,7 +117,12 @@ impl EmbeddedStore {
         // it touches any segment.
         let state = State::open(&dir.join("state"), config.state_cache_bytes)?;
         let segments = recovery::open_segments(&dir.join("segments"))?;
-        let segments = SegmentLog::new(dir.join("segments"), config.segment_max_bytes, segments);
+        let segments = SegmentLog::new(
+            dir.join("segments"),
+            config.segment_max_bytes,
+            config.preallocate_bytes,
+            segments,
+        );
         let entry_count = segments.entry_count();
         if let Some(checkpoint) = state.latest_checkpoint()? {
             if checkpoint.size > entry_count {

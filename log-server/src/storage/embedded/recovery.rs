@@ -4,6 +4,9 @@
 //! after the one before it was synced, so a crash can damage only the last batch of the last
 //! segment: it may run past the end of the file, or some of its pages may hold old or zero
 //! bytes. That batch was never acknowledged, and recovery cuts the file back to where it began.
+//! The active segment may also end in zeros written ahead of its batches (see
+//! [`super::segment`]): where the batches stop and only zeros follow, the log simply ends, and
+//! the zeros are kept for the batches to come.
 //! Anything else that fails its checks (a sealed segment, a batch that is followed by a valid
 //! one, a gap in the indices) means acknowledged data was damaged: the store refuses to open
 //! and says where, rather than serve or extend a log with a hole in it.
@@ -78,6 +81,7 @@ fn empty_segment(path: PathBuf, file: File, first_index: u64) -> Segment {
         first_index,
         entry_count: 0,
         byte_len: 0,
+        file_len: 0,
         bundle_offsets: Vec::new(),
     }
 }
@@ -85,6 +89,7 @@ fn empty_segment(path: PathBuf, file: File, first_index: u64) -> Segment {
 fn open_sealed_segment(path: PathBuf, file: File, first: u64) -> Result<Segment, StoreError> {
     let file_len = files::file_len(&file, &path)?;
     let mut segment = empty_segment(path, file, first);
+    segment.file_len = file_len;
     if let Some(seal) = load_seal(&seal_path(&segment.path), first, file_len)? {
         segment.entry_count = seal.entry_count;
         segment.byte_len = file_len;
@@ -120,8 +125,18 @@ fn open_sealed_segment(path: PathBuf, file: File, first: u64) -> Result<Segment,
 fn open_tail_segment(path: PathBuf, file: File, first: u64) -> Result<Segment, StoreError> {
     let file_len = files::file_len(&file, &path)?;
     let mut segment = empty_segment(path, file, first);
+    segment.file_len = file_len;
     let scanned = match scan(&segment, file_len)? {
         Scan::Clean(scanned) => scanned,
+        Scan::Broken { at, valid, .. } if only_zeros(&segment, at, file_len)? => {
+            tracing::debug!(
+                path = %segment.path.display(),
+                offset = at,
+                zeros = file_len - at,
+                "the active segment ends in zeros written ahead"
+            );
+            valid
+        }
         Scan::Broken {
             at,
             detail,
@@ -148,6 +163,7 @@ fn open_tail_segment(path: PathBuf, file: File, first: u64) -> Result<Segment, S
                 "cut a torn, unacknowledged batch from the end of the log"
             );
             files::truncate(&segment.file, &segment.path, at)?;
+            segment.file_len = at;
             valid
         }
     };
@@ -306,6 +322,22 @@ fn scan(segment: &Segment, file_len: u64) -> Result<Scan, StoreError> {
 
 /// The offset of a valid batch header for an entry at or after `min_index`, found at or after
 /// byte `from`.
+/// Whether the bytes `[from, file_len)` of a segment are all zero.
+fn only_zeros(segment: &Segment, from: u64, file_len: u64) -> Result<bool, StoreError> {
+    const CHUNK: usize = 1 << 20;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut start = from;
+    while start < file_len {
+        let len = ((file_len - start) as usize).min(CHUNK);
+        files::read_exact_at(&segment.file, &segment.path, &mut chunk[..len], start)?;
+        if chunk[..len].iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+        start += len as u64;
+    }
+    Ok(true)
+}
+
 fn find_batch_header(
     segment: &Segment,
     from: u64,
