@@ -43,7 +43,8 @@ impl Histogram {
 /// Counters and gauges of one log server.
 pub struct Metrics {
     started: Instant,
-    requests: Mutex<BTreeMap<(String, u16), Histogram>>,
+    /// Latency by route, then status: looked up by `&str`, so a request allocates nothing.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, Histogram>>>,
     witnesses: Mutex<BTreeMap<String, (u64, u64, Histogram)>>,
     tree_size: AtomicU64,
     published_size: AtomicU64,
@@ -72,9 +73,13 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one HTTP request.
     pub fn record_request(&self, route: &str, status: u16, elapsed: Duration) {
-        self.requests
-            .lock()
-            .entry((route.to_string(), status))
+        let mut requests = self.requests.lock();
+        let by_status = match requests.get_mut(route) {
+            Some(by_status) => by_status,
+            None => requests.entry(route.to_string()).or_default(),
+        };
+        by_status
+            .entry(status)
             .or_default()
             .observe(elapsed.as_secs_f64());
     }
@@ -168,12 +173,14 @@ impl Metrics {
             self.publication_failures.load(Ordering::Relaxed) as f64,
         );
         let _ = writeln!(out, "# HELP cairn_log_request_seconds HTTP request latency by route and status.\n# TYPE cairn_log_request_seconds histogram");
-        for ((route, status), histogram) in self.requests.lock().iter() {
-            histogram.render(
-                &mut out,
-                "cairn_log_request_seconds",
-                &format!("route=\"{route}\",status=\"{status}\""),
-            );
+        for (route, by_status) in self.requests.lock().iter() {
+            for (status, histogram) in by_status {
+                histogram.render(
+                    &mut out,
+                    "cairn_log_request_seconds",
+                    &format!("route=\"{route}\",status=\"{status}\""),
+                );
+            }
         }
         let _ = writeln!(out, "# HELP cairn_log_witness_requests_total Cosigning attempts by witness and outcome.\n# TYPE cairn_log_witness_requests_total counter");
         let witnesses = self.witnesses.lock();

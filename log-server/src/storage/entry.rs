@@ -95,14 +95,16 @@ impl IdempotencyKey {
 /// hashing happens on the submitter's task, not on the single committer thread).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEntry {
-    leaf: Vec<u8>,
+    /// Shared bytes, so that the leaves of a batch can be slices of the request body.
+    leaf: bytes::Bytes,
     leaf_hash: Hash,
     idempotency: Option<IdempotencyKey>,
 }
 
 impl NewEntry {
     /// A new entry for `leaf`, optionally named by an idempotency key.
-    pub fn new(leaf: Vec<u8>, idempotency: Option<IdempotencyKey>) -> NewEntry {
+    pub fn new(leaf: impl Into<bytes::Bytes>, idempotency: Option<IdempotencyKey>) -> NewEntry {
+        let leaf = leaf.into();
         let leaf_hash = Hash::of_leaf(&leaf);
         NewEntry {
             leaf,
