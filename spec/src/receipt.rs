@@ -879,38 +879,6 @@ mod tests {
     }
 
     #[test]
-    fn every_single_byte_change_of_the_json_is_detected() {
-        // A policy under which every part of the receipt carries weight: with a looser quorum,
-        // turning one surplus cosignature into a signature by an unknown key leaves a receipt
-        // that still proves the same thing (and reports the unknown signature).
-        let world = world(20);
-        let policy = world.policy("every", true);
-        let receipt = world.receipt(7, &[0, 1, 2]);
-        let json = serde_json::to_vec(&receipt).expect("serialises");
-        let mut verifier = ReceiptVerifier::new(&policy);
-        assert!(verifier.verify(&receipt).is_ok());
-        // Flip one bit in every byte, one at a time (a few thousand verifications): either the
-        // JSON no longer parses, or it parses to a receipt that is refused, or (only when the
-        // change is inside base64 padding bits or whitespace-free escapes that decode the same)
-        // it decodes to exactly the same receipt.
-        for position in 0..json.len() {
-            let mut tampered = json.clone();
-            tampered[position] ^= 0x01;
-            let Ok(parsed) = Receipt::from_json(&tampered) else {
-                continue;
-            };
-            if parsed == receipt {
-                continue;
-            }
-            assert!(
-                verifier.verify(&parsed).is_err(),
-                "a change at byte {position} ({:?}) was not detected",
-                String::from_utf8_lossy(&json[position.saturating_sub(20)..position + 1])
-            );
-        }
-    }
-
-    #[test]
     fn refuses_a_wrong_leaf_index_or_proof() {
         let world = world(50);
         let policy = world.policy("none", false);

@@ -252,6 +252,12 @@ fn a_cached_checkpoint_or_token_never_stands_for_other_bytes() {
     assert!(verifier.verify(&good).is_ok());
 }
 
+/// Flips two bits of every byte of a receipt's JSON, one at a time (a few thousand receipts):
+/// either the JSON no longer parses, or it parses to a receipt that `verify` refuses, or (inside
+/// base64 padding bits) to exactly the same receipt; and the cached and batch verifiers always
+/// say what `verify` says. The policy makes every part of the receipt carry weight: with a looser
+/// quorum, turning one surplus cosignature into a signature by an unknown key leaves a receipt
+/// that still proves the same thing (and reports the unknown signature).
 #[test]
 fn cached_batch_and_cold_verifiers_agree_on_every_single_bit_change() {
     let world = world(20);

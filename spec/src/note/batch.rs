@@ -235,11 +235,7 @@ impl Ed25519Checker for Ed25519Batch {
                 Ed25519Rules::Cofactorless => verify_single(key, message, signature, rules),
             };
         }
-        let mut hash = Sha512::new();
-        hash.update(r_bytes);
-        hash.update(key.as_bytes());
-        hash.update(message);
-        let k = Scalar::from_hash(hash);
+        let k = challenge(&r_bytes, key, message);
         self.deferred.push(Deferred {
             key: key.to_bytes(),
             key_point,
@@ -250,6 +246,15 @@ impl Ed25519Checker for Ed25519Batch {
         });
         true
     }
+}
+
+/// RFC 8032's `k = SHA-512(R ‖ A ‖ M)` as a scalar, with `A` as the key's bytes.
+fn challenge(r_bytes: &[u8; 32], key: &ed25519_dalek::VerifyingKey, message: &[u8]) -> Scalar {
+    let mut hash = Sha512::new();
+    hash.update(r_bytes);
+    hash.update(key.as_bytes());
+    hash.update(message);
+    Scalar::from_hash(hash)
 }
 
 /// Whether the 32 bytes are the canonical encoding of a y coordinate: y < p = 2²⁵⁵ − 19 once
@@ -415,15 +420,8 @@ mod tests {
         let verifying_key = signer.verifying_key();
         let message = b"weird but valid";
         let identity = CompressedEdwardsY::identity().to_bytes();
-        let mut hash = Sha512::new();
-        hash.update(identity);
-        hash.update(verifying_key.as_bytes());
-        hash.update(message);
-        let k = Scalar::from_hash(hash);
-        let secret = signer.to_scalar();
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(&identity);
-        signature[32..].copy_from_slice(&(k * secret).to_bytes());
+        let k = challenge(&identity, &verifying_key, message);
+        let signature = signature_of(&identity, k * signer.to_scalar());
         assert!(verify_single(
             &verifying_key,
             message,
@@ -457,14 +455,8 @@ mod tests {
         let r = Scalar::from_bytes_mod_order([3; 32]);
         let point = EdwardsPoint::mul_base(&r) + curve25519_dalek::constants::EIGHT_TORSION[1];
         let r_bytes = point.compress().to_bytes();
-        let mut hash = Sha512::new();
-        hash.update(r_bytes);
-        hash.update(verifying_key.as_bytes());
-        hash.update(message);
-        let k = Scalar::from_hash(hash);
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(&r_bytes);
-        signature[32..].copy_from_slice(&(r + k * signer.to_scalar()).to_bytes());
+        let k = challenge(&r_bytes, &verifying_key, message);
+        let signature = signature_of(&r_bytes, r + k * signer.to_scalar());
         for rules in [Ed25519Rules::Cofactorless, Ed25519Rules::Strict] {
             assert!(!verify_single(&verifying_key, message, &signature, rules));
             let mut batch = Ed25519Batch::new();
@@ -486,6 +478,13 @@ mod tests {
         p[31] = 0xff; // with the sign bit
         assert!(!is_canonical_point_encoding(&p));
         assert!(!is_canonical_point_encoding(&non_canonical_one()));
+    }
+
+    fn signature_of(r_bytes: &[u8; 32], s: Scalar) -> [u8; 64] {
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(r_bytes);
+        signature[32..].copy_from_slice(&s.to_bytes());
+        signature
     }
 
     /// y = p + 1 = 2²⁵⁵ − 18, little-endian.
