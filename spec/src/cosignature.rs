@@ -26,9 +26,9 @@ use rand_core::CryptoRngCore;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::note::{
-    format_skey, format_vkey, parse_ed25519_skey, random_seed, verify_ed25519, KeyError, KeyId,
-    KeyName, NoteSignature, NoteVerifier, Vkey, ED25519_KEY_SIZE, ED25519_SIGNATURE_SIZE,
-    SIGNATURE_TYPE_ED25519,
+    format_skey, format_vkey, parse_ed25519_skey, random_seed, verify_ed25519, Ed25519Checker,
+    Ed25519Rules, KeyError, KeyId, KeyName, NoteSignature, NoteVerifier, SingleEd25519, Vkey,
+    ED25519_KEY_SIZE, ED25519_SIGNATURE_SIZE, SIGNATURE_TYPE_ED25519,
 };
 
 /// Signature type byte of timestamped Ed25519 checkpoint cosignatures (signed-note registry).
@@ -261,6 +261,9 @@ impl NoteVerifier for CosignatureVerifier {
         self.key_id
     }
     fn verify(&self, text: &[u8], signature: &[u8]) -> bool {
+        self.verify_with(text, signature, &mut SingleEd25519)
+    }
+    fn verify_with(&self, text: &[u8], signature: &[u8], checker: &mut dyn Ed25519Checker) -> bool {
         let Ok(bytes) = <&[u8; COSIGNATURE_SIZE]>::try_from(signature) else {
             return false;
         };
@@ -273,7 +276,12 @@ impl NoteVerifier for CosignatureVerifier {
         if timestamp > MAX_TIMESTAMP {
             return false;
         }
-        verify_ed25519(&self.public_key, &signed_message(text, timestamp), ed25519)
+        checker.check(
+            &self.public_key,
+            &signed_message(text, timestamp),
+            ed25519,
+            Ed25519Rules::Cofactorless,
+        )
     }
 }
 

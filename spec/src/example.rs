@@ -31,6 +31,21 @@ pub struct TestTsa {
 pub fn test_tsa(seed: u8) -> TestTsa {
     let root_key = KeyPair::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[seed; 32]));
     let tsa_key = KeyPair::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[seed ^ 0x5a; 32]));
+    test_tsa_with_keys(root_key, tsa_key)
+}
+
+/// A private TSA with P-256 keys (root and TSA) from a seed: what `cairn-witness tsa init`
+/// makes by default.
+pub fn test_tsa_p256(seed: u8) -> TestTsa {
+    let scalar = |byte: u8| {
+        let mut scalar = [byte; 32];
+        scalar[0] = 0x01; // far below the group order
+        KeyPair::p256_from_scalar(&scalar).expect("a valid P-256 scalar")
+    };
+    test_tsa_with_keys(scalar(seed), scalar(seed ^ 0x5a))
+}
+
+fn test_tsa_with_keys(root_key: KeyPair, tsa_key: KeyPair) -> TestTsa {
     let validity = |serial: &'static [u8], subject: &'static str| CertificateSpec {
         subject,
         serial_number: serial,
@@ -140,7 +155,12 @@ impl World {
 
     /// A receipt for `index` in the whole tree, cosigned by `cosigners`, with one token.
     pub fn receipt(&self, index: usize, cosigners: &[usize]) -> Receipt {
-        let tree_size = self.leaves.len() as u64;
+        self.receipt_at(index, self.leaves.len() as u64, cosigners)
+    }
+
+    /// A receipt for `index` in the tree of the first `tree_size` leaves (its own checkpoint and
+    /// token), cosigned by `cosigners`.
+    pub fn receipt_at(&self, index: usize, tree_size: u64, cosigners: &[usize]) -> Receipt {
         let checkpoint = Checkpoint {
             origin: ORIGIN.to_string(),
             size: tree_size,

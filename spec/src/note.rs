@@ -33,9 +33,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signer as _, Verifier as _};
+use ed25519_dalek::Signer as _;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
+
+mod batch;
+
+pub use batch::{verify_single, Ed25519Batch, Ed25519Checker, Ed25519Rules, SingleEd25519};
 
 /// The largest signed note Cairn reads or writes, in bytes (1 MiB).
 pub const MAX_NOTE_SIZE: usize = 1 << 20;
@@ -597,6 +601,12 @@ pub trait NoteVerifier {
     /// Whether `signature` (the bytes after the key ID) is this key's signature of `text`, the
     /// note text with its final newline.
     fn verify(&self, text: &[u8], signature: &[u8]) -> bool;
+    /// As [`NoteVerifier::verify`], with the Ed25519 equation (if the key is an Ed25519 one)
+    /// left to `checker`, which may defer it to a batch. The default checks at once.
+    fn verify_with(&self, text: &[u8], signature: &[u8], checker: &mut dyn Ed25519Checker) -> bool {
+        let _ = checker;
+        self.verify(text, signature)
+    }
 }
 
 /// What verifying a note found.
@@ -748,6 +758,16 @@ impl Note {
     /// - a signature whose (name, ID) matches several known keys is [`NoteError::AmbiguousKey`];
     /// - a note with no verified signature by a known key is [`NoteError::NoVerifiedSignature`].
     pub fn verify(&self, verifiers: &[&dyn NoteVerifier]) -> Result<Verification, NoteError> {
+        self.verify_with(verifiers, &mut SingleEd25519)
+    }
+
+    /// As [`Note::verify`], with every Ed25519 equation left to `checker`. With a batch checker
+    /// the answer is provisional until the batch verifies (see [`Ed25519Batch`]).
+    pub fn verify_with(
+        &self,
+        verifiers: &[&dyn NoteVerifier],
+        checker: &mut dyn Ed25519Checker,
+    ) -> Result<Verification, NoteError> {
         let mut verified: Vec<NoteSignature> = Vec::new();
         let mut unverified: Vec<NoteSignature> = Vec::new();
         for signature in &self.signatures {
@@ -769,7 +789,7 @@ impl Note {
             if verified.contains(signature) {
                 continue;
             }
-            if !verifier.verify(self.text.as_bytes(), &signature.signature) {
+            if !verifier.verify_with(self.text.as_bytes(), &signature.signature, checker) {
                 return Err(NoteError::InvalidSignature {
                     key_name: signature.key_name.clone(),
                     key_id: signature.key_id,
@@ -949,11 +969,7 @@ pub(crate) fn verify_ed25519(
     message: &[u8],
     signature: &[u8],
 ) -> bool {
-    let Ok(bytes) = <[u8; ED25519_SIGNATURE_SIZE]>::try_from(signature) else {
-        return false;
-    };
-    let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-    public_key.verify(message, &signature).is_ok()
+    verify_single(public_key, message, signature, Ed25519Rules::Cofactorless)
 }
 
 /// The public half of an Ed25519 note key: verifies plain Ed25519 note signatures (type 0x01).
@@ -1021,6 +1037,14 @@ impl NoteVerifier for Ed25519Verifier {
     }
     fn verify(&self, text: &[u8], signature: &[u8]) -> bool {
         verify_ed25519(&self.public_key, text, signature)
+    }
+    fn verify_with(&self, text: &[u8], signature: &[u8], checker: &mut dyn Ed25519Checker) -> bool {
+        checker.check(
+            &self.public_key,
+            text,
+            signature,
+            Ed25519Rules::Cofactorless,
+        )
     }
 }
 

@@ -11,17 +11,18 @@
 //! (`c2sp.org/tlog-proof@v1`), which carries no timestamps.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Checkpoint;
 use crate::cosignature::Cosignature;
 use crate::hash::Hash;
 use crate::merkle::{self, ProofError, MAX_INCLUSION_PROOF_LEN};
-use crate::note::{Note, NoteVerifier};
+use crate::note::{Ed25519Batch, Ed25519Checker, Note, NoteVerifier, SingleEd25519};
 use crate::policy::Policy;
-use crate::timestamp::{self, Expectation, TimestampError, UnixTime};
+use crate::timestamp::{self, TimestampError, TokenVerifier, TrustAnchors, UnixTime};
 
 /// The `format` of a Cairn receipt.
 pub const RECEIPT_FORMAT: &str = "cairn.receipt/v1";
@@ -316,71 +317,310 @@ impl Receipt {
 /// the leaf hash, the inclusion proof, every timestamp token, and the TSA quorum.
 pub fn verify(receipt: &Receipt, policy: &Policy) -> Result<VerifiedReceipt, ReceiptError> {
     receipt.check_shape()?;
-    let verdict = verify_checkpoint(receipt, policy)?;
-    verify_leaf(receipt, &verdict)
+    let note = verify_note(&receipt.checkpoint, policy, &mut SingleEd25519)?;
+    let mut tokens = TokenVerifier::uncached();
+    let mut timestamps = Vec::with_capacity(receipt.timestamps.len());
+    for (position, stored) in receipt.timestamps.iter().enumerate() {
+        let timestamp = verify_timestamp(
+            &stored.token,
+            note.imprint,
+            policy,
+            &mut tokens,
+            &mut SingleEd25519,
+        )
+        .map_err(|source| ReceiptError::Timestamp { position, source })?;
+        timestamps.push(timestamp);
+    }
+    finish(receipt, &note, timestamps, policy)
 }
 
-/// Verifies many receipts, remembering which checkpoints (with their tokens) it has already
-/// verified, so that receipts sharing a checkpoint cost only their inclusion proofs.
+/// Verifies many receipts against one policy, as an auditor does, remembering what is
+/// legitimately the same from one receipt to the next (`spec/docs/receipt.md`, "Verifying many
+/// receipts"):
+///
+/// - checkpoint notes whose signatures and witness quorum verified, by the note's bytes;
+/// - timestamp tokens that verified over a checkpoint, by the token's bytes and that
+///   checkpoint's imprint;
+/// - TSA certificates and the certificate signatures of their chains, by their DER
+///   ([`TokenVerifier`]).
+///
+/// A remembered result stands only for exactly the same bytes, and only successes are
+/// remembered. Everything particular to a receipt (its shape, leaf hash, inclusion proof, and
+/// the TSA quorum over its tokens) is checked for every receipt. [`ReceiptVerifier::verify`]
+/// gives exactly the answer of [`verify`]; [`ReceiptVerifier::verify_batch`] also verifies the
+/// Ed25519 signatures of many receipts in batches.
 pub struct ReceiptVerifier<'a> {
     policy: &'a Policy,
-    verified: HashMap<[u8; 32], CheckpointVerdict>,
+    notes: HashMap<Box<[u8]>, Arc<NoteVerdict>>,
+    timestamps: HashMap<Box<[u8]>, ([u8; 32], TimestampVerdict)>,
+    tokens: TokenVerifier,
+    batch: Ed25519Batch,
 }
 
-/// How many verified checkpoints a [`ReceiptVerifier`] remembers.
+/// How many verified notes, and how many verified tokens, a [`ReceiptVerifier`] remembers; it
+/// forgets them all when it would hold more.
 const VERIFIER_CACHE_ENTRIES: usize = 1024;
+
+/// How many receipts [`ReceiptVerifier::verify_batch`] puts in one batch verification.
+pub const RECEIPTS_PER_BATCH: usize = 128;
 
 impl<'a> ReceiptVerifier<'a> {
     /// A verifier for `policy`.
     pub fn new(policy: &'a Policy) -> ReceiptVerifier<'a> {
         ReceiptVerifier {
             policy,
-            verified: HashMap::new(),
+            notes: HashMap::new(),
+            timestamps: HashMap::new(),
+            tokens: TokenVerifier::new(),
+            batch: Ed25519Batch::new(),
         }
     }
 
-    /// As [`verify`].
+    /// As [`verify`], with every signature checked one at a time (or remembered).
     pub fn verify(&mut self, receipt: &Receipt) -> Result<VerifiedReceipt, ReceiptError> {
         receipt.check_shape()?;
-        let key = checkpoint_cache_key(receipt);
-        if let Some(verdict) = self.verified.get(&key) {
-            return verify_leaf(receipt, verdict);
+        let note = match self.notes.get(receipt.checkpoint.as_bytes()) {
+            Some(note) => Arc::clone(note),
+            None => {
+                let note = Arc::new(verify_note(
+                    &receipt.checkpoint,
+                    self.policy,
+                    &mut SingleEd25519,
+                )?);
+                self.remember_note(receipt.checkpoint.as_bytes(), &note);
+                note
+            }
+        };
+        let mut timestamps = Vec::with_capacity(receipt.timestamps.len());
+        for (position, stored) in receipt.timestamps.iter().enumerate() {
+            let known = self
+                .timestamps
+                .get(stored.token.as_slice())
+                .filter(|(imprint, _)| *imprint == note.imprint);
+            let timestamp = match known {
+                Some((_, timestamp)) => timestamp.clone(),
+                None => {
+                    let timestamp = verify_timestamp(
+                        &stored.token,
+                        note.imprint,
+                        self.policy,
+                        &mut self.tokens,
+                        &mut SingleEd25519,
+                    )
+                    .map_err(|source| ReceiptError::Timestamp { position, source })?;
+                    self.remember_timestamp(&stored.token, note.imprint, &timestamp);
+                    timestamp
+                }
+            };
+            timestamps.push(timestamp);
         }
-        let verdict = verify_checkpoint(receipt, self.policy)?;
-        let result = verify_leaf(receipt, &verdict);
-        if self.verified.len() >= VERIFIER_CACHE_ENTRIES {
-            self.verified.clear();
+        finish(receipt, &note, timestamps, self.policy)
+    }
+
+    /// Verifies many receipts: one result per receipt, in order, each the same as
+    /// [`ReceiptVerifier::verify`] would give, except that Ed25519 signatures are verified in
+    /// batches of up to [`RECEIPTS_PER_BATCH`] receipts' worth (see [`Ed25519Batch`] for what a
+    /// batch accepts). When a batch fails, it is split until the checkpoints and tokens whose
+    /// signatures fail are found, and every receipt that depends on one is verified again one
+    /// signature at a time, so that its error names exactly what failed.
+    pub fn verify_batch(
+        &mut self,
+        receipts: &[Receipt],
+    ) -> Vec<Result<VerifiedReceipt, ReceiptError>> {
+        let mut results = Vec::with_capacity(receipts.len());
+        for chunk in receipts.chunks(RECEIPTS_PER_BATCH) {
+            self.verify_chunk(chunk, &mut results);
         }
-        self.verified.insert(key, verdict);
-        result
+        results
+    }
+
+    fn verify_chunk(
+        &mut self,
+        receipts: &[Receipt],
+        results: &mut Vec<Result<VerifiedReceipt, ReceiptError>>,
+    ) {
+        self.batch.clear();
+        let mut pending = Pending::default();
+        let provisional: Vec<_> = receipts
+            .iter()
+            .map(|receipt| {
+                let mut depends_on = Vec::new();
+                let result = self.verify_deferred(receipt, &mut pending, &mut depends_on);
+                (result, depends_on)
+            })
+            .collect();
+        let mut bad = vec![false; pending.units.len()];
+        self.find_bad_units(&pending.units, 0..pending.units.len(), &mut bad);
+        for (bytes, (unit, note)) in pending.notes {
+            if let (false, Ok(note)) = (bad[unit], note) {
+                self.remember_note(bytes, &note);
+            }
+        }
+        for (token, (unit, imprint, timestamp)) in pending.timestamps {
+            if let (false, Ok(timestamp)) = (bad[unit], timestamp) {
+                self.remember_timestamp(token, imprint, &timestamp);
+            }
+        }
+        self.batch.clear();
+        for (receipt, (result, depends_on)) in receipts.iter().zip(provisional) {
+            if depends_on.iter().any(|&unit| bad[unit]) {
+                results.push(self.verify(receipt));
+            } else {
+                results.push(result);
+            }
+        }
+    }
+
+    /// As [`ReceiptVerifier::verify`], with Ed25519 signatures deferred to the batch: the result
+    /// is final once the units it depends on (pushed to `depends_on`) pass the batch.
+    fn verify_deferred<'r>(
+        &mut self,
+        receipt: &'r Receipt,
+        pending: &mut Pending<'r>,
+        depends_on: &mut Vec<usize>,
+    ) -> Result<VerifiedReceipt, ReceiptError> {
+        receipt.check_shape()?;
+        let note_bytes = receipt.checkpoint.as_bytes();
+        let note = match self.notes.get(note_bytes) {
+            Some(note) => Arc::clone(note),
+            None => {
+                let (unit, note) = match pending.notes.get(note_bytes) {
+                    Some((unit, note)) => (*unit, note.clone()),
+                    None => {
+                        let start = self.batch.len();
+                        let note = verify_note(&receipt.checkpoint, self.policy, &mut self.batch)
+                            .map(Arc::new);
+                        let unit = pending.add_unit(start..self.batch.len());
+                        pending.notes.insert(note_bytes, (unit, note.clone()));
+                        (unit, note)
+                    }
+                };
+                depends_on.push(unit);
+                note?
+            }
+        };
+        let mut timestamps = Vec::with_capacity(receipt.timestamps.len());
+        for (position, stored) in receipt.timestamps.iter().enumerate() {
+            let token = stored.token.as_slice();
+            let known = self
+                .timestamps
+                .get(token)
+                .filter(|(imprint, _)| *imprint == note.imprint);
+            let timestamp = match known {
+                Some((_, timestamp)) => timestamp.clone(),
+                None => {
+                    let provisional = pending
+                        .timestamps
+                        .get(token)
+                        .filter(|(_, imprint, _)| *imprint == note.imprint);
+                    let (unit, timestamp) = match provisional {
+                        Some((unit, _, timestamp)) => (*unit, timestamp.clone()),
+                        None => {
+                            let start = self.batch.len();
+                            let timestamp = verify_timestamp(
+                                token,
+                                note.imprint,
+                                self.policy,
+                                &mut self.tokens,
+                                &mut self.batch,
+                            );
+                            let unit = pending.add_unit(start..self.batch.len());
+                            pending
+                                .timestamps
+                                .insert(token, (unit, note.imprint, timestamp.clone()));
+                            (unit, timestamp)
+                        }
+                    };
+                    depends_on.push(unit);
+                    timestamp.map_err(|source| ReceiptError::Timestamp { position, source })?
+                }
+            };
+            timestamps.push(timestamp);
+        }
+        finish(receipt, &note, timestamps, self.policy)
+    }
+
+    /// Marks in `bad` the units among `range` whose deferred signatures do not all verify,
+    /// by bisection: one batch verification for a range that is good.
+    fn find_bad_units(&self, units: &[Range<usize>], range: Range<usize>, bad: &mut [bool]) {
+        if range.is_empty() {
+            return;
+        }
+        let signatures = units[range.start].start..units[range.end - 1].end;
+        if self.batch.verify_range(signatures) {
+            return;
+        }
+        if range.len() == 1 {
+            bad[range.start] = true;
+            return;
+        }
+        let middle = range.start + range.len() / 2;
+        self.find_bad_units(units, range.start..middle, bad);
+        self.find_bad_units(units, middle..range.end, bad);
+    }
+
+    fn remember_note(&mut self, bytes: &[u8], note: &Arc<NoteVerdict>) {
+        if self.notes.len() >= VERIFIER_CACHE_ENTRIES {
+            self.notes.clear();
+        }
+        self.notes.insert(bytes.into(), Arc::clone(note));
+    }
+
+    fn remember_timestamp(
+        &mut self,
+        token: &[u8],
+        imprint: [u8; 32],
+        timestamp: &TimestampVerdict,
+    ) {
+        if self.timestamps.len() >= VERIFIER_CACHE_ENTRIES {
+            self.timestamps.clear();
+        }
+        self.timestamps
+            .insert(token.into(), (imprint, timestamp.clone()));
     }
 }
 
-/// Everything about a receipt that depends only on its checkpoint and tokens.
+/// The checkpoints and tokens verified with signatures deferred to the current batch. A unit
+/// is one such verification; its signatures sit at a range of the batch.
+#[derive(Default)]
+struct Pending<'r> {
+    units: Vec<Range<usize>>,
+    /// Note bytes → (unit, what verifying the note gave).
+    notes: HashMap<&'r [u8], (usize, NoteResult)>,
+    /// Token bytes → (unit, the imprint it was verified over, what verifying it gave).
+    timestamps: HashMap<&'r [u8], (usize, [u8; 32], TimestampResult)>,
+}
+
+type NoteResult = Result<Arc<NoteVerdict>, ReceiptError>;
+type TimestampResult = Result<TimestampVerdict, TimestampError>;
+
+impl Pending<'_> {
+    fn add_unit(&mut self, signatures: Range<usize>) -> usize {
+        self.units.push(signatures);
+        self.units.len() - 1
+    }
+}
+
+/// Everything about a receipt that depends only on its checkpoint note.
 #[derive(Debug, Clone)]
-struct CheckpointVerdict {
+struct NoteVerdict {
     checkpoint: Checkpoint,
+    /// The imprint its timestamps must carry.
+    imprint: [u8; 32],
     witnesses: Vec<(String, u64)>,
-    timestamps: Vec<(Option<String>, UnixTime)>,
     unknown_signatures: usize,
 }
 
-fn checkpoint_cache_key(receipt: &Receipt) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update((receipt.checkpoint.len() as u64).to_be_bytes());
-    hasher.update(receipt.checkpoint.as_bytes());
-    for timestamp in &receipt.timestamps {
-        hasher.update((timestamp.token.len() as u64).to_be_bytes());
-        hasher.update(&timestamp.token);
-    }
-    hasher.finalize().into()
-}
+/// A verified token: the policy name of the TSA it chains to, if any, and its genTime.
+type TimestampVerdict = (Option<String>, UnixTime);
 
-fn verify_checkpoint(
-    receipt: &Receipt,
+/// Steps 2 and 3 of verification: the note's signatures and the witness quorum.
+fn verify_note(
+    checkpoint_note: &str,
     policy: &Policy,
-) -> Result<CheckpointVerdict, ReceiptError> {
-    let note = Note::parse(receipt.checkpoint.as_bytes())
+    signatures: &mut dyn Ed25519Checker,
+) -> Result<NoteVerdict, ReceiptError> {
+    let note = Note::parse(checkpoint_note.as_bytes())
         .map_err(|error| ReceiptError::Checkpoint(error.to_string()))?;
     let checkpoint = Checkpoint::from_note(&note)
         .map_err(|error| ReceiptError::Checkpoint(error.to_string()))?;
@@ -400,7 +640,7 @@ fn verify_checkpoint(
             .map(|witness| &witness.key as &dyn NoteVerifier),
     );
     let verification = note
-        .verify(&verifiers)
+        .verify_with(&verifiers, signatures)
         .map_err(|error| ReceiptError::Signature(error.to_string()))?;
     if !verification.is_signed_by(log.key.key_name(), log.key.key_id()) {
         return Err(ReceiptError::Signature(format!(
@@ -416,7 +656,7 @@ fn verify_checkpoint(
                 && signature.key_id == witness.key.key_id()
         });
         if let Some(signature) = signature {
-            // Already verified as a cosignature by `note.verify` above; only read its time.
+            // Already verified as a cosignature by `note.verify_with` above; only read its time.
             let cosignature = Cosignature::from_note_signature(signature)
                 .map_err(|error| ReceiptError::Signature(error.to_string()))?;
             witnesses.push((witness.name.clone(), cosignature.timestamp));
@@ -428,58 +668,49 @@ fn verify_checkpoint(
             cosigned: cosigned.into_iter().collect(),
         });
     }
+    Ok(NoteVerdict {
+        imprint: timestamp::checkpoint_imprint(note.text().as_bytes()),
+        checkpoint,
+        witnesses,
+        unknown_signatures: verification.unverified.len(),
+    })
+}
 
-    let imprint = timestamp::checkpoint_imprint(note.text().as_bytes());
-    let mut timestamps = Vec::new();
-    let mut trusted_tsas = BTreeSet::new();
-    for (position, stored) in receipt.timestamps.iter().enumerate() {
-        let trusted = policy.tsas.iter().find_map(|tsa| {
-            let expectation = Expectation {
-                imprint,
-                nonce: None,
-                trust_anchors: Some(&tsa.anchors),
-            };
-            timestamp::verify_token(&stored.token, &expectation)
-                .ok()
-                .map(|verified| (tsa.name.clone(), verified))
-        });
-        match trusted {
-            Some((name, verified)) => {
-                trusted_tsas.insert(name.clone());
-                timestamps.push((Some(name), verified.gen_time));
-            }
-            None => {
-                // Not from a TSA this policy trusts: it must still be a valid token over this
-                // checkpoint (any changed byte is an error), it just does not count.
-                let expectation = Expectation {
-                    imprint,
-                    nonce: None,
-                    trust_anchors: None,
-                };
-                let verified = timestamp::verify_token(&stored.token, &expectation)
-                    .map_err(|source| ReceiptError::Timestamp { position, source })?;
-                timestamps.push((None, verified.gen_time));
-            }
-        }
-    }
+/// Step 6 for one token: it must verify completely over the checkpoint; it counts for the
+/// first TSA of the policy it chains to, if any (a valid token of another TSA counts for none).
+fn verify_timestamp(
+    token: &[u8],
+    imprint: [u8; 32],
+    policy: &Policy,
+    tokens: &mut TokenVerifier,
+    signatures: &mut dyn Ed25519Checker,
+) -> Result<TimestampVerdict, TimestampError> {
+    let anchor_sets: Vec<&TrustAnchors> = policy.tsas.iter().map(|tsa| &tsa.anchors).collect();
+    let (verified, trusted) =
+        tokens.verify_against(token, imprint, None, &anchor_sets, signatures)?;
+    Ok((
+        trusted.map(|position| policy.tsas[position].name.clone()),
+        verified.gen_time,
+    ))
+}
+
+/// Step 7, then steps 4 and 5: the TSA quorum, the leaf hash and the inclusion proof.
+fn finish(
+    receipt: &Receipt,
+    note: &NoteVerdict,
+    timestamps: Vec<TimestampVerdict>,
+    policy: &Policy,
+) -> Result<VerifiedReceipt, ReceiptError> {
+    let trusted_tsas: BTreeSet<&str> = timestamps
+        .iter()
+        .filter_map(|(name, _)| name.as_deref())
+        .collect();
     if trusted_tsas.len() < policy.tsa_quorum {
         return Err(ReceiptError::TimestampQuorumNotMet {
             found: trusted_tsas.len(),
             required: policy.tsa_quorum,
         });
     }
-    Ok(CheckpointVerdict {
-        checkpoint,
-        witnesses,
-        timestamps,
-        unknown_signatures: verification.unverified.len(),
-    })
-}
-
-fn verify_leaf(
-    receipt: &Receipt,
-    verdict: &CheckpointVerdict,
-) -> Result<VerifiedReceipt, ReceiptError> {
     if let Some(leaf) = &receipt.leaf {
         let computed = Hash::of_leaf(leaf);
         if computed != receipt.leaf_hash {
@@ -489,7 +720,7 @@ fn verify_leaf(
             });
         }
     }
-    let checkpoint = &verdict.checkpoint;
+    let checkpoint = &note.checkpoint;
     merkle::verify_inclusion(
         receipt.index,
         checkpoint.size,
@@ -508,9 +739,9 @@ fn verify_leaf(
         leaf_hash: receipt.leaf_hash,
         tree_size: checkpoint.size,
         root: checkpoint.root,
-        witnesses: verdict.witnesses.clone(),
-        timestamps: verdict.timestamps.clone(),
-        unknown_signatures: verdict.unknown_signatures,
+        witnesses: note.witnesses.clone(),
+        timestamps,
+        unknown_signatures: note.unknown_signatures,
     })
 }
 
@@ -645,38 +876,6 @@ mod tests {
             verify(&receipt, &world.policy("two", true)),
             Err(ReceiptError::Timestamp { position: 0, .. })
         ));
-    }
-
-    #[test]
-    fn every_single_byte_change_of_the_json_is_detected() {
-        // A policy under which every part of the receipt carries weight: with a looser quorum,
-        // turning one surplus cosignature into a signature by an unknown key leaves a receipt
-        // that still proves the same thing (and reports the unknown signature).
-        let world = world(20);
-        let policy = world.policy("every", true);
-        let receipt = world.receipt(7, &[0, 1, 2]);
-        let json = serde_json::to_vec(&receipt).expect("serialises");
-        let mut verifier = ReceiptVerifier::new(&policy);
-        assert!(verifier.verify(&receipt).is_ok());
-        // Flip one bit in every byte, one at a time (a few thousand verifications): either the
-        // JSON no longer parses, or it parses to a receipt that is refused, or (only when the
-        // change is inside base64 padding bits or whitespace-free escapes that decode the same)
-        // it decodes to exactly the same receipt.
-        for position in 0..json.len() {
-            let mut tampered = json.clone();
-            tampered[position] ^= 0x01;
-            let Ok(parsed) = Receipt::from_json(&tampered) else {
-                continue;
-            };
-            if parsed == receipt {
-                continue;
-            }
-            assert!(
-                verifier.verify(&parsed).is_err(),
-                "a change at byte {position} ({:?}) was not detected",
-                String::from_utf8_lossy(&json[position.saturating_sub(20)..position + 1])
-            );
-        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use der::{Decode, Encode, Tagged};
 use sha2::Digest;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
+use crate::note::{verify_single, Ed25519Checker, Ed25519Rules};
+
 /// Object identifiers used by RFC 3161, RFC 5652, RFC 5816 and the algorithms above.
 pub mod oid {
     use const_oid::ObjectIdentifier;
@@ -404,6 +406,27 @@ impl PublicKey {
         }
     }
 
+    /// As [`PublicKey::verify`], with an Ed25519 equation left to `checker` (which may defer
+    /// it to a batch); other algorithms are checked at once.
+    pub(crate) fn verify_with(
+        &self,
+        algorithm: SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+        checker: &mut dyn Ed25519Checker,
+    ) -> Result<(), SignatureFailure> {
+        match (self, algorithm) {
+            (PublicKey::Ed25519(key), SignatureAlgorithm::Ed25519) => {
+                if checker.check(key, message, signature, Ed25519Rules::Strict) {
+                    Ok(())
+                } else {
+                    Err(SignatureFailure::Invalid)
+                }
+            }
+            _ => self.verify(algorithm, message, signature),
+        }
+    }
+
     /// Checks `signature` over `message` with `algorithm`.
     pub(crate) fn verify(
         &self,
@@ -470,10 +493,11 @@ impl PublicKey {
                     .map_err(|_| SignatureFailure::Invalid)
             }
             (PublicKey::Ed25519(key), SignatureAlgorithm::Ed25519) => {
-                let signature = ed25519_dalek::Signature::from_slice(signature)
-                    .map_err(|_| SignatureFailure::Invalid)?;
-                key.verify_strict(message, &signature)
-                    .map_err(|_| SignatureFailure::Invalid)
+                if verify_single(key, message, signature, Ed25519Rules::Strict) {
+                    Ok(())
+                } else {
+                    Err(SignatureFailure::Invalid)
+                }
             }
             (key, algorithm) => Err(SignatureFailure::KeyMismatch(format!(
                 "a {} key cannot check a {algorithm} signature",

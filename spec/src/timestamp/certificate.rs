@@ -27,6 +27,8 @@ pub(crate) struct ParsedCertificate {
     pub not_before: i64,
     pub not_after: i64,
     pub public_key: Result<PublicKey, String>,
+    /// The subject as RFC 4514 text, made once: messages and results quote it.
+    subject_text: String,
 }
 
 /// Extensions whose criticality Cairn honours: every other critical extension makes a
@@ -71,6 +73,10 @@ impl ParsedCertificate {
         let subject_der = tbs.subject.to_der().map_err(|error| error.to_string())?;
         let issuer_der = tbs.issuer.to_der().map_err(|error| error.to_string())?;
         let public_key = PublicKey::from_spki(&tbs.subject_public_key_info);
+        let subject_text = match tbs.subject.to_string() {
+            text if text.is_empty() => "(empty subject)".to_string(),
+            text => text,
+        };
         Ok(ParsedCertificate {
             der: der.to_vec(),
             tbs_der,
@@ -80,17 +86,13 @@ impl ParsedCertificate {
             subject_der,
             issuer_der,
             public_key,
+            subject_text,
         })
     }
 
     /// The subject as RFC 4514 text, for messages.
     pub(crate) fn subject(&self) -> String {
-        let text = self.certificate.tbs_certificate.subject.to_string();
-        if text.is_empty() {
-            "(empty subject)".to_string()
-        } else {
-            text
-        }
+        self.subject_text.clone()
     }
 
     /// The issuer as RFC 4514 text, for messages.

@@ -77,18 +77,25 @@ impl TrustAnchors {
     }
 }
 
+/// Checks that `issuer`'s key signed `certificate`: [`ParsedCertificate::verify_signed_by`],
+/// or a cache of its earlier answers for the same two certificates.
+pub(crate) type IssuerCheck<'c> =
+    dyn FnMut(&ParsedCertificate, &ParsedCertificate) -> Result<(), String> + 'c;
+
 /// Searches for a path from `signer` through `intermediates` to an anchor and returns the
 /// anchor reached.
 pub(crate) fn find_path<'a>(
     signer: &ParsedCertificate,
-    intermediates: &[ParsedCertificate],
+    intermediates: &[&ParsedCertificate],
     trust_anchors: &'a TrustAnchors,
     gen_time: UnixTime,
+    signed_by: &mut IssuerCheck<'_>,
 ) -> Result<&'a ParsedCertificate, ChainFailure> {
     let mut search = Search {
         intermediates,
         trust_anchors,
         gen_time,
+        signed_by,
         checks_left: MAX_SIGNATURE_CHECKS,
         on_path: Vec::new(),
         closest_failure: None,
@@ -104,10 +111,11 @@ pub(crate) fn find_path<'a>(
     }
 }
 
-struct Search<'s, 'a> {
-    intermediates: &'s [ParsedCertificate],
+struct Search<'s, 'a, 'c> {
+    intermediates: &'s [&'s ParsedCertificate],
     trust_anchors: &'a TrustAnchors,
     gen_time: UnixTime,
+    signed_by: &'s mut IssuerCheck<'c>,
     checks_left: usize,
     /// Indices of the intermediates on the current path, nearest the signer first.
     on_path: Vec<usize>,
@@ -115,7 +123,7 @@ struct Search<'s, 'a> {
     closest_failure: Option<(usize, ChainFailure)>,
 }
 
-impl<'s, 'a> Search<'s, 'a> {
+impl<'s, 'a, 'c> Search<'s, 'a, 'c> {
     fn fail(&mut self, failure: ChainFailure) {
         let depth = self.on_path.len();
         if self
@@ -130,7 +138,7 @@ impl<'s, 'a> Search<'s, 'a> {
     /// Tries to finish the path above `current`, the certificate last added.
     fn extend(&mut self, current: &ParsedCertificate) -> Option<&'a ParsedCertificate> {
         let trust_anchors: &'a TrustAnchors = self.trust_anchors;
-        let intermediates: &'s [ParsedCertificate] = self.intermediates;
+        let intermediates: &'s [&'s ParsedCertificate] = self.intermediates;
         if let Some(anchor) = trust_anchors
             .anchors
             .iter()
@@ -156,7 +164,7 @@ impl<'s, 'a> Search<'s, 'a> {
             });
             return None;
         }
-        for (index, candidate) in intermediates.iter().enumerate() {
+        for (index, &candidate) in intermediates.iter().enumerate() {
             // A self-issued certificate in the token is a root that claims itself; it is
             // trusted only by being one of the anchors, never as a step between.
             if candidate.subject_der != current.issuer_der
@@ -241,7 +249,7 @@ impl<'s, 'a> Search<'s, 'a> {
             return false;
         }
         self.checks_left -= 1;
-        match current.verify_signed_by(issuer) {
+        match (self.signed_by)(current, issuer) {
             Ok(()) => true,
             Err(detail) => {
                 self.fail(ChainFailure::BadCertificateSignature {

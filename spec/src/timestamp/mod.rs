@@ -48,8 +48,8 @@ pub use request::{TimestampRequest, MAX_NONCE_SIZE, MAX_REQUEST_SIZE};
 pub use status::{FailureInfo, PkiStatus};
 pub use time::UnixTime;
 pub use verify::{
-    verify_response, verify_token, Accuracy, Expectation, TimestampSerial, VerifiedTimestamp,
-    MAX_SERIAL_SIZE,
+    verify_response, verify_token, Accuracy, Expectation, TimestampSerial, TokenVerifier,
+    VerifiedTimestamp, MAX_SERIAL_SIZE,
 };
 
 /// Largest TimeStampResp or TimeStampToken read: 64 KiB. A token with a TSA certificate and a
