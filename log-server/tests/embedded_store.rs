@@ -291,6 +291,52 @@ fn sealing_cuts_the_zeros_written_ahead() {
     assert_log(&EmbeddedStore::open(config).expect("reopen"), 70);
 }
 
+/// After a seal, the next segment is the spare made in the background: zero-filled in full from
+/// its first batch on. A spare left by an earlier process is thrown away, whatever it holds.
+#[test]
+fn new_segments_start_zero_filled_from_the_spare() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = preallocating_config_in(dir.path());
+    config.segment_max_bytes = 64 * 1024;
+    config.preallocate_bytes = 1024;
+    let spare = dir.path().join("segments").join("spare.tmp");
+    fs::create_dir_all(spare.parent().expect("segments")).expect("segments directory");
+    fs::write(&spare, b"left by an earlier process").expect("a stale spare");
+    let store = EmbeddedStore::open(config.clone()).expect("open");
+    assert!(!spare.exists(), "the stale spare was thrown away");
+    // A spare is asked for once the active segment is half full.
+    let mut next = 0;
+    while fs::read(&segment_files(dir.path())[0])
+        .expect("read")
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .unwrap_or(0)
+        < 32 * 1024
+    {
+        append(&store, next..next + 10);
+        next += 10;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(&spare).map_or(true, |meta| meta.len() < 64 * 1024) {
+        assert!(Instant::now() < deadline, "no spare segment was made");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Made, synced, and marked ready a moment after it reached its length.
+    std::thread::sleep(Duration::from_millis(500));
+    while segment_files(dir.path()).len() < 2 {
+        append(&store, next..next + 10);
+        next += 10;
+    }
+    let second = segment_files(dir.path())[1].clone();
+    assert_eq!(
+        fs::metadata(&second).expect("stat").len(),
+        64 * 1024,
+        "the new segment is the spare, zero-filled to the segment size"
+    );
+    drop(store);
+    assert_log(&EmbeddedStore::open(config).expect("reopen"), next);
+}
+
 #[test]
 fn refuses_to_open_when_an_earlier_batch_is_damaged() {
     let dir = tempfile::tempdir().expect("temporary directory");

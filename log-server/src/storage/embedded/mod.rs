@@ -1,7 +1,8 @@
 //! The embedded backend of [`LogStore`]: a directory on one machine's disk.
 //!
 //! ```text
-//! <dir>/segments/   entries: append-only segment files (+ sealed offset indexes)   segment
+//! <dir>/segments/   entries: append-only segment files (+ sealed offset indexes,   segment
+//!                   and a zero-filled spare made ahead)                            spare
 //! <dir>/hashes/     stored hashes: one file of 32-byte hashes per tile level       hash_levels
 //! <dir>/dedup/      dedup index: sorted run files                                  dedup
 //! <dir>/state/      sled: checkpoint, witnesses, cosignatures, tokens, sync marks  state
@@ -18,6 +19,7 @@ mod hash_levels;
 mod record;
 mod recovery;
 mod segment;
+mod spare;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -122,7 +124,7 @@ impl EmbeddedStore {
             config.segment_max_bytes,
             config.preallocate_bytes,
             segments,
-        );
+        )?;
         let entry_count = segments.entry_count();
         if let Some(checkpoint) = state.latest_checkpoint()? {
             if checkpoint.size > entry_count {

@@ -10,7 +10,9 @@
 //! so its `fdatasync` writes data and flushes the disk cache but needs no journal commit for a
 //! new file size or new blocks (ext4, XFS). That commit is paid once per preallocated chunk
 //! rather than once per batch, and other files' metadata traffic stops delaying the log's
-//! acknowledgements. Recovery tells that zero tail from a torn batch; sealing cuts it off.
+//! acknowledgements. Recovery tells that zero tail from a torn batch; sealing cuts it off. The
+//! segments after the first of a process start fully zero-filled: a spare made in the background
+//! ([`super::spare`]) becomes the next segment at the seal.
 //!
 //! So that reading entry `i` never scans the log, each segment keeps the byte offset of every
 //! entry whose index is a multiple of 256 (the first entry of each C2SP tlog-tiles entry
@@ -27,6 +29,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::files;
 use super::record::{self, BatchHeader, DecodeError, ItemKind, BATCH_HEADER_LEN};
+use super::spare::Spares;
 use crate::storage::{Entry, NewEntry, StoreError};
 
 /// Entries per entry bundle (C2SP tlog-tiles), and the spacing of the sparse offset index.
@@ -340,6 +343,8 @@ pub struct SegmentLog {
     dir: PathBuf,
     segment_max_bytes: u64,
     preallocate_bytes: u64,
+    /// Whole zero-filled segments made ahead, when zeros are written ahead at all.
+    spares: Option<Spares>,
     segments: RwLock<Vec<Segment>>,
     writer: Mutex<Writer>,
 }
@@ -363,23 +368,30 @@ struct Writer {
 
 impl SegmentLog {
     /// A log over recovered segments (at least one; the last is the active one), which
-    /// zero-fills the active segment `preallocate_bytes` at a time (0: never).
+    /// zero-fills the active segment `preallocate_bytes` at a time and keeps a whole spare
+    /// segment zero-filled in the background (0: neither).
     pub fn new(
         dir: PathBuf,
         segment_max_bytes: u64,
         preallocate_bytes: u64,
         segments: Vec<Segment>,
-    ) -> SegmentLog {
-        SegmentLog {
+    ) -> Result<SegmentLog, StoreError> {
+        let spares = if preallocate_bytes > 0 {
+            Some(Spares::start(&dir, segment_max_bytes)?)
+        } else {
+            None
+        };
+        Ok(SegmentLog {
             dir,
             segment_max_bytes,
             preallocate_bytes,
+            spares,
             segments: RwLock::new(segments),
             writer: Mutex::new(Writer {
                 buffer: Vec::new(),
                 poisoned: None,
             }),
-        }
+        })
     }
 
     /// How many entries the segments hold.
@@ -463,17 +475,26 @@ impl SegmentLog {
         last.byte_len += written;
         last.file_len = file_len.max(last.byte_len);
         last.bundle_offsets.extend(new_offsets);
+        let half_full = 2 * last.byte_len >= self.segment_max_bytes;
+        drop(segments);
+        if let (true, Some(spares)) = (half_full, &self.spares) {
+            spares.want();
+        }
         Ok(written)
     }
 
     /// Writes zeros past `end` when a batch ending there would leave the zero-filled part of
-    /// the active segment, up to one chunk ahead but not past the segment's size limit.
-    /// Returns the file's length after it.
+    /// the active segment: a chunk as long as the file already is, between 64 KiB and
+    /// `preallocate_bytes` (so a small log writes few zeros, and a busy one few chunks), never
+    /// past the segment's size limit. Returns the file's length after it.
     fn zero_fill_ahead(&self, active: &Active, end: u64) -> Result<u64, StoreError> {
         if self.preallocate_bytes == 0 || end <= active.file_len {
             return Ok(active.file_len.max(end));
         }
-        let target = (end + self.preallocate_bytes).min(self.segment_max_bytes.max(end));
+        let chunk = active
+            .file_len
+            .clamp(64 * 1024, self.preallocate_bytes.max(64 * 1024));
+        let target = (end + chunk).min(self.segment_max_bytes.max(end));
         let mut offset = end.max(active.file_len);
         while offset < target {
             let length = ZEROS.len().min((target - offset) as usize);
@@ -516,9 +537,15 @@ impl SegmentLog {
             full.end_index()
         };
         let path = self.dir.join(segment_file_name(first_index));
+        let spare_len = match &self.spares {
+            Some(spares) => spares.take_as(&path)?,
+            None => None,
+        };
         let file = files::open_rw(&path)?;
-        file.sync_all()
-            .map_err(|source| StoreError::io("fsync", &path, source))?;
+        if spare_len.is_none() {
+            file.sync_all()
+                .map_err(|source| StoreError::io("fsync", &path, source))?;
+        }
         files::sync_dir(&self.dir)?;
         let segment = Segment {
             path,
@@ -526,7 +553,7 @@ impl SegmentLog {
             first_index,
             entry_count: 0,
             byte_len: 0,
-            file_len: 0,
+            file_len: spare_len.unwrap_or(0),
             bundle_offsets: Vec::new(),
         };
         let mut segments = self.segments.write();
