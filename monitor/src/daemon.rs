@@ -30,7 +30,8 @@ const MAX_GOSSIP_NOTES: usize = 64;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where sled keeps the verified state.
+    /// Where the verified state is kept: sled's files, and the verified trees' hashes in
+    /// `hashes/`.
     pub state_dir: PathBuf,
     /// Where evidence files are written.
     pub evidence_dir: PathBuf,
@@ -66,7 +67,8 @@ fn default_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// Base URL of the log.
+    /// Base URL of the log's read API, or `file:///path` of a local directory in the
+    /// tlog-tiles layout (a static mirror of the log).
     pub url: String,
     /// The log's vkey.
     pub key: String,
@@ -198,6 +200,7 @@ impl Monitor {
                 fetcher.clone(),
                 alerter.clone(),
                 &db,
+                &config.state_dir.join("hashes"),
                 config.evidence_dir.clone(),
             )?;
             followers.push(Arc::new(Mutex::new(follower)));
