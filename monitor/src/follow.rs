@@ -24,22 +24,21 @@ use cairn_spec::policy::Policy;
 use cairn_spec::tiles::{decode_tile, Tile, FULL_TILE_BYTES, TILE_WIDTH};
 use cairn_spec::Hash;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 
 use crate::alert::{Alert, AlertKind, Alerter};
 use crate::fetch::{
-    join, BadLocation, FetchError, Fetcher, Level0Batch, LogSource, MAX_CHECKPOINT_BYTES,
-    MAX_TILE_BYTES,
+    join, BadLocation, FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES,
 };
 use crate::hashes::{migrate_from_sled, HashFiles};
-use crate::verify::{verify_batch, FetchedTile, VerifiedTile};
+use crate::pipeline::{Commit, Committer, Pipeline, Verified};
+use crate::verify::{FetchedTile, VerifiedTile};
 
 /// How many gossiped checkpoints larger than the verified tree are held until it gets there.
 const MAX_PENDING: usize = 64;
-/// How many tiles are fetched, verified and committed together (65,536 leaves): large enough
-/// that a commit (two fdatasyncs and a sled flush) is cheap beside it, small enough that the
-/// pipeline fills quickly and an interruption loses little.
-const BATCH_TILES: u64 = 256;
+/// How many tiles are fetched, verified and committed together (32,768 leaves): large enough
+/// that a commit (two fdatasyncs and a sled flush) and starting the verifier threads are cheap
+/// beside it, small enough that the pipeline fills quickly and an interruption loses little.
+const BATCH_TILES: u64 = 128;
 
 /// One log to follow.
 #[derive(Debug, Clone)]
@@ -571,10 +570,9 @@ impl Follower {
 
     /// Fetches and verifies the leaves from the verified size to `checkpoint.size`.
     ///
-    /// Batches of [`BATCH_TILES`] tiles go through three stages that overlap: fetching (batch
-    /// `k + 1`), verifying on every core (batch `k`), and committing (batch `k - 1`: its hashes
-    /// written and synced, then its progress record). Folding a batch into the compact range
-    /// costs a few node hashes a tile and is done here, in order.
+    /// Batches of [`BATCH_TILES`] tiles are fetched ahead and verified on every core
+    /// ([`Pipeline`]), folded here into the compact range in order (a few node hashes a tile),
+    /// and committed behind ([`Committer`]: hashes written and synced, then the progress record).
     async fn grow(&mut self, note: Vec<u8>, checkpoint: Checkpoint) -> Result<(), FollowError> {
         let verified_range = match &self.state {
             Some(state) => state.range().unwrap_or_default(),
@@ -602,39 +600,28 @@ impl Follower {
             );
         }
         let entries = self.settings.check_entries || self.settings.event_log;
-        let event_log = self.settings.event_log;
-        let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
-        let fetch = |start: u64| {
-            let (source, size) = (self.source.clone(), checkpoint.size);
-            let batch = start..end_tile.min(start + BATCH_TILES);
-            let next = batch.end;
-            let handle =
-                tokio::spawn(async move { source.fetch_level0(batch, size, entries).await });
-            (handle, next)
-        };
         let first_tile = range.tree_size() / width;
-        let mut fetching = (first_tile < end_tile).then(|| fetch(first_tile));
-        let mut committing: Option<JoinHandle<Result<(), FollowError>>> = None;
+        let mut pipeline = Pipeline::start(
+            self.source.clone(),
+            (first_tile, end_tile, checkpoint.size),
+            BATCH_TILES,
+            entries,
+            self.settings.event_log,
+        );
+        let mut committer =
+            Committer::start(self.hashes.clone(), self.state_tree.clone(), PROGRESS_KEY);
         let mut interrupted = None;
-        while let Some((handle, next)) = fetching.take() {
-            let Level0Batch {
-                tiles: fetched,
-                failure,
-            } = joined(handle).await?;
-            if failure.is_none() && next < end_tile {
-                fetching = Some(fetch(next));
-            }
-            let (fetched, verified) = joined(tokio::task::spawn_blocking(move || {
-                let verified = verify_batch(&fetched, event_log, threads);
-                (fetched, verified)
-            }))
-            .await?;
+        while let Some(Verified {
+            fetched,
+            verified,
+            failure,
+        }) = pipeline.next().await?
+        {
             let verified = match verified {
                 Ok(verified) => verified,
                 Err(problem) => {
-                    if let Some(previous) = committing.take() {
-                        joined(previous).await??;
-                    }
+                    // What was verified before stays committed, to resume from.
+                    committer.finish().await?;
                     self.refused("log");
                     self.raise(
                         AlertKind::CorruptData,
@@ -691,28 +678,21 @@ impl Follower {
             // Progress is resumable only at a tile boundary short of the checkpoint.
             let progress = (range.tree_size() % width == 0 && range.tree_size() < checkpoint.size)
                 .then(|| Self::progress_record(&range));
-            if let Some(previous) = committing.take() {
-                joined(previous).await??;
-            }
-            let (hashes, state_tree) = (self.hashes.clone(), self.state_tree.clone());
-            committing = Some(tokio::task::spawn_blocking(move || {
-                commit_batch(
-                    &hashes,
-                    &state_tree,
+            committer = committer
+                .send(Commit {
                     first_leaf,
-                    &leaf_hashes,
-                    &tile_roots,
+                    leaf_hashes,
+                    tile_roots,
                     progress,
-                )
-            }));
+                })
+                .await?;
             self.show_progress(range.tree_size(), checkpoint.size, started);
-            if let Some(failure) = failure {
-                interrupted = Some(failure);
+            if failure.is_some() {
+                interrupted = failure;
+                break;
             }
         }
-        if let Some(previous) = committing.take() {
-            joined(previous).await??;
-        }
+        committer.finish().await?;
         if let Some(error) = interrupted {
             tracing::warn!(%error, "fetching tiles failed; will retry next poll");
             self.fetch_failed(&error, "log");
@@ -992,43 +972,6 @@ impl HashReader for VerifiedHashes<'_> {
     fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         nodes.iter().map(|&node| self.node(node)).collect()
     }
-}
-
-/// Awaits a task of the growth pipeline: a panic in it is resumed here.
-async fn joined<T>(handle: JoinHandle<T>) -> Result<T, FollowError> {
-    match handle.await {
-        Ok(value) => Ok(value),
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(_) => Err(FollowError::Stopped),
-    }
-}
-
-/// The commit stage of a growth: the batch's leaf hashes (from `first_leaf` on) and full tile
-/// roots written and synced, and only then the progress record that names them, if any.
-fn commit_batch(
-    hashes: &HashFiles,
-    state_tree: &sled::Tree,
-    first_leaf: u64,
-    leaf_hashes: &[u8],
-    tile_roots: &[(u64, Hash)],
-    progress: Option<Vec<u8>>,
-) -> Result<(), FollowError> {
-    hashes
-        .write_leaf_hashes(first_leaf, leaf_hashes)
-        .map_err(FollowError::Hashes)?;
-    // The roots come in tile order without gaps: one write.
-    if let Some(&(first_tile, _)) = tile_roots.first() {
-        let roots: Vec<Hash> = tile_roots.iter().map(|&(_, root)| root).collect();
-        hashes
-            .write_tile_roots(first_tile, &roots)
-            .map_err(FollowError::Hashes)?;
-    }
-    hashes.sync().map_err(FollowError::Hashes)?;
-    if let Some(progress) = progress {
-        state_tree.insert(PROGRESS_KEY, progress)?;
-        state_tree.flush()?;
-    }
-    Ok(())
 }
 
 /// Appends the root of a full level-0 tile to a range that ends on a tile boundary. There the

@@ -6,6 +6,7 @@
 //!   and the log source: its HTTP read API or a local directory in the tlog-tiles layout.
 //! - [`verify`]: level-0 tiles checked against their entry bundles on every core.
 //! - [`hashes`]: the verified tree's hashes in flat files.
+//! - [`pipeline`]: the stages of a growth beside the follower: fetch ahead, verify, commit.
 //! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
 //!   bundle re-verified in a pipeline (fetch ahead, verify on every core, commit behind),
 //!   consistency from its own frontier, state in sled (an interrupted verification resumes),
@@ -27,4 +28,5 @@ pub mod export;
 pub mod fetch;
 pub mod follow;
 pub mod hashes;
+pub mod pipeline;
 pub mod verify;
