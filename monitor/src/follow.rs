@@ -543,7 +543,8 @@ impl Follower {
         serde_json::to_vec(&progress).expect("progress serialises")
     }
 
-    fn show_progress(&self, done: u64, total: u64, started: std::time::Instant) {
+    /// Shows `done` of `total` leaves, and the rate since the growth started at `from`.
+    fn show_progress(&self, (from, done, total): (u64, u64, u64), started: std::time::Instant) {
         if !self.progress {
             return;
         }
@@ -556,7 +557,7 @@ impl Follower {
         eprint!(
             "\r{}: {done} of {total} leaves ({percent:.1}%), {:.2} M leaves/s   ",
             self.settings.origin(),
-            done as f64 / seconds / 1e6
+            (done - from) as f64 / seconds / 1e6
         );
         if done >= total {
             eprintln!();
@@ -600,7 +601,8 @@ impl Follower {
             );
         }
         let entries = self.settings.check_entries || self.settings.event_log;
-        let first_tile = range.tree_size() / width;
+        let from = range.tree_size();
+        let first_tile = from / width;
         let mut pipeline = Pipeline::start(
             self.source.clone(),
             (first_tile, end_tile, checkpoint.size),
@@ -686,7 +688,7 @@ impl Follower {
                     progress,
                 })
                 .await?;
-            self.show_progress(range.tree_size(), checkpoint.size, started);
+            self.show_progress((from, range.tree_size(), checkpoint.size), started);
             if failure.is_some() {
                 interrupted = failure;
                 break;
