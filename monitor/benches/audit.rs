@@ -12,6 +12,11 @@
 //! Besides criterion's wall-clock throughput, each case prints the monitor process's CPU time
 //! per leaf over the measured iterations (user + system, from /proc/self/stat): steadier than
 //! wall-clock figures on a shared machine, and for the in-process case it includes the server.
+//!
+//! The same binary prepares a log for the `cairn-monitor audit` command line: with
+//! `CAIRN_AUDIT_BENCH_WRITE=<dir>` it writes the log's directory and prints its vkey, with
+//! `CAIRN_AUDIT_BENCH_SERVE=<dir>` it serves that directory on loopback and prints the URL
+//! (until its stdin closes).
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
@@ -36,6 +41,8 @@ const LEAVES: usize = 1 << 20;
 const ORIGIN: &str = "example.com/bench";
 /// Set to a log directory, the bench binary serves it over loopback and prints its URL.
 const SERVE_ENV: &str = "CAIRN_AUDIT_BENCH_SERVE";
+/// Set to a directory, the bench binary writes the log there and prints its vkey.
+const WRITE_ENV: &str = "CAIRN_AUDIT_BENCH_WRITE";
 
 type Files = HashMap<String, Bytes>;
 
@@ -261,6 +268,11 @@ criterion_group!(benches, audit);
 fn main() {
     if let Ok(dir) = std::env::var(SERVE_ENV) {
         serve_directory(&dir);
+        return;
+    }
+    if let Ok(dir) = std::env::var(WRITE_ENV) {
+        write_files(&build_files(&signer()), Path::new(&dir));
+        println!("{}", signer().verifier().to_vkey());
         return;
     }
     benches();

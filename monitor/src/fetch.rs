@@ -251,39 +251,38 @@ impl LogSource {
         let plan = level0_plan(tiles, size);
         match self {
             LogSource::Http { fetcher, base } => {
-                let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES));
-                let mut tasks = tokio::task::JoinSet::new();
-                for (position, (tile, bundle)) in plan.into_iter().enumerate() {
+                // A few workers, each fetching one tile (and bundle) after another over its
+                // keep-alive connection: fewer tasks and wake-ups than a task a tile.
+                let plan = Arc::new(plan);
+                let next = Arc::new(AtomicUsize::new(0));
+                let mut workers = tokio::task::JoinSet::new();
+                for _ in 0..CONCURRENT_FETCHES.min(plan.len()) {
                     let (fetcher, base) = (fetcher.clone(), base.clone());
-                    let semaphore = semaphore.clone();
-                    tasks.spawn(async move {
-                        let _permit = semaphore.acquire_owned().await;
-                        let data = fetcher
-                            .get(&join(&base, &tile.path()), MAX_TILE_BYTES)
-                            .await;
-                        let fetched = match (data, entries) {
-                            (Ok(data), true) => fetcher
-                                .get(&join(&base, &bundle.path()), MAX_BUNDLE_BYTES)
-                                .await
-                                .map(|bundle| (data, Some(bundle))),
-                            (data, _) => data.map(|data| (data, None)),
-                        };
-                        let fetched = fetched.map(|(data, entries)| FetchedTile {
-                            tile,
-                            data,
-                            entries,
-                        });
-                        (position, fetched)
+                    let (plan, next) = (plan.clone(), next.clone());
+                    workers.spawn(async move {
+                        let mut done = Vec::new();
+                        while let Some(&(tile, bundle)) =
+                            plan.get(next.fetch_add(1, Ordering::Relaxed))
+                        {
+                            let result = fetch_one(&fetcher, &base, tile, bundle, entries).await;
+                            let failed = result.is_err();
+                            done.push((tile.index(), result));
+                            if failed {
+                                // Tiles after a failure are not used: stop claiming them.
+                                next.store(plan.len(), Ordering::Relaxed);
+                            }
+                        }
+                        done
                     });
                 }
                 let mut results = Vec::new();
-                while let Some(joined) = tasks.join_next().await {
-                    results.push(
+                while let Some(joined) = workers.join_next().await {
+                    results.extend(
                         joined
                             .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())),
                     );
                 }
-                results.sort_unstable_by_key(|(position, _)| *position);
+                results.sort_unstable_by_key(|(index, _)| *index);
                 Level0Batch::prefix(results.into_iter().map(|(_, result)| result))
             }
             LogSource::Dir(dir) => {
@@ -296,15 +295,43 @@ impl LogSource {
     }
 }
 
+/// Fetches one tile and, if `entries`, its bundle over HTTP.
+async fn fetch_one(
+    fetcher: &Fetcher,
+    base: &str,
+    tile: Tile,
+    bundle: EntryBundle,
+    entries: bool,
+) -> Result<FetchedTile, FetchError> {
+    let data = fetcher
+        .get(&join(base, &tile.path()), MAX_TILE_BYTES)
+        .await?;
+    let entries = if entries {
+        Some(
+            fetcher
+                .get(&join(base, &bundle.path()), MAX_BUNDLE_BYTES)
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(FetchedTile {
+        tile,
+        data,
+        entries,
+    })
+}
+
 /// Reads the planned tiles (and bundles) from `dir` on [`READER_THREADS`] threads.
 fn read_level0(dir: &Path, plan: &[(Tile, EntryBundle)], entries: bool) -> Level0Batch {
     let next = AtomicUsize::new(0);
     let read = |(tile, bundle): &(Tile, EntryBundle)| -> Result<FetchedTile, FetchError> {
-        let mut data = Vec::new();
+        // Sized for the tile, so that it is read in one call (and one more that finds the end).
+        let mut data = Vec::with_capacity(usize::from(tile.width()) * 32 + 1);
         read_file(dir, &tile.path(), MAX_TILE_BYTES, &mut data)?;
         let entries = if entries {
             // Sized for entries of 100 bytes; larger ones grow it.
-            let mut bundle_data = Vec::with_capacity(usize::from(bundle.width()) * 102);
+            let mut bundle_data = Vec::with_capacity(usize::from(bundle.width()) * 102 + 1);
             read_file(dir, &bundle.path(), MAX_BUNDLE_BYTES, &mut bundle_data)?;
             Some(bundle_data)
         } else {

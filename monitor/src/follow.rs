@@ -21,7 +21,7 @@ use cairn_spec::merkle::{
 };
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
-use cairn_spec::tiles::{decode_tile, Tile, FULL_TILE_BYTES, TILE_WIDTH};
+use cairn_spec::tiles::{decode_tile, Tile, TILE_WIDTH};
 use cairn_spec::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -586,7 +586,10 @@ impl Follower {
         let old_note = self.state.as_ref().map(|state| state.note.clone());
         let width = u64::from(TILE_WIDTH);
         let end_tile = checkpoint.size.div_ceil(width);
-        let mut served_tiles: Vec<(Tile, Vec<u8>)> = Vec::new();
+        // The tiles served from the verified tree on, for evidence: their bytes are in the hash
+        // files once committed, but for the first tile's hashes below the verified size.
+        let mut served_tiles: Vec<Tile> = Vec::new();
+        let mut first_served: Option<(Tile, Vec<u8>)> = None;
         let mut rewritten_partial = None;
         let started = std::time::Instant::now();
         // Evidence of a root mismatch carries every tile from the verified tree on; a growth
@@ -638,7 +641,7 @@ impl Follower {
                 }
             };
             let first_leaf = range.tree_size();
-            let mut leaf_hashes = Vec::with_capacity(fetched.len() * FULL_TILE_BYTES);
+            let mut tiles = Vec::with_capacity(fetched.len());
             let mut tile_roots: Vec<(u64, Hash)> = Vec::new();
             for (FetchedTile { tile, data, .. }, VerifiedTile { subtree }) in
                 fetched.into_iter().zip(verified)
@@ -668,14 +671,16 @@ impl Follower {
                             .expect("tree size bounded by the checkpoint");
                     }
                 }
-                let skip = skip.min(data.len() / 32);
-                leaf_hashes.extend_from_slice(&data[skip * 32..]);
                 if keep_tiles && served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES {
-                    served_tiles.push((tile, data));
+                    if skip > 0 {
+                        first_served = Some((tile, data.clone()));
+                    }
+                    served_tiles.push(tile);
                 } else {
                     keep_tiles = false;
                     served_tiles.clear();
                 }
+                tiles.push((tile.index() * width, data));
             }
             // Progress is resumable only at a tile boundary short of the checkpoint.
             let progress = (range.tree_size() % width == 0 && range.tree_size() < checkpoint.size)
@@ -683,7 +688,7 @@ impl Follower {
             committer = committer
                 .send(Commit {
                     first_leaf,
-                    leaf_hashes,
+                    tiles,
                     tile_roots,
                     progress,
                 })
@@ -707,7 +712,17 @@ impl Follower {
                 .map(|note| (note.as_bytes(), old_range.frontier()));
             // A resumed growth no longer holds the tiles served before the interruption; the
             // next poll starts again from the verified tree and writes the evidence.
-            let evidence = keep_tiles.then(|| Evidence::root_mismatch(old, &note, &served_tiles));
+            let evidence = if keep_tiles {
+                match self.served_tiles(&served_tiles, first_served) {
+                    Ok(served) => Some(Evidence::root_mismatch(old, &note, &served)),
+                    Err(error) => {
+                        tracing::error!(%error, "could not read back the served tiles");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let resumed_note = if resuming {
                 " (after resuming; the evidence follows from the next poll)"
             } else {
@@ -760,6 +775,26 @@ impl Follower {
         );
         self.check_pending().await;
         Ok(())
+    }
+
+    /// The bytes of `tiles` as served during a growth: the first one's as kept (`first`, when
+    /// its first hashes were verified before), the others' as committed to the hash files.
+    fn served_tiles(
+        &self,
+        tiles: &[Tile],
+        mut first: Option<(Tile, Vec<u8>)>,
+    ) -> std::io::Result<Vec<(Tile, Vec<u8>)>> {
+        let width = u64::from(TILE_WIDTH);
+        tiles
+            .iter()
+            .map(|&tile| match first.take_if(|(kept, _)| *kept == tile) {
+                Some(kept) => Ok(kept),
+                None => self
+                    .hashes
+                    .leaf_hash_bytes(tile.index() * width, usize::from(tile.width()))
+                    .map(|data| (tile, data)),
+            })
+            .collect()
     }
 
     /// Commits a verified state (its hashes are already synced), and with it, in one flushed

@@ -88,12 +88,17 @@ impl HashFiles {
 
     /// The hashes of leaves `first_leaf..first_leaf + count`, which the caller verified.
     pub fn leaf_hashes(&self, first_leaf: u64, count: usize) -> io::Result<Vec<Hash>> {
-        read_hashes(&self.leaves, &self.leaves_path, first_leaf, count)
+        Ok(as_hashes(&self.leaf_hash_bytes(first_leaf, count)?))
+    }
+
+    /// The same, as the bytes of a level-0 tile.
+    pub fn leaf_hash_bytes(&self, first_leaf: u64, count: usize) -> io::Result<Vec<u8>> {
+        read_bytes(&self.leaves, &self.leaves_path, first_leaf, count)
     }
 
     /// The root of full tile `tile`, which the caller verified.
     pub fn tile_root(&self, tile: u64) -> io::Result<Hash> {
-        Ok(read_hashes(&self.tiles, &self.tiles_path, tile, 1)?[0])
+        Ok(as_hashes(&read_bytes(&self.tiles, &self.tiles_path, tile, 1)?)[0])
     }
 
     /// The root of the perfect subtree over full tiles `first_tile..first_tile + count`
@@ -103,12 +108,8 @@ impl HashFiles {
         let mut next = first_tile;
         while next < first_tile + count {
             let chunk = FOLD_CHUNK.min(first_tile + count - next);
-            let roots = read_hashes(
-                &self.tiles,
-                &self.tiles_path,
-                next,
-                usize::try_from(chunk).expect("a chunk fits memory"),
-            )?;
+            let count = usize::try_from(chunk).expect("a chunk fits memory");
+            let roots = as_hashes(&read_bytes(&self.tiles, &self.tiles_path, next, count)?);
             range
                 .extend(&roots)
                 .map_err(|error| io::Error::other(error.to_string()))?;
@@ -126,7 +127,8 @@ impl HashFiles {
     }
 }
 
-fn read_hashes(file: &File, path: &Path, first: u64, count: usize) -> io::Result<Vec<Hash>> {
+/// Hashes `first..first + count` of a hash file, as bytes.
+fn read_bytes(file: &File, path: &Path, first: u64, count: usize) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0u8; count * 32];
     file.read_exact_at(&mut bytes, first * 32)
         .map_err(|error| {
@@ -139,10 +141,14 @@ fn read_hashes(file: &File, path: &Path, first: u64, count: usize) -> io::Result
                 ),
             )
         })?;
-    Ok(bytes
+    Ok(bytes)
+}
+
+fn as_hashes(bytes: &[u8]) -> Vec<Hash> {
+    bytes
         .chunks_exact(32)
         .map(|chunk| Hash(chunk.try_into().expect("chunks of 32 bytes")))
-        .collect())
+        .collect()
 }
 
 /// Moves the hashes an older monitor kept in sled (one key a tile, `leaf-tiles/<origin>` and

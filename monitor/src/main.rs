@@ -132,11 +132,20 @@ enum Command {
     },
     /// Re-verify a whole log from its tiles and entry bundles, with a progress line.
     ///
-    /// Progress is kept in --state: an interrupted audit resumes where it stopped, and a later
-    /// audit of a grown log verifies only the new leaves (and their consistency with the old).
-    /// Exits 0 when the log's checkpoint is verified, 1 otherwise (alert or unreachable log).
+    /// Every entry's leaf hash is recomputed and compared with its level-0 tile, every full
+    /// tile's subtree root recomputed, and the root recomputed on top of what was verified
+    /// before and compared with the log's signed checkpoint. Tiles are fetched ahead while
+    /// both cores hash. The log is read over HTTP, or from a local directory in the tlog-tiles
+    /// layout (`--log file:///srv/mirror`: `checkpoint`, `tile/<L>/<N>[.p/<W>]`,
+    /// `tile/entries/<N>[.p/<W>]`), the fastest way on one machine.
+    ///
+    /// Progress is kept in --state (synced every 128 tiles): an interrupted audit, killed
+    /// included, resumes where it stopped, and a later audit of a grown log verifies only the new
+    /// leaves (and their consistency with the old). Exits 0 when the log's checkpoint is
+    /// verified, 1 otherwise (alert, missing file or unreachable log).
     Audit {
-        /// The log's base URL.
+        /// The log: its read API's base URL (http:// or https://), or file:///path of a
+        /// directory in the tlog-tiles layout.
         #[arg(long)]
         log: String,
         /// The log's vkey.

@@ -141,10 +141,10 @@ impl Pipeline {
 
 /// What one verified batch adds to the hash files, and the progress record that names it.
 pub struct Commit {
-    /// The first leaf whose hash `leaf_hashes` starts with.
+    /// The first leaf of the batch: hashes below it were committed before.
     pub first_leaf: u64,
-    /// Leaf hashes, 32 bytes each.
-    pub leaf_hashes: Vec<u8>,
+    /// Level-0 tiles as served (32-byte leaf hashes), each with the index of its first leaf.
+    pub tiles: Vec<(u64, Vec<u8>)>,
     /// Roots of the full tiles the batch completed, in tile order without gaps.
     pub tile_roots: Vec<(u64, Hash)>,
     /// The progress record to commit once they are synced, if the batch ends on a resumable
@@ -199,9 +199,13 @@ fn apply(
     progress_key: &str,
     commit: Commit,
 ) -> Result<(), FollowError> {
-    hashes
-        .write_leaf_hashes(commit.first_leaf, &commit.leaf_hashes)
-        .map_err(FollowError::Hashes)?;
+    for (tile_first_leaf, data) in &commit.tiles {
+        let skip = commit.first_leaf.saturating_sub(*tile_first_leaf);
+        let skip = usize::try_from(skip).map_or(data.len(), |skip| (skip * 32).min(data.len()));
+        hashes
+            .write_leaf_hashes(tile_first_leaf + (skip / 32) as u64, &data[skip..])
+            .map_err(FollowError::Hashes)?;
+    }
     if let Some(&(first_tile, _)) = commit.tile_roots.first() {
         let roots: Vec<Hash> = commit.tile_roots.iter().map(|&(_, root)| root).collect();
         hashes
