@@ -247,7 +247,14 @@ impl LogSource {
     /// Fetches the level-0 tiles `tiles` of a tree of `size` (each below its size) and, if
     /// `entries`, their entry bundles: concurrently over HTTP, from several threads from a
     /// directory.
-    pub async fn fetch_level0(&self, tiles: Range<u64>, size: u64, entries: bool) -> Level0Batch {
+    /// Buffers for files read from a directory come from `buffers`.
+    pub async fn fetch_level0(
+        &self,
+        tiles: Range<u64>,
+        size: u64,
+        entries: bool,
+        buffers: &Arc<BufferPool>,
+    ) -> Level0Batch {
         let plan = level0_plan(tiles, size);
         match self {
             LogSource::Http { fetcher, base } => {
@@ -287,7 +294,8 @@ impl LogSource {
             }
             LogSource::Dir(dir) => {
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || read_level0(&dir, &plan, entries))
+                let buffers = buffers.clone();
+                tokio::task::spawn_blocking(move || read_level0(&dir, &plan, entries, &buffers))
                     .await
                     .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
             }
@@ -322,16 +330,61 @@ async fn fetch_one(
     })
 }
 
+/// Buffers for tiles and bundles read from a directory, handed back once their bytes are
+/// checked and written: reused, they stay in memory, where fresh ones would be faulted in page
+/// by page and given back to the kernel by the allocator, batch after batch. It keeps only as
+/// many as it lent (none for bodies fetched over HTTP), and at most [`POOLED_BUFFERS`].
+#[derive(Debug, Default)]
+pub struct BufferPool(std::sync::Mutex<Pooled>);
+
+#[derive(Debug, Default)]
+struct Pooled {
+    idle: Vec<Vec<u8>>,
+    lent: usize,
+}
+
+/// The most buffers a pool keeps: a few batches' worth.
+const POOLED_BUFFERS: usize = 2048;
+
+impl BufferPool {
+    /// An empty buffer of at least `capacity` bytes.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let pooled = self.0.lock().ok().and_then(|mut pool| {
+            pool.lent += 1;
+            pool.idle.pop()
+        });
+        let mut buffer = pooled.unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Hands a buffer back for reuse.
+    pub fn give(&self, buffer: Vec<u8>) {
+        if let Ok(mut pool) = self.0.lock() {
+            if pool.lent > 0 && pool.idle.len() < POOLED_BUFFERS {
+                pool.lent -= 1;
+                pool.idle.push(buffer);
+            }
+        }
+    }
+}
+
 /// Reads the planned tiles (and bundles) from `dir` on [`READER_THREADS`] threads.
-fn read_level0(dir: &Path, plan: &[(Tile, EntryBundle)], entries: bool) -> Level0Batch {
+fn read_level0(
+    dir: &Path,
+    plan: &[(Tile, EntryBundle)],
+    entries: bool,
+    buffers: &BufferPool,
+) -> Level0Batch {
     let next = AtomicUsize::new(0);
     let read = |(tile, bundle): &(Tile, EntryBundle)| -> Result<FetchedTile, FetchError> {
         // Sized for the tile, so that it is read in one call (and one more that finds the end).
-        let mut data = Vec::with_capacity(usize::from(tile.width()) * 32 + 1);
+        let mut data = buffers.take(usize::from(tile.width()) * 32 + 1);
         read_file(dir, &tile.path(), MAX_TILE_BYTES, &mut data)?;
         let entries = if entries {
             // Sized for entries of 100 bytes; larger ones grow it.
-            let mut bundle_data = Vec::with_capacity(usize::from(bundle.width()) * 102 + 1);
+            let mut bundle_data = buffers.take(usize::from(bundle.width()) * 102 + 1);
             read_file(dir, &bundle.path(), MAX_BUNDLE_BYTES, &mut bundle_data)?;
             Some(bundle_data)
         } else {
@@ -465,6 +518,22 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    #[test]
+    fn buffer_pool_keeps_only_what_it_lent() {
+        let pool = BufferPool::default();
+        pool.give(Vec::with_capacity(100));
+        let first = pool.take(10);
+        assert!(
+            first.capacity() >= 10 && first.capacity() < 100,
+            "kept a buffer it never lent"
+        );
+        let pointer = first.as_ptr();
+        pool.give(first);
+        let again = pool.take(5);
+        assert_eq!(again.as_ptr(), pointer, "the lent buffer is reused");
+        assert!(again.is_empty());
     }
 
     #[test]

@@ -613,8 +613,12 @@ impl Follower {
             entries,
             self.settings.event_log,
         );
-        let mut committer =
-            Committer::start(self.hashes.clone(), self.state_tree.clone(), PROGRESS_KEY);
+        let mut committer = Committer::start(
+            self.hashes.clone(),
+            self.state_tree.clone(),
+            PROGRESS_KEY,
+            pipeline.buffers().clone(),
+        );
         let mut interrupted = None;
         while let Some(Verified {
             fetched,
@@ -643,9 +647,18 @@ impl Follower {
             let first_leaf = range.tree_size();
             let mut tiles = Vec::with_capacity(fetched.len());
             let mut tile_roots: Vec<(u64, Hash)> = Vec::new();
-            for (FetchedTile { tile, data, .. }, VerifiedTile { subtree }) in
-                fetched.into_iter().zip(verified)
+            for (
+                FetchedTile {
+                    tile,
+                    data,
+                    entries,
+                },
+                VerifiedTile { subtree },
+            ) in fetched.into_iter().zip(verified)
             {
+                if let Some(entries) = entries {
+                    pipeline.buffers().give(entries);
+                }
                 let skip =
                     usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
                 match subtree {

@@ -21,7 +21,7 @@ use cairn_spec::Hash;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::fetch::{FetchError, Level0Batch, LogSource};
+use crate::fetch::{BufferPool, FetchError, Level0Batch, LogSource};
 use crate::follow::FollowError;
 use crate::hashes::HashFiles;
 use crate::verify::{verify_batch, FetchedTile, VerifiedTile};
@@ -66,6 +66,7 @@ pub struct Pipeline {
     event_log: bool,
     threads: usize,
     fetching: Option<Fetching>,
+    buffers: Arc<BufferPool>,
     /// The batch being verified.
     verifying: Option<JoinHandle<Verified>>,
 }
@@ -88,6 +89,7 @@ impl Pipeline {
             event_log,
             threads: std::thread::available_parallelism().map_or(2, |count| count.get()),
             fetching: None,
+            buffers: Arc::default(),
             verifying: None,
         };
         if first_tile < end_tile {
@@ -98,9 +100,11 @@ impl Pipeline {
 
     fn fetch(&self, start: u64) -> Fetching {
         let (source, size, entries) = (self.source.clone(), self.size, self.entries);
+        let buffers = self.buffers.clone();
         let batch = start..self.end_tile.min(start + self.batch_tiles);
         let next = batch.end;
-        let handle = tokio::spawn(async move { source.fetch_level0(batch, size, entries).await });
+        let handle =
+            tokio::spawn(async move { source.fetch_level0(batch, size, entries, &buffers).await });
         Fetching { handle, next }
     }
 
@@ -120,6 +124,11 @@ impl Pipeline {
             fetched: tiles,
             failure,
         })))
+    }
+
+    /// Where buffers of fetched tiles and bundles go back when their bytes are used.
+    pub fn buffers(&self) -> &Arc<BufferPool> {
+        &self.buffers
     }
 
     /// The next verified batch, in order; `None` after the last. The batch after it is being
@@ -161,15 +170,17 @@ pub struct Committer {
 impl Committer {
     /// Starts the commit thread for the hash files and the state tree (where progress
     /// records go, under `progress_key`).
+    /// Tile buffers go back to `buffers` once written.
     pub fn start(
         hashes: Arc<HashFiles>,
         state_tree: sled::Tree,
         progress_key: &'static str,
+        buffers: Arc<BufferPool>,
     ) -> Committer {
         let (sender, mut receiver) = mpsc::channel::<Commit>(QUEUED_COMMITS);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(commit) = receiver.blocking_recv() {
-                apply(&hashes, &state_tree, progress_key, commit)?;
+                apply(&hashes, &state_tree, progress_key, commit, &buffers)?;
             }
             Ok(())
         });
@@ -198,13 +209,15 @@ fn apply(
     state_tree: &sled::Tree,
     progress_key: &str,
     commit: Commit,
+    buffers: &BufferPool,
 ) -> Result<(), FollowError> {
-    for (tile_first_leaf, data) in &commit.tiles {
-        let skip = commit.first_leaf.saturating_sub(*tile_first_leaf);
+    for (tile_first_leaf, data) in commit.tiles {
+        let skip = commit.first_leaf.saturating_sub(tile_first_leaf);
         let skip = usize::try_from(skip).map_or(data.len(), |skip| (skip * 32).min(data.len()));
         hashes
             .write_leaf_hashes(tile_first_leaf + (skip / 32) as u64, &data[skip..])
             .map_err(FollowError::Hashes)?;
+        buffers.give(data);
     }
     if let Some(&(first_tile, _)) = commit.tile_roots.first() {
         let roots: Vec<Hash> = commit.tile_roots.iter().map(|&(_, root)| root).collect();
