@@ -30,7 +30,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use cairn_monitor::daemon::{Config, LogConfig, Monitor};
+use cairn_monitor::daemon::{Config, Monitor};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::tiles::{encode_entry_bundle, EntryBundle, TileAppender};
@@ -182,25 +182,8 @@ fn audit_once(
     signer: &Ed25519Signer,
 ) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        state_dir: dir.path().join("state"),
-        evidence_dir: dir.path().join("evidence"),
-        listen: None,
-        poll_interval_secs: 1,
-        timeout_secs: 30,
-        webhook: None,
-        peers: Vec::new(),
-        logs: vec![LogConfig {
-            url: url.to_owned(),
-            key: signer.verifier().to_vkey(),
-            policy: None,
-            witnesses: Vec::new(),
-            event_log: false,
-            stale_after_secs: None,
-            recheck_tiles: 0,
-            check_entries: true,
-        }],
-    };
+    let key = signer.verifier().to_vkey();
+    let config = Config::audit(dir.path().join("state"), url.to_owned(), key, false);
     runtime.block_on(async {
         let monitor = Monitor::new(&config).expect("monitor");
         let (started, cpu_before) = (Instant::now(), process_cpu());

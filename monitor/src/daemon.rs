@@ -135,6 +135,31 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         Ok(toml::from_str(text)?)
     }
+
+    /// The configuration of `cairn-monitor audit`: one log (`url`, its vkey `key`), no port,
+    /// witnesses, peers or rechecks, state (and `evidence/`) in `state_dir`; entry bundles
+    /// checked unless `tiles_only`.
+    pub fn audit(state_dir: PathBuf, url: String, key: String, tiles_only: bool) -> Config {
+        Config {
+            evidence_dir: state_dir.join("evidence"),
+            state_dir,
+            listen: None,
+            poll_interval_secs: 1,
+            timeout_secs: 30,
+            webhook: None,
+            peers: Vec::new(),
+            logs: vec![LogConfig {
+                url,
+                key,
+                policy: None,
+                witnesses: Vec::new(),
+                event_log: false,
+                stale_after_secs: None,
+                recheck_tiles: 0,
+                check_entries: !tiles_only,
+            }],
+        }
+    }
 }
 
 impl LogConfig {

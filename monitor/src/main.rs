@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_monitor::daemon::{bind, Config, LogConfig, Monitor};
+use cairn_monitor::daemon::{bind, Config, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
@@ -359,26 +359,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             state,
             tiles_only,
         } => {
-            let evidence_dir = state.join("evidence");
-            let config = Config {
-                state_dir: state,
-                evidence_dir,
-                listen: None,
-                poll_interval_secs: 1,
-                timeout_secs: 30,
-                webhook: None,
-                peers: Vec::new(),
-                logs: vec![LogConfig {
-                    url: log,
-                    key: log_key,
-                    policy: None,
-                    witnesses: Vec::new(),
-                    event_log: false,
-                    stale_after_secs: None,
-                    recheck_tiles: 0,
-                    check_entries: !tiles_only,
-                }],
-            };
+            let config = Config::audit(state, log, log_key, tiles_only);
             runtime()?.block_on(async {
                 let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
                 monitor.show_progress().await;

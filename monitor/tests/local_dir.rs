@@ -94,6 +94,23 @@ fn described(alerts: &[Alert]) -> Vec<(AlertKind, String)> {
         .collect()
 }
 
+/// Audits a tampered log served over HTTP (`view` by the test log at `url`) and the same bytes
+/// on disk: one corrupt-data alert from each, the same, naming `problem`.
+async fn assert_same_corrupt_data(
+    (log, url, view): (&Shared, &str, View),
+    disk: &Path,
+    states: &Path,
+    problem: &str,
+) {
+    log.lock().expect("lock").client = view;
+    let over_http = alerts_of(url, &states.join("http")).await;
+    let from_disk = alerts_of(&file_url(disk), &states.join("disk")).await;
+    assert_eq!(described(&over_http), described(&from_disk));
+    assert_eq!(from_disk.len(), 1);
+    assert_eq!(from_disk[0].kind, AlertKind::CorruptData);
+    assert!(from_disk[0].detail.contains(problem), "{from_disk:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_bytes_on_disk_raise_the_same_alerts_as_over_http() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -108,18 +125,13 @@ async fn flipped_bytes_on_disk_raise_the_same_alerts_as_over_http() {
     flip(&bundle_dir.join("tile/entries/001"), 5 * 103 + 2 + 10);
     let mut view = View::of(honest.clone());
     view.leaves[261][10] ^= 1;
-    log.lock().expect("lock").client = view;
-    let over_http = alerts_of(&url, &dir.path().join("s1")).await;
-    let from_disk = alerts_of(&file_url(&bundle_dir), &dir.path().join("s2")).await;
-    assert_eq!(described(&over_http), described(&from_disk));
-    assert_eq!(from_disk.len(), 1);
-    assert_eq!(from_disk[0].kind, AlertKind::CorruptData);
-    assert!(
-        from_disk[0]
-            .detail
-            .contains("tile/entries/001: entry 5 hashes to"),
-        "{from_disk:?}"
-    );
+    assert_same_corrupt_data(
+        (&log, &url, view),
+        &bundle_dir,
+        &dir.path().join("bundle-states"),
+        "tile/entries/001: entry 5 hashes to",
+    )
+    .await;
 
     // A byte of leaf 257's hash flipped in level-0 tile 1.
     let tile_dir = dir.path().join("tile-log");
@@ -131,18 +143,13 @@ async fn flipped_bytes_on_disk_raise_the_same_alerts_as_over_http() {
             data[40] ^= 1;
         }
     }
-    log.lock().expect("lock").client = view.clone();
-    let over_http = alerts_of(&url, &dir.path().join("s3")).await;
-    let from_disk = alerts_of(&file_url(&tile_dir), &dir.path().join("s4")).await;
-    assert_eq!(described(&over_http), described(&from_disk));
-    assert_eq!(from_disk.len(), 1);
-    assert_eq!(from_disk[0].kind, AlertKind::CorruptData);
-    assert!(
-        from_disk[0]
-            .detail
-            .contains("tile/entries/001: entry 1 hashes to"),
-        "{from_disk:?}"
-    );
+    assert_same_corrupt_data(
+        (&log, &url, view),
+        &tile_dir,
+        &dir.path().join("tile-states"),
+        "tile/entries/001: entry 1 hashes to",
+    )
+    .await;
 
     // Checking tiles only, the same flipped tile gives another root: a root mismatch, with
     // evidence that stands on its own.
