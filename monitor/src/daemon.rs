@@ -30,7 +30,8 @@ const MAX_GOSSIP_NOTES: usize = 64;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where sled keeps the verified state.
+    /// Where the verified state is kept: sled's files, and the verified trees' hashes in
+    /// `hashes/`.
     pub state_dir: PathBuf,
     /// Where evidence files are written.
     pub evidence_dir: PathBuf,
@@ -66,7 +67,8 @@ fn default_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// Base URL of the log.
+    /// Base URL of the log's read API, or `file:///path` of a local directory in the
+    /// tlog-tiles layout (a static mirror of the log).
     pub url: String,
     /// The log's vkey.
     pub key: String,
@@ -133,6 +135,31 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         Ok(toml::from_str(text)?)
     }
+
+    /// The configuration of `cairn-monitor audit`: one log (`url`, its vkey `key`), no port,
+    /// witnesses, peers or rechecks, state (and `evidence/`) in `state_dir`; entry bundles
+    /// checked unless `tiles_only`.
+    pub fn audit(state_dir: PathBuf, url: String, key: String, tiles_only: bool) -> Config {
+        Config {
+            evidence_dir: state_dir.join("evidence"),
+            state_dir,
+            listen: None,
+            poll_interval_secs: 1,
+            timeout_secs: 30,
+            webhook: None,
+            peers: Vec::new(),
+            logs: vec![LogConfig {
+                url,
+                key,
+                policy: None,
+                witnesses: Vec::new(),
+                event_log: false,
+                stale_after_secs: None,
+                recheck_tiles: 0,
+                check_entries: !tiles_only,
+            }],
+        }
+    }
 }
 
 impl LogConfig {
@@ -198,6 +225,7 @@ impl Monitor {
                 fetcher.clone(),
                 alerter.clone(),
                 &db,
+                &config.state_dir.join("hashes"),
                 config.evidence_dir.clone(),
             )?;
             followers.push(Arc::new(Mutex::new(follower)));

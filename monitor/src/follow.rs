@@ -1,10 +1,16 @@
 //! The follower: polls one log's checkpoint, verifies its signature and witness policy, fetches
 //! every new level-0 tile and entry bundle, recomputes leaf hashes and the root from them on top
 //! of the last verified frontier (which checks consistency and the signed root in one step,
-//! never through the log's own proofs), and persists the verified state in sled.
+//! never through the log's own proofs), and persists the verified state in sled and the verified
+//! tree's hashes in flat files ([`crate::hashes`]).
+//!
+//! Growing is a pipeline of three stages that overlap: while the tiles of one batch are checked
+//! on every core ([`crate::verify`]), the next batch is fetched (over HTTP or from a local
+//! directory, [`LogSource`]) and the previous one is written and synced with its progress
+//! record, so an interrupted growth resumes from the last batch it committed.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,28 +21,30 @@ use cairn_spec::merkle::{
 };
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
-use cairn_spec::tiles::{
-    check_entries_against_tile, decode_entry_bundle, decode_tile, EntryBundle, Tile, TILE_WIDTH,
-};
+use cairn_spec::tiles::{decode_tile, Tile, TILE_WIDTH};
 use cairn_spec::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertKind, Alerter};
 use crate::fetch::{
-    join, FetchError, Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES,
+    join, BadLocation, FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES,
 };
+use crate::hashes::{migrate_from_sled, HashFiles};
+use crate::pipeline::{Commit, Committer, Pipeline, Verified};
+use crate::verify::{FetchedTile, VerifiedTile};
 
 /// How many gossiped checkpoints larger than the verified tree are held until it gets there.
 const MAX_PENDING: usize = 64;
-/// How many tiles are fetched and verified together.
-const BATCH_TILES: u64 = 512;
-/// How many requests are in flight at once.
-const CONCURRENT_FETCHES: usize = 32;
+/// How many tiles are fetched, verified and committed together (32,768 leaves): large enough
+/// that a commit (two fdatasyncs and a sled flush) and starting the verifier threads are cheap
+/// beside it, small enough that the pipeline fills quickly and an interruption loses little.
+const BATCH_TILES: u64 = 128;
 
 /// One log to follow.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// Base URL of the log's read API.
+    /// Where the log is read: the base URL of its read API, or `file:///path` of a local
+    /// directory in the tlog-tiles layout.
     pub url: String,
     /// The log's verifier key; its name is the origin.
     pub key: Ed25519Verifier,
@@ -127,16 +135,27 @@ pub enum FollowError {
     /// Writing an evidence file failed.
     #[error("writing evidence: {0}")]
     Evidence(#[from] std::io::Error),
+    /// The verified tree's hash files could not be read or written.
+    #[error("hash files: {0}")]
+    Hashes(std::io::Error),
+    /// The log's location is not one the monitor reads.
+    #[error(transparent)]
+    Location(#[from] BadLocation),
+    /// The runtime shut down while a verifier or writer thread ran.
+    #[error("stopped while verifying")]
+    Stopped,
 }
 
 /// The follower of one log.
 pub struct Follower {
     settings: LogSettings,
+    /// Where the log's checkpoint and tiles are read.
+    source: LogSource,
+    /// For witnesses.
     fetcher: Fetcher,
     alerter: Arc<Alerter>,
     state_tree: sled::Tree,
-    subtrees: sled::Tree,
-    leaf_tiles: sled::Tree,
+    hashes: Arc<HashFiles>,
     evidence_dir: PathBuf,
     state: Option<VerifiedState>,
     /// Checkpoints larger than the verified one, to check once the follower gets there.
@@ -168,7 +187,8 @@ pub fn percent_encode(text: &str) -> String {
     encoded
 }
 
-fn sanitize(origin: &str) -> String {
+/// `origin` with every character but ASCII letters and digits replaced by `_`, for file names.
+pub(crate) fn sanitize(origin: &str) -> String {
     origin
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -176,29 +196,31 @@ fn sanitize(origin: &str) -> String {
 }
 
 impl Follower {
-    /// A follower resuming from the state in `db`, if any.
+    /// A follower resuming from the state in `db` and the hash files in `hash_dir`, if any.
     pub fn new(
         settings: LogSettings,
         fetcher: Fetcher,
         alerter: Arc<Alerter>,
         db: &sled::Db,
+        hash_dir: &Path,
         evidence_dir: PathBuf,
     ) -> Result<Follower, FollowError> {
         let origin = settings.origin().to_owned();
+        let source = LogSource::from_url(&settings.url, fetcher.clone())?;
         let state_tree = db.open_tree(format!("state/{origin}"))?;
-        let subtrees = db.open_tree(format!("subtrees/{origin}"))?;
-        let leaf_tiles = db.open_tree(format!("leaf-tiles/{origin}"))?;
+        let hashes = HashFiles::open(hash_dir, &origin).map_err(FollowError::Hashes)?;
+        migrate_from_sled(db, &origin, &hashes)?;
         let state = state_tree
             .get("verified")?
             .and_then(|bytes| serde_json::from_slice::<VerifiedState>(&bytes).ok())
             .filter(|state| state.range().is_some() && state.root_hash().is_some());
         Ok(Follower {
             settings,
+            source,
             fetcher,
             alerter,
             state_tree,
-            subtrees,
-            leaf_tiles,
+            hashes: Arc::new(hashes),
             evidence_dir,
             state,
             pending: Vec::new(),
@@ -329,8 +351,7 @@ impl Follower {
     /// One poll of the log: checkpoint, witnesses, new tiles, rewrites, staleness. Alerts are
     /// raised through the alerter; the error is only for the monitor's own storage.
     pub async fn poll(&mut self) -> Result<(), FollowError> {
-        let url = join(&self.settings.url, "checkpoint");
-        let note = match self.fetcher.get(&url, MAX_CHECKPOINT_BYTES).await {
+        let note = match self.source.get("checkpoint", MAX_CHECKPOINT_BYTES).await {
             Ok(note) => note,
             Err(error) => {
                 tracing::warn!(%error, "log checkpoint fetch failed");
@@ -487,8 +508,7 @@ impl Follower {
     fn store(&self, size: u64) -> VerifiedHashes<'_> {
         VerifiedHashes {
             size,
-            leaf_tiles: &self.leaf_tiles,
-            subtrees: &self.subtrees,
+            files: &self.hashes,
         }
     }
 
@@ -514,37 +534,17 @@ impl Follower {
         CompactRange::from_frontier(progress.size, frontier).ok()
     }
 
-    fn forget_progress(&self) -> Result<(), FollowError> {
-        self.state_tree.remove(PROGRESS_KEY)?;
-        Ok(())
-    }
-
-    /// Makes the hashes of the tiles fetched so far durable, with the point to resume from.
-    fn save_progress(
-        &self,
-        range: &CompactRange,
-        completed_subtrees: &mut Vec<(u64, Hash)>,
-        leaf_tiles: &mut sled::Batch,
-    ) -> Result<(), FollowError> {
-        let mut batch = sled::Batch::default();
-        for (index, hash) in completed_subtrees.drain(..) {
-            batch.insert(&index.to_be_bytes(), hash.as_bytes());
-        }
-        self.subtrees.apply_batch(batch)?;
-        self.leaf_tiles.apply_batch(std::mem::take(leaf_tiles))?;
+    /// The progress record of a range that ends on a tile boundary, as committed.
+    fn progress_record(range: &CompactRange) -> Vec<u8> {
         let progress = Progress {
             size: range.tree_size(),
             frontier: range.frontier().iter().map(Hash::to_base64).collect(),
         };
-        self.state_tree.insert(
-            PROGRESS_KEY,
-            serde_json::to_vec(&progress).expect("progress serialises"),
-        )?;
-        self.state_tree.flush()?;
-        Ok(())
+        serde_json::to_vec(&progress).expect("progress serialises")
     }
 
-    fn show_progress(&self, done: u64, total: u64, started: std::time::Instant) {
+    /// Shows `done` of `total` leaves, and the rate since the growth started at `from`.
+    fn show_progress(&self, (from, done, total): (u64, u64, u64), started: std::time::Instant) {
         if !self.progress {
             return;
         }
@@ -557,7 +557,7 @@ impl Follower {
         eprint!(
             "\r{}: {done} of {total} leaves ({percent:.1}%), {:.2} M leaves/s   ",
             self.settings.origin(),
-            done as f64 / seconds / 1e6
+            (done - from) as f64 / seconds / 1e6
         );
         if done >= total {
             eprintln!();
@@ -570,6 +570,10 @@ impl Follower {
     }
 
     /// Fetches and verifies the leaves from the verified size to `checkpoint.size`.
+    ///
+    /// Batches of [`BATCH_TILES`] tiles are fetched ahead and verified on every core
+    /// ([`Pipeline`]), folded here into the compact range in order (a few node hashes a tile),
+    /// and committed behind ([`Committer`]: hashes written and synced, then the progress record).
     async fn grow(&mut self, note: Vec<u8>, checkpoint: Checkpoint) -> Result<(), FollowError> {
         let verified_range = match &self.state {
             Some(state) => state.range().unwrap_or_default(),
@@ -581,13 +585,12 @@ impl Follower {
         let old_range = verified_range;
         let old_note = self.state.as_ref().map(|state| state.note.clone());
         let width = u64::from(TILE_WIDTH);
-        let first_tile = range.tree_size() / width;
         let end_tile = checkpoint.size.div_ceil(width);
-        let mut served_tiles: Vec<(Tile, Vec<u8>)> = Vec::new();
-        let mut completed_subtrees: Vec<(u64, Hash)> = Vec::new();
-        let mut leaf_tiles = sled::Batch::default();
+        // The tiles served from the verified tree on, for evidence: their bytes are in the hash
+        // files once committed, but for the first tile's hashes below the verified size.
+        let mut served_tiles: Vec<Tile> = Vec::new();
+        let mut first_served: Option<(Tile, Vec<u8>)> = None;
         let mut rewritten_partial = None;
-        let mut batch_start = first_tile;
         let started = std::time::Instant::now();
         // Evidence of a root mismatch carries every tile from the verified tree on; a growth
         // that is resumed, or too long for one evidence file, cannot carry them.
@@ -600,24 +603,34 @@ impl Follower {
                 "resuming an interrupted verification"
             );
         }
-        while batch_start < end_tile {
-            let batch_end = end_tile.min(batch_start + BATCH_TILES);
-            let fetched = match self
-                .fetch_level0(batch_start..batch_end, checkpoint.size)
-                .await
-            {
-                Ok(fetched) => fetched,
-                Err(error) => {
-                    tracing::warn!(%error, "fetching tiles failed; will retry next poll");
-                    self.metric("cairn_monitor_fetch_errors_total");
-                    return Ok(());
-                }
-            };
-            let event_log = self.settings.event_log;
-            let verified = verify_batch(&fetched, event_log);
-            let hashes = match verified {
-                Ok(hashes) => hashes,
+        let entries = self.settings.check_entries || self.settings.event_log;
+        let from = range.tree_size();
+        let first_tile = from / width;
+        let mut pipeline = Pipeline::start(
+            self.source.clone(),
+            (first_tile, end_tile, checkpoint.size),
+            BATCH_TILES,
+            entries,
+            self.settings.event_log,
+        );
+        let mut committer = Committer::start(
+            self.hashes.clone(),
+            self.state_tree.clone(),
+            PROGRESS_KEY,
+            pipeline.buffers().clone(),
+        );
+        let mut interrupted = None;
+        while let Some(Verified {
+            fetched,
+            verified,
+            failure,
+        }) = pipeline.next().await?
+        {
+            let verified = match verified {
+                Ok(verified) => verified,
                 Err(problem) => {
+                    // What was verified before stays committed, to resume from.
+                    committer.finish().await?;
                     self.refused("log");
                     self.raise(
                         AlertKind::CorruptData,
@@ -631,73 +644,98 @@ impl Follower {
                     return Ok(());
                 }
             };
-            for (FetchedTile { tile, data, .. }, verified) in fetched.into_iter().zip(hashes) {
-                let VerifiedTile {
-                    hashes: tile_hashes,
-                    subtree,
-                } = verified;
+            let first_leaf = range.tree_size();
+            let mut tiles = Vec::with_capacity(fetched.len());
+            let mut tile_roots: Vec<(u64, Hash)> = Vec::new();
+            for (
+                FetchedTile {
+                    tile,
+                    data,
+                    entries,
+                },
+                VerifiedTile { subtree },
+            ) in fetched.into_iter().zip(verified)
+            {
+                if let Some(entries) = entries {
+                    pipeline.buffers().give(entries);
+                }
                 let skip =
                     usize::try_from(range.tree_size() - tile.index() * width).expect("below 256");
                 match subtree {
                     Some(tile_root) if skip == 0 => {
                         range = append_tile_root(&range, tile_root);
-                        completed_subtrees.push((tile.index(), tile_root));
+                        tile_roots.push((tile.index(), tile_root));
                     }
-                    _ => range
-                        .extend_with(&tile_hashes[skip.min(tile_hashes.len())..], |node, hash| {
-                            if node.height() == 8 {
-                                completed_subtrees.push((node.index(), *hash));
-                            }
-                        })
-                        .expect("tree size bounded by the checkpoint"),
-                }
-                let mut bytes = Vec::with_capacity(tile_hashes.len() * 32);
-                if skip > 0 {
-                    // The first hashes of a tile that was partial were verified before: keep
-                    // those, and notice if the log now serves others.
-                    let stored = self
-                        .leaf_tiles
-                        .get(tile.index().to_be_bytes())?
-                        .map(|value| value.to_vec())
-                        .unwrap_or_default();
-                    let served_prefix: Vec<u8> = tile_hashes[..skip.min(tile_hashes.len())]
-                        .iter()
-                        .flat_map(|hash| hash.0)
-                        .collect();
-                    if stored.len() >= skip * 32 && stored[..skip * 32] != served_prefix[..] {
-                        rewritten_partial = Some(tile);
-                    }
-                    bytes.extend_from_slice(&stored[..(skip * 32).min(stored.len())]);
-                    for hash in &tile_hashes[skip.min(tile_hashes.len())..] {
-                        bytes.extend_from_slice(hash.as_bytes());
-                    }
-                } else {
-                    for hash in &tile_hashes {
-                        bytes.extend_from_slice(hash.as_bytes());
+                    _ => {
+                        let hashes = decode_tile(tile, &data).expect("verified tiles decode");
+                        let skip = skip.min(hashes.len());
+                        // The first hashes of a tile that was partial were verified before:
+                        // they stay as verified; notice if the log now serves others.
+                        let stored = self.hashes.leaf_hashes(tile.index() * width, skip).ok();
+                        if stored.is_some_and(|stored| stored[..] != hashes[..skip]) {
+                            rewritten_partial = Some(tile);
+                        }
+                        range
+                            .extend_with(&hashes[skip..], |node, hash| {
+                                if node.height() == 8 {
+                                    tile_roots.push((node.index(), *hash));
+                                }
+                            })
+                            .expect("tree size bounded by the checkpoint");
                     }
                 }
-                leaf_tiles.insert(&tile.index().to_be_bytes(), bytes);
                 if keep_tiles && served_tiles.len() < cairn_spec::evidence::MAX_EVIDENCE_TILES {
-                    served_tiles.push((tile, data));
+                    if skip > 0 {
+                        first_served = Some((tile, data.clone()));
+                    }
+                    served_tiles.push(tile);
                 } else {
                     keep_tiles = false;
                     served_tiles.clear();
                 }
+                tiles.push((tile.index() * width, data));
             }
-            batch_start = batch_end;
-            self.show_progress(range.tree_size(), checkpoint.size, started);
-            if batch_start < end_tile {
-                self.save_progress(&range, &mut completed_subtrees, &mut leaf_tiles)?;
+            // Progress is resumable only at a tile boundary short of the checkpoint.
+            let progress = (range.tree_size() % width == 0 && range.tree_size() < checkpoint.size)
+                .then(|| Self::progress_record(&range));
+            committer = committer
+                .send(Commit {
+                    first_leaf,
+                    tiles,
+                    tile_roots,
+                    progress,
+                })
+                .await?;
+            self.show_progress((from, range.tree_size(), checkpoint.size), started);
+            if failure.is_some() {
+                interrupted = failure;
+                break;
             }
         }
-        self.forget_progress()?;
+        committer.finish().await?;
+        if let Some(error) = interrupted {
+            tracing::warn!(%error, "fetching tiles failed; will retry next poll");
+            self.fetch_failed(&error, "log");
+            return Ok(());
+        }
         if range.root() != checkpoint.root {
+            self.state_tree.remove(PROGRESS_KEY)?;
             let old = old_note
                 .as_ref()
                 .map(|note| (note.as_bytes(), old_range.frontier()));
             // A resumed growth no longer holds the tiles served before the interruption; the
             // next poll starts again from the verified tree and writes the evidence.
-            let evidence = keep_tiles.then(|| Evidence::root_mismatch(old, &note, &served_tiles));
+            let evidence = if keep_tiles {
+                match self.served_tiles(&served_tiles, first_served) {
+                    Ok(served) => Some(Evidence::root_mismatch(old, &note, &served)),
+                    Err(error) => {
+                        tracing::error!(%error, "could not read back the served tiles");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let resumed_note = if resuming {
                 " (after resuming; the evidence follows from the next poll)"
             } else {
@@ -727,12 +765,6 @@ impl Follower {
             )
             .await;
         }
-        let mut batch = sled::Batch::default();
-        for (index, hash) in &completed_subtrees {
-            batch.insert(&index.to_be_bytes(), hash.as_bytes());
-        }
-        self.subtrees.apply_batch(batch)?;
-        self.leaf_tiles.apply_batch(leaf_tiles)?;
         let state = VerifiedState {
             note: String::from_utf8_lossy(&note).into_owned(),
             size: checkpoint.size,
@@ -741,7 +773,7 @@ impl Follower {
             grown_at: now(),
             recheck_cursor: self.state.as_ref().map_or(0, |state| state.recheck_cursor),
         };
-        self.persist(state)?;
+        self.persist(state, true)?;
         self.alerter.metrics.set(
             &format!(
                 "cairn_monitor_verified_size{{origin=\"{}\"}}",
@@ -758,60 +790,41 @@ impl Follower {
         Ok(())
     }
 
-    fn persist(&mut self, state: VerifiedState) -> Result<(), FollowError> {
-        let json = serde_json::to_vec(&state).expect("state serialises");
-        self.state_tree.insert("verified", json)?;
+    /// The bytes of `tiles` as served during a growth: the first one's as kept (`first`, when
+    /// its first hashes were verified before), the others' as committed to the hash files.
+    fn served_tiles(
+        &self,
+        tiles: &[Tile],
+        mut first: Option<(Tile, Vec<u8>)>,
+    ) -> std::io::Result<Vec<(Tile, Vec<u8>)>> {
+        let width = u64::from(TILE_WIDTH);
+        tiles
+            .iter()
+            .map(|&tile| match first.take_if(|(kept, _)| *kept == tile) {
+                Some(kept) => Ok(kept),
+                None => self
+                    .hashes
+                    .leaf_hash_bytes(tile.index() * width, usize::from(tile.width()))
+                    .map(|data| (tile, data)),
+            })
+            .collect()
+    }
+
+    /// Commits a verified state (its hashes are already synced), and with it, in one flushed
+    /// sled batch, forgets the progress of the growth that led to it when `grown`.
+    fn persist(&mut self, state: VerifiedState, grown: bool) -> Result<(), FollowError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            "verified",
+            serde_json::to_vec(&state).expect("state serialises"),
+        );
+        if grown {
+            batch.remove(PROGRESS_KEY);
+        }
+        self.state_tree.apply_batch(batch)?;
         self.state_tree.flush()?;
         self.state = Some(state);
         Ok(())
-    }
-
-    /// Fetches level-0 tiles (and bundles) of `tiles` at their widths in a tree of `size`.
-    async fn fetch_level0(
-        &self,
-        tiles: std::ops::Range<u64>,
-        size: u64,
-    ) -> Result<Vec<FetchedTile>, String> {
-        let width = u64::from(TILE_WIDTH);
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES));
-        let mut tasks = tokio::task::JoinSet::new();
-        for index in tiles {
-            let tile_width = u16::try_from((size - index * width).min(width)).expect("<= 256");
-            let tile = Tile::new(0, index, tile_width).map_err(|error| error.to_string())?;
-            let bundle = EntryBundle::new(index, tile_width).map_err(|error| error.to_string())?;
-            let fetcher = self.fetcher.clone();
-            let base = self.settings.url.clone();
-            let check_entries = self.settings.check_entries || self.settings.event_log;
-            let semaphore = semaphore.clone();
-            tasks.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let data = fetcher
-                    .get(&join(&base, &tile.path()), MAX_TILE_BYTES)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                let entries = if check_entries {
-                    Some(
-                        fetcher
-                            .get(&join(&base, &bundle.path()), MAX_BUNDLE_BYTES)
-                            .await
-                            .map_err(|error| error.to_string())?,
-                    )
-                } else {
-                    None
-                };
-                Ok::<_, String>(FetchedTile {
-                    tile,
-                    data,
-                    entries,
-                })
-            });
-        }
-        let mut fetched = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            fetched.push(joined.map_err(|error| error.to_string())??);
-        }
-        fetched.sort_by_key(|fetched| fetched.tile.index());
-        Ok(fetched)
     }
 
     /// Asks the witnesses for their latest checkpoints of this origin.
@@ -888,24 +901,22 @@ impl Follower {
         }
         let mut state = state;
         state.recheck_cursor = cursor;
-        if let Err(error) = self.persist(state) {
+        if let Err(error) = self.persist(state, false) {
             tracing::error!(%error, "could not persist the recheck cursor");
         }
     }
 
     async fn recheck_tile(&mut self, index: u64, state: &VerifiedState) {
-        let Ok(Some(stored)) = self.subtrees.get(index.to_be_bytes()) else {
-            return;
-        };
-        let Ok(genuine) = Hash::from_slice(&stored) else {
-            return;
+        let genuine = match self.hashes.tile_root(index) {
+            Ok(genuine) => genuine,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a verified tile root to recheck");
+                self.metric("cairn_monitor_store_errors_total");
+                return;
+            }
         };
         let tile = Tile::new(0, index, TILE_WIDTH).expect("full tile");
-        let data = match self
-            .fetcher
-            .get(&join(&self.settings.url, &tile.path()), MAX_TILE_BYTES)
-            .await
-        {
+        let data = match self.source.get(&tile.path(), MAX_TILE_BYTES).await {
             Ok(data) => data,
             Err(_) => {
                 self.metric("cairn_monitor_fetch_errors_total");
@@ -976,36 +987,14 @@ impl Follower {
 #[error("verified hashes: {0}")]
 pub struct StoreError(String);
 
-/// The hashes of the verified tree as the monitor stored them: every level-0 tile's leaf hashes
-/// and every full tile's subtree hash. Nodes above are folded from those.
+/// The hashes of the verified tree as the monitor stored them: every leaf hash and every full
+/// tile's subtree root. Nodes above height 8 are folded from those.
 struct VerifiedHashes<'a> {
     size: u64,
-    leaf_tiles: &'a sled::Tree,
-    subtrees: &'a sled::Tree,
+    files: &'a HashFiles,
 }
 
 impl VerifiedHashes<'_> {
-    fn leaf_tile(&self, index: u64) -> Result<Vec<Hash>, StoreError> {
-        let bytes = self
-            .leaf_tiles
-            .get(index.to_be_bytes())
-            .map_err(|error| StoreError(error.to_string()))?
-            .ok_or_else(|| StoreError(format!("leaf tile {index} not stored")))?;
-        bytes
-            .chunks(32)
-            .map(|chunk| Hash::from_slice(chunk).map_err(|error| StoreError(error.to_string())))
-            .collect()
-    }
-
-    fn subtree(&self, index: u64) -> Result<Hash, StoreError> {
-        let bytes = self
-            .subtrees
-            .get(index.to_be_bytes())
-            .map_err(|error| StoreError(error.to_string()))?
-            .ok_or_else(|| StoreError(format!("subtree {index} not stored")))?;
-        Hash::from_slice(&bytes).map_err(|error| StoreError(error.to_string()))
-    }
-
     fn node(&self, node: NodeId) -> Result<Hash, StoreError> {
         if node.end_leaf() > self.size {
             return Err(StoreError(format!(
@@ -1015,22 +1004,16 @@ impl VerifiedHashes<'_> {
             )));
         }
         let height = u32::from(node.height());
-        if height < 8 {
-            let tile = node.first_leaf() / u64::from(TILE_WIDTH);
-            let hashes = self.leaf_tile(tile)?;
-            let start = usize::try_from(node.first_leaf() % u64::from(TILE_WIDTH)).expect("< 256");
-            let end = start + (1usize << height);
-            let slice = hashes
-                .get(start..end)
-                .ok_or_else(|| StoreError(format!("leaf tile {tile} too short")))?;
-            return Ok(root_from_leaf_hashes(slice));
-        }
-        let first = node.index() << (height - 8);
-        let count = 1u64 << (height - 8);
-        let hashes = (first..first + count)
-            .map(|index| self.subtree(index))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(root_from_leaf_hashes(&hashes))
+        let stored = if height < 8 {
+            let count = 1usize << height;
+            self.files
+                .leaf_hashes(node.first_leaf(), count)
+                .map(|hashes| root_from_leaf_hashes(&hashes))
+        } else {
+            self.files
+                .subtree_of_tiles(node.index() << (height - 8), 1u64 << (height - 8))
+        };
+        stored.map_err(|error| StoreError(error.to_string()))
     }
 }
 
@@ -1039,90 +1022,6 @@ impl HashReader for VerifiedHashes<'_> {
     fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         nodes.iter().map(|&node| self.node(node)).collect()
     }
-}
-
-/// One level-0 tile as served, with its entry bundle when entries are checked.
-#[derive(Debug, Clone)]
-pub struct FetchedTile {
-    /// Which tile (its width is the one the checkpoint's size implies).
-    pub tile: Tile,
-    /// The tile's bytes.
-    pub data: Vec<u8>,
-    /// The entry bundle's bytes, if fetched.
-    pub entries: Option<Vec<u8>>,
-}
-
-/// Decodes and checks a batch of tiles (and bundles) on both cores: every entry hashes to its
-/// tile's leaf hash, and event logs hold valid events. Returns each tile's hashes.
-pub fn verify_batch(fetched: &[FetchedTile], event_log: bool) -> Result<Vec<VerifiedTile>, String> {
-    let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
-    let chunk = fetched.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<VerifiedTile>, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = fetched
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|item| verify_one(item, event_log))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err("verifier thread panicked".into()))
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(fetched.len());
-    for result in results {
-        all.extend(result?);
-    }
-    Ok(all)
-}
-
-fn verify_one(
-    FetchedTile {
-        tile,
-        data,
-        entries,
-    }: &FetchedTile,
-    event_log: bool,
-) -> Result<VerifiedTile, String> {
-    let hashes = decode_tile(*tile, data).map_err(|error| format!("{}: {error}", tile.path()))?;
-    if let Some(entries) = entries {
-        let bundle = EntryBundle::new(tile.index(), tile.width()).map_err(|e| e.to_string())?;
-        let decoded = decode_entry_bundle(bundle, entries)
-            .map_err(|error| format!("{}: {error}", bundle.path()))?;
-        let slices = decoded;
-        check_entries_against_tile(&slices, &hashes)
-            .map_err(|error| format!("{}: {error}", bundle.path()))?;
-        if event_log {
-            for (position, entry) in slices.iter().enumerate() {
-                cairn_spec::event::EventLeaf::parse(entry).map_err(|error| {
-                    format!(
-                        "{} entry {position}: not a valid event: {error}",
-                        bundle.path()
-                    )
-                })?;
-            }
-        }
-    }
-    let subtree = (tile.width() == TILE_WIDTH).then(|| root_from_leaf_hashes(&hashes));
-    Ok(VerifiedTile { hashes, subtree })
-}
-
-/// A level-0 tile's leaf hashes, checked against its entries, and the root of its subtree when
-/// it is full (computed here, on the verifier threads, rather than on the one that folds).
-#[derive(Debug, Clone)]
-pub struct VerifiedTile {
-    /// The leaf hashes.
-    pub hashes: Vec<Hash>,
-    /// The root of the tile's 256 leaves, for a full tile.
-    pub subtree: Option<Hash>,
 }
 
 /// Appends the root of a full level-0 tile to a range that ends on a tile boundary. There the

@@ -2,11 +2,16 @@
 //!
 //! The party that makes a log's misbehaviour visible, and the auditor's offline verifier.
 //!
-//! - [`fetch`]: a bounded HTTP fetcher for the C2SP tlog-tiles read API and witness checkpoints.
+//! - [`fetch`]: a bounded HTTP fetcher for the C2SP tlog-tiles read API and witness checkpoints,
+//!   and the log source: its HTTP read API or a local directory in the tlog-tiles layout.
+//! - [`verify`]: level-0 tiles checked against their entry bundles on every core.
+//! - [`hashes`]: the verified tree's hashes in flat files.
+//! - [`pipeline`]: the stages of a growth beside the follower: fetch ahead, verify, commit.
 //! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
-//!   bundle re-verified on both cores, consistency from its own frontier, state in sled (an
-//!   interrupted verification resumes), gossip checks and split-view evidence
-//!   (`cairn.evidence/v1`, see `cairn_spec::evidence` and spec/docs/evidence.md).
+//!   bundle re-verified in a pipeline (fetch ahead, verify on every core, commit behind),
+//!   consistency from its own frontier, state in sled (an interrupted verification resumes),
+//!   gossip checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence` and
+//!   spec/docs/evidence.md).
 //! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
 //! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
@@ -22,3 +27,6 @@ pub mod daemon;
 pub mod export;
 pub mod fetch;
 pub mod follow;
+pub mod hashes;
+pub mod pipeline;
+pub mod verify;

@@ -2,12 +2,13 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_monitor::daemon::{bind, Config, LogConfig, Monitor};
+use cairn_monitor::daemon::{bind, Config, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
@@ -131,11 +132,20 @@ enum Command {
     },
     /// Re-verify a whole log from its tiles and entry bundles, with a progress line.
     ///
-    /// Progress is kept in --state: an interrupted audit resumes where it stopped, and a later
-    /// audit of a grown log verifies only the new leaves (and their consistency with the old).
-    /// Exits 0 when the log's checkpoint is verified, 1 otherwise (alert or unreachable log).
+    /// Every entry's leaf hash is recomputed and compared with its level-0 tile, every full
+    /// tile's subtree root recomputed, and the root recomputed on top of what was verified
+    /// before and compared with the log's signed checkpoint. Tiles are fetched ahead while
+    /// both cores hash. The log is read over HTTP, or from a local directory in the tlog-tiles
+    /// layout (`--log file:///srv/mirror`: `checkpoint`, `tile/<L>/<N>[.p/<W>]`,
+    /// `tile/entries/<N>[.p/<W>]`), the fastest way on one machine.
+    ///
+    /// Progress is kept in --state (synced every 128 tiles): an interrupted audit, killed
+    /// included, resumes where it stopped, and a later audit of a grown log verifies only the new
+    /// leaves (and their consistency with the old). Exits 0 when the log's checkpoint is
+    /// verified, 1 otherwise (alert, missing file or unreachable log).
     Audit {
-        /// The log's base URL.
+        /// The log: its read API's base URL (http:// or https://), or file:///path of a
+        /// directory in the tlog-tiles layout.
         #[arg(long)]
         log: String,
         /// The log's vkey.
@@ -215,6 +225,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match execute(cli.command) {
         Ok(code) => code,
@@ -348,26 +359,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             state,
             tiles_only,
         } => {
-            let evidence_dir = state.join("evidence");
-            let config = Config {
-                state_dir: state,
-                evidence_dir,
-                listen: None,
-                poll_interval_secs: 1,
-                timeout_secs: 30,
-                webhook: None,
-                peers: Vec::new(),
-                logs: vec![LogConfig {
-                    url: log,
-                    key: log_key,
-                    policy: None,
-                    witnesses: Vec::new(),
-                    event_log: false,
-                    stale_after_secs: None,
-                    recheck_tiles: 0,
-                    check_entries: !tiles_only,
-                }],
-            };
+            let config = Config::audit(state, log, log_key, tiles_only);
             runtime()?.block_on(async {
                 let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
                 monitor.show_progress().await;

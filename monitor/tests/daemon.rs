@@ -24,8 +24,8 @@ use cairn_spec::tiles::TilePath;
 use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use common::{
-    assert_alert_with_evidence, assert_every_flip_refused, config, leaf, leaves, serve, signer,
-    start, Shared, View, ORIGIN,
+    assert_alert_with_evidence, assert_every_flip_refused, audit_args, config, leaf, leaves,
+    run_binary, serve, signer, start, Shared, View, ORIGIN,
 };
 
 fn alert_kinds(monitor: &Monitor) -> Vec<AlertKind> {
@@ -406,17 +406,6 @@ fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     path
 }
 
-async fn run_binary(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
-            .args(&args)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_run_exits_two_on_an_alert_and_zero_otherwise() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -474,18 +463,11 @@ async fn audit_resumes_where_an_interrupted_run_stopped() {
     {
         let mut log = log.lock().expect("lock");
         log.client = View::of(all[..140_000].to_vec());
-        // The first batch of 512 tiles arrives, the second does not.
+        // Tiles 0 to 529 arrive, the rest do not: the audit commits what it verified of the
+        // batch it was in, up to the first tile it could not fetch.
         log.missing_tiles_from = Some(530);
     }
-    let args = vec![
-        "audit".to_owned(),
-        "--log".to_owned(),
-        url.clone(),
-        "--log-key".to_owned(),
-        signer().verifier().to_vkey(),
-        "--state".to_owned(),
-        dir.path().join("audit").display().to_string(),
-    ];
+    let args = audit_args(&url, &dir.path().join("audit"));
     let interrupted = run_binary(args.clone()).await;
     assert_eq!(interrupted.status.code(), Some(1));
     assert!(level0_requests(&log).contains(&0));
@@ -497,7 +479,7 @@ async fn audit_resumes_where_an_interrupted_run_stopped() {
     assert!(stderr.contains("resuming"), "{stderr}");
     assert!(stderr.contains("140000 of 140000 leaves"), "{stderr}");
     let fetched = level0_requests(&log);
-    assert_eq!(fetched.iter().min(), Some(&512), "refetched {fetched:?}");
+    assert_eq!(fetched.iter().min(), Some(&530), "refetched {fetched:?}");
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("\n140000\n"));
 
     // A later audit of the grown log fetches only the new leaves' tiles.

@@ -1,6 +1,7 @@
 //! A test log served over loopback HTTP, built from cairn-spec: the view its clients get, the
 //! view a witness reports (`GET /witness/checkpoint/<origin>`), and knobs for dishonesty and
-//! garbage. Shared by the monitor's integration tests.
+//! garbage; and the same log written as a local directory in the tlog-tiles layout. Shared by
+//! the monitor's integration tests.
 
 #![allow(dead_code)]
 
@@ -84,6 +85,34 @@ impl View {
         let end = start + usize::from(bundle.width());
         encode_entry_bundle(self.leaves.get(start..end)?).ok()
     }
+}
+
+/// Writes the log of `leaves` as a static mirror holds it: `checkpoint`, every tile of the tree
+/// at its current width, and every entry bundle.
+pub fn write_log_dir(leaves: &[Vec<u8>], dir: &Path) {
+    let hashes: Vec<Hash> = leaves.iter().map(|leaf| Hash::of_leaf(leaf)).collect();
+    let mut appender = TileAppender::new();
+    let write = |path: String, data: &[u8]| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(path, data).expect("writes");
+    };
+    for update in appender.append(&hashes).expect("appends") {
+        write(update.tile.path(), &update.data);
+    }
+    for (index, chunk) in leaves.chunks(256).enumerate() {
+        let bundle = EntryBundle::new(index as u64, chunk.len() as u16).expect("bundle");
+        write(bundle.path(), &encode_entry_bundle(chunk).expect("encodes"));
+    }
+    write(
+        "checkpoint".to_owned(),
+        &sign(leaves.len() as u64, appender.root()),
+    );
+}
+
+/// The `file://` URL of a directory.
+pub fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
 }
 
 pub fn sign(size: u64, root: Hash) -> Vec<u8> {
@@ -228,6 +257,31 @@ pub async fn reopen(config: &Config) -> Monitor {
             Err(error) => panic!("reopening the monitor: {error}"),
         }
     }
+}
+
+/// Runs the `cairn-monitor` binary with `args`, off the runtime's threads.
+pub async fn run_binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
+            .args(&args)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins")
+}
+
+/// The arguments of `cairn-monitor audit` of the log at `url` into the state at `state`.
+pub fn audit_args(url: &str, state: &Path) -> Vec<String> {
+    vec![
+        "audit".to_owned(),
+        "--log".to_owned(),
+        url.to_owned(),
+        "--log-key".to_owned(),
+        signer().verifier().to_vkey(),
+        "--state".to_owned(),
+        state.display().to_string(),
+    ]
 }
 
 /// Runs `cairn-monitor verify-evidence` on a file; true if it accepts.
