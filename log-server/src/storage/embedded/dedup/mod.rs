@@ -16,7 +16,10 @@
 //!   atomically with the data, how far the index reaches (the watermark);
 //! - on open, entries past the watermark are read back from the segments and indexed again;
 //! - a Bloom filter over all keys in runs turns away almost every new key without touching disk,
-//!   and runs are merged when there are too many.
+//!   and runs are merged when there are too many;
+//! - merging runs and rebuilding the filter larger (both take long on a large log) happen on a
+//!   thread of their own, the compactor, so that the flusher keeps writing tables out and an
+//!   append never waits behind a merge.
 //!
 //! Memory stays bounded: at most two frozen tables and the active one (a configured number of
 //! keys each), the filter (ten bits per key), and one fence key per 256 keys on disk.
@@ -134,7 +137,10 @@ struct Shared {
     config: DedupConfig,
     seed: u64,
     tables: RwLock<Tables>,
-    /// Wakes the flusher, and appenders waiting for it.
+    /// Held while keys go into the filter and their run joins the runs, and while the
+    /// compactor swaps in a rebuilt filter: every run's keys are in whichever filter serves.
+    filter_lock: Mutex<()>,
+    /// Wakes the flusher and the compactor, and appenders waiting for the flusher.
     signal: Mutex<FlusherState>,
     changed: Condvar,
 }
@@ -143,12 +149,14 @@ struct Shared {
 struct FlusherState {
     stop: bool,
     failed: Option<String>,
+    /// The runs outgrew the filter: the compactor rebuilds it larger.
+    rebuild_filter: bool,
 }
 
 /// The dedup index.
 pub struct DedupIndex {
     shared: Arc<Shared>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl DedupIndex {
@@ -179,20 +187,32 @@ impl DedupIndex {
                 run_keys,
             }),
             config,
+            filter_lock: Mutex::new(()),
             signal: Mutex::new(FlusherState::default()),
             changed: Condvar::new(),
         });
-        let flusher = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("cairn-dedup-flush".into())
-                .spawn(move || flusher(&shared))
-                .map_err(|source| StoreError::io("start the dedup flusher for", dir, source))?
-        };
+        let mut threads = Vec::new();
+        for (name, work) in [
+            ("cairn-dedup-flush", flusher as fn(&Shared)),
+            ("cairn-dedup-merge", compactor as fn(&Shared)),
+        ] {
+            let for_thread = Arc::clone(&shared);
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || work(&for_thread))
+                .map_err(|source| StoreError::io("start the dedup threads for", dir, source));
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    stop(&shared, threads);
+                    return Err(error);
+                }
+            }
+        }
         Ok((
             DedupIndex {
                 shared,
-                flusher: Mutex::new(Some(flusher)),
+                threads: Mutex::new(threads),
             },
             watermark,
         ))
@@ -338,12 +358,16 @@ impl DedupIndex {
 
 impl Drop for DedupIndex {
     fn drop(&mut self) {
-        self.shared.signal.lock().stop = true;
-        wake(&self.shared);
-        if let Some(flusher) = self.flusher.lock().take() {
-            if flusher.join().is_err() {
-                tracing::error!("the dedup flusher panicked");
-            }
+        stop(&self.shared, std::mem::take(&mut *self.threads.lock()));
+    }
+}
+
+fn stop(shared: &Shared, threads: Vec<JoinHandle<()>>) {
+    shared.signal.lock().stop = true;
+    wake(shared);
+    for thread in threads {
+        if thread.join().is_err() {
+            tracing::error!("a dedup index thread panicked");
         }
     }
 }
@@ -405,14 +429,49 @@ fn flusher(shared: &Shared) {
                 shared.changed.wait(&mut signal);
             }
         };
-        if let Err(error) = flush_table(shared, &table).and_then(|()| merge_if_needed(shared)) {
-            tracing::error!(%error, "the dedup index could not be written");
-            shared.signal.lock().failed = Some(error.to_string());
-            wake(shared);
+        if let Err(error) = flush_table(shared, &table) {
+            fail(shared, error);
             return;
         }
         wake(shared);
     }
+}
+
+/// Merges runs when there are too many, and rebuilds the filter larger when the runs outgrew
+/// it, off the flusher's path.
+fn compactor(shared: &Shared) {
+    loop {
+        let rebuild = {
+            let mut signal = shared.signal.lock();
+            loop {
+                if signal.stop || signal.failed.is_some() {
+                    return;
+                }
+                if signal.rebuild_filter {
+                    break true;
+                }
+                if shared.tables.read().runs.len() > shared.config.max_runs {
+                    break false;
+                }
+                shared.changed.wait(&mut signal);
+            }
+        };
+        let done = if rebuild {
+            rebuild_filter(shared)
+        } else {
+            merge_newest_runs(shared)
+        };
+        if let Err(error) = done {
+            fail(shared, error);
+            return;
+        }
+    }
+}
+
+fn fail(shared: &Shared, error: StoreError) {
+    tracing::error!(%error, "the dedup index could not be written");
+    shared.signal.lock().failed = Some(error.to_string());
+    wake(shared);
 }
 
 /// Wakes every waiter. The signal lock is taken so that a waiter between checking its
@@ -429,42 +488,59 @@ fn flush_table(shared: &Shared, table: &Table) -> Result<(), StoreError> {
         .map(|(&key, &index)| (key, index))
         .collect();
     let run = Arc::new(Run::write(&shared.dir, table.start, table.end, &mut pairs)?);
-    let (filter, run_keys, runs) = {
-        let tables = shared.tables.read();
-        (
-            Arc::clone(&tables.filter),
-            tables.run_keys + run.pairs,
-            tables.runs.clone(),
-        )
-    };
     // The run's keys must be in the filter before the table that held them goes away.
-    let filter = if run_keys > filter.capacity() {
-        let bigger = Bloom::with_capacity(2 * run_keys, shared.seed);
-        for old in &runs {
-            old.add_keys_to(&bigger)?;
-        }
-        Arc::new(bigger)
-    } else {
-        filter
-    };
+    let _filter = shared.filter_lock.lock();
+    let filter = Arc::clone(&shared.tables.read().filter);
     for &(key, _) in &pairs {
         filter.insert(key);
     }
-    let mut tables = shared.tables.write();
-    tables.runs.push(run);
-    tables.run_keys = run_keys;
-    tables.filter = filter;
-    tables.frozen.remove(0);
+    let outgrown = {
+        let mut tables = shared.tables.write();
+        tables.run_keys += run.pairs;
+        tables.runs.push(run);
+        tables.frozen.remove(0);
+        tables.run_keys > filter.capacity()
+    };
+    if outgrown {
+        // Until the compactor swaps in a larger filter, this one only turns away fewer keys.
+        shared.signal.lock().rebuild_filter = true;
+    }
     Ok(())
 }
 
-fn merge_if_needed(shared: &Shared) -> Result<(), StoreError> {
+/// Builds a filter twice the size of the runs' keys from the runs as they are now, adds the keys
+/// of the runs flushed meanwhile, and swaps it in.
+fn rebuild_filter(shared: &Shared) -> Result<(), StoreError> {
+    let (runs, run_keys) = {
+        let tables = shared.tables.read();
+        (tables.runs.clone(), tables.run_keys)
+    };
+    let bigger = Bloom::with_capacity(2 * run_keys.max(1), shared.seed);
+    for run in &runs {
+        run.add_keys_to(&bigger)?;
+    }
+    let _filter = shared.filter_lock.lock();
+    // Only the flusher adds runs, at the end, and only this thread merges, so the runs read
+    // above are still a prefix of the runs now.
+    let newer = shared.tables.read().runs[runs.len()..].to_vec();
+    for run in &newer {
+        run.add_keys_to(&bigger)?;
+    }
+    let mut tables = shared.tables.write();
+    let outgrown = tables.run_keys > bigger.capacity();
+    tables.filter = Arc::new(bigger);
+    drop(tables);
+    shared.signal.lock().rebuild_filter = outgrown;
+    Ok(())
+}
+
+/// Merges the newest runs, smallest first, until the merged run is at least half the size of
+/// the run before it: each key is rewritten a logarithmic number of times.
+fn merge_newest_runs(shared: &Shared) -> Result<(), StoreError> {
     let runs = shared.tables.read().runs.clone();
     if runs.len() <= shared.config.max_runs {
         return Ok(());
     }
-    // Merge the newest runs, smallest first, until the merged run is at least half the size of
-    // the run before it: each key is rewritten a logarithmic number of times.
     let mut first = runs.len() - 2;
     let mut size: u64 = runs[first..].iter().map(|run| run.pairs).sum();
     while first > 0 && runs[first - 1].pairs <= 2 * size {
@@ -474,10 +550,12 @@ fn merge_if_needed(shared: &Shared) -> Result<(), StoreError> {
     let inputs: Vec<&Run> = runs[first..].iter().map(Arc::as_ref).collect();
     let merged = Arc::new(Run::merge(&shared.dir, &inputs)?);
     {
+        // The flusher may have added runs after the inputs meanwhile; they stay after it.
         let mut tables = shared.tables.write();
-        let keep = tables.runs.len() - (runs.len() - first);
-        tables.runs.truncate(keep);
+        let newer = tables.runs.split_off(runs.len());
+        tables.runs.truncate(first);
         tables.runs.push(merged);
+        tables.runs.extend(newer);
     }
     for run in &runs[first..] {
         run.remove()?;
