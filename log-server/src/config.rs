@@ -315,6 +315,7 @@ impl Settings {
                 self.maintenance_interval_ms.unwrap_or(60_000).max(10),
             ),
             max_batch_events,
+            store: Default::default(),
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {
