@@ -40,7 +40,7 @@ pub struct EventSettings {
     pub principals: HashMap<[u8; 32], Principal>,
     /// Payload retention rules.
     pub retention: Vec<RetentionRule>,
-    /// Time between retention and index catch-up runs.
+    /// Time between retention runs.
     pub maintenance_interval: Duration,
     /// Most events in one batch.
     pub max_batch_events: usize,

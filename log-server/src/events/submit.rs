@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cairn_spec::event::{EventError, EventId, EventInput, EventLeaf};
+use cairn_spec::event::{event_limits, EventError, EventId, EventInput, EventLeaf};
 use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use serde_json::json;
@@ -179,6 +179,16 @@ impl Events {
             let (leaf, payload) = input
                 .into_leaf(generated, received_at, submitted_by)
                 .map_err(|source| SubmitError::Invalid { position, source })?;
+            let limit = event_limits().max_bytes;
+            if payload.as_ref().is_some_and(|bytes| bytes.len() > limit) {
+                return Err(SubmitError::Invalid {
+                    position,
+                    source: EventError::Invalid {
+                        field: "payload".into(),
+                        reason: format!("its canonical form is larger than {limit} bytes"),
+                    },
+                });
+            }
             if !seen.insert(leaf.event_id.clone()) {
                 return Err(SubmitError::RepeatedId {
                     position,
