@@ -57,8 +57,9 @@ pub enum EventStoreError {
         /// The event ID.
         event_id: String,
     },
-    /// Too many payload writes are queued: retry later.
-    #[error("the payload log is overloaded; retry later")]
+    /// Too many payload writes are queued, or too many events wait to be written to the
+    /// index: retry later.
+    #[error("the events database is overloaded; retry later")]
     Overloaded,
     /// The database is closing.
     #[error("the events database is closed")]
@@ -396,11 +397,19 @@ impl EventStore {
     }
 
     /// Registers a submission about to store payloads and reach the sequencer; `durable_size`
-    /// is the log's, read before the call.
-    pub fn begin_submission(&self, durable_size: u64) -> InFlightSubmission {
-        self.inner
+    /// is the log's, read before the call. Refused while the index writer is far behind (so
+    /// that memory stays bounded), before anything is stored.
+    pub fn begin_submission(
+        &self,
+        durable_size: u64,
+    ) -> Result<InFlightSubmission, EventStoreError> {
+        if self.inner.index.overloaded() {
+            return Err(EventStoreError::Overloaded);
+        }
+        Ok(self
+            .inner
             .index
-            .begin(durable_size, self.inner.payloads.end())
+            .begin(durable_size, self.inner.payloads.end()))
     }
 
     /// Stores payloads durably (one sync shared with concurrent callers).
@@ -784,7 +793,7 @@ mod tests {
                     )
                     .expect("leaf");
                 let index = log.entry_count();
-                let ticket = store.begin_submission(index);
+                let ticket = store.begin_submission(index).expect("not overloaded");
                 let location = match &payload {
                     Some(bytes) => runtime
                         .block_on(store.store_payloads(&[NewPayload {

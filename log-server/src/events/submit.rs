@@ -249,7 +249,7 @@ impl Events {
         &self,
         fresh: &[(usize, EventLeaf, Option<Vec<u8>>)],
     ) -> Result<Vec<Result<Submitted, SubmitError>>, SubmitError> {
-        let in_flight = self.store.begin_submission(self.log_size());
+        let in_flight = self.store.begin_submission(self.log_size())?;
         let payloads: Vec<NewPayload<'_>> = fresh
             .iter()
             .filter_map(|(_, leaf, payload)| {

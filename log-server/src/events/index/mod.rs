@@ -53,6 +53,9 @@ pub(crate) const TAG_TIME: u8 = b't';
 const GATHER_LIMIT: usize = 20_000;
 /// Time postings in one block, about (8 KiB of 29-byte records).
 const TIME_POSTINGS_PER_BLOCK: usize = 280;
+/// Tables' worth of events kept in memory before submissions are refused (while a merge of
+/// large runs keeps the writer busy, the active table grows past its size).
+const MAX_TABLES_IN_MEMORY: usize = 8;
 
 /// How the index is sized.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -521,6 +524,24 @@ impl EventIndex {
             shared: Arc::clone(&self.shared),
             ticket,
         }
+    }
+
+    /// Whether the events in memory (the active and frozen tables) are more than the writer
+    /// should be left behind by: then new submissions are refused until it catches up.
+    pub fn overloaded(&self) -> bool {
+        let tables = self.shared.tables.read();
+        let frozen: usize = tables
+            .frozen
+            .iter()
+            .map(|frozen| frozen.table.read().events.len())
+            .sum();
+        let active = tables.active.read().events.len();
+        let limit = self
+            .shared
+            .config
+            .table_events
+            .saturating_mul(MAX_TABLES_IN_MEMORY);
+        frozen + active > limit
     }
 
     /// Adds a sequenced event. `marks` must have been read before the call.
