@@ -536,12 +536,7 @@ fn commit(
     let mut answers = Vec::with_capacity(group.len());
     for append in group {
         if end.offset > 0 && end.offset + append.bytes.len() as u64 > segment_bytes {
-            write_and_sync(
-                &file,
-                &segment_path(&segments.dir, end.segment),
-                &buffer,
-                buffer_start,
-            )?;
+            write_and_sync(&segments.dir, end.segment, &file, &buffer, buffer_start)?;
             buffer.clear();
             end = PayloadPosition {
                 segment: end.segment + 1,
@@ -565,19 +560,16 @@ fn commit(
         buffer.extend_from_slice(&append.bytes);
         answers.push(locations);
     }
-    write_and_sync(
-        &file,
-        &segment_path(&segments.dir, end.segment),
-        &buffer,
-        buffer_start,
-    )?;
+    write_and_sync(&segments.dir, end.segment, &file, &buffer, buffer_start)?;
     *segments.end.lock() = end;
     Ok(answers)
 }
 
+/// Writes `bytes` at `offset` of segment `segment` (open as `file`) and syncs them.
 fn write_and_sync(
+    dir: &Path,
+    segment: u32,
     file: &File,
-    path: &Path,
     bytes: &[u8],
     offset: u64,
 ) -> Result<(), EventStoreError> {
@@ -587,7 +579,8 @@ fn write_and_sync(
     file.write_all_at(bytes, offset)
         .and_then(|()| file.sync_data())
         .map_err(|source| {
-            EventStoreError::Files(StoreError::io("append payloads to", path, source))
+            let path = segment_path(dir, segment);
+            EventStoreError::Files(StoreError::io("append payloads to", &path, source))
         })
 }
 
