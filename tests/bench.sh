@@ -11,7 +11,10 @@
 #   DURATION, WARMUP        measured period and warm-up of each run (10s, 2s)
 #   CONNECTIONS, LEAF_SIZE  keep-alive connections and leaf size (64, 256)
 #   BATCH_SIZE              leaves per request in the add-batch mode (256)
-#   MODES                   cairn-load modes to run against each server ("add")
+#   EVENTS_PER_BATCH        audit events per request in the events-batch mode (100)
+#   MODES                   cairn-load modes to run against each server ("add"; also add-batch,
+#                           events: one event per POST /v1/events, events-batch: JSON arrays
+#                           to POST /v1/events/batch)
 #   SERVER_CORE, LOAD_CORE  the cores for the server and the load generator (0, 1)
 #   NOOP_ADDR               where cairn-noop listens (127.0.0.1:18081)
 #   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
@@ -40,6 +43,7 @@ WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-64}
 LEAF_SIZE=${LEAF_SIZE:-256}
 BATCH_SIZE=${BATCH_SIZE:-256}
+EVENTS_PER_BATCH=${EVENTS_PER_BATCH:-100}
 MODES=${MODES:-add}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
@@ -143,6 +147,7 @@ load_args() {
         add) echo "add --leaf-size $LEAF_SIZE" ;;
         add-batch) echo "add-batch --leaf-size $LEAF_SIZE --batch-size $BATCH_SIZE" ;;
         events) echo "events" ;;
+        events-batch) echo "events-batch --batch-size $EVENTS_PER_BATCH" ;;
         *) echo "bench.sh: unknown mode $1" >&2; return 1 ;;
     esac
 }

@@ -161,7 +161,7 @@ pub struct Settings {
     /// Longest wait of POST /add?wait=checkpoint, ms [default: 30000].
     #[arg(long, env = "CAIRN_LOG_CHECKPOINT_WAIT_MS")]
     pub checkpoint_wait_ms: Option<u64>,
-    /// Milliseconds between retention and index catch-up runs [default: 60000].
+    /// Milliseconds between retention runs [default: 60000].
     #[arg(long, env = "CAIRN_LOG_MAINTENANCE_INTERVAL_MS")]
     pub maintenance_interval_ms: Option<u64>,
     /// Most events in one POST /v1/events/batch [default: 1000].
@@ -315,6 +315,7 @@ impl Settings {
                 self.maintenance_interval_ms.unwrap_or(60_000).max(10),
             ),
             max_batch_events,
+            store: Default::default(),
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {

@@ -85,6 +85,7 @@ pub struct RunningServer {
     integrator: Integrator,
     publisher: tokio::task::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
+    events: Arc<Events>,
 }
 
 impl RunningServer {
@@ -155,20 +156,16 @@ impl RunningServer {
             ))
         };
         let events = {
+            // Opening indexes whatever the log holds that the events index missed (a crash
+            // between sequencing and writing the index out) before queries are served.
             let dir = settings.data_dir.join("events");
-            let event_store = tokio::task::spawn_blocking(move || EventStore::open(&dir))
-                .await
-                .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
-                .map_err(|e| ServerError::Events(e.to_string()))?;
-            let events = Arc::new(Events::new(event_store, sequencer.clone(), store.clone()));
-            // Index whatever the log holds that the events database missed (a crash between
-            // sequencing and indexing) before serving queries.
-            let catching_up = events.clone();
-            tokio::task::spawn_blocking(move || catching_up.catch_up(catching_up.log_size()))
-                .await
-                .map_err(|e| ServerError::Events(format!("catch-up task failed: {e}")))?
-                .map_err(|e| ServerError::Events(e.to_string()))?;
-            events
+            let (log, config) = (store.clone(), settings.events.store.clone());
+            let event_store =
+                tokio::task::spawn_blocking(move || EventStore::open(&dir, config, log.as_ref()))
+                    .await
+                    .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
+                    .map_err(|e| ServerError::Events(e.to_string()))?;
+            Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
         };
         let mut principals = settings.events.principals.clone();
         for (digest, name) in &settings.producers {
@@ -189,7 +186,7 @@ impl RunningServer {
             sequencer: sequencer.clone(),
             published,
             principals,
-            events,
+            events: events.clone(),
             signer: settings.signer.clone(),
             quorum: settings.quorum,
             limits: ApiLimits {
@@ -229,6 +226,7 @@ impl RunningServer {
             integrator,
             publisher,
             maintenance,
+            events,
         })
     }
 
@@ -239,6 +237,14 @@ impl RunningServer {
         let _ = self.http.await;
         let _ = self.maintenance.await;
         self.sequencer.shutdown().await?;
+        // Every event is sequenced and indexed now: write the index out, so that the next
+        // start has nothing to read back from the log.
+        let events = self.events.clone();
+        let durable = self.events.log_size();
+        tokio::task::spawn_blocking(move || events.store.close(durable))
+            .await
+            .map_err(|e| ServerError::Events(format!("closing task failed: {e}")))?
+            .map_err(|e| ServerError::Events(e.to_string()))?;
         self.integrator.shutdown().await?;
         self.publisher.abort();
         // Wait for the task to be gone, so that it no longer holds the store.

@@ -30,6 +30,7 @@ use crate::api::{
     AppState,
 };
 use crate::integrator::StoreHashes;
+use crate::sequencer::SequencerError;
 
 type Shared = State<Arc<AppState>>;
 
@@ -74,6 +75,12 @@ impl From<SubmitError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", detail)
             }
             SubmitError::Sequencer(error) => ApiError::from(error),
+            SubmitError::Store(EventStoreError::Overloaded) => {
+                ApiError::from(SequencerError::Overloaded { pending_leaves: 0 })
+            }
+            SubmitError::Store(EventStoreError::Closed) => {
+                ApiError::from(SequencerError::ShuttingDown)
+            }
             SubmitError::Store(_) | SubmitError::Log(_) => ApiError::internal(detail),
         }
     }
@@ -180,9 +187,10 @@ async fn post_batch(
         ));
     }
     let mut inputs = Vec::with_capacity(items.len());
-    for (position, item) in items.iter().enumerate() {
-        let canonical = jcs::canonicalize(item);
-        inputs.push(EventInput::parse(canonical.as_bytes()).map_err(|error| {
+    for (position, item) in items.into_iter().enumerate() {
+        // Parsed with the batch, strictly and within the event limits but the total size
+        // (each leaf is bounded by the log's leaf size, each payload by the event size).
+        inputs.push(EventInput::from_value(item).map_err(|error| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_event",
@@ -202,20 +210,29 @@ fn parse_event_id(text: &str) -> Result<EventId, ApiError> {
     EventId::parse(text).map_err(|error| ApiError::bad_request(error.to_string()))
 }
 
-/// The index of a sequenced event, or 404.
-fn event_index(state: &AppState, event_id: &EventId) -> Result<(u64, Vec<u8>), ApiError> {
-    let record = state
-        .events
-        .store
-        .record(event_id.as_str())?
-        .ok_or_else(|| ApiError::not_found(format!("no event {}", event_id.as_str())))?;
-    let index = record.index.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "event {} is not sequenced yet (retry its submission)",
-            event_id.as_str()
-        ))
-    })?;
-    Ok((index, record.leaf))
+/// A logged event and its leaf, or 404.
+async fn logged_event(
+    state: &Arc<AppState>,
+    event_id: &EventId,
+) -> Result<(EventSummary, Vec<u8>), ApiError> {
+    let (events, log, id) = (
+        state.events.clone(),
+        state.store.clone(),
+        event_id.as_str().to_string(),
+    );
+    blocking(move || {
+        let summary = events
+            .store
+            .find(&id)?
+            .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+        let leaf = log
+            .read_entries(summary.index, 1)?
+            .pop()
+            .ok_or_else(|| ApiError::internal("the store returned no entry"))?
+            .leaf;
+        Ok((summary, leaf))
+    })
+    .await
 }
 
 async fn get_event(
@@ -225,9 +242,10 @@ async fn get_event(
 ) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, READERS)?;
     let event_id = parse_event_id(&event_id)?;
-    let (index, leaf) = event_index(&state, &event_id)?;
+    let (summary, leaf) = logged_event(&state, &event_id).await?;
+    let index = summary.index;
     let store = &state.events.store;
-    let payload = store.payload(event_id.as_str())?;
+    let payload = store.payload(&summary)?;
     let erased_by = store.erasure(event_id.as_str())?;
     let status = match (&payload, &erased_by) {
         (Some(_), _) => "held",
@@ -259,7 +277,7 @@ async fn get_proof(
 ) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, READERS)?;
     let event_id = parse_event_id(&event_id)?;
-    let (index, _) = event_index(&state, &event_id)?;
+    let index = logged_event(&state, &event_id).await?.0.index;
     if published(&state)?.size <= index {
         return Err(ApiError {
             status: StatusCode::ACCEPTED,
@@ -498,21 +516,17 @@ async fn verify_event(
         Ok(parsed) => parsed,
         Err(error) => return Ok(invalid(format!("not an event leaf: {error}"))),
     };
-    let Some(record) = state.events.store.record(parsed.event_id.as_str())? else {
-        return Ok(invalid(format!(
-            "no event {} is in the log",
-            parsed.event_id.as_str()
-        )));
+    let (index, logged) = match logged_event(state, &parsed.event_id).await {
+        Ok((summary, logged)) => (summary.index, logged),
+        Err(error) if error.status == StatusCode::NOT_FOUND => {
+            return Ok(invalid(format!(
+                "no event {} is in the log",
+                parsed.event_id.as_str()
+            )))
+        }
+        Err(error) => return Err(error),
     };
-    let Some(index) = record.index else {
-        return Ok(invalid("the event is not sequenced yet"));
-    };
-    let store = state.store.clone();
-    let logged = blocking(move || Ok(store.read_entries(index, 1)?))
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("the store returned no entry"))?;
-    if logged.leaf != leaf {
+    if logged != leaf {
         return Ok(invalid(format!(
             "the event differs from the leaf logged at index {index} for this event_id"
         )));
@@ -691,7 +705,7 @@ async fn export(
             exported.push(ExportedEvent {
                 index: summary.index,
                 leaf,
-                payload: events.store.payload(&summary.event_id)?,
+                payload: events.store.payload(summary)?,
                 inclusion_proof: inclusion_proof(summary.index, published.size, &reader)
                     .map_err(|e| ApiError::internal(e.to_string()))?,
             });

@@ -4,14 +4,17 @@
 //! roles that guard all of it.
 //!
 //! - [`auth`]: principals, their roles, bearer-token authentication.
-//! - [`store`]: the sled database beside the log: event records, payloads, indexes, holds.
+//! - [`store`]: the database beside the log: payloads, indexes, holds, erasure marks.
+//! - [`payloads`]: the payload log (group-committed, erasable in place).
+//! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`http`]: the `/v1` routes.
-//! - [`retention`]: the background task that erases expired payloads and keeps the indexes
-//!   caught up with the log.
+//! - [`retention`]: the background task that erases expired payloads.
 
 pub mod auth;
 pub mod http;
+pub mod index;
+pub mod payloads;
 pub mod retention;
 pub mod store;
 pub mod submit;
@@ -21,7 +24,9 @@ use std::time::Duration;
 
 pub use auth::{Principal, Role};
 pub use retention::RetentionRule;
-pub use store::{EventStore, EventStoreError, EventSummary, Hold, HoldTarget, QueryFilter};
+pub use store::{
+    EventStore, EventStoreConfig, EventStoreError, EventSummary, Hold, HoldTarget, QueryFilter,
+};
 pub use submit::{Events, Submitted};
 
 /// Most events in one `POST /v1/events/batch`, by default.
@@ -35,10 +40,12 @@ pub struct EventSettings {
     pub principals: HashMap<[u8; 32], Principal>,
     /// Payload retention rules.
     pub retention: Vec<RetentionRule>,
-    /// Time between retention and index catch-up runs.
+    /// Time between retention runs.
     pub maintenance_interval: Duration,
     /// Most events in one batch.
     pub max_batch_events: usize,
+    /// Sizes of the events database (index tables and runs, payload segments).
+    pub store: EventStoreConfig,
 }
 
 impl Default for EventSettings {
@@ -48,6 +55,7 @@ impl Default for EventSettings {
             retention: Vec::new(),
             maintenance_interval: Duration::from_secs(60),
             max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
+            store: EventStoreConfig::default(),
         }
     }
 }

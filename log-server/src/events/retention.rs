@@ -1,6 +1,5 @@
-//! Payload retention and index catch-up: a background task that, every interval, indexes any
-//! event leaf of the log that the live path did not (after a crash), and erases the payloads
-//! whose retention has run out, recording what it erased as one event per run and rule.
+//! Payload retention: a background task that, every interval, erases the payloads whose
+//! retention has run out, recording what it erased as one event per run and rule.
 //!
 //! A rule applies to events of one `action`, of one `resource_type`, or both; when several rules
 //! apply to an event the shortest retention wins. Payloads under legal hold are kept.
@@ -16,6 +15,8 @@ use super::submit::{now, Events};
 pub const RETENTION_PRINCIPAL: &str = "cairn-log/retention";
 /// Most payloads one retention event lists.
 const ERASE_CHUNK: usize = 500;
+/// Events read from the index at once.
+const PAGE: usize = 1024;
 
 /// How long payloads of some events are kept.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -48,43 +49,22 @@ impl RetentionRule {
     }
 }
 
-/// One maintenance pass: catch the indexes up with the log, then apply retention. Returns the
-/// number of payloads erased.
+/// One retention pass over every event with a payload, in log order. Returns the number of
+/// payloads erased.
 pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<usize, String> {
-    let catch_up = events.clone();
-    tokio::task::spawn_blocking(move || catch_up.catch_up(catch_up.log_size()))
-        .await
-        .map_err(|e| format!("catch-up task failed: {e}"))?
-        .map_err(|e| format!("catch-up: {e}"))?;
     if rules.is_empty() {
         return Ok(0);
     }
     let now_nanos = now().unix_nanos();
     let mut expired: Vec<Vec<String>> = vec![Vec::new(); rules.len()];
-    let mut start: Option<String> = None;
+    let mut after: Option<u64> = None;
     loop {
-        let page = events
-            .store
-            .held_payloads(start.as_deref(), 1024)
+        let store = events.store.clone();
+        let page = tokio::task::spawn_blocking(move || store.payload_events(after, PAGE))
+            .await
+            .map_err(|e| format!("retention task failed: {e}"))?
             .map_err(|e| e.to_string())?;
-        let Some(last) = page.last().cloned() else {
-            break;
-        };
-        for event_id in page {
-            if Some(&event_id) == start.as_ref() {
-                continue;
-            }
-            let Some(index) = events
-                .store
-                .record(&event_id)
-                .map_err(|e| e.to_string())?
-                .and_then(|record| record.index)
-            else {
-                continue;
-            };
-            let Some(summary) = events.store.summary(index).map_err(|e| e.to_string())? else {
-                continue;
-            };
+        for summary in &page.events {
             let shortest = rules
                 .iter()
                 .enumerate()
@@ -92,15 +72,21 @@ pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<u
                 .min_by_key(|(_, rule)| rule.max_age_seconds);
             if let Some((position, rule)) = shortest {
                 let age = i128::from(rule.max_age_seconds) * 1_000_000_000;
-                if summary.received_nanos + age <= now_nanos {
-                    expired[position].push(event_id);
+                if summary.received_nanos + age <= now_nanos
+                    && events
+                        .store
+                        .erasure(&summary.event_id)
+                        .map_err(|e| e.to_string())?
+                        .is_none()
+                {
+                    expired[position].push(summary.event_id.clone());
                 }
             }
         }
-        if start.as_ref() == Some(&last) {
-            break;
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
         }
-        start = Some(last);
     }
     let mut erased = 0;
     for (rule, ids) in rules.iter().zip(expired) {
@@ -126,7 +112,7 @@ pub async fn run(
         match run_once(&events, &rules).await {
             Ok(0) => {}
             Ok(erased) => tracing::info!(erased, "retention erased expired payloads"),
-            Err(error) => tracing::warn!(%error, "events maintenance failed"),
+            Err(error) => tracing::warn!(%error, "payload retention failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

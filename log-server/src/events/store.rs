@@ -1,34 +1,48 @@
-//! The events database beside the log (a sled database in `<data_dir>/events`).
+//! The events database beside the log, in `<data_dir>/events`:
 //!
-//! The log holds each event's leaf; this database holds what the log must not: payloads (which
-//! may be erased), and what makes events findable: a record per event ID (its claim digest and
-//! index, for idempotency), a summary per index, and secondary indexes by actor, resource and
-//! action. Everything but payloads, erasure marks and holds is derived from the log's leaves
-//! and can be rebuilt from them ([`EventStore::clear_derived`] + [`EventStore::index_leaf`]).
+//! ```text
+//! payloads/  the payload log: payloads of events, appended and synced before the leaf is
+//!            sequenced (group commit), erased in place (see [`super::payloads`])
+//! index/     the events index: summaries and postings by event ID, actor, resource, action
+//!            and time, as sorted run files (see [`super::index`]); derived from the log's
+//!            leaves and the payload log, rebuilt from them if lost
+//! state/     sled: legal holds and erasure marks (who erased a payload, by which event)
+//! ```
 //!
-//! Keys of the secondary indexes are `len(value) (u32 BE) ‖ value ‖ index (u64 BE)`: the
-//! length prefix keeps one value from being a prefix of another, the big-endian index keeps
-//! each value's events in log order, so a page is one range scan.
+//! Only payloads, holds and erasure marks are this database's own; everything else is derived,
+//! so a submission makes durable only its payloads (one sync shared by concurrent submissions)
+//! before the leaf goes to the sequencer. On open, the index reads back the log's entries past
+//! its last run and finds their payloads in the payload log; payload records that no event
+//! holds (a submission that died between its payloads and its leaf) are erased.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use cairn_spec::event::{event_limits, EventLeaf};
 use cairn_spec::jcs::{self, Value};
 use sha2::{Digest, Sha256};
 
-/// An index of an event record whose leaf is not sequenced yet.
-const PENDING: u64 = u64::MAX;
+use super::index::{EventIndex, InFlightSubmission, IndexConfig, Marks};
+use super::payloads::{NewPayload, PayloadLocation, PayloadLog, DEFAULT_SEGMENT_BYTES};
+use crate::storage::{LogStore, StoreError};
+
 /// Most results of one query page.
 pub const MAX_QUERY_LIMIT: usize = 1000;
 /// Results of one query page when the caller does not say.
 pub const DEFAULT_QUERY_LIMIT: usize = 100;
+/// How many log entries the catch-up reads at once.
+const CATCH_UP_CHUNK: u64 = 256;
 
 /// A failure of the events database.
 #[derive(Debug, thiserror::Error)]
 pub enum EventStoreError {
-    /// sled failed.
+    /// sled (holds and erasure marks) failed.
     #[error("events database: {0}")]
     Database(#[from] sled::Error),
+    /// A file of the payload log or the index failed, or holds damaged data.
+    #[error("events database: {0}")]
+    Files(#[from] StoreError),
     /// A stored value does not decode.
     #[error("events database: corrupt {what}: {detail}")]
     Corrupt {
@@ -43,17 +57,31 @@ pub enum EventStoreError {
         /// The event ID.
         event_id: String,
     },
+    /// Too many payload writes are queued, or too many events wait to be written to the
+    /// index: retry later.
+    #[error("the events database is overloaded; retry later")]
+    Overloaded,
+    /// The database is closing.
+    #[error("the events database is closed")]
+    Closed,
 }
 
-/// What the store knows about one event ID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRecord {
-    /// SHA-256 of the leaf without `received_at`: what makes two submissions the same event.
-    pub claim: [u8; 32],
-    /// Its index in the log, once sequenced.
-    pub index: Option<u64>,
-    /// The leaf.
-    pub leaf: Vec<u8>,
+/// How the events database is sized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventStoreConfig {
+    /// The index's table and run sizes.
+    pub index: IndexConfig,
+    /// Bytes of a payload segment file before the next is started.
+    pub payload_segment_bytes: u64,
+}
+
+impl Default for EventStoreConfig {
+    fn default() -> EventStoreConfig {
+        EventStoreConfig {
+            index: IndexConfig::default(),
+            payload_segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
 }
 
 /// The indexed fields of one logged event.
@@ -75,11 +103,13 @@ pub struct EventSummary {
     pub resource_id: String,
     /// `action`.
     pub action: String,
+    /// Where its payload record lies, if it was given one.
+    pub payload: Option<PayloadLocation>,
 }
 
 impl EventSummary {
-    /// The summary of `leaf` at `index`.
-    pub fn of_leaf(index: u64, leaf: &EventLeaf) -> EventSummary {
+    /// The summary of `leaf` at `index`, with its payload at `payload`.
+    pub fn of_leaf(index: u64, leaf: &EventLeaf, payload: Option<PayloadLocation>) -> EventSummary {
         EventSummary {
             index,
             event_id: leaf.event_id.as_str().to_string(),
@@ -89,45 +119,8 @@ impl EventSummary {
             resource_type: leaf.resource_type.clone(),
             resource_id: leaf.resource_id.clone(),
             action: leaf.action.clone(),
+            payload,
         }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
-        put_string(&mut out, &self.event_id);
-        out.extend_from_slice(&self.time_nanos.to_be_bytes());
-        out.extend_from_slice(&self.received_nanos.to_be_bytes());
-        for text in [
-            &self.actor_id,
-            &self.resource_type,
-            &self.resource_id,
-            &self.action,
-        ] {
-            put_string(&mut out, text);
-        }
-        out
-    }
-
-    fn decode(index: u64, bytes: &[u8]) -> Result<EventSummary, EventStoreError> {
-        let mut reader = Reader {
-            bytes,
-            what: "summary",
-        };
-        let event_id = reader.string()?;
-        let time_nanos = i128::from_be_bytes(reader.array()?);
-        let received_nanos = i128::from_be_bytes(reader.array()?);
-        let summary = EventSummary {
-            index,
-            event_id,
-            time_nanos,
-            received_nanos,
-            actor_id: reader.string()?,
-            resource_type: reader.string()?,
-            resource_id: reader.string()?,
-            action: reader.string()?,
-        };
-        reader.end()?;
-        Ok(summary)
     }
 }
 
@@ -275,217 +268,235 @@ pub struct QueryPage {
 /// The events database.
 #[derive(Clone)]
 pub struct EventStore {
-    db: sled::Db,
-    records: sled::Tree,
-    payloads: sled::Tree,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: sled::Db,
     erased: sled::Tree,
-    by_index: sled::Tree,
-    by_actor: sled::Tree,
-    by_resource: sled::Tree,
-    by_action: sled::Tree,
     holds: sled::Tree,
-    meta: sled::Tree,
-    flushes: std::sync::Arc<FlushGroup>,
+    payloads: PayloadLog,
+    index: EventIndex,
 }
-
-/// One sled flush for many concurrent submissions (group commit, as the sequencer does for
-/// leaves): a submitter whose writes an ongoing or finished flush already covers does not
-/// start another.
-#[derive(Default)]
-struct FlushGroup {
-    /// Submitters that finished their writes (each counts itself once, after writing).
-    written: std::sync::atomic::AtomicU64,
-    /// Every submitter counted at or below this is durable.
-    flushed: std::sync::atomic::AtomicU64,
-    /// Held by the submitter whose flush runs.
-    running: tokio::sync::Mutex<()>,
-}
-
-const INDEXED_THROUGH: &[u8] = b"indexed_through";
 
 impl EventStore {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<EventStore, EventStoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
+    /// Opens (or creates) the database in `dir` beside `log`: indexes the log's entries that
+    /// the index does not cover yet and erases payload records that no event holds. Blocking.
+    pub fn open(
+        dir: &Path,
+        config: EventStoreConfig,
+        log: &dyn LogStore,
+    ) -> Result<EventStore, EventStoreError> {
+        if dir.join("db").exists() {
+            return Err(EventStoreError::Corrupt {
+                what: "events directory",
+                detail: format!(
+                    "{} holds the sled database of an older cairn-log; move it away (its indexes \
+                     are rebuilt from the log, its payloads are not carried over)",
+                    dir.display()
+                ),
+            });
+        }
+        let state = sled::Config::new()
+            .path(dir.join("state"))
+            .cache_capacity(8 << 20)
             .open()?;
-        Ok(EventStore {
-            records: db.open_tree("records")?,
-            payloads: db.open_tree("payloads")?,
-            erased: db.open_tree("erased")?,
-            by_index: db.open_tree("by_index")?,
-            by_actor: db.open_tree("by_actor")?,
-            by_resource: db.open_tree("by_resource")?,
-            by_action: db.open_tree("by_action")?,
-            holds: db.open_tree("holds")?,
-            meta: db.open_tree("meta")?,
-            flushes: std::sync::Arc::default(),
-            db,
-        })
-    }
-
-    /// Makes every write so far durable. Concurrent callers share flushes: one that waits
-    /// while another flushes returns at once if that flush began after its writes.
-    pub async fn flush(&self) -> Result<(), EventStoreError> {
-        use std::sync::atomic::Ordering;
-        let group = &self.flushes;
-        let mine = group.written.fetch_add(1, Ordering::AcqRel) + 1;
-        let _running = group.running.lock().await;
-        if group.flushed.load(Ordering::Acquire) >= mine {
-            return Ok(());
-        }
-        // Every submitter counted so far finished its writes before counting itself, so this
-        // flush covers them all.
-        let covered = group.written.load(Ordering::Acquire);
-        self.db.flush_async().await?;
-        group.flushed.store(covered, Ordering::Release);
-        Ok(())
-    }
-
-    /// Makes every write so far durable, blocking.
-    pub fn flush_blocking(&self) -> Result<(), EventStoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The record of `event_id`.
-    pub fn record(&self, event_id: &str) -> Result<Option<EventRecord>, EventStoreError> {
-        self.records
-            .get(event_id.as_bytes())?
-            .map(|bytes| decode_record(&bytes))
-            .transpose()
-    }
-
-    /// Claims `event_id` for a leaf not yet sequenced, storing its payload. If the ID is
-    /// already claimed with the same claim digest, returns that record (a retry); with another,
-    /// [`EventStoreError::Conflict`].
-    pub fn reserve(
-        &self,
-        event_id: &str,
-        claim: [u8; 32],
-        leaf: &[u8],
-        payload: Option<&[u8]>,
-    ) -> Result<Option<EventRecord>, EventStoreError> {
-        let fresh = encode_record(&EventRecord {
-            claim,
-            index: None,
-            leaf: leaf.to_vec(),
-        });
-        match self.records.compare_and_swap(
-            event_id.as_bytes(),
-            None as Option<&[u8]>,
-            Some(fresh),
-        )? {
-            Ok(()) => {
-                if let Some(payload) = payload {
-                    self.payloads.insert(event_id.as_bytes(), payload)?;
-                }
-                Ok(None)
-            }
-            Err(existing) => {
-                let current = existing.current.ok_or_else(|| EventStoreError::Corrupt {
-                    what: "record",
-                    detail: "vanished while claimed".into(),
-                })?;
-                let record = decode_record(&current)?;
-                if record.claim != claim {
-                    return Err(EventStoreError::Conflict {
-                        event_id: event_id.to_string(),
-                    });
-                }
-                Ok(Some(record))
-            }
-        }
-    }
-
-    /// Records that `leaf` is at `index`: its record, summary and secondary index entries.
-    /// Idempotent, so the live path and the catch-up from the log may both do it.
-    pub fn index_event(&self, index: u64, leaf: &EventLeaf) -> Result<(), EventStoreError> {
-        let record = EventRecord {
-            claim: claim_digest(&leaf.leaf),
-            index: Some(index),
-            leaf: leaf.leaf.clone(),
+        let payloads = PayloadLog::open(&dir.join("payloads"), config.payload_segment_bytes)?;
+        let log_size = log.entry_count();
+        let (index, watermark, payload_from) =
+            EventIndex::open(&dir.join("index"), config.index, log_size)?;
+        let store = EventStore {
+            inner: Arc::new(Inner {
+                erased: state.open_tree("erased")?,
+                holds: state.open_tree("holds")?,
+                state,
+                payloads,
+                index,
+            }),
         };
-        let event_id = leaf.event_id.as_str().as_bytes();
-        self.records.insert(event_id, encode_record(&record))?;
-        let summary = EventSummary::of_leaf(index, leaf);
-        self.by_index
-            .insert(index.to_be_bytes(), summary.encode())?;
-        self.by_actor
-            .insert(index_key(&summary.actor_id, index), event_id)?;
-        self.by_resource
-            .insert(index_key(&summary.resource_id, index), event_id)?;
-        self.by_action
-            .insert(index_key(&summary.action, index), event_id)?;
-        Ok(())
+        store.catch_up(log, watermark, payload_from)?;
+        Ok(store)
     }
 
-    /// Indexes `leaf` at `index` if it is an event leaf; other leaves (raw `/add`) are skipped.
-    pub fn index_leaf(&self, index: u64, leaf: &[u8]) -> Result<bool, EventStoreError> {
-        if leaf.first() != Some(&b'{') {
-            return Ok(false);
-        }
-        match EventLeaf::parse(leaf) {
-            Ok(event) => {
-                self.index_event(index, &event)?;
-                Ok(true)
+    /// Indexes the event leaves of `[watermark, log size)`, finding their payloads among the
+    /// records from `payload_from` on, then erases the records there that no event holds.
+    fn catch_up(
+        &self,
+        log: &dyn LogStore,
+        watermark: u64,
+        payload_from: super::payloads::PayloadPosition,
+    ) -> Result<(), EventStoreError> {
+        let size = log.entry_count();
+        let scanned = self.inner.payloads.scan_from(payload_from)?;
+        let mut by_claim: HashMap<(&str, [u8; 32]), (PayloadLocation, bool)> = HashMap::new();
+        for record in &scanned {
+            let slot = by_claim
+                .entry((record.event_id.as_str(), record.hash))
+                .or_insert((record.location, record.live));
+            // A live copy wins over an erased one (an orphan of an earlier try).
+            if record.live && !slot.1 {
+                *slot = (record.location, true);
             }
-            Err(_) => Ok(false),
         }
-    }
-
-    /// Forgets everything derived from the log (records, summaries, indexes), keeping
-    /// payloads, erasure marks and holds, so that the log's leaves can rebuild it.
-    pub fn clear_derived(&self) -> Result<(), EventStoreError> {
-        for tree in [
-            &self.records,
-            &self.by_index,
-            &self.by_actor,
-            &self.by_resource,
-            &self.by_action,
-        ] {
-            tree.clear()?;
+        let mut next = watermark;
+        let mut indexed = 0u64;
+        while next < size {
+            let count = (size - next).min(CATCH_UP_CHUNK);
+            for (offset, entry) in log.read_entries(next, count)?.iter().enumerate() {
+                if entry.leaf.first() != Some(&b'{') {
+                    continue;
+                }
+                let Ok(leaf) = EventLeaf::parse(&entry.leaf) else {
+                    continue;
+                };
+                let payload = leaf.payload_hash.and_then(|hash| {
+                    by_claim
+                        .get(&(leaf.event_id.as_str(), hash))
+                        .map(|(location, _)| *location)
+                });
+                let index = next + offset as u64;
+                // Every event below `index` is inserted: a table may be cut there.
+                let summary = EventSummary::of_leaf(index, &leaf, payload);
+                self.inner.index.insert(summary, self.marks(index))?;
+                indexed += 1;
+            }
+            next += count;
         }
-        self.meta.remove(INDEXED_THROUGH)?;
+        let mut orphans = 0u64;
+        for record in scanned.iter().filter(|record| record.live) {
+            let held = self
+                .inner
+                .index
+                .find(&record.event_id)?
+                .is_some_and(|summary| summary.payload == Some(record.location));
+            if !held {
+                self.inner
+                    .payloads
+                    .erase(&record.location, &record.event_id)?;
+                orphans += 1;
+            }
+        }
+        if indexed > 0 || orphans > 0 {
+            tracing::info!(
+                from = watermark,
+                to = size,
+                indexed,
+                orphans_erased = orphans,
+                "events index caught up with the log"
+            );
+        }
         Ok(())
     }
 
-    /// Up to where every event leaf of the log is known to be indexed.
-    pub fn indexed_through(&self) -> Result<u64, EventStoreError> {
-        match self.meta.get(INDEXED_THROUGH)? {
-            None => Ok(0),
-            Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(
-                |_| EventStoreError::Corrupt {
-                    what: "indexed_through",
-                    detail: format!("{} bytes, expected 8", bytes.len()),
-                },
-            )?)),
+    /// How far the log (`durable_size`, read by the caller first) and the payload log reach.
+    fn marks(&self, durable_size: u64) -> Marks {
+        Marks {
+            durable_size,
+            payload_end: self.inner.payloads.end(),
         }
     }
 
-    /// Sets [`EventStore::indexed_through`].
-    pub fn set_indexed_through(&self, size: u64) -> Result<(), EventStoreError> {
-        self.meta.insert(INDEXED_THROUGH, &size.to_be_bytes())?;
-        Ok(())
+    /// Registers a submission about to store payloads and reach the sequencer; `durable_size`
+    /// is the log's, read before the call. Refused while the index writer is far behind (so
+    /// that memory stays bounded), before anything is stored.
+    pub fn begin_submission(
+        &self,
+        durable_size: u64,
+    ) -> Result<InFlightSubmission, EventStoreError> {
+        if self.inner.index.overloaded() {
+            return Err(EventStoreError::Overloaded);
+        }
+        Ok(self
+            .inner
+            .index
+            .begin(durable_size, self.inner.payloads.end()))
     }
 
-    /// The summary of the event at `index`, if an event is there.
+    /// Stores payloads durably (one sync shared with concurrent callers).
+    pub async fn store_payloads(
+        &self,
+        payloads: &[NewPayload<'_>],
+    ) -> Result<Vec<PayloadLocation>, EventStoreError> {
+        self.inner.payloads.append(payloads).await
+    }
+
+    /// Erases payload records that no event will hold (their submission failed).
+    pub fn discard_payloads(&self, records: &[(&str, PayloadLocation)]) {
+        for (event_id, location) in records {
+            if let Err(error) = self.inner.payloads.erase(location, event_id) {
+                tracing::warn!(%error, event_id, "could not erase an orphaned payload");
+            }
+        }
+    }
+
+    /// Indexes a sequenced event; `durable_size` is the log's, read before the call.
+    pub fn index_event(
+        &self,
+        summary: EventSummary,
+        durable_size: u64,
+    ) -> Result<(), EventStoreError> {
+        let marks = self.marks(durable_size);
+        self.inner.index.insert(summary, marks)
+    }
+
+    /// Writes every event below `durable_size` (the log's) out to runs and waits for it.
+    pub fn flush_index(&self, durable_size: u64) -> Result<(), EventStoreError> {
+        self.inner.index.flush(self.marks(durable_size))
+    }
+
+    /// Writes the whole index out (at shutdown) and stops the background writers; the log's
+    /// durable size is `durable_size`.
+    pub fn close(&self, durable_size: u64) -> Result<(), EventStoreError> {
+        let result = self.flush_index(durable_size);
+        self.inner.index.close();
+        self.inner.payloads.close();
+        self.inner.state.flush()?;
+        result
+    }
+
+    /// The event with `event_id`, if it is logged and indexed.
+    pub fn find(&self, event_id: &str) -> Result<Option<EventSummary>, EventStoreError> {
+        self.inner.index.find(event_id)
+    }
+
+    /// The event at log index `index`, if an event is there.
     pub fn summary(&self, index: u64) -> Result<Option<EventSummary>, EventStoreError> {
-        self.by_index
-            .get(index.to_be_bytes())?
-            .map(|bytes| EventSummary::decode(index, &bytes))
-            .transpose()
+        self.inner.index.summary(index)
     }
 
-    /// The stored canonical payload of `event_id`, unless erased or never given.
-    pub fn payload(&self, event_id: &str) -> Result<Option<Vec<u8>>, EventStoreError> {
-        Ok(self.payloads.get(event_id.as_bytes())?.map(|v| v.to_vec()))
+    /// One page of events matching `filter`, at most `limit` of them, examining at most
+    /// `max_scan` candidates (so that a very selective filter cannot make one request
+    /// unbounded: the page may then be short, with a cursor to go on from).
+    pub fn query(
+        &self,
+        filter: &QueryFilter,
+        limit: usize,
+        max_scan: usize,
+    ) -> Result<QueryPage, EventStoreError> {
+        self.inner.index.query(filter, limit, max_scan)
+    }
+
+    /// Events that were given a payload (erased or not), in log order after `after`.
+    pub fn payload_events(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<QueryPage, EventStoreError> {
+        self.inner.index.payload_events(after, limit)
+    }
+
+    /// The stored canonical payload of the event, unless erased or never given.
+    pub fn payload(&self, summary: &EventSummary) -> Result<Option<Vec<u8>>, EventStoreError> {
+        match &summary.payload {
+            None => Ok(None),
+            Some(location) => self.inner.payloads.read(location, &summary.event_id),
+        }
     }
 
     /// The event that recorded the erasure of `event_id`'s payload, if it was erased.
     pub fn erasure(&self, event_id: &str) -> Result<Option<String>, EventStoreError> {
-        self.erased
+        self.inner
+            .erased
             .get(event_id.as_bytes())?
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec()).map_err(|_| EventStoreError::Corrupt {
@@ -496,43 +507,33 @@ impl EventStore {
             .transpose()
     }
 
-    /// Erases the payload of `event_id`, marking it erased by `erasure_event_id`.
+    /// Destroys the payload of the event (its bytes are overwritten and synced), marking it
+    /// erased by `erasure_event_id`. Returns whether there was a payload to erase.
     pub fn erase_payload(
         &self,
-        event_id: &str,
+        summary: &EventSummary,
         erasure_event_id: &str,
     ) -> Result<bool, EventStoreError> {
-        self.erased
-            .insert(event_id.as_bytes(), erasure_event_id.as_bytes())?;
-        Ok(self.payloads.remove(event_id.as_bytes())?.is_some())
+        let Some(location) = &summary.payload else {
+            return Ok(false);
+        };
+        let erased = self.inner.payloads.erase(location, &summary.event_id)?;
+        self.inner
+            .erased
+            .insert(summary.event_id.as_bytes(), erasure_event_id.as_bytes())?;
+        Ok(erased)
     }
 
-    /// Event IDs whose payloads are still held, in ID order, from `start` on, at most `count`.
-    pub fn held_payloads(
-        &self,
-        start: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<String>, EventStoreError> {
-        let range = match start {
-            Some(start) => self.payloads.range(start.as_bytes().to_vec()..),
-            None => self.payloads.range::<Vec<u8>, _>(..),
-        };
-        let mut ids = Vec::new();
-        for item in range.keys().take(count) {
-            let key = item?;
-            ids.push(
-                String::from_utf8(key.to_vec()).map_err(|_| EventStoreError::Corrupt {
-                    what: "payload key",
-                    detail: "not UTF-8".into(),
-                })?,
-            );
-        }
-        Ok(ids)
+    /// Makes holds and erasure marks durable.
+    pub async fn flush_state(&self) -> Result<(), EventStoreError> {
+        self.inner.state.flush_async().await?;
+        Ok(())
     }
 
     /// Sets a hold; returns false if one was already on that target (it is left as it was).
     pub fn set_hold(&self, hold: &Hold) -> Result<bool, EventStoreError> {
         Ok(self
+            .inner
             .holds
             .compare_and_swap(
                 hold.target.key(),
@@ -544,7 +545,8 @@ impl EventStore {
 
     /// The hold on `target`, if any.
     pub fn hold(&self, target: &HoldTarget) -> Result<Option<Hold>, EventStoreError> {
-        self.holds
+        self.inner
+            .holds
             .get(target.key())?
             .map(|bytes| Hold::decode(target.clone(), &bytes))
             .transpose()
@@ -552,7 +554,8 @@ impl EventStore {
 
     /// Lifts the hold on `target`; returns it if there was one.
     pub fn lift_hold(&self, target: &HoldTarget) -> Result<Option<Hold>, EventStoreError> {
-        self.holds
+        self.inner
+            .holds
             .remove(target.key())?
             .map(|bytes| Hold::decode(target.clone(), &bytes))
             .transpose()
@@ -561,7 +564,7 @@ impl EventStore {
     /// Every hold.
     pub fn holds(&self) -> Result<Vec<Hold>, EventStoreError> {
         let mut holds = Vec::new();
-        for item in self.holds.iter() {
+        for item in self.inner.holds.iter() {
             let (key, value) = item?;
             holds.push(Hold::decode(HoldTarget::from_key(&key)?, &value)?);
         }
@@ -582,80 +585,6 @@ impl EventStore {
         }
         Ok(found)
     }
-
-    /// One page of events matching `filter`, at most `limit` of them, scanning at most
-    /// `max_scan` index entries (so that a very selective filter cannot make one request
-    /// unbounded: the page may then be short, with a cursor to go on from).
-    pub fn query(
-        &self,
-        filter: &QueryFilter,
-        limit: usize,
-        max_scan: usize,
-    ) -> Result<QueryPage, EventStoreError> {
-        let (tree, prefix) = if let Some(actor) = &filter.actor {
-            (&self.by_actor, value_prefix(actor))
-        } else if let Some(resource) = &filter.resource {
-            (&self.by_resource, value_prefix(resource))
-        } else if let Some(action) = &filter.action {
-            (&self.by_action, value_prefix(action))
-        } else {
-            (&self.by_index, Vec::new())
-        };
-        let first = filter.after.map_or(0, |after| after.saturating_add(1));
-        let end = filter.below.unwrap_or(u64::MAX);
-        let mut events = Vec::new();
-        if first >= end {
-            return Ok(QueryPage {
-                events,
-                next_after: None,
-            });
-        }
-        let mut start_key = prefix.clone();
-        start_key.extend_from_slice(&first.to_be_bytes());
-        let mut end_key = prefix.clone();
-        end_key.extend_from_slice(&end.to_be_bytes());
-        let mut scanned = 0;
-        for item in tree.range(start_key..end_key) {
-            let (key, value) = item?;
-            let index_bytes: [u8; 8] =
-                key[key.len().saturating_sub(8)..].try_into().map_err(|_| {
-                    EventStoreError::Corrupt {
-                        what: "index key",
-                        detail: format!("{} bytes", key.len()),
-                    }
-                })?;
-            let index = u64::from_be_bytes(index_bytes);
-            let summary = if prefix.is_empty() {
-                EventSummary::decode(index, &value)?
-            } else {
-                self.summary(index)?
-                    .ok_or_else(|| EventStoreError::Corrupt {
-                        what: "secondary index",
-                        detail: format!("index {index} has no summary"),
-                    })?
-            };
-            scanned += 1;
-            if filter.matches(&summary) {
-                events.push(summary);
-                if events.len() == limit {
-                    return Ok(QueryPage {
-                        events,
-                        next_after: Some(index),
-                    });
-                }
-            }
-            if scanned >= max_scan {
-                return Ok(QueryPage {
-                    events,
-                    next_after: Some(index),
-                });
-            }
-        }
-        Ok(QueryPage {
-            events,
-            next_after: None,
-        })
-    }
 }
 
 /// SHA-256 of the canonical leaf without `received_at`: two submissions of one event ID are the
@@ -674,44 +603,10 @@ pub fn claim_digest(leaf: &[u8]) -> [u8; 32] {
     Sha256::digest(stripped.as_bytes()).into()
 }
 
-fn value_prefix(value: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + value.len() + 8);
-    put_string(&mut key, value);
-    key
-}
-
-fn index_key(value: &str, index: u64) -> Vec<u8> {
-    let mut key = value_prefix(value);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
-}
-
 fn put_string(out: &mut Vec<u8>, text: &str) {
     let length = u32::try_from(text.len()).expect("event strings are bounded far below 4 GiB");
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(text.as_bytes());
-}
-
-fn encode_record(record: &EventRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40 + record.leaf.len());
-    out.extend_from_slice(&record.claim);
-    out.extend_from_slice(&record.index.unwrap_or(PENDING).to_be_bytes());
-    out.extend_from_slice(&record.leaf);
-    out
-}
-
-fn decode_record(bytes: &[u8]) -> Result<EventRecord, EventStoreError> {
-    let mut reader = Reader {
-        bytes,
-        what: "record",
-    };
-    let claim = reader.array()?;
-    let index = u64::from_be_bytes(reader.array()?);
-    Ok(EventRecord {
-        claim,
-        index: (index != PENDING).then_some(index),
-        leaf: reader.bytes.to_vec(),
-    })
 }
 
 struct Reader<'a> {
@@ -760,28 +655,37 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+    use crate::storage::NewEntry;
     use cairn_spec::event::{EventId, EventInput};
     use cairn_spec::time::Instant;
     use rand::{Rng as _, SeedableRng as _};
 
-    fn leaf(random: &mut rand::rngs::StdRng) -> EventLeaf {
+    fn input(random: &mut rand::rngs::StdRng) -> EventInput {
+        let payload = if random.gen_bool(0.5) {
+            format!(r#","payload":{{"n":{}}}"#, random.gen_range(0..1000))
+        } else {
+            String::new()
+        };
         let json = format!(
-            r#"{{"timestamp":"2026-11-25T{:02}:{:02}:00Z","actor":{{"id":"a{}","type":"user"}},"action":"act{}","resource":{{"type":"t","id":"r{}"}},"outcome":"success"}}"#,
+            r#"{{"timestamp":"2026-11-25T{:02}:{:02}:00Z","actor":{{"id":"a{}","type":"user"}},"action":"act{}","resource":{{"type":"t","id":"r{}"}},"outcome":"success"{payload}}}"#,
             random.gen_range(0..24),
             random.gen_range(0..60),
             random.gen_range(0..4),
             random.gen_range(0..3),
             random.gen_range(0..5),
         );
-        EventInput::parse(json.as_bytes())
-            .expect("valid")
-            .into_leaf(
-                EventId::new_v4(random.gen()),
-                Instant::from_unix(1_764_000_000, 0),
-                "p",
-            )
-            .expect("leaf")
-            .0
+        EventInput::parse(json.as_bytes()).expect("valid")
+    }
+
+    fn config() -> EventStoreConfig {
+        EventStoreConfig {
+            index: IndexConfig {
+                table_events: 37,
+                max_runs: 3,
+            },
+            payload_segment_bytes: 2048,
+        }
     }
 
     fn all_pages(store: &EventStore, filter: &QueryFilter, limit: usize, scan: usize) -> Vec<u64> {
@@ -798,26 +702,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn paged_queries_equal_a_brute_force_scan_before_and_after_a_rebuild() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = EventStore::open(dir.path()).expect("open");
-        let mut random = rand::rngs::StdRng::seed_from_u64(7);
-        let mut leaves = Vec::new();
-        // Indices with gaps, as raw leaves between events leave them.
-        let mut index = 0;
-        for _ in 0..400 {
-            index += random.gen_range(1..4);
-            let leaf = leaf(&mut random);
-            store.index_event(index, &leaf).expect("index");
-            leaves.push((index, leaf));
-        }
-        let mut filters = Vec::new();
+    fn filters(random: &mut rand::rngs::StdRng) -> Vec<QueryFilter> {
+        let base = Instant::parse_rfc3339("2026-11-25T00:00:00Z")
+            .expect("time")
+            .unix_nanos();
+        let hour = 3_600_000_000_000i128;
+        let mut filters = vec![QueryFilter::default()];
         for _ in 0..200 {
-            let base = Instant::parse_rfc3339("2026-11-25T00:00:00Z")
-                .expect("time")
-                .unix_nanos();
-            let hour = 3_600_000_000_000i128;
             filters.push(QueryFilter {
                 actor: random
                     .gen_bool(0.4)
@@ -829,71 +720,147 @@ mod tests {
                     .gen_bool(0.4)
                     .then(|| format!("act{}", random.gen_range(0..4))),
                 from_nanos: random
-                    .gen_bool(0.3)
+                    .gen_bool(0.4)
                     .then(|| base + random.gen_range(0..24) * hour),
                 to_nanos: random
-                    .gen_bool(0.3)
+                    .gen_bool(0.4)
                     .then(|| base + random.gen_range(0..24) * hour),
                 after: random.gen_bool(0.2).then(|| random.gen_range(0..1200)),
                 below: random.gen_bool(0.2).then(|| random.gen_range(0..1200)),
             });
         }
-        let check = |store: &EventStore, random: &mut rand::rngs::StdRng| {
-            for filter in &filters {
-                let expected: Vec<u64> = leaves
-                    .iter()
-                    .map(|(index, leaf)| EventSummary::of_leaf(*index, leaf))
-                    .filter(|summary| filter.matches(summary))
-                    .map(|summary| summary.index)
-                    .collect();
-                let limit = random.gen_range(1..30);
-                let scan = random.gen_range(1..200);
-                assert_eq!(
-                    all_pages(store, filter, limit, scan),
-                    expected,
-                    "{filter:?}"
-                );
-            }
-        };
-        check(&store, &mut random);
-        store.clear_derived().expect("clear");
-        assert!(store
-            .query(&QueryFilter::default(), 10, 10)
-            .expect("query")
-            .events
-            .is_empty());
-        for (index, leaf) in &leaves {
-            assert!(store.index_leaf(*index, &leaf.leaf).expect("index"));
+        filters
+    }
+
+    /// Every query, paged with random limits and scan budgets, against a brute-force scan;
+    /// every event found by ID with its payload.
+    fn check(
+        store: &EventStore,
+        events: &[(EventSummary, Option<Vec<u8>>)],
+        filters: &[QueryFilter],
+        random: &mut rand::rngs::StdRng,
+    ) {
+        for filter in filters {
+            let expected: Vec<u64> = events
+                .iter()
+                .filter(|(summary, _)| filter.matches(summary))
+                .map(|(summary, _)| summary.index)
+                .collect();
+            let limit = random.gen_range(1..30);
+            let scan = random.gen_range(1..200);
+            assert_eq!(
+                all_pages(store, filter, limit, scan),
+                expected,
+                "{filter:?}"
+            );
         }
-        check(&store, &mut random);
+        for (summary, payload) in events {
+            let found = store.find(&summary.event_id).expect("find").expect("found");
+            assert_eq!(found.index, summary.index);
+            assert_eq!(
+                store.summary(summary.index).expect("read").as_ref(),
+                Some(&found)
+            );
+            assert_eq!(&store.payload(&found).expect("payload"), payload);
+        }
     }
 
     #[test]
-    fn a_claimed_event_id_takes_back_only_the_same_claim() {
+    fn paged_queries_equal_a_brute_force_scan_through_runs_merges_reopen_and_rebuild() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = EventStore::open(dir.path()).expect("open");
+        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let events_dir = dir.path().join("events");
+        let mut random = rand::rngs::StdRng::seed_from_u64(7);
+        let filters = filters(&mut random);
+        let mut events = Vec::new();
+        {
+            let store = EventStore::open(&events_dir, config(), &log).expect("open");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            for round in 0..400 {
+                // Raw leaves between events leave gaps in the indices.
+                for _ in 0..random.gen_range(0..3) {
+                    let raw = format!("raw {round} {}", random.gen::<u64>()).into_bytes();
+                    log.append_entries(log.entry_count(), &[NewEntry::new(raw, None)])
+                        .expect("append");
+                }
+                let (leaf, payload) = input(&mut random)
+                    .into_leaf(
+                        EventId::new_v4(random.gen()),
+                        Instant::from_unix(1_764_000_000, 0),
+                        "p",
+                    )
+                    .expect("leaf");
+                let index = log.entry_count();
+                let ticket = store.begin_submission(index).expect("not overloaded");
+                let location = match &payload {
+                    Some(bytes) => runtime
+                        .block_on(store.store_payloads(&[NewPayload {
+                            event_id: leaf.event_id.as_str(),
+                            bytes,
+                        }]))
+                        .expect("payload")
+                        .pop(),
+                    None => None,
+                };
+                log.append_entries(index, &[NewEntry::new(leaf.leaf.clone(), None)])
+                    .expect("append");
+                let summary = EventSummary::of_leaf(index, &leaf, location);
+                store
+                    .index_event(summary.clone(), log.entry_count())
+                    .expect("index");
+                drop(ticket);
+                events.push((summary, payload));
+                if round % 97 == 0 {
+                    check(&store, &events, &filters[..20], &mut random);
+                }
+            }
+            check(&store, &events, &filters, &mut random);
+            store.close(log.entry_count()).expect("close");
+        }
+        // Reopened: everything is in runs.
+        let store = EventStore::open(&events_dir, config(), &log).expect("reopen");
+        check(&store, &events, &filters, &mut random);
+        drop(store);
+        // The index deleted: rebuilt from the log, payloads found again in the payload log.
+        std::fs::remove_dir_all(events_dir.join("index")).expect("delete the index");
+        let store = EventStore::open(&events_dir, config(), &log).expect("rebuild");
+        check(&store, &events, &filters, &mut random);
+    }
+
+    #[test]
+    fn payloads_no_event_holds_are_erased_at_open() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let events_dir = dir.path().join("events");
         let id = "5f1b8a0e-2c4d-4e6f-8a9b-0c1d2e3f4a5b";
+        let location = {
+            let store = EventStore::open(&events_dir, config(), &log).expect("open");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            // A submission that stored its payload and died before its leaf was logged.
+            runtime
+                .block_on(store.store_payloads(&[NewPayload {
+                    event_id: id,
+                    bytes: b"{\"secret\":1}",
+                }]))
+                .expect("payload")[0]
+        };
+        let store = EventStore::open(&events_dir, config(), &log).expect("reopen");
         assert_eq!(
-            store.reserve(id, [1; 32], b"{}", Some(b"1")).expect("new"),
+            store.inner.payloads.read(&location, id).expect("read"),
             None
         );
-        let again = store
-            .reserve(id, [1; 32], b"{}", None)
-            .expect("same")
-            .expect("record");
-        assert_eq!(again.index, None);
-        assert!(matches!(
-            store.reserve(id, [2; 32], b"{}", None),
-            Err(EventStoreError::Conflict { .. })
-        ));
-        assert_eq!(store.payload(id).expect("read"), Some(b"1".to_vec()));
     }
 
     #[test]
-    fn refuses_corrupt_summaries_without_panicking() {
+    fn refuses_corrupt_summaries_and_holds_without_panicking() {
         for bytes in [&b""[..], &[0, 0, 0, 9, b'x'][..], &[0xff; 40][..]] {
-            assert!(EventSummary::decode(0, bytes).is_err());
+            assert!(Hold::decode(HoldTarget::Actor("a".into()), bytes).is_err());
         }
-        assert!(decode_record(&[0; 39]).is_err());
+        assert!(HoldTarget::from_key(b"").is_err());
+        assert!(HoldTarget::from_key(b"zq").is_err());
     }
 }

@@ -1,13 +1,15 @@
 //! How events become leaves, and the admin actions that are themselves events.
 //!
-//! A submission is made durable in two steps, payload first: the payloads and a pending record
-//! per event ID are written to the events database and flushed, then the leaves go through the
-//! log's sequencer (which makes them durable), then the record gets its index and the indexes
-//! their entries (not flushed at once: they are derived from the durable leaf). A crash between
-//! the steps leaves either a pending record (a retry with the same event reuses it; the
-//! sequencer's idempotency key on the event ID returns the first index) or a logged leaf whose
-//! indexes are missing, which the catch-up from the log ([`Events::catch_up`]) writes, because
-//! every index is derived from leaves alone.
+//! A submission is made durable in two steps, payloads first: the payloads go to the payload
+//! log (one `fdatasync` shared by concurrent submissions), then the leaves go through the
+//! log's sequencer (which makes them durable, and answers the first index of an event ID it
+//! has seen before, by its idempotency key). Then the events are indexed in memory: the index
+//! is derived from the durable leaves, and rebuilt from them after a crash. A crash between
+//! the steps leaves payload records that no event holds, which the next open erases; a failure
+//! seen at once (the sequencer refused, the event ID was taken) erases them at once.
+//!
+//! The work after validation runs in a task of its own, so that a client that goes away
+//! cannot stop a submission between its leaves and its index entries.
 //!
 //! Admin actions (erasure, legal holds) and the retention task's erasures are recorded as
 //! events, submitted by the acting principal, *before* they take effect: the log may hold the
@@ -17,19 +19,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cairn_spec::event::{EventError, EventId, EventInput, EventLeaf};
+use cairn_spec::event::{event_limits, EventError, EventId, EventInput, EventLeaf};
 use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use serde_json::json;
 
-use super::store::{claim_digest, EventStore, EventStoreError, Hold, HoldTarget};
+use super::payloads::NewPayload;
+use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
 use crate::sequencer::{Sequencer, SequencerError};
 use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
 
 /// The producer part of the idempotency key every event leaf is sequenced with.
 const IDEMPOTENCY_SCOPE: &str = "cairn.events";
-/// How many leaves the catch-up reads at once.
-const CATCH_UP_CHUNK: u64 = 256;
 
 /// One sequenced event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,10 +162,12 @@ impl Events {
         }
     }
 
-    /// Logs `inputs`, submitted by `submitted_by`; answers once payloads, leaves and indexes
-    /// are durable. All of a batch is validated before anything is stored.
+    /// Logs `inputs`, submitted by `submitted_by`; answers once payloads and leaves are
+    /// durable (and the events indexed). All of a batch is validated before anything is
+    /// stored; event IDs logged before are answered with their first index (or refused if the
+    /// content differs) without storing anything.
     pub async fn submit(
-        &self,
+        self: &Arc<Self>,
         inputs: Vec<EventInput>,
         submitted_by: &str,
     ) -> Result<Vec<Submitted>, SubmitError> {
@@ -176,6 +179,16 @@ impl Events {
             let (leaf, payload) = input
                 .into_leaf(generated, received_at, submitted_by)
                 .map_err(|source| SubmitError::Invalid { position, source })?;
+            let limit = event_limits().max_bytes;
+            if payload.as_ref().is_some_and(|bytes| bytes.len() > limit) {
+                return Err(SubmitError::Invalid {
+                    position,
+                    source: EventError::Invalid {
+                        field: "payload".into(),
+                        reason: format!("its canonical form is larger than {limit} bytes"),
+                    },
+                });
+            }
             if !seen.insert(leaf.event_id.clone()) {
                 return Err(SubmitError::RepeatedId {
                     position,
@@ -184,58 +197,45 @@ impl Events {
             }
             prepared.push((leaf, payload));
         }
-        // Payloads and pending records first, durably.
+        let events = Arc::clone(self);
+        tokio::spawn(async move { events.submit_prepared(prepared).await })
+            .await
+            .map_err(|error| {
+                SubmitError::Sequencer(SequencerError::StoreFailed(format!(
+                    "the submission task failed: {error}"
+                )))
+            })?
+    }
+
+    async fn submit_prepared(
+        &self,
+        prepared: Vec<(EventLeaf, Option<Vec<u8>>)>,
+    ) -> Result<Vec<Submitted>, SubmitError> {
         let mut results: Vec<Option<Submitted>> = vec![None; prepared.len()];
-        let mut to_sequence: Vec<(usize, EventLeaf)> = Vec::new();
+        let mut fresh = Vec::with_capacity(prepared.len());
         for (position, (leaf, payload)) in prepared.into_iter().enumerate() {
-            let event_id = leaf.event_id.as_str().to_string();
-            let claim = claim_digest(&leaf.leaf);
-            match self
-                .store
-                .reserve(&event_id, claim, &leaf.leaf, payload.as_deref())?
-            {
-                None => to_sequence.push((position, leaf)),
-                Some(existing) => match existing.index {
-                    Some(index) => {
-                        results[position] = Some(Submitted {
-                            event_id,
-                            index,
-                            leaf_hash: Hash::of_leaf(&existing.leaf),
-                            duplicate: true,
-                        })
-                    }
-                    // Reserved by an earlier try that did not finish: send its leaf again.
-                    None => {
-                        let earlier = EventLeaf::parse(&existing.leaf)
-                            .map_err(|source| SubmitError::Invalid { position, source })?;
-                        to_sequence.push((position, earlier));
-                    }
-                },
+            match self.store.find(leaf.event_id.as_str())? {
+                Some(existing) => {
+                    results[position] = Some(self.logged_before(existing.index, &leaf)?);
+                }
+                None => fresh.push((position, leaf, payload)),
             }
         }
-        self.store.flush().await?;
-        if !to_sequence.is_empty() {
-            let entries = to_sequence
-                .iter()
-                .map(|(_, leaf)| {
-                    let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
-                        .expect("an event ID is 36 bytes, a valid idempotency key");
-                    NewEntry::new(leaf.leaf.clone(), Some(key))
-                })
-                .collect();
-            let answers = self.sequencer.add_batch(entries).await?;
-            for ((position, leaf), answer) in to_sequence.iter().zip(answers) {
-                self.store.index_event(answer.index, leaf)?;
-                results[*position] = Some(Submitted {
-                    event_id: leaf.event_id.as_str().to_string(),
-                    index: answer.index,
-                    leaf_hash: answer.leaf_hash,
-                    duplicate: answer.duplicate,
-                });
+        if !fresh.is_empty() {
+            let answers = self.sequence(&fresh).await?;
+            let mut conflict = None;
+            for ((position, _, _), answer) in fresh.iter().zip(answers) {
+                match answer {
+                    Ok(submitted) => results[*position] = Some(submitted),
+                    Err(error) => {
+                        conflict.get_or_insert(error);
+                    }
+                }
             }
-            // No flush here: the record's index and the index entries are derived from the
-            // now durable leaf, and a crash that loses them leaves them to the catch-up, which
-            // starts below every leaf it has not itself indexed and flushed.
+            // The other events of the batch are logged: a retry gets them back as duplicates.
+            if let Some(error) = conflict {
+                return Err(error);
+            }
         }
         Ok(results
             .into_iter()
@@ -243,57 +243,113 @@ impl Events {
             .collect())
     }
 
-    /// Indexes every event leaf of the log from where the indexes are known complete up to
-    /// `size`, and records the new mark. Blocking.
-    pub fn catch_up(&self, size: u64) -> Result<u64, SubmitError> {
-        let mut next = self.store.indexed_through()?;
-        let mut indexed = 0;
-        while next < size {
-            let count = (size - next).min(CATCH_UP_CHUNK);
-            for (offset, entry) in self.log.read_entries(next, count)?.iter().enumerate() {
-                if self.store.index_leaf(next + offset as u64, &entry.leaf)? {
-                    indexed += 1;
-                }
+    /// Stores the payloads of `fresh`, sequences its leaves and indexes the new ones. An event
+    /// ID that a concurrent submission logged first comes back as that event (or a conflict).
+    async fn sequence(
+        &self,
+        fresh: &[(usize, EventLeaf, Option<Vec<u8>>)],
+    ) -> Result<Vec<Result<Submitted, SubmitError>>, SubmitError> {
+        let in_flight = self.store.begin_submission(self.log_size())?;
+        let payloads: Vec<NewPayload<'_>> = fresh
+            .iter()
+            .filter_map(|(_, leaf, payload)| {
+                payload.as_deref().map(|bytes| NewPayload {
+                    event_id: leaf.event_id.as_str(),
+                    bytes,
+                })
+            })
+            .collect();
+        let mut stored = self.store.store_payloads(&payloads).await?.into_iter();
+        let locations: Vec<_> = fresh
+            .iter()
+            .map(|(_, _, payload)| payload.as_ref().and_then(|_| stored.next()))
+            .collect();
+        let orphans = |which: &mut dyn Iterator<Item = usize>| {
+            let records: Vec<(&str, _)> = which
+                .filter_map(|i| locations[i].map(|l| (fresh[i].1.event_id.as_str(), l)))
+                .collect();
+            self.store.discard_payloads(&records);
+        };
+        let entries = fresh
+            .iter()
+            .map(|(_, leaf, _)| {
+                let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
+                    .expect("an event ID is 36 bytes, a valid idempotency key");
+                NewEntry::new(leaf.leaf.clone(), Some(key))
+            })
+            .collect();
+        let answers = match self.sequencer.add_batch(entries).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                orphans(&mut (0..fresh.len()));
+                return Err(error.into());
             }
-            next += count;
+        };
+        let mut results = Vec::with_capacity(fresh.len());
+        for (i, ((_, leaf, _), answer)) in fresh.iter().zip(answers).enumerate() {
+            if answer.duplicate {
+                // A concurrent submission of the same event ID was first.
+                orphans(&mut std::iter::once(i));
+                results.push(self.logged_before(answer.index, leaf));
+                continue;
+            }
+            let summary = EventSummary::of_leaf(answer.index, leaf, locations[i]);
+            self.store.index_event(summary, self.log_size())?;
+            results.push(Ok(Submitted {
+                event_id: leaf.event_id.as_str().to_string(),
+                index: answer.index,
+                leaf_hash: answer.leaf_hash,
+                duplicate: false,
+            }));
         }
-        self.store.flush_blocking()?;
-        self.store.set_indexed_through(size.max(next))?;
-        self.store.flush_blocking()?;
-        Ok(indexed)
+        drop(in_flight);
+        Ok(results)
     }
 
-    /// Forgets every derived record and index and rebuilds them from the log's leaves.
-    /// Blocking.
-    pub fn rebuild_indexes(&self) -> Result<u64, SubmitError> {
-        self.store.clear_derived()?;
-        self.catch_up(self.log_size())
+    /// The answer for `leaf`, whose event ID is logged at `index` already: that event if it
+    /// is the same claim (a retry), a conflict if not.
+    fn logged_before(&self, index: u64, leaf: &EventLeaf) -> Result<Submitted, SubmitError> {
+        let logged = self
+            .log
+            .read_entries(index, 1)?
+            .pop()
+            .ok_or_else(|| {
+                SubmitError::Sequencer(SequencerError::StoreFailed(format!(
+                    "the store returned no entry at {index}"
+                )))
+            })?
+            .leaf;
+        if claim_digest(&logged) != claim_digest(&leaf.leaf) {
+            return Err(SubmitError::Store(EventStoreError::Conflict {
+                event_id: leaf.event_id.as_str().to_string(),
+            }));
+        }
+        Ok(Submitted {
+            event_id: leaf.event_id.as_str().to_string(),
+            index,
+            leaf_hash: Hash::of_leaf(&logged),
+            duplicate: true,
+        })
     }
 
-    /// The number of durable entries in the log (only durable leaves are indexed by the
-    /// catch-up: an index entry must never point at a leaf that a crash could still take back).
+    /// The number of durable entries in the log.
     pub fn log_size(&self) -> u64 {
         *self.sequencer.durable_size().borrow()
     }
 
     /// Erases the payload of `event_id` for `admin`, after recording the erasure as an event.
     pub async fn erase_payload(
-        &self,
+        self: &Arc<Self>,
         event_id: &str,
         admin: &str,
         reason: Option<&str>,
     ) -> Result<Erasure, AdminError> {
         let _serial = self.admin.lock().await;
-        let record = self
+        let summary = self
             .store
-            .record(event_id)?
+            .find(event_id)?
             .ok_or_else(|| AdminError::NotFound(format!("no event {event_id}")))?;
-        let index = record.index.ok_or_else(|| {
-            AdminError::NotFound(format!("event {event_id} is not sequenced yet"))
-        })?;
-        let summary = self.store.summary(index)?.ok_or_else(|| {
-            AdminError::NotFound(format!("event {event_id} at {index} is not indexed yet"))
-        })?;
+        let index = summary.index;
         let holds = self.store.holds_on(&summary)?;
         if !holds.is_empty() {
             return Err(AdminError::Held {
@@ -301,7 +357,7 @@ impl Events {
                 holds: describe_holds(&holds),
             });
         }
-        if self.store.payload(event_id)?.is_none() {
+        if self.store.payload(&summary)?.is_none() {
             return Err(AdminError::NotFound(
                 match self.store.erasure(event_id)? {
                     Some(by) => format!(
@@ -323,8 +379,8 @@ impl Events {
             source,
         })?;
         let recorded_by = self.submit_one(record_event, admin).await?;
-        self.store.erase_payload(event_id, &recorded_by.event_id)?;
-        self.store.flush().await?;
+        self.store.erase_payload(&summary, &recorded_by.event_id)?;
+        self.store.flush_state().await?;
         Ok(Erasure {
             event_id: event_id.to_string(),
             recorded_by,
@@ -333,7 +389,7 @@ impl Events {
 
     /// Sets a legal hold for `admin`, recorded as an event first.
     pub async fn set_hold(
-        &self,
+        self: &Arc<Self>,
         target: HoldTarget,
         reason: &str,
         admin: &str,
@@ -358,13 +414,13 @@ impl Events {
             event_id: recorded_by.event_id,
         };
         self.store.set_hold(&hold)?;
-        self.store.flush().await?;
+        self.store.flush_state().await?;
         Ok(hold)
     }
 
     /// Lifts a legal hold for `admin`, recorded as an event first. Returns the lifting event.
     pub async fn lift_hold(
-        &self,
+        self: &Arc<Self>,
         target: HoldTarget,
         reason: &str,
         admin: &str,
@@ -381,14 +437,14 @@ impl Events {
             .record_hold_event("cairn.hold.lift", &target, reason, admin)
             .await?;
         self.store.lift_hold(&target)?;
-        self.store.flush().await?;
+        self.store.flush_state().await?;
         Ok(recorded_by)
     }
 
     /// Erases, for the retention task `principal`, the payloads of `event_ids`, recorded first
     /// as one event listing them. Payloads under hold are skipped. Returns those erased.
     pub async fn erase_expired(
-        &self,
+        self: &Arc<Self>,
         event_ids: Vec<String>,
         principal: &str,
         rule: &str,
@@ -396,41 +452,41 @@ impl Events {
         let _serial = self.admin.lock().await;
         let mut erasable = Vec::new();
         for event_id in event_ids {
-            let Some(index) = self.store.record(&event_id)?.and_then(|r| r.index) else {
+            let Some(summary) = self.store.find(&event_id)? else {
                 continue;
             };
-            let Some(summary) = self.store.summary(index)? else {
-                continue;
-            };
-            if self.store.holds_on(&summary)?.is_empty() && self.store.payload(&event_id)?.is_some()
+            if self.store.holds_on(&summary)?.is_empty() && self.store.payload(&summary)?.is_some()
             {
-                erasable.push(event_id);
+                erasable.push(summary);
             }
         }
         if erasable.is_empty() {
-            return Ok(erasable);
+            return Ok(Vec::new());
         }
         let record_event = audit_event(
             principal,
             "cairn.retention.erase",
             "retention",
             rule,
-            json!({"event_ids": erasable, "rule": rule}),
+            json!({"event_ids": erasable.iter().map(|s| &s.event_id).collect::<Vec<_>>(), "rule": rule}),
         )
         .map_err(|source| SubmitError::Invalid {
             position: 0,
             source,
         })?;
         let recorded_by = self.submit_one(record_event, principal).await?;
-        for event_id in &erasable {
-            self.store.erase_payload(event_id, &recorded_by.event_id)?;
+        for summary in &erasable {
+            self.store.erase_payload(summary, &recorded_by.event_id)?;
         }
-        self.store.flush().await?;
-        Ok(erasable)
+        self.store.flush_state().await?;
+        Ok(erasable
+            .into_iter()
+            .map(|summary| summary.event_id)
+            .collect())
     }
 
     async fn record_hold_event(
-        &self,
+        self: &Arc<Self>,
         action: &str,
         target: &HoldTarget,
         reason: &str,
@@ -451,7 +507,7 @@ impl Events {
     }
 
     async fn submit_one(
-        &self,
+        self: &Arc<Self>,
         event: EventInput,
         principal: &str,
     ) -> Result<Submitted, SubmitError> {

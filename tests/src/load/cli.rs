@@ -79,6 +79,16 @@ pub enum Mode {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// POST /v1/events/batch: a JSON array of generated audit events per request (as `events`
+    /// generates them).
+    EventsBatch {
+        /// Events in each request.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Options every mode takes.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// POST a fixed body to any path (for baselines such as cairn-noop).
     Raw {
         /// Send this many filler bytes as the body.
@@ -105,7 +115,8 @@ pub struct CommonArgs {
     /// Allow a target outside the loopback range: only for a server you run yourself.
     #[arg(long)]
     pub allow_remote: bool,
-    /// The request path (default: /add, /add-batch, /v1/events, or / for raw).
+    /// The request path (default: /add, /add-batch, /v1/events, /v1/events/batch, or / for
+    /// raw).
     #[arg(long)]
     pub path: Option<String>,
     /// Keep-alive connections, each with one request in flight at a time.
@@ -200,6 +211,12 @@ impl Cli {
                 common,
             ),
             Mode::Events { common } => (Workload::Events, common),
+            Mode::EventsBatch { batch_size, common } => (
+                Workload::EventsBatch {
+                    events_per_batch: batch_size,
+                },
+                common,
+            ),
             Mode::Raw {
                 body_size,
                 body_file,
@@ -387,6 +404,19 @@ mod tests {
         assert_eq!(config.max_requests, Some(1000));
         assert_eq!(config.duration, MAX_DURATION);
         assert_eq!(config.path, "/v1/events");
+    }
+
+    #[test]
+    fn events_batch_posts_arrays_to_the_batch_path() {
+        let (config, _) = parse(&["events-batch", "--batch-size", "50"]).expect("valid");
+        assert_eq!(config.path, "/v1/events/batch");
+        assert_eq!(
+            config.workload,
+            Workload::EventsBatch {
+                events_per_batch: 50
+            }
+        );
+        assert!(parse(&["events-batch", "--batch-size", "0"]).is_err());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_LEAF_BYTES: usize = 16 << 20;
 /// The most leaves in one `add-batch` request.
 pub const MAX_LEAVES_PER_BATCH: usize = 100_000;
+/// The most events in one `events-batch` request (the log's own limit is 1,000 by default).
+pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
 /// The largest request body the generator sends.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 /// The longest a single request may wait for its answer.
@@ -212,6 +214,11 @@ pub enum Workload {
     },
     /// `POST /v1/events`: one generated audit event per request, in the `cairn.event` v1 schema.
     Events,
+    /// `POST /v1/events/batch`: a JSON array of generated audit events per request.
+    EventsBatch {
+        /// Events in each request.
+        events_per_batch: usize,
+    },
     /// The same body, to any path: the baseline against a no-op server.
     Raw {
         /// The body of every request.
@@ -228,6 +235,7 @@ impl Workload {
             Workload::Add { .. } => "/add",
             Workload::AddBatch { .. } => "/add-batch",
             Workload::Events => "/v1/events",
+            Workload::EventsBatch { .. } => "/v1/events/batch",
             Workload::Raw { .. } => "/",
         }
     }
@@ -238,6 +246,7 @@ impl Workload {
             Workload::Add { .. } => "add",
             Workload::AddBatch { .. } => "add-batch",
             Workload::Events => "events",
+            Workload::EventsBatch { .. } => "events-batch",
             Workload::Raw { .. } => "raw",
         }
     }
@@ -271,6 +280,12 @@ impl Workload {
                 in_range("batch body (bytes)", body, 1, MAX_BODY_BYTES)
             }
             Workload::Events => Ok(()),
+            Workload::EventsBatch { events_per_batch } => in_range(
+                "events per batch",
+                *events_per_batch,
+                1,
+                MAX_EVENTS_PER_BATCH,
+            ),
             Workload::Raw { body, content_type } => {
                 in_range("body size (bytes)", body.len(), 0, MAX_BODY_BYTES)?;
                 if content_type.is_empty() || !is_visible_ascii(content_type, true) {

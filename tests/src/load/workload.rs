@@ -44,10 +44,12 @@ enum Generator {
         framed: bool,
         next_leaf: AtomicU64,
     },
-    /// A new audit event every time.
+    /// New audit events every time: one object, or an array of `per_request` (`batch`).
     Events {
         run_seed: u64,
         next_event: AtomicU64,
+        per_request: u64,
+        batch: bool,
     },
 }
 
@@ -75,6 +77,17 @@ impl RequestSource {
                 Generator::Events {
                     run_seed: rng.next_u64(),
                     next_event: AtomicU64::new(0),
+                    per_request: 1,
+                    batch: false,
+                },
+                "application/json".to_owned(),
+            ),
+            Workload::EventsBatch { events_per_batch } => (
+                Generator::Events {
+                    run_seed: rng.next_u64(),
+                    next_event: AtomicU64::new(0),
+                    per_request: u64::try_from(*events_per_batch).expect("batch sizes fit in u64"),
+                    batch: true,
                 },
                 "application/json".to_owned(),
             ),
@@ -131,11 +144,29 @@ impl RequestSource {
             Generator::Events {
                 run_seed,
                 next_event,
+                per_request,
+                batch,
             } => {
-                let event_number = next_event.fetch_add(1, Ordering::Relaxed);
+                let first = next_event.fetch_add(*per_request, Ordering::Relaxed);
+                let now = SystemTime::now();
+                if !*batch {
+                    return Payload {
+                        body: Bytes::from(audit_event(*run_seed, first, now)),
+                        leaves: 1,
+                    };
+                }
+                let mut body = Vec::with_capacity(512 * *per_request as usize + 2);
+                body.push(b'[');
+                for event_number in first..first + per_request {
+                    if event_number > first {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(&audit_event(*run_seed, event_number, now));
+                }
+                body.push(b']');
                 Payload {
-                    body: Bytes::from(audit_event(*run_seed, event_number, SystemTime::now())),
-                    leaves: 1,
+                    body: Bytes::from(body),
+                    leaves: *per_request,
                 }
             }
         }
@@ -448,6 +479,25 @@ mod tests {
             (50..=150).contains(&with_payload),
             "{with_payload} payloads"
         );
+    }
+
+    #[test]
+    fn event_batches_are_arrays_of_distinct_events() {
+        let source = source(Workload::EventsBatch {
+            events_per_batch: 20,
+        });
+        let mut event_ids = HashSet::new();
+        for _ in 0..5 {
+            let payload = source.next_payload();
+            assert_eq!(payload.leaves, 20);
+            let items: Vec<serde_json::Value> =
+                serde_json::from_slice(&payload.body).expect("a JSON array");
+            assert_eq!(items.len(), 20);
+            for item in items {
+                let event = EventInput::parse(item.to_string().as_bytes()).expect("an event");
+                assert!(event_ids.insert(event.event_id.expect("an ID").as_str().to_owned()));
+            }
+        }
     }
 
     #[test]

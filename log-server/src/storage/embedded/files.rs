@@ -94,3 +94,20 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StoreError> 
     let dir = path.parent().unwrap_or(Path::new("."));
     sync_dir(dir)
 }
+
+/// The name of a file that covers entries `[start, end)`: both as 20 digits, then `.extension`.
+pub fn range_file_name(start: u64, end: u64, extension: &str) -> String {
+    format!("{start:020}-{end:020}.{extension}")
+}
+
+/// Parses a [`range_file_name`] back to its range; `None` unless `start < end`.
+pub fn parse_range_file_name(name: &str, extension: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    let (start, end) = stem.split_once('-')?;
+    let digits = |text: &str| text.len() == 20 && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits(start) || !digits(end) {
+        return None;
+    }
+    let range = (start.parse().ok()?, end.parse().ok()?);
+    (range.0 < range.1).then_some(range)
+}

@@ -13,8 +13,8 @@
 //! (see [`recovery`]), cuts derived data back to what the entries and the last sync justify, and
 //! indexes again the entries the dedup index had not written out.
 
-mod dedup;
-mod files;
+pub(crate) mod dedup;
+pub(crate) mod files;
 mod hash_levels;
 mod record;
 mod recovery;

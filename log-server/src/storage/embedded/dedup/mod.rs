@@ -24,7 +24,7 @@
 //! Memory stays bounded: at most two frozen tables and the active one (a configured number of
 //! keys each), the filter (ten bits per key), and one fence key per 256 keys on disk.
 
-mod bloom;
+pub(crate) mod bloom;
 mod run;
 
 use std::collections::HashMap;

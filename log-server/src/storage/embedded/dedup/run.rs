@@ -38,19 +38,12 @@ pub struct Run {
 
 /// The file name of the run covering `[start, end)`.
 pub fn run_file_name(start: u64, end: u64) -> String {
-    format!("{start:020}-{end:020}.run")
+    files::range_file_name(start, end, "run")
 }
 
 /// Parses a run file name back to its range.
 pub fn parse_run_file_name(name: &str) -> Option<(u64, u64)> {
-    let stem = name.strip_suffix(".run")?;
-    let (start, end) = stem.split_once('-')?;
-    let digits = |text: &str| text.len() == 20 && text.bytes().all(|byte| byte.is_ascii_digit());
-    if !digits(start) || !digits(end) {
-        return None;
-    }
-    let range = (start.parse().ok()?, end.parse().ok()?);
-    (range.0 < range.1).then_some(range)
+    files::parse_range_file_name(name, "run")
 }
 
 impl Run {
