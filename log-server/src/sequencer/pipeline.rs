@@ -168,6 +168,9 @@ struct Pending {
     /// Index of `entries[0]` (and of the next entry when empty).
     first_index: u64,
     entries: Vec<NewEntry>,
+    /// The vector of the batch written last, emptied and handed back with its capacity, so that
+    /// a batch of thousands of entries is not copied again at every doubling of a fresh one.
+    recycled: Vec<NewEntry>,
     bytes: usize,
     waiters: Vec<Waiter>,
     /// No more submissions will come.
@@ -218,6 +221,7 @@ impl Pipeline {
             pending: Mutex::new(Pending {
                 first_index: next_index,
                 entries: Vec::new(),
+                recycled: Vec::new(),
                 bytes: 0,
                 waiters: Vec::new(),
                 closed: false,
@@ -332,15 +336,15 @@ impl Committer {
     }
 
     /// Deduplicates and numbers one submission's entries. Returns the answers (in order) and
-    /// the entries to append.
+    /// the entries to append: the submission's own vector, emptied only of its duplicates (most
+    /// submissions have none, and then no entry is moved).
     fn sequence(
         &mut self,
-        entries: Vec<NewEntry>,
+        mut entries: Vec<NewEntry>,
     ) -> Result<(Vec<Sequenced>, Vec<NewEntry>), StoreError> {
         let stored = self.stored_duplicates(&entries)?;
         let mut answers = Vec::with_capacity(entries.len());
-        let mut new_entries = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for entry in &entries {
             let known = |digest: &[u8; 32]| {
                 self.in_flight
                     .get(digest)
@@ -370,9 +374,12 @@ impl Committer {
                 leaf_hash,
                 duplicate: false,
             });
-            new_entries.push(entry);
         }
-        Ok((answers, new_entries))
+        if answers.iter().any(|answer| answer.duplicate) {
+            let mut fresh = answers.iter().map(|answer| !answer.duplicate);
+            entries.retain(|_| fresh.next().unwrap_or(false));
+        }
+        Ok((answers, entries))
     }
 
     /// What the store knows of the keys that are not in flight. In-flight entries are looked up
@@ -414,7 +421,7 @@ fn write_batches(
     answerer: &Answerer,
 ) {
     loop {
-        let (first_index, entries, waiters) = {
+        let (first_index, mut entries, waiters) = {
             let mut pending = shared.pending.lock();
             while pending.waiters.is_empty() && !pending.closed {
                 shared.ready.wait(&mut pending);
@@ -422,7 +429,8 @@ fn write_batches(
             if pending.waiters.is_empty() {
                 return;
             }
-            let entries = std::mem::take(&mut pending.entries);
+            let recycled = std::mem::take(&mut pending.recycled);
+            let entries = std::mem::replace(&mut pending.entries, recycled);
             let waiters = std::mem::take(&mut pending.waiters);
             let first_index = pending.first_index;
             pending.first_index += entries.len() as u64;
@@ -457,5 +465,7 @@ fn write_batches(
             }
             Err(reason) => answerer.answer(waiters, Err(reason)),
         }
+        entries.clear();
+        shared.pending.lock().recycled = entries;
     }
 }

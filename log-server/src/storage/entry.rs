@@ -98,7 +98,8 @@ pub struct NewEntry {
     /// Shared bytes, so that the leaves of a batch can be slices of the request body.
     leaf: bytes::Bytes,
     leaf_hash: Hash,
-    idempotency: Option<IdempotencyKey>,
+    /// Boxed: most entries have none, and the sequencer moves entries several times.
+    idempotency: Option<Box<IdempotencyKey>>,
 }
 
 impl NewEntry {
@@ -109,7 +110,7 @@ impl NewEntry {
         NewEntry {
             leaf,
             leaf_hash,
-            idempotency,
+            idempotency: idempotency.map(Box::new),
         }
     }
 
@@ -125,7 +126,7 @@ impl NewEntry {
 
     /// The idempotency key, if the producer gave one.
     pub fn idempotency(&self) -> Option<&IdempotencyKey> {
-        self.idempotency.as_ref()
+        self.idempotency.as_deref()
     }
 }
 

@@ -260,6 +260,7 @@ impl LogStore for EmbeddedStore {
         &self,
         keys: &[DedupKey<'_>],
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
+        self.dedup.warm(keys.iter().map(|key| key_of(key.digest())));
         keys.iter()
             .map(|key| {
                 self.dedup

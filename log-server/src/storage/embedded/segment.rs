@@ -29,7 +29,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::files;
 use super::record::{self, BatchHeader, DecodeError, ItemKind, BATCH_HEADER_LEN};
-use super::spare::Spares;
+use super::spare::{Spares, DIRECT_ALIGN};
 use crate::storage::{Entry, NewEntry, StoreError};
 
 /// Entries per entry bundle (C2SP tlog-tiles), and the spacing of the sparse offset index.
@@ -453,10 +453,17 @@ impl SegmentLog {
         }
         let end = active.byte_len + buffer.len() as u64;
         let file_len = self.zero_fill_ahead(&active, end)?;
+        // Within zeros, the write runs on to the end of its last page: a write into part of a
+        // page that is not cached (a spare's zeros were written past the page cache) would read
+        // it from the disk first. The extra bytes are zeros over zeros.
+        let page_end = end.next_multiple_of(DIRECT_ALIGN as u64).min(file_len);
+        let data_len = buffer.len();
+        buffer.resize(data_len + (page_end.max(end) - end) as usize, 0);
         active
             .file
             .write_all_at(buffer, active.byte_len)
             .map_err(|source| StoreError::io("write", &active.path, source))?;
+        buffer.truncate(data_len);
         // One fdatasync covers the batch and any zeros written ahead of it.
         active
             .file

@@ -258,6 +258,13 @@ impl DedupIndex {
         Ok(())
     }
 
+    /// Brings the filter's blocks for `keys` into the cache, ahead of [`DedupIndex::find`]s of
+    /// them.
+    pub fn warm(&self, keys: impl Iterator<Item = u64>) {
+        let filter = Arc::clone(&self.shared.tables.read().filter);
+        filter.touch(keys);
+    }
+
     /// The first entry under `key` that `confirm` accepts, searching from the oldest entries
     /// (so that the first index is found) and stopping at the first confirmed one. Keys are
     /// prefixes: `confirm` checks a candidate index against the entry itself.
