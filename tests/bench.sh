@@ -20,8 +20,9 @@
 #   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
 #   CAIRN_LOG_START         the command that starts cairn-log listening on CAIRN_LOG_ADDR; it
 #                           runs with $BENCH_WORK (a fresh temporary directory) in the
-#                           environment for its data. Default: a dev log (no witnesses) made
-#                           in $BENCH_WORK with a new key and producer token
+#                           environment for its data, once per mode, and $BENCH_WORK/log is
+#                           emptied before each start. Default: a dev log (no witnesses) in
+#                           $BENCH_WORK/log with a new key and producer token
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
 #                           for the default log)
 #   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
@@ -207,14 +208,17 @@ stop_server
 LOG_BIN=${CAIRN_LOG_START%% *}
 if [ -x "$LOG_BIN" ]; then
     echo "== cairn-log on core $SERVER_CORE, cairn-load on core $LOAD_CORE"
-    mkdir -p "$BENCH_WORK/log"
-    # shellcheck disable=SC2086 # the start command is a list of words
-    start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
+    # Each mode gets a log of its own, started afresh in an empty directory, so that no mode is
+    # measured on the leaves, segments and indexes another one left behind.
     for mode in $MODES; do
+        rm -rf "$BENCH_WORK/log"
+        mkdir -p "$BENCH_WORK/log"
+        # shellcheck disable=SC2086 # the start command is a list of words
+        start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
         measure log "$CAIRN_LOG_ADDR" "$mode" "${CAIRN_LOG_TOKEN:-}"
         RESULTS+=("$BENCH_WORK/log-$mode.json")
+        stop_server
     done
-    stop_server
 else
     NOTES+=("cairn-log was not measured: $LOG_BIN is not built (set CAIRN_LOG_START to its start command once it exists).")
 fi
