@@ -14,7 +14,8 @@
 //! wall-clock figures on a shared machine, and for the in-process case it includes the server.
 //!
 //! The same binary prepares a log for the `cairn-monitor audit` command line: with
-//! `CAIRN_AUDIT_BENCH_WRITE=<dir>` it writes the log's directory and prints its vkey, with
+//! `CAIRN_AUDIT_BENCH_WRITE=<dir>` it writes the log's directory (2^20 leaves, or
+//! `CAIRN_AUDIT_BENCH_LEAVES`) and prints its vkey, with
 //! `CAIRN_AUDIT_BENCH_SERVE=<dir>` it serves that directory on loopback and prints the URL
 //! (until its stdin closes).
 
@@ -43,6 +44,9 @@ const ORIGIN: &str = "example.com/bench";
 const SERVE_ENV: &str = "CAIRN_AUDIT_BENCH_SERVE";
 /// Set to a directory, the bench binary writes the log there and prints its vkey.
 const WRITE_ENV: &str = "CAIRN_AUDIT_BENCH_WRITE";
+/// With [`WRITE_ENV`]: how many leaves the written log holds (default [`LEAVES`]), so that the
+/// command line's steady rate can be measured on a log larger than the benches' own.
+const WRITE_LEAVES_ENV: &str = "CAIRN_AUDIT_BENCH_LEAVES";
 
 type Files = HashMap<String, Bytes>;
 
@@ -51,8 +55,8 @@ fn signer() -> Ed25519Signer {
 }
 
 /// Every file of the log by path, as a static file server would hold them.
-fn build_files(signer: &Ed25519Signer) -> Files {
-    let leaves: Vec<Vec<u8>> = (0..LEAVES)
+fn build_files(signer: &Ed25519Signer, size: usize) -> Files {
+    let leaves: Vec<Vec<u8>> = (0..size)
         .map(|index| {
             let mut leaf = format!("leaf {index:012} ").into_bytes();
             leaf.resize(100, b'.');
@@ -72,7 +76,7 @@ fn build_files(signer: &Ed25519Signer) -> Files {
     }
     let checkpoint = Checkpoint {
         origin: ORIGIN.to_owned(),
-        size: LEAVES as u64,
+        size: size as u64,
         root: appender.root(),
         extensions: Vec::new(),
     };
@@ -201,7 +205,7 @@ fn audit(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let signer = signer();
-    let files = Arc::new(build_files(&signer));
+    let files = Arc::new(build_files(&signer, LEAVES));
     let log_dir = tempfile::tempdir().expect("tempdir");
     write_files(&files, log_dir.path());
     let in_process = runtime.block_on(serve(files.clone()));
@@ -254,7 +258,13 @@ fn main() {
         return;
     }
     if let Ok(dir) = std::env::var(WRITE_ENV) {
-        write_files(&build_files(&signer()), Path::new(&dir));
+        let size = match std::env::var(WRITE_LEAVES_ENV) {
+            Ok(text) => text
+                .parse()
+                .expect("CAIRN_AUDIT_BENCH_LEAVES is a number of leaves"),
+            Err(_) => LEAVES,
+        };
+        write_files(&build_files(&signer(), size), Path::new(&dir));
         println!("{}", signer().verifier().to_vkey());
         return;
     }
