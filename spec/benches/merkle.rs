@@ -48,6 +48,23 @@ fn hashing(c: &mut Criterion) {
     group.bench_function("node", |b| {
         b.iter(|| Hash::of_node(black_box(&left), black_box(&right)))
     });
+    // The same hashes, 256 at a time, several compressed side by side (hash::lanes).
+    group.throughput(Throughput::Elements(256));
+    let tile_leaves = leaves(256);
+    let mut out = vec![Hash::default(); 256];
+    group.bench_function("leaf_100B_256_side_by_side", |b| {
+        b.iter(|| Hash::of_leaves(black_box(&tile_leaves), &mut out))
+    });
+    let level: Vec<Hash> = tile_leaves.iter().map(|leaf| Hash::of_leaf(leaf)).collect();
+    let mut parents = vec![Hash::default(); 128];
+    let mut twice = level.clone();
+    twice.extend_from_slice(&level);
+    group.bench_function("node_256_side_by_side", |b| {
+        b.iter(|| {
+            Hash::of_nodes(black_box(&twice[..256]), &mut parents[..128]);
+            Hash::of_nodes(black_box(&twice[256..]), &mut parents[..128]);
+        })
+    });
     group.finish();
 }
 

@@ -18,6 +18,8 @@ use std::str::FromStr;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+pub mod lanes;
+
 /// Length in bytes of a SHA-256 hash.
 pub const HASH_SIZE: usize = 32;
 
@@ -63,6 +65,25 @@ impl Hash {
         block[1..1 + HASH_SIZE].copy_from_slice(&left.0);
         block[1 + HASH_SIZE..].copy_from_slice(&right.0);
         Hash(Sha256::digest(block).into())
+    }
+
+    /// The leaf hashes of many leaves at once, several compressed side by side
+    /// ([`lanes`]): `out[i] = Hash::of_leaf(leaves[i])`.
+    ///
+    /// # Panics
+    /// If `out` and `leaves` differ in length.
+    pub fn of_leaves<L: AsRef<[u8]>>(leaves: &[L], out: &mut [Hash]) {
+        assert_eq!(leaves.len(), out.len(), "a hash for each leaf");
+        lanes::prefixed(0x00, |position| leaves[position].as_ref(), out);
+    }
+
+    /// The interior nodes above a level of a tree, several compressed side by side
+    /// ([`lanes`]): `out[i] = Hash::of_node(&pairs[2 * i], &pairs[2 * i + 1])`.
+    ///
+    /// # Panics
+    /// If `pairs` holds fewer than `2 * out.len()` hashes.
+    pub fn of_nodes(pairs: &[Hash], out: &mut [Hash]) {
+        lanes::nodes(pairs, out);
     }
 
     /// Reads a hash from exactly 32 bytes.

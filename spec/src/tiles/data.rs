@@ -198,13 +198,20 @@ pub fn check_entries_against_tile(
             hashes: leaf_hashes.len(),
         });
     }
-    for (position, (entry, expected)) in entries.iter().zip(leaf_hashes).enumerate() {
-        let computed = Hash::of_leaf(entry);
-        if computed != *expected {
+    // Hashed a tile's worth at a time, side by side, then compared.
+    let mut computed = [Hash::default(); 256];
+    for (run, (entries, expected)) in entries
+        .chunks(computed.len())
+        .zip(leaf_hashes.chunks(computed.len()))
+        .enumerate()
+    {
+        let computed = &mut computed[..entries.len()];
+        Hash::of_leaves(entries, computed);
+        if let Some(offset) = computed.iter().zip(expected).position(|(a, b)| a != b) {
             return Err(EntryBundleError::EntryMismatch {
-                position,
-                expected: *expected,
-                computed,
+                position: run * 256 + offset,
+                expected: expected[offset],
+                computed: computed[offset],
             });
         }
     }
