@@ -35,10 +35,10 @@ use crate::verify::{FetchedTile, VerifiedTile};
 
 /// How many gossiped checkpoints larger than the verified tree are held until it gets there.
 const MAX_PENDING: usize = 64;
-/// How many tiles are fetched, verified and committed together (32,768 leaves): large enough
+/// How many tiles are fetched, verified and committed together (65,536 leaves): large enough
 /// that a commit (two fdatasyncs and a sled flush) and starting the verifier threads are cheap
 /// beside it, small enough that the pipeline fills quickly and an interruption loses little.
-const BATCH_TILES: u64 = 128;
+const BATCH_TILES: u64 = 256;
 
 /// One log to follow.
 #[derive(Debug, Clone)]
