@@ -94,12 +94,12 @@ fn free_port() -> u16 {
 
 fn event(round: u64, task: u64, number: u64) -> (String, Value, Option<Value>) {
     let id = format!("{round:08x}-{task:04x}-4000-8000-{number:012x}");
-    let payload = (number % 4 != 0).then(|| json!({"round": round, "task": task, "n": number}));
+    let payload = (!number.is_multiple_of(4)).then(|| json!({"round": round, "task": task, "n": number}));
     let mut event = json!({
         "event_id": id,
         "timestamp": "2026-11-25T10:00:00Z",
         "actor": {"id": format!("actor-{task}"), "type": "service"},
-        "action": if number % 2 == 0 { "write" } else { "read" },
+        "action": if number.is_multiple_of(2) { "write" } else { "read" },
         "resource": {"type": "document", "id": format!("doc-{}", number % 7)},
         "outcome": "success",
     });
@@ -114,7 +114,7 @@ async fn produce(base: String, round: u64, task: u64, acknowledged: Acknowledged
     let http = reqwest::Client::new();
     let mut number = 0;
     loop {
-        let count = if task % 2 == 0 { 1 } else { 20 };
+        let count = if task.is_multiple_of(2) { 1 } else { 20 };
         let events: Vec<_> = (number..number + count)
             .map(|n| event(round, task, n))
             .collect();

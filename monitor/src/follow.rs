@@ -522,7 +522,7 @@ impl Follower {
         let progress: Progress = serde_json::from_slice(&bytes).ok()?;
         let usable = progress.size > verified_size
             && progress.size <= size
-            && progress.size % u64::from(TILE_WIDTH) == 0;
+            && progress.size.is_multiple_of(u64::from(TILE_WIDTH));
         if !usable {
             return None;
         }
@@ -696,7 +696,7 @@ impl Follower {
                 tiles.push((tile.index() * width, data));
             }
             // Progress is resumable only at a tile boundary short of the checkpoint.
-            let progress = (range.tree_size() % width == 0 && range.tree_size() < checkpoint.size)
+            let progress = (range.tree_size().is_multiple_of(width) && range.tree_size() < checkpoint.size)
                 .then(|| Self::progress_record(&range));
             committer = committer
                 .send(Commit {

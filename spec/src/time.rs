@@ -138,9 +138,9 @@ impl Instant {
             second_of_day % 60
         );
         if self.nanos != 0 {
-            if self.nanos % 1_000_000 == 0 {
+            if self.nanos.is_multiple_of(1_000_000) {
                 text.push_str(&format!(".{:03}", self.nanos / 1_000_000));
-            } else if self.nanos % 1_000 == 0 {
+            } else if self.nanos.is_multiple_of(1_000) {
                 text.push_str(&format!(".{:06}", self.nanos / 1_000));
             } else {
                 text.push_str(&format!(".{:09}", self.nanos));

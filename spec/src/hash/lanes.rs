@@ -11,9 +11,10 @@
 //! Results are bit-for-bit those of the `sha2` crate, which is used where the SHA extensions
 //! are missing and by the tests as the reference.
 //!
-//! This is the only module of the crate with `unsafe` code: calls to functions compiled for the
-//! SHA extensions, made only once the processor is known to have them, and unaligned loads and
-//! stores of 16 bytes inside arrays whose sizes the types fix.
+//! This is the only module of the crate with `unsafe` code, and it has two `unsafe` blocks: the
+//! calls into the functions compiled for the SHA extensions, made only once the processor is
+//! known to have them. Everything inside those functions is safe code (no pointers: words are
+//! loaded and stored through byte arrays).
 
 #![allow(unsafe_code)]
 
@@ -125,10 +126,9 @@ fn fill_block(prefix: u8, message: &[u8], block: usize, blocks: usize, out: &mut
 #[cfg(target_arch = "x86_64")]
 mod shani {
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_loadu_si128,
-        _mm_set_epi32, _mm_set_epi64x, _mm_setzero_si128, _mm_sha256msg1_epu32,
-        _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32, _mm_shuffle_epi32, _mm_shuffle_epi8,
-        _mm_storeu_si128,
+        __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_extract_epi64, _mm_set_epi32,
+        _mm_set_epi64x, _mm_setzero_si128, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
+        _mm_sha256rnds2_epu32, _mm_shuffle_epi32, _mm_shuffle_epi8,
     };
 
     use super::{block_count, fill_block, Hash, HASH_SIZE, INITIAL, LANES, ROUND_CONSTANTS};
@@ -147,6 +147,22 @@ mod shani {
     struct State {
         abef: __m128i,
         cdgh: __m128i,
+    }
+
+    /// Sixteen bytes as a vector, in memory order.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn load(bytes: &[u8; 16]) -> __m128i {
+        let half = |range: core::ops::Range<usize>| {
+            i64::from_le_bytes(bytes[range].try_into().expect("eight bytes"))
+        };
+        _mm_set_epi64x(half(8..16), half(0..8))
+    }
+
+    /// A vector as sixteen bytes, in memory order.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn store(vector: __m128i, bytes: &mut [u8]) {
+        bytes[..8].copy_from_slice(&_mm_extract_epi64::<0>(vector).to_le_bytes());
+        bytes[8..16].copy_from_slice(&_mm_extract_epi64::<1>(vector).to_le_bytes());
     }
 
     /// Swaps the bytes of each 32-bit word: SHA-256 words are big-endian.
@@ -176,12 +192,8 @@ mod shani {
         let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
         let hgef = _mm_alignr_epi8(dchg, feba, 8);
         let bytes: &mut [u8; HASH_SIZE] = &mut out.0;
-        let pointer = bytes.as_mut_ptr().cast::<__m128i>();
-        // SAFETY: two unaligned 16-byte stores into a 32-byte array.
-        unsafe {
-            _mm_storeu_si128(pointer, _mm_shuffle_epi8(dcba, byte_swap_mask()));
-            _mm_storeu_si128(pointer.add(1), _mm_shuffle_epi8(hgef, byte_swap_mask()));
-        }
+        store(_mm_shuffle_epi8(dcba, byte_swap_mask()), &mut bytes[..16]);
+        store(_mm_shuffle_epi8(hgef, byte_swap_mask()), &mut bytes[16..]);
     }
 
     /// One compression of each lane's state with that lane's block, the lanes' rounds
@@ -191,17 +203,18 @@ mod shani {
         let saved = *states;
         let mut schedule = [[_mm_setzero_si128(); 4]; N];
         for (words, block) in schedule.iter_mut().zip(blocks) {
-            let pointer = block.as_ptr().cast::<__m128i>();
-            for (position, word) in words.iter_mut().enumerate() {
-                // SAFETY: `position < 4`: an unaligned 16-byte load inside a 64-byte block.
-                let loaded = unsafe { _mm_loadu_si128(pointer.add(position)) };
-                *word = _mm_shuffle_epi8(loaded, byte_swap_mask());
+            for (word, bytes) in words.iter_mut().zip(block.chunks_exact(16)) {
+                let bytes = bytes.try_into().expect("sixteen bytes");
+                *word = _mm_shuffle_epi8(load(bytes), byte_swap_mask());
             }
         }
-        let constants = ROUND_CONSTANTS.as_ptr().cast::<__m128i>();
         for quad in 0..16 {
-            // SAFETY: `quad < 16`: an unaligned 16-byte load inside the 256-byte table.
-            let k = unsafe { _mm_loadu_si128(constants.add(quad)) };
+            let k = _mm_set_epi32(
+                ROUND_CONSTANTS[4 * quad + 3].cast_signed(),
+                ROUND_CONSTANTS[4 * quad + 2].cast_signed(),
+                ROUND_CONSTANTS[4 * quad + 1].cast_signed(),
+                ROUND_CONSTANTS[4 * quad].cast_signed(),
+            );
             for (state, words) in states.iter_mut().zip(schedule.iter_mut()) {
                 let w = if quad < 4 {
                     words[quad]
@@ -340,7 +353,12 @@ mod tests {
             let mut hashes = vec![Hash::default(); messages.len()];
             prefixed(prefix, |position| &messages[position], &mut hashes);
             for (message, hash) in messages.iter().zip(&hashes) {
-                assert_eq!(*hash, reference(prefix, message), "length {}", message.len());
+                assert_eq!(
+                    *hash,
+                    reference(prefix, message),
+                    "length {}",
+                    message.len()
+                );
             }
         }
     }
@@ -361,7 +379,9 @@ mod tests {
 
     #[test]
     fn nodes_hash_as_of_node_for_every_count() {
-        let level: Vec<Hash> = (0..40u32).map(|n| Hash::of_leaf(&n.to_be_bytes())).collect();
+        let level: Vec<Hash> = (0..40u32)
+            .map(|n| Hash::of_leaf(&n.to_be_bytes()))
+            .collect();
         for count in 0..=20 {
             let mut parents = vec![Hash::default(); count];
             nodes(&level, &mut parents);

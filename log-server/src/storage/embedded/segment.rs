@@ -446,7 +446,7 @@ impl SegmentLog {
         let mut new_offsets = Vec::new();
         for (position, entry) in entries.iter().enumerate() {
             let index = first_index + position as u64;
-            if index % BUNDLE_SIZE == 0 {
+            if index.is_multiple_of(BUNDLE_SIZE) {
                 new_offsets.push(active.byte_len + buffer.len() as u64);
             }
             record::encode_record(index, entry, buffer);

@@ -192,7 +192,7 @@ fn make_one(shared: &Shared) -> Result<Option<u64>, StoreError> {
         file.write_all_at(&zeros[..chunk], offset)
             .map_err(|source| StoreError::io("zero-fill", path, source))?;
         offset += chunk as u64;
-        if !direct && offset % SYNC_EVERY == 0 {
+        if !direct && offset.is_multiple_of(SYNC_EVERY) {
             file.sync_data()
                 .map_err(|source| StoreError::io("fdatasync", path, source))?;
         }

@@ -253,7 +253,7 @@ fn write_sorted(
     let mut fences = Vec::with_capacity(count.div_ceil(BLOCK_PAIRS) as usize);
     for pair in pairs {
         let (key, index) = pair?;
-        if written % BLOCK_PAIRS == 0 {
+        if written.is_multiple_of(BLOCK_PAIRS) {
             fences.push(key);
         }
         let mut bytes = [0u8; PAIR_LEN as usize];
