@@ -94,7 +94,8 @@ fn free_port() -> u16 {
 
 fn event(round: u64, task: u64, number: u64) -> (String, Value, Option<Value>) {
     let id = format!("{round:08x}-{task:04x}-4000-8000-{number:012x}");
-    let payload = (!number.is_multiple_of(4)).then(|| json!({"round": round, "task": task, "n": number}));
+    let payload =
+        (!number.is_multiple_of(4)).then(|| json!({"round": round, "task": task, "n": number}));
     let mut event = json!({
         "event_id": id,
         "timestamp": "2026-11-25T10:00:00Z",

@@ -696,7 +696,8 @@ impl Follower {
                 tiles.push((tile.index() * width, data));
             }
             // Progress is resumable only at a tile boundary short of the checkpoint.
-            let progress = (range.tree_size().is_multiple_of(width) && range.tree_size() < checkpoint.size)
+            let progress = (range.tree_size().is_multiple_of(width)
+                && range.tree_size() < checkpoint.size)
                 .then(|| Self::progress_record(&range));
             committer = committer
                 .send(Commit {
