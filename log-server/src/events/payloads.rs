@@ -246,7 +246,10 @@ impl PayloadLog {
             let segments = Arc::clone(&segments);
             std::thread::Builder::new()
                 .name("cairn-payloads".into())
-                .spawn(move || write_loop(&segments, segment_bytes.max(HEADER_LEN), &receiver))
+                .spawn(move || {
+                    crate::os::become_batch_thread();
+                    write_loop(&segments, segment_bytes.max(HEADER_LEN), &receiver)
+                })
                 .map_err(|source| StoreError::io("start the payload writer for", dir, source))?
         };
         Ok(PayloadLog {

@@ -237,12 +237,14 @@ impl Pipeline {
             std::thread::Builder::new()
                 .name("cairn-seq-writer".into())
                 .spawn(move || {
+                    crate::os::become_batch_thread();
                     write_batches(store, &shared, &commits, durable_sender, &feed, &answerer)
                 })?
         };
         std::thread::Builder::new()
             .name("cairn-seq-commit".into())
             .spawn(move || {
+                crate::os::become_batch_thread();
                 let committer = Committer {
                     store,
                     in_flight: InFlight::new(2 * config.max_batch_entries),

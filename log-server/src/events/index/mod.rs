@@ -499,7 +499,10 @@ impl EventIndex {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("cairn-events-index".into())
-                .spawn(move || write_loop(&shared))
+                .spawn(move || {
+                    crate::os::become_batch_thread();
+                    write_loop(&shared)
+                })
                 .map_err(|source| StoreError::io("start the index writer for", dir, source))?
         };
         Ok((
