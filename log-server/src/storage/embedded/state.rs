@@ -34,15 +34,50 @@ pub struct State {
     monotonic: Mutex<()>,
 }
 
+/// How long an open waits for the database's file lock: a store of this process that was
+/// just dropped releases it only when sled's I/O threads let go of their last handles, which
+/// can take a moment after the drop returns.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled in `path`, waiting up to [`LOCK_WAIT`] while its file lock is held (by a store
+/// closing in this process, or another process, which then gets a clear error).
+fn open_database(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(error) if lock_is_held(&error) && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) if lock_is_held(&error) => {
+                return Err(StoreError::Database {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "the database is locked by another process (or another store of this one) after {} s: {error}",
+                        LOCK_WAIT.as_secs()
+                    ),
+                });
+            }
+            Err(error) => return Err(database(path, error)),
+        }
+    }
+}
+
+/// Whether sled failed to open only because its file lock is held (sled reports it as an I/O
+/// error of kind `Other`, recognisable by its message only).
+fn lock_is_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
+}
+
 impl State {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<State, StoreError> {
         let path = dir.to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|error| database(&path, error))?;
+        let db = open_database(&path, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name).map_err(|error| database(&path, error));
         Ok(State {
             checkpoints: tree("checkpoints")?,
@@ -231,5 +266,26 @@ fn database(path: &Path, error: sled::Error) -> StoreError {
     StoreError::Database {
         path: path.to_path_buf(),
         detail: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_is_waited_for_then_named() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let first = State::open(dir.path(), 1 << 20).expect("the first open");
+        let started = std::time::Instant::now();
+        let second = State::open(dir.path(), 1 << 20);
+        let Err(StoreError::Database { detail, .. }) = second else {
+            panic!("a second open of a held database must fail");
+        };
+        assert!(detail.contains("locked by another process"), "{detail}");
+        assert!(started.elapsed() >= LOCK_WAIT);
+        drop(first);
+        // Released by the drop (at most after sled's threads let go): opens again.
+        State::open(dir.path(), 1 << 20).expect("the open after the drop");
     }
 }
