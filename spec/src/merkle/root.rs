@@ -28,15 +28,18 @@ const CHUNKS_PER_THREAD: usize = 8;
 /// of the trailing one bits of the count so far, like [`CompactRange`](super::CompactRange)
 /// without the bookkeeping.
 struct CarryStack {
-    hashes: [Hash; 64],
+    hashes: [Hash; CarryStack::CAPACITY],
     len: usize,
     count: u64,
 }
 
 impl CarryStack {
+    /// One hash per bit of the count: enough for any number of pushes.
+    const CAPACITY: usize = u64::BITS as usize;
+
     fn new() -> CarryStack {
         CarryStack {
-            hashes: [Hash::default(); 64],
+            hashes: [Hash::default(); CarryStack::CAPACITY],
             len: 0,
             count: 0,
         }
@@ -106,7 +109,7 @@ fn root_sequential<T>(items: &[T], leaf_hashes: &impl LeafHashes<T>) -> Hash {
     leaf_hashes(tail, tail_level);
     // The tail's own root stands for its perfect subtrees in the frontier: folding them is what
     // computes it.
-    let mut frontier = [Hash::default(); 65];
+    let mut frontier = [Hash::default(); CarryStack::CAPACITY + 1];
     let above = above.frontier();
     frontier[..above.len()].copy_from_slice(above);
     frontier[above.len()] = level_root(tail_level, &mut scratch);

@@ -199,17 +199,14 @@ pub fn check_entries_against_tile(
         });
     }
     // Hashed a tile's worth at a time, side by side, then compared.
-    let mut computed = [Hash::default(); 256];
-    for (run, (entries, expected)) in entries
-        .chunks(computed.len())
-        .zip(leaf_hashes.chunks(computed.len()))
-        .enumerate()
-    {
+    const RUN: usize = TILE_WIDTH as usize;
+    let mut computed = [Hash::default(); RUN];
+    for (run, (entries, expected)) in entries.chunks(RUN).zip(leaf_hashes.chunks(RUN)).enumerate() {
         let computed = &mut computed[..entries.len()];
         Hash::of_leaves(entries, computed);
         if let Some(offset) = computed.iter().zip(expected).position(|(a, b)| a != b) {
             return Err(EntryBundleError::EntryMismatch {
-                position: run * 256 + offset,
+                position: run * RUN + offset,
                 expected: expected[offset],
                 computed: computed[offset],
             });
