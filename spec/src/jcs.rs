@@ -129,6 +129,9 @@ pub enum JsonError {
 /// The largest integer every JSON implementation that uses doubles holds exactly (I-JSON).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
+/// Objects with fewer members than this are searched for a duplicate name member by member.
+const LINEAR_DUPLICATE_SEARCH: usize = 16;
+
 /// Parses one JSON text strictly (see the module documentation).
 pub fn parse(input: &[u8], limits: Limits) -> Result<Value, JsonError> {
     if input.len() > limits.max_bytes {
@@ -187,7 +190,7 @@ fn write_canonical(value: &Value, out: &mut String) {
         Value::Object(members) => {
             // RFC 8785 §3.2.3: sort by the names' UTF-16 code units, compared as unsigned numbers.
             let mut sorted: Vec<&(String, Value)> = members.iter().collect();
-            sorted.sort_by(|(left, _), (right, _)| left.encode_utf16().cmp(right.encode_utf16()));
+            sorted.sort_by(|(left, _), (right, _)| utf16_order(left, right));
             out.push('{');
             for (index, (name, member)) in sorted.into_iter().enumerate() {
                 if index > 0 {
@@ -202,24 +205,44 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+/// The order of RFC 8785 §3.2.3: by UTF-16 code units, compared as unsigned numbers. For two
+/// ASCII names (nearly all of them) that is the order of their bytes.
+fn utf16_order(left: &str, right: &str) -> std::cmp::Ordering {
+    if left.is_ascii() && right.is_ascii() {
+        left.as_bytes().cmp(right.as_bytes())
+    } else {
+        left.encode_utf16().cmp(right.encode_utf16())
+    }
+}
+
 /// RFC 8785 §3.2.2.2: strings with only the escapes JSON requires, in their short forms.
 fn write_string(text: &str, out: &mut String) {
     out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            control if (control as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", control as u32);
+    // Every byte that needs an escape is ASCII, so the runs between them are whole characters
+    // and are copied as they are.
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    while let Some(offset) = bytes[run_start..]
+        .iter()
+        .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        let position = run_start + offset;
+        out.push_str(&text[run_start..position]);
+        match bytes[position] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            control => {
+                let _ = write!(out, "\\u{control:04x}");
             }
-            other => out.push(other),
         }
+        run_start = position + 1;
     }
+    out.push_str(&text[run_start..]);
     out.push('"');
 }
 
@@ -260,7 +283,9 @@ impl Parser<'_> {
         self.check_depth(depth)?;
         self.position += 1;
         let mut members: Vec<(String, Value)> = Vec::new();
-        let mut names = std::collections::HashSet::new();
+        // Duplicate names: looked for among the members themselves while the object is small
+        // (no allocation, no hashing), in a set of the names once it is not.
+        let mut names: Option<std::collections::HashSet<String>> = None;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.position += 1;
@@ -273,7 +298,20 @@ impl Parser<'_> {
             }
             let name_offset = self.position;
             let name = self.string("member name")?;
-            if !names.insert(name.clone()) {
+            let duplicate = match &mut names {
+                Some(names) => !names.insert(name.clone()),
+                None => {
+                    let duplicate = members.iter().any(|(known, _)| *known == name);
+                    if !duplicate && members.len() + 1 >= LINEAR_DUPLICATE_SEARCH {
+                        let mut set: std::collections::HashSet<String> =
+                            members.iter().map(|(known, _)| known.clone()).collect();
+                        set.insert(name.clone());
+                        names = Some(set);
+                    }
+                    duplicate
+                }
+            };
+            if duplicate {
                 return Err(JsonError::DuplicateName {
                     offset: name_offset,
                     name,
@@ -667,6 +705,34 @@ mod tests {
     }
 
     #[test]
+    fn finds_duplicate_names_in_small_and_large_objects() {
+        for count in [
+            1,
+            LINEAR_DUPLICATE_SEARCH - 1,
+            LINEAR_DUPLICATE_SEARCH,
+            LINEAR_DUPLICATE_SEARCH + 1,
+            40,
+        ] {
+            let members: Vec<String> = (0..count).map(|i| format!(r#""k{i}":{i}"#)).collect();
+            let object = format!("{{{}}}", members.join(","));
+            match parse(object.as_bytes(), Limits::default()) {
+                Ok(Value::Object(parsed)) => assert_eq!(parsed.len(), count),
+                other => panic!("{count} distinct members: {other:?}"),
+            }
+            for again in [0, count / 2, count - 1] {
+                let object = format!("{{{},\"k{again}\":true}}", members.join(","));
+                assert!(
+                    matches!(
+                        parse(object.as_bytes(), Limits::default()),
+                        Err(JsonError::DuplicateName { ref name, .. }) if *name == format!("k{again}")
+                    ),
+                    "k{again} twice among {count}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn refuses_invalid_utf8_and_lone_surrogates() {
         assert!(matches!(
             parse(b"\"\xff\"", Limits::default()),
@@ -777,6 +843,42 @@ mod tests {
             write_number(number, &mut text);
             let back: f64 = text.parse().expect("canonical numbers are valid JSON numbers");
             proptest::prop_assert!(back == number, "{} -> {} -> {}", number, text, back);
+        }
+
+        #[test]
+        fn strings_and_name_order_follow_their_definitions(
+            left in proptest::prelude::any::<String>(),
+            right in "[\\x00-\\x7f]{0,8}|\\PC{0,8}",
+        ) {
+            // The escapes of RFC 8785 §3.2.2.2, one character at a time.
+            let mut expected = String::from("\"");
+            for character in left.chars() {
+                match character {
+                    '"' => expected.push_str("\\\""),
+                    '\\' => expected.push_str("\\\\"),
+                    '\u{08}' => expected.push_str("\\b"),
+                    '\u{0c}' => expected.push_str("\\f"),
+                    '\n' => expected.push_str("\\n"),
+                    '\r' => expected.push_str("\\r"),
+                    '\t' => expected.push_str("\\t"),
+                    control if (control as u32) < 0x20 => {
+                        expected.push_str(&format!("\\u{:04x}", control as u32))
+                    }
+                    other => expected.push(other),
+                }
+            }
+            expected.push('"');
+            let mut written = String::new();
+            write_string(&left, &mut written);
+            proptest::prop_assert_eq!(&written, &expected);
+            let back: String = serde_json::from_str(&written).expect("a JSON string");
+            proptest::prop_assert_eq!(&back, &left);
+            for (a, b) in [(&left, &right), (&right, &left), (&right, &right)] {
+                proptest::prop_assert_eq!(
+                    utf16_order(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16())
+                );
+            }
         }
 
         #[test]
