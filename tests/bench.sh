@@ -15,6 +15,9 @@
 #   MODES                   cairn-load modes to run against each server ("add"; also add-batch,
 #                           events: one event per POST /v1/events, events-batch: JSON arrays
 #                           to POST /v1/events/batch)
+#   RATE                    requests/s of an open loop at a fixed rate (cairn-load --rate),
+#                           latencies measured from when each request was due; unset: closed
+#                           loop. For the latency at a given share of the maximum rate.
 #   SERVER_CORE, LOAD_CORE  the cores for the server and the load generator (0, 1)
 #   NOOP_ADDR               where cairn-noop listens (127.0.0.1:18081)
 #   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
@@ -46,6 +49,7 @@ LEAF_SIZE=${LEAF_SIZE:-256}
 BATCH_SIZE=${BATCH_SIZE:-256}
 EVENTS_PER_BATCH=${EVENTS_PER_BATCH:-100}
 MODES=${MODES:-add}
+RATE=${RATE:-}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 NOOP_ADDR=${NOOP_ADDR:-127.0.0.1:18081}
@@ -159,7 +163,7 @@ measure() {
     local name=$1 addr=$2 mode=$3 token=${4:-} args server_cpu_before server_cpu_after times
     local token_env=()
     if [ -n "$token" ]; then token_env=(env "CAIRN_LOAD_TOKEN=$token"); fi
-    args=$(load_args "$mode")
+    args="$(load_args "$mode")${RATE:+ --rate $RATE}"
     server_cpu_before=$(cpu_seconds "$SERVER_PID")
     # shellcheck disable=SC2086 # args is a list of words
     { time "${token_env[@]}" "${PIN_LOAD[@]}" "$BIN/cairn-load" $args \
@@ -245,13 +249,15 @@ if [ "${REALTIME:-0}" = 1 ] && [ -r /proc/sys/kernel/sched_rt_runtime_us ]; then
     fi
 fi
 
+LOOP="closed loop"
+if [ -n "$RATE" ]; then LOOP="open loop at $RATE requests/s"; fi
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 SECTION="
 ## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT
 
 Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average before the run: $LOAD_AVERAGE_BEFORE.
-Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, closed loop).
+Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${RATE:+ RATE=$RATE}${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, $LOOP).
 
 $TABLE
 "
