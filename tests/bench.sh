@@ -18,6 +18,13 @@
 #   RATE                    requests/s of an open loop at a fixed rate (cairn-load --rate),
 #                           latencies measured from when each request was due; unset: closed
 #                           loop. For the latency at a given share of the maximum rate.
+#   HALF_RATE               1: after the closed-loop runs, run cairn-log once more per mode in
+#                           an open loop at half the rate its closed-loop run reached, for the
+#                           latency at half the maximum rate (row "log-half")
+#   HALF_RATE_CONNECTIONS   connections of that run (256). An open loop keeps one request in
+#                           flight per connection, so each connection's share of the rate must
+#                           leave room for a request's time in the log (up to two group
+#                           commits): 64 connections at 32 k/s leave each 2 ms, too little
 #   SERVER_CORE, LOAD_CORE  the cores for the server and the load generator (0, 1)
 #   NOOP_ADDR               where cairn-noop listens (127.0.0.1:18081)
 #   CAIRN_LOG_ADDR          where cairn-log listens (127.0.0.1:18080)
@@ -50,6 +57,8 @@ BATCH_SIZE=${BATCH_SIZE:-256}
 EVENTS_PER_BATCH=${EVENTS_PER_BATCH:-100}
 MODES=${MODES:-add}
 RATE=${RATE:-}
+HALF_RATE=${HALF_RATE:-0}
+HALF_RATE_CONNECTIONS=${HALF_RATE_CONNECTIONS:-256}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 NOOP_ADDR=${NOOP_ADDR:-127.0.0.1:18081}
@@ -157,17 +166,18 @@ load_args() {
     esac
 }
 
-# measure NAME ADDR MODE [TOKEN]: one pinned cairn-load run; writes $BENCH_WORK/NAME-MODE.json
-# with the report plus the CPU use of both sides.
+# measure NAME ADDR MODE [TOKEN [RATE [CONNECTIONS]]]: one pinned cairn-load run (closed loop
+# unless a rate is given); writes $BENCH_WORK/NAME-MODE.json with the report plus the CPU use of
+# both sides.
 measure() {
-    local name=$1 addr=$2 mode=$3 token=${4:-} args server_cpu_before server_cpu_after times
-    local token_env=()
+    local name=$1 addr=$2 mode=$3 token=${4:-} rate=${5:-$RATE} connections=${6:-$CONNECTIONS}
+    local args server_cpu_before server_cpu_after times token_env=()
     if [ -n "$token" ]; then token_env=(env "CAIRN_LOAD_TOKEN=$token"); fi
-    args="$(load_args "$mode")${RATE:+ --rate $RATE}"
+    args="$(load_args "$mode")${rate:+ --rate $rate}"
     server_cpu_before=$(cpu_seconds "$SERVER_PID")
     # shellcheck disable=SC2086 # args is a list of words
     { time "${token_env[@]}" "${PIN_LOAD[@]}" "$BIN/cairn-load" $args \
-        --target "http://$addr" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" --json \
+        --target "http://$addr" -c "$connections" -d "$DURATION" --warmup "$WARMUP" --json \
         >"$BENCH_WORK/$name-$mode.report.json"; } 2>"$BENCH_WORK/$name-$mode.time" || true
     server_cpu_after=$(cpu_seconds "$SERVER_PID")
     if ! jq -e .requests "$BENCH_WORK/$name-$mode.report.json" >/dev/null 2>&1; then
@@ -223,6 +233,22 @@ if [ -x "$LOG_BIN" ]; then
         RESULTS+=("$BENCH_WORK/log-$mode.json")
         stop_server
     done
+    if [ "$HALF_RATE" = 1 ]; then
+        for mode in $MODES; do
+            half=$(jq '.requests_per_second / 2 | floor' "$BENCH_WORK/log-$mode.json")
+            if [ "$half" -lt 1 ]; then continue; fi
+            rm -rf "$BENCH_WORK/log"
+            mkdir -p "$BENCH_WORK/log"
+            # shellcheck disable=SC2086 # the start command is a list of words
+            start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
+            measure log-half "$CAIRN_LOG_ADDR" "$mode" "${CAIRN_LOG_TOKEN:-}" "$half" "$HALF_RATE_CONNECTIONS"
+            RESULTS+=("$BENCH_WORK/log-half-$mode.json")
+            stop_server
+            NOTES+=("$(jq -r --arg connections "$HALF_RATE_CONNECTIONS" '
+              def ms(x): if x == null then "-" else "\((x / 100 | round) / 10) ms" end;
+              "cairn-log at half its closed-loop rate (\(.mode), open loop at \(.target_rate // "?") requests/s, \($connections) connections): p50 \(ms(.latency_micros.p50)), p99 \(ms(.latency_micros.p99)), \(.unsent // 0) unsent"' "$BENCH_WORK/log-half-$mode.json")")
+        done
+    fi
 else
     NOTES+=("cairn-log was not measured: $LOG_BIN is not built (set CAIRN_LOG_START to its start command once it exists).")
 fi
@@ -250,6 +276,8 @@ if [ "${REALTIME:-0}" = 1 ] && [ -r /proc/sys/kernel/sched_rt_runtime_us ]; then
 fi
 
 LOOP="closed loop"
+HALF_SETTINGS=
+if [ "$HALF_RATE" = 1 ]; then HALF_SETTINGS=" HALF_RATE=1 HALF_RATE_CONNECTIONS=$HALF_RATE_CONNECTIONS"; fi
 if [ -n "$RATE" ]; then LOOP="open loop at $RATE requests/s"; fi
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -257,7 +285,7 @@ SECTION="
 ## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT
 
 Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average before the run: $LOAD_AVERAGE_BEFORE.
-Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${RATE:+ RATE=$RATE}${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, $LOOP).
+Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${RATE:+ RATE=$RATE}$HALF_SETTINGS${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, $LOOP).
 
 $TABLE
 "

@@ -16,6 +16,7 @@
 #   CAIRN_LOAD              the load generator (target/release/cairn-load)
 #   DURATION, WARMUP        measured period and the unmeasured run before it (6s, 2s)
 #   CONNECTIONS, RUNS       keep-alive connections (64); runs, each against a fresh server (1)
+#   RATE                    requests/s of an open loop at that fixed rate (unset: closed loop)
 #   SERVER_CORE, LOAD_CORE  the cores (0, 1)
 #   ADDR                    where the server listens (127.0.0.1:18090)
 #   RESET_THREADS           thread names (as in /proc/<pid>/task/*/comm) put back into
@@ -42,6 +43,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 ADDR=${ADDR:-127.0.0.1:18090}
 RESET_THREADS=${RESET_THREADS:-}
+RATE=${RATE:-}
 
 for tool in jq taskset getconf awk curl; do
     command -v "$tool" >/dev/null || { echo "request-cost.sh: $tool is needed" >&2; exit 2; }
@@ -84,10 +86,11 @@ CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { local stat; stat=$(cat "/proc/$1/stat"); echo "${stat##*) }" | awk '{ print $12 + $13 }'; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
 load() {
-    local token=()
+    local token=() rate=()
     if [ -n "$TOKEN" ]; then token=(env "CAIRN_LOAD_TOKEN=$TOKEN"); fi
+    if [ -n "$RATE" ]; then rate=(--rate "$RATE"); fi
     "${token[@]}" taskset -c "$LOAD_CORE" "$CAIRN_LOAD" "$MODE" --target "http://$ADDR" \
-        -c "$CONNECTIONS" --warmup 0s "$@"
+        -c "$CONNECTIONS" --warmup 0s "${rate[@]}" "$@"
 }
 
 for run in $(seq "$RUNS"); do
