@@ -36,6 +36,8 @@ pub const SCHEMA_VERSION: f64 = 1.0;
 pub const MAX_NAME_CHARS: usize = 256;
 /// Most bytes of a principal name bound into a leaf.
 pub const MAX_PRINCIPAL_BYTES: usize = 256;
+/// The buffer a leaf is written into starts this large: most leaves fit without its growing.
+const LEAF_CAPACITY: usize = 1024;
 /// The outcomes an event may report.
 pub const OUTCOMES: [&str; 5] = ["success", "failure", "denied", "error", "unknown"];
 
@@ -279,40 +281,41 @@ impl EventInput {
         let payload_hash = canonical_payload
             .as_ref()
             .map(|bytes| <[u8; 32]>::from(Sha256::digest(bytes)));
-        // Moved into the leaf's object rather than copied: the actor, resource and context trees
-        // are most of an event.
         let (actor_id, actor_type) = id_and_type(&self.actor);
         let (resource_id, resource_type) = id_and_type(&self.resource);
-        let mut members = vec![
-            ("action".to_string(), Value::String(self.action.clone())),
-            ("actor".to_string(), self.actor),
-            (
-                "event_id".to_string(),
-                Value::String(event_id.as_str().to_string()),
-            ),
-            ("outcome".to_string(), Value::String(self.outcome.clone())),
-            (
-                "received_at".to_string(),
-                Value::String(received_at.to_rfc3339()),
-            ),
-            ("resource".to_string(), self.resource),
-            ("schema_version".to_string(), Value::Number(SCHEMA_VERSION)),
-            (
-                "submitted_by".to_string(),
-                Value::String(submitted_by.to_string()),
-            ),
-            ("timestamp".to_string(), Value::String(self.timestamp)),
-        ];
-        if let Some(context) = self.context {
-            members.push(("context".to_string(), context));
+        // The leaf's members written out in RFC 8785 order (their names are ASCII without
+        // escapes, so the order of their bytes): the bytes canonicalizing an object of them
+        // gives, without building that object (`leaves_are_the_canonical_form_of_their_members`
+        // holds this to the definition).
+        let mut leaf = String::with_capacity(LEAF_CAPACITY);
+        leaf.push_str("{\"action\":");
+        jcs::write_string(&self.action, &mut leaf);
+        leaf.push_str(",\"actor\":");
+        jcs::write_canonical(&self.actor, &mut leaf);
+        if let Some(context) = &self.context {
+            leaf.push_str(",\"context\":");
+            jcs::write_canonical(context, &mut leaf);
         }
+        leaf.push_str(",\"event_id\":");
+        jcs::write_string(event_id.as_str(), &mut leaf);
+        leaf.push_str(",\"outcome\":");
+        jcs::write_string(&self.outcome, &mut leaf);
         if let Some(hash) = &payload_hash {
-            members.push((
-                "payload_hash".to_string(),
-                Value::String(format_payload_hash(hash)),
-            ));
+            leaf.push_str(",\"payload_hash\":");
+            jcs::write_string(&format_payload_hash(hash), &mut leaf);
         }
-        let leaf = jcs::canonicalize(&Value::Object(members)).into_bytes();
+        leaf.push_str(",\"received_at\":");
+        jcs::write_string(&received_at.to_rfc3339(), &mut leaf);
+        leaf.push_str(",\"resource\":");
+        jcs::write_canonical(&self.resource, &mut leaf);
+        leaf.push_str(",\"schema_version\":");
+        jcs::write_canonical(&Value::Number(SCHEMA_VERSION), &mut leaf);
+        leaf.push_str(",\"submitted_by\":");
+        jcs::write_string(submitted_by, &mut leaf);
+        leaf.push_str(",\"timestamp\":");
+        jcs::write_string(&self.timestamp, &mut leaf);
+        leaf.push('}');
+        let leaf = leaf.into_bytes();
         Ok((
             EventLeaf {
                 event_id,
@@ -714,5 +717,79 @@ mod tests {
             String::from_utf8(logged.leaf).expect("UTF-8"),
             leaf.trim_end()
         );
+    }
+
+    /// A JSON value of a few levels, with any names and strings (not only ASCII).
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-1e15f64..1e15).prop_map(Value::Number),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn leaves_are_the_canonical_form_of_their_members(
+            action in proptest::prelude::any::<String>(),
+            outcome in proptest::prelude::any::<String>(),
+            timestamp in proptest::prelude::any::<String>(),
+            submitted_by in "\\PC{1,40}",
+            actor in json_value(),
+            resource in json_value(),
+            payload in proptest::option::of(json_value()),
+            context in proptest::option::of(json_value()),
+            seconds in 0i64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let received_at = Instant::from_unix(seconds, nanos);
+            let event_id = EventId::new_v4([9; 16]);
+            let input = EventInput {
+                event_id: None,
+                timestamp: timestamp.clone(),
+                time: Instant::from_unix(seconds / 2, 0),
+                actor: actor.clone(),
+                action: action.clone(),
+                resource: resource.clone(),
+                outcome: outcome.clone(),
+                payload: payload.clone(),
+                context: context.clone(),
+            };
+            let (leaf, canonical_payload) = input
+                .into_leaf(event_id.clone(), received_at, &submitted_by)
+                .expect("a valid principal");
+            // The definition: the canonical form of an object of these members, in any order.
+            let mut members = vec![
+                ("timestamp".to_string(), Value::String(timestamp)),
+                ("submitted_by".to_string(), Value::String(submitted_by)),
+                ("schema_version".to_string(), Value::Number(SCHEMA_VERSION)),
+                ("resource".to_string(), resource),
+                ("received_at".to_string(), Value::String(received_at.to_rfc3339())),
+                ("outcome".to_string(), Value::String(outcome)),
+                ("event_id".to_string(), Value::String(event_id.as_str().to_string())),
+                ("actor".to_string(), actor),
+                ("action".to_string(), Value::String(action)),
+            ];
+            if let Some(context) = context {
+                members.push(("context".to_string(), context));
+            }
+            let expected_payload = payload.as_ref().map(|payload| jcs::canonicalize(payload).into_bytes());
+            if let Some(bytes) = &expected_payload {
+                let hash = <[u8; 32]>::from(Sha256::digest(bytes));
+                members.push(("payload_hash".to_string(), Value::String(format_payload_hash(&hash))));
+            }
+            let expected = jcs::canonicalize(&Value::Object(members));
+            proptest::prop_assert_eq!(String::from_utf8(leaf.leaf).expect("UTF-8"), expected);
+            proptest::prop_assert_eq!(canonical_payload, expected_payload);
+        }
     }
 }

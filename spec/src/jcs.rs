@@ -129,6 +129,10 @@ pub enum JsonError {
 /// The largest integer every JSON implementation that uses doubles holds exactly (I-JSON).
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
+/// Objects with at most this many members are sorted without an allocation (member numbers
+/// fit in a byte).
+const SMALL_OBJECT: usize = 32;
+
 /// Objects with fewer members than this are searched for a duplicate name member by member.
 const LINEAR_DUPLICATE_SEARCH: usize = 16;
 
@@ -170,7 +174,8 @@ pub fn canonicalize_bytes(input: &[u8], limits: Limits) -> Result<String, JsonEr
     parse(input, limits).map(|value| canonicalize(&value))
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Appends the RFC 8785 canonical form of `value` to `out`.
+pub(crate) fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -189,19 +194,42 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         Value::Object(members) => {
             // RFC 8785 §3.2.3: sort by the names' UTF-16 code units, compared as unsigned numbers.
-            let mut sorted: Vec<&(String, Value)> = members.iter().collect();
-            sorted.sort_by(|(left, _), (right, _)| utf16_order(left, right));
+            // A small object (nearly every one) is sorted as member numbers on the stack.
+            let by_name =
+                |left: &(String, Value), right: &(String, Value)| utf16_order(&left.0, &right.0);
             out.push('{');
-            for (index, (name, member)) in sorted.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
+            if members.len() <= SMALL_OBJECT {
+                let mut order = [0u8; SMALL_OBJECT];
+                for (slot, number) in order.iter_mut().zip(0u8..) {
+                    *slot = number;
                 }
-                write_string(name, out);
-                out.push(':');
-                write_canonical(member, out);
+                let order = &mut order[..members.len()];
+                order.sort_by(|&left, &right| {
+                    by_name(&members[usize::from(left)], &members[usize::from(right)])
+                });
+                write_members(
+                    order.iter().map(|&number| &members[usize::from(number)]),
+                    out,
+                );
+            } else {
+                let mut sorted: Vec<&(String, Value)> = members.iter().collect();
+                sorted.sort_by(|left, right| by_name(left, right));
+                write_members(sorted.into_iter(), out);
             }
             out.push('}');
         }
+    }
+}
+
+/// Writes sorted object members, without the braces.
+fn write_members<'a>(members: impl Iterator<Item = &'a (String, Value)>, out: &mut String) {
+    for (index, (name, member)) in members.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_string(name, out);
+        out.push(':');
+        write_canonical(member, out);
     }
 }
 
@@ -216,7 +244,7 @@ fn utf16_order(left: &str, right: &str) -> std::cmp::Ordering {
 }
 
 /// RFC 8785 §3.2.2.2: strings with only the escapes JSON requires, in their short forms.
-fn write_string(text: &str, out: &mut String) {
+pub(crate) fn write_string(text: &str, out: &mut String) {
     out.push('"');
     // Every byte that needs an escape is ASCII, so the runs between them are whole characters
     // and are copied as they are.
