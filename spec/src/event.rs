@@ -203,13 +203,13 @@ impl EventInput {
         let mut context = None;
         for (name, value) in members {
             match name.as_str() {
-                "event_id" => event_id = Some(EventId::parse(&string_field("event_id", &value)?)?),
-                "timestamp" => timestamp = Some(string_field("timestamp", &value)?),
+                "event_id" => event_id = Some(EventId::parse(str_field("event_id", &value)?)?),
+                "timestamp" => timestamp = Some(into_string("timestamp", value)?),
                 "actor" => actor = Some(named_object("actor", value)?),
-                "action" => action = Some(name_field("action", &value)?),
+                "action" => action = Some(name_field("action", value)?),
                 "resource" => resource = Some(named_object("resource", value)?),
                 "outcome" => {
-                    let text = string_field("outcome", &value)?;
+                    let text = into_string("outcome", value)?;
                     if !OUTCOMES.contains(&text.as_str()) {
                         return Err(EventError::Invalid {
                             field: "outcome".to_string(),
@@ -464,27 +464,45 @@ fn invalid(field: &str, reason: &str) -> EventError {
     }
 }
 
-fn string_field(field: &str, value: &Value) -> Result<String, EventError> {
+fn str_field<'a>(field: &str, value: &'a Value) -> Result<&'a str, EventError> {
     match value {
-        Value::String(text) => Ok(text.clone()),
+        Value::String(text) => Ok(text),
         _ => Err(invalid(field, "must be a string")),
     }
 }
 
-/// A short, printable name: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
-fn name_field(field: &str, value: &Value) -> Result<String, EventError> {
-    let text = string_field(field, value)?;
+fn string_field(field: &str, value: &Value) -> Result<String, EventError> {
+    str_field(field, value).map(str::to_string)
+}
+
+/// The string `value` holds, moved out of it.
+fn into_string(field: &str, value: Value) -> Result<String, EventError> {
+    match value {
+        Value::String(text) => Ok(text),
+        _ => Err(invalid(field, "must be a string")),
+    }
+}
+
+/// Why `text` is not a short, printable name (1 to [`MAX_NAME_CHARS`] characters, no control
+/// characters), if it is not.
+fn name_problem(text: &str) -> Option<String> {
     let chars = text.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(invalid(
-            field,
-            &format!("must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
+        return Some(format!("must be 1 to {MAX_NAME_CHARS} characters"));
     }
     if text.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
+        return Some("must not contain control characters".to_string());
     }
-    Ok(text)
+    None
+}
+
+/// A short, printable name (see [`name_problem`]).
+fn name_field(field: &str, value: Value) -> Result<String, EventError> {
+    let text = into_string(field, value)?;
+    match name_problem(&text) {
+        Some(reason) => Err(invalid(field, &reason)),
+        None => Ok(text),
+    }
 }
 
 /// An object with string `id` and `type` members.
@@ -493,11 +511,16 @@ fn named_object(field: &str, value: Value) -> Result<Value, EventError> {
         return Err(invalid(field, "must be an object with id and type"));
     };
     for required in ["id", "type"] {
+        // Named only when something is wrong, so that a valid event costs no formatting.
+        let member_name = || format!("{field}.{required}");
         match members.iter().find(|(name, _)| name == required) {
-            Some((_, member)) => {
-                name_field(&format!("{field}.{required}"), member)?;
+            Some((_, Value::String(text))) => {
+                if let Some(reason) = name_problem(text) {
+                    return Err(invalid(&member_name(), &reason));
+                }
             }
-            None => return Err(missing(&format!("{field}.{required}"))),
+            Some(_) => return Err(invalid(&member_name(), "must be a string")),
+            None => return Err(missing(&member_name())),
         }
     }
     Ok(value)
