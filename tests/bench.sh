@@ -222,28 +222,26 @@ stop_server
 LOG_BIN=${CAIRN_LOG_START%% *}
 if [ -x "$LOG_BIN" ]; then
     echo "== cairn-log on core $SERVER_CORE, cairn-load on core $LOAD_CORE"
-    # Each mode gets a log of its own, started afresh in an empty directory, so that no mode is
-    # measured on the leaves, segments and indexes another one left behind.
-    for mode in $MODES; do
+    # measure_fresh_log NAME MODE [RATE [CONNECTIONS]]: each run gets a log of its own, started
+    # afresh in an empty directory, so that no run is measured on the leaves, segments and
+    # indexes another one left behind.
+    measure_fresh_log() {
         rm -rf "$BENCH_WORK/log"
         mkdir -p "$BENCH_WORK/log"
         # shellcheck disable=SC2086 # the start command is a list of words
         start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
-        measure log "$CAIRN_LOG_ADDR" "$mode" "${CAIRN_LOG_TOKEN:-}"
-        RESULTS+=("$BENCH_WORK/log-$mode.json")
+        measure "$1" "$CAIRN_LOG_ADDR" "$2" "${CAIRN_LOG_TOKEN:-}" "${3:-}" "${4:-}"
+        RESULTS+=("$BENCH_WORK/$1-$2.json")
         stop_server
+    }
+    for mode in $MODES; do
+        measure_fresh_log log "$mode"
     done
     if [ "$HALF_RATE" = 1 ]; then
         for mode in $MODES; do
             half=$(jq '.requests_per_second / 2 | floor' "$BENCH_WORK/log-$mode.json")
             if [ "$half" -lt 1 ]; then continue; fi
-            rm -rf "$BENCH_WORK/log"
-            mkdir -p "$BENCH_WORK/log"
-            # shellcheck disable=SC2086 # the start command is a list of words
-            start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
-            measure log-half "$CAIRN_LOG_ADDR" "$mode" "${CAIRN_LOG_TOKEN:-}" "$half" "$HALF_RATE_CONNECTIONS"
-            RESULTS+=("$BENCH_WORK/log-half-$mode.json")
-            stop_server
+            measure_fresh_log log-half "$mode" "$half" "$HALF_RATE_CONNECTIONS"
             NOTES+=("$(jq -r --arg connections "$HALF_RATE_CONNECTIONS" '
               def ms(x): if x == null then "-" else "\((x / 100 | round) / 10) ms" end;
               "cairn-log at half its closed-loop rate (\(.mode), open loop at \(.target_rate // "?") requests/s, \($connections) connections): p50 \(ms(.latency_micros.p50)), p99 \(ms(.latency_micros.p99)), \(.unsent // 0) unsent"' "$BENCH_WORK/log-half-$mode.json")")
