@@ -199,10 +199,8 @@ pub(crate) fn write_canonical(value: &Value, out: &mut String) {
                 |left: &(String, Value), right: &(String, Value)| utf16_order(&left.0, &right.0);
             out.push('{');
             if members.len() <= SMALL_OBJECT {
-                let mut order = [0u8; SMALL_OBJECT];
-                for (slot, number) in order.iter_mut().zip(0u8..) {
-                    *slot = number;
-                }
+                // Member numbers below SMALL_OBJECT (32) fit in a byte.
+                let mut order: [u8; SMALL_OBJECT] = std::array::from_fn(|number| number as u8);
                 let order = &mut order[..members.len()];
                 order.sort_by(|&left, &right| {
                     by_name(&members[usize::from(left)], &members[usize::from(right)])
