@@ -109,16 +109,16 @@ pub struct EventSummary {
 
 impl EventSummary {
     /// The summary of `leaf` at `index`, with its payload at `payload`.
-    pub fn of_leaf(index: u64, leaf: &EventLeaf, payload: Option<PayloadLocation>) -> EventSummary {
+    pub fn of_leaf(index: u64, leaf: EventLeaf, payload: Option<PayloadLocation>) -> EventSummary {
         EventSummary {
             index,
-            event_id: leaf.event_id.as_str().to_string(),
+            event_id: leaf.event_id.into_string(),
             time_nanos: leaf.time.unix_nanos(),
             received_nanos: leaf.received_at.unix_nanos(),
-            actor_id: leaf.actor_id.clone(),
-            resource_type: leaf.resource_type.clone(),
-            resource_id: leaf.resource_id.clone(),
-            action: leaf.action.clone(),
+            actor_id: leaf.actor_id,
+            resource_type: leaf.resource_type,
+            resource_id: leaf.resource_id,
+            action: leaf.action,
             payload,
         }
     }
@@ -356,7 +356,7 @@ impl EventStore {
                 });
                 let index = next + offset as u64;
                 // Every event below `index` is inserted: a table may be cut there.
-                let summary = EventSummary::of_leaf(index, &leaf, payload);
+                let summary = EventSummary::of_leaf(index, leaf, payload);
                 self.inner.index.insert(summary, self.marks(index))?;
                 indexed += 1;
             }
@@ -806,7 +806,7 @@ mod tests {
                 };
                 log.append_entries(index, &[NewEntry::new(leaf.leaf.clone(), None)])
                     .expect("append");
-                let summary = EventSummary::of_leaf(index, &leaf, location);
+                let summary = EventSummary::of_leaf(index, leaf, location);
                 store
                     .index_event(summary.clone(), log.entry_count())
                     .expect("index");

@@ -112,6 +112,13 @@ pub struct Erasure {
     pub recorded_by: Submitted,
 }
 
+/// An event not logged before, at `position` in its submission, with its canonical payload.
+struct Fresh {
+    position: usize,
+    leaf: EventLeaf,
+    payload: Option<Vec<u8>>,
+}
+
 /// Events on one log: the events database, the log's sequencer and store.
 pub struct Events {
     /// The events database.
@@ -173,11 +180,16 @@ impl Events {
     ) -> Result<Vec<Submitted>, SubmitError> {
         let received_at = now();
         let mut prepared = Vec::with_capacity(inputs.len());
-        let mut seen = HashSet::with_capacity(inputs.len());
-        for (position, input) in inputs.into_iter().enumerate() {
-            let generated = EventId::new_v4(rand::random());
+        // One event alone cannot repeat an ID: the set is for batches.
+        let batch = inputs.len() > 1;
+        let mut seen = HashSet::with_capacity(if batch { inputs.len() } else { 0 });
+        for (position, mut input) in inputs.into_iter().enumerate() {
+            let event_id = input
+                .event_id
+                .take()
+                .unwrap_or_else(|| EventId::new_v4(rand::random()));
             let (leaf, payload) = input
-                .into_leaf(generated, received_at, submitted_by)
+                .into_leaf(event_id, received_at, submitted_by)
                 .map_err(|source| SubmitError::Invalid { position, source })?;
             let limit = event_limits().max_bytes;
             if payload.as_ref().is_some_and(|bytes| bytes.len() > limit) {
@@ -189,7 +201,7 @@ impl Events {
                     },
                 });
             }
-            if !seen.insert(leaf.event_id.clone()) {
+            if batch && !seen.insert(leaf.event_id.clone()) {
                 return Err(SubmitError::RepeatedId {
                     position,
                     event_id: leaf.event_id.as_str().to_string(),
@@ -216,17 +228,21 @@ impl Events {
         for (position, (leaf, payload)) in prepared.into_iter().enumerate() {
             match self.store.find(leaf.event_id.as_str())? {
                 Some(existing) => {
-                    results[position] = Some(self.logged_before(existing.index, &leaf)?);
+                    results[position] =
+                        Some(self.logged_before(existing.index, &leaf.event_id, &leaf.leaf)?);
                 }
-                None => fresh.push((position, leaf, payload)),
+                None => fresh.push(Fresh {
+                    position,
+                    leaf,
+                    payload,
+                }),
             }
         }
         if !fresh.is_empty() {
-            let answers = self.sequence(&fresh).await?;
             let mut conflict = None;
-            for ((position, _, _), answer) in fresh.iter().zip(answers) {
+            for (position, answer) in self.sequence(fresh).await? {
                 match answer {
-                    Ok(submitted) => results[*position] = Some(submitted),
+                    Ok(submitted) => results[position] = Some(submitted),
                     Err(error) => {
                         conflict.get_or_insert(error);
                     }
@@ -243,18 +259,19 @@ impl Events {
             .collect())
     }
 
-    /// Stores the payloads of `fresh`, sequences its leaves and indexes the new ones. An event
-    /// ID that a concurrent submission logged first comes back as that event (or a conflict).
+    /// Stores the payloads of `fresh`, sequences its leaves and indexes the new ones; answers
+    /// each event by its position. An event ID that a concurrent submission logged first comes
+    /// back as that event (or a conflict).
     async fn sequence(
         &self,
-        fresh: &[(usize, EventLeaf, Option<Vec<u8>>)],
-    ) -> Result<Vec<Result<Submitted, SubmitError>>, SubmitError> {
+        mut fresh: Vec<Fresh>,
+    ) -> Result<Vec<(usize, Result<Submitted, SubmitError>)>, SubmitError> {
         let in_flight = self.store.begin_submission(self.log_size())?;
         let payloads: Vec<NewPayload<'_>> = fresh
             .iter()
-            .filter_map(|(_, leaf, payload)| {
-                payload.as_deref().map(|bytes| NewPayload {
-                    event_id: leaf.event_id.as_str(),
+            .filter_map(|event| {
+                event.payload.as_deref().map(|bytes| NewPayload {
+                    event_id: event.leaf.event_id.as_str(),
                     bytes,
                 })
             })
@@ -262,53 +279,78 @@ impl Events {
         let mut stored = self.store.store_payloads(&payloads).await?.into_iter();
         let locations: Vec<_> = fresh
             .iter()
-            .map(|(_, _, payload)| payload.as_ref().and_then(|_| stored.next()))
+            .map(|event| event.payload.as_ref().and_then(|_| stored.next()))
             .collect();
-        let orphans = |which: &mut dyn Iterator<Item = usize>| {
-            let records: Vec<(&str, _)> = which
-                .filter_map(|i| locations[i].map(|l| (fresh[i].1.event_id.as_str(), l)))
-                .collect();
-            self.store.discard_payloads(&records);
-        };
+        // The leaf bytes move into shared buffers, which the sequencer's entries hold too.
+        let leaves: Vec<bytes::Bytes> = fresh
+            .iter_mut()
+            .map(|event| bytes::Bytes::from(std::mem::take(&mut event.leaf.leaf)))
+            .collect();
         let entries = fresh
             .iter()
-            .map(|(_, leaf, _)| {
-                let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
+            .zip(&leaves)
+            .map(|(event, leaf)| {
+                let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, event.leaf.event_id.as_str())
                     .expect("an event ID is 36 bytes, a valid idempotency key");
-                NewEntry::new(leaf.leaf.clone(), Some(key))
+                NewEntry::new(leaf.clone(), Some(key))
             })
             .collect();
         let answers = match self.sequencer.add_batch(entries).await {
             Ok(answers) => answers,
             Err(error) => {
-                orphans(&mut (0..fresh.len()));
+                let orphans: Vec<(&str, _)> = fresh
+                    .iter()
+                    .zip(&locations)
+                    .filter_map(|(event, l)| l.map(|l| (event.leaf.event_id.as_str(), l)))
+                    .collect();
+                self.store.discard_payloads(&orphans);
                 return Err(error.into());
             }
         };
-        let mut results = Vec::with_capacity(fresh.len());
-        for (i, ((_, leaf, _), answer)) in fresh.iter().zip(answers).enumerate() {
+        let mut answered = Vec::with_capacity(fresh.len());
+        for (i, ((event, answer), leaf)) in fresh.into_iter().zip(answers).zip(leaves).enumerate() {
+            let Fresh {
+                position,
+                leaf: event,
+                ..
+            } = event;
             if answer.duplicate {
                 // A concurrent submission of the same event ID was first.
-                orphans(&mut std::iter::once(i));
-                results.push(self.logged_before(answer.index, leaf));
+                if let Some(location) = locations[i] {
+                    self.store
+                        .discard_payloads(&[(event.event_id.as_str(), location)]);
+                }
+                answered.push((
+                    position,
+                    self.logged_before(answer.index, &event.event_id, &leaf),
+                ));
                 continue;
             }
-            let summary = EventSummary::of_leaf(answer.index, leaf, locations[i]);
+            let summary = EventSummary::of_leaf(answer.index, event, locations[i]);
+            let event_id = summary.event_id.clone();
             self.store.index_event(summary, self.log_size())?;
-            results.push(Ok(Submitted {
-                event_id: leaf.event_id.as_str().to_string(),
-                index: answer.index,
-                leaf_hash: answer.leaf_hash,
-                duplicate: false,
-            }));
+            answered.push((
+                position,
+                Ok(Submitted {
+                    event_id,
+                    index: answer.index,
+                    leaf_hash: answer.leaf_hash,
+                    duplicate: false,
+                }),
+            ));
         }
         drop(in_flight);
-        Ok(results)
+        Ok(answered)
     }
 
-    /// The answer for `leaf`, whose event ID is logged at `index` already: that event if it
+    /// The answer for `leaf`, whose `event_id` is logged at `index` already: that event if it
     /// is the same claim (a retry), a conflict if not.
-    fn logged_before(&self, index: u64, leaf: &EventLeaf) -> Result<Submitted, SubmitError> {
+    fn logged_before(
+        &self,
+        index: u64,
+        event_id: &EventId,
+        leaf: &[u8],
+    ) -> Result<Submitted, SubmitError> {
         let logged = self
             .log
             .read_entries(index, 1)?
@@ -319,13 +361,13 @@ impl Events {
                 )))
             })?
             .leaf;
-        if claim_digest(&logged) != claim_digest(&leaf.leaf) {
+        if claim_digest(&logged) != claim_digest(leaf) {
             return Err(SubmitError::Store(EventStoreError::Conflict {
-                event_id: leaf.event_id.as_str().to_string(),
+                event_id: event_id.as_str().to_string(),
             }));
         }
         Ok(Submitted {
-            event_id: leaf.event_id.as_str().to_string(),
+            event_id: event_id.as_str().to_string(),
             index,
             leaf_hash: Hash::of_leaf(&logged),
             duplicate: true,
