@@ -1,6 +1,7 @@
 //! The `/v1` routes of the log (spec/docs/log-api.md, "Audit events"): thin handlers over
 //! [`Events`](super::Events) and the event store, with the role each route needs.
 
+use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -108,7 +109,6 @@ impl From<EventStoreError> for ApiError {
 /// directly: nothing in it needs escaping (an event ID is a UUID in hex, base64 has no quotes
 /// or backslashes).
 fn submitted_text(submitted: &Submitted, out: &mut String) {
-    use std::fmt::Write;
     let _ = write!(
         out,
         r#"{{"event_id":"{}","index":{},"leaf_hash":"{}","duplicate":{}}}"#,
@@ -218,7 +218,7 @@ async fn post_batch(
     }
     let answers = state.events.submit(inputs, &principal.name).await?;
     let mut text = String::with_capacity(32 + 160 * answers.len());
-    text.push_str(&format!(r#"{{"count":{},"events":["#, answers.len()));
+    let _ = write!(text, r#"{{"count":{},"events":["#, answers.len());
     for (position, submitted) in answers.iter().enumerate() {
         if position > 0 {
             text.push(',');
@@ -760,4 +760,25 @@ async fn export(
         header::HeaderValue::from_static("attachment; filename=\"cairn-export.json\""),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_written_as_text_is_the_json_of_the_answer() {
+        for duplicate in [false, true] {
+            let submitted = Submitted {
+                event_id: "0123abcd-ef45-4678-89ab-cdef01234567".into(),
+                index: 1 << 40,
+                leaf_hash: Hash::of_leaf(b"a leaf"),
+                duplicate,
+            };
+            let mut text = String::new();
+            submitted_text(&submitted, &mut text);
+            let parsed: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert_eq!(parsed, submitted_json(&submitted), "{text}");
+        }
+    }
 }

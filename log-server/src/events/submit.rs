@@ -308,25 +308,21 @@ impl Events {
             }
         };
         let mut answered = Vec::with_capacity(fresh.len());
-        for (i, ((event, answer), leaf)) in fresh.into_iter().zip(answers).zip(leaves).enumerate() {
-            let Fresh {
-                position,
-                leaf: event,
-                ..
-            } = event;
+        let sequenced = fresh.into_iter().zip(answers).zip(leaves).zip(locations);
+        for (((Fresh { position, leaf, .. }, answer), bytes), location) in sequenced {
             if answer.duplicate {
                 // A concurrent submission of the same event ID was first.
-                if let Some(location) = locations[i] {
+                if let Some(location) = location {
                     self.store
-                        .discard_payloads(&[(event.event_id.as_str(), location)]);
+                        .discard_payloads(&[(leaf.event_id.as_str(), location)]);
                 }
                 answered.push((
                     position,
-                    self.logged_before(answer.index, &event.event_id, &leaf),
+                    self.logged_before(answer.index, &leaf.event_id, &bytes),
                 ));
                 continue;
             }
-            let summary = EventSummary::of_leaf(answer.index, event, locations[i]);
+            let summary = EventSummary::of_leaf(answer.index, leaf, location);
             let event_id = summary.event_id.clone();
             self.store.index_event(summary, self.log_size())?;
             answered.push((

@@ -248,6 +248,16 @@ const KINDS: [u8; 6] = [
     TAG_SUMMARY,
     TAG_TIME,
 ];
+const _: () = {
+    let mut at = 1;
+    while at < KINDS.len() {
+        assert!(
+            KINDS[at - 1] < KINDS[at],
+            "KINDS is in the order of the tags"
+        );
+        at += 1;
+    }
+};
 
 /// Index records in one buffer, sorted by reference: a table of 32 Ki events makes 192 Ki
 /// records, and a pair of vectors for each would be most of the writer's work. They are kept
