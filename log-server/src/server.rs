@@ -80,7 +80,7 @@ pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: tokio::task::JoinHandle<()>,
     sequencer: Arc<Sequencer>,
     integrator: Integrator,
     publisher: tokio::task::JoinHandle<()>,
@@ -174,7 +174,7 @@ impl RunningServer {
                 role: Role::Producer,
             });
         }
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let maintenance = tokio::spawn(retention::run(
             events.clone(),
             settings.events.retention.clone(),
@@ -210,13 +210,7 @@ impl RunningServer {
                 source,
             })?;
         let app = api::router(state);
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let http = tokio::spawn(crate::serve::serve(listener, app, stopped));
         tracing::info!(%addr, "cairn-log listening");
         Ok(RunningServer {
             addr,

@@ -446,6 +446,49 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         metrics.contains("cairn_log_durable_entries 1\n"),
         "{metrics}"
     );
+    // Refused requests are counted too, by route and status; one that no route matched as
+    // `unmatched`.
+    for series in [
+        "cairn_log_request_seconds_count{route=\"/add\",status=\"401\"}",
+        "cairn_log_request_seconds_count{route=\"unmatched\",status=\"404\"}",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "metrics lack {series}:\n{metrics}"
+        );
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A producer that shuts its side of the connection once its request is sent still gets the
+/// answer: the server allows half-closed connections (src/serve.rs), so the end of the
+/// request stream is not taken for a client gone away. The leaf is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_connection_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
+        .await
+        .expect("start");
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /add HTTP/1.1\r\nHost: log\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 11\r\n\r\nhalf closed"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.shutdown().await.expect("shut the write side");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains(r#""index":0"#), "{answer}");
+    let client = reqwest::Client::new();
+    wait_published(&client, &server, 1).await;
     server.shutdown().await.expect("shutdown");
 }
 

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,14 +22,14 @@ use cairn_spec::Hash;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{authorize, Role};
+use super::auth::{authorize, Principal, Role};
 use super::store::{
     EventStoreError, EventSummary, HoldTarget, QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT,
 };
 use super::submit::{AdminError, SubmitError, Submitted};
 use crate::api::{
-    blocking, build_receipt, json_response, published, read_body, wait_for_receipt, ApiError,
-    AppState,
+    blocking, build_receipt, json_response, published, read_body, wait_for_checkpoint,
+    wait_for_receipt, ApiError, AppState,
 };
 use crate::integrator::StoreHashes;
 use crate::sequencer::SequencerError;
@@ -134,26 +135,18 @@ struct WaitQuery {
     wait: Option<String>,
 }
 
-async fn post_event(
-    State(state): Shared,
-    Query(query): Query<WaitQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let principal = authorize(&state.principals, &headers, &[Role::Producer])?;
-    let wait = match query.wait.as_deref() {
-        None => false,
-        Some("checkpoint") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "wait must be `checkpoint`, found `{other}`"
-            )))
-        }
+/// `POST /v1/events`. It takes the request whole rather than through extractors, like `/add`:
+/// the header extractor would copy every header.
+async fn post_event(State(state): Shared, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let (principal, wait) = event_head(&state, parts)?;
+    // Scoped, like the head above, so that neither is kept in the future while it waits.
+    let input = {
+        let body = read_body(body, event_limits().max_bytes, "event").await?;
+        EventInput::parse(&body).map_err(|error| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", error.to_string())
+        })?
     };
-    let body = read_body(body, event_limits().max_bytes, "event").await?;
-    let input = EventInput::parse(&body).map_err(|error| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", error.to_string())
-    })?;
     let mut answers = state.events.submit(vec![input], &principal.name).await?;
     let submitted = answers
         .pop()
@@ -164,10 +157,25 @@ async fn post_event(
         return Ok(json_response(text));
     }
     let mut answer = submitted_json(&submitted);
-    let receipt = wait_for_receipt(&state, submitted.index).await?;
+    // Boxed: the rare path would otherwise double the size of every request's future.
+    let receipt = Box::pin(wait_for_receipt(&state, submitted.index)).await?;
     answer["receipt"] = serde_json::from_str(&receipt.to_json())
         .map_err(|e| ApiError::internal(format!("receipt JSON: {e}")))?;
     Ok(Json(answer).into_response())
+}
+
+/// The producer of `POST /v1/events` and whether it waits for a checkpoint.
+fn event_head(state: &AppState, parts: Parts) -> Result<(Principal, bool), ApiError> {
+    let principal = authorize(&state.principals, &parts.headers, &[Role::Producer])?;
+    let query = match parts.uri.query() {
+        None => WaitQuery { wait: None },
+        Some(_) => {
+            Query::<WaitQuery>::try_from_uri(&parts.uri)
+                .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?
+                .0
+        }
+    };
+    Ok((principal, wait_for_checkpoint(query.wait.as_deref())?))
 }
 
 async fn post_batch(
