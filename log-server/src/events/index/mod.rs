@@ -326,12 +326,22 @@ impl Records {
         &self.arena[start..start + key_len]
     }
 
-    /// Sorts the records by key and writes them.
+    /// Sorts the records by key and writes them. Each span is sorted with the eight key bytes
+    /// after the tag beside it, so that most comparisons are of two integers rather than of
+    /// two keys out in the arena (random event IDs sorted that way were a quarter of the
+    /// writer's time).
     fn write_sorted(mut self, writer: &mut RunWriter) -> Result<(), EventStoreError> {
         for kind in 0..KINDS.len() {
-            let mut spans = std::mem::take(&mut self.kinds[kind]);
-            spans.sort_by(|a, b| self.key(a).cmp(self.key(b)));
-            for span in &spans {
+            let mut spans: Vec<(u64, Span)> = std::mem::take(&mut self.kinds[kind])
+                .into_iter()
+                .map(|span| (key_prefix(self.key(&span)), span))
+                .collect();
+            spans.sort_by(|(a_prefix, a), (b_prefix, b)| {
+                a_prefix
+                    .cmp(b_prefix)
+                    .then_with(|| self.key(a).cmp(self.key(b)))
+            });
+            for (_, span) in &spans {
                 let (start, key_len, value_len) = *span;
                 let value = &self.arena[start + key_len..start + key_len + value_len];
                 writer.push(self.key(span), value)?;
@@ -339,6 +349,16 @@ impl Records {
         }
         Ok(())
     }
+}
+
+/// Bytes 1 to 8 of `key` (after its tag), big-endian and padded with zeros: two keys of one
+/// kind whose prefixes differ are in the order of their prefixes.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let tail = key.get(1..).unwrap_or_default();
+    let n = tail.len().min(8);
+    bytes[..n].copy_from_slice(&tail[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Whether the time and hashes a posting carries may match `filter`.
@@ -1222,6 +1242,32 @@ mod tests {
                 length: 7,
             }),
         }
+    }
+
+    #[test]
+    fn key_prefixes_order_keys_as_their_bytes_do() {
+        // Short keys, zero bytes and shared beginnings: where the prefix differs it must give
+        // the order of the whole key; where it is equal, the keys are compared whole.
+        let mut keys: Vec<Vec<u8>> = vec![vec![b'a'], vec![b'a', 0], vec![b'a', 0, 0]];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = 1 + (state % 12) as usize;
+            let mut key = vec![b'a'];
+            key.extend((0..len).map(|i| [0u8, 1, 0x7f, 0xff][((state >> (2 * i)) & 3) as usize]));
+            keys.push(key);
+        }
+        for a in &keys {
+            for b in keys.iter().step_by(7) {
+                let (pa, pb) = (key_prefix(a), key_prefix(b));
+                if pa != pb {
+                    assert_eq!(pa.cmp(&pb), a.cmp(b), "{a:?} {b:?}");
+                }
+            }
+        }
+        assert_eq!(key_prefix(b""), 0);
     }
 
     #[test]
