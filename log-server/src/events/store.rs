@@ -355,9 +355,16 @@ impl EventStore {
                         .map(|(location, _)| *location)
                 });
                 let index = next + offset as u64;
-                // Every event below `index` is inserted: a table may be cut there.
+                // Every event below `index` is inserted: a table may be cut there. The events
+                // after it have their payloads anywhere from `payload_from` on (the payload
+                // log is in the order submissions reached it, not in log order), so a run cut
+                // here must start the next catch-up's scan no later than this one's.
                 let summary = EventSummary::of_leaf(index, leaf, payload);
-                self.inner.index.insert(summary, self.marks(index))?;
+                let marks = Marks {
+                    durable_size: index,
+                    payload_end: payload_from,
+                };
+                self.inner.index.insert(summary, marks)?;
                 indexed += 1;
             }
             next += count;
@@ -827,6 +834,76 @@ mod tests {
         std::fs::remove_dir_all(events_dir.join("index")).expect("delete the index");
         let store = EventStore::open(&events_dir, config(), &log).expect("rebuild");
         check(&store, &events, &filters, &mut random);
+    }
+
+    /// A catch-up that fills a table cuts it mid-way; the events after the cut may have their
+    /// payloads anywhere after where the catch-up's scan began (payloads are stored in the
+    /// order submissions reach the payload log, not in log order), so the run cut there must
+    /// not start the next catch-up's scan any later. Here the payloads are stored in reverse
+    /// log order, the process dies with that run written and the rest only in memory.
+    #[test]
+    fn a_catch_up_that_cuts_a_table_keeps_later_payloads_findable() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let events_dir = dir.path().join("events");
+        let mut random = rand::rngs::StdRng::seed_from_u64(11);
+        let events = 60; // a table of 37, cut during the first catch-up
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut expected = Vec::new();
+        {
+            let store = EventStore::open(&events_dir, config(), &log).expect("open");
+            let leaves: Vec<_> = (0..events)
+                .map(|n| {
+                    let payload = format!(r#"{{"n":{n}}}"#);
+                    let json = format!(
+                        r#"{{"timestamp":"2026-11-25T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success","payload":{payload}}}"#
+                    );
+                    EventInput::parse(json.as_bytes())
+                        .expect("valid")
+                        .into_leaf(EventId::new_v4(random.gen()), Instant::from_unix(1_764_000_000, 0), "p")
+                        .expect("leaf")
+                })
+                .collect();
+            for (leaf, payload) in leaves.iter().rev() {
+                let bytes = payload.as_deref().expect("a payload");
+                runtime
+                    .block_on(store.store_payloads(&[NewPayload {
+                        event_id: leaf.event_id.as_str(),
+                        bytes,
+                    }]))
+                    .expect("payload");
+            }
+            for (index, (leaf, payload)) in leaves.into_iter().enumerate() {
+                log.append_entries(index as u64, &[NewEntry::new(leaf.leaf.clone(), None)])
+                    .expect("append");
+                expected.push((leaf.event_id.as_str().to_string(), payload));
+            }
+            // Dies before indexing anything.
+        }
+        {
+            // Indexes all 60 from the log, cutting the table on the way; the run written, the
+            // process dies with the rest in memory.
+            let _store = EventStore::open(&events_dir, config(), &log).expect("first catch-up");
+            let index_dir = events_dir.join("index");
+            let written = (0..500).any(|_| {
+                let runs = std::fs::read_dir(&index_dir)
+                    .expect("index dir")
+                    .filter_map(Result::ok)
+                    .any(|entry| entry.file_name().to_string_lossy().ends_with(".evr"));
+                if !runs {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                runs
+            });
+            assert!(written, "the cut table was written out");
+        }
+        let store = EventStore::open(&events_dir, config(), &log).expect("second catch-up");
+        for (id, payload) in &expected {
+            let found = store.find(id).expect("find").expect("indexed");
+            assert_eq!(&store.payload(&found).expect("payload"), payload, "{id}");
+        }
     }
 
     #[test]
