@@ -297,10 +297,9 @@ impl EventStore {
                 ),
             });
         }
-        let state = sled::Config::new()
-            .path(dir.join("state"))
-            .cache_capacity(8 << 20)
-            .open()?;
+        // Waits, like the log's own state, while a store of this process just dropped still
+        // holds sled's file lock.
+        let state = crate::storage::embedded::open_database(&dir.join("state"), 8 << 20)?;
         let payloads = PayloadLog::open(&dir.join("payloads"), config.payload_segment_bytes)?;
         let log_size = log.entry_count();
         let (index, watermark, payload_from) =

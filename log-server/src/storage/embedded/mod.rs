@@ -21,6 +21,7 @@ mod recovery;
 mod segment;
 mod spare;
 mod state;
+pub(crate) use state::open_database;
 
 use std::path::{Path, PathBuf};
 

@@ -41,7 +41,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens sled in `path`, waiting up to [`LOCK_WAIT`] while its file lock is held (by a store
 /// closing in this process, or another process, which then gets a clear error).
-fn open_database(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_database(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
         match sled::Config::new()
