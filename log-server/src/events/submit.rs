@@ -8,8 +8,10 @@
 //! the steps leaves payload records that no event holds, which the next open erases; a failure
 //! seen at once (the sequencer refused, the event ID was taken) erases them at once.
 //!
-//! The work after validation runs in a task of its own, so that a client that goes away
-//! cannot stop a submission between its leaves and its index entries.
+//! A client that goes away cannot stop a submission between its leaves and its index entries:
+//! once the leaves are handed to the sequencer, what is left (waiting for them to be durable,
+//! indexing them) is owned by a guard that, if the request's future is dropped, finishes it in
+//! a task of its own. Only a dropped submission pays for that task.
 //!
 //! Admin actions (erasure, legal holds) and the retention task's erasures are recorded as
 //! events, submitted by the acting principal, *before* they take effect: the log may hold the
@@ -23,10 +25,12 @@ use cairn_spec::event::{event_limits, EventError, EventId, EventInput, EventLeaf
 use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use serde_json::json;
+use tokio::sync::oneshot;
 
-use super::payloads::NewPayload;
+use super::index::InFlightSubmission;
+use super::payloads::{NewPayload, PayloadLocation};
 use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
-use crate::sequencer::{Sequencer, SequencerError};
+use crate::sequencer::{Sequenced, Sequencer, SequencerError};
 use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
 
 /// The producer part of the idempotency key every event leaf is sequenced with.
@@ -119,6 +123,121 @@ struct Fresh {
     payload: Option<Vec<u8>>,
 }
 
+/// The leaves of a submission handed to the sequencer, and what is left to do once they are
+/// durable.
+struct Sequencing {
+    fresh: Vec<Fresh>,
+    /// The leaf bytes, shared with the sequencer's entries.
+    leaves: Vec<bytes::Bytes>,
+    /// Where each event's payload was stored.
+    locations: Vec<Option<PayloadLocation>>,
+    /// Keeps the index from being cut past these events before they are in it.
+    in_flight: InFlightSubmission,
+}
+
+/// Each event of a submission, by its position: logged now or before, or refused.
+type Answers = Vec<(usize, Result<Submitted, SubmitError>)>;
+
+/// The sequencer's answer to a submission of events.
+type SequencerAnswer = oneshot::Receiver<Result<Vec<Sequenced>, SequencerError>>;
+
+impl Sequencing {
+    /// The sequencer refused the leaves: their payloads will never be held.
+    fn refused(
+        self,
+        events: &Events,
+        error: SequencerError,
+    ) -> Result<Answers, SubmitError> {
+        let orphans: Vec<(&str, PayloadLocation)> = self
+            .fresh
+            .iter()
+            .zip(&self.locations)
+            .filter_map(|(event, location)| location.map(|l| (event.leaf.event_id.as_str(), l)))
+            .collect();
+        events.store.discard_payloads(&orphans);
+        Err(error.into())
+    }
+
+    /// Indexes the events the sequencer logged and answers each by its position.
+    fn finish(
+        self,
+        events: &Events,
+        answer: Result<Result<Vec<Sequenced>, SequencerError>, oneshot::error::RecvError>,
+    ) -> Result<Answers, SubmitError> {
+        // A dropped answer means that the pipeline stopped before it reached these leaves.
+        let answers = match answer {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(error)) => return self.refused(events, error),
+            Err(_) => return self.refused(events, SequencerError::ShuttingDown),
+        };
+        let mut answered = Vec::with_capacity(self.fresh.len());
+        let sequenced = self
+            .fresh
+            .into_iter()
+            .zip(answers)
+            .zip(self.leaves)
+            .zip(self.locations);
+        for (((Fresh { position, leaf, .. }, answer), bytes), location) in sequenced {
+            if answer.duplicate {
+                // A concurrent submission of the same event ID was first.
+                if let Some(location) = location {
+                    events
+                        .store
+                        .discard_payloads(&[(leaf.event_id.as_str(), location)]);
+                }
+                answered.push((
+                    position,
+                    events.logged_before(answer.index, &leaf.event_id, &bytes),
+                ));
+                continue;
+            }
+            let summary = EventSummary::of_leaf(answer.index, leaf, location);
+            let event_id = summary.event_id.clone();
+            events.store.index_event(summary, events.log_size())?;
+            answered.push((
+                position,
+                Ok(Submitted {
+                    event_id,
+                    index: answer.index,
+                    leaf_hash: answer.leaf_hash,
+                    duplicate: false,
+                }),
+            ));
+        }
+        drop(self.in_flight);
+        Ok(answered)
+    }
+}
+
+/// Finishes a submission whose request went away while its leaves were in the sequencer: they
+/// may become durable after all, and must then be indexed.
+struct FinishOnDrop {
+    events: Arc<Events>,
+    pending: Option<(SequencerAnswer, Sequencing)>,
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        let Some((answer, sequencing)) = self.pending.take() else {
+            return;
+        };
+        let events = Arc::clone(&self.events);
+        let finish = move |answer| {
+            if let Err(error) = sequencing.finish(&events, answer) {
+                tracing::warn!(%error, "a submission whose client went away did not finish");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { finish(answer.await) });
+            }
+            // Outside a runtime, blocking is allowed: the answer comes from the sequencer's
+            // own threads.
+            Err(_) => finish(answer.blocking_recv()),
+        }
+    }
+}
+
 /// Events on one log: the events database, the log's sequencer and store.
 pub struct Events {
     /// The events database.
@@ -209,18 +328,11 @@ impl Events {
             }
             prepared.push((leaf, payload));
         }
-        let events = Arc::clone(self);
-        tokio::spawn(async move { events.submit_prepared(prepared).await })
-            .await
-            .map_err(|error| {
-                SubmitError::Sequencer(SequencerError::StoreFailed(format!(
-                    "the submission task failed: {error}"
-                )))
-            })?
+        self.submit_prepared(prepared).await
     }
 
     async fn submit_prepared(
-        &self,
+        self: &Arc<Self>,
         prepared: Vec<(EventLeaf, Option<Vec<u8>>)>,
     ) -> Result<Vec<Submitted>, SubmitError> {
         let mut results: Vec<Option<Submitted>> = vec![None; prepared.len()];
@@ -263,9 +375,9 @@ impl Events {
     /// each event by its position. An event ID that a concurrent submission logged first comes
     /// back as that event (or a conflict).
     async fn sequence(
-        &self,
+        self: &Arc<Self>,
         mut fresh: Vec<Fresh>,
-    ) -> Result<Vec<(usize, Result<Submitted, SubmitError>)>, SubmitError> {
+    ) -> Result<Answers, SubmitError> {
         let in_flight = self.store.begin_submission(self.log_size())?;
         let payloads: Vec<NewPayload<'_>> = fresh
             .iter()
@@ -276,6 +388,8 @@ impl Events {
                 })
             })
             .collect();
+        // Dropped while this waits, the submission leaves payload records that no event holds,
+        // erased at the next open as after a crash.
         let mut stored = self.store.store_payloads(&payloads).await?.into_iter();
         let locations: Vec<_> = fresh
             .iter()
@@ -295,48 +409,24 @@ impl Events {
                 NewEntry::new(leaf.clone(), Some(key))
             })
             .collect();
-        let answers = match self.sequencer.add_batch(entries).await {
-            Ok(answers) => answers,
-            Err(error) => {
-                let orphans: Vec<(&str, _)> = fresh
-                    .iter()
-                    .zip(&locations)
-                    .filter_map(|(event, l)| l.map(|l| (event.leaf.event_id.as_str(), l)))
-                    .collect();
-                self.store.discard_payloads(&orphans);
-                return Err(error.into());
-            }
+        let sequencing = Sequencing {
+            fresh,
+            leaves,
+            locations,
+            in_flight,
         };
-        let mut answered = Vec::with_capacity(fresh.len());
-        let sequenced = fresh.into_iter().zip(answers).zip(leaves).zip(locations);
-        for (((Fresh { position, leaf, .. }, answer), bytes), location) in sequenced {
-            if answer.duplicate {
-                // A concurrent submission of the same event ID was first.
-                if let Some(location) = location {
-                    self.store
-                        .discard_payloads(&[(leaf.event_id.as_str(), location)]);
-                }
-                answered.push((
-                    position,
-                    self.logged_before(answer.index, &leaf.event_id, &bytes),
-                ));
-                continue;
-            }
-            let summary = EventSummary::of_leaf(answer.index, leaf, location);
-            let event_id = summary.event_id.clone();
-            self.store.index_event(summary, self.log_size())?;
-            answered.push((
-                position,
-                Ok(Submitted {
-                    event_id,
-                    index: answer.index,
-                    leaf_hash: answer.leaf_hash,
-                    duplicate: false,
-                }),
-            ));
-        }
-        drop(in_flight);
-        Ok(answered)
+        let answer = match self.sequencer.try_submit(entries) {
+            Ok(answer) => answer,
+            Err(error) => return sequencing.refused(self, error),
+        };
+        let mut guard = FinishOnDrop {
+            events: Arc::clone(self),
+            pending: Some((answer, sequencing)),
+        };
+        let (answer, _) = guard.pending.as_mut().expect("set above");
+        let answers = answer.await;
+        let (_, sequencing) = guard.pending.take().expect("set above");
+        sequencing.finish(self, answers)
     }
 
     /// The answer for `leaf`, whose `event_id` is logged at `index` already: that event if it
@@ -572,4 +662,85 @@ fn describe_holds(holds: &[Hold]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future as _;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::events::EventStoreConfig;
+    use crate::sequencer::SequencerConfig;
+    use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+
+    fn event(id: &str, payload: bool) -> EventInput {
+        let payload = if payload { r#","payload":{"n":1}"# } else { "" };
+        let json = format!(
+            r#"{{"event_id":"{id}","timestamp":"2026-12-06T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success"{payload}}}"#
+        );
+        EventInput::parse(json.as_bytes()).expect("valid")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_submission_dropped_while_sequenced_is_still_indexed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log: Arc<dyn LogStore> = Arc::new(
+            EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"),
+        );
+        let sequencer = Arc::new(
+            Sequencer::start(Arc::clone(&log), SequencerConfig::default()).expect("start"),
+        );
+        let store = EventStore::open(
+            &dir.path().join("events"),
+            EventStoreConfig::default(),
+            log.as_ref(),
+        )
+        .expect("events");
+        let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
+        let (plain, with_payload) = (
+            "0b5e7c1a-3d2f-4e8b-9a6c-1f0e2d3c4b5a",
+            "1c6f8d2b-4e3a-4f9c-8b7d-2a1f3e4d5c6b",
+        );
+        for (id, payload) in [(plain, false), (with_payload, true)] {
+            // Polled until it waits (for the sequencer, or for the payload log before it), then
+            // dropped, as when the connection of its request goes away.
+            let inputs = vec![event(id, payload)];
+            let mut submission = Box::pin(events.submit(inputs, "p"));
+            let first_poll =
+                std::future::poll_fn(|context| Poll::Ready(submission.as_mut().poll(context)))
+                    .await;
+            assert!(first_poll.is_pending(), "{id} was answered at once");
+            drop(submission);
+        }
+        // The leaf in the sequencer becomes durable all the same, and is indexed.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let summary = loop {
+            if let Some(summary) = events.store.find(plain).expect("find") {
+                break summary;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the dropped submission was never indexed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(summary.index, 0);
+        // Retries are answered as the events logged before, or log them now.
+        for (id, payload) in [(plain, false), (with_payload, true)] {
+            let retried = events
+                .submit(vec![event(id, payload)], "p")
+                .await
+                .expect("retry");
+            assert_eq!(retried[0].duplicate, id == plain);
+            let summary = events.store.find(id).expect("find").expect("indexed");
+            assert_eq!(summary.index, retried[0].index);
+            assert_eq!(
+                events.store.payload(&summary).expect("payload").is_some(),
+                payload
+            );
+        }
+        sequencer.shutdown().await.expect("shutdown");
+    }
 }
