@@ -36,8 +36,11 @@ pub const SCHEMA_VERSION: f64 = 1.0;
 pub const MAX_NAME_CHARS: usize = 256;
 /// Most bytes of a principal name bound into a leaf.
 pub const MAX_PRINCIPAL_BYTES: usize = 256;
-/// The buffer a leaf is written into starts this large: most leaves fit without its growing.
+/// The buffer a leaf (and, before it, the canonical payload) is written into starts this large:
+/// most leaves fit without its growing.
 const LEAF_CAPACITY: usize = 1024;
+/// The members an event may have: the fields of the table above.
+const EVENT_FIELDS: usize = 9;
 /// The outcomes an event may report.
 pub const OUTCOMES: [&str; 5] = ["success", "failure", "denied", "error", "unknown"];
 
@@ -92,6 +95,18 @@ pub struct EventId(String);
 impl EventId {
     /// Reads a UUID in the canonical lowercase 8-4-4-4-12 hex form (uppercase is lowered).
     pub fn parse(text: &str) -> Result<EventId, EventError> {
+        EventId::check(text)?;
+        Ok(EventId(text.to_ascii_lowercase()))
+    }
+
+    /// [`EventId::parse`] of a string already owned, lowered where it is.
+    fn from_string(mut text: String) -> Result<EventId, EventError> {
+        EventId::check(&text)?;
+        text.make_ascii_lowercase();
+        Ok(EventId(text))
+    }
+
+    fn check(text: &str) -> Result<(), EventError> {
         let invalid = |reason: &str| EventError::Invalid {
             field: "event_id".to_string(),
             reason: reason.to_string(),
@@ -105,7 +120,7 @@ impl EventId {
                 return Err(invalid("a UUID is 8-4-4-4-12 hex digits"));
             }
         }
-        Ok(EventId(text.to_ascii_lowercase()))
+        Ok(())
     }
 
     /// A version 4 (random) UUID from 16 random bytes supplied by the caller.
@@ -188,7 +203,11 @@ pub struct EventLeaf {
 impl EventInput {
     /// Parses and validates a submitted event.
     pub fn parse(json: &[u8]) -> Result<EventInput, EventError> {
-        EventInput::from_value(jcs::parse(json, event_limits())?)
+        // The event's member names are only compared, so they are borrowed from `json`.
+        match jcs::parse_object(json, event_limits(), EVENT_FIELDS)? {
+            Some(members) => EventInput::from_members(members),
+            None => Err(EventError::NotAnObject),
+        }
     }
 
     /// Validates a submitted event that was already parsed as strict JSON (a member of a
@@ -198,6 +217,13 @@ impl EventInput {
         let Value::Object(members) = value else {
             return Err(EventError::NotAnObject);
         };
+        EventInput::from_members(members)
+    }
+
+    /// Validates the members of a submitted event, named by owned or borrowed strings.
+    fn from_members<Name: AsRef<str>>(
+        members: Vec<(Name, Value)>,
+    ) -> Result<EventInput, EventError> {
         let mut event_id = None;
         let mut timestamp = None;
         let mut actor = None;
@@ -207,8 +233,10 @@ impl EventInput {
         let mut payload = None;
         let mut context = None;
         for (name, value) in members {
-            match name.as_str() {
-                "event_id" => event_id = Some(EventId::parse(str_field("event_id", &value)?)?),
+            match name.as_ref() {
+                "event_id" => {
+                    event_id = Some(EventId::from_string(into_string("event_id", value)?)?)
+                }
                 "timestamp" => timestamp = Some(into_string("timestamp", value)?),
                 "actor" => actor = Some(named_object("actor", value)?),
                 "action" => action = Some(name_field("action", value)?),
@@ -237,7 +265,10 @@ impl EventInput {
                 }
                 // The server binds these; a producer may not choose them.
                 "received_at" | "submitted_by" | "payload_hash" => {
-                    return Err(invalid(&name, "is set by the server, not the producer"))
+                    return Err(invalid(
+                        name.as_ref(),
+                        "is set by the server, not the producer",
+                    ))
                 }
                 other => {
                     return Err(EventError::Unknown {
@@ -279,20 +310,18 @@ impl EventInput {
             ));
         }
         let event_id = self.event_id.unwrap_or(generated_id);
+        let mut leaf = String::with_capacity(LEAF_CAPACITY);
         let canonical_payload = self
             .payload
             .as_ref()
-            .map(|payload| jcs::canonicalize(payload).into_bytes());
+            .map(|payload| canonicalize_in(payload, &mut leaf));
         let payload_hash = canonical_payload
             .as_ref()
             .map(|bytes| <[u8; 32]>::from(Sha256::digest(bytes)));
-        let (actor_id, actor_type) = id_and_type(&self.actor);
-        let (resource_id, resource_type) = id_and_type(&self.resource);
         // The leaf's members written out in RFC 8785 order (their names are ASCII without
         // escapes, so the order of their bytes): the bytes canonicalizing an object of them
         // gives, without building that object (`leaves_are_the_canonical_form_of_their_members`
         // holds this to the definition).
-        let mut leaf = String::with_capacity(LEAF_CAPACITY);
         leaf.push_str("{\"action\":");
         jcs::write_string(&self.action, &mut leaf);
         leaf.push_str(",\"actor\":");
@@ -306,8 +335,10 @@ impl EventInput {
         leaf.push_str(",\"outcome\":");
         jcs::write_string(&self.outcome, &mut leaf);
         if let Some(hash) = &payload_hash {
-            leaf.push_str(",\"payload_hash\":");
-            jcs::write_string(&format_payload_hash(hash), &mut leaf);
+            // `sha256:` and hex digits need no escape.
+            leaf.push_str(",\"payload_hash\":\"");
+            push_payload_hash(&mut leaf, hash);
+            leaf.push('"');
         }
         leaf.push_str(",\"received_at\":");
         jcs::write_string(&received_at.to_rfc3339(), &mut leaf);
@@ -321,6 +352,8 @@ impl EventInput {
         jcs::write_string(&self.timestamp, &mut leaf);
         leaf.push('}');
         let leaf = leaf.into_bytes();
+        let (actor_id, actor_type) = id_and_type(self.actor);
+        let (resource_id, resource_type) = id_and_type(self.resource);
         Ok((
             EventLeaf {
                 event_id,
@@ -339,6 +372,20 @@ impl EventInput {
             canonical_payload,
         ))
     }
+}
+
+/// The canonical form of `payload`, written in `scratch` (the leaf's empty buffer, left empty)
+/// and copied out at its size: one allocation instead of a growing buffer's several. A payload
+/// that outgrew the buffer leaves in it, and the leaf gets a new one.
+fn canonicalize_in(payload: &Value, scratch: &mut String) -> Vec<u8> {
+    let room = scratch.capacity();
+    jcs::write_canonical(payload, scratch);
+    if scratch.capacity() != room {
+        return std::mem::replace(scratch, String::with_capacity(room)).into_bytes();
+    }
+    let bytes = scratch.as_bytes().to_vec();
+    scratch.clear();
+    bytes
 }
 
 impl EventLeaf {
@@ -388,8 +435,8 @@ impl EventLeaf {
         let input =
             EventInput::parse(jcs::canonicalize(&Value::Object(producer_members)).as_bytes())?;
         let event_id = input.event_id.clone().ok_or_else(|| missing("event_id"))?;
-        let (actor_id, actor_type) = id_and_type(&input.actor);
-        let (resource_id, resource_type) = id_and_type(&input.resource);
+        let (actor_id, actor_type) = id_and_type(input.actor);
+        let (resource_id, resource_type) = id_and_type(input.resource);
         Ok(EventLeaf {
             event_id,
             time: input.time,
@@ -419,11 +466,16 @@ impl EventLeaf {
 /// `sha256:` and 64 lowercase hex digits.
 pub fn format_payload_hash(hash: &[u8; 32]) -> String {
     let mut text = String::with_capacity(7 + 64);
+    push_payload_hash(&mut text, hash);
+    text
+}
+
+/// Appends [`format_payload_hash`] of `hash` to `text`.
+fn push_payload_hash(text: &mut String, hash: &[u8; 32]) {
     text.push_str("sha256:");
     for byte in hash {
-        push_hex(&mut text, *byte);
+        push_hex(text, *byte);
     }
-    text
 }
 
 /// Two lowercase hex digits (`format!` per byte is a measurable cost on the submission path).
@@ -531,15 +583,16 @@ fn named_object(field: &str, value: Value) -> Result<Value, EventError> {
     Ok(value)
 }
 
-fn id_and_type(value: &Value) -> (String, String) {
+/// The `id` and `type` strings of an object (empty where it has none), moved out of it.
+fn id_and_type(value: Value) -> (String, String) {
     let mut id = String::new();
     let mut kind = String::new();
     if let Value::Object(members) = value {
         for (name, member) in members {
             if let Value::String(text) = member {
                 match name.as_str() {
-                    "id" => id = text.clone(),
-                    "type" => kind = text.clone(),
+                    "id" => id = text,
+                    "type" => kind = text,
                     _ => {}
                 }
             }
@@ -747,6 +800,82 @@ mod tests {
         );
     }
 
+    /// What `EventInput::parse` must answer: `from_value` of what `jcs::parse` reads.
+    fn parsed_as_a_value(json: &[u8]) -> Result<EventInput, EventError> {
+        EventInput::from_value(jcs::parse(json, event_limits())?)
+    }
+
+    #[test]
+    fn parse_reads_an_event_as_from_value_reads_its_parsed_json() {
+        let escaped_names = EXAMPLE
+            .replace(r#""action""#, r#""\u0061ction""#)
+            .replace(r#""id""#, r#""i\u0064""#);
+        let twice = EXAMPLE.replace(r#""outcome""#, r#""\u0061ction": "x", "outcome""#);
+        let many: String = (0..30).map(|i| format!(r#","k{i}":{i}"#)).collect();
+        let many_twice = format!(r#"{{"k0":0{many}}}"#);
+        let unknown_then_bad_json = r#"{"colour":"red","timestamp":}"#;
+        let documents = [
+            EXAMPLE,
+            &escaped_names,
+            &twice,
+            &many_twice,
+            unknown_then_bad_json,
+            r#"{"submitted\u005fby":"me"}"#,
+            r#"{"\u00e9vent":1}"#,
+            "[1]",
+            "[1,",
+            r#""event""#,
+            "",
+            "{}",
+        ];
+        for json in documents {
+            assert_eq!(
+                EventInput::parse(json.as_bytes()),
+                parsed_as_a_value(json.as_bytes()),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_larger_than_the_leaf_buffer_is_logged_whole() {
+        let note = "x".repeat(3 * LEAF_CAPACITY);
+        let json = EXAMPLE.replace(
+            r#""currency": "EUR""#,
+            &format!(r#""currency": "EUR", "note": "{note}""#),
+        );
+        let (leaf, payload) = EventInput::parse(json.as_bytes())
+            .expect("valid")
+            .into_leaf(EventId::new_v4([7; 16]), Instant::from_unix(0, 0), "p")
+            .expect("a valid principal");
+        let expected = format!(r#"{{"amount_cents":125000,"currency":"EUR","note":"{note}"}}"#);
+        assert_eq!(payload.as_deref(), Some(expected.as_bytes()));
+        assert_eq!(EventLeaf::parse(&leaf.leaf).expect("leaves parse"), leaf);
+        assert!(leaf.payload_matches(expected.as_bytes()).expect("JSON"));
+        assert!(leaf.leaf.len() < LEAF_CAPACITY);
+    }
+
+    /// A member name: an event's (or one the server sets), or any string.
+    fn member_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const FIELDS: [&str; 10] = [
+            "event_id",
+            "timestamp",
+            "actor",
+            "action",
+            "resource",
+            "outcome",
+            "payload",
+            "context",
+            "schema_version",
+            "received_at",
+        ];
+        prop_oneof![
+            proptest::sample::select(&FIELDS[..]).prop_map(str::to_string),
+            any::<String>(),
+        ]
+    }
+
     /// A JSON value of a few levels, with any names and strings (not only ASCII).
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
@@ -766,6 +895,32 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn parse_answers_as_from_value_of_the_parsed_json(
+            members in proptest::collection::vec((member_name(), json_value()), 0..12),
+            cut in proptest::option::of(0usize..400),
+        ) {
+            // Written by hand, so that a name may come twice.
+            let mut json = String::from("{");
+            for (index, (name, value)) in members.iter().enumerate() {
+                if index > 0 {
+                    json.push(',');
+                }
+                jcs::write_string(name, &mut json);
+                json.push(':');
+                jcs::write_canonical(value, &mut json);
+            }
+            json.push('}');
+            let json = match cut {
+                Some(cut) => json.get(..cut).unwrap_or(&json),
+                None => &json,
+            };
+            proptest::prop_assert_eq!(
+                EventInput::parse(json.as_bytes()),
+                parsed_as_a_value(json.as_bytes())
+            );
+        }
+
         #[test]
         fn leaves_are_the_canonical_form_of_their_members(
             action in proptest::prelude::any::<String>(),

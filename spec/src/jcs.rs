@@ -12,6 +12,7 @@
 //! canonical form parses back to itself. Depth,
 //! size, string length and member counts are bounded by [`Limits`].
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// A parsed JSON value. Objects keep their members in input order; [`canonicalize`] sorts them.
@@ -138,6 +139,33 @@ const LINEAR_DUPLICATE_SEARCH: usize = 16;
 
 /// Parses one JSON text strictly (see the module documentation).
 pub fn parse(input: &[u8], limits: Limits) -> Result<Value, JsonError> {
+    parse_with(input, limits, |parser| parser.value(0))
+}
+
+/// The members of an object, their names borrowed from the input where they have no escapes.
+pub(crate) type BorrowedMembers<'a> = Vec<(Cow<'a, str>, Value)>;
+
+/// Parses one JSON text strictly, as [`parse`] does, and returns the members of the object it
+/// is (`None` if it is another value): for a document whose member names are only looked at,
+/// not kept. `capacity` is how many members to make room for at once.
+pub(crate) fn parse_object(
+    input: &[u8],
+    limits: Limits,
+    capacity: usize,
+) -> Result<Option<BorrowedMembers<'_>>, JsonError> {
+    parse_with(input, limits, |parser| match parser.peek() {
+        // At depth 1, as `value(0)` would read it.
+        Some(b'{') => parser.members(1, capacity).map(Some),
+        _ => parser.value(0).map(|_| None),
+    })
+}
+
+/// Checks the size and UTF-8 of `input`, and that `read` takes all of it but whitespace.
+fn parse_with<'a, T>(
+    input: &'a [u8],
+    limits: Limits,
+    read: impl FnOnce(&mut Parser<'a>) -> Result<T, JsonError>,
+) -> Result<T, JsonError> {
     if input.len() > limits.max_bytes {
         return Err(JsonError::TooLarge {
             found: input.len(),
@@ -154,12 +182,12 @@ pub fn parse(input: &[u8], limits: Limits) -> Result<Value, JsonError> {
         limits,
     };
     parser.skip_whitespace();
-    let value = parser.value(0)?;
+    let parsed = read(&mut parser)?;
     parser.skip_whitespace();
     if parser.position != parser.bytes.len() {
         return Err(parser.unexpected("end of input"));
     }
-    Ok(value)
+    Ok(parsed)
 }
 
 /// The RFC 8785 canonical form of `value`.
@@ -241,6 +269,20 @@ fn utf16_order(left: &str, right: &str) -> std::cmp::Ordering {
     }
 }
 
+/// The bytes a JSON string escapes: the quote, the backslash and the control characters (a
+/// table, as the hot loops over strings look each byte up).
+const ESCAPED: [bool; 256] = {
+    let mut escaped = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escaped[byte] = true;
+        byte += 1;
+    }
+    escaped[b'"' as usize] = true;
+    escaped[b'\\' as usize] = true;
+    escaped
+};
+
 /// RFC 8785 §3.2.2.2: strings with only the escapes JSON requires, in their short forms.
 pub(crate) fn write_string(text: &str, out: &mut String) {
     out.push('"');
@@ -250,7 +292,7 @@ pub(crate) fn write_string(text: &str, out: &mut String) {
     let mut run_start = 0;
     while let Some(offset) = bytes[run_start..]
         .iter()
-        .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+        .position(|&byte| ESCAPED[usize::from(byte)])
     {
         let position = run_start + offset;
         out.push_str(&text[run_start..position]);
@@ -276,9 +318,10 @@ pub(crate) fn write_string(text: &str, out: &mut String) {
 /// including its tie rule (of two equally close shortest digit strings, the even one), which
 /// Rust's own float formatting does not follow.
 fn write_number(number: f64, out: &mut String) {
-    if number == 0.0 {
-        // Both zeros are written "0".
-        out.push('0');
+    if number.fract() == 0.0 && number.abs() <= MAX_SAFE_INTEGER {
+        // Every integer up to 2^53 − 1 is a double, so no shorter digit string denotes this
+        // one: the algorithm writes its digits, as an integer type does (and both zeros "0").
+        let _ = write!(out, "{}", number as i64);
         return;
     }
     out.push_str(ryu_js::Buffer::new().format_finite(number));
@@ -291,12 +334,12 @@ struct Parser<'a> {
     limits: Limits,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
         match self.peek() {
             Some(b'{') => self.object(depth + 1),
             Some(b'[') => self.array(depth + 1),
-            Some(b'"') => self.string("string").map(Value::String),
+            Some(b'"') => Ok(Value::String(self.string("string")?.into_owned())),
             Some(b't') => self.literal("true", Value::Bool(true)),
             Some(b'f') => self.literal("false", Value::Bool(false)),
             Some(b'n') => self.literal("null", Value::Null),
@@ -306,16 +349,29 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.members(depth, 0).map(Value::Object)
+    }
+
+    /// The members of an object, with room for `capacity` of them to begin with; the names
+    /// owned (`String`) or borrowed from the input where they can be (`Cow`).
+    fn members<Name>(
+        &mut self,
+        depth: usize,
+        capacity: usize,
+    ) -> Result<Vec<(Name, Value)>, JsonError>
+    where
+        Name: From<Cow<'a, str>> + Into<String> + Clone + Eq + std::hash::Hash,
+    {
         self.check_depth(depth)?;
         self.position += 1;
-        let mut members: Vec<(String, Value)> = Vec::new();
+        let mut members: Vec<(Name, Value)> = Vec::with_capacity(capacity);
         // Duplicate names: looked for among the members themselves while the object is small
         // (no allocation, no hashing), in a set of the names once it is not.
-        let mut names: Option<std::collections::HashSet<String>> = None;
+        let mut names: Option<std::collections::HashSet<Name>> = None;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.position += 1;
-            return Ok(Value::Object(members));
+            return Ok(members);
         }
         loop {
             self.skip_whitespace();
@@ -323,13 +379,13 @@ impl Parser<'_> {
                 return Err(self.unexpected("a member name in double quotes"));
             }
             let name_offset = self.position;
-            let name = self.string("member name")?;
+            let name = Name::from(self.string("member name")?);
             let duplicate = match &mut names {
                 Some(names) => !names.insert(name.clone()),
                 None => {
                     let duplicate = members.iter().any(|(known, _)| *known == name);
                     if !duplicate && members.len() + 1 >= LINEAR_DUPLICATE_SEARCH {
-                        let mut set: std::collections::HashSet<String> =
+                        let mut set: std::collections::HashSet<Name> =
                             members.iter().map(|(known, _)| known.clone()).collect();
                         set.insert(name.clone());
                         names = Some(set);
@@ -340,7 +396,7 @@ impl Parser<'_> {
             if duplicate {
                 return Err(JsonError::DuplicateName {
                     offset: name_offset,
-                    name,
+                    name: name.into(),
                 });
             }
             self.skip_whitespace();
@@ -360,7 +416,7 @@ impl Parser<'_> {
                 Some(b',') => self.position += 1,
                 Some(b'}') => {
                     self.position += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(members);
                 }
                 _ => return Err(self.unexpected("',' or '}' in an object")),
             }
@@ -399,31 +455,22 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self, what: &'static str) -> Result<String, JsonError> {
+    /// A string, borrowed from the input when it has no escapes (nearly every string), else
+    /// unescaped into one allocation.
+    fn string(&mut self, what: &'static str) -> Result<Cow<'a, str>, JsonError> {
         self.position += 1; // the opening quote
-        let mut out = String::new();
+        let first_run = self.run(what, 0)?;
+        if self.peek() == Some(b'"') {
+            self.position += 1;
+            return Ok(Cow::Borrowed(first_run));
+        }
+        let mut out = String::with_capacity(self.escaped_capacity(first_run.len()));
+        out.push_str(first_run);
         loop {
-            let start = self.position;
-            while let Some(byte) = self.peek() {
-                if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                    break;
-                }
-                self.position += 1;
-            }
-            // The input is valid UTF-8 and the loop stops only at ASCII bytes, so this slice
-            // is on character boundaries.
-            out.push_str(&self.text[start..self.position]);
-            if out.len() > self.limits.max_string_bytes {
-                return Err(JsonError::TooLong {
-                    offset: start,
-                    what,
-                    limit: self.limits.max_string_bytes,
-                });
-            }
             match self.peek() {
                 Some(b'"') => {
                     self.position += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(b'\\') => {
                     self.position += 1;
@@ -432,7 +479,47 @@ impl Parser<'_> {
                 Some(_) => return Err(self.unexpected("no raw control character in a string")),
                 None => return Err(self.unexpected("'\"' to close the string")),
             }
+            let run = self.run(what, out.len())?;
+            out.push_str(run);
         }
+    }
+
+    /// The characters of a string up to its next quote, backslash or control character, which
+    /// follow `before` bytes of it (unescaped): refused if they take it past the limit.
+    fn run(&mut self, what: &'static str, before: usize) -> Result<&'a str, JsonError> {
+        let start = self.position;
+        let rest = &self.bytes[start..];
+        self.position += rest
+            .iter()
+            .position(|&byte| ESCAPED[usize::from(byte)])
+            .unwrap_or(rest.len());
+        if before + (self.position - start) > self.limits.max_string_bytes {
+            return Err(JsonError::TooLong {
+                offset: start,
+                what,
+                limit: self.limits.max_string_bytes,
+            });
+        }
+        // The input is valid UTF-8 and the scan stops only at ASCII bytes, so this slice is on
+        // character boundaries.
+        let text: &'a str = self.text;
+        Ok(&text[start..self.position])
+    }
+
+    /// Room for a string that goes on past its first run, `before` bytes into it: no escape is
+    /// shorter than what it stands for, so its text up to the closing quote (or the end of the
+    /// input) is enough, and the limit bounds it.
+    fn escaped_capacity(&self, before: usize) -> usize {
+        let mut end = self.position;
+        while let Some(&byte) = self.bytes.get(end) {
+            match byte {
+                b'"' => break,
+                b'\\' => end += 2,
+                _ => end += 1,
+            }
+        }
+        let rest = end.min(self.bytes.len()) - self.position;
+        (before + rest).min(self.limits.max_string_bytes)
     }
 
     fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
@@ -860,6 +947,80 @@ mod tests {
         );
     }
 
+    // Strings without an escape are borrowed from the input, the others unescaped into a buffer
+    // sized beforehand: both are held to the same limit, counted after unescaping, and refused
+    // at the run of characters that crosses it.
+    #[test]
+    fn strings_read_the_same_with_or_without_escapes_up_to_the_limit() {
+        let limits = Limits {
+            max_string_bytes: 8,
+            ..Limits::default()
+        };
+        let read = |json: &str| parse(json.as_bytes(), limits);
+        let accepted: &[(&str, &str)] = &[
+            (r#""abcdefgh""#, "abcdefgh"),
+            (r#""""#, ""),
+            (r#""abcdefg\n""#, "abcdefg\n"),
+            (r#""\u00e9\u00e9\u00e9\u00e9""#, "éééé"),
+            (r#""ab\ud83d\ude00cd""#, "ab😀cd"),
+            (r#""\\\\\\\\\\\\\\\\""#, r"\\\\\\\\"),
+            (r#""éééé""#, "éééé"),
+        ];
+        for (json, text) in accepted {
+            assert_eq!(read(json), Ok(Value::String(text.to_string())), "{json}");
+        }
+        let too_long = |offset: usize, what: &'static str| {
+            Err(JsonError::TooLong {
+                offset,
+                what,
+                limit: 8,
+            })
+        };
+        assert_eq!(read(r#""abcdefghi""#), too_long(1, "string"));
+        assert_eq!(read(r#""ééééé""#), too_long(1, "string"));
+        assert_eq!(read(r#""\u0061bcdefghi""#), too_long(7, "string"));
+        assert_eq!(read(r#""abcdefgh\n""#), too_long(11, "string"));
+        assert_eq!(read(r#""abcdefgh\n"#), too_long(11, "string"));
+        assert!(read(r#"{"abcdefgh":1}"#).is_ok());
+        assert_eq!(read(r#"{"abcdefghi":1}"#), too_long(2, "member name"));
+        assert_eq!(read(r#"{"a\u0062cdefghi":1}"#), too_long(9, "member name"));
+    }
+
+    #[test]
+    fn an_object_read_with_borrowed_names_is_the_object_parse_reads() {
+        let large: Vec<String> = (0..40).map(|i| format!(r#""k\u00{i:02}":{i}"#)).collect();
+        let large_again = format!(r#"{{{},"k\u0010":0}}"#, large.join(","));
+        let large = format!("{{{}}}", large.join(","));
+        let documents = [
+            r#" {"a": 1, "b\u0063": [true, {"d": null}], "\n": "e"} "#,
+            "{}",
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"\u0061":1,"a":2}"#,
+            r#"[{"a":1}]"#,
+            r#""not an object""#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+            r#"{"a":[1,]}"#,
+            &large,
+            &large_again,
+        ];
+        for document in documents {
+            let borrowed = parse_object(document.as_bytes(), Limits::default(), 4).map(|members| {
+                members.map(|members| {
+                    let owned = members
+                        .into_iter()
+                        .map(|(name, value)| (name.into(), value));
+                    Value::Object(owned.collect())
+                })
+            });
+            match parse(document.as_bytes(), Limits::default()) {
+                Ok(value @ Value::Object(_)) => assert_eq!(borrowed, Ok(Some(value)), "{document}"),
+                Ok(_) => assert_eq!(borrowed, Ok(None), "{document}"),
+                Err(error) => assert_eq!(borrowed, Err(error), "{document}"),
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn canonical_numbers_read_back_as_the_same_double(bits in proptest::prelude::any::<u64>()) {
@@ -869,6 +1030,22 @@ mod tests {
             write_number(number, &mut text);
             let back: f64 = text.parse().expect("canonical numbers are valid JSON numbers");
             proptest::prop_assert!(back == number, "{} -> {} -> {}", number, text, back);
+        }
+
+        // Integers a double holds exactly are written without ryu-js, as it would write them.
+        #[test]
+        fn safe_integers_are_written_as_the_ecmascript_algorithm_writes_them(
+            integer in -9_007_199_254_740_991i64..=9_007_199_254_740_991,
+            digits in 0u32..16,
+        ) {
+            for number in [integer as f64, (integer % 10i64.pow(digits)) as f64] {
+                if number != 0.0 {
+                    let mut written = String::new();
+                    write_number(number, &mut written);
+                    let mut ryu = ryu_js::Buffer::new();
+                    proptest::prop_assert_eq!(written.as_str(), ryu.format_finite(number));
+                }
+            }
         }
 
         #[test]
