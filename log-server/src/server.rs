@@ -161,7 +161,7 @@ impl RunningServer {
             let dir = settings.data_dir.join("events");
             let (log, config) = (store.clone(), settings.events.store.clone());
             let event_store =
-                tokio::task::spawn_blocking(move || EventStore::open(&dir, config, log.as_ref()))
+                tokio::task::spawn_blocking(move || EventStore::open(&dir, config, log))
                     .await
                     .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
                     .map_err(|e| ServerError::Events(e.to_string()))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cairn_log::storage::conformance::{self, StoreHarness};
 use cairn_log::storage::embedded::{DedupConfig, EmbeddedConfig, EmbeddedStore};
 use cairn_log::storage::{
-    DedupKey, Hash, LogStore, NewEntry, StoreError, StoreLimits, StoredCheckpoint,
+    DedupKey, Hash, LogStore, NewEntry, StoreError, StoreLimits, StoredCheckpoint, StoredPayload,
 };
 
 struct Embedded {
@@ -26,6 +26,7 @@ impl StoreHarness for Embedded {
 fn small_limits() -> StoreLimits {
     StoreLimits {
         max_leaf_bytes: 4096,
+        max_payload_bytes: 8192,
         max_batch_entries: 1000,
         max_batch_bytes: 256 * 1024,
         max_read_count: 10_000,
@@ -78,10 +79,24 @@ fn leaf(index: u64) -> Vec<u8> {
     format!("leaf number {index} with some padding to look like an event").into_bytes()
 }
 
+/// One entry in three carries a payload, so that every torn or damaged write below also falls
+/// on payloads.
+fn payload(index: u64) -> Option<Vec<u8>> {
+    index
+        .is_multiple_of(3)
+        .then(|| format!("<payload of entry {index}>").into_bytes())
+}
+
 fn append(store: &EmbeddedStore, range: std::ops::Range<u64>) {
     let entries: Vec<NewEntry> = range
         .clone()
-        .map(|index| NewEntry::new(leaf(index), None))
+        .map(|index| {
+            let entry = NewEntry::new(leaf(index), None);
+            match payload(index) {
+                Some(payload) => entry.with_payload(payload),
+                None => entry,
+            }
+        })
         .collect();
     store.append_entries(range.start, &entries).expect("append");
 }
@@ -103,6 +118,12 @@ fn assert_log(store: &EmbeddedStore, count: u64) {
         .expect("every entry reads back");
     for (index, entry) in entries.iter().enumerate() {
         assert_eq!(entry.leaf, leaf(index as u64));
+        assert_eq!(
+            store
+                .read_payload(index as u64)
+                .expect("payloads read back"),
+            payload(index as u64).map(StoredPayload::Held)
+        );
     }
 }
 
@@ -364,6 +385,82 @@ fn refuses_to_open_when_an_earlier_batch_is_damaged() {
     }
     fs::write(&segment, &whole).expect("repair");
     assert_log(&EmbeddedStore::open(config).expect("open"), 30);
+}
+
+/// Where `needle` lies in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("the bytes are in the segment")
+}
+
+/// A held payload that does not match its checksum: in the last batch it was torn (the batch
+/// is cut); in an earlier, acknowledged batch it was damaged (the store refuses to open).
+/// Erased payloads, zeros where their bytes were, are neither.
+#[test]
+fn payloads_are_checked_on_recovery_and_erasures_are_not_taken_for_torn_writes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_in(dir.path());
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        append(&store, 0..10);
+        append(&store, 10..20);
+    }
+    let segment = segment_files(dir.path())[0].clone();
+    let whole = fs::read(&segment).expect("read segment");
+    for (index, kept) in [(18u64, 18u64), (12, 18), (3, 0)] {
+        let mut bytes = whole.clone();
+        let at = find(&whole, &payload(index).expect("a payload"));
+        bytes[at + 3] ^= 0x01;
+        fs::write(&segment, &bytes).expect("damage a payload");
+        match EmbeddedStore::open(config.clone()) {
+            Ok(store) if index >= 10 => assert_log(&store, 10),
+            Ok(_) => panic!("a damaged payload of an acknowledged batch went unnoticed"),
+            Err(StoreError::Corrupt { detail, .. }) if index < 10 => {
+                assert!(detail.contains("payload"), "{detail}");
+            }
+            Err(error) => panic!("entry {index} (kept {kept}): {error}"),
+        }
+    }
+    fs::write(&segment, &whole).expect("repair");
+    {
+        let store = EmbeddedStore::open(config.clone()).expect("open");
+        assert_log(&store, 20);
+        for index in [3, 18] {
+            assert!(store.erase_payload(index).expect("erase"));
+        }
+    }
+    let erased = fs::read(&segment).expect("read segment");
+    for index in [3, 18] {
+        let text = payload(index).expect("a payload");
+        assert!(
+            erased.windows(text.len()).all(|window| window != text),
+            "the bytes of payload {index} are gone from the segment"
+        );
+    }
+    // A crash after the erased state was synced and before the zeros were: the bytes are still
+    // there, the payload is erased all the same, and erasing again destroys them.
+    let mut interrupted = erased.clone();
+    let at = find(&whole, &payload(18).expect("a payload"));
+    let text = payload(18).expect("a payload");
+    interrupted[at..at + text.len()].copy_from_slice(&text);
+    fs::write(&segment, &interrupted).expect("an interrupted erasure");
+    let store = EmbeddedStore::open(config.clone()).expect("an erased payload is not a torn write");
+    assert_eq!(store.entry_count(), 20);
+    for index in [3, 18] {
+        assert_eq!(
+            store.read_payload(index).expect("read"),
+            Some(StoredPayload::Erased)
+        );
+    }
+    assert_eq!(
+        store.read_payload(6).expect("read"),
+        payload(6).map(StoredPayload::Held)
+    );
+    assert!(!store.erase_payload(18).expect("erase again"));
+    drop(store);
+    assert_eq!(fs::read(&segment).expect("read segment"), erased);
 }
 
 /// Small segments, zero-filled ahead: sealing must cut the zeros off.

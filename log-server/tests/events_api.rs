@@ -72,13 +72,12 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
             retention,
             maintenance_interval: Duration::from_millis(100),
             max_batch_events: 100,
-            // Small tables and segments, so that runs, merges and rotations happen here too.
+            // Small tables, so that runs and merges happen here too.
             store: EventStoreConfig {
                 index: IndexConfig {
                     table_events: 64,
                     max_runs: 4,
                 },
-                payload_segment_bytes: 16 * 1024,
             },
         },
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use cairn_log::storage::{
     DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, LogStore, NewEntry, StoreError,
-    StoreLimits, StoredCheckpoint,
+    StoreLimits, StoredCheckpoint, StoredPayload,
 };
 use cairn_log::{Sequenced, Sequencer, SequencerConfig, SequencerError};
 
@@ -402,6 +402,61 @@ async fn refuses_submissions_that_can_never_fit() {
     sequencer.shutdown().await.expect("shutdown");
 }
 
+/// Payloads are made durable with their leaves, and count with them against the batch and
+/// admission limits: batches are cut by leaf and payload bytes, or the store would refuse them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_are_stored_beside_their_leaves_and_count_against_the_limits() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = open_store(dir.path());
+    let config = SequencerConfig {
+        max_batch_bytes: 256 * 1024,
+        ..SequencerConfig::default()
+    };
+    let sequencer = start(&store, config);
+    let payload = |number: u64| format!("payload {number} ").repeat(8 * 1024).into_bytes();
+    let huge = leaf("huge", 0).with_payload(vec![0; store.limits().max_payload_bytes as usize + 1]);
+    assert!(matches!(
+        sequencer.add(huge).await,
+        Err(SequencerError::TooLarge { what, .. }) if what.contains("payload")
+    ));
+    let too_much = (0..4)
+        .map(|number| leaf("too much", number).with_payload(payload(number)))
+        .collect();
+    assert!(matches!(
+        sequencer.add_batch(too_much).await,
+        Err(SequencerError::TooLarge { .. })
+    ));
+    let submissions: Vec<_> = (0..40u64)
+        .map(|number| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move {
+                let entries = vec![
+                    leaf("with payload", number).with_payload(payload(number)),
+                    leaf("without", number),
+                ];
+                (number, sequencer.add_batch(entries).await)
+            })
+        })
+        .collect();
+    for submission in submissions {
+        let (number, answers) = submission.await.expect("task");
+        let answers = answers.expect("sequenced");
+        assert_eq!(
+            store.read_payload(answers[0].index).expect("read"),
+            Some(StoredPayload::Held(payload(number)))
+        );
+        assert_eq!(store.read_payload(answers[1].index).expect("read"), None);
+    }
+    assert_eq!(store.entry_count(), 80);
+    let payload_bytes: usize = (0..40).map(|number| payload(number).len()).sum();
+    let batches = sequencer.commit_figures().batches;
+    assert!(
+        batches as usize >= payload_bytes.div_ceil(256 * 1024),
+        "{payload_bytes} bytes of payloads in {batches} batches of at most 256 KiB"
+    );
+    sequencer.shutdown().await.expect("shutdown");
+}
+
 /// The embedded store with a switch that makes appends fail, as a full or failing disk would.
 struct FailingDisk {
     inner: EmbeddedStore,
@@ -425,6 +480,12 @@ impl LogStore for FailingDisk {
     }
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
         self.inner.read_entries(start, count)
+    }
+    fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
+        self.inner.read_payload(index)
+    }
+    fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
+        self.inner.erase_payload(index)
     }
     fn find_duplicates(
         &self,

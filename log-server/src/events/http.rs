@@ -278,10 +278,10 @@ async fn get_event(
     let store = &state.events.store;
     let payload = store.payload(&summary)?;
     let erased_by = store.erasure(event_id.as_str())?;
-    let status = match (&payload, &erased_by) {
+    let status = match (&payload, summary.has_payload) {
         (Some(_), _) => "held",
-        (None, Some(_)) => "erased",
-        (None, None) => "none",
+        (None, true) => "erased",
+        (None, false) => "none",
     };
     let raw = |bytes: Vec<u8>| {
         String::from_utf8(bytes).map_err(|_| ApiError::internal("a stored event is not UTF-8"))

@@ -1,11 +1,11 @@
 //! Audit events on the log (spec/docs/log-api.md, "/v1"): structured events submitted as JSON
-//! (cairn-spec `event`), their payloads kept beside the log so that they can be erased without
-//! breaking a proof, secondary indexes to query them, legal holds, retention, export, and the
-//! roles that guard all of it.
+//! (cairn-spec `event`), their payloads kept in the log beside their leaves so that they can be
+//! erased without breaking a proof, secondary indexes to query them, legal holds, retention,
+//! export, and the roles that guard all of it.
 //!
 //! - [`auth`]: principals, their roles, bearer-token authentication.
-//! - [`store`]: the database beside the log: payloads, indexes, holds, erasure marks.
-//! - [`payloads`]: the payload log (group-committed, erasable in place).
+//! - [`store`]: the database beside the log: indexes, holds, erasure marks (payloads are
+//!   stored in the log, beside their leaves).
 //! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`http`]: the `/v1` routes.
@@ -14,7 +14,6 @@
 pub mod auth;
 pub mod http;
 pub mod index;
-pub mod payloads;
 pub mod retention;
 pub mod store;
 pub mod submit;
@@ -44,7 +43,7 @@ pub struct EventSettings {
     pub maintenance_interval: Duration,
     /// Most events in one batch.
     pub max_batch_events: usize,
-    /// Sizes of the events database (index tables and runs, payload segments).
+    /// Sizes of the events database (index tables and runs).
     pub store: EventStoreConfig,
 }
 

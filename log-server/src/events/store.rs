@@ -1,21 +1,18 @@
 //! The events database beside the log, in `<data_dir>/events`:
 //!
 //! ```text
-//! payloads/  the payload log: payloads of events, appended and synced before the leaf is
-//!            sequenced (group commit), erased in place (see [`super::payloads`])
 //! index/     the events index: summaries and postings by event ID, actor, resource, action
 //!            and time, as sorted run files (see [`super::index`]); derived from the log's
-//!            leaves and the payload log, rebuilt from them if lost
+//!            leaves, rebuilt from them if lost
 //! state/     sled: legal holds and erasure marks (who erased a payload, by which event)
 //! ```
 //!
-//! Only payloads, holds and erasure marks are this database's own; everything else is derived,
-//! so a submission makes durable only its payloads (one sync shared by concurrent submissions)
-//! before the leaf goes to the sequencer. On open, the index reads back the log's entries past
-//! its last run and finds their payloads in the payload log; payload records that no event
-//! holds (a submission that died between its payloads and its leaf) are erased.
+//! Payloads are not here: each is stored in the log beside its event's leaf
+//! ([`crate::storage::NewEntry::with_payload`]), made durable by the same write, and erased in
+//! place there. So a submission makes nothing durable here; only holds and erasure marks are
+//! this database's own, and everything else is derived: on open, the index reads back the
+//! log's entries past its last run.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,9 +20,8 @@ use cairn_spec::event::{event_limits, EventLeaf};
 use cairn_spec::jcs::{self, Value};
 use sha2::{Digest, Sha256};
 
-use super::index::{EventIndex, InFlightSubmission, IndexConfig, Marks};
-use super::payloads::{NewPayload, PayloadLocation, PayloadLog, DEFAULT_SEGMENT_BYTES};
-use crate::storage::{LogStore, StoreError};
+use super::index::{EventIndex, InFlightSubmission, IndexConfig};
+use crate::storage::{LogStore, StoreError, StoredPayload};
 
 /// Most results of one query page.
 pub const MAX_QUERY_LIMIT: usize = 1000;
@@ -40,7 +36,7 @@ pub enum EventStoreError {
     /// sled (holds and erasure marks) failed.
     #[error("events database: {0}")]
     Database(#[from] sled::Error),
-    /// A file of the payload log or the index failed, or holds damaged data.
+    /// A file of the index or the log failed, or holds damaged data.
     #[error("events database: {0}")]
     Files(#[from] StoreError),
     /// A stored value does not decode.
@@ -57,8 +53,7 @@ pub enum EventStoreError {
         /// The event ID.
         event_id: String,
     },
-    /// Too many payload writes are queued, or too many events wait to be written to the
-    /// index: retry later.
+    /// Too many events wait to be written to the index: retry later.
     #[error("the events database is overloaded; retry later")]
     Overloaded,
     /// The database is closing.
@@ -67,21 +62,10 @@ pub enum EventStoreError {
 }
 
 /// How the events database is sized.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventStoreConfig {
     /// The index's table and run sizes.
     pub index: IndexConfig,
-    /// Bytes of a payload segment file before the next is started.
-    pub payload_segment_bytes: u64,
-}
-
-impl Default for EventStoreConfig {
-    fn default() -> EventStoreConfig {
-        EventStoreConfig {
-            index: IndexConfig::default(),
-            payload_segment_bytes: DEFAULT_SEGMENT_BYTES,
-        }
-    }
 }
 
 /// The indexed fields of one logged event.
@@ -103,13 +87,13 @@ pub struct EventSummary {
     pub resource_id: String,
     /// `action`.
     pub action: String,
-    /// Where its payload record lies, if it was given one.
-    pub payload: Option<PayloadLocation>,
+    /// Whether it was given a payload (stored in the log beside its leaf, unless erased).
+    pub has_payload: bool,
 }
 
 impl EventSummary {
-    /// The summary of `leaf` at `index`, with its payload at `payload`.
-    pub fn of_leaf(index: u64, leaf: EventLeaf, payload: Option<PayloadLocation>) -> EventSummary {
+    /// The summary of `leaf` at `index`.
+    pub fn of_leaf(index: u64, leaf: EventLeaf) -> EventSummary {
         EventSummary {
             index,
             event_id: leaf.event_id.into_string(),
@@ -119,7 +103,7 @@ impl EventSummary {
             resource_type: leaf.resource_type,
             resource_id: leaf.resource_id,
             action: leaf.action,
-            payload,
+            has_payload: leaf.payload_hash.is_some(),
         }
     }
 }
@@ -275,68 +259,53 @@ struct Inner {
     state: sled::Db,
     erased: sled::Tree,
     holds: sled::Tree,
-    payloads: PayloadLog,
     index: EventIndex,
+    /// The log, which holds the payloads.
+    log: Arc<dyn LogStore>,
 }
 
 impl EventStore {
-    /// Opens (or creates) the database in `dir` beside `log`: indexes the log's entries that
-    /// the index does not cover yet and erases payload records that no event holds. Blocking.
+    /// Opens (or creates) the database in `dir` beside `log`, and indexes the log's entries
+    /// that the index does not cover yet. Blocking.
     pub fn open(
         dir: &Path,
         config: EventStoreConfig,
-        log: &dyn LogStore,
+        log: Arc<dyn LogStore>,
     ) -> Result<EventStore, EventStoreError> {
-        if dir.join("db").exists() {
-            return Err(EventStoreError::Corrupt {
-                what: "events directory",
-                detail: format!(
-                    "{} holds the sled database of an older cairn-log; move it away (its indexes \
-                     are rebuilt from the log, its payloads are not carried over)",
-                    dir.display()
-                ),
-            });
+        for (older, what) in [("db", "the sled database"), ("payloads", "the payload log")] {
+            if dir.join(older).exists() {
+                return Err(EventStoreError::Corrupt {
+                    what: "events directory",
+                    detail: format!(
+                        "{} holds {what} of an older cairn-log; move it away (its indexes are \
+                         rebuilt from the log, its payloads are not carried over)",
+                        dir.display()
+                    ),
+                });
+            }
         }
         // Waits, like the log's own state, while a store of this process just dropped still
         // holds sled's file lock.
         let state = crate::storage::embedded::open_database(&dir.join("state"), 8 << 20)?;
-        let payloads = PayloadLog::open(&dir.join("payloads"), config.payload_segment_bytes)?;
-        let log_size = log.entry_count();
-        let (index, watermark, payload_from) =
-            EventIndex::open(&dir.join("index"), config.index, log_size)?;
+        let (index, watermark) =
+            EventIndex::open(&dir.join("index"), config.index, log.entry_count())?;
         let store = EventStore {
             inner: Arc::new(Inner {
                 erased: state.open_tree("erased")?,
                 holds: state.open_tree("holds")?,
                 state,
-                payloads,
                 index,
+                log,
             }),
         };
-        store.catch_up(log, watermark, payload_from)?;
+        store.catch_up(watermark)?;
         Ok(store)
     }
 
-    /// Indexes the event leaves of `[watermark, log size)`, finding their payloads among the
-    /// records from `payload_from` on, then erases the records there that no event holds.
-    fn catch_up(
-        &self,
-        log: &dyn LogStore,
-        watermark: u64,
-        payload_from: super::payloads::PayloadPosition,
-    ) -> Result<(), EventStoreError> {
+    /// Indexes the event leaves of `[watermark, log size)`.
+    fn catch_up(&self, watermark: u64) -> Result<(), EventStoreError> {
+        let log = &self.inner.log;
         let size = log.entry_count();
-        let scanned = self.inner.payloads.scan_from(payload_from)?;
-        let mut by_claim: HashMap<(&str, [u8; 32]), (PayloadLocation, bool)> = HashMap::new();
-        for record in &scanned {
-            let slot = by_claim
-                .entry((record.event_id.as_str(), record.hash))
-                .or_insert((record.location, record.live));
-            // A live copy wins over an erased one (an orphan of an earlier try).
-            if record.live && !slot.1 {
-                *slot = (record.location, true);
-            }
-        }
         let mut next = watermark;
         let mut indexed = 0u64;
         while next < size {
@@ -348,63 +317,29 @@ impl EventStore {
                 let Ok(leaf) = EventLeaf::parse(&entry.leaf) else {
                     continue;
                 };
-                let payload = leaf.payload_hash.and_then(|hash| {
-                    by_claim
-                        .get(&(leaf.event_id.as_str(), hash))
-                        .map(|(location, _)| *location)
-                });
                 let index = next + offset as u64;
-                // Every event below `index` is inserted: a table may be cut there. The events
-                // after it have their payloads anywhere from `payload_from` on (the payload
-                // log is in the order submissions reached it, not in log order), so a run cut
-                // here must start the next catch-up's scan no later than this one's.
-                let summary = EventSummary::of_leaf(index, leaf, payload);
-                let marks = Marks {
-                    durable_size: index,
-                    payload_end: payload_from,
-                };
-                self.inner.index.insert(summary, marks)?;
+                // Every event below `index` is inserted: a table may be cut there.
+                self.inner
+                    .index
+                    .insert(EventSummary::of_leaf(index, leaf), index)?;
                 indexed += 1;
             }
             next += count;
         }
-        let mut orphans = 0u64;
-        for record in scanned.iter().filter(|record| record.live) {
-            let held = self
-                .inner
-                .index
-                .find(&record.event_id)?
-                .is_some_and(|summary| summary.payload == Some(record.location));
-            if !held {
-                self.inner
-                    .payloads
-                    .erase(&record.location, &record.event_id)?;
-                orphans += 1;
-            }
-        }
-        if indexed > 0 || orphans > 0 {
+        if indexed > 0 {
             tracing::info!(
                 from = watermark,
                 to = size,
                 indexed,
-                orphans_erased = orphans,
                 "events index caught up with the log"
             );
         }
         Ok(())
     }
 
-    /// How far the log (`durable_size`, read by the caller first) and the payload log reach.
-    fn marks(&self, durable_size: u64) -> Marks {
-        Marks {
-            durable_size,
-            payload_end: self.inner.payloads.end(),
-        }
-    }
-
-    /// Registers a submission about to store payloads and reach the sequencer; `durable_size`
-    /// is the log's, read before the call. Refused while the index writer is far behind (so
-    /// that memory stays bounded), before anything is stored.
+    /// Registers a submission about to reach the sequencer; `durable_size` is the log's, read
+    /// before the call. Refused while the index writer is far behind (so that memory stays
+    /// bounded), before anything is stored.
     pub fn begin_submission(
         &self,
         durable_size: u64,
@@ -412,27 +347,7 @@ impl EventStore {
         if self.inner.index.overloaded() {
             return Err(EventStoreError::Overloaded);
         }
-        Ok(self
-            .inner
-            .index
-            .begin(durable_size, self.inner.payloads.end()))
-    }
-
-    /// Stores payloads durably (one sync shared with concurrent callers).
-    pub async fn store_payloads(
-        &self,
-        payloads: &[NewPayload<'_>],
-    ) -> Result<Vec<PayloadLocation>, EventStoreError> {
-        self.inner.payloads.append(payloads).await
-    }
-
-    /// Erases payload records that no event will hold (their submission failed).
-    pub fn discard_payloads(&self, records: &[(&str, PayloadLocation)]) {
-        for (event_id, location) in records {
-            if let Err(error) = self.inner.payloads.erase(location, event_id) {
-                tracing::warn!(%error, event_id, "could not erase an orphaned payload");
-            }
-        }
+        Ok(self.inner.index.begin(durable_size))
     }
 
     /// Indexes a sequenced event; `durable_size` is the log's, read before the call.
@@ -441,21 +356,19 @@ impl EventStore {
         summary: EventSummary,
         durable_size: u64,
     ) -> Result<(), EventStoreError> {
-        let marks = self.marks(durable_size);
-        self.inner.index.insert(summary, marks)
+        self.inner.index.insert(summary, durable_size)
     }
 
     /// Writes every event below `durable_size` (the log's) out to runs and waits for it.
     pub fn flush_index(&self, durable_size: u64) -> Result<(), EventStoreError> {
-        self.inner.index.flush(self.marks(durable_size))
+        self.inner.index.flush(durable_size)
     }
 
-    /// Writes the whole index out (at shutdown) and stops the background writers; the log's
+    /// Writes the whole index out (at shutdown) and stops the background writer; the log's
     /// durable size is `durable_size`.
     pub fn close(&self, durable_size: u64) -> Result<(), EventStoreError> {
         let result = self.flush_index(durable_size);
         self.inner.index.close();
-        self.inner.payloads.close();
         self.inner.state.flush()?;
         result
     }
@@ -493,9 +406,19 @@ impl EventStore {
 
     /// The stored canonical payload of the event, unless erased or never given.
     pub fn payload(&self, summary: &EventSummary) -> Result<Option<Vec<u8>>, EventStoreError> {
-        match &summary.payload {
-            None => Ok(None),
-            Some(location) => self.inner.payloads.read(location, &summary.event_id),
+        if !summary.has_payload {
+            return Ok(None);
+        }
+        match self.inner.log.read_payload(summary.index)? {
+            Some(StoredPayload::Held(bytes)) => Ok(Some(bytes)),
+            Some(StoredPayload::Erased) => Ok(None),
+            None => Err(EventStoreError::Corrupt {
+                what: "payload",
+                detail: format!(
+                    "event {} at {} has a payload hash, and the log no payload beside it",
+                    summary.event_id, summary.index
+                ),
+            }),
         }
     }
 
@@ -514,16 +437,16 @@ impl EventStore {
     }
 
     /// Destroys the payload of the event (its bytes are overwritten and synced), marking it
-    /// erased by `erasure_event_id`. Returns whether there was a payload to erase.
+    /// erased by `erasure_event_id`. Returns whether its bytes were there to erase.
     pub fn erase_payload(
         &self,
         summary: &EventSummary,
         erasure_event_id: &str,
     ) -> Result<bool, EventStoreError> {
-        let Some(location) = &summary.payload else {
+        if !summary.has_payload {
             return Ok(false);
-        };
-        let erased = self.inner.payloads.erase(location, &summary.event_id)?;
+        }
+        let erased = self.inner.log.erase_payload(summary.index)?;
         self.inner
             .erased
             .insert(summary.event_id.as_bytes(), erasure_event_id.as_bytes())?;
@@ -690,8 +613,23 @@ mod tests {
                 table_events: 37,
                 max_runs: 3,
             },
-            payload_segment_bytes: 2048,
         }
+    }
+
+    fn open_log(dir: &Path) -> Arc<dyn LogStore> {
+        Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("log"))).expect("log"))
+    }
+
+    /// `leaf` appended to `log` at its end, with `payload` beside it.
+    fn append(log: &dyn LogStore, leaf: &EventLeaf, payload: Option<Vec<u8>>) -> u64 {
+        let index = log.entry_count();
+        let entry = NewEntry::new(leaf.leaf.clone(), None);
+        let entry = match payload {
+            Some(payload) => entry.with_payload(payload),
+            None => entry,
+        };
+        log.append_entries(index, &[entry]).expect("append");
+        index
     }
 
     fn all_pages(store: &EventStore, filter: &QueryFilter, limit: usize, scan: usize) -> Vec<u64> {
@@ -774,16 +712,13 @@ mod tests {
     #[test]
     fn paged_queries_equal_a_brute_force_scan_through_runs_merges_reopen_and_rebuild() {
         let dir = tempfile::tempdir().expect("dir");
-        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let log = open_log(dir.path());
         let events_dir = dir.path().join("events");
         let mut random = rand::rngs::StdRng::seed_from_u64(7);
         let filters = filters(&mut random);
         let mut events = Vec::new();
         {
-            let store = EventStore::open(&events_dir, config(), &log).expect("open");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("runtime");
+            let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("open");
             for round in 0..400 {
                 // Raw leaves between events leave gaps in the indices.
                 for _ in 0..random.gen_range(0..3) {
@@ -798,21 +733,11 @@ mod tests {
                         "p",
                     )
                     .expect("leaf");
-                let index = log.entry_count();
-                let ticket = store.begin_submission(index).expect("not overloaded");
-                let location = match &payload {
-                    Some(bytes) => runtime
-                        .block_on(store.store_payloads(&[NewPayload {
-                            event_id: leaf.event_id.as_str(),
-                            bytes,
-                        }]))
-                        .expect("payload")
-                        .pop(),
-                    None => None,
-                };
-                log.append_entries(index, &[NewEntry::new(leaf.leaf.clone(), None)])
-                    .expect("append");
-                let summary = EventSummary::of_leaf(index, leaf, location);
+                let ticket = store
+                    .begin_submission(log.entry_count())
+                    .expect("not overloaded");
+                let index = append(log.as_ref(), &leaf, payload.clone());
+                let summary = EventSummary::of_leaf(index, leaf);
                 store
                     .index_event(summary.clone(), log.entry_count())
                     .expect("index");
@@ -826,65 +751,43 @@ mod tests {
             store.close(log.entry_count()).expect("close");
         }
         // Reopened: everything is in runs.
-        let store = EventStore::open(&events_dir, config(), &log).expect("reopen");
+        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("reopen");
         check(&store, &events, &filters, &mut random);
         drop(store);
-        // The index deleted: rebuilt from the log, payloads found again in the payload log.
+        // The index deleted: rebuilt from the log, payloads still beside their leaves.
         std::fs::remove_dir_all(events_dir.join("index")).expect("delete the index");
-        let store = EventStore::open(&events_dir, config(), &log).expect("rebuild");
+        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("rebuild");
         check(&store, &events, &filters, &mut random);
     }
 
-    /// A catch-up that fills a table cuts it mid-way; the events after the cut may have their
-    /// payloads anywhere after where the catch-up's scan began (payloads are stored in the
-    /// order submissions reach the payload log, not in log order), so the run cut there must
-    /// not start the next catch-up's scan any later. Here the payloads are stored in reverse
-    /// log order, the process dies with that run written and the rest only in memory.
+    /// A catch-up that fills a table cuts it mid-way, writes that run out, and the process dies
+    /// with the rest in memory: the next catch-up indexes the rest, every payload found.
     #[test]
-    fn a_catch_up_that_cuts_a_table_keeps_later_payloads_findable() {
+    fn a_catch_up_that_cuts_a_table_is_finished_by_the_next_one() {
         let dir = tempfile::tempdir().expect("dir");
-        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let log = open_log(dir.path());
         let events_dir = dir.path().join("events");
         let mut random = rand::rngs::StdRng::seed_from_u64(11);
         let events = 60; // a table of 37, cut during the first catch-up
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
         let mut expected = Vec::new();
-        {
-            let store = EventStore::open(&events_dir, config(), &log).expect("open");
-            let leaves: Vec<_> = (0..events)
-                .map(|n| {
-                    let payload = format!(r#"{{"n":{n}}}"#);
-                    let json = format!(
-                        r#"{{"timestamp":"2026-11-25T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success","payload":{payload}}}"#
-                    );
-                    EventInput::parse(json.as_bytes())
-                        .expect("valid")
-                        .into_leaf(EventId::new_v4(random.gen()), Instant::from_unix(1_764_000_000, 0), "p")
-                        .expect("leaf")
-                })
-                .collect();
-            for (leaf, payload) in leaves.iter().rev() {
-                let bytes = payload.as_deref().expect("a payload");
-                runtime
-                    .block_on(store.store_payloads(&[NewPayload {
-                        event_id: leaf.event_id.as_str(),
-                        bytes,
-                    }]))
-                    .expect("payload");
-            }
-            for (index, (leaf, payload)) in leaves.into_iter().enumerate() {
-                log.append_entries(index as u64, &[NewEntry::new(leaf.leaf.clone(), None)])
-                    .expect("append");
-                expected.push((leaf.event_id.as_str().to_string(), payload));
-            }
-            // Dies before indexing anything.
+        for n in 0..events {
+            let json = format!(
+                r#"{{"timestamp":"2026-11-25T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success","payload":{{"n":{n}}}}}"#
+            );
+            let (leaf, payload) = EventInput::parse(json.as_bytes())
+                .expect("valid")
+                .into_leaf(
+                    EventId::new_v4(random.gen()),
+                    Instant::from_unix(1_764_000_000, 0),
+                    "p",
+                )
+                .expect("leaf");
+            append(log.as_ref(), &leaf, payload.clone());
+            expected.push((leaf.event_id.as_str().to_string(), payload));
         }
         {
-            // Indexes all 60 from the log, cutting the table on the way; the run written, the
-            // process dies with the rest in memory.
-            let _store = EventStore::open(&events_dir, config(), &log).expect("first catch-up");
+            let _store =
+                EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("first catch-up");
             let index_dir = events_dir.join("index");
             let written = (0..500).any(|_| {
                 let runs = std::fs::read_dir(&index_dir)
@@ -898,7 +801,7 @@ mod tests {
             });
             assert!(written, "the cut table was written out");
         }
-        let store = EventStore::open(&events_dir, config(), &log).expect("second catch-up");
+        let store = EventStore::open(&events_dir, config(), log).expect("second catch-up");
         for (id, payload) in &expected {
             let found = store.find(id).expect("find").expect("indexed");
             assert_eq!(&store.payload(&found).expect("payload"), payload, "{id}");
@@ -906,29 +809,18 @@ mod tests {
     }
 
     #[test]
-    fn payloads_no_event_holds_are_erased_at_open() {
+    fn refuses_the_events_directory_of_an_older_version() {
         let dir = tempfile::tempdir().expect("dir");
-        let log = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log");
+        let log = open_log(dir.path());
         let events_dir = dir.path().join("events");
-        let id = "5f1b8a0e-2c4d-4e6f-8a9b-0c1d2e3f4a5b";
-        let location = {
-            let store = EventStore::open(&events_dir, config(), &log).expect("open");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("runtime");
-            // A submission that stored its payload and died before its leaf was logged.
-            runtime
-                .block_on(store.store_payloads(&[NewPayload {
-                    event_id: id,
-                    bytes: b"{\"secret\":1}",
-                }]))
-                .expect("payload")[0]
-        };
-        let store = EventStore::open(&events_dir, config(), &log).expect("reopen");
-        assert_eq!(
-            store.inner.payloads.read(&location, id).expect("read"),
-            None
-        );
+        std::fs::create_dir_all(events_dir.join("payloads")).expect("an older payload log");
+        match EventStore::open(&events_dir, config(), log) {
+            Err(EventStoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("payload log"), "{detail}");
+            }
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok(_) => panic!("an older payload log was ignored"),
+        }
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! How events become leaves, and the admin actions that are themselves events.
 //!
-//! A submission is made durable in two steps, payloads first: the payloads go to the payload
-//! log (one `fdatasync` shared by concurrent submissions), then the leaves go through the
-//! log's sequencer (which makes them durable, and answers the first index of an event ID it
-//! has seen before, by its idempotency key). Then the events are indexed in memory: the index
-//! is derived from the durable leaves, and rebuilt from them after a crash. A crash between
-//! the steps leaves payload records that no event holds, which the next open erases; a failure
-//! seen at once (the sequencer refused, the event ID was taken) erases them at once.
+//! A submission is made durable in one step: its leaves go through the log's sequencer, each
+//! with its payload beside it ([`NewEntry::with_payload`]), and one write and one `fdatasync`,
+//! shared with concurrent submissions, make both durable. The sequencer answers the first
+//! index of an event ID it has seen before, by its idempotency key, and stores nothing for it,
+//! payload included. Then the events are indexed in memory: the index is derived from the
+//! durable leaves, and rebuilt from them after a crash.
 //!
 //! A client that goes away cannot stop a submission between its leaves and its index entries:
 //! once the leaves are handed to the sequencer, what is left (waiting for them to be durable,
@@ -28,7 +27,6 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::index::InFlightSubmission;
-use super::payloads::{NewPayload, PayloadLocation};
 use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
 use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
@@ -116,21 +114,13 @@ pub struct Erasure {
     pub recorded_by: Submitted,
 }
 
-/// An event not logged before, at `position` in its submission, with its canonical payload.
-struct Fresh {
-    position: usize,
-    leaf: EventLeaf,
-    payload: Option<Vec<u8>>,
-}
-
 /// The leaves of a submission handed to the sequencer, and what is left to do once they are
 /// durable.
 struct Sequencing {
-    fresh: Vec<Fresh>,
+    /// The events, by their position in the submission.
+    fresh: Vec<(usize, EventLeaf)>,
     /// The leaf bytes, shared with the sequencer's entries.
     leaves: Vec<bytes::Bytes>,
-    /// Where each event's payload was stored.
-    locations: Vec<Option<PayloadLocation>>,
     /// Keeps the index from being cut past these events before they are in it.
     in_flight: InFlightSubmission,
 }
@@ -142,22 +132,6 @@ type Answers = Vec<(usize, Result<Submitted, SubmitError>)>;
 type SequencerAnswer = oneshot::Receiver<Result<Vec<Sequenced>, SequencerError>>;
 
 impl Sequencing {
-    /// The sequencer refused the leaves: their payloads will never be held.
-    fn refused(
-        self,
-        events: &Events,
-        error: SequencerError,
-    ) -> Result<Answers, SubmitError> {
-        let orphans: Vec<(&str, PayloadLocation)> = self
-            .fresh
-            .iter()
-            .zip(&self.locations)
-            .filter_map(|(event, location)| location.map(|l| (event.leaf.event_id.as_str(), l)))
-            .collect();
-        events.store.discard_payloads(&orphans);
-        Err(error.into())
-    }
-
     /// Indexes the events the sequencer logged and answers each by its position.
     fn finish(
         self,
@@ -165,33 +139,19 @@ impl Sequencing {
         answer: Result<Result<Vec<Sequenced>, SequencerError>, oneshot::error::RecvError>,
     ) -> Result<Answers, SubmitError> {
         // A dropped answer means that the pipeline stopped before it reached these leaves.
-        let answers = match answer {
-            Ok(Ok(answers)) => answers,
-            Ok(Err(error)) => return self.refused(events, error),
-            Err(_) => return self.refused(events, SequencerError::ShuttingDown),
-        };
+        let answers = answer.unwrap_or(Err(SequencerError::ShuttingDown))?;
         let mut answered = Vec::with_capacity(self.fresh.len());
-        let sequenced = self
-            .fresh
-            .into_iter()
-            .zip(answers)
-            .zip(self.leaves)
-            .zip(self.locations);
-        for (((Fresh { position, leaf, .. }, answer), bytes), location) in sequenced {
+        let sequenced = self.fresh.into_iter().zip(answers).zip(self.leaves);
+        for (((position, leaf), answer), bytes) in sequenced {
             if answer.duplicate {
-                // A concurrent submission of the same event ID was first.
-                if let Some(location) = location {
-                    events
-                        .store
-                        .discard_payloads(&[(leaf.event_id.as_str(), location)]);
-                }
+                // Logged before (by an earlier or a concurrent submission): nothing was stored.
                 answered.push((
                     position,
                     events.logged_before(answer.index, &leaf.event_id, &bytes),
                 ));
                 continue;
             }
-            let summary = EventSummary::of_leaf(answer.index, leaf, location);
+            let summary = EventSummary::of_leaf(answer.index, leaf);
             let event_id = summary.event_id.clone();
             events.store.index_event(summary, events.log_size())?;
             answered.push((
@@ -288,7 +248,7 @@ impl Events {
         }
     }
 
-    /// Logs `inputs`, submitted by `submitted_by`; answers once payloads and leaves are
+    /// Logs `inputs`, submitted by `submitted_by`; answers once leaves and payloads are
     /// durable (and the events indexed). All of a batch is validated before anything is
     /// stored; event IDs logged before are answered with their first index (or refused if the
     /// content differs) without storing anything.
@@ -337,17 +297,22 @@ impl Events {
     ) -> Result<Vec<Submitted>, SubmitError> {
         let mut results: Vec<Option<Submitted>> = vec![None; prepared.len()];
         let mut fresh = Vec::with_capacity(prepared.len());
+        // The sequencer answers an event logged before, or a conflict, and stores nothing for
+        // it. In a batch, the IDs are looked up first, so that a conflict refuses the whole
+        // batch before anything of it is stored.
+        let batch = prepared.len() > 1;
         for (position, (leaf, payload)) in prepared.into_iter().enumerate() {
-            match self.store.find(leaf.event_id.as_str())? {
+            let existing = if batch {
+                self.store.find(leaf.event_id.as_str())?
+            } else {
+                None
+            };
+            match existing {
                 Some(existing) => {
                     results[position] =
                         Some(self.logged_before(existing.index, &leaf.event_id, &leaf.leaf)?);
                 }
-                None => fresh.push(Fresh {
-                    position,
-                    leaf,
-                    payload,
-                }),
+                None => fresh.push((position, leaf, payload)),
             }
         }
         if !fresh.is_empty() {
@@ -371,57 +336,41 @@ impl Events {
             .collect())
     }
 
-    /// Stores the payloads of `fresh`, sequences its leaves and indexes the new ones; answers
-    /// each event by its position. An event ID that a concurrent submission logged first comes
-    /// back as that event (or a conflict).
+    /// Sequences the leaves of `fresh` with their payloads and indexes the new ones; answers
+    /// each event by its position. An event ID logged before (or by a concurrent submission)
+    /// comes back as that event (or a conflict).
     async fn sequence(
         self: &Arc<Self>,
-        mut fresh: Vec<Fresh>,
+        fresh: Vec<(usize, EventLeaf, Option<Vec<u8>>)>,
     ) -> Result<Answers, SubmitError> {
         let in_flight = self.store.begin_submission(self.log_size())?;
-        let payloads: Vec<NewPayload<'_>> = fresh
-            .iter()
-            .filter_map(|event| {
-                event.payload.as_deref().map(|bytes| NewPayload {
-                    event_id: event.leaf.event_id.as_str(),
-                    bytes,
-                })
-            })
-            .collect();
-        // Dropped while this waits, the submission leaves payload records that no event holds,
-        // erased at the next open as after a crash.
-        let mut stored = self.store.store_payloads(&payloads).await?.into_iter();
-        let locations: Vec<_> = fresh
-            .iter()
-            .map(|event| event.payload.as_ref().and_then(|_| stored.next()))
-            .collect();
-        // The leaf bytes move into shared buffers, which the sequencer's entries hold too.
-        let leaves: Vec<bytes::Bytes> = fresh
-            .iter_mut()
-            .map(|event| bytes::Bytes::from(std::mem::take(&mut event.leaf.leaf)))
-            .collect();
-        let entries = fresh
-            .iter()
-            .zip(&leaves)
-            .map(|(event, leaf)| {
-                let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, event.leaf.event_id.as_str())
-                    .expect("an event ID is 36 bytes, a valid idempotency key");
-                NewEntry::new(leaf.clone(), Some(key))
-            })
-            .collect();
-        let sequencing = Sequencing {
-            fresh,
-            leaves,
-            locations,
-            in_flight,
-        };
-        let answer = match self.sequencer.try_submit(entries) {
-            Ok(answer) => answer,
-            Err(error) => return sequencing.refused(self, error),
-        };
+        let mut entries = Vec::with_capacity(fresh.len());
+        let mut leaves = Vec::with_capacity(fresh.len());
+        let mut events = Vec::with_capacity(fresh.len());
+        for (position, mut leaf, payload) in fresh {
+            // The leaf bytes move into a shared buffer, which the sequencer's entry holds too.
+            let bytes = bytes::Bytes::from(std::mem::take(&mut leaf.leaf));
+            let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
+                .expect("an event ID is 36 bytes, a valid idempotency key");
+            let entry = NewEntry::new(bytes.clone(), Some(key));
+            entries.push(match payload {
+                Some(payload) => entry.with_payload(payload),
+                None => entry,
+            });
+            leaves.push(bytes);
+            events.push((position, leaf));
+        }
+        let answer = self.sequencer.try_submit(entries)?;
         let mut guard = FinishOnDrop {
             events: Arc::clone(self),
-            pending: Some((answer, sequencing)),
+            pending: Some((
+                answer,
+                Sequencing {
+                    fresh: events,
+                    leaves,
+                    in_flight,
+                },
+            )),
         };
         let (answer, _) = guard.pending.as_mut().expect("set above");
         let answers = answer.await;
@@ -485,15 +434,20 @@ impl Events {
                 holds: describe_holds(&holds),
             });
         }
+        if !summary.has_payload {
+            return Err(AdminError::NotFound(format!(
+                "event {event_id} has no payload"
+            )));
+        }
+        // Erased, and marked so: done. Erased without the mark, the erasure was interrupted
+        // between the two: it is recorded and done again, which also finishes destroying the
+        // bytes if the interruption came before that.
         if self.store.payload(&summary)?.is_none() {
-            return Err(AdminError::NotFound(
-                match self.store.erasure(event_id)? {
-                    Some(by) => format!(
-                        "the payload of {event_id} was already erased (recorded by event {by})"
-                    ),
-                    None => format!("event {event_id} has no payload"),
-                },
-            ));
+            if let Some(by) = self.store.erasure(event_id)? {
+                return Err(AdminError::NotFound(format!(
+                    "the payload of {event_id} was already erased (recorded by event {by})"
+                )));
+            }
         }
         let record_event = audit_event(
             admin,
@@ -695,7 +649,7 @@ mod tests {
         let store = EventStore::open(
             &dir.path().join("events"),
             EventStoreConfig::default(),
-            log.as_ref(),
+            Arc::clone(&log),
         )
         .expect("events");
         let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
@@ -704,8 +658,8 @@ mod tests {
             "1c6f8d2b-4e3a-4f9c-8b7d-2a1f3e4d5c6b",
         );
         for (id, payload) in [(plain, false), (with_payload, true)] {
-            // Polled until it waits (for the sequencer, or for the payload log before it), then
-            // dropped, as when the connection of its request goes away.
+            // Polled until it waits for the sequencer, then dropped, as when the connection of
+            // its request goes away.
             let inputs = vec![event(id, payload)];
             let mut submission = Box::pin(events.submit(inputs, "p"));
             let first_poll =
@@ -714,26 +668,28 @@ mod tests {
             assert!(first_poll.is_pending(), "{id} was answered at once");
             drop(submission);
         }
-        // The leaf in the sequencer becomes durable all the same, and is indexed.
+        // The leaves in the sequencer become durable all the same, and are indexed.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let summary = loop {
-            if let Some(summary) = events.store.find(plain).expect("find") {
-                break summary;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the dropped submission was never indexed"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        assert_eq!(summary.index, 0);
-        // Retries are answered as the events logged before, or log them now.
+        for (index, id) in [plain, with_payload].into_iter().enumerate() {
+            let summary = loop {
+                if let Some(summary) = events.store.find(id).expect("find") {
+                    break summary;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the dropped submission of {id} was never indexed"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            assert_eq!(summary.index, index as u64);
+        }
+        // Retries are answered as the events logged before, payloads and all.
         for (id, payload) in [(plain, false), (with_payload, true)] {
             let retried = events
                 .submit(vec![event(id, payload)], "p")
                 .await
                 .expect("retry");
-            assert_eq!(retried[0].duplicate, id == plain);
+            assert!(retried[0].duplicate);
             let summary = events.store.find(id).expect("find").expect("indexed");
             assert_eq!(summary.index, retried[0].index);
             assert_eq!(

@@ -49,11 +49,11 @@ use crate::storage::{LogStore, NewEntry};
 pub struct SequencerConfig {
     /// Most entries in one durable append.
     pub max_batch_entries: usize,
-    /// Most leaf bytes in one durable append.
+    /// Most leaf and payload bytes in one durable append.
     pub max_batch_bytes: usize,
     /// Most leaves admitted and not yet answered.
     pub max_pending_leaves: usize,
-    /// Most leaf bytes admitted and not yet answered.
+    /// Most leaf and payload bytes admitted and not yet answered.
     pub max_pending_bytes: usize,
     /// Most leaf hashes held for [`Sequencer::take_durable_leaf_hashes`] between two calls
     /// (32 bytes each); beyond it the oldest are dropped and the follower reads the store.
@@ -64,7 +64,9 @@ impl Default for SequencerConfig {
     fn default() -> SequencerConfig {
         SequencerConfig {
             max_batch_entries: 8192,
-            max_batch_bytes: 8 * 1024 * 1024,
+            // Twice the largest request body by default: a batch of audit events is stored as
+            // leaves, a little longer than the events, and payloads beside them.
+            max_batch_bytes: 16 * 1024 * 1024,
             max_pending_leaves: 256 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,
             follower_feed_leaves: 1 << 20,
@@ -224,6 +226,7 @@ pub struct Sequencer {
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<Result<(), SequencerError>>>>,
     config: SequencerConfig,
     max_leaf_bytes: usize,
+    max_payload_bytes: usize,
     submitted: AtomicU64,
     commits: Arc<parking_lot::Mutex<CommitFigures>>,
 }
@@ -290,6 +293,7 @@ impl Sequencer {
             finished: tokio::sync::Mutex::new(Some(finished)),
             config,
             max_leaf_bytes: limits.max_leaf_bytes as usize,
+            max_payload_bytes: limits.max_payload_bytes as usize,
             submitted: AtomicU64::new(0),
             commits,
         })
@@ -369,11 +373,20 @@ impl Sequencer {
                     limit: self.max_leaf_bytes,
                 });
             }
-            bytes += entry.leaf().len();
+            if let Some(payload) = entry.payload() {
+                if payload.len() > self.max_payload_bytes {
+                    return Err(SequencerError::TooLarge {
+                        what: "payload size in bytes",
+                        found: payload.len(),
+                        limit: self.max_payload_bytes,
+                    });
+                }
+            }
+            bytes += entry.stored_bytes();
         }
         if bytes > self.config.max_batch_bytes {
             return Err(SequencerError::TooLarge {
-                what: "leaf bytes in one submission",
+                what: "leaf and payload bytes in one submission",
                 found: bytes,
                 limit: self.config.max_batch_bytes,
             });

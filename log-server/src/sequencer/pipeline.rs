@@ -313,7 +313,7 @@ impl Committer {
                 return;
             }
         };
-        let new_bytes: usize = new_entries.iter().map(|entry| entry.leaf().len()).sum();
+        let new_bytes: usize = new_entries.iter().map(NewEntry::stored_bytes).sum();
         let mut pending = self.shared.pending.lock();
         while !pending.entries.is_empty()
             && (pending.entries.len() + new_entries.len() > self.config.max_batch_entries

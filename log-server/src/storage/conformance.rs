@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{
     DedupKey, Hash, IdempotencyKey, LogStore, NewEntry, StoreError, StoredCheckpoint,
-    MAX_HASH_LEVEL,
+    StoredPayload, MAX_HASH_LEVEL,
 };
 
 /// Opens one backend's store over the same underlying data, again and again.
@@ -53,6 +53,10 @@ pub fn tests<H: StoreHarness>() -> Vec<(&'static str, fn(&mut H))> {
         (
             "finds_duplicates_after_reopen",
             finds_duplicates_after_reopen::<H>,
+        ),
+        (
+            "keeps_payloads_beside_entries_and_erases_them_in_place",
+            keeps_payloads_beside_entries_and_erases_them_in_place::<H>,
         ),
         ("stores_hashes_per_level", stores_hashes_per_level::<H>),
         (
@@ -221,6 +225,16 @@ fn enforces_limits_and_changes_nothing_on_refusal<H: StoreHarness>(harness: &mut
                 .map(|index| NewEntry::new(vec![index as u8; per_leaf], None))
                 .collect()
         },
+        vec![NewEntry::new(leaf(0), None)
+            .with_payload(vec![2; limits.max_payload_bytes as usize + 1])],
+        {
+            // Leaves within the batch limit, payloads beside them that take it over.
+            let per_payload = limits.max_payload_bytes as usize;
+            let count = (limits.max_batch_bytes / per_payload as u64 + 1) as usize;
+            (0..count as u64)
+                .map(|index| NewEntry::new(leaf(index), None).with_payload(vec![3; per_payload]))
+                .collect()
+        },
     ];
     for batch in &refused {
         let error = store.append_entries(0, batch).expect_err("over a limit");
@@ -322,6 +336,99 @@ fn finds_duplicates_after_reopen<H: StoreHarness>(harness: &mut H) {
             .find_duplicates(&[DedupKey::Leaf(&fresh)])
             .expect("lookup"),
         vec![None]
+    );
+}
+
+/// The payload of the suite's entry `index`, if it has one (one in three has).
+fn payload(index: u64) -> Option<Vec<u8>> {
+    index.is_multiple_of(3).then(|| {
+        format!("payload of {index} ")
+            .repeat(1 + (index % 7) as usize)
+            .into_bytes()
+    })
+}
+
+fn entries_with_payloads(range: std::ops::Range<u64>) -> Vec<NewEntry> {
+    range
+        .map(|index| {
+            let entry = NewEntry::new(leaf(index), None);
+            match payload(index) {
+                Some(payload) => entry.with_payload(payload),
+                None => entry,
+            }
+        })
+        .collect()
+}
+
+fn keeps_payloads_beside_entries_and_erases_them_in_place<H: StoreHarness>(harness: &mut H) {
+    let store = harness.open();
+    store
+        .append_entries(0, &entries_with_payloads(0..150))
+        .expect("append");
+    store
+        .append_entries(150, &entries_with_payloads(150..600))
+        .expect("append");
+    assert_entries(&store, 0, 600);
+    for index in 0..600 {
+        assert_eq!(
+            store.read_payload(index).expect("read a payload"),
+            payload(index).map(StoredPayload::Held),
+            "the payload of entry {index} reads back as appended"
+        );
+    }
+    assert!(
+        matches!(store.read_payload(600), Err(StoreError::OutOfRange { .. })),
+        "the payload of an entry that does not exist is out of range"
+    );
+    assert!(
+        store.erase_payload(3).expect("erase"),
+        "a held payload is erased"
+    );
+    assert!(
+        !store.erase_payload(3).expect("erase again"),
+        "erasing again finds it erased"
+    );
+    assert!(
+        !store.erase_payload(4).expect("erase none"),
+        "entry 4 has no payload"
+    );
+    assert!(store.erase_payload(597).expect("erase"));
+    assert!(matches!(
+        store.erase_payload(600),
+        Err(StoreError::OutOfRange { .. })
+    ));
+    let check = |store: &H::Store| {
+        for index in 0..600 {
+            let expected = match index {
+                3 | 597 => Some(StoredPayload::Erased),
+                _ => payload(index).map(StoredPayload::Held),
+            };
+            assert_eq!(
+                store.read_payload(index).expect("read a payload"),
+                expected,
+                "entry {index}: only the erased payloads are gone"
+            );
+        }
+        assert_entries(store, 0, 600);
+        let hits = store
+            .find_duplicates(&[DedupKey::Leaf(&Hash::of_leaf(&leaf(3)))])
+            .expect("find");
+        assert_eq!(
+            hits[0].map(|hit| hit.index),
+            Some(3),
+            "an erasure leaves the leaf"
+        );
+    };
+    check(&store);
+    drop(store);
+    let store = harness.open();
+    check(&store);
+    store
+        .append_entries(600, &entries_with_payloads(600..603))
+        .expect("append after reopening");
+    assert_eq!(
+        store.read_payload(600).expect("read"),
+        payload(600).map(StoredPayload::Held)
     );
 }
 

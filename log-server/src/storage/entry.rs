@@ -100,6 +100,8 @@ pub struct NewEntry {
     leaf_hash: Hash,
     /// Boxed: most entries have none, and the sequencer moves entries several times.
     idempotency: Option<Box<IdempotencyKey>>,
+    /// Data kept beside the leaf, durable with it, not part of the tree, erasable.
+    payload: Option<bytes::Bytes>,
 }
 
 impl NewEntry {
@@ -111,7 +113,27 @@ impl NewEntry {
             leaf,
             leaf_hash,
             idempotency: idempotency.map(Box::new),
+            payload: None,
         }
+    }
+
+    /// The entry with `payload` stored beside its leaf: made durable with it, read and erased
+    /// by index ([`super::LogStore::read_payload`], [`super::LogStore::erase_payload`]), never
+    /// part of the tree. A duplicate entry is not stored, and neither is its payload.
+    pub fn with_payload(mut self, payload: impl Into<bytes::Bytes>) -> NewEntry {
+        self.payload = Some(payload.into());
+        self
+    }
+
+    /// The payload, if the entry has one.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    /// The bytes it adds to a batch, by which batches and admission are bounded: its leaf and
+    /// its payload.
+    pub fn stored_bytes(&self) -> usize {
+        self.leaf.len() + self.payload.as_ref().map_or(0, bytes::Bytes::len)
     }
 
     /// The leaf bytes.

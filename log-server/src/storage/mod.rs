@@ -3,7 +3,9 @@
 //!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
-//!   [`LogStore::append_entries`] returns.
+//!   [`LogStore::append_entries`] returns. An entry may carry a **payload** beside its leaf
+//!   (an audit event's payload, whose hash the leaf holds): durable with the leaf, not part of
+//!   the tree, and erasable in place without touching any leaf or proof.
 //! - **Stored hashes**, per tile level: level `L` holds the tree's hashes at height `8·L`, left
 //!   to right. Level 0 is the leaf hashes, level 1 the roots of each full 256-leaf subtree, and so
 //!   on. A C2SP tlog-tiles tile at level `L`, index `N` and width `W` is exactly the hashes
@@ -62,7 +64,9 @@ pub struct StoreLimits {
     pub max_leaf_bytes: u32,
     /// The most entries in one append.
     pub max_batch_entries: u32,
-    /// The most leaf bytes in one append.
+    /// The largest payload beside a leaf, in bytes.
+    pub max_payload_bytes: u32,
+    /// The most leaf and payload bytes in one append.
     pub max_batch_bytes: u64,
     /// The most entries or hashes one read returns.
     pub max_read_count: u64,
@@ -72,6 +76,7 @@ impl Default for StoreLimits {
     fn default() -> StoreLimits {
         StoreLimits {
             max_leaf_bytes: 64 * 1024,
+            max_payload_bytes: 1024 * 1024,
             max_batch_entries: 64 * 1024,
             max_batch_bytes: 64 * 1024 * 1024,
             max_read_count: 64 * 1024,
@@ -92,11 +97,14 @@ impl StoreLimits {
         let mut bytes = 0u64;
         for entry in entries {
             self.check_leaf(entry.leaf().len())?;
-            bytes += entry.leaf().len() as u64;
+            if let Some(payload) = entry.payload() {
+                self.check_payload(payload.len())?;
+            }
+            bytes += entry.stored_bytes() as u64;
         }
         if bytes > self.max_batch_bytes {
             return Err(StoreError::LimitExceeded {
-                what: "leaf bytes in one append",
+                what: "leaf and payload bytes in one append",
                 found: bytes,
                 limit: self.max_batch_bytes,
             });
@@ -116,6 +124,18 @@ impl StoreLimits {
         Ok(())
     }
 
+    /// Checks one payload's size.
+    pub fn check_payload(&self, payload_bytes: usize) -> Result<(), StoreError> {
+        if payload_bytes as u64 > u64::from(self.max_payload_bytes) {
+            return Err(StoreError::LimitExceeded {
+                what: "payload size in bytes",
+                found: payload_bytes as u64,
+                limit: u64::from(self.max_payload_bytes),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks the length of a read.
     pub fn check_read(&self, count: u64) -> Result<(), StoreError> {
         if count > self.max_read_count {
@@ -127,6 +147,15 @@ impl StoreLimits {
         }
         Ok(())
     }
+}
+
+/// A payload as stored beside its entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredPayload {
+    /// Its bytes.
+    Held(Vec<u8>),
+    /// It was erased.
+    Erased,
 }
 
 /// A signed checkpoint as stored: its tree size and the signed note text, byte for byte.
@@ -162,6 +191,15 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Reads entries `[start, start + count)`, all of which must exist.
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError>;
+
+    /// The payload appended beside entry `index`, or `None` if it was appended without one.
+    /// Fails if the entry does not exist, or if its payload is damaged.
+    fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError>;
+
+    /// Destroys the payload beside entry `index` where it lies, durably; the leaf and every
+    /// proof stay as they were. Returns whether it was held (`false`: erased before, or the
+    /// entry has none). Erasing again finishes an erasure a crash interrupted.
+    fn erase_payload(&self, index: u64) -> Result<bool, StoreError>;
 
     /// For each key, the first entry it names, if any.
     fn find_duplicates(

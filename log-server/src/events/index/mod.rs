@@ -1,7 +1,6 @@
 //! The events index: what makes logged events findable by ID, by index, by actor, resource,
-//! action and time. Everything in it is derived from the log's leaves (and the payload log's
-//! record locations), so none of it is on the durable path of a submission: it can be lost in
-//! a crash and is rebuilt from the log.
+//! action and time. Everything in it is derived from the log's leaves, so none of it is on the
+//! durable path of a submission: it can be lost in a crash and is rebuilt from the log.
 //!
 //! It is a small log-structured merge tree over one key space of six kinds of records per
 //! event (`s` summary by index, `i` index by event ID, `a`/`r`/`c` postings by actor, resource
@@ -16,9 +15,7 @@
 //!
 //! A table is cut at a log index W below which every event leaf is known to be in it: the
 //! durable size, lowered to the first index any submission still in flight may get
-//! ([`EventIndex::begin`] registers one before it reaches the sequencer). Each run also records
-//! where in the payload log the payloads of events from its end on may start, so that the
-//! catch-up finds them.
+//! ([`EventIndex::begin`] registers one before it reaches the sequencer).
 //!
 //! Postings carry the event's time and short hashes of its actor, resource and action, so a
 //! query that combines conditions reads only the summaries of likely matches. Queries answer
@@ -38,7 +35,6 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use self::run::{id_key, parse_run_file_name, BlockCache, Cursor, Run, RunWriter};
-use super::payloads::{PayloadLocation, PayloadPosition};
 use super::store::{EventStoreError, EventSummary, QueryFilter, QueryPage};
 use crate::storage::embedded::files;
 use crate::storage::StoreError;
@@ -73,15 +69,6 @@ impl Default for IndexConfig {
             max_runs: 12,
         }
     }
-}
-
-/// How far the log and the payload log reach, read by the caller before it inserts.
-#[derive(Clone, Copy, Debug)]
-pub struct Marks {
-    /// The log's durable size.
-    pub durable_size: u64,
-    /// The payload log's durable end.
-    pub payload_end: PayloadPosition,
 }
 
 fn sortable_time(time: i128) -> [u8; 16] {
@@ -159,20 +146,12 @@ pub(crate) fn summary_time(value: &[u8]) -> Option<i128> {
     Some(i128::from_be_bytes(value.get(..16)?.try_into().ok()?))
 }
 
-/// The `s` value of a summary: times, payload location, then the strings.
+/// The `s` value of a summary: times, whether it has a payload, then the strings.
 fn encode_summary(summary: &EventSummary) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + summary.event_id.len() + summary.actor_id.len() * 4);
     out.extend_from_slice(&summary.time_nanos.to_be_bytes());
     out.extend_from_slice(&summary.received_nanos.to_be_bytes());
-    match &summary.payload {
-        None => out.push(0),
-        Some(location) => {
-            out.push(1);
-            out.extend_from_slice(&location.segment.to_le_bytes());
-            out.extend_from_slice(&location.offset.to_le_bytes());
-            out.extend_from_slice(&location.length.to_le_bytes());
-        }
-    }
+    out.push(u8::from(summary.has_payload));
     for text in [
         &summary.event_id,
         &summary.actor_id,
@@ -202,13 +181,9 @@ fn decode_summary(index: u64, bytes: &[u8]) -> Result<EventSummary, EventStoreEr
     };
     let time_nanos = i128::from_be_bytes(take(16)?.try_into().expect("16 bytes"));
     let received_nanos = i128::from_be_bytes(take(16)?.try_into().expect("16 bytes"));
-    let payload = match take(1)?[0] {
-        0 => None,
-        1 => Some(PayloadLocation {
-            segment: u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")),
-            offset: u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")),
-            length: u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")),
-        }),
+    let has_payload = match take(1)?[0] {
+        0 => false,
+        1 => true,
         _ => return Err(bad("unknown payload flag")),
     };
     let mut strings = Vec::with_capacity(5);
@@ -231,7 +206,7 @@ fn decode_summary(index: u64, bytes: &[u8]) -> Result<EventSummary, EventStoreEr
         resource_type: next(),
         resource_id: next(),
         action: next(),
-        payload,
+        has_payload,
     })
 }
 
@@ -458,7 +433,6 @@ impl Summaries {
 struct Frozen {
     table: Arc<RwLock<Table>>,
     end: u64,
-    payload_from: PayloadPosition,
 }
 
 struct Tables {
@@ -472,7 +446,7 @@ struct Tables {
 #[derive(Default)]
 struct InFlight {
     next: u64,
-    open: BTreeMap<u64, (u64, PayloadPosition)>,
+    open: BTreeMap<u64, u64>,
 }
 
 #[derive(Default)]
@@ -561,13 +535,13 @@ enum Plan {
 impl EventIndex {
     /// Opens the runs in `dir`, keeping those that form a chain from log index 0 and end within
     /// the log's `log_size` (the others, and any that do not open, are deleted: the catch-up
-    /// rebuilds what they held). Returns the index, its watermark (entries from there on must
-    /// be inserted again) and where in the payload log their payloads may start.
+    /// rebuilds what they held). Returns the index and its watermark (entries from there on
+    /// must be inserted again).
     pub fn open(
         dir: &Path,
         config: IndexConfig,
         log_size: u64,
-    ) -> Result<(EventIndex, u64, PayloadPosition), EventStoreError> {
+    ) -> Result<(EventIndex, u64), EventStoreError> {
         files::ensure_dir(dir)?;
         let hasher = RandomState::new();
         let seed = RandomState::new().hash_one(0x5eed_u64);
@@ -608,9 +582,6 @@ impl EventIndex {
             remove(&path);
         }
         let watermark = runs.last().map_or(0, |run| run.end);
-        let payload_from = runs
-            .last()
-            .map_or(PayloadPosition::default(), |run| run.payload_from);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config,
@@ -641,18 +612,16 @@ impl EventIndex {
                 writer: Mutex::new(Some(writer)),
             },
             watermark,
-            payload_from,
         ))
     }
 
     /// Registers a submission that will reach the sequencer now: its events get indices at
-    /// or after `durable_size` (read before this call), its payloads lie at or after
-    /// `payload_end`.
-    pub fn begin(&self, durable_size: u64, payload_end: PayloadPosition) -> InFlightSubmission {
+    /// or after `durable_size` (read before this call).
+    pub fn begin(&self, durable_size: u64) -> InFlightSubmission {
         let mut in_flight = self.shared.in_flight.lock();
         let ticket = in_flight.next;
         in_flight.next += 1;
-        in_flight.open.insert(ticket, (durable_size, payload_end));
+        in_flight.open.insert(ticket, durable_size);
         InFlightSubmission {
             shared: Arc::clone(&self.shared),
             ticket,
@@ -677,8 +646,8 @@ impl EventIndex {
         frozen + active > limit
     }
 
-    /// Adds a sequenced event. `marks` must have been read before the call.
-    pub fn insert(&self, summary: EventSummary, marks: Marks) -> Result<(), EventStoreError> {
+    /// Adds a sequenced event. `durable_size`, the log's, must have been read before the call.
+    pub fn insert(&self, summary: EventSummary, durable_size: u64) -> Result<(), EventStoreError> {
         for (what, text) in [
             ("event ID", &summary.event_id),
             ("actor", &summary.actor_id),
@@ -702,54 +671,41 @@ impl EventIndex {
             active.events.len() >= self.shared.config.table_events
         };
         if full {
-            self.cut(marks, false);
+            self.cut(durable_size, false);
         }
         Ok(())
     }
 
     /// Freezes the active table at the highest safe index, for the writer.
-    fn cut(&self, marks: Marks, force: bool) {
-        let (lowest_in_flight, payload_in_flight) = {
+    fn cut(&self, durable_size: u64, force: bool) {
+        let lowest_in_flight = {
             let in_flight = self.shared.in_flight.lock();
-            in_flight
-                .open
-                .values()
-                .fold((u64::MAX, marks.payload_end), |(index, payload), (i, p)| {
-                    (index.min(*i), payload.min(*p))
-                })
+            in_flight.open.values().copied().min().unwrap_or(u64::MAX)
         };
-        let cut = marks.durable_size.min(lowest_in_flight);
+        let cut = durable_size.min(lowest_in_flight);
         {
             let mut tables = self.shared.tables.write();
             if !force && tables.frozen.len() >= 2 {
                 return;
             }
             let old = Arc::clone(&tables.active);
-            let (fresh, payload_from) = {
+            let fresh = {
                 let table = old.read();
                 if cut <= table.start {
                     return;
                 }
                 let mut fresh = Table::new(cut);
-                let mut payload_from = payload_in_flight;
                 for summary in table.events.range(cut, u64::MAX) {
-                    if let Some(location) = &summary.payload {
-                        payload_from = payload_from.min(PayloadPosition {
-                            segment: location.segment,
-                            offset: location.offset,
-                        });
-                    }
                     if let Some(id) = id_bits(&summary.event_id) {
                         fresh.ids.insert(id, summary.index);
                     }
                     fresh.events.insert(summary.clone());
                 }
-                (fresh, payload_from)
+                fresh
             };
             tables.frozen.push(Frozen {
                 table: old,
                 end: cut,
-                payload_from,
             });
             tables.active = Arc::new(RwLock::new(fresh));
         }
@@ -757,10 +713,10 @@ impl EventIndex {
         self.shared.changed.notify_all();
     }
 
-    /// Writes out everything below `marks.durable_size` and waits for it (at shutdown, so that
-    /// the next open has nothing to catch up).
-    pub fn flush(&self, marks: Marks) -> Result<(), EventStoreError> {
-        self.cut(marks, true);
+    /// Writes out everything below `durable_size` (the log's) and waits for it (at shutdown,
+    /// so that the next open has nothing to catch up).
+    pub fn flush(&self, durable_size: u64) -> Result<(), EventStoreError> {
+        self.cut(durable_size, true);
         let mut state = self.shared.signal.lock();
         loop {
             if let Some(reason) = &state.failed {
@@ -855,7 +811,7 @@ impl EventIndex {
         self.scan(filter, &|summary| filter.matches(summary), limit, max_scan)
     }
 
-    /// Events holding a payload location, in log order after `after`.
+    /// Events given a payload, in log order after `after`.
     pub fn payload_events(
         &self,
         after: Option<u64>,
@@ -867,7 +823,7 @@ impl EventIndex {
         };
         self.scan(
             &filter,
-            &|summary| summary.payload.is_some() && filter.matches(summary),
+            &|summary| summary.has_payload && filter.matches(summary),
             limit,
             usize::MAX,
         )
@@ -1158,7 +1114,7 @@ fn write_frozen(shared: &Shared, frozen: &Frozen) -> Result<(), EventStoreError>
         }
         (records, table.start)
     };
-    let mut writer = RunWriter::create(&shared.dir, start, frozen.end, frozen.payload_from)?;
+    let mut writer = RunWriter::create(&shared.dir, start, frozen.end)?;
     records.write_sorted(&mut writer)?;
     let run = Arc::new(writer.finish(&shared.hasher, shared.seed)?);
     let mut tables = shared.tables.write();
@@ -1180,12 +1136,7 @@ fn merge_runs(shared: &Shared) -> Result<(), EventStoreError> {
             return Ok(());
         }
         let inputs = &runs[count - 2..];
-        let mut writer = RunWriter::create(
-            &shared.dir,
-            inputs[0].start,
-            inputs[1].end,
-            inputs[1].payload_from,
-        )?;
+        let mut writer = RunWriter::create(&shared.dir, inputs[0].start, inputs[1].end)?;
         let mut cursors = inputs
             .iter()
             .map(|run| Cursor::seek(run, &[]))
@@ -1236,11 +1187,7 @@ mod tests {
             resource_type: "t".to_string(),
             resource_id: format!("r{}", index % 3),
             action: "act".to_string(),
-            payload: payload.then_some(PayloadLocation {
-                segment: 1,
-                offset: index * 10,
-                length: 7,
-            }),
+            has_payload: payload,
         }
     }
 
@@ -1358,23 +1305,18 @@ mod tests {
             table_events: 10,
             max_runs: 3,
         };
-        let marks = |size| Marks {
-            durable_size: size,
-            payload_end: PayloadPosition::default(),
-        };
         {
-            let (index, watermark, _) =
-                EventIndex::open(dir.path(), config.clone(), 0).expect("open");
+            let (index, watermark) = EventIndex::open(dir.path(), config.clone(), 0).expect("open");
             assert_eq!(watermark, 0);
             for i in 0..95u64 {
                 index
                     .insert(
                         summary(i * 2, "alice", i128::from(i), i % 2 == 0),
-                        marks(i * 2 + 1),
+                        i * 2 + 1,
                     )
                     .expect("insert");
             }
-            index.flush(marks(190)).expect("flush");
+            index.flush(190).expect("flush");
             let runs = index.shared.tables.read().runs.clone();
             assert!(runs.len() <= 3, "{} runs", runs.len());
             assert_eq!(runs.last().expect("a run").end, 190);
@@ -1383,8 +1325,7 @@ mod tests {
                 .expect("find");
             assert_eq!(found.expect("found").index, 20);
         }
-        let (index, watermark, _) =
-            EventIndex::open(dir.path(), config.clone(), 190).expect("reopen");
+        let (index, watermark) = EventIndex::open(dir.path(), config.clone(), 190).expect("reopen");
         assert_eq!(watermark, 190);
         assert_eq!(
             index.summary(180).expect("read").expect("there").actor_id,
@@ -1393,7 +1334,7 @@ mod tests {
         assert_eq!(index.summary(181).expect("read"), None);
         drop(index);
         // A log shorter than the runs (they cannot be trusted): dropped, to be rebuilt.
-        let (_, watermark, _) = EventIndex::open(dir.path(), config, 100).expect("reopen");
+        let (_, watermark) = EventIndex::open(dir.path(), config, 100).expect("reopen");
         assert!(watermark <= 100);
     }
 }

@@ -7,8 +7,8 @@
 //! index reaches. Runs are merged, never changed.
 //!
 //! ```text
-//! header  "CAIRNEVR" · u32 LE version · u64 LE start · u64 LE end · u32 LE payload segment
-//!         · u64 LE payload offset · u32 LE CRC-32 of the header before it
+//! header  "CAIRNEVR" · u32 LE version (2) · u64 LE start · u64 LE end · u32 LE CRC-32 of the
+//!         header before it
 //! blocks  u32 LE length · u32 LE CRC-32 · records (u16 LE key length · u16 LE value length
 //!         · key · value), in key order
 //! fences  per block: u16 LE first-key length · first key · u64 LE offset · u32 LE length
@@ -19,6 +19,9 @@
 //!
 //! The fences stay in memory: a lookup reads one block. Their time bounds let a scan by time
 //! skip every block of summaries that cannot hold a match (a block range index).
+//!
+//! Runs of another version (version 1 located payloads in a payload log of their own) do not
+//! open; the index drops them and rebuilds what they held from the log.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
@@ -28,7 +31,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::TAG_SUMMARY;
-use crate::events::payloads::PayloadPosition;
 use crate::events::store::EventStoreError;
 use crate::storage::embedded::dedup::bloom::Bloom;
 use crate::storage::embedded::files;
@@ -36,8 +38,8 @@ use crate::storage::StoreError;
 
 const MAGIC: &[u8; 8] = b"CAIRNEVR";
 const FOOTER_MAGIC: &[u8; 8] = b"CAIRNEVF";
-const VERSION: u32 = 1;
-const HEADER_LEN: u64 = 44;
+const VERSION: u32 = 2;
+const HEADER_LEN: u64 = 32;
 const FOOTER_LEN: u64 = 40;
 const BLOCK_HEADER_LEN: usize = 8;
 /// A block is closed once it holds this many bytes of records.
@@ -64,8 +66,6 @@ pub struct Run {
     pub start: u64,
     /// One past the last log index it covers.
     pub end: u64,
-    /// Where, in the payload log, payloads of events at `end` and later may start.
-    pub payload_from: PayloadPosition,
     /// Records in it.
     pub records: u64,
     /// Its blocks.
@@ -156,15 +156,15 @@ impl Run {
         };
         if &header[..8] != MAGIC
             || half(&header, 8) != VERSION
-            || crc32fast::hash(&header[..40]) != half(&header, 40)
+            || crc32fast::hash(&header[..28]) != half(&header, 28)
         {
-            return Err(corrupt(path, 0, "not a version 1 run header"));
+            return Err(corrupt(
+                path,
+                0,
+                format!("not a version {VERSION} run header"),
+            ));
         }
         let (start, end) = (word(&header, 12), word(&header, 20));
-        let payload_from = PayloadPosition {
-            segment: half(&header, 28),
-            offset: word(&header, 32),
-        };
         if parse_run_file_name(&path.file_name().unwrap_or_default().to_string_lossy())
             != Some((start, end))
         {
@@ -196,7 +196,6 @@ impl Run {
             file,
             start,
             end,
-            payload_from,
             records,
             fences,
             ids: Bloom::with_capacity(1, seed),
@@ -421,12 +420,7 @@ pub struct RunWriter {
 
 impl RunWriter {
     /// Starts the run covering `[start, end)` in `dir`.
-    pub fn create(
-        dir: &Path,
-        start: u64,
-        end: u64,
-        payload_from: PayloadPosition,
-    ) -> Result<RunWriter, EventStoreError> {
+    pub fn create(dir: &Path, start: u64, end: u64) -> Result<RunWriter, EventStoreError> {
         let temporary = dir.join(format!("{}.tmp", run_file_name(start, end)));
         let file = fs::OpenOptions::new()
             .write(true)
@@ -439,8 +433,6 @@ impl RunWriter {
         header.extend_from_slice(&VERSION.to_le_bytes());
         header.extend_from_slice(&start.to_le_bytes());
         header.extend_from_slice(&end.to_le_bytes());
-        header.extend_from_slice(&payload_from.segment.to_le_bytes());
-        header.extend_from_slice(&payload_from.offset.to_le_bytes());
         header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header)

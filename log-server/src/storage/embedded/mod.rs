@@ -1,8 +1,8 @@
 //! The embedded backend of [`LogStore`]: a directory on one machine's disk.
 //!
 //! ```text
-//! <dir>/segments/   entries: append-only segment files (+ sealed offset indexes,   segment
-//!                   and a zero-filled spare made ahead)                            spare
+//! <dir>/segments/   entries and their payloads: append-only segment files (+       segment
+//!                   sealed offset indexes, and a zero-filled spare made ahead)     spare
 //! <dir>/hashes/     stored hashes: one file of 32-byte hashes per tile level       hash_levels
 //! <dir>/dedup/      dedup index: sorted run files                                  dedup
 //! <dir>/state/      sled: checkpoint, witnesses, cosignatures, tokens, sync marks  state
@@ -30,12 +30,15 @@ use parking_lot::Mutex;
 pub use self::dedup::DedupConfig;
 use self::dedup::{key_of, DedupIndex};
 use self::hash_levels::HashLevels;
-pub use self::record::{HARD_MAX_BATCH_BODY, HARD_MAX_LEAF_BYTES, MAX_RECORD_OVERHEAD};
+pub use self::record::{
+    HARD_MAX_BATCH_BODY, HARD_MAX_LEAF_BYTES, HARD_MAX_PAYLOAD_BYTES, MAX_RECORD_OVERHEAD,
+    PAYLOAD_OVERHEAD,
+};
 use self::segment::SegmentLog;
 use self::state::{AttachmentKind, State};
 use crate::storage::{
     check_attachment, check_name, DedupKey, DuplicateHit, Entry, Hash, LogStore, NewEntry,
-    StoreError, StoreLimits, StoredCheckpoint, MAX_CHECKPOINT_BYTES,
+    StoreError, StoreLimits, StoredCheckpoint, StoredPayload, MAX_CHECKPOINT_BYTES,
 };
 
 /// Where and how an [`EmbeddedStore`] keeps a log.
@@ -76,10 +79,15 @@ impl EmbeddedConfig {
                 "max_leaf_bytes {} is over {HARD_MAX_LEAF_BYTES}",
                 limits.max_leaf_bytes
             ))
+        } else if limits.max_payload_bytes > HARD_MAX_PAYLOAD_BYTES {
+            Some(format!(
+                "max_payload_bytes {} is over {HARD_MAX_PAYLOAD_BYTES}",
+                limits.max_payload_bytes
+            ))
         } else if limits.max_batch_entries == 0 {
             Some("max_batch_entries must be at least 1".into())
         } else if limits.max_batch_bytes
-            + u64::from(limits.max_batch_entries) * MAX_RECORD_OVERHEAD as u64
+            + u64::from(limits.max_batch_entries) * (MAX_RECORD_OVERHEAD + PAYLOAD_OVERHEAD) as u64
             > u64::from(HARD_MAX_BATCH_BODY)
         {
             Some(format!(
@@ -255,6 +263,14 @@ impl LogStore for EmbeddedStore {
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
         self.limits.check_read(count)?;
         self.segments.read(start, count)
+    }
+
+    fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
+        self.segments.read_payload(index)
+    }
+
+    fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
+        self.segments.erase_payload(index)
     }
 
     fn find_duplicates(

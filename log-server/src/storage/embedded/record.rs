@@ -13,16 +13,25 @@
 //! record (one per entry):
 //!   u32 LE  body length
 //!   body:   u64 LE index · u8 flags · [u8 producer length · producer · u8 key length · key]
-//!           · leaf bytes (the rest of the body)
-//!   u32 LE  CRC-32 of the body length and the body
+//!           · [u32 LE payload length] · leaf bytes
+//!           · [payload region: u8 state · u32 LE CRC-32 of the payload · payload]
+//!   u32 LE  CRC-32 of the body length and the body, the payload region left out
 //! ```
 //!
-//! Flag bit 0 says an idempotency key is present; the other bits are zero. A record's body is
-//! never longer than [`MAX_RECORD_BODY`], which is below [`BATCH_MAGIC`] read as a number, so the
-//! first four bytes at any position tell a batch header from a record. Each record carries its
-//! own index and checksum, so a read of any single entry is checked, and the batch header lets
-//! recovery tell a torn last write (the batch runs past the end of the file, or fails its
-//! checksums, and nothing valid follows) from corruption in the middle.
+//! Flag bit 0 says an idempotency key is present, bit 1 that a payload is; the other bits are
+//! zero. A record's body is never longer than [`MAX_RECORD_BODY`], which is below
+//! [`BATCH_MAGIC`] read as a number, so the first four bytes at any position tell a batch header
+//! from a record. Each record carries its own index and checksum, so a read of any single entry
+//! is checked, and the batch header lets recovery tell a torn last write (the batch runs past
+//! the end of the file, or fails its checksums, and nothing valid follows) from corruption in
+//! the middle.
+//!
+//! A payload is data kept beside a leaf (an audit event's payload): durable with it, never part
+//! of the tree, and destroyed where it lies when it is erased, which is why the record's
+//! checksum leaves its region out and the region has a checksum and a state of its own. Its
+//! state is [`PAYLOAD_HELD`] when written; erasure first sets it to [`PAYLOAD_ERASED`], durably,
+//! then overwrites the checksum and the payload with zeros. So a held payload always matches
+//! its checksum, and one that does not was torn in a crash (or damaged since).
 
 use crate::storage::{Entry, IdempotencyKey, NewEntry};
 
@@ -34,12 +43,22 @@ pub const BATCH_HEADER_LEN: usize = 24;
 pub const MAX_RECORD_OVERHEAD: usize = 4 + 8 + 1 + 2 + 2 * 255 + 4;
 /// The largest leaf any store accepts, whatever its configuration.
 pub const HARD_MAX_LEAF_BYTES: u32 = 16 * 1024 * 1024;
+/// The largest payload any store accepts beside a leaf, whatever its configuration.
+pub const HARD_MAX_PAYLOAD_BYTES: u32 = 16 * 1024 * 1024;
+/// Bytes a payload adds to its record besides itself: its length, state and checksum.
+pub const PAYLOAD_OVERHEAD: usize = 4 + 1 + 4;
 /// The longest record body.
-pub const MAX_RECORD_BODY: u32 = HARD_MAX_LEAF_BYTES + MAX_RECORD_OVERHEAD as u32;
+pub const MAX_RECORD_BODY: u32 =
+    HARD_MAX_LEAF_BYTES + HARD_MAX_PAYLOAD_BYTES + (MAX_RECORD_OVERHEAD + PAYLOAD_OVERHEAD) as u32;
 /// The longest run of records in one batch, whatever the configuration.
 pub const HARD_MAX_BATCH_BODY: u32 = 1 << 30;
 
 const FLAG_IDEMPOTENCY: u8 = 0x01;
+const FLAG_PAYLOAD: u8 = 0x02;
+/// The state of a payload as written.
+pub const PAYLOAD_HELD: u8 = 1;
+/// The state of an erased payload (its checksum and bytes are zeros, or are being zeroed).
+pub const PAYLOAD_ERASED: u8 = 2;
 
 /// A decoded batch header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +139,9 @@ fn body_len(entry: &NewEntry) -> usize {
             .idempotency()
             .map_or(0, |key| 2 + key.producer().len() + key.key().len())
         + entry.leaf().len()
+        + entry
+            .payload()
+            .map_or(0, |payload| PAYLOAD_OVERHEAD + payload.len())
 }
 
 /// Appends the record of `entry`, at `index`, to `out`.
@@ -128,20 +150,30 @@ pub fn encode_record(index: u64, entry: &NewEntry, out: &mut Vec<u8>) {
     let body_len = body_len(entry) as u32;
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
-    match entry.idempotency() {
-        Some(key) => {
-            out.push(FLAG_IDEMPOTENCY);
-            // IdempotencyKey guarantees each part is 1 to 255 bytes.
-            out.push(key.producer().len() as u8);
-            out.extend_from_slice(key.producer().as_bytes());
-            out.push(key.key().len() as u8);
-            out.extend_from_slice(key.key().as_bytes());
-        }
-        None => out.push(0),
+    let flags_at = out.len();
+    out.push(0);
+    if let Some(key) = entry.idempotency() {
+        out[flags_at] |= FLAG_IDEMPOTENCY;
+        // IdempotencyKey guarantees each part is 1 to 255 bytes.
+        out.push(key.producer().len() as u8);
+        out.extend_from_slice(key.producer().as_bytes());
+        out.push(key.key().len() as u8);
+        out.extend_from_slice(key.key().as_bytes());
+    }
+    if let Some(payload) = entry.payload() {
+        out[flags_at] |= FLAG_PAYLOAD;
+        // The store's limits keep a payload far below 4 GiB.
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(entry.leaf());
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out[start..]);
+    if let Some(payload) = entry.payload() {
+        out.push(PAYLOAD_HELD);
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
 }
 
 /// How many bytes the item at the start of `bytes` takes, from its first four bytes: a batch
@@ -176,8 +208,70 @@ pub enum ItemKind {
     },
 }
 
-/// Decodes the record at the start of `bytes`, returning the entry and the record's length.
-pub fn decode_record(bytes: &[u8]) -> Result<(Entry, usize), DecodeError> {
+/// Where a record's payload region lies, from the start of the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadSpan {
+    /// Offset of the state byte; the checksum follows, then the payload.
+    pub offset: usize,
+    /// The payload's length.
+    pub len: u32,
+}
+
+impl PayloadSpan {
+    /// Bytes of the region: state, checksum, payload.
+    pub fn region_len(&self) -> usize {
+        1 + 4 + self.len as usize
+    }
+}
+
+/// What a payload region holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayloadState {
+    /// The payload (the region's bytes after the first five), matching its checksum.
+    Held,
+    /// It was erased.
+    Erased,
+    /// A held payload that does not match its checksum, or an unknown state.
+    Damaged(String),
+}
+
+/// Reads a payload region (state, checksum, payload).
+pub fn payload_state(region: &[u8]) -> PayloadState {
+    if region.len() < 5 {
+        return PayloadState::Damaged(format!("a payload region of {} bytes", region.len()));
+    }
+    match region[0] {
+        PAYLOAD_ERASED => PayloadState::Erased,
+        PAYLOAD_HELD => {
+            let payload = &region[5..];
+            let stored_crc = read_u32(region, 1);
+            let crc = crc32fast::hash(payload);
+            if crc == stored_crc {
+                PayloadState::Held
+            } else {
+                PayloadState::Damaged(format!(
+                    "payload checksum {stored_crc:#010x} does not match its bytes ({crc:#010x})"
+                ))
+            }
+        }
+        other => PayloadState::Damaged(format!("unknown payload state {other}")),
+    }
+}
+
+/// A decoded record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRecord {
+    /// The entry.
+    pub entry: Entry,
+    /// The record's length in bytes.
+    pub len: usize,
+    /// Its payload region, if it has one (not checked: see [`payload_state`]).
+    pub payload: Option<PayloadSpan>,
+}
+
+/// Decodes the record at the start of `bytes`: checks its checksum, which covers everything
+/// but the payload region.
+pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, DecodeError> {
     let len = match item_len(bytes)? {
         None => return Err(DecodeError::Truncated { needed: 4 }),
         Some(ItemKind::BatchHeader) => {
@@ -190,13 +284,6 @@ pub fn decode_record(bytes: &[u8]) -> Result<(Entry, usize), DecodeError> {
     if bytes.len() < len {
         return Err(DecodeError::Truncated { needed: len });
     }
-    let stored_crc = read_u32(bytes, len - 4);
-    let crc = crc32fast::hash(&bytes[..len - 4]);
-    if crc != stored_crc {
-        return Err(DecodeError::Invalid(format!(
-            "record checksum {stored_crc:#010x} does not match its bytes ({crc:#010x})"
-        )));
-    }
     let body = &bytes[4..len - 4];
     if body.len() < 9 {
         return Err(DecodeError::Invalid(format!(
@@ -206,31 +293,62 @@ pub fn decode_record(bytes: &[u8]) -> Result<(Entry, usize), DecodeError> {
     }
     let index = read_u64(body, 0);
     let flags = body[8];
+    if flags & !(FLAG_IDEMPOTENCY | FLAG_PAYLOAD) != 0 {
+        return Err(DecodeError::Invalid(format!(
+            "record flags {flags:#04x} have unknown bits"
+        )));
+    }
     let mut rest = &body[9..];
-    let idempotency = match flags {
-        0 => None,
-        FLAG_IDEMPOTENCY => {
-            let producer = take_name(&mut rest, "producer")?;
-            let key = take_name(&mut rest, "idempotency key")?;
-            Some(
-                IdempotencyKey::new(producer, key)
-                    .map_err(|error| DecodeError::Invalid(error.to_string()))?,
-            )
-        }
-        other => {
-            return Err(DecodeError::Invalid(format!(
-                "record flags {other:#04x} have unknown bits"
-            )))
-        }
+    let idempotency = if flags & FLAG_IDEMPOTENCY != 0 {
+        let producer = take_name(&mut rest, "producer")?;
+        let key = take_name(&mut rest, "idempotency key")?;
+        Some((producer, key))
+    } else {
+        None
     };
-    Ok((
-        Entry {
+    let mut payload = None;
+    if flags & FLAG_PAYLOAD != 0 {
+        let Some((length, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(DecodeError::Invalid(
+                "record ends before its payload length".into(),
+            ));
+        };
+        let payload_len = u32::from_le_bytes(*length);
+        let region = 1 + 4 + payload_len as usize;
+        if tail.len() < region {
+            return Err(DecodeError::Invalid(format!(
+                "a payload of {payload_len} bytes runs past the record"
+            )));
+        }
+        rest = &tail[..tail.len() - region];
+        payload = Some(PayloadSpan {
+            offset: len - 4 - region,
+            len: payload_len,
+        });
+    }
+    let covered = len - 4 - payload.map_or(0, |span| span.region_len());
+    let stored_crc = read_u32(bytes, len - 4);
+    let crc = crc32fast::hash(&bytes[..covered]);
+    if crc != stored_crc {
+        return Err(DecodeError::Invalid(format!(
+            "record checksum {stored_crc:#010x} does not match its bytes ({crc:#010x})"
+        )));
+    }
+    let idempotency = idempotency
+        .map(|(producer, key)| {
+            IdempotencyKey::new(producer, key)
+                .map_err(|error| DecodeError::Invalid(error.to_string()))
+        })
+        .transpose()?;
+    Ok(DecodedRecord {
+        entry: Entry {
             index,
             leaf: rest.to_vec(),
             idempotency,
         },
         len,
-    ))
+        payload,
+    })
 }
 
 fn take_name(rest: &mut &[u8], what: &str) -> Result<String, DecodeError> {
@@ -263,46 +381,121 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 mod tests {
     use super::*;
 
-    fn sample(idempotent: bool) -> NewEntry {
+    fn sample(idempotent: bool, payload: bool) -> NewEntry {
         let key = idempotent.then(|| IdempotencyKey::new("producer", "key-1").expect("valid"));
-        NewEntry::new(b"a leaf".to_vec(), key)
+        let entry = NewEntry::new(b"a leaf".to_vec(), key);
+        if payload {
+            entry.with_payload(b"a payload beside it".to_vec())
+        } else {
+            entry
+        }
+    }
+
+    fn samples() -> impl Iterator<Item = NewEntry> {
+        [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .map(|(idempotent, payload)| sample(idempotent, payload))
     }
 
     #[test]
-    fn record_round_trips_with_and_without_idempotency_key() {
-        for idempotent in [false, true] {
-            let entry = sample(idempotent);
+    fn record_round_trips_with_and_without_idempotency_key_and_payload() {
+        for entry in samples() {
             let mut bytes = Vec::new();
             encode_record(42, &entry, &mut bytes);
             assert_eq!(bytes.len(), record_len(&entry));
-            let (decoded, len) = decode_record(&bytes).expect("valid record");
-            assert_eq!(len, bytes.len());
-            assert_eq!(decoded.index, 42);
-            assert_eq!(decoded.leaf, entry.leaf());
-            assert_eq!(decoded.idempotency.as_ref(), entry.idempotency());
+            let decoded = decode_record(&bytes).expect("valid record");
+            assert_eq!(decoded.len, bytes.len());
+            assert_eq!(decoded.entry.index, 42);
+            assert_eq!(decoded.entry.leaf, entry.leaf());
+            assert_eq!(decoded.entry.idempotency.as_ref(), entry.idempotency());
+            match (decoded.payload, entry.payload()) {
+                (None, None) => {}
+                (Some(span), Some(payload)) => {
+                    let region = &bytes[span.offset..span.offset + span.region_len()];
+                    assert_eq!(payload_state(region), PayloadState::Held);
+                    assert_eq!(&region[5..], payload);
+                }
+                (found, expected) => panic!("payload {found:?}, expected {expected:?}"),
+            }
         }
+    }
+
+    #[test]
+    fn a_record_without_payload_is_laid_out_as_before_payloads_existed() {
+        // A version without payloads wrote records as length · index · flags · [key] · leaf ·
+        // checksum, flags 0 or 1: those segments read as they are.
+        let mut bytes = Vec::new();
+        encode_record(9, &sample(false, false), &mut bytes);
+        let mut expected = (8u32 + 1 + 6).to_le_bytes().to_vec();
+        expected.extend_from_slice(&9u64.to_le_bytes());
+        expected.push(0);
+        expected.extend_from_slice(b"a leaf");
+        let crc = crc32fast::hash(&expected);
+        expected.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(bytes, expected);
     }
 
     #[test]
     fn every_flipped_bit_in_a_record_is_detected() {
-        let mut bytes = Vec::new();
-        encode_record(7, &sample(true), &mut bytes);
-        for bit in 0..bytes.len() * 8 {
-            let mut damaged = bytes.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decode_record(&damaged).is_err(),
-                "bit {bit} flip went unnoticed"
-            );
+        for entry in samples() {
+            let mut bytes = Vec::new();
+            encode_record(7, &entry, &mut bytes);
+            let region = decode_record(&bytes)
+                .expect("valid")
+                .payload
+                .map_or(0..0, |span| span.offset..span.offset + span.region_len());
+            for bit in 0..bytes.len() * 8 {
+                let mut damaged = bytes.clone();
+                damaged[bit / 8] ^= 1 << (bit % 8);
+                let noticed = match decode_record(&damaged) {
+                    Err(_) => true,
+                    // The payload region has its own checksum and state.
+                    Ok(decoded) => {
+                        assert!(region.contains(&(bit / 8)), "bit {bit} flip went unnoticed");
+                        assert_eq!(decoded.payload.map(|span| span.offset), Some(region.start));
+                        matches!(
+                            payload_state(&damaged[region.clone()]),
+                            PayloadState::Damaged(_)
+                        )
+                    }
+                };
+                assert!(noticed, "bit {bit} flip went unnoticed");
+            }
         }
     }
 
     #[test]
-    fn every_prefix_of_a_record_is_truncated_or_invalid() {
+    fn an_erased_payload_leaves_a_valid_record() {
         let mut bytes = Vec::new();
-        encode_record(7, &sample(false), &mut bytes);
-        for cut in 0..bytes.len() {
-            assert!(decode_record(&bytes[..cut]).is_err());
+        encode_record(7, &sample(true, true), &mut bytes);
+        let span = decode_record(&bytes)
+            .expect("valid")
+            .payload
+            .expect("a payload");
+        bytes[span.offset] = PAYLOAD_ERASED;
+        let decoded = decode_record(&bytes).expect("still a valid record");
+        assert_eq!(decoded.entry.leaf, b"a leaf");
+        // Erased before its zeros were written, and after.
+        assert_eq!(
+            payload_state(&bytes[span.offset..span.offset + span.region_len()]),
+            PayloadState::Erased
+        );
+        bytes[span.offset + 1..span.offset + span.region_len()].fill(0);
+        assert!(decode_record(&bytes).is_ok());
+        assert_eq!(
+            payload_state(&bytes[span.offset..span.offset + span.region_len()]),
+            PayloadState::Erased
+        );
+    }
+
+    #[test]
+    fn every_prefix_of_a_record_is_truncated_or_invalid() {
+        for entry in samples() {
+            let mut bytes = Vec::new();
+            encode_record(7, &entry, &mut bytes);
+            for cut in 0..bytes.len() {
+                assert!(decode_record(&bytes[..cut]).is_err());
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! A batch is acknowledged only after its `fdatasync` returned, and each batch is written only
 //! after the one before it was synced, so a crash can damage only the last batch of the last
 //! segment: it may run past the end of the file, or some of its pages may hold old or zero
-//! bytes. That batch was never acknowledged, and recovery cuts the file back to where it began.
+//! bytes (in a record, or in a payload beside one: a held payload must match its checksum). That batch was never acknowledged, and recovery cuts the file back to where it began.
 //! The active segment may also end in zeros written ahead of its batches (see
 //! [`super::segment`]): where the batches stop and only zeros follow, the log simply ends, and
 //! the zeros are kept for the batches to come.
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::files;
-use super::record::{self, BATCH_HEADER_LEN, BATCH_MAGIC};
+use super::record::{self, PayloadState, BATCH_HEADER_LEN, BATCH_MAGIC};
 use super::segment::{
     parse_segment_file_name, segment_file_name, Item, ItemReader, ReadStop, Segment, BUNDLE_SIZE,
 };
@@ -260,16 +260,29 @@ fn scan(segment: &Segment, file_len: u64) -> Result<Scan, StoreError> {
             let index = header.first_index + position;
             let offset = batch_reader.offset();
             match batch_reader.next_item() {
-                Ok(Some(Item::Record(entry))) if entry.index == index => {
+                Ok(Some(Item::Record(record))) if record.entry.index == index => {
+                    if let Some(span) = record.payload {
+                        let bytes = batch_reader.previous_item(record.len);
+                        let region = &bytes[span.offset..span.offset + span.region_len()];
+                        // A held payload always matches its checksum (erasure changes the
+                        // state first): one that does not was torn, or damaged since.
+                        if let PayloadState::Damaged(detail) = record::payload_state(region) {
+                            return Ok(broken(
+                                format!("the payload of entry {index} at byte {offset}: {detail}"),
+                                Some(batch_end),
+                                valid,
+                            ));
+                        }
+                    }
                     if index % BUNDLE_SIZE == 0 {
                         offsets.push(offset);
                     }
                 }
-                Ok(Some(Item::Record(entry))) => {
+                Ok(Some(Item::Record(record))) => {
                     return Ok(broken(
                         format!(
                             "expected entry {index} at byte {offset}, found entry {}",
-                            entry.index
+                            record.entry.index
                         ),
                         Some(batch_end),
                         valid,

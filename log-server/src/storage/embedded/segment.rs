@@ -28,9 +28,11 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::files;
-use super::record::{self, BatchHeader, DecodeError, ItemKind, BATCH_HEADER_LEN};
+use super::record::{
+    self, BatchHeader, DecodeError, DecodedRecord, ItemKind, PayloadState, BATCH_HEADER_LEN,
+};
 use super::spare::{Spares, DIRECT_ALIGN};
-use crate::storage::{Entry, NewEntry, StoreError};
+use crate::storage::{Entry, NewEntry, StoreError, StoredPayload};
 
 /// Entries per entry bundle (C2SP tlog-tiles), and the spacing of the sparse offset index.
 pub const BUNDLE_SIZE: u64 = 256;
@@ -120,7 +122,9 @@ pub struct ItemReader<'a> {
 /// The next thing an [`ItemReader`] found.
 pub enum Item {
     Header(BatchHeader),
-    Record(Entry),
+    /// A record whose checksum holds; its payload, if any, is not checked (see
+    /// [`ItemReader::previous_item`]).
+    Record(DecodedRecord),
 }
 
 /// Why an [`ItemReader`] stopped before its end.
@@ -232,9 +236,7 @@ impl<'a> ItemReader<'a> {
         let bytes = &self.buffer[self.cursor..self.cursor + len];
         let item = match kind {
             ItemKind::BatchHeader => record::decode_batch_header(bytes).map(Item::Header),
-            ItemKind::Record { .. } => {
-                record::decode_record(bytes).map(|(entry, _)| Item::Record(entry))
-            }
+            ItemKind::Record { .. } => record::decode_record(bytes).map(Item::Record),
         };
         match item {
             Ok(item) => {
@@ -244,6 +246,13 @@ impl<'a> ItemReader<'a> {
             Err(DecodeError::Truncated { .. }) => Err(ReadStop::Truncated { offset }),
             Err(DecodeError::Invalid(detail)) => Err(ReadStop::Invalid { offset, detail }),
         }
+    }
+}
+
+impl ItemReader<'_> {
+    /// The bytes of the item [`ItemReader::next_item`] just returned, `len` long.
+    pub fn previous_item(&self, len: usize) -> &[u8] {
+        &self.buffer[self.cursor - len..self.cursor]
     }
 }
 
@@ -291,29 +300,13 @@ impl Segment {
 impl ReadPlan {
     /// Reads the planned entries, appending them to `out`.
     pub fn read(&self, out: &mut Vec<Entry>) -> Result<(), StoreError> {
-        let mut reader = ItemReader::new(&self.file, &self.path, self.offset, self.bound);
-        let mut skip = self.skip;
-        while skip > 0 {
-            let item_offset = reader.offset();
-            match reader.skip_item() {
-                Ok(Some(ItemKind::Record { .. })) => skip -= 1,
-                Ok(Some(ItemKind::BatchHeader)) => {}
-                Ok(None) => {
-                    return Err(StoreError::corrupt(
-                        &self.path,
-                        item_offset,
-                        format!("segment ends before entry {}", self.from),
-                    ))
-                }
-                Err(stop) => return Err(stop.into_error(&self.path)),
-            }
-        }
+        let mut reader = self.skip_to_first()?;
         let mut next = self.from;
         while next < self.to {
             let item_offset = reader.offset();
             match reader.next_item() {
                 Ok(Some(Item::Header(_))) => {}
-                Ok(Some(Item::Record(entry))) => {
+                Ok(Some(Item::Record(DecodedRecord { entry, .. }))) => {
                     if entry.index != next {
                         return Err(StoreError::corrupt(
                             &self.path,
@@ -335,6 +328,62 @@ impl ReadPlan {
             }
         }
         Ok(())
+    }
+
+    /// A reader at the planned offset, past the records before the first planned one.
+    fn skip_to_first(&self) -> Result<ItemReader<'_>, StoreError> {
+        let mut reader = ItemReader::new(&self.file, &self.path, self.offset, self.bound);
+        let mut skip = self.skip;
+        while skip > 0 {
+            let item_offset = reader.offset();
+            match reader.skip_item() {
+                Ok(Some(ItemKind::Record { .. })) => skip -= 1,
+                Ok(Some(ItemKind::BatchHeader)) => {}
+                Ok(None) => {
+                    return Err(StoreError::corrupt(
+                        &self.path,
+                        item_offset,
+                        format!("segment ends before entry {}", self.from),
+                    ))
+                }
+                Err(stop) => return Err(stop.into_error(&self.path)),
+            }
+        }
+        Ok(reader)
+    }
+
+    /// Reads the one planned record: its byte offset in the segment, the record decoded, and
+    /// its bytes.
+    fn record(&self) -> Result<(u64, DecodedRecord, Vec<u8>), StoreError> {
+        let mut reader = self.skip_to_first()?;
+        loop {
+            let item_offset = reader.offset();
+            match reader.next_item() {
+                Ok(Some(Item::Header(_))) => {}
+                Ok(Some(Item::Record(record))) => {
+                    if record.entry.index != self.from {
+                        return Err(StoreError::corrupt(
+                            &self.path,
+                            item_offset,
+                            format!(
+                                "expected entry {}, found entry {}",
+                                self.from, record.entry.index
+                            ),
+                        ));
+                    }
+                    let bytes = reader.previous_item(record.len).to_vec();
+                    return Ok((item_offset, record, bytes));
+                }
+                Ok(None) => {
+                    return Err(StoreError::corrupt(
+                        &self.path,
+                        item_offset,
+                        format!("segment ends before entry {}", self.from),
+                    ))
+                }
+                Err(stop) => return Err(stop.into_error(&self.path)),
+            }
+        }
     }
 }
 
@@ -571,6 +620,77 @@ impl SegmentLog {
         drop(segments);
         tracing::debug!(first_index, "started a new segment");
         Ok(())
+    }
+
+    /// The plan to read the one entry `index`, which must exist.
+    fn plan_one(&self, index: u64) -> Result<ReadPlan, StoreError> {
+        let segments = self.segments.read();
+        let available = segments.last().map_or(0, Segment::end_index);
+        if index >= available {
+            return Err(StoreError::OutOfRange {
+                what: "entries".into(),
+                start: index,
+                count: 1,
+                available,
+            });
+        }
+        let segment = &segments[segments.partition_point(|segment| segment.end_index() <= index)];
+        Ok(segment.plan(index, index + 1))
+    }
+
+    /// The payload beside entry `index`, which must exist: `None` if it has none.
+    pub fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
+        let plan = self.plan_one(index)?;
+        let (offset, record, bytes) = plan.record()?;
+        let Some(span) = record.payload else {
+            return Ok(None);
+        };
+        let region = &bytes[span.offset..span.offset + span.region_len()];
+        match record::payload_state(region) {
+            PayloadState::Held => Ok(Some(StoredPayload::Held(region[5..].to_vec()))),
+            PayloadState::Erased => Ok(Some(StoredPayload::Erased)),
+            PayloadState::Damaged(detail) => Err(StoreError::corrupt(
+                &plan.path,
+                offset + span.offset as u64,
+                format!("the payload of entry {index}: {detail}"),
+            )),
+        }
+    }
+
+    /// Destroys the payload beside entry `index` where it lies: first its state becomes
+    /// erased, durably (from then on it is never served, and recovery cannot take the zeros
+    /// that follow for a torn write), then zeros go over its checksum and bytes, durably.
+    /// Returns whether its bytes were there (held, or damaged); erasing again finishes an
+    /// erasure a crash interrupted. The segment's writer is not involved: records once written
+    /// never move, and the writer only writes past them.
+    pub fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
+        let plan = self.plan_one(index)?;
+        let (offset, record, bytes) = plan.record()?;
+        let Some(span) = record.payload else {
+            return Ok(false);
+        };
+        let region = &bytes[span.offset..span.offset + span.region_len()];
+        let state_at = offset + span.offset as u64;
+        let sync = || {
+            plan.file
+                .sync_data()
+                .map_err(|source| StoreError::io("fdatasync", &plan.path, source))
+        };
+        if region[0] != record::PAYLOAD_ERASED {
+            plan.file
+                .write_all_at(&[record::PAYLOAD_ERASED], state_at)
+                .map_err(|source| StoreError::io("mark a payload erased in", &plan.path, source))?;
+            sync()?;
+        }
+        let zeros = vec![0u8; span.region_len() - 1];
+        plan.file
+            .write_all_at(&zeros, state_at + 1)
+            .map_err(|source| StoreError::io("erase a payload in", &plan.path, source))?;
+        sync()?;
+        Ok(!matches!(
+            record::payload_state(region),
+            PayloadState::Erased
+        ))
     }
 
     /// Reads entries `[start, start + count)`, which must all exist.
