@@ -341,7 +341,9 @@ impl EventInput {
             leaf.push('"');
         }
         leaf.push_str(",\"received_at\":");
-        jcs::write_string(&received_at.to_rfc3339(), &mut leaf);
+        leaf.push('"');
+        received_at.write_rfc3339(&mut leaf);
+        leaf.push('"');
         leaf.push_str(",\"resource\":");
         jcs::write_canonical(&self.resource, &mut leaf);
         leaf.push_str(",\"schema_version\":");
