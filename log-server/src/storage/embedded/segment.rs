@@ -641,19 +641,28 @@ impl SegmentLog {
     /// The payload beside entry `index`, which must exist: `None` if it has none.
     pub fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
         let plan = self.plan_one(index)?;
-        let (offset, record, bytes) = plan.record()?;
-        let Some(span) = record.payload else {
-            return Ok(None);
-        };
-        let region = &bytes[span.offset..span.offset + span.region_len()];
-        match record::payload_state(region) {
-            PayloadState::Held => Ok(Some(StoredPayload::Held(region[5..].to_vec()))),
-            PayloadState::Erased => Ok(Some(StoredPayload::Erased)),
-            PayloadState::Damaged(detail) => Err(StoreError::corrupt(
-                &plan.path,
-                offset + span.offset as u64,
-                format!("the payload of entry {index}: {detail}"),
-            )),
+        // A read that overlaps an erasure of the same payload can see its state before the
+        // erasure and some of its zeros after: it is read again, and then sees it erased.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (offset, record, bytes) = plan.record()?;
+            let Some(span) = record.payload else {
+                return Ok(None);
+            };
+            let region = &bytes[span.offset..span.offset + span.region_len()];
+            match record::payload_state(region) {
+                PayloadState::Held => return Ok(Some(StoredPayload::Held(region[5..].to_vec()))),
+                PayloadState::Erased => return Ok(Some(StoredPayload::Erased)),
+                PayloadState::Damaged(_) if tries < 2 => {}
+                PayloadState::Damaged(detail) => {
+                    return Err(StoreError::corrupt(
+                        &plan.path,
+                        offset + span.offset as u64,
+                        format!("the payload of entry {index}: {detail}"),
+                    ))
+                }
+            }
         }
     }
 
