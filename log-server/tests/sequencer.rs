@@ -414,13 +414,14 @@ async fn payloads_are_stored_beside_their_leaves_and_count_against_the_limits() 
     };
     let sequencer = start(&store, config);
     let payload = |number: u64| format!("payload {number} ").repeat(8 * 1024).into_bytes();
-    let huge = leaf("huge", 0).with_payload(vec![0; store.limits().max_payload_bytes as usize + 1]);
+    let huge =
+        leaf("huge", 0).with_payload(Some(vec![0; store.limits().max_payload_bytes as usize + 1]));
     assert!(matches!(
         sequencer.add(huge).await,
         Err(SequencerError::TooLarge { what, .. }) if what.contains("payload")
     ));
     let too_much = (0..4)
-        .map(|number| leaf("too much", number).with_payload(payload(number)))
+        .map(|number| leaf("too much", number).with_payload(Some(payload(number))))
         .collect();
     assert!(matches!(
         sequencer.add_batch(too_much).await,
@@ -431,7 +432,7 @@ async fn payloads_are_stored_beside_their_leaves_and_count_against_the_limits() 
             let sequencer = Arc::clone(&sequencer);
             tokio::spawn(async move {
                 let entries = vec![
-                    leaf("with payload", number).with_payload(payload(number)),
+                    leaf("with payload", number).with_payload(Some(payload(number))),
                     leaf("without", number),
                 ];
                 (number, sequencer.add_batch(entries).await)

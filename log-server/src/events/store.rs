@@ -623,11 +623,7 @@ mod tests {
     /// `leaf` appended to `log` at its end, with `payload` beside it.
     fn append(log: &dyn LogStore, leaf: &EventLeaf, payload: Option<Vec<u8>>) -> u64 {
         let index = log.entry_count();
-        let entry = NewEntry::new(leaf.leaf.clone(), None);
-        let entry = match payload {
-            Some(payload) => entry.with_payload(payload),
-            None => entry,
-        };
+        let entry = NewEntry::new(leaf.leaf.clone(), None).with_payload(payload);
         log.append_entries(index, &[entry]).expect("append");
         index
     }

@@ -352,11 +352,7 @@ impl Events {
             let bytes = bytes::Bytes::from(std::mem::take(&mut leaf.leaf));
             let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
                 .expect("an event ID is 36 bytes, a valid idempotency key");
-            let entry = NewEntry::new(bytes.clone(), Some(key));
-            entries.push(match payload {
-                Some(payload) => entry.with_payload(payload),
-                None => entry,
-            });
+            entries.push(NewEntry::new(bytes.clone(), Some(key)).with_payload(payload));
             leaves.push(bytes);
             events.push((position, leaf));
         }

@@ -225,14 +225,20 @@ fn enforces_limits_and_changes_nothing_on_refusal<H: StoreHarness>(harness: &mut
                 .map(|index| NewEntry::new(vec![index as u8; per_leaf], None))
                 .collect()
         },
-        vec![NewEntry::new(leaf(0), None)
-            .with_payload(vec![2; limits.max_payload_bytes as usize + 1])],
+        vec![NewEntry::new(leaf(0), None).with_payload(Some(vec![
+            2;
+            limits.max_payload_bytes
+                as usize
+                + 1
+        ]))],
         {
             // Leaves within the batch limit, payloads beside them that take it over.
             let per_payload = limits.max_payload_bytes as usize;
             let count = (limits.max_batch_bytes / per_payload as u64 + 1) as usize;
             (0..count as u64)
-                .map(|index| NewEntry::new(leaf(index), None).with_payload(vec![3; per_payload]))
+                .map(|index| {
+                    NewEntry::new(leaf(index), None).with_payload(Some(vec![3; per_payload]))
+                })
                 .collect()
         },
     ];
@@ -350,13 +356,7 @@ fn payload(index: u64) -> Option<Vec<u8>> {
 
 fn entries_with_payloads(range: std::ops::Range<u64>) -> Vec<NewEntry> {
     range
-        .map(|index| {
-            let entry = NewEntry::new(leaf(index), None);
-            match payload(index) {
-                Some(payload) => entry.with_payload(payload),
-                None => entry,
-            }
-        })
+        .map(|index| NewEntry::new(leaf(index), None).with_payload(payload(index)))
         .collect()
 }
 

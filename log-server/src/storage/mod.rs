@@ -114,26 +114,16 @@ impl StoreLimits {
 
     /// Checks one leaf's size.
     pub fn check_leaf(&self, leaf_bytes: usize) -> Result<(), StoreError> {
-        if leaf_bytes as u64 > u64::from(self.max_leaf_bytes) {
-            return Err(StoreError::LimitExceeded {
-                what: "leaf size in bytes",
-                found: leaf_bytes as u64,
-                limit: u64::from(self.max_leaf_bytes),
-            });
-        }
-        Ok(())
+        at_most("leaf size in bytes", leaf_bytes, self.max_leaf_bytes)
     }
 
     /// Checks one payload's size.
     pub fn check_payload(&self, payload_bytes: usize) -> Result<(), StoreError> {
-        if payload_bytes as u64 > u64::from(self.max_payload_bytes) {
-            return Err(StoreError::LimitExceeded {
-                what: "payload size in bytes",
-                found: payload_bytes as u64,
-                limit: u64::from(self.max_payload_bytes),
-            });
-        }
-        Ok(())
+        at_most(
+            "payload size in bytes",
+            payload_bytes,
+            self.max_payload_bytes,
+        )
     }
 
     /// Checks the length of a read.
@@ -147,6 +137,18 @@ impl StoreLimits {
         }
         Ok(())
     }
+}
+
+/// `found` bytes of `what`, refused if over `limit`.
+fn at_most(what: &'static str, found: usize, limit: u32) -> Result<(), StoreError> {
+    if found as u64 > u64::from(limit) {
+        return Err(StoreError::LimitExceeded {
+            what,
+            found: found as u64,
+            limit: u64::from(limit),
+        });
+    }
+    Ok(())
 }
 
 /// A payload as stored beside its entry.

@@ -45,8 +45,10 @@ pub const MAX_RECORD_OVERHEAD: usize = 4 + 8 + 1 + 2 + 2 * 255 + 4;
 pub const HARD_MAX_LEAF_BYTES: u32 = 16 * 1024 * 1024;
 /// The largest payload any store accepts beside a leaf, whatever its configuration.
 pub const HARD_MAX_PAYLOAD_BYTES: u32 = 16 * 1024 * 1024;
+/// Bytes of a payload region before the payload: its state and checksum.
+pub const PAYLOAD_REGION_HEADER: usize = 1 + 4;
 /// Bytes a payload adds to its record besides itself: its length, state and checksum.
-pub const PAYLOAD_OVERHEAD: usize = 4 + 1 + 4;
+pub const PAYLOAD_OVERHEAD: usize = 4 + PAYLOAD_REGION_HEADER;
 /// The longest record body.
 pub const MAX_RECORD_BODY: u32 =
     HARD_MAX_LEAF_BYTES + HARD_MAX_PAYLOAD_BYTES + (MAX_RECORD_OVERHEAD + PAYLOAD_OVERHEAD) as u32;
@@ -220,14 +222,20 @@ pub struct PayloadSpan {
 impl PayloadSpan {
     /// Bytes of the region: state, checksum, payload.
     pub fn region_len(&self) -> usize {
-        1 + 4 + self.len as usize
+        PAYLOAD_REGION_HEADER + self.len as usize
+    }
+
+    /// Where the region lies in its record's bytes.
+    pub fn region(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.region_len()
     }
 }
 
 /// What a payload region holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayloadState {
-    /// The payload (the region's bytes after the first five), matching its checksum.
+    /// The payload (the region's bytes after [`PAYLOAD_REGION_HEADER`]), matching its
+    /// checksum.
     Held,
     /// It was erased.
     Erased,
@@ -237,13 +245,13 @@ pub enum PayloadState {
 
 /// Reads a payload region (state, checksum, payload).
 pub fn payload_state(region: &[u8]) -> PayloadState {
-    if region.len() < 5 {
+    if region.len() < PAYLOAD_REGION_HEADER {
         return PayloadState::Damaged(format!("a payload region of {} bytes", region.len()));
     }
     match region[0] {
         PAYLOAD_ERASED => PayloadState::Erased,
         PAYLOAD_HELD => {
-            let payload = &region[5..];
+            let payload = &region[PAYLOAD_REGION_HEADER..];
             let stored_crc = read_u32(region, 1);
             let crc = crc32fast::hash(payload);
             if crc == stored_crc {
@@ -314,7 +322,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, DecodeError> {
             ));
         };
         let payload_len = u32::from_le_bytes(*length);
-        let region = 1 + 4 + payload_len as usize;
+        let region = PAYLOAD_REGION_HEADER + payload_len as usize;
         if tail.len() < region {
             return Err(DecodeError::Invalid(format!(
                 "a payload of {payload_len} bytes runs past the record"
@@ -383,12 +391,8 @@ mod tests {
 
     fn sample(idempotent: bool, payload: bool) -> NewEntry {
         let key = idempotent.then(|| IdempotencyKey::new("producer", "key-1").expect("valid"));
-        let entry = NewEntry::new(b"a leaf".to_vec(), key);
-        if payload {
-            entry.with_payload(b"a payload beside it".to_vec())
-        } else {
-            entry
-        }
+        NewEntry::new(b"a leaf".to_vec(), key)
+            .with_payload(payload.then(|| b"a payload beside it".to_vec()))
     }
 
     fn samples() -> impl Iterator<Item = NewEntry> {
@@ -411,9 +415,9 @@ mod tests {
             match (decoded.payload, entry.payload()) {
                 (None, None) => {}
                 (Some(span), Some(payload)) => {
-                    let region = &bytes[span.offset..span.offset + span.region_len()];
+                    let region = &bytes[span.region()];
                     assert_eq!(payload_state(region), PayloadState::Held);
-                    assert_eq!(&region[5..], payload);
+                    assert_eq!(&region[PAYLOAD_REGION_HEADER..], payload);
                 }
                 (found, expected) => panic!("payload {found:?}, expected {expected:?}"),
             }
@@ -443,7 +447,7 @@ mod tests {
             let region = decode_record(&bytes)
                 .expect("valid")
                 .payload
-                .map_or(0..0, |span| span.offset..span.offset + span.region_len());
+                .map_or(0..0, |span| span.region());
             for bit in 0..bytes.len() * 8 {
                 let mut damaged = bytes.clone();
                 damaged[bit / 8] ^= 1 << (bit % 8);
@@ -476,16 +480,10 @@ mod tests {
         let decoded = decode_record(&bytes).expect("still a valid record");
         assert_eq!(decoded.entry.leaf, b"a leaf");
         // Erased before its zeros were written, and after.
-        assert_eq!(
-            payload_state(&bytes[span.offset..span.offset + span.region_len()]),
-            PayloadState::Erased
-        );
+        assert_eq!(payload_state(&bytes[span.region()]), PayloadState::Erased);
         bytes[span.offset + 1..span.offset + span.region_len()].fill(0);
         assert!(decode_record(&bytes).is_ok());
-        assert_eq!(
-            payload_state(&bytes[span.offset..span.offset + span.region_len()]),
-            PayloadState::Erased
-        );
+        assert_eq!(payload_state(&bytes[span.region()]), PayloadState::Erased);
     }
 
     #[test]

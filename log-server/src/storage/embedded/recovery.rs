@@ -263,7 +263,7 @@ fn scan(segment: &Segment, file_len: u64) -> Result<Scan, StoreError> {
                 Ok(Some(Item::Record(record))) if record.entry.index == index => {
                     if let Some(span) = record.payload {
                         let bytes = batch_reader.previous_item(record.len);
-                        let region = &bytes[span.offset..span.offset + span.region_len()];
+                        let region = &bytes[span.region()];
                         // A held payload always matches its checksum (erasure changes the
                         // state first): one that does not was torn, or damaged since.
                         if let PayloadState::Damaged(detail) = record::payload_state(region) {

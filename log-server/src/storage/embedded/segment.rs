@@ -624,18 +624,10 @@ impl SegmentLog {
 
     /// The plan to read the one entry `index`, which must exist.
     fn plan_one(&self, index: u64) -> Result<ReadPlan, StoreError> {
-        let segments = self.segments.read();
-        let available = segments.last().map_or(0, Segment::end_index);
-        if index >= available {
-            return Err(StoreError::OutOfRange {
-                what: "entries".into(),
-                start: index,
-                count: 1,
-                available,
-            });
-        }
-        let segment = &segments[segments.partition_point(|segment| segment.end_index() <= index)];
-        Ok(segment.plan(index, index + 1))
+        Ok(self
+            .plans(index, 1)?
+            .pop()
+            .expect("one existing entry lies in one segment"))
     }
 
     /// The payload beside entry `index`, which must exist: `None` if it has none.
@@ -650,9 +642,13 @@ impl SegmentLog {
             let Some(span) = record.payload else {
                 return Ok(None);
             };
-            let region = &bytes[span.offset..span.offset + span.region_len()];
+            let region = &bytes[span.region()];
             match record::payload_state(region) {
-                PayloadState::Held => return Ok(Some(StoredPayload::Held(region[5..].to_vec()))),
+                PayloadState::Held => {
+                    return Ok(Some(StoredPayload::Held(
+                        region[record::PAYLOAD_REGION_HEADER..].to_vec(),
+                    )))
+                }
                 PayloadState::Erased => return Ok(Some(StoredPayload::Erased)),
                 PayloadState::Damaged(_) if tries < 2 => {}
                 PayloadState::Damaged(detail) => {
@@ -678,7 +674,7 @@ impl SegmentLog {
         let Some(span) = record.payload else {
             return Ok(false);
         };
-        let region = &bytes[span.offset..span.offset + span.region_len()];
+        let region = &bytes[span.region()];
         let state_at = offset + span.offset as u64;
         let sync = || {
             plan.file
@@ -704,36 +700,40 @@ impl SegmentLog {
 
     /// Reads entries `[start, start + count)`, which must all exist.
     pub fn read(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
+        let plans = self.plans(start, count)?;
+        let mut out = Vec::with_capacity(count as usize);
+        for plan in &plans {
+            plan.read(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The plans to read entries `[start, start + count)`, which must all exist: one a
+    /// segment they lie in, taken under the lock so that the disk is read without it.
+    fn plans(&self, start: u64, count: u64) -> Result<Vec<ReadPlan>, StoreError> {
         let end = start.checked_add(count).ok_or(StoreError::OutOfRange {
             what: "entries".into(),
             start,
             count,
             available: self.entry_count(),
         })?;
-        let plans: Vec<ReadPlan> = {
-            let segments = self.segments.read();
-            let available = segments.last().map_or(0, Segment::end_index);
-            if end > available {
-                return Err(StoreError::OutOfRange {
-                    what: "entries".into(),
-                    start,
-                    count,
-                    available,
-                });
-            }
-            let first = segments.partition_point(|segment| segment.end_index() <= start);
-            segments[first..]
-                .iter()
-                .take_while(|segment| segment.first_index < end)
-                .map(|segment| {
-                    segment.plan(start.max(segment.first_index), end.min(segment.end_index()))
-                })
-                .collect()
-        };
-        let mut out = Vec::with_capacity(count as usize);
-        for plan in &plans {
-            plan.read(&mut out)?;
+        let segments = self.segments.read();
+        let available = segments.last().map_or(0, Segment::end_index);
+        if end > available {
+            return Err(StoreError::OutOfRange {
+                what: "entries".into(),
+                start,
+                count,
+                available,
+            });
         }
-        Ok(out)
+        let first = segments.partition_point(|segment| segment.end_index() <= start);
+        Ok(segments[first..]
+            .iter()
+            .take_while(|segment| segment.first_index < end)
+            .map(|segment| {
+                segment.plan(start.max(segment.first_index), end.min(segment.end_index()))
+            })
+            .collect())
     }
 }
