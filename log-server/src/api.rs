@@ -32,11 +32,12 @@ use tower::{Layer, Service};
 
 use crate::events::auth::{authorize, AuthError};
 use crate::events::{Events, Principal, Role};
+use crate::health::Health;
 use crate::integrator::StoreHashes;
 use crate::metrics::Metrics;
 use crate::publisher::Published;
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
-use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
+use crate::storage::{FailureKind, IdempotencyKey, LogStore, NewEntry, StoreError};
 
 /// Limits of the API.
 #[derive(Clone, Debug)]
@@ -71,6 +72,8 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Readiness.
+    pub health: Arc<Health>,
 }
 
 /// An error answer.
@@ -107,11 +110,40 @@ impl ApiError {
     pub(crate) fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
+
+    /// The answer while the log's storage fails: 503 with `Retry-After`. It names no file: the
+    /// server's own log has the whole error, for the operator.
+    pub(crate) fn storage_unavailable() -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "storage_unavailable",
+            detail: "the log's storage is failing for now (a full disk or an I/O error); nothing \
+                     was stored; the log heals by itself once the fault clears: retry later"
+                .into(),
+            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+        }
+    }
 }
+
+/// How long a client is asked to wait before retrying while the storage fails.
+const STORAGE_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        ApiError::internal(error.to_string())
+        // The whole error, with its file, goes to the server's log; the answer names no path.
+        tracing::error!(%error, "a storage call failed");
+        match error.kind() {
+            FailureKind::Unavailable => ApiError::storage_unavailable(),
+            FailureKind::Corrupt => ApiError::internal(
+                "the log's storage reports damaged data; the operator has the details",
+            ),
+            FailureKind::Refused => match error {
+                StoreError::BadConfig(_) => {
+                    ApiError::internal("the log's storage refused the call")
+                }
+                refused => ApiError::internal(refused.to_string()),
+            },
+        }
     }
 }
 
@@ -134,9 +166,12 @@ impl From<SequencerError> for ApiError {
                 detail,
                 retry_after: Some(5),
             },
-            SequencerError::StoreFailed(_) | SequencerError::BadConfig(_) => {
-                ApiError::internal(detail)
+            SequencerError::StorageUnavailable => ApiError::storage_unavailable(),
+            SequencerError::StoreFailed(reason) => {
+                tracing::error!(%reason, "the sequencer's store failed");
+                ApiError::internal("the log's storage failed; the operator has the details")
             }
+            SequencerError::BadConfig(_) => ApiError::internal(detail),
         }
     }
 }
@@ -167,6 +202,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/proof/consistency", get(proof_consistency))
         .route("/receipt/{index}", get(receipt))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::events::http::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -765,9 +801,25 @@ pub(crate) async fn build_receipt(
     .await
 }
 
+/// Liveness: the process answers. Says nothing of storage or witnesses: see `/readyz`.
 async fn healthz(State(state): Shared) -> Response {
     let size = state.published.borrow().as_ref().map(|p| p.size);
     Json(json!({"status": "ok", "published_size": size})).into_response()
+}
+
+/// Readiness: 200 when the log does its job now, 503 with the reasons when it does not.
+async fn readyz(State(state): Shared) -> Response {
+    let readiness = state.health.readiness();
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if readiness.is_ready() { "ready" } else { "not_ready" },
+        "problems": readiness.problems,
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): Shared) -> Response {
@@ -777,6 +829,7 @@ async fn metrics(State(state): Shared) -> Response {
         durable,
         state.sequencer.submitted_leaves(),
         &state.sequencer.commit_figures(),
+        &state.health.readiness(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -17,7 +17,13 @@
 //! On start the frontier is restored from the stored hash levels: the tree size is the length of
 //! level 0, and a level that a crash left shorter than the one below justifies is recomputed
 //! from it. Entries beyond the stored tree are integrated again from the store.
+//!
+//! A failed store call (a full disk, an I/O error) leaves the frontier possibly ahead of the
+//! stored levels, so the next run restores it from the store first, exactly as a start does.
+//! Runs are retried with growing pauses until one succeeds, whether or not new entries arrive:
+//! what was acknowledged is integrated and signed as soon as the store takes writes again.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,24 +183,78 @@ impl Default for IntegratorConfig {
 /// The integrator, running as a task. Its checkpoints are announced on [`Integrator::checkpoints`].
 pub struct Integrator {
     checkpoints: watch::Receiver<Option<StoredCheckpoint>>,
+    status: Arc<IntegratorStatus>,
     stop: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), IntegratorError>>>>,
 }
 
+/// How the integrator is doing, for readiness and metrics.
+#[derive(Default)]
+pub struct IntegratorStatus {
+    /// Why the last run failed, until one succeeds.
+    failing: Mutex<Option<String>>,
+    /// Failed runs since the start.
+    errors: AtomicU64,
+}
+
+impl IntegratorStatus {
+    /// Why integration fails now, if it does.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().clone()
+    }
+
+    /// Failed runs since the start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The first pause before a failed run is tried again; doubled after each failure.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
 struct Work {
     store: Arc<dyn LogStore>,
     sequencer: Arc<Sequencer>,
-    tree: Mutex<Tree>,
+    /// `None` until restored (a start on a failing disk may not restore it at once).
+    tree: Mutex<Option<Tree>>,
+    /// A run failed: the frontier may be ahead of the stored levels, and is restored first.
+    restore_first: AtomicBool,
+    status: Arc<IntegratorStatus>,
     signer: Ed25519Signer,
     origin: String,
     published: watch::Sender<Option<StoredCheckpoint>>,
 }
 
 impl Work {
+    /// [`Work::integrate_and_sign`], restoring the frontier first after a failed run, and
+    /// keeping the status. Blocking.
+    fn run(&self, durable: u64) -> Result<(), IntegratorError> {
+        let result = self.integrate_and_sign(durable);
+        match &result {
+            Ok(()) => {
+                if let Some(reason) = self.status.failing.lock().take() {
+                    tracing::info!(%reason, "the integrator runs again");
+                }
+            }
+            Err(error) => {
+                self.restore_first.store(true, Ordering::Release);
+                self.status.errors.fetch_add(1, Ordering::Relaxed);
+                *self.status.failing.lock() = Some(error.to_string());
+            }
+        }
+        result
+    }
+
     /// Integrates every entry up to `durable` (and any later ones the sequencer already
     /// handed over) and signs a checkpoint if the tree outgrew the last one. Blocking.
     fn integrate_and_sign(&self, durable: u64) -> Result<(), IntegratorError> {
-        let mut tree = self.tree.lock();
+        let mut restored = self.tree.lock();
+        if restored.is_none() || self.restore_first.load(Ordering::Acquire) {
+            *restored = Some(Tree::restore(self.store.as_ref())?);
+            self.restore_first.store(false, Ordering::Release);
+        }
+        let tree = restored.as_mut().expect("restored just above");
         // Everything in the feed is durable: it was added after its append returned.
         let fed = self.sequencer.take_durable_leaf_hashes();
         let durable = durable.max(fed.end());
@@ -258,31 +318,62 @@ impl Integrator {
         let origin = signer.key_name().as_str().to_string();
         let restore_store = store.clone();
         let (tree, latest) = tokio::task::spawn_blocking(move || {
-            let tree = Tree::restore(restore_store.as_ref())?;
             let latest = restore_store.latest_checkpoint()?;
+            // A start on a full or failing disk serves what it published and restores the tree
+            // once the store takes writes again (restoring may write hashes a crash lost).
+            let tree = match Tree::restore(restore_store.as_ref()) {
+                Ok(tree) => Some(tree),
+                Err(IntegratorError::Store(error)) if error.is_unavailable() => {
+                    tracing::warn!(%error, "the tree is restored once the store takes writes");
+                    None
+                }
+                Err(error) => return Err(error),
+            };
             Ok::<_, IntegratorError>((tree, latest))
         })
         .await
         .map_err(|error| IntegratorError::Tree(format!("restore task failed: {error}")))??;
         let (published, checkpoints) = watch::channel(latest);
         let durable = sequencer.durable_size();
+        let status = Arc::new(IntegratorStatus::default());
         let work = Arc::new(Work {
             store,
             sequencer,
             tree: Mutex::new(tree),
+            restore_first: AtomicBool::new(false),
+            status: Arc::clone(&status),
             signer,
             origin,
             published,
         });
         let first = *durable.borrow();
-        run_blocking(&work, first).await?;
+        let retry = match run_blocking(&work, first).await {
+            Ok(()) => None,
+            Err(IntegratorError::Store(error)) if error.is_unavailable() => {
+                tracing::error!(%error, "the integrator starts failing; retrying until the store takes writes again");
+                Some(FIRST_RETRY_PAUSE)
+            }
+            Err(error) => return Err(error),
+        };
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(follow(work, durable, stopped, config.checkpoint_interval));
+        let task = tokio::spawn(follow(
+            work,
+            durable,
+            stopped,
+            config.checkpoint_interval,
+            retry,
+        ));
         Ok(Integrator {
             checkpoints,
+            status,
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
         })
+    }
+
+    /// How integration is doing.
+    pub fn status(&self) -> Arc<IntegratorStatus> {
+        Arc::clone(&self.status)
     }
 
     /// The latest signed checkpoint, updated as new ones are stored.
@@ -303,7 +394,7 @@ impl Integrator {
 
 async fn run_blocking(work: &Arc<Work>, durable: u64) -> Result<(), IntegratorError> {
     let work = work.clone();
-    tokio::task::spawn_blocking(move || work.integrate_and_sign(durable))
+    tokio::task::spawn_blocking(move || work.run(durable))
         .await
         .map_err(|error| IntegratorError::Tree(format!("integration task failed: {error}")))?
 }
@@ -313,16 +404,24 @@ async fn follow(
     mut durable: watch::Receiver<u64>,
     mut stopped: watch::Receiver<bool>,
     interval: Duration,
+    // After a failed run: the pause before the next, which comes whether entries arrive or not.
+    mut retry: Option<Duration>,
 ) -> Result<(), IntegratorError> {
     let mut last_run = Instant::now();
     loop {
-        tokio::select! {
-            changed = durable.changed() => {
-                if changed.is_err() {
-                    break;
+        match retry {
+            None => tokio::select! {
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
                 }
-            }
-            _ = stopped.changed() => break,
+                _ = stopped.changed() => break,
+            },
+            Some(pause) => tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stopped.changed() => break,
+            },
         }
         let next = last_run + interval;
         tokio::select! {
@@ -331,8 +430,16 @@ async fn follow(
         }
         last_run = Instant::now();
         let size = *durable.borrow_and_update();
-        if let Err(error) = run_blocking(&work, size).await {
-            tracing::error!(%error, "the integrator failed; retrying after the interval");
+        match run_blocking(&work, size).await {
+            Ok(()) => retry = None,
+            Err(error) => {
+                let pause =
+                    retry.map_or(FIRST_RETRY_PAUSE, |pause| (pause * 2).min(MAX_RETRY_PAUSE));
+                if retry.is_none() {
+                    tracing::error!(%error, "the integrator failed; retrying until the store takes writes again");
+                }
+                retry = Some(pause);
+            }
         }
     }
     let size = *durable.borrow();

@@ -13,8 +13,8 @@
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
 //! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
 //!   legal holds), erasure, retention, export.
-//! - [`api`]: the HTTP API; [`server`] wires everything into one running log; [`config`] reads
-//!   `log.toml`, the environment and the command line.
+//! - [`api`]: the HTTP API; [`health`]: liveness and readiness; [`server`] wires everything
+//!   into one running log; [`config`] reads `log.toml`, the environment and the command line.
 
 // One module sets a thread's scheduling class through libc (`os`); nothing else is unsafe.
 #![deny(unsafe_code)]
@@ -23,6 +23,7 @@
 pub mod api;
 pub mod config;
 pub mod events;
+pub mod health;
 pub mod integrator;
 pub mod metrics;
 mod os;

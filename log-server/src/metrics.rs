@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::health::Readiness;
 use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
 
 /// Upper bounds, in seconds, of the latency histogram buckets.
@@ -115,9 +116,27 @@ impl Metrics {
         durable_size: u64,
         submitted: u64,
         commits: &CommitFigures,
+        readiness: &Readiness,
     ) -> String {
         let mut out = String::new();
         render_commits(&mut out, commits);
+        let _ = writeln!(
+            out,
+            "# HELP cairn_log_ready Whether the log is ready (1) or not (0), as /readyz says.\n\
+             # TYPE cairn_log_ready gauge\ncairn_log_ready {}",
+            u8::from(readiness.is_ready())
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_log_storage_errors_total Failed storage calls, by component.\n\
+             # TYPE cairn_log_storage_errors_total counter"
+        );
+        for (component, errors) in readiness.storage_errors {
+            let _ = writeln!(
+                out,
+                "cairn_log_storage_errors_total{{component=\"{component}\"}} {errors}"
+            );
+        }
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
             let _ = writeln!(
                 out,

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, ApiLimits, AppState};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
+use crate::health::Health;
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, Published, PublisherConfig, Witness};
@@ -181,6 +182,14 @@ impl RunningServer {
             settings.events.maintenance_interval,
             stop.subscribe(),
         ));
+        let health = Arc::new(Health::new(
+            store.clone(),
+            sequencer.clone(),
+            integrator.status(),
+            integrator.checkpoints(),
+            published.clone(),
+            Health::grace_for(settings.checkpoint_interval, settings.witness_timeout),
+        ));
         let state = Arc::new(AppState {
             store,
             sequencer: sequencer.clone(),
@@ -196,6 +205,7 @@ impl RunningServer {
                 max_batch_events: settings.events.max_batch_events,
             },
             metrics,
+            health,
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

@@ -1,7 +1,7 @@
 //! The sequencer over a real embedded store in a temporary directory.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
@@ -462,6 +462,7 @@ async fn payloads_are_stored_beside_their_leaves_and_count_against_the_limits() 
 struct FailingDisk {
     inner: EmbeddedStore,
     broken: AtomicBool,
+    heal_attempts: AtomicU64,
 }
 
 impl LogStore for FailingDisk {
@@ -478,6 +479,16 @@ impl LogStore for FailingDisk {
             ));
         }
         self.inner.append_entries(first_index, entries)
+    }
+    fn heal(&self) -> Result<(), StoreError> {
+        self.heal_attempts.fetch_add(1, Ordering::SeqCst);
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned("injected: still no space".into()));
+        }
+        self.inner.heal()
+    }
+    fn background_failures(&self) -> (Option<String>, u64) {
+        self.inner.background_failures()
     }
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
         self.inner.read_entries(start, count)
@@ -543,11 +554,12 @@ impl LogStore for FailingDisk {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_append_stops_the_sequencer_and_answers_nobody_with_success() {
+async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Arc::new(FailingDisk {
         inner: EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"),
         broken: AtomicBool::new(false),
+        heal_attempts: AtomicU64::new(0),
     });
     let dyn_store: Arc<dyn LogStore> = store.clone();
     let sequencer = Sequencer::start(dyn_store, SequencerConfig::default()).expect("start");
@@ -556,21 +568,40 @@ async fn a_failed_append_stops_the_sequencer_and_answers_nobody_with_success() {
         .await
         .expect("sequenced while the disk works");
     store.broken.store(true, Ordering::SeqCst);
-    assert!(matches!(
+    assert_eq!(
         sequencer.add(leaf("lost", 0)).await,
-        Err(SequencerError::StoreFailed(_))
-    ));
-    store.broken.store(false, Ordering::SeqCst);
-    assert!(
-        matches!(
-            sequencer.add(leaf("after", 0)).await,
-            Err(SequencerError::StoreFailed(_))
-        ),
-        "after a failed write the sequencer stays stopped: what is on disk is unknown"
+        Err(SequencerError::StorageUnavailable)
     );
-    assert!(matches!(
-        sequencer.shutdown().await,
-        Err(SequencerError::StoreFailed(_))
-    ));
-    assert_eq!(store.entry_count(), 1);
+    // While the store fails, every submission is refused at once, and the writer keeps trying
+    // to heal it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.heal_attempts.load(Ordering::SeqCst) < 2 {
+        assert_eq!(
+            sequencer.add(leaf("meanwhile", 0)).await,
+            Err(SequencerError::StorageUnavailable)
+        );
+        assert!(sequencer.storage_status().failing().is_some());
+        assert!(std::time::Instant::now() < deadline, "no heal was tried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The fault clears: appends resume by themselves, numbered right after the durable entries.
+    store.broken.store(false, Ordering::SeqCst);
+    let resumed = loop {
+        match sequencer.add(leaf("after", 0)).await {
+            Ok(sequenced) => break sequenced,
+            Err(SequencerError::StorageUnavailable) => {
+                assert!(std::time::Instant::now() < deadline, "never healed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    };
+    assert_eq!(resumed.index, 1);
+    assert!(sequencer.storage_status().failing().is_none());
+    assert!(sequencer.storage_status().errors() >= 3);
+    // The leaf refused during the fault was never stored: submitted again, it is new.
+    let retried = sequencer.add(leaf("lost", 0)).await.expect("retried");
+    assert_eq!((retried.index, retried.duplicate), (2, false));
+    sequencer.shutdown().await.expect("shutdown");
+    assert_eq!(store.entry_count(), 3);
 }

@@ -70,7 +70,9 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> ApiError {
         let detail = error.to_string();
         match error {
-            SubmitError::Invalid { .. } | SubmitError::RepeatedId { .. } => {
+            SubmitError::Invalid { .. }
+            | SubmitError::RepeatedId { .. }
+            | SubmitError::ReservedAction { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", detail)
             }
             SubmitError::Store(EventStoreError::Conflict { .. }) => {
@@ -83,7 +85,10 @@ impl From<SubmitError> for ApiError {
             SubmitError::Store(EventStoreError::Closed) => {
                 ApiError::from(SequencerError::ShuttingDown)
             }
-            SubmitError::Store(_) | SubmitError::Log(_) => ApiError::internal(detail),
+            SubmitError::Log(error) | SubmitError::Store(EventStoreError::Files(error)) => {
+                ApiError::from(error)
+            }
+            SubmitError::Store(EventStoreError::Corrupt { .. }) => ApiError::internal(detail),
         }
     }
 }
@@ -695,7 +700,7 @@ async fn lift_hold(
 
 async fn list_holds(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, READERS)?;
-    let holds = state.events.store.holds()?;
+    let holds = state.events.store.holds();
     Ok(Json(json!({
         "holds": holds.iter().map(|hold| json!({
             hold.target.kind(): hold.target.value(),

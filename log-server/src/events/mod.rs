@@ -4,8 +4,9 @@
 //! export, and the roles that guard all of it.
 //!
 //! - [`auth`]: principals, their roles, bearer-token authentication.
-//! - [`store`]: the database beside the log: indexes, holds, erasure marks (payloads are
-//!   stored in the log, beside their leaves).
+//! - [`store`]: the database beside the log: indexes, holds, erasure marks, all derived from
+//!   the log (payloads are stored in the log, beside their leaves).
+//! - [`records`]: legal holds and erasure marks, read back from the log's admin events.
 //! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`http`]: the `/v1` routes.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod http;
 pub mod index;
+pub mod records;
 pub mod retention;
 pub mod store;
 pub mod submit;

@@ -14,8 +14,9 @@
 //!
 //! Admin actions (erasure, legal holds) and the retention task's erasures are recorded as
 //! events, submitted by the acting principal, *before* they take effect: the log may hold the
-//! record of an erasure that a crash interrupted (it is then retried), never an erasure without
-//! its record.
+//! record of an erasure that a crash interrupted (it is finished when the events database next
+//! opens, [`super::records`]), never an erasure without its record. Actions under
+//! `cairn.` are the server's own: producers are refused them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::index::InFlightSubmission;
+use super::records::{self, is_reserved};
 use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
 use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
@@ -57,6 +59,14 @@ pub enum SubmitError {
         position: usize,
         /// What is wrong.
         source: EventError,
+    },
+    /// An action reserved for the server's own records, from a producer.
+    #[error("event {position}: the action {action:?} is reserved for the server's own records (actions under \"cairn.\")")]
+    ReservedAction {
+        /// Position in the submission.
+        position: usize,
+        /// The action.
+        action: String,
     },
     /// One event ID twice in one batch.
     #[error("event {position}: event_id {event_id} appears twice in the batch")]
@@ -257,6 +267,25 @@ impl Events {
         inputs: Vec<EventInput>,
         submitted_by: &str,
     ) -> Result<Vec<Submitted>, SubmitError> {
+        if let Some((position, input)) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, input)| is_reserved(&input.action))
+        {
+            return Err(SubmitError::ReservedAction {
+                position,
+                action: input.action.clone(),
+            });
+        }
+        self.submit_any(inputs, submitted_by).await
+    }
+
+    /// [`Events::submit`] without the check of reserved actions: for the server's own records.
+    async fn submit_any(
+        self: &Arc<Self>,
+        inputs: Vec<EventInput>,
+        submitted_by: &str,
+    ) -> Result<Vec<Submitted>, SubmitError> {
         let received_at = now();
         let mut prepared = Vec::with_capacity(inputs.len());
         // One event alone cannot repeat an ID: the set is for batches.
@@ -423,7 +452,13 @@ impl Events {
             .find(event_id)?
             .ok_or_else(|| AdminError::NotFound(format!("no event {event_id}")))?;
         let index = summary.index;
-        let holds = self.store.holds_on(&summary)?;
+        if is_reserved(&summary.action) {
+            return Err(AdminError::Conflict(format!(
+                "{event_id} records an admin action ({}): its payload is kept",
+                summary.action
+            )));
+        }
+        let holds = self.store.holds_on(&summary);
         if !holds.is_empty() {
             return Err(AdminError::Held {
                 event_id: event_id.to_string(),
@@ -447,7 +482,7 @@ impl Events {
         }
         let record_event = audit_event(
             admin,
-            "cairn.payload.erase",
+            records::PAYLOAD_ERASE,
             "event",
             event_id,
             json!({"event_id": event_id, "index": index, "reason": reason}),
@@ -458,7 +493,6 @@ impl Events {
         })?;
         let recorded_by = self.submit_one(record_event, admin).await?;
         self.store.erase_payload(&summary, &recorded_by.event_id)?;
-        self.store.flush_state().await?;
         Ok(Erasure {
             event_id: event_id.to_string(),
             recorded_by,
@@ -473,7 +507,7 @@ impl Events {
         admin: &str,
     ) -> Result<Hold, AdminError> {
         let _serial = self.admin.lock().await;
-        if let Some(existing) = self.store.hold(&target)? {
+        if let Some(existing) = self.store.hold(&target) {
             return Err(AdminError::Conflict(format!(
                 "a hold on {} {} is already set (by {}, event {})",
                 target.kind(),
@@ -483,7 +517,7 @@ impl Events {
             )));
         }
         let recorded_by = self
-            .record_hold_event("cairn.hold.set", &target, reason, admin)
+            .record_hold_event(records::HOLD_SET, &target, reason, admin)
             .await?;
         let hold = Hold {
             target,
@@ -491,8 +525,7 @@ impl Events {
             set_by: admin.to_string(),
             event_id: recorded_by.event_id,
         };
-        self.store.set_hold(&hold)?;
-        self.store.flush_state().await?;
+        self.store.set_hold(&hold);
         Ok(hold)
     }
 
@@ -504,7 +537,7 @@ impl Events {
         admin: &str,
     ) -> Result<Submitted, AdminError> {
         let _serial = self.admin.lock().await;
-        if self.store.hold(&target)?.is_none() {
+        if self.store.hold(&target).is_none() {
             return Err(AdminError::NotFound(format!(
                 "no hold on {} {}",
                 target.kind(),
@@ -512,10 +545,9 @@ impl Events {
             )));
         }
         let recorded_by = self
-            .record_hold_event("cairn.hold.lift", &target, reason, admin)
+            .record_hold_event(records::HOLD_LIFT, &target, reason, admin)
             .await?;
-        self.store.lift_hold(&target)?;
-        self.store.flush_state().await?;
+        self.store.lift_hold(&target);
         Ok(recorded_by)
     }
 
@@ -533,7 +565,9 @@ impl Events {
             let Some(summary) = self.store.find(&event_id)? else {
                 continue;
             };
-            if self.store.holds_on(&summary)?.is_empty() && self.store.payload(&summary)?.is_some()
+            if !is_reserved(&summary.action)
+                && self.store.holds_on(&summary).is_empty()
+                && self.store.payload(&summary)?.is_some()
             {
                 erasable.push(summary);
             }
@@ -543,7 +577,7 @@ impl Events {
         }
         let record_event = audit_event(
             principal,
-            "cairn.retention.erase",
+            records::RETENTION_ERASE,
             "retention",
             rule,
             json!({"event_ids": erasable.iter().map(|s| &s.event_id).collect::<Vec<_>>(), "rule": rule}),
@@ -556,7 +590,6 @@ impl Events {
         for summary in &erasable {
             self.store.erase_payload(summary, &recorded_by.event_id)?;
         }
-        self.store.flush_state().await?;
         Ok(erasable
             .into_iter()
             .map(|summary| summary.event_id)
@@ -589,7 +622,7 @@ impl Events {
         event: EventInput,
         principal: &str,
     ) -> Result<Submitted, SubmitError> {
-        let mut answers = self.submit(vec![event], principal).await?;
+        let mut answers = self.submit_any(vec![event], principal).await?;
         answers.pop().ok_or_else(|| {
             SubmitError::Sequencer(SequencerError::StoreFailed(
                 "an event was answered with nothing".into(),
@@ -631,6 +664,43 @@ mod tests {
             r#"{{"event_id":"{id}","timestamp":"2026-12-06T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success"{payload}}}"#
         );
         EventInput::parse(json.as_bytes()).expect("valid")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn producers_are_refused_the_actions_of_the_servers_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log: Arc<dyn LogStore> = Arc::new(
+            EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"),
+        );
+        let sequencer = Arc::new(
+            Sequencer::start(Arc::clone(&log), SequencerConfig::default()).expect("start"),
+        );
+        let store = EventStore::open(
+            &dir.path().join("events"),
+            EventStoreConfig::default(),
+            Arc::clone(&log),
+        )
+        .expect("events");
+        let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
+        let forged = EventInput::parse(
+            br#"{"timestamp":"2026-12-06T00:00:00Z","actor":{"id":"p","type":"principal"},"action":"cairn.hold.set","resource":{"type":"hold","id":"actor:x"},"outcome":"success","payload":{"kind":"actor","value":"x","reason":"r"}}"#,
+        )
+        .expect("valid");
+        let refused = events
+            .submit(
+                vec![event("0b5e7c1a-3d2f-4e8b-9a6c-1f0e2d3c4b5a", false), forged],
+                "p",
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(SubmitError::ReservedAction { position: 1, .. })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(log.entry_count(), 0, "nothing of the batch was stored");
+        sequencer.shutdown().await.expect("shutdown");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,16 @@ impl InFlight {
         self.current.by_digest.insert(digest, (index, leaf_hash));
     }
 
+    /// Forgets every entry: after a failed append, entries past the durable end will never be
+    /// written, and those before it are the store's to answer for.
+    pub fn clear(&mut self) {
+        for generation in [&mut self.current, &mut self.previous] {
+            generation.by_digest.clear();
+            generation.end = 0;
+            generation.entries = 0;
+        }
+    }
+
     /// Forgets entries below `durable` when a whole generation is below it: the store answers
     /// for them now. Entries may stay a little longer; that only costs memory, which the
     /// generation size bounds.

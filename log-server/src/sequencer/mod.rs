@@ -22,9 +22,12 @@
 //!   and its new entries get consecutive indices in order.
 //! - **Durable answers.** Every submitter is answered only after the batch holding its entries
 //!   (and every batch before it) is durable. A duplicate is answered after the entry it names.
-//! - **Fail closed.** If an append fails, the on-disk state is unknown: that batch and every
-//!   later submission fail with [`SequencerError::StoreFailed`] until the process restarts and
-//!   the store recovers.
+//! - **Fail closed, heal by itself.** If an append fails, that batch and every batch numbered
+//!   after it are refused with [`SequencerError::StorageUnavailable`] (HTTP 503 with
+//!   `Retry-After`), and so is every submission while the writer heals the store
+//!   ([`LogStore::heal`]: what the failed write may have left is undone) with growing pauses.
+//!   Once the fault clears (space freed, the device back), numbering starts again from the
+//!   durable end and appends resume, without a restart. Nothing acknowledged is touched.
 //! - **Followers.** [`Sequencer::durable_size`] publishes the durable entry count, and
 //!   [`Sequencer::take_durable_leaf_hashes`] hands the one follower (the integrator) the leaf
 //!   hashes made durable since it last asked, so that it never reads entries back or hashes a
@@ -41,6 +44,7 @@ use std::sync::Arc;
 use cairn_spec::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::pipeline::StorageStatus;
 use self::pipeline::{Budget, Message, Pipeline, Submission};
 use crate::storage::{LogStore, NewEntry};
 
@@ -208,7 +212,11 @@ pub enum SequencerError {
     /// The sequencer is shutting down.
     #[error("the log is shutting down")]
     ShuttingDown,
-    /// The store failed; nothing more is sequenced until the process restarts.
+    /// The storage is failing for now (a full disk, an I/O error): nothing of this submission
+    /// was stored; the log heals by itself and a retry later succeeds.
+    #[error("the log's storage is unavailable; nothing was stored; retry later")]
+    StorageUnavailable,
+    /// The store failed in a way retrying does not mend.
     #[error("the log's storage failed: {0}")]
     StoreFailed(String),
     /// The configuration cannot work.
@@ -229,6 +237,7 @@ pub struct Sequencer {
     max_payload_bytes: usize,
     submitted: AtomicU64,
     commits: Arc<parking_lot::Mutex<CommitFigures>>,
+    status: Arc<StorageStatus>,
 }
 
 impl Sequencer {
@@ -272,9 +281,11 @@ impl Sequencer {
         ));
         let (finished_sender, finished) = oneshot::channel();
         let commits = Arc::new(parking_lot::Mutex::new(CommitFigures::default()));
+        let status = Arc::new(StorageStatus::default());
         Pipeline::start(
             store,
             config.clone(),
+            Arc::clone(&status),
             Arc::clone(&commits),
             receiver,
             durable_sender,
@@ -296,7 +307,14 @@ impl Sequencer {
             max_payload_bytes: limits.max_payload_bytes as usize,
             submitted: AtomicU64::new(0),
             commits,
+            status,
         })
+    }
+
+    /// How appends to the store are doing: why they are refused now, if they are, and how many
+    /// store calls failed.
+    pub fn storage_status(&self) -> &StorageStatus {
+        &self.status
     }
 
     /// The durable writes so far: count, sizes and latencies.

@@ -9,11 +9,19 @@
 //! (to the answering task), rather than completing every submitter's reply itself: a reply
 //! completed from outside the runtime wakes it with a system call, and one per submitter was
 //! most of what the writer did between two fdatasyncs.
+//!
+//! When an append fails, the failed batch and every batch numbered after it are refused (their
+//! indices followed entries that are not durable), and the writer heals the store
+//! ([`LogStore::heal`]) with growing pauses until appends are taken again. Meanwhile every new
+//! submission is refused at once with [`SequencerError::StorageUnavailable`]. Each failure
+//! starts a new *generation*: the committer numbers again from the durable end, and a
+//! submission numbered in an older generation is refused instead of written.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,21 +109,60 @@ struct Waiter {
     reservation: Reservation,
 }
 
+/// What a batch's submitters hear: durable, or why not.
+type Answer = Result<(), SequencerError>;
+
 impl Waiter {
     /// Gives the budget back, then answers: a submitter that hears its answer may submit
     /// again at once and must find its share free.
-    fn answer(self, answer: Result<(), String>) {
+    fn answer(self, answer: Answer) {
         let Waiter {
             reply,
             answers,
             reservation,
         } = self;
         drop(reservation);
-        let _ = reply.send(
-            answer
-                .map(|()| answers)
-                .map_err(SequencerError::StoreFailed),
-        );
+        let _ = reply.send(answer.map(|()| answers));
+    }
+}
+
+/// How the sequencer's storage is doing, for readiness and metrics.
+#[derive(Default)]
+pub struct StorageStatus {
+    /// Why appends are refused now, while the writer heals the store.
+    failing: Mutex<Option<String>>,
+    /// Failed appends, dedup lookups and heal attempts since the start.
+    errors: AtomicU64,
+}
+
+impl StorageStatus {
+    /// Why appends are refused now, if they are.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().clone()
+    }
+
+    /// Failed store calls since the start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The first pause before healing the store after a failed append; doubled after each failed
+/// heal, up to [`MAX_HEAL_PAUSE`].
+const FIRST_HEAL_PAUSE: Duration = Duration::from_millis(50);
+const MAX_HEAL_PAUSE: Duration = Duration::from_secs(2);
+
+/// The answer for submissions refused while the store fails: 503 with Retry-After, or 500 if
+/// the store says its data is damaged. Names no file: the server's log has the whole error.
+fn refusal(error: &StoreError) -> SequencerError {
+    if error.kind() == crate::storage::FailureKind::Corrupt {
+        SequencerError::StoreFailed("the log's storage reports damaged data".into())
+    } else {
+        SequencerError::StorageUnavailable
     }
 }
 
@@ -124,7 +171,7 @@ enum Answerer {
     /// The writer thread itself (no runtime was running when the sequencer started).
     Writer,
     /// A task on the runtime: one wake-up for a whole batch.
-    Task(mpsc::UnboundedSender<(Vec<Waiter>, Result<(), String>)>),
+    Task(mpsc::UnboundedSender<(Vec<Waiter>, Answer)>),
 }
 
 impl Answerer {
@@ -133,7 +180,7 @@ impl Answerer {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Answerer::Writer;
         };
-        let (sender, mut receiver) = mpsc::unbounded_channel::<(Vec<Waiter>, Result<(), String>)>();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<(Vec<Waiter>, Answer)>();
         runtime.spawn(async move {
             while let Some((waiters, answer)) = receiver.recv().await {
                 answer_all(waiters, &answer);
@@ -142,7 +189,7 @@ impl Answerer {
         Answerer::Task(sender)
     }
 
-    fn answer(&self, waiters: Vec<Waiter>, answer: Result<(), String>) {
+    fn answer(&self, waiters: Vec<Waiter>, answer: Answer) {
         match self {
             Answerer::Writer => answer_all(waiters, &answer),
             // If the runtime is gone, so is the task: answer here instead.
@@ -157,7 +204,7 @@ impl Answerer {
     }
 }
 
-fn answer_all(waiters: Vec<Waiter>, answer: &Result<(), String>) {
+fn answer_all(waiters: Vec<Waiter>, answer: &Answer) {
     for waiter in waiters {
         waiter.answer(answer.clone());
     }
@@ -175,6 +222,9 @@ struct Pending {
     waiters: Vec<Waiter>,
     /// No more submissions will come.
     closed: bool,
+    /// Bumped when the numbering starts again from the durable end (after a failed append):
+    /// entries numbered in an older generation are never written.
+    generation: u64,
 }
 
 struct Shared {
@@ -185,31 +235,21 @@ struct Shared {
     room: Condvar,
     /// Entries below this are durable (and answered for by the store).
     durable: AtomicU64,
-    /// Set once an append or a dedup lookup failed.
-    failure: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn failure(&self) -> Option<String> {
-        self.failure.lock().clone()
-    }
-
-    fn fail(&self, reason: String) {
-        let mut failure = self.failure.lock();
-        if failure.is_none() {
-            tracing::error!(%reason, "the sequencer stops: storage failed");
-            *failure = Some(reason);
-        }
-    }
+    /// Set while appends fail, until the store is healed.
+    status: Arc<StorageStatus>,
+    /// The answer for submissions while appends fail.
+    refusal: Mutex<Option<SequencerError>>,
 }
 
 /// Starts the two threads.
 pub struct Pipeline;
 
 impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<dyn LogStore>,
         config: SequencerConfig,
+        status: Arc<StorageStatus>,
         commits: Arc<Mutex<CommitFigures>>,
         queue: mpsc::UnboundedReceiver<Message>,
         durable_sender: watch::Sender<u64>,
@@ -225,11 +265,13 @@ impl Pipeline {
                 bytes: 0,
                 waiters: Vec::new(),
                 closed: false,
+                generation: 0,
             }),
             ready: Condvar::new(),
             room: Condvar::new(),
             durable: AtomicU64::new(next_index),
-            failure: Mutex::new(None),
+            status,
+            refusal: Mutex::new(None),
         });
         let answerer = Answerer::start();
         let writer = {
@@ -251,6 +293,7 @@ impl Pipeline {
                     config,
                     shared,
                     next_index,
+                    generation: 0,
                 };
                 let result = committer.run(queue, writer);
                 let _ = finished.send(result);
@@ -265,6 +308,8 @@ struct Committer {
     shared: Arc<Shared>,
     in_flight: InFlight,
     next_index: u64,
+    /// The numbering generation `next_index` belongs to.
+    generation: u64,
 }
 
 impl Committer {
@@ -286,7 +331,7 @@ impl Committer {
                 "the writer thread panicked".into(),
             ));
         }
-        match self.shared.failure() {
+        match self.shared.status.failing() {
             Some(reason) => Err(SequencerError::StoreFailed(reason)),
             None => Ok(()),
         }
@@ -298,8 +343,18 @@ impl Committer {
             reply,
             reservation,
         } = submission;
-        if let Some(reason) = self.shared.failure() {
-            let _ = reply.send(Err(SequencerError::StoreFailed(reason)));
+        {
+            let pending = self.shared.pending.lock();
+            if pending.generation != self.generation {
+                // The numbering started again after a failed append: nothing numbered before
+                // is in flight any more.
+                self.generation = pending.generation;
+                self.next_index = pending.first_index + pending.entries.len() as u64;
+                self.in_flight.clear();
+            }
+        }
+        if let Some(refusal) = self.shared.refusal.lock().clone() {
+            let _ = reply.send(Err(refusal));
             return;
         }
         self.in_flight
@@ -307,14 +362,28 @@ impl Committer {
         let (answers, new_entries) = match self.sequence(entries) {
             Ok(sequenced) => sequenced,
             Err(error) => {
-                let reason = format!("dedup lookup failed: {error}");
-                self.shared.fail(reason.clone());
-                let _ = reply.send(Err(SequencerError::StoreFailed(reason)));
+                // A failed lookup changes nothing: this submission alone is refused.
+                self.shared.status.count_error();
+                tracing::warn!(%error, "a dedup lookup failed; the submission is refused");
+                let _ = reply.send(Err(refusal(&error)));
                 return;
             }
         };
         let new_bytes: usize = new_entries.iter().map(NewEntry::stored_bytes).sum();
         let mut pending = self.shared.pending.lock();
+        if pending.generation != self.generation {
+            // An append failed while this was numbered: its indices may not follow the durable
+            // entries. Refused; the next submission is numbered afresh.
+            drop(pending);
+            let answer = self
+                .shared
+                .refusal
+                .lock()
+                .clone()
+                .unwrap_or(SequencerError::StorageUnavailable);
+            let _ = reply.send(Err(answer));
+            return;
+        }
         while !pending.entries.is_empty()
             && (pending.entries.len() + new_entries.len() > self.config.max_batch_entries
                 || pending.bytes + new_bytes > self.config.max_batch_bytes)
@@ -440,23 +509,17 @@ fn write_batches(
             (first_index, entries, waiters)
         };
         shared.room.notify_one();
-        let result = match shared.failure() {
-            Some(reason) => Err(reason),
-            None if entries.is_empty() => Ok(()),
-            None => {
-                let started = std::time::Instant::now();
-                let appended = store.append_entries(first_index, &entries);
-                if appended.is_ok() {
-                    commits.lock().record(entries.len(), started.elapsed());
-                }
-                appended.map_err(|error| {
-                    let reason = format!("appending entries {first_index}.. failed: {error}");
-                    shared.fail(reason.clone());
-                    reason
-                })
+        let appended = if entries.is_empty() {
+            Ok(())
+        } else {
+            let started = std::time::Instant::now();
+            let appended = store.append_entries(first_index, &entries);
+            if appended.is_ok() {
+                commits.lock().record(entries.len(), started.elapsed());
             }
+            appended
         };
-        match result {
+        match appended {
             Ok(()) => {
                 let end = first_index + entries.len() as u64;
                 // The feed first: a follower that sees the new durable size finds the hashes.
@@ -465,9 +528,94 @@ fn write_batches(
                 durable_sender.send_replace(end);
                 answerer.answer(waiters, Ok(()));
             }
-            Err(reason) => answerer.answer(waiters, Err(reason)),
+            Err(error) => {
+                let answer = refusal(&error);
+                let behind = refuse_from(shared, first_index, &error, &answer);
+                answerer.answer(waiters, Err(answer.clone()));
+                answerer.answer(behind, Err(answer));
+                if !heal(store.as_ref(), shared) {
+                    return;
+                }
+            }
         }
         entries.clear();
         shared.pending.lock().recycled = entries;
+    }
+}
+
+/// After the append at `first_index` failed: refuses new submissions, starts a new numbering
+/// generation from `first_index` (the durable end), and returns the submitters of the batches
+/// numbered behind the failed one, to be refused too.
+fn refuse_from(
+    shared: &Shared,
+    first_index: u64,
+    error: &StoreError,
+    answer: &SequencerError,
+) -> Vec<Waiter> {
+    shared.status.count_error();
+    let mut pending = shared.pending.lock();
+    {
+        let mut failing = shared.status.failing.lock();
+        if failing.is_none() {
+            tracing::error!(%error, first_index, "appending entries failed; submissions are refused until the store is healed");
+        }
+        *failing = Some(error.to_string());
+    }
+    *shared.refusal.lock() = Some(answer.clone());
+    pending.generation += 1;
+    pending.first_index = first_index;
+    pending.entries.clear();
+    pending.bytes = 0;
+    let behind = std::mem::take(&mut pending.waiters);
+    drop(pending);
+    shared.room.notify_all();
+    behind
+}
+
+/// Heals the store with growing pauses until it takes appends again (true), or the sequencer
+/// closes first (false).
+fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
+    let mut pause = FIRST_HEAL_PAUSE;
+    loop {
+        {
+            let mut pending = shared.pending.lock();
+            if !pending.closed {
+                shared.ready.wait_for(&mut pending, pause);
+            }
+            if pending.closed {
+                return false;
+            }
+        }
+        match store.heal() {
+            Ok(()) => {
+                let durable = store.entry_count();
+                let mut pending = shared.pending.lock();
+                pending.generation += 1;
+                pending.first_index = durable;
+                pending.entries.clear();
+                pending.bytes = 0;
+                // No submission joins the batch while appends are refused (the generation
+                // and the refusal change together); were one there, its entries were cleared.
+                let stragglers = std::mem::take(&mut pending.waiters);
+                *shared.refusal.lock() = None;
+                let reason = shared.status.failing.lock().take();
+                drop(pending);
+                for waiter in stragglers {
+                    waiter.answer(Err(SequencerError::StorageUnavailable));
+                }
+                tracing::info!(
+                    durable,
+                    reason = reason.as_deref().unwrap_or(""),
+                    "the store is healed; appends resume"
+                );
+                return true;
+            }
+            Err(error) => {
+                shared.status.count_error();
+                *shared.status.failing.lock() = Some(error.to_string());
+                tracing::debug!(%error, "the store is not healed yet");
+                pause = (pause * 2).min(MAX_HEAL_PAUSE);
+            }
+        }
     }
 }

@@ -29,13 +29,16 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
-    /// The embedded database of small state failed.
+    /// The database of small state failed.
     #[error("state database {path}: {detail}")]
     Database {
-        /// Its directory.
+        /// Its file.
         path: PathBuf,
         /// What it said.
         detail: String,
+        /// Whether the failure may clear by itself (a full disk, an I/O error, a lock held),
+        /// as opposed to damaged data or a refused operation.
+        transient: bool,
     },
     /// An earlier write failed, so what is on disk is unknown: the store accepts no more
     /// appends until it is reopened (and recovered).
@@ -141,7 +144,49 @@ pub enum StoreError {
     },
 }
 
+/// What a failure means for whoever called the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The storage is failing for now (a full disk, an I/O error, a write that must be undone
+    /// first): the same call may succeed later, and nothing acknowledged was lost.
+    Unavailable,
+    /// Stored data is not what was written: retrying does not help; an operator must look.
+    Corrupt,
+    /// The call itself was refused (a limit, an order the store keeps, a bad argument).
+    Refused,
+}
+
 impl StoreError {
+    /// Whether this failure may clear by itself, is damage, or is a refusal of the call.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            // A store never guesses at damage from an errno: a full disk, an I/O error, a
+            // read-only remount may all clear, and what a write left is undone before the next.
+            StoreError::Io { .. }
+            | StoreError::Poisoned(_)
+            | StoreError::Database {
+                transient: true, ..
+            } => FailureKind::Unavailable,
+            StoreError::Database { .. } | StoreError::Corrupt { .. } => FailureKind::Corrupt,
+            StoreError::BadConfig(_)
+            | StoreError::NotAtEnd { .. }
+            | StoreError::OutOfRange { .. }
+            | StoreError::LimitExceeded { .. }
+            | StoreError::NoSuchLevel { .. }
+            | StoreError::HashesNotAtEnd { .. }
+            | StoreError::HashesBeyondEntries { .. }
+            | StoreError::CheckpointGoesBack { .. }
+            | StoreError::CheckpointAhead { .. }
+            | StoreError::WitnessGoesBack { .. }
+            | StoreError::BadName { .. } => FailureKind::Refused,
+        }
+    }
+
+    /// Whether the storage is failing for now (see [`FailureKind::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        self.kind() == FailureKind::Unavailable
+    }
+
     pub(crate) fn io(
         operation: &'static str,
         path: impl Into<PathBuf>,

@@ -31,7 +31,7 @@ pub use entry::{
     DedupKey, DuplicateHit, Entry, IdempotencyKey, IdempotencyKeyError, NewEntry,
     MAX_IDEMPOTENCY_PART_BYTES,
 };
-pub use error::StoreError;
+pub use error::{FailureKind, StoreError};
 
 /// Height, in tree levels, of one tile level: a tile holds 2^8 = 256 hashes.
 pub const TILE_HEIGHT: u32 = 8;
@@ -175,7 +175,8 @@ pub struct StoredCheckpoint {
 /// - `append_entries` is all or nothing and durable when it returns `Ok`; entries get the indices
 ///   `first_index..first_index + len` and `first_index` must be the current
 ///   [`entry_count`](LogStore::entry_count). After a failed append the store may refuse further
-///   appends ([`StoreError::Poisoned`]) until it is reopened.
+///   appends ([`StoreError::Poisoned`]) until [`heal`](LogStore::heal) succeeds; the failed
+///   append's entries are then either all durable (counted by `entry_count`) or none.
 /// - `find_duplicates` sees every entry whose append returned `Ok`.
 /// - Checkpoints and witness sizes never go back; a checkpoint never covers more entries, or more
 ///   leaf hashes, than are durable.
@@ -190,6 +191,15 @@ pub trait LogStore: Send + Sync + 'static {
     /// and makes them durable. The leaf hashes carried by `entries` are trusted to be right; the
     /// dedup index learns them.
     fn append_entries(&self, first_index: u64, entries: &[NewEntry]) -> Result<(), StoreError>;
+
+    /// After a failed append, undoes whatever it may have left behind, so that appends are taken
+    /// again once the fault (a full disk, an I/O error) has cleared. `Ok` means they are (a store
+    /// with nothing to undo answers `Ok` at once); an error, that the fault is still there.
+    fn heal(&self) -> Result<(), StoreError>;
+
+    /// Why a write the store makes in the background fails now, if one does (it retries by
+    /// itself), and how many such writes failed since it opened.
+    fn background_failures(&self) -> (Option<String>, u64);
 
     /// Reads entries `[start, start + count)`, all of which must exist.
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError>;

@@ -87,10 +87,12 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StoreError> 
         .truncate(true)
         .open(&temporary)
         .map_err(|source| StoreError::io("create", &temporary, source))?;
+    let leftover = RemoveOnDrop::new(&temporary);
     file.write_all(contents)
         .and_then(|()| file.sync_all())
         .map_err(|source| StoreError::io("write", &temporary, source))?;
     fs::rename(&temporary, path).map_err(|source| StoreError::io("rename", path, source))?;
+    leftover.disarm();
     let dir = path.parent().unwrap_or(Path::new("."));
     sync_dir(dir)
 }
@@ -110,4 +112,47 @@ pub fn parse_range_file_name(name: &str, extension: &str) -> Option<(u64, u64)> 
     }
     let range = (start.parse().ok()?, end.parse().ok()?);
     (range.0 < range.1).then_some(range)
+}
+
+/// Takes the exclusive lock of the store in `dir` (a `flock` on `<dir>/lock`), held while the
+/// returned file is open: a second process, or a second store of this one, is refused at once
+/// instead of writing beside the first. Released by the kernel when the holder exits, however
+/// it exits.
+pub fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("lock");
+    let file = open_rw(&path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::BadConfig(format!(
+            "{} is in use by another cairn-log process (or another store of this one)",
+            dir.display()
+        ))),
+        Err(errno) => Err(StoreError::io("lock", &path, errno.into())),
+    }
+}
+
+/// Removes a temporary file when dropped, unless [`disarmed`](RemoveOnDrop::disarm): a write
+/// that fails half-way leaves nothing behind to take space.
+pub struct RemoveOnDrop<'a> {
+    path: Option<&'a Path>,
+}
+
+impl<'a> RemoveOnDrop<'a> {
+    /// Guards `path`.
+    pub fn new(path: &'a Path) -> RemoveOnDrop<'a> {
+        RemoveOnDrop { path: Some(path) }
+    }
+
+    /// Keeps the file.
+    pub fn disarm(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.path {
+            let _ = fs::remove_file(path);
+        }
+    }
 }

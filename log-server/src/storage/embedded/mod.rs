@@ -5,7 +5,8 @@
 //!                   sealed offset indexes, and a zero-filled spare made ahead)     spare
 //! <dir>/hashes/     stored hashes: one file of 32-byte hashes per tile level       hash_levels
 //! <dir>/dedup/      dedup index: sorted run files                                  dedup
-//! <dir>/state/      sled: checkpoint, witnesses, cosignatures, tokens, sync marks  state
+//! <dir>/state.sqlite SQLite: checkpoint, witnesses, cosignatures, tokens, sync marks state
+//! <dir>/lock        held (flock) by the process that has the store open
 //! ```
 //!
 //! The hot path is one positioned write and one `fdatasync` per batch of entries; nothing else
@@ -21,7 +22,6 @@ mod recovery;
 mod segment;
 mod spare;
 mod state;
-pub(crate) use state::open_database;
 
 use std::path::{Path, PathBuf};
 
@@ -55,8 +55,6 @@ pub struct EmbeddedConfig {
     pub preallocate_bytes: u64,
     /// Sizing of the dedup index.
     pub dedup: DedupConfig,
-    /// Page cache of the sled database, in bytes.
-    pub state_cache_bytes: u64,
 }
 
 impl EmbeddedConfig {
@@ -68,7 +66,6 @@ impl EmbeddedConfig {
             segment_max_bytes: 256 * 1024 * 1024,
             preallocate_bytes: 8 * 1024 * 1024,
             dedup: DedupConfig::default(),
-            state_cache_bytes: 16 * 1024 * 1024,
         }
     }
 
@@ -108,6 +105,8 @@ impl EmbeddedConfig {
 /// A log kept in a directory. See the module documentation.
 pub struct EmbeddedStore {
     dir: PathBuf,
+    /// The store's lock, held while it is open.
+    _lock: std::fs::File,
     limits: StoreLimits,
     /// Appends are serialised so that the dedup index learns batches in order.
     append_lock: Mutex<()>,
@@ -124,9 +123,16 @@ impl EmbeddedStore {
         config.check()?;
         let dir = config.dir.clone();
         files::ensure_dir(&dir)?;
-        // sled locks its directory: a second process opening the same store fails here, before
-        // it touches any segment.
-        let state = State::open(&dir.join("state"), config.state_cache_bytes)?;
+        // A second process opening the same store fails here, before it touches any file.
+        let lock = files::lock_dir(&dir)?;
+        if dir.join("state").is_dir() {
+            return Err(StoreError::BadConfig(format!(
+                "{} holds the sled state database of an older cairn-log (state/), which this \
+                 version does not read: its checkpoint and witness progress would be lost",
+                dir.display()
+            )));
+        }
+        let state = State::open(&dir)?;
         let segments = recovery::open_segments(&dir.join("segments"))?;
         let segments = SegmentLog::new(
             dir.join("segments"),
@@ -152,6 +158,7 @@ impl EmbeddedStore {
             DedupIndex::open(&dir.join("dedup"), config.dedup.clone(), entry_count)?;
         let store = EmbeddedStore {
             dir,
+            _lock: lock,
             limits: config.limits,
             append_lock: Mutex::new(()),
             segments,
@@ -258,6 +265,18 @@ impl LogStore for EmbeddedStore {
             std::iter::once((leaf, index)).chain(idempotency.map(|key| (key, index)))
         });
         self.dedup.insert(first_index, end, keys)
+    }
+
+    fn heal(&self) -> Result<(), StoreError> {
+        let _append = self.append_lock.lock();
+        self.segments.heal()?;
+        self.dedup.is_writable().map_err(|reason| {
+            StoreError::Poisoned(format!("the dedup index cannot be written out: {reason}"))
+        })
+    }
+
+    fn background_failures(&self) -> (Option<String>, u64) {
+        self.dedup.failures()
     }
 
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {

@@ -409,10 +409,38 @@ struct Active {
 /// Zeros to write ahead of the batches, from a buffer this large.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
+/// Writes zeros over `[from, to)` of `file` (nothing if `to <= from`).
+fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<(), StoreError> {
+    let mut offset = from;
+    while offset < to {
+        let length = ZEROS.len().min((to - offset) as usize);
+        file.write_all_at(&ZEROS[..length], offset)
+            .map_err(|source| StoreError::io("zero-fill", path, source))?;
+        offset += length as u64;
+    }
+    Ok(())
+}
+
 struct Writer {
     buffer: Vec<u8>,
-    /// Set when a write or sync failed: what is on disk is then unknown.
+    /// Set when a write or sync failed: what is on disk past the last durable batch is then
+    /// unknown, and no append is taken until [`SegmentLog::heal`] has undone it.
     poisoned: Option<String>,
+    /// The bytes a batch write may have changed, from before the write until it is durable.
+    dirty: Option<Dirty>,
+    /// The active segment and the end of the batch whose zeros could not be written ahead
+    /// (a full disk): healing makes that room first.
+    wanted: Option<(PathBuf, u64)>,
+}
+
+/// Where a batch was being written: `[from, to)` of one segment file, which held zeros there
+/// (or nothing, past `file_len`) before.
+struct Dirty {
+    path: PathBuf,
+    file: Arc<File>,
+    from: u64,
+    to: u64,
+    file_len: u64,
 }
 
 impl SegmentLog {
@@ -439,6 +467,8 @@ impl SegmentLog {
             writer: Mutex::new(Writer {
                 buffer: Vec::new(),
                 poisoned: None,
+                dirty: None,
+                wanted: None,
             }),
         })
     }
@@ -465,19 +495,72 @@ impl SegmentLog {
         if entries.is_empty() {
             return Ok(0);
         }
-        let result = self.write_batch(&mut writer.buffer, first_index, entries);
+        let result = self.write_batch(&mut writer, first_index, entries);
         if let Err(error) = &result {
             writer.poisoned = Some(error.to_string());
         }
         result
     }
 
+    /// After a failed append, undoes what it may have left on disk and takes appends again:
+    /// the bytes the failed batch may have written are zeroed (or cut off) and synced, so that
+    /// neither a later batch nor recovery after a crash can find part of it. Pages whose
+    /// `fdatasync` failed may be marked clean by the kernel with or without their data; writing
+    /// them again is the only way to know what the disk holds. `Ok` once appends are taken
+    /// again; an error leaves the log refusing them, to be healed later.
+    pub fn heal(&self) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock();
+        if writer.poisoned.is_none() {
+            return Ok(());
+        }
+        if let Some(dirty) = &writer.dirty {
+            write_zeros(
+                &dirty.file,
+                &dirty.path,
+                dirty.from,
+                dirty.to.min(dirty.file_len),
+            )?;
+            if dirty.to > dirty.file_len {
+                // The batch grew the file: cut it back (set_len and its metadata, synced).
+                files::truncate(&dirty.file, &dirty.path, dirty.file_len.max(dirty.from))?;
+            } else {
+                dirty
+                    .file
+                    .sync_data()
+                    .map_err(|source| StoreError::io("fdatasync", &dirty.path, source))?;
+            }
+        }
+        writer.dirty = None;
+        if let Some((path, end)) = &writer.wanted {
+            // Room for the batch that found the disk full, or the fault is still there.
+            let active = self.active();
+            if active.path == *path && *end > active.file_len {
+                write_zeros(&active.file, &active.path, active.file_len, *end)?;
+                active
+                    .file
+                    .sync_data()
+                    .map_err(|source| StoreError::io("fdatasync", &active.path, source))?;
+                if let Some(last) = self.segments.write().last_mut() {
+                    last.file_len = last.file_len.max(*end);
+                }
+            }
+        }
+        writer.wanted = None;
+        tracing::info!(
+            reason = writer.poisoned.as_deref().unwrap_or(""),
+            "segment appends resume after a failed write"
+        );
+        writer.poisoned = None;
+        Ok(())
+    }
+
     fn write_batch(
         &self,
-        buffer: &mut Vec<u8>,
+        writer: &mut Writer,
         first_index: u64,
         entries: &[NewEntry],
     ) -> Result<u64, StoreError> {
+        let buffer = &mut writer.buffer;
         let mut active = self.active();
         if active.byte_len >= self.segment_max_bytes && active.entry_count > 0 {
             self.rotate()?;
@@ -501,13 +584,32 @@ impl SegmentLog {
             record::encode_record(index, entry, buffer);
         }
         let end = active.byte_len + buffer.len() as u64;
-        let file_len = self.zero_fill_ahead(&active, end)?;
+        let file_len = match self.zero_fill_ahead(&active, end) {
+            Ok(file_len) => file_len,
+            Err(error) => {
+                writer.wanted = Some((active.path.clone(), end));
+                return Err(error);
+            }
+        };
         // Within zeros, the write runs on to the end of its last page: a write into part of a
         // page that is not cached (a spare's zeros were written past the page cache) would read
         // it from the disk first. The extra bytes are zeros over zeros.
         let page_end = end.next_multiple_of(DIRECT_ALIGN as u64).min(file_len);
         let data_len = buffer.len();
         buffer.resize(data_len + (page_end.max(end) - end) as usize, 0);
+        writer.dirty = Some(Dirty {
+            path: active.path.clone(),
+            file: Arc::clone(&active.file),
+            from: active.byte_len,
+            to: page_end.max(end),
+            // Zeros lay there before the write; without preallocation the file ended there.
+            file_len: if self.preallocate_bytes > 0 {
+                file_len
+            } else {
+                active.file_len
+            },
+        });
+        let buffer = &mut writer.buffer;
         active
             .file
             .write_all_at(buffer, active.byte_len)
@@ -533,6 +635,7 @@ impl SegmentLog {
         last.bundle_offsets.extend(new_offsets);
         let half_full = 2 * last.byte_len >= self.segment_max_bytes;
         drop(segments);
+        writer.dirty = None;
         if let (true, Some(spares)) = (half_full, &self.spares) {
             spares.want();
         }
@@ -551,15 +654,7 @@ impl SegmentLog {
             .file_len
             .clamp(64 * 1024, self.preallocate_bytes.max(64 * 1024));
         let target = (end + chunk).min(self.segment_max_bytes.max(end));
-        let mut offset = end.max(active.file_len);
-        while offset < target {
-            let length = ZEROS.len().min((target - offset) as usize);
-            active
-                .file
-                .write_all_at(&ZEROS[..length], offset)
-                .map_err(|source| StoreError::io("zero-fill", &active.path, source))?;
-            offset += length as u64;
-        }
+        write_zeros(&active.file, &active.path, end.max(active.file_len), target)?;
         Ok(target.max(end))
     }
 

@@ -1,17 +1,57 @@
-//! The small, slow-moving state of a log, in sled: the latest checkpoint, the size each witness
-//! last cosigned, the cosignatures and timestamp tokens of each checkpoint, and how far the
-//! stored hashes were synced. Each write is flushed (fsynced) before it returns; none of them is
-//! on the per-leaf path.
+//! The small, slow-moving, trust-critical state of a log: the latest checkpoint, the size each
+//! witness last cosigned, the cosignatures and timestamp tokens of each checkpoint, and how far
+//! the stored hashes were synced. Each write is one SQLite transaction, committed (journal and
+//! database fsynced) before it returns; none of them is on the per-leaf path.
+//!
+//! Why SQLite, in rollback-journal mode (`state.sqlite` and, during a write, its `-journal`):
+//! - Its atomic commit is specified, and its own test suite injects I/O errors, full disks and
+//!   power loss at every write and sync. On ENOSPC or EIO a transaction fails and is rolled
+//!   back; the file is never left half-written. sled 0.34, used here before, was not: a start
+//!   on a full disk left a 0-byte `snap.…generating` file and every later open failed with
+//!   "Read corrupted data", also after space was freed.
+//! - A start on a full disk needs no new space: an open with no hot journal writes nothing (a
+//!   write-ahead log would have to create its `-wal` and `-shm` files first), so the log can
+//!   start, serve what it published and say it is not ready, and write again once space is
+//!   freed.
+//! - A write here is a few fsyncs (journal, database, journal removal): a few milliseconds, paid
+//!   once per checkpoint or cosignature, never per leaf (BENCHMARKS.md has the figure).
+//!
+//! The process lock on the store is a `flock` on `<dir>/lock` (taken in [`super`]); SQLite's
+//! own locks only guard transactions.
 
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::hash_levels::LEVELS;
 use crate::storage::{StoreError, StoredCheckpoint};
 
-const LATEST_CHECKPOINT: &[u8] = b"latest";
-const HASHES_SYNCED: &[u8] = b"hashes-synced";
+/// Bumped when the schema changes; an open refuses a file of another version.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL CHECK (size >= 0),
+    note BLOB NOT NULL
+);
+CREATE TABLE witnesses (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL CHECK (size >= 0)
+);
+CREATE TABLE attachments (
+    kind INTEGER NOT NULL,
+    size INTEGER NOT NULL CHECK (size >= 0),
+    name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (kind, size, name)
+);
+CREATE TABLE hashes_synced (
+    level INTEGER PRIMARY KEY CHECK (level >= 0),
+    count INTEGER NOT NULL CHECK (count >= 0)
+);
+";
 
 /// Opaque bytes kept per checkpoint size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,108 +62,125 @@ pub enum AttachmentKind {
     TimestampToken = 2,
 }
 
-/// The sled database of a store.
+/// The state database of a store.
 pub struct State {
     path: PathBuf,
-    db: sled::Db,
-    checkpoints: sled::Tree,
-    witnesses: sled::Tree,
-    attachments: sled::Tree,
-    meta: sled::Tree,
-    /// Serialises the read-check-write of values that must never go back.
-    monotonic: Mutex<()>,
+    /// One connection; the mutex also serialises the read-check-write of values that must
+    /// never go back.
+    connection: Mutex<Connection>,
 }
 
-/// How long an open waits for the database's file lock: a store of this process that was
-/// just dropped releases it only when sled's I/O threads let go of their last handles, which
-/// can take a moment after the drop returns.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens sled in `path`, waiting up to [`LOCK_WAIT`] while its file lock is held (by a store
-/// closing in this process, or another process, which then gets a clear error).
-pub(crate) fn open_database(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            Err(error) if lock_is_held(&error) && started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(error) if lock_is_held(&error) => {
-                return Err(StoreError::Database {
-                    path: path.to_path_buf(),
-                    detail: format!(
-                        "the database is locked by another process (or another store of this one) after {} s: {error}",
-                        LOCK_WAIT.as_secs()
-                    ),
-                });
-            }
-            Err(error) => return Err(database(path, error)),
-        }
+/// Opens (or creates) the SQLite database at `path` with the durability this module relies on,
+/// and creates `schema` in it if it is new. Shared by every SQLite file of the log.
+pub(crate) fn open_sqlite(
+    path: &Path,
+    schema: &str,
+    version: i64,
+) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| sqlite(path, error))?;
+    // Connection settings only: none of them writes to the file.
+    connection
+        .execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cell_size_check = ON;",
+        )
+        .map_err(|error| sqlite(path, error))?;
+    let found: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|error| sqlite(path, error))?;
+    if found == version {
+        return Ok(connection);
     }
-}
-
-/// Whether sled failed to open only because its file lock is held (sled reports it as an I/O
-/// error of kind `Other`, recognisable by its message only).
-fn lock_is_held(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
+    if found != 0 {
+        return Err(StoreError::Database {
+            path: path.to_path_buf(),
+            detail: format!("schema version {found}, this cairn-log reads version {version} only"),
+            transient: false,
+        });
+    }
+    // A new file: the schema and its version in one transaction, so that a crash or a full
+    // disk leaves either nothing or all of it.
+    connection
+        .execute_batch(&format!(
+            "BEGIN IMMEDIATE; {schema} PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .map_err(|error| {
+            let _ = connection.execute_batch("ROLLBACK");
+            sqlite(path, error)
+        })?;
+    Ok(connection)
 }
 
 impl State {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<State, StoreError> {
-        let path = dir.to_path_buf();
-        let db = open_database(&path, cache_bytes)?;
-        let tree = |name: &str| db.open_tree(name).map_err(|error| database(&path, error));
+    /// Opens (or creates) the database `state.sqlite` in `dir`.
+    pub fn open(dir: &Path) -> Result<State, StoreError> {
+        let path = dir.join("state.sqlite");
+        let connection = open_sqlite(&path, SCHEMA, SCHEMA_VERSION)?;
         Ok(State {
-            checkpoints: tree("checkpoints")?,
-            witnesses: tree("witnesses")?,
-            attachments: tree("attachments")?,
-            meta: tree("meta")?,
-            db,
             path,
-            monotonic: Mutex::new(()),
+            connection: Mutex::new(connection),
         })
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map_err(|error| database(&self.path, error))?;
-        Ok(())
     }
 
     fn corrupt(&self, detail: String) -> StoreError {
         StoreError::Database {
             path: self.path.clone(),
             detail,
+            transient: false,
         }
+    }
+
+    /// Runs `write` in one transaction, committed durably, or rolled back on any error.
+    fn transaction<T>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.lock();
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|error| sqlite(&self.path, error))?;
+        // Dropping an uncommitted transaction rolls it back.
+        let value = write(&transaction)?;
+        transaction
+            .commit()
+            .map_err(|error| sqlite(&self.path, error))?;
+        Ok(value)
     }
 
     /// The latest checkpoint.
     pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let Some(value) = self
-            .checkpoints
-            .get(LATEST_CHECKPOINT)
-            .map_err(|error| database(&self.path, error))?
-        else {
-            return Ok(None);
-        };
-        if value.len() < 8 {
-            return Err(self.corrupt(format!(
-                "the latest checkpoint is {} bytes, shorter than its size field",
-                value.len()
-            )));
-        }
-        let (size, note) = value.split_at(8);
-        Ok(Some(StoredCheckpoint {
-            size: u64::from_be_bytes(size.try_into().expect("8 bytes")),
-            note: note.to_vec(),
-        }))
+        let connection = self.connection.lock();
+        self.read_checkpoint(&connection)
+    }
+
+    fn read_checkpoint(
+        &self,
+        connection: &Connection,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = connection
+            .query_row(
+                "SELECT size, note FROM checkpoint WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|error| sqlite(&self.path, error))?;
+        row.map(|(size, note)| {
+            Ok(StoredCheckpoint {
+                size: self.unsigned(size, "the latest checkpoint's size")?,
+                note,
+            })
+        })
+        .transpose()
+    }
+
+    fn unsigned(&self, value: i64, what: &str) -> Result<u64, StoreError> {
+        u64::try_from(value).map_err(|_| self.corrupt(format!("{what} is negative: {value}")))
     }
 
     /// Stores `checkpoint` if it does not go back; `check` may refuse it too.
@@ -132,66 +189,73 @@ impl State {
         checkpoint: &StoredCheckpoint,
         check: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let _guard = self.monotonic.lock();
-        if let Some(stored) = self.latest_checkpoint()? {
-            if checkpoint.size < stored.size {
-                return Err(StoreError::CheckpointGoesBack {
-                    stored: stored.size,
-                    offered: checkpoint.size,
-                });
+        let size = stored_size(checkpoint.size)?;
+        self.transaction(|transaction| {
+            if let Some(stored) = self.read_checkpoint(transaction)? {
+                if checkpoint.size < stored.size {
+                    return Err(StoreError::CheckpointGoesBack {
+                        stored: stored.size,
+                        offered: checkpoint.size,
+                    });
+                }
             }
-        }
-        check()?;
-        let mut value = Vec::with_capacity(8 + checkpoint.note.len());
-        value.extend_from_slice(&checkpoint.size.to_be_bytes());
-        value.extend_from_slice(&checkpoint.note);
-        self.checkpoints
-            .insert(LATEST_CHECKPOINT, value)
-            .map_err(|error| database(&self.path, error))?;
-        self.flush()
+            check()?;
+            transaction
+                .execute(
+                    "INSERT INTO checkpoint (id, size, note) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note",
+                    params![size, checkpoint.note],
+                )
+                .map_err(|error| sqlite(&self.path, error))?;
+            Ok(())
+        })
     }
 
     /// The size `witness` last cosigned.
     pub fn witness_size(&self, witness: &str) -> Result<Option<u64>, StoreError> {
-        let Some(value) = self
-            .witnesses
-            .get(witness.as_bytes())
-            .map_err(|error| database(&self.path, error))?
-        else {
-            return Ok(None);
-        };
-        let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| {
-            self.corrupt(format!(
-                "the size of witness {witness} is {} bytes, expected 8",
-                value.len()
-            ))
-        })?;
-        Ok(Some(u64::from_be_bytes(bytes)))
+        let connection = self.connection.lock();
+        self.read_witness_size(&connection, witness)
+    }
+
+    fn read_witness_size(
+        &self,
+        connection: &Connection,
+        witness: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = connection
+            .query_row(
+                "SELECT size FROM witnesses WHERE name = ?1",
+                [witness],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|error| sqlite(&self.path, error))?;
+        size.map(|size| self.unsigned(size, "a witness's size"))
+            .transpose()
     }
 
     /// Records that `witness` cosigned `size`, which must not go back.
     pub fn set_witness_size(&self, witness: &str, size: u64) -> Result<(), StoreError> {
-        let _guard = self.monotonic.lock();
-        if let Some(stored) = self.witness_size(witness)? {
-            if size < stored {
-                return Err(StoreError::WitnessGoesBack {
-                    witness: witness.to_string(),
-                    stored,
-                    offered: size,
-                });
+        let stored_value = stored_size(size)?;
+        self.transaction(|transaction| {
+            if let Some(stored) = self.read_witness_size(transaction, witness)? {
+                if size < stored {
+                    return Err(StoreError::WitnessGoesBack {
+                        witness: witness.to_string(),
+                        stored,
+                        offered: size,
+                    });
+                }
             }
-        }
-        self.witnesses
-            .insert(witness.as_bytes(), &size.to_be_bytes())
-            .map_err(|error| database(&self.path, error))?;
-        self.flush()
-    }
-
-    fn attachment_prefix(kind: AttachmentKind, size: u64) -> Vec<u8> {
-        let mut key = Vec::with_capacity(9);
-        key.push(kind as u8);
-        key.extend_from_slice(&size.to_be_bytes());
-        key
+            transaction
+                .execute(
+                    "INSERT INTO witnesses (name, size) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET size = excluded.size",
+                    params![witness, stored_value],
+                )
+                .map_err(|error| sqlite(&self.path, error))?;
+            Ok(())
+        })
     }
 
     /// Stores an attachment of the checkpoint of size `size`.
@@ -202,12 +266,17 @@ impl State {
         name: &str,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let mut key = State::attachment_prefix(kind, size);
-        key.extend_from_slice(name.as_bytes());
-        self.attachments
-            .insert(key, bytes)
-            .map_err(|error| database(&self.path, error))?;
-        self.flush()
+        let size = stored_size(size)?;
+        self.transaction(|transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO attachments (kind, size, name, bytes) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, size, name) DO UPDATE SET bytes = excluded.bytes",
+                    params![kind as i64, size, name, bytes],
+                )
+                .map_err(|error| sqlite(&self.path, error))?;
+            Ok(())
+        })
     }
 
     /// The attachments of the checkpoint of size `size`, by name.
@@ -216,56 +285,92 @@ impl State {
         kind: AttachmentKind,
         size: u64,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let prefix = State::attachment_prefix(kind, size);
-        let mut out = Vec::new();
-        for item in self.attachments.scan_prefix(&prefix) {
-            let (key, value) = item.map_err(|error| database(&self.path, error))?;
-            let name = std::str::from_utf8(&key[prefix.len()..])
-                .map_err(|_| self.corrupt("an attachment's name is not UTF-8".into()))?;
-            out.push((name.to_string(), value.to_vec()));
-        }
-        Ok(out)
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(Vec::new());
+        };
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT name, bytes FROM attachments WHERE kind = ?1 AND size = ?2 ORDER BY name",
+            )
+            .map_err(|error| sqlite(&self.path, error))?;
+        let rows = statement
+            .query_map(params![kind as i64, size], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|error| sqlite(&self.path, error))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|error| sqlite(&self.path, error))
     }
 
     /// How many hashes of each level were last synced.
     pub fn hashes_synced(&self) -> Result<[u64; LEVELS], StoreError> {
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare("SELECT level, count FROM hashes_synced")
+            .map_err(|error| sqlite(&self.path, error))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+            .map_err(|error| sqlite(&self.path, error))?;
         let mut synced = [0; LEVELS];
-        if let Some(value) = self
-            .meta
-            .get(HASHES_SYNCED)
-            .map_err(|error| database(&self.path, error))?
-        {
-            if value.len() != 8 * LEVELS {
-                return Err(self.corrupt(format!(
-                    "the synced hash counts are {} bytes, expected {}",
-                    value.len(),
-                    8 * LEVELS
-                )));
-            }
-            for (level, chunk) in value.chunks_exact(8).enumerate() {
-                synced[level] = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
-            }
+        for row in rows {
+            let (level, count) = row.map_err(|error| sqlite(&self.path, error))?;
+            let slot = usize::try_from(level)
+                .ok()
+                .and_then(|level| synced.get_mut(level))
+                .ok_or_else(|| self.corrupt(format!("synced hash count of level {level}")))?;
+            *slot = self.unsigned(count, "a synced hash count")?;
         }
         Ok(synced)
     }
 
     /// Records how many hashes of each level are synced.
     pub fn set_hashes_synced(&self, synced: &[u64; LEVELS]) -> Result<(), StoreError> {
-        let value: Vec<u8> = synced
-            .iter()
-            .flat_map(|count| count.to_be_bytes())
-            .collect();
-        self.meta
-            .insert(HASHES_SYNCED, value)
-            .map_err(|error| database(&self.path, error))?;
-        self.flush()
+        self.transaction(|transaction| {
+            for (level, &count) in synced.iter().enumerate() {
+                transaction
+                    .execute(
+                        "INSERT INTO hashes_synced (level, count) VALUES (?1, ?2)
+                         ON CONFLICT (level) DO UPDATE SET count = excluded.count",
+                        params![level as i64, stored_size(count)?],
+                    )
+                    .map_err(|error| sqlite(&self.path, error))?;
+            }
+            Ok(())
+        })
     }
 }
 
-fn database(path: &Path, error: sled::Error) -> StoreError {
+/// A size as SQLite stores it (a signed 64-bit integer): no log reaches 2^63 entries.
+fn stored_size(size: u64) -> Result<i64, StoreError> {
+    i64::try_from(size).map_err(|_| StoreError::LimitExceeded {
+        what: "tree size",
+        found: size,
+        limit: i64::MAX as u64,
+    })
+}
+
+/// A SQLite error as a store error: a full disk, an I/O error or a busy file is a fault that may
+/// clear (transient), a damaged file is not.
+pub(crate) fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::OutOfMemory
+                | ErrorCode::ReadOnly
+                | ErrorCode::FileLockingProtocolFailed
+        )
+    );
     StoreError::Database {
         path: path.to_path_buf(),
         detail: error.to_string(),
+        transient,
     }
 }
 
@@ -274,18 +379,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_lock_is_waited_for_then_named() {
+    fn values_survive_a_reopen_and_never_go_back() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let first = State::open(dir.path(), 1 << 20).expect("the first open");
-        let started = std::time::Instant::now();
-        let second = State::open(dir.path(), 1 << 20);
-        let Err(StoreError::Database { detail, .. }) = second else {
-            panic!("a second open of a held database must fail");
-        };
-        assert!(detail.contains("locked by another process"), "{detail}");
-        assert!(started.elapsed() >= LOCK_WAIT);
-        drop(first);
-        // Released by the drop (at most after sled's threads let go): opens again.
-        State::open(dir.path(), 1 << 20).expect("the open after the drop");
+        {
+            let state = State::open(dir.path()).expect("open");
+            assert_eq!(state.latest_checkpoint().expect("read"), None);
+            let checkpoint = StoredCheckpoint {
+                size: 7,
+                note: b"note".to_vec(),
+            };
+            state
+                .store_checkpoint(&checkpoint, || Ok(()))
+                .expect("store");
+            state.set_witness_size("w", 7).expect("witness");
+            state
+                .store_attachment(AttachmentKind::Cosignature, 7, "w", b"sig")
+                .expect("attachment");
+            state
+                .set_hashes_synced(&[7, 0, 0, 0, 0, 0, 0, 0])
+                .expect("synced");
+        }
+        let state = State::open(dir.path()).expect("reopen");
+        assert_eq!(
+            state.latest_checkpoint().expect("read").map(|c| c.size),
+            Some(7)
+        );
+        assert!(matches!(
+            state.store_checkpoint(
+                &StoredCheckpoint {
+                    size: 6,
+                    note: Vec::new()
+                },
+                || Ok(())
+            ),
+            Err(StoreError::CheckpointGoesBack {
+                stored: 7,
+                offered: 6
+            })
+        ));
+        assert!(matches!(
+            state.set_witness_size("w", 6),
+            Err(StoreError::WitnessGoesBack { .. })
+        ));
+        assert_eq!(
+            state
+                .attachments(AttachmentKind::Cosignature, 7)
+                .expect("read"),
+            vec![("w".to_string(), b"sig".to_vec())]
+        );
+        assert_eq!(state.hashes_synced().expect("read")[0], 7);
+    }
+
+    #[test]
+    fn a_refused_check_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let state = State::open(dir.path()).expect("open");
+        let refused = state.store_checkpoint(
+            &StoredCheckpoint {
+                size: 3,
+                note: b"n".to_vec(),
+            },
+            || Err(StoreError::BadConfig("refused".into())),
+        );
+        assert!(refused.is_err());
+        assert_eq!(state.latest_checkpoint().expect("read"), None);
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_its_database() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("state.sqlite"), vec![0x5a; 4096]).expect("write");
+        match State::open(dir.path()) {
+            Err(StoreError::Database {
+                transient: false, ..
+            }) => {}
+            Err(other) => panic!("expected a permanent database error, got {other}"),
+            Ok(_) => panic!("opened a file of garbage"),
+        }
     }
 }

@@ -32,6 +32,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -148,7 +149,10 @@ struct Shared {
 #[derive(Default)]
 struct FlusherState {
     stop: bool,
-    failed: Option<String>,
+    /// Why the flusher's last write failed, while it retries; cleared when a write succeeds.
+    failing: Option<String>,
+    /// Writes of runs (by the flusher or the compactor) that failed.
+    errors: u64,
     /// The runs outgrew the filter: the compactor rebuilds it larger.
     rebuild_filter: bool,
 }
@@ -227,15 +231,20 @@ impl DedupIndex {
         keys: impl IntoIterator<Item = (u64, u64)>,
     ) -> Result<(), StoreError> {
         let shared = &self.shared;
+        let mut refused = None;
         {
             let mut signal = shared.signal.lock();
-            loop {
-                if let Some(reason) = &signal.failed {
-                    return Err(StoreError::Poisoned(format!(
-                        "the dedup index could not be written: {reason}"
-                    )));
+            while shared.tables.read().frozen.len() >= 2 {
+                // The flusher cannot write: the keys are kept (in the active table, which
+                // then outgrows its size) and the caller hears the index is unavailable. The
+                // store refuses appends until the flusher catches up (see `is_writable`), so
+                // the table stops growing.
+                if let Some(reason) = signal.failing.as_ref() {
+                    refused = Some(reason.clone());
+                    break;
                 }
-                if shared.tables.read().frozen.len() < 2 {
+                if signal.stop {
+                    refused = Some("the dedup index is closing".to_string());
                     break;
                 }
                 shared.changed.wait(&mut signal);
@@ -248,6 +257,11 @@ impl DedupIndex {
             active.keys.entry(key).or_insert(index);
         }
         active.end = end;
+        if let Some(reason) = refused {
+            return Err(StoreError::Poisoned(format!(
+                "the dedup index cannot be written out: {reason}"
+            )));
+        }
         if active.keys.len() >= shared.config.table_keys {
             let fresh = Table::new(active.end, shared.seed, shared.config.table_keys);
             let full = std::mem::replace(&mut tables.active, fresh);
@@ -256,6 +270,22 @@ impl DedupIndex {
             wake(shared);
         }
         Ok(())
+    }
+
+    /// Whether appends may go on: the flusher is not failing with two tables waiting, which
+    /// would make [`DedupIndex::insert`] refuse. `Err` says why not.
+    pub fn is_writable(&self) -> Result<(), String> {
+        let signal = self.shared.signal.lock();
+        match &signal.failing {
+            Some(reason) if self.shared.tables.read().frozen.len() >= 2 => Err(reason.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why the flusher's writes fail now, if they do, and how many writes failed so far.
+    pub fn failures(&self) -> (Option<String>, u64) {
+        let signal = self.shared.signal.lock();
+        (signal.failing.clone(), signal.errors)
     }
 
     /// Brings the filter's blocks for `keys` into the cache, ahead of [`DedupIndex::find`]s of
@@ -350,7 +380,7 @@ impl DedupIndex {
         wake(&self.shared);
         let mut signal = self.shared.signal.lock();
         loop {
-            if let Some(reason) = &signal.failed {
+            if let Some(reason) = &signal.failing {
                 return Err(StoreError::Poisoned(format!(
                     "the dedup index could not be written: {reason}"
                 )));
@@ -422,36 +452,54 @@ fn open_runs(dir: &Path, entry_count: u64) -> Result<Vec<Arc<Run>>, StoreError> 
     Ok(runs)
 }
 
+/// The first pause after a failed write of a run, doubled after each failure up to
+/// [`MAX_RETRY_PAUSE`]: a full disk or an I/O error may clear, and the index then catches up.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
 fn flusher(shared: &Shared) {
+    let mut pause = FIRST_RETRY_PAUSE;
     loop {
         let table = {
             let mut signal = shared.signal.lock();
             loop {
-                if let Some(table) = shared.tables.read().frozen.first().cloned() {
-                    break table;
-                }
                 if signal.stop {
                     return;
+                }
+                if let Some(table) = shared.tables.read().frozen.first().cloned() {
+                    break table;
                 }
                 shared.changed.wait(&mut signal);
             }
         };
-        if let Err(error) = flush_table(shared, &table) {
-            fail(shared, error);
-            return;
+        match flush_table(shared, &table) {
+            Ok(()) => {
+                pause = FIRST_RETRY_PAUSE;
+                let mut signal = shared.signal.lock();
+                if signal.failing.take().is_some() {
+                    tracing::info!("the dedup index is written out again");
+                }
+                shared.changed.notify_all();
+            }
+            Err(error) => {
+                if !failed_then_paused(shared, &error, pause, true) {
+                    return;
+                }
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            }
         }
-        wake(shared);
     }
 }
 
 /// Merges runs when there are too many, and rebuilds the filter larger when the runs outgrew
-/// it, off the flusher's path.
+/// it, off the flusher's path. A failure is retried later; nothing waits for it.
 fn compactor(shared: &Shared) {
+    let mut pause = FIRST_RETRY_PAUSE;
     loop {
         let rebuild = {
             let mut signal = shared.signal.lock();
             loop {
-                if signal.stop || signal.failed.is_some() {
+                if signal.stop {
                     return;
                 }
                 if signal.rebuild_filter {
@@ -468,17 +516,36 @@ fn compactor(shared: &Shared) {
         } else {
             merge_newest_runs(shared)
         };
-        if let Err(error) = done {
-            fail(shared, error);
-            return;
+        match done {
+            Ok(()) => pause = FIRST_RETRY_PAUSE,
+            Err(error) => {
+                if !failed_then_paused(shared, &error, pause, false) {
+                    return;
+                }
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            }
         }
     }
 }
 
-fn fail(shared: &Shared, error: StoreError) {
-    tracing::error!(%error, "the dedup index could not be written");
-    shared.signal.lock().failed = Some(error.to_string());
-    wake(shared);
+/// Counts a failed write (and, for the flusher, says the index is failing), then waits
+/// `pause` or until the index stops. Returns false if it stopped.
+fn failed_then_paused(shared: &Shared, error: &StoreError, pause: Duration, flusher: bool) -> bool {
+    let mut signal = shared.signal.lock();
+    signal.errors += 1;
+    if flusher {
+        if signal.failing.is_none() {
+            tracing::error!(%error, "the dedup index cannot be written out; retrying");
+        }
+        signal.failing = Some(error.to_string());
+    } else {
+        tracing::warn!(%error, "merging dedup runs failed; retrying later");
+    }
+    shared.changed.notify_all();
+    if !signal.stop {
+        shared.changed.wait_for(&mut signal, pause);
+    }
+    !signal.stop
 }
 
 /// Wakes every waiter. The signal lock is taken so that a waiter between checking its

@@ -237,6 +237,8 @@ fn write_sorted(
     let temporary = path.with_extension("tmp");
     let file =
         File::create(&temporary).map_err(|source| StoreError::io("create", &temporary, source))?;
+    // A write that fails (a full disk) gives its space back at once, not at the next open.
+    let leftover = files::RemoveOnDrop::new(&temporary);
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let mut crc = crc32fast::Hasher::new();
     let mut put = |writer: &mut BufWriter<File>, bytes: &[u8]| {
@@ -280,6 +282,7 @@ fn write_sorted(
         .map_err(|source| StoreError::io("fsync", &temporary, source))?;
     drop(file);
     fs::rename(&temporary, &path).map_err(|source| StoreError::io("rename", &path, source))?;
+    leftover.disarm();
     files::sync_dir(dir)?;
     let file = File::open(&path).map_err(|source| StoreError::io("open", &path, source))?;
     Ok(Run {
