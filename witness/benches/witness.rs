@@ -2,7 +2,7 @@
 //!
 //! - add-checkpoint for one origin, each request extending the tree by one leaf with a
 //!   consistency proof, through the real `Witness` (signature and proof checks, cosigning, the
-//!   sled state flushed to disk before the answer): in process, and over HTTP on loopback
+//!   state committed to disk before the answer): in process, and over HTTP on loopback
 //!   (axum server and reqwest client in one process). Target ≥ 2,000 requests/s. Requests of
 //!   one origin are serialized by design, so this is one request at a time.
 //! - timestamps issued by `cairn-witness tsa` (P-256, the default, and Ed25519): in process

@@ -37,7 +37,7 @@ pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 pub struct Config {
     /// Address to listen on.
     pub listen: Option<String>,
-    /// Directory of the sled database.
+    /// Directory of the witness's state (`witness.sqlite`).
     pub data_dir: Option<PathBuf>,
     /// The witness's signed-note private key file (mode 0600).
     pub key_file: Option<PathBuf>,

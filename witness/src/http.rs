@@ -59,6 +59,17 @@ async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: Bytes) -> Res
                 None => text(status, format!("{refusal}\n")),
             }
         }
+        Err(AddError::Store(error)) if error.is_unavailable() => {
+            // A full disk or an I/O error: nothing was cosigned; the log retries later, and the
+            // witness takes writes again once the fault clears.
+            tracing::error!("add-checkpoint failed: {error}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "the witness's storage is unavailable; nothing was cosigned; retry later\n",
+            )
+                .into_response()
+        }
         Err(AddError::Store(error)) => {
             tracing::error!("add-checkpoint failed: {error}");
             text(

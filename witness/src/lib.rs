@@ -3,7 +3,7 @@
 //! anchors each cosigned checkpoint in time with RFC 3161 timestamps. It also carries a small
 //! RFC 3161 timestamp authority (`cairn-witness tsa`).
 //!
-//! - [`store`]: the durable per-origin state, tokens and evidence (sled, fsynced).
+//! - [`store`]: the durable per-origin state, tokens and evidence (SQLite, committed before a cosignature leaves).
 //! - [`service`]: add-checkpoint around `cairn_spec::witness::add_checkpoint`.
 //! - [`anchor`]: the background timestamping of cosigned checkpoints.
 //! - [`http`]: the HTTP API (`spec/docs/witness-api.md`).
