@@ -7,16 +7,54 @@
 //! published tiles and checkpoint stay true); writes are refused with 503 while storage fails,
 //! and everything resumes by itself when the fault clears.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::integrator::IntegratorStatus;
 use crate::publisher::Published;
 use crate::sequencer::Sequencer;
 use crate::storage::{LogStore, StoredCheckpoint};
+
+/// How one writer of the log (the sequencer's appends, the integrator, the object writer) is
+/// doing: why its writes fail now, if they do, and how many failed since the start. Each
+/// writer retries by itself; this is what readiness and the metrics read.
+#[derive(Debug, Default)]
+pub struct Status {
+    failing: Mutex<Option<String>>,
+    errors: AtomicU64,
+}
+
+impl Status {
+    /// Why writes fail now, if they do.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().clone()
+    }
+
+    /// Failed writes since the start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Counts a failure; `reason`, if given, is why writes fail now. Returns whether they were
+    /// failing already (so that a caller logs the first failure of a run loudly, not each).
+    pub fn failed(&self, reason: Option<String>) -> bool {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut failing = self.failing.lock();
+        let already = failing.is_some();
+        if let Some(reason) = reason {
+            *failing = Some(reason);
+        }
+        already
+    }
+
+    /// Writes succeed again; returns why they had failed, if they had.
+    pub fn recovered(&self) -> Option<String> {
+        self.failing.lock().take()
+    }
+}
 
 /// What the log is doing wrong now, if anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +62,8 @@ pub struct Readiness {
     /// Why the log is not ready; empty when it is.
     pub problems: Vec<String>,
     /// Failed storage calls since the start, by component (`sequencer`, `integrator`,
-    /// `background`).
-    pub storage_errors: [(&'static str, u64); 3],
+    /// `objects`, `background`).
+    pub storage_errors: [(&'static str, u64); 4],
 }
 
 impl Readiness {
@@ -39,7 +77,8 @@ impl Readiness {
 pub struct Health {
     store: Arc<dyn LogStore>,
     sequencer: Arc<Sequencer>,
-    integrator: Arc<IntegratorStatus>,
+    integrator: Arc<Status>,
+    objects: Arc<Status>,
     signed: watch::Receiver<Option<StoredCheckpoint>>,
     published: watch::Receiver<Option<Published>>,
     /// How long acknowledged entries may wait for a checkpoint, and a signed checkpoint for
@@ -60,7 +99,8 @@ impl Health {
     pub fn new(
         store: Arc<dyn LogStore>,
         sequencer: Arc<Sequencer>,
-        integrator: Arc<IntegratorStatus>,
+        integrator: Arc<Status>,
+        objects: Arc<Status>,
         signed: watch::Receiver<Option<StoredCheckpoint>>,
         published: watch::Receiver<Option<Published>>,
         grace: Duration,
@@ -74,6 +114,7 @@ impl Health {
             store,
             sequencer,
             integrator,
+            objects,
             signed,
             published,
             grace,
@@ -99,6 +140,9 @@ impl Health {
         }
         if let Some(reason) = self.integrator.failing() {
             problems.push(format!("integration fails: {reason}"));
+        }
+        if let Some(reason) = self.objects.failing() {
+            problems.push(format!("writing the tile objects fails: {reason}"));
         }
         let (background, background_errors) = self.store.background_failures();
         if let Some(reason) = background {
@@ -138,6 +182,7 @@ impl Health {
             storage_errors: [
                 ("sequencer", status.errors()),
                 ("integrator", self.integrator.errors()),
+                ("objects", self.objects.errors()),
                 ("background", background_errors),
             ],
         }

@@ -23,7 +23,7 @@
 //! Runs are retried with growing pauses until one succeeds, whether or not new entries arrive:
 //! what was acknowledged is integrated and signed as soon as the store takes writes again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use cairn_spec::Hash;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::health::Status;
 use crate::sequencer::Sequencer;
 use crate::storage::{
     justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL, TILE_HEIGHT,
@@ -183,30 +184,9 @@ impl Default for IntegratorConfig {
 /// The integrator, running as a task. Its checkpoints are announced on [`Integrator::checkpoints`].
 pub struct Integrator {
     checkpoints: watch::Receiver<Option<StoredCheckpoint>>,
-    status: Arc<IntegratorStatus>,
+    status: Arc<Status>,
     stop: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), IntegratorError>>>>,
-}
-
-/// How the integrator is doing, for readiness and metrics.
-#[derive(Default)]
-pub struct IntegratorStatus {
-    /// Why the last run failed, until one succeeds.
-    failing: Mutex<Option<String>>,
-    /// Failed runs since the start.
-    errors: AtomicU64,
-}
-
-impl IntegratorStatus {
-    /// Why integration fails now, if it does.
-    pub fn failing(&self) -> Option<String> {
-        self.failing.lock().clone()
-    }
-
-    /// Failed runs since the start.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
 }
 
 /// The first pause before a failed run is tried again; doubled after each failure.
@@ -220,7 +200,7 @@ struct Work {
     tree: Mutex<Option<Tree>>,
     /// A run failed: the frontier may be ahead of the stored levels, and is restored first.
     restore_first: AtomicBool,
-    status: Arc<IntegratorStatus>,
+    status: Arc<Status>,
     signer: Ed25519Signer,
     origin: String,
     published: watch::Sender<Option<StoredCheckpoint>>,
@@ -233,14 +213,13 @@ impl Work {
         let result = self.integrate_and_sign(durable);
         match &result {
             Ok(()) => {
-                if let Some(reason) = self.status.failing.lock().take() {
+                if let Some(reason) = self.status.recovered() {
                     tracing::info!(%reason, "the integrator runs again");
                 }
             }
             Err(error) => {
                 self.restore_first.store(true, Ordering::Release);
-                self.status.errors.fetch_add(1, Ordering::Relaxed);
-                *self.status.failing.lock() = Some(error.to_string());
+                self.status.failed(Some(error.to_string()));
             }
         }
         result
@@ -335,7 +314,7 @@ impl Integrator {
         .map_err(|error| IntegratorError::Tree(format!("restore task failed: {error}")))??;
         let (published, checkpoints) = watch::channel(latest);
         let durable = sequencer.durable_size();
-        let status = Arc::new(IntegratorStatus::default());
+        let status = Arc::new(Status::default());
         let work = Arc::new(Work {
             store,
             sequencer,
@@ -372,7 +351,7 @@ impl Integrator {
     }
 
     /// How integration is doing.
-    pub fn status(&self) -> Arc<IntegratorStatus> {
+    pub fn status(&self) -> Arc<Status> {
         Arc::clone(&self.status)
     }
 

@@ -25,8 +25,10 @@ use cairn_spec::witness::{parse_conflict_body, parse_cosignature_response, AddCh
 use cairn_spec::Hash;
 use tokio::sync::watch;
 
+use crate::health::Status;
 use crate::integrator::StoreHashes;
 use crate::metrics::Metrics;
+use crate::storage::objects::ObjectDir;
 use crate::storage::{LogStore, StoredCheckpoint};
 
 /// The largest answer read from a witness, in bytes.
@@ -134,6 +136,65 @@ pub fn restore(
         root: checkpoint.root,
         note,
     }))
+}
+
+/// Runs until `published` closes: writes each published checkpoint's tiles, entry bundles and
+/// note into `objects` (see [`ObjectDir`]), the latest first if several were published
+/// meanwhile. A failed write (a full disk) is retried with growing pauses until it succeeds,
+/// whether or not new checkpoints come. The first round writes the checkpoint published before
+/// a restart, which also writes whatever a crash left out.
+pub async fn write_objects(
+    store: Arc<dyn LogStore>,
+    objects: Arc<ObjectDir>,
+    mut published: watch::Receiver<Option<Published>>,
+    status: Arc<Status>,
+) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(100);
+    const MAX_PAUSE: Duration = Duration::from_secs(5);
+    let mut retry: Option<Duration> = None;
+    published.mark_changed();
+    loop {
+        match retry {
+            None => {
+                if published.changed().await.is_err() {
+                    return;
+                }
+            }
+            Some(pause) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    changed = published.changed() => if changed.is_err() { return; },
+                }
+            }
+        }
+        let Some(latest) = published.borrow_and_update().clone() else {
+            continue;
+        };
+        let (store, objects) = (Arc::clone(&store), Arc::clone(&objects));
+        let written = tokio::task::spawn_blocking(move || {
+            objects.publish(store.as_ref(), latest.size, latest.note.as_bytes())
+        })
+        .await
+        .unwrap_or_else(|error| {
+            Err(crate::storage::StoreError::BadConfig(format!(
+                "the object task failed: {error}"
+            )))
+        });
+        match written {
+            Ok(()) => {
+                retry = None;
+                if let Some(reason) = status.recovered() {
+                    tracing::info!(%reason, "the tile objects are written again");
+                }
+            }
+            Err(error) => {
+                if !status.failed(Some(error.to_string())) {
+                    tracing::error!(%error, "writing the tile objects failed; retrying");
+                }
+                retry = Some(retry.map_or(FIRST_PAUSE, |pause| (pause * 2).min(MAX_PAUSE)));
+            }
+        }
+    }
 }
 
 /// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it.

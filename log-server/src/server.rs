@@ -12,12 +12,13 @@ use tokio::sync::watch;
 
 use crate::api::{self, ApiLimits, AppState};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
-use crate::health::Health;
+use crate::health::{Health, Status};
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, Published, PublisherConfig, Witness};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use crate::storage::objects::ObjectDir;
 use crate::storage::{LogStore, StoreLimits};
 
 /// What a server needs, resolved from the configuration.
@@ -85,6 +86,7 @@ pub struct RunningServer {
     sequencer: Arc<Sequencer>,
     integrator: Integrator,
     publisher: tokio::task::JoinHandle<()>,
+    object_writer: tokio::task::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
     events: Arc<Events>,
 }
@@ -182,10 +184,28 @@ impl RunningServer {
             settings.events.maintenance_interval,
             stop.subscribe(),
         ));
+        let objects_status = Arc::new(Status::default());
+        let objects = {
+            let dir = settings.data_dir.join("objects");
+            Arc::new(
+                tokio::task::spawn_blocking(move || ObjectDir::open(&dir))
+                    .await
+                    .map_err(|e| {
+                        crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
+                    })??,
+            )
+        };
+        let object_writer = tokio::spawn(publisher::write_objects(
+            store.clone(),
+            objects,
+            published.clone(),
+            objects_status.clone(),
+        ));
         let health = Arc::new(Health::new(
             store.clone(),
             sequencer.clone(),
             integrator.status(),
+            objects_status,
             integrator.checkpoints(),
             published.clone(),
             Health::grace_for(settings.checkpoint_interval, settings.witness_timeout),
@@ -231,6 +251,7 @@ impl RunningServer {
             publisher,
             maintenance,
             events,
+            object_writer,
         })
     }
 
@@ -253,6 +274,9 @@ impl RunningServer {
         self.publisher.abort();
         // Wait for the task to be gone, so that it no longer holds the store.
         let _ = self.publisher.await;
+        // The publisher is gone, so is its channel: the object writer finishes what it writes
+        // and returns.
+        let _ = self.object_writer.await;
         Ok(())
     }
 }

@@ -44,8 +44,8 @@ use std::sync::Arc;
 use cairn_spec::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use self::pipeline::StorageStatus;
 use self::pipeline::{Budget, Message, Pipeline, Submission};
+use crate::health::Status;
 use crate::storage::{LogStore, NewEntry};
 
 /// How the sequencer batches and how much it admits.
@@ -237,7 +237,7 @@ pub struct Sequencer {
     max_payload_bytes: usize,
     submitted: AtomicU64,
     commits: Arc<parking_lot::Mutex<CommitFigures>>,
-    status: Arc<StorageStatus>,
+    status: Arc<Status>,
 }
 
 impl Sequencer {
@@ -281,7 +281,7 @@ impl Sequencer {
         ));
         let (finished_sender, finished) = oneshot::channel();
         let commits = Arc::new(parking_lot::Mutex::new(CommitFigures::default()));
-        let status = Arc::new(StorageStatus::default());
+        let status = Arc::new(Status::default());
         Pipeline::start(
             store,
             config.clone(),
@@ -313,7 +313,7 @@ impl Sequencer {
 
     /// How appends to the store are doing: why they are refused now, if they are, and how many
     /// store calls failed.
-    pub fn storage_status(&self) -> &StorageStatus {
+    pub fn storage_status(&self) -> &Status {
         &self.status
     }
 

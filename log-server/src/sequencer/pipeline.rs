@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inflight::InFlight;
 use super::{CommitFigures, LeafHashFeed, Sequenced, SequencerConfig, SequencerError};
+use crate::health::Status;
 use crate::storage::{DedupKey, DuplicateHit, LogStore, NewEntry, StoreError};
 
 /// What the queue carries.
@@ -126,31 +127,6 @@ impl Waiter {
     }
 }
 
-/// How the sequencer's storage is doing, for readiness and metrics.
-#[derive(Default)]
-pub struct StorageStatus {
-    /// Why appends are refused now, while the writer heals the store.
-    failing: Mutex<Option<String>>,
-    /// Failed appends, dedup lookups and heal attempts since the start.
-    errors: AtomicU64,
-}
-
-impl StorageStatus {
-    /// Why appends are refused now, if they are.
-    pub fn failing(&self) -> Option<String> {
-        self.failing.lock().clone()
-    }
-
-    /// Failed store calls since the start.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    fn count_error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The first pause before healing the store after a failed append; doubled after each failed
 /// heal, up to [`MAX_HEAL_PAUSE`].
 const FIRST_HEAL_PAUSE: Duration = Duration::from_millis(50);
@@ -236,9 +212,15 @@ struct Shared {
     /// Entries below this are durable (and answered for by the store).
     durable: AtomicU64,
     /// Set while appends fail, until the store is healed.
-    status: Arc<StorageStatus>,
+    status: Arc<Status>,
     /// The answer for submissions while appends fail.
     refusal: Mutex<Option<SequencerError>>,
+    /// `pending.generation` and whether `refusal` is set, readable without locks (written
+    /// under the pending lock), so that the committer's checks per submission cost two atomic
+    /// loads while nothing fails. A submission numbered in an older generation is caught when
+    /// it joins the batch, under the lock.
+    generation: AtomicU64,
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 /// Starts the two threads.
@@ -249,7 +231,7 @@ impl Pipeline {
     pub fn start(
         store: Arc<dyn LogStore>,
         config: SequencerConfig,
-        status: Arc<StorageStatus>,
+        status: Arc<Status>,
         commits: Arc<Mutex<CommitFigures>>,
         queue: mpsc::UnboundedReceiver<Message>,
         durable_sender: watch::Sender<u64>,
@@ -272,6 +254,8 @@ impl Pipeline {
             durable: AtomicU64::new(next_index),
             status,
             refusal: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            refusing: std::sync::atomic::AtomicBool::new(false),
         });
         let answerer = Answerer::start();
         let writer = {
@@ -343,18 +327,22 @@ impl Committer {
             reply,
             reservation,
         } = submission;
-        {
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            // The numbering started again after a failed append: nothing numbered before is
+            // in flight any more.
             let pending = self.shared.pending.lock();
-            if pending.generation != self.generation {
-                // The numbering started again after a failed append: nothing numbered before
-                // is in flight any more.
-                self.generation = pending.generation;
-                self.next_index = pending.first_index + pending.entries.len() as u64;
-                self.in_flight.clear();
-            }
+            self.generation = pending.generation;
+            self.next_index = pending.first_index + pending.entries.len() as u64;
+            self.in_flight.clear();
         }
-        if let Some(refusal) = self.shared.refusal.lock().clone() {
-            let _ = reply.send(Err(refusal));
+        if self.shared.refusing.load(Ordering::Acquire) {
+            let answer = self
+                .shared
+                .refusal
+                .lock()
+                .clone()
+                .unwrap_or(SequencerError::StorageUnavailable);
+            let _ = reply.send(Err(answer));
             return;
         }
         self.in_flight
@@ -363,7 +351,7 @@ impl Committer {
             Ok(sequenced) => sequenced,
             Err(error) => {
                 // A failed lookup changes nothing: this submission alone is refused.
-                self.shared.status.count_error();
+                self.shared.status.failed(None);
                 tracing::warn!(%error, "a dedup lookup failed; the submission is refused");
                 let _ = reply.send(Err(refusal(&error)));
                 return;
@@ -552,17 +540,16 @@ fn refuse_from(
     error: &StoreError,
     answer: &SequencerError,
 ) -> Vec<Waiter> {
-    shared.status.count_error();
     let mut pending = shared.pending.lock();
-    {
-        let mut failing = shared.status.failing.lock();
-        if failing.is_none() {
-            tracing::error!(%error, first_index, "appending entries failed; submissions are refused until the store is healed");
-        }
-        *failing = Some(error.to_string());
+    if !shared.status.failed(Some(error.to_string())) {
+        tracing::error!(%error, first_index, "appending entries failed; submissions are refused until the store is healed");
     }
     *shared.refusal.lock() = Some(answer.clone());
+    shared.refusing.store(true, Ordering::Release);
     pending.generation += 1;
+    shared
+        .generation
+        .store(pending.generation, Ordering::Release);
     pending.first_index = first_index;
     pending.entries.clear();
     pending.bytes = 0;
@@ -591,6 +578,9 @@ fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
                 let durable = store.entry_count();
                 let mut pending = shared.pending.lock();
                 pending.generation += 1;
+                shared
+                    .generation
+                    .store(pending.generation, Ordering::Release);
                 pending.first_index = durable;
                 pending.entries.clear();
                 pending.bytes = 0;
@@ -598,7 +588,8 @@ fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
                 // and the refusal change together); were one there, its entries were cleared.
                 let stragglers = std::mem::take(&mut pending.waiters);
                 *shared.refusal.lock() = None;
-                let reason = shared.status.failing.lock().take();
+                shared.refusing.store(false, Ordering::Release);
+                let reason = shared.status.recovered();
                 drop(pending);
                 for waiter in stragglers {
                     waiter.answer(Err(SequencerError::StorageUnavailable));
@@ -611,8 +602,7 @@ fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
                 return true;
             }
             Err(error) => {
-                shared.status.count_error();
-                *shared.status.failing.lock() = Some(error.to_string());
+                shared.status.failed(Some(error.to_string()));
                 tracing::debug!(%error, "the store is not healed yet");
                 pause = (pause * 2).min(MAX_HEAL_PAUSE);
             }

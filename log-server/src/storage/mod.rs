@@ -25,6 +25,7 @@ pub mod conformance;
 pub mod embedded;
 mod entry;
 mod error;
+pub mod objects;
 
 pub use cairn_spec::Hash;
 pub use entry::{
