@@ -5,6 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/cairn-log"
+//! objects_dir = "/var/www/log"     # optional: the tree as tlog-tiles files for a static server
 //! origin = "example.com/audit"
 //! key_file = "/etc/cairn/log.key"
 //! max_leaf_bytes = 65535
@@ -131,6 +132,10 @@ pub struct Settings {
     /// Directory of the log's state.
     #[arg(long, env = "CAIRN_LOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Directory to publish the tree into as C2SP tlog-tiles files (checkpoint, tiles, entry
+    /// bundles), for a static server or a CDN to serve [default: none].
+    #[arg(long, env = "CAIRN_LOG_OBJECTS_DIR")]
+    pub objects_dir: Option<PathBuf>,
     /// The log's origin (must be the key's name).
     #[arg(long, env = "CAIRN_LOG_ORIGIN")]
     pub origin: Option<String>,
@@ -211,6 +216,7 @@ impl Settings {
             over,
             listen,
             data_dir,
+            objects_dir,
             origin,
             key_file,
             max_leaf_bytes,
@@ -356,6 +362,7 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
+            objects_dir: self.objects_dir.clone(),
             signer,
             producers,
             max_leaf_bytes,

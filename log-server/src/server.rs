@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// The store's directory.
     pub data_dir: PathBuf,
+    /// Where to publish the tree as C2SP tlog-tiles files, if anywhere.
+    pub objects_dir: Option<PathBuf>,
     /// The log's key (named after its origin).
     pub signer: Ed25519Signer,
     /// Producers: SHA-256 of the token → name.
@@ -86,7 +88,7 @@ pub struct RunningServer {
     sequencer: Arc<Sequencer>,
     integrator: Integrator,
     publisher: tokio::task::JoinHandle<()>,
-    object_writer: tokio::task::JoinHandle<()>,
+    object_writer: Option<tokio::task::JoinHandle<()>>,
     maintenance: tokio::task::JoinHandle<()>,
     events: Arc<Events>,
 }
@@ -185,22 +187,22 @@ impl RunningServer {
             stop.subscribe(),
         ));
         let objects_status = Arc::new(Status::default());
-        let objects = {
-            let dir = settings.data_dir.join("objects");
-            Arc::new(
-                tokio::task::spawn_blocking(move || ObjectDir::open(&dir))
+        let object_writer = match settings.objects_dir.clone() {
+            Some(dir) => {
+                let objects = tokio::task::spawn_blocking(move || ObjectDir::open(&dir))
                     .await
                     .map_err(|e| {
                         crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
-                    })??,
-            )
+                    })??;
+                Some(tokio::spawn(publisher::write_objects(
+                    store.clone(),
+                    Arc::new(objects),
+                    published.clone(),
+                    objects_status.clone(),
+                )))
+            }
+            None => None,
         };
-        let object_writer = tokio::spawn(publisher::write_objects(
-            store.clone(),
-            objects,
-            published.clone(),
-            objects_status.clone(),
-        ));
         let health = Arc::new(Health::new(
             store.clone(),
             sequencer.clone(),
@@ -276,7 +278,9 @@ impl RunningServer {
         let _ = self.publisher.await;
         // The publisher is gone, so is its channel: the object writer finishes what it writes
         // and returns.
-        let _ = self.object_writer.await;
+        if let Some(object_writer) = self.object_writer {
+            let _ = object_writer.await;
+        }
         Ok(())
     }
 }

@@ -57,6 +57,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
     ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
+        objects_dir: None,
         signer: signer(),
         producers,
         max_leaf_bytes: 8192,

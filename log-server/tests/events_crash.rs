@@ -4,16 +4,19 @@
 //! from the store itself with the server stopped.
 
 use std::collections::BTreeMap;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_log::config::token_digest_hex;
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use cairn_log::storage::LogStore;
 use cairn_spec::event::EventLeaf;
 use serde_json::{json, Value};
+use support::{free_port, start, Log};
 
 const PRODUCER: &str = "events-crash-producer-token";
 const READER: &str = "events-crash-reader-token";
@@ -22,22 +25,8 @@ const TASKS: u64 = 8;
 /// What a producer was told: event ID → (index, payload).
 type Acknowledged = Arc<Mutex<BTreeMap<String, (u64, Option<Value>)>>>;
 
-struct Log {
-    child: Child,
-    base: String,
-}
-
 fn config(dir: &Path, port: u16) -> PathBuf {
-    let key = dir.join("log.key");
-    if !key.exists() {
-        let status = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
-            .args(["keygen", "--origin", "crash.cairn.example/log", "--out"])
-            .arg(&key)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cairn-log keygen");
-        assert!(status.success(), "keygen failed");
-    }
+    let key = support::key(dir, "crash.cairn.example/log");
     let path = dir.join("log.toml");
     let text = format!(
         "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"crash.cairn.example/log\"\n\
@@ -51,45 +40,6 @@ fn config(dir: &Path, port: u16) -> PathBuf {
     );
     std::fs::write(&path, text).expect("write log.toml");
     path
-}
-
-async fn start(config: &Path, port: u16, http: &reqwest::Client) -> Log {
-    let log = Log {
-        child: Command::new(env!("CARGO_BIN_EXE_cairn-log"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start cairn-log"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Ok(response) = http.get(format!("{}/healthz", log.base)).send().await {
-            if response.status().is_success() {
-                return log;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("cairn-log did not answer /healthz within 60 s");
-}
-
-impl Drop for Log {
-    /// A failing test leaves no server behind.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 fn event(round: u64, task: u64, number: u64) -> (String, Value, Option<Value>) {

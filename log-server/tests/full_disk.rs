@@ -8,9 +8,11 @@
 //! Mounting needs root (CI runs as root). Elsewhere the test says so and does nothing; under
 //! `CI=true` a refused mount fails it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_log::config::token_digest_hex;
@@ -19,6 +21,7 @@ use cairn_log::storage::LogStore;
 use cairn_spec::merkle::CompactRange;
 use cairn_spec::Hash;
 use serde_json::Value;
+use support::{free_port, start, Log};
 
 const PRODUCER: &str = "full-disk-producer-token";
 const ORIGIN: &str = "full-disk.cairn.example/log";
@@ -60,36 +63,13 @@ impl Drop for SmallDisk {
     }
 }
 
-struct Log {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Log {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Log {
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Kills the log at once, as a crash would.
+fn kill(log: Log) {
+    drop(log);
 }
 
 fn write_config(dir: &Path, data_dir: &Path, port: u16) -> PathBuf {
-    let key = dir.join("log.key");
-    if !key.exists() {
-        let status = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
-            .args(["keygen", "--origin", ORIGIN, "--out"])
-            .arg(&key)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cairn-log keygen");
-        assert!(status.success(), "keygen failed");
-    }
+    let key = support::key(dir, ORIGIN);
     let path = dir.join("log.toml");
     let text = format!(
         "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"{ORIGIN}\"\n\
@@ -103,31 +83,6 @@ fn write_config(dir: &Path, data_dir: &Path, port: u16) -> PathBuf {
     path
 }
 
-async fn start(config: &Path, port: u16, http: &reqwest::Client) -> Log {
-    let log = Log {
-        child: Command::new(env!("CARGO_BIN_EXE_cairn-log"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start cairn-log"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    wait_for(
-        Duration::from_secs(60),
-        "cairn-log to answer /healthz",
-        || async {
-            http.get(format!("{}/healthz", log.base))
-                .send()
-                .await
-                .is_ok_and(|response| response.status().is_success())
-        },
-    )
-    .await;
-    log
-}
-
 async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -138,14 +93,6 @@ where
         assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 /// A distinct leaf of 2 KiB.
@@ -267,7 +214,7 @@ async fn a_full_disk_refuses_writes_then_heals_by_itself_and_loses_nothing() {
 
     // A restart while the disk is still full: it starts, serves its checkpoint, and refuses
     // writes again once it finds the disk full.
-    log.kill();
+    kill(log);
     let log = start(&config, port, &http).await;
     assert_eq!(status_of(&http, format!("{base}/healthz")).await.0, 200);
     let filled_again = fill(&http, &base, &mut next, &mut acknowledged, disk.path()).await;
@@ -342,7 +289,7 @@ async fn a_full_disk_refuses_writes_then_heals_by_itself_and_loses_nothing() {
             && !line.ends_with(" 0")),
         "{metrics}"
     );
-    log.kill();
+    kill(log);
 
     // The store opens cleanly: every acknowledged leaf at its index, and the signed checkpoint
     // is the root of the entries it covers.

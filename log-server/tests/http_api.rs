@@ -38,6 +38,7 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
     ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
+        objects_dir: Some(dir.join("objects")),
         signer: signer(),
         producers,
         max_leaf_bytes: 1024,

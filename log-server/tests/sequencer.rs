@@ -605,3 +605,83 @@ async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes(
     sequencer.shutdown().await.expect("shutdown");
     assert_eq!(store.entry_count(), 3);
 }
+
+/// Appends fail and heal again and again while 16 producers submit into small batches (so
+/// that submitters wait for room while a batch fails): every leaf answered with an index is
+/// the leaf at that index, no index is answered twice, and nothing refused was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_under_load_never_answer_an_index_that_holds_another_leaf() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = Arc::new(FailingDisk {
+        inner: EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"),
+        broken: AtomicBool::new(false),
+        heal_attempts: AtomicU64::new(0),
+    });
+    let dyn_store: Arc<dyn LogStore> = store.clone();
+    let config = SequencerConfig {
+        max_batch_entries: 4,
+        ..SequencerConfig::default()
+    };
+    let sequencer = Arc::new(Sequencer::start(dyn_store, config).expect("start"));
+    let breaker = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for _ in 0..6 {
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                store.broken.store(true, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                store.broken.store(false, Ordering::SeqCst);
+            }
+        })
+    };
+    let producers: Vec<_> = (0..16u64)
+        .map(|producer| {
+            let sequencer = Arc::clone(&sequencer);
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for number in 0..60u64 {
+                    let tag = format!("producer {producer}");
+                    loop {
+                        match sequencer.add(leaf(&tag, number)).await {
+                            Ok(sequenced) => {
+                                assert!(!sequenced.duplicate, "{tag} {number} was stored before");
+                                answered.push((sequenced.index, leaf(&tag, number)));
+                                break;
+                            }
+                            Err(SequencerError::StorageUnavailable) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                            }
+                            Err(other) => panic!("unexpected {other}"),
+                        }
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut indices = HashSet::new();
+    let mut answered = 0u64;
+    for producer in producers {
+        for (index, entry) in producer.await.expect("producer") {
+            assert!(indices.insert(index), "index {index} answered twice");
+            let stored = store
+                .read_entries(index, 1)
+                .expect("read")
+                .pop()
+                .expect("one");
+            assert_eq!(stored.leaf, entry.leaf(), "index {index}");
+            answered += 1;
+        }
+    }
+    breaker.await.expect("breaker");
+    assert!(
+        store.heal_attempts.load(Ordering::SeqCst) > 0,
+        "no failure was injected"
+    );
+    assert_eq!(
+        store.entry_count(),
+        answered,
+        "something refused was stored"
+    );
+    sequencer.shutdown().await.expect("shutdown");
+}

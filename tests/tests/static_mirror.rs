@@ -1,4 +1,4 @@
-//! The published tree as plain files: a copy of the log's `objects/` directory, served by
+//! The published tree as plain files: a copy of the log's `objects_dir`, served by
 //! Python's `http.server` (a static server that knows nothing of Cairn), passes `cairn-monitor
 //! audit` against the log's key, and serves byte for byte what `cairn-log` serves.
 //!
@@ -51,6 +51,9 @@ async fn a_static_copy_of_the_objects_passes_the_monitors_audit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut options = Options::new(dir.path().join("sandbox"));
     options.checkpoint_interval_ms = 100;
+    // The sandbox's log inherits this: it publishes the tree as files there.
+    let objects = dir.path().join("objects");
+    std::env::set_var("CAIRN_LOG_OBJECTS_DIR", &objects);
     let binaries = Binaries::locate().expect("binaries");
     let monitor = binaries.path("cairn-monitor").expect("cairn-monitor");
     let mut sandbox = Sandbox::start(&options, binaries).expect("the sandbox starts");
@@ -79,7 +82,6 @@ async fn a_static_copy_of_the_objects_passes_the_monitors_audit() {
         .await
         .expect("add-batch");
     assert!(response.status().is_success(), "{}", response.status());
-    let objects = sandbox.dir().join("log-data").join("objects");
     let deadline = Instant::now() + Duration::from_secs(60);
     let checkpoint = loop {
         let written = std::fs::read(objects.join("checkpoint")).unwrap_or_default();

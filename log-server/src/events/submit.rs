@@ -666,22 +666,27 @@ mod tests {
         EventInput::parse(json.as_bytes()).expect("valid")
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn producers_are_refused_the_actions_of_the_servers_records() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log: Arc<dyn LogStore> = Arc::new(
-            EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"),
-        );
+    /// A log, its sequencer and its events in `dir`.
+    fn events_in(dir: &std::path::Path) -> (Arc<dyn LogStore>, Arc<Sequencer>, Arc<Events>) {
+        let log: Arc<dyn LogStore> =
+            Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("log"))).expect("log"));
         let sequencer = Arc::new(
             Sequencer::start(Arc::clone(&log), SequencerConfig::default()).expect("start"),
         );
         let store = EventStore::open(
-            &dir.path().join("events"),
+            &dir.join("events"),
             EventStoreConfig::default(),
             Arc::clone(&log),
         )
         .expect("events");
         let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
+        (log, sequencer, events)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn producers_are_refused_the_actions_of_the_servers_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, sequencer, events) = events_in(dir.path());
         let forged = EventInput::parse(
             br#"{"timestamp":"2026-12-06T00:00:00Z","actor":{"id":"p","type":"principal"},"action":"cairn.hold.set","resource":{"type":"hold","id":"actor:x"},"outcome":"success","payload":{"kind":"actor","value":"x","reason":"r"}}"#,
         )
@@ -706,19 +711,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_submission_dropped_while_sequenced_is_still_indexed() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log: Arc<dyn LogStore> = Arc::new(
-            EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"),
-        );
-        let sequencer = Arc::new(
-            Sequencer::start(Arc::clone(&log), SequencerConfig::default()).expect("start"),
-        );
-        let store = EventStore::open(
-            &dir.path().join("events"),
-            EventStoreConfig::default(),
-            Arc::clone(&log),
-        )
-        .expect("events");
-        let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
+        let (_log, sequencer, events) = events_in(dir.path());
         let (plain, with_payload) = (
             "0b5e7c1a-3d2f-4e8b-9a6c-1f0e2d3c4b5a",
             "1c6f8d2b-4e3a-4f9c-8b7d-2a1f3e4d5c6b",

@@ -359,6 +359,13 @@ impl Committer {
         };
         let new_bytes: usize = new_entries.iter().map(NewEntry::stored_bytes).sum();
         let mut pending = self.shared.pending.lock();
+        while !pending.entries.is_empty()
+            && (pending.entries.len() + new_entries.len() > self.config.max_batch_entries
+                || pending.bytes + new_bytes > self.config.max_batch_bytes)
+        {
+            self.shared.room.wait(&mut pending);
+        }
+        // Checked after any wait for room, which a failed append ends by emptying the batch.
         if pending.generation != self.generation {
             // An append failed while this was numbered: its indices may not follow the durable
             // entries. Refused; the next submission is numbered afresh.
@@ -371,12 +378,6 @@ impl Committer {
                 .unwrap_or(SequencerError::StorageUnavailable);
             let _ = reply.send(Err(answer));
             return;
-        }
-        while !pending.entries.is_empty()
-            && (pending.entries.len() + new_entries.len() > self.config.max_batch_entries
-                || pending.bytes + new_bytes > self.config.max_batch_bytes)
-        {
-            self.shared.room.wait(&mut pending);
         }
         debug_assert_eq!(
             pending.first_index + pending.entries.len() as u64 + new_entries.len() as u64,
@@ -544,8 +545,23 @@ fn refuse_from(
     if !shared.status.failed(Some(error.to_string())) {
         tracing::error!(%error, first_index, "appending entries failed; submissions are refused until the store is healed");
     }
-    *shared.refusal.lock() = Some(answer.clone());
-    shared.refusing.store(true, Ordering::Release);
+    let behind = restart_numbering(shared, &mut pending, first_index, Some(answer.clone()));
+    drop(pending);
+    shared.room.notify_all();
+    behind
+}
+
+/// Starts a new numbering generation at `first_index` (the durable end), refusing submissions
+/// with `refusal` until the next restart (or taking them again, with `None`). Returns the
+/// submitters waiting in the batch, whose entries are dropped: the caller refuses them.
+fn restart_numbering(
+    shared: &Shared,
+    pending: &mut Pending,
+    first_index: u64,
+    refusal: Option<SequencerError>,
+) -> Vec<Waiter> {
+    shared.refusing.store(refusal.is_some(), Ordering::Release);
+    *shared.refusal.lock() = refusal;
     pending.generation += 1;
     shared
         .generation
@@ -553,10 +569,7 @@ fn refuse_from(
     pending.first_index = first_index;
     pending.entries.clear();
     pending.bytes = 0;
-    let behind = std::mem::take(&mut pending.waiters);
-    drop(pending);
-    shared.room.notify_all();
-    behind
+    std::mem::take(&mut pending.waiters)
 }
 
 /// Heals the store with growing pauses until it takes appends again (true), or the sequencer
@@ -577,18 +590,9 @@ fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
             Ok(()) => {
                 let durable = store.entry_count();
                 let mut pending = shared.pending.lock();
-                pending.generation += 1;
-                shared
-                    .generation
-                    .store(pending.generation, Ordering::Release);
-                pending.first_index = durable;
-                pending.entries.clear();
-                pending.bytes = 0;
                 // No submission joins the batch while appends are refused (the generation
                 // and the refusal change together); were one there, its entries were cleared.
-                let stragglers = std::mem::take(&mut pending.waiters);
-                *shared.refusal.lock() = None;
-                shared.refusing.store(false, Ordering::Release);
+                let stragglers = restart_numbering(shared, &mut pending, durable, None);
                 let reason = shared.status.recovered();
                 drop(pending);
                 for waiter in stragglers {
