@@ -26,12 +26,14 @@ use cairn_spec::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertKind, Alerter};
-use crate::fetch::{
-    join, BadLocation, FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES,
-};
+use crate::fetch::{join, FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES};
 use crate::hashes::{migrate_from_sled, HashFiles};
+use crate::names::sanitize;
 use crate::pipeline::{Commit, Committer, Pipeline, Verified};
 use crate::verify::{FetchedTile, VerifiedTile};
+
+pub use crate::error::{FollowError, StoreError};
+pub use crate::names::percent_encode;
 
 /// How many gossiped checkpoints larger than the verified tree are held until it gets there.
 const MAX_PENDING: usize = 64;
@@ -126,26 +128,6 @@ struct Progress {
     frontier: Vec<String>,
 }
 
-/// Why following failed in a way that is not the log's fault to report as an alert.
-#[derive(Debug, thiserror::Error)]
-pub enum FollowError {
-    /// Persistent state could not be read or written.
-    #[error("state store: {0}")]
-    Store(#[from] sled::Error),
-    /// Writing an evidence file failed.
-    #[error("writing evidence: {0}")]
-    Evidence(#[from] std::io::Error),
-    /// The verified tree's hash files could not be read or written.
-    #[error("hash files: {0}")]
-    Hashes(std::io::Error),
-    /// The log's location is not one the monitor reads.
-    #[error(transparent)]
-    Location(#[from] BadLocation),
-    /// The runtime shut down while a verifier or writer thread ran.
-    #[error("stopped while verifying")]
-    Stopped,
-}
-
 /// The follower of one log.
 pub struct Follower {
     settings: LogSettings,
@@ -171,28 +153,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0)
-}
-
-/// Percent-encodes every byte but RFC 3986 unreserved characters, so that an origin with `/`
-/// travels as one path segment (`GET /checkpoint/<origin>` of tlog-witness monitors).
-pub fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-/// `origin` with every character but ASCII letters and digits replaced by `_`, for file names.
-pub(crate) fn sanitize(origin: &str) -> String {
-    origin
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }
 
 impl Follower {
@@ -982,11 +942,6 @@ impl Follower {
         }
     }
 }
-
-/// Reading the verified tree's stored hashes failed.
-#[derive(Debug, thiserror::Error)]
-#[error("verified hashes: {0}")]
-pub struct StoreError(String);
 
 /// The hashes of the verified tree as the monitor stored them: every leaf hash and every full
 /// tile's subtree root. Nodes above height 8 are folded from those.
