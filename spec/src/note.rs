@@ -31,7 +31,8 @@
 //!
 //! One concern a file: who signed ([`KeyName`], [`KeyId`]), signature lines
 //! ([`NoteSignature`]), the note and its verification ([`Note`]), key strings and the Ed25519
-//! note key ([`Vkey`], [`Ed25519Verifier`], [`Ed25519Signer`]), deferred Ed25519 checks
+//! keys of every kind, a log's and a witness's ([`Vkey`], [`VerifierKey`], [`SignerKey`]),
+//! deferred Ed25519 checks
 //! ([`Ed25519Batch`]), and the errors of all of them ([`NoteError`], [`KeyError`]).
 
 use base64::Engine as _;
@@ -45,8 +46,9 @@ mod signed_note;
 
 pub use batch::{verify_single, Ed25519Batch, Ed25519Checker, Ed25519Rules, SingleEd25519};
 pub use error::{KeyError, NoteError, SignatureLineError};
-pub(crate) use keys::{format_skey, format_vkey, parse_ed25519_skey, random_seed, verify_ed25519};
-pub use keys::{Ed25519Signer, Ed25519Verifier, Vkey};
+pub use keys::{
+    Ed25519Kind, Ed25519Signer, Ed25519Verifier, PlainEd25519, SignerKey, VerifierKey, Vkey,
+};
 pub use name::{KeyId, KeyName, KeyNameError};
 pub use signature::{format_signature_lines, parse_signature_lines, NoteSignature};
 pub use signed_note::{Note, NoteVerifier, Verification};
