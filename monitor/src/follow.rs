@@ -1,12 +1,13 @@
 //! The follower of one log: each poll reads the log's checkpoint, checks its signature and the
-//! witness policy, grows the verified tree to it from the log's own tiles ([`grow`]), asks the
-//! witnesses what they were shown and checks that against the verified tree ([`gossip`]),
-//! fetches some verified tiles again, and notices a log that stopped growing.
+//! witness policy, grows the verified tree to it from the log's own tiles (`follow/grow.rs`),
+//! asks the witnesses what they were shown and checks that against the verified tree
+//! (`follow/gossip.rs`), fetches some verified tiles again, and notices a log that stopped
+//! growing.
 //!
 //! What the log did wrong becomes an alert (once each), with a `cairn.evidence/v1` file where
 //! the wrong can be proven to others (spec/docs/evidence.md); only the monitor's own failures are
-//! errors ([`FollowError`]). What was verified is persisted in sled ([`state`]) and the verified
-//! tree's hashes in flat files ([`crate::hashes`]), so a restarted monitor resumes, an
+//! errors ([`FollowError`]). What was verified is persisted in sled (`follow/state.rs`) and the
+//! verified tree's hashes in flat files ([`crate::hashes`]), so a restarted monitor resumes, an
 //! interrupted growth included.
 
 mod gossip;

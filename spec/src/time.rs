@@ -8,7 +8,7 @@
 //!
 //! RFC 3161 timestamp tokens carry their time as a DER GeneralizedTime
 //! ([`crate::timestamp`]); it is read into the same [`Instant`] through the same calendar
-//! ([`Civil`]), so a token's time and an event's time compare as they should.
+//! (`Civil`), so a token's time and an event's time compare as they should.
 
 use std::fmt;
 
