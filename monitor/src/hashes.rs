@@ -38,7 +38,7 @@ pub struct HashFiles {
 /// A file name for `origin` that no other origin maps to: its readable part, and a digest of the
 /// whole origin, since the readable part folds every unusual character to `_`.
 fn file_stem(origin: &str) -> String {
-    let readable: String = crate::follow::sanitize(origin).chars().take(64).collect();
+    let readable: String = crate::names::sanitize(origin).chars().take(64).collect();
     let digest = Hash::of_leaf(origin.as_bytes()).to_hex();
     format!("{readable}-{}", &digest[..16])
 }

@@ -12,6 +12,8 @@
 //!   consistency from its own frontier, state in sled (an interrupted verification resumes),
 //!   gossip checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence` and
 //!   spec/docs/evidence.md).
+//! - [`error`]: the monitor's own failures (storage, location, runtime), apart from the log's.
+//! - [`names`]: an origin written as a URL path segment or in a file name.
 //! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
 //! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
@@ -24,9 +26,11 @@
 
 pub mod alert;
 pub mod daemon;
+pub mod error;
 pub mod export;
 pub mod fetch;
 pub mod follow;
 pub mod hashes;
+pub mod names;
 pub mod pipeline;
 pub mod verify;

@@ -21,8 +21,8 @@ use cairn_spec::Hash;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::error::FollowError;
 use crate::fetch::{BufferPool, FetchError, Level0Batch, LogSource};
-use crate::follow::FollowError;
 use crate::hashes::HashFiles;
 use crate::verify::{verify_batch, FetchedTile, VerifiedTile};
 

@@ -4,10 +4,11 @@
 //!
 //! `cargo bench -p cairn-spec --bench timestamp`
 
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     checkpoint_imprint, issue_response, make_root_certificate, make_tsa_certificate, verify_token,
     CertificateSpec, Expectation, KeyPair, ObjectIdentifier, TimestampGrant, TimestampRequest,
-    TrustAnchors, TsaSigner, UnixTime,
+    TrustAnchors, TsaSigner,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -24,8 +25,8 @@ fn cairn_tsa(tsa_key: KeyPair) -> (TsaSigner, TrustAnchors) {
     let spec = |subject, serial_number| CertificateSpec {
         subject,
         serial_number,
-        not_before: UnixTime::from_seconds(1_767_225_600),
-        not_after: UnixTime::from_seconds(2_082_758_400),
+        not_before: Instant::from_seconds(1_767_225_600),
+        not_after: Instant::from_seconds(2_082_758_400),
     };
     let root = make_root_certificate(&root_key, &spec("CN=Bench Root", &[1])).expect("root");
     let tsa = make_tsa_certificate(
@@ -45,7 +46,7 @@ fn cairn_tsa(tsa_key: KeyPair) -> (TsaSigner, TrustAnchors) {
 fn grant(serial: &[u8]) -> TimestampGrant<'_> {
     TimestampGrant {
         serial_number: serial,
-        gen_time: UnixTime {
+        gen_time: Instant {
             seconds: 1_795_606_638,
             nanos: 619_000_000,
         },

@@ -16,19 +16,19 @@
 //! lines. Cosigner public keys travel as vkeys with signature type 0x04. The message does not
 //! commit to the cosigner's name, so one Ed25519 key must never serve two cosigners.
 //!
+//! A cosigner key is an Ed25519 note key of its own kind ([`CosignatureV1`]): the same name, key
+//! ID and key strings as a log's key ([`crate::note::VerifierKey`]), another type byte and
+//! another signed message.
+//!
 //! The ML-DSA-44 cosignature type of the same spec is not implemented.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
-
-use ed25519_dalek::Signer as _;
-use rand_core::CryptoRngCore;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::note::{
-    format_skey, format_vkey, parse_ed25519_skey, random_seed, verify_ed25519, Ed25519Checker,
-    Ed25519Rules, KeyError, KeyId, KeyName, NoteSignature, NoteVerifier, SingleEd25519, Vkey,
-    ED25519_KEY_SIZE, ED25519_SIGNATURE_SIZE, SIGNATURE_TYPE_ED25519,
+    verify_single, Ed25519Kind, Ed25519Rules, KeyId, KeyName, NoteSignature, SignerKey,
+    VerifierKey, ED25519_SIGNATURE_SIZE, SIGNATURE_TYPE_ED25519,
 };
 
 /// Signature type byte of timestamped Ed25519 checkpoint cosignatures (signed-note registry).
@@ -110,18 +110,10 @@ impl Cosignature {
     /// Decodes a note signature as a cosignature: 72 bytes after the key ID, timestamp at most
     /// 2^63 - 1. Says nothing about validity; see [`CosignatureVerifier::verify_cosignature`].
     pub fn from_note_signature(signature: &NoteSignature) -> Result<Cosignature, CosignatureError> {
-        let bytes: &[u8; COSIGNATURE_SIZE] =
-            signature.signature.as_slice().try_into().map_err(|_| {
-                CosignatureError::WrongLength {
-                    found: signature.signature.len(),
-                }
+        let (timestamp, ed25519) =
+            split_cosignature(&signature.signature).ok_or(CosignatureError::WrongLength {
+                found: signature.signature.len(),
             })?;
-        let (timestamp, ed25519) = bytes.split_at(8);
-        let timestamp = u64::from_be_bytes(
-            timestamp
-                .try_into()
-                .expect("split_at(8) of 72 bytes leaves 8 bytes"),
-        );
         if timestamp > MAX_TIMESTAMP {
             return Err(CosignatureError::TimestampOutOfRange { timestamp });
         }
@@ -163,65 +155,53 @@ impl fmt::Debug for Cosignature {
     }
 }
 
-/// The public half of a cosigner key: verifies `cosignature/v1` signatures.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CosignatureVerifier {
-    key_name: KeyName,
-    key_id: KeyId,
-    public_key: ed25519_dalek::VerifyingKey,
+/// A cosigner key's kind: Ed25519 over [`signed_message`], signature type 0x04, the signature
+/// bytes after the key ID being the timestamp and the Ed25519 signature. A cosigner also reads
+/// a plain Ed25519 signer key (type 0x01, as Go's `note.GenerateKey` writes it), and signs with
+/// the type-0x04 ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CosignatureV1;
+
+impl Ed25519Kind for CosignatureV1 {
+    const SIGNATURE_TYPE: u8 = SIGNATURE_TYPE_COSIGNATURE_V1;
+    const NAME: &'static str = "Cosignature";
+
+    fn reads_signer_type(signature_type: u8) -> bool {
+        signature_type == SIGNATURE_TYPE_COSIGNATURE_V1 || signature_type == SIGNATURE_TYPE_ED25519
+    }
+
+    fn signed_parts<'a>(text: &'a [u8], signature: &'a [u8]) -> Option<(Cow<'a, [u8]>, &'a [u8])> {
+        let (timestamp, ed25519) = split_cosignature(signature)?;
+        if timestamp > MAX_TIMESTAMP {
+            return None;
+        }
+        Some((Cow::Owned(signed_message(text, timestamp)), ed25519))
+    }
 }
 
-impl CosignatureVerifier {
-    /// The verifier for `public_key` under `key_name`, with the type-0x04 key ID.
-    pub fn new(key_name: KeyName, public_key: ed25519_dalek::VerifyingKey) -> CosignatureVerifier {
-        let key_id = KeyId::compute(
-            &key_name,
-            SIGNATURE_TYPE_COSIGNATURE_V1,
-            public_key.as_bytes(),
-        );
-        CosignatureVerifier {
-            key_name,
-            key_id,
-            public_key,
-        }
-    }
+/// The timestamp and the Ed25519 signature of a cosignature's bytes after the key ID; `None`
+/// unless they are 8 + 64 bytes long.
+fn split_cosignature(signature: &[u8]) -> Option<(u64, &[u8])> {
+    let bytes: &[u8; COSIGNATURE_SIZE] = signature.try_into().ok()?;
+    let (timestamp, ed25519) = bytes.split_at(8);
+    let timestamp = u64::from_be_bytes(
+        timestamp
+            .try_into()
+            .expect("split_at(8) of 72 bytes leaves 8 bytes"),
+    );
+    Some((timestamp, ed25519))
+}
 
-    /// Reads a vkey `<name>+<hex ID>+base64(0x04 || 32-byte public key)`, checking the ID.
-    pub fn from_vkey(vkey: &str) -> Result<CosignatureVerifier, KeyError> {
-        let parts = Vkey::parse(vkey)?;
-        let public_key = parts.ed25519_public_key(SIGNATURE_TYPE_COSIGNATURE_V1)?;
-        Ok(CosignatureVerifier {
-            key_name: parts.key_name,
-            key_id: parts.key_id,
-            public_key,
-        })
-    }
+/// The public half of a cosigner key: verifies `cosignature/v1` signatures, alone
+/// ([`CosignatureVerifier::verify_cosignature`]) or as a note verifier over a checkpoint note
+/// with its cosignatures.
+pub type CosignatureVerifier = VerifierKey<CosignatureV1>;
 
-    /// The vkey string, signature type 0x04.
-    pub fn to_vkey(&self) -> String {
-        format_vkey(
-            &self.key_name,
-            self.key_id,
-            SIGNATURE_TYPE_COSIGNATURE_V1,
-            self.public_key.as_bytes(),
-        )
-    }
+/// The private half of a cosigner key: makes `cosignature/v1` signatures at a time the caller
+/// gives ([`CosignatureSigner::cosign`]).
+pub type CosignatureSigner = SignerKey<CosignatureV1>;
 
-    /// Name of the cosigner.
-    pub fn key_name(&self) -> &KeyName {
-        &self.key_name
-    }
-
-    /// ID of the cosigner's key.
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
-    /// The Ed25519 public key.
-    pub fn public_key(&self) -> &ed25519_dalek::VerifyingKey {
-        &self.public_key
-    }
-
+impl VerifierKey<CosignatureV1> {
     /// Verifies that `signature` is this cosigner's cosignature of `checkpoint`, and returns its
     /// timestamp. Whether the timestamp is acceptable (not in the future, recent enough) is the
     /// caller's policy.
@@ -230,10 +210,10 @@ impl CosignatureVerifier {
         checkpoint: &Checkpoint,
         signature: &NoteSignature,
     ) -> Result<u64, CosignatureError> {
-        if !signature.key_name.eq(&self.key_name) || signature.key_id != self.key_id {
+        if !signature.key_name.eq(self.key_name()) || signature.key_id != self.key_id() {
             return Err(CosignatureError::WrongKey {
-                expected_name: self.key_name.clone(),
-                expected_id: self.key_id,
+                expected_name: self.key_name().clone(),
+                expected_id: self.key_id(),
                 found_name: signature.key_name.clone(),
                 found_id: signature.key_id,
             });
@@ -241,162 +221,22 @@ impl CosignatureVerifier {
         let cosignature = Cosignature::from_note_signature(signature)?;
         let text = checkpoint.to_text()?;
         let message = signed_message(text.as_bytes(), cosignature.timestamp);
-        if !verify_ed25519(&self.public_key, &message, &cosignature.signature) {
+        if !verify_single(
+            self.public_key(),
+            &message,
+            &cosignature.signature,
+            Ed25519Rules::Cofactorless,
+        ) {
             return Err(CosignatureError::InvalidSignature {
-                key_name: self.key_name.clone(),
-                key_id: self.key_id,
+                key_name: self.key_name().clone(),
+                key_id: self.key_id(),
             });
         }
         Ok(cosignature.timestamp)
     }
 }
 
-/// As a note verifier, checks a cosignature over the note text (so a checkpoint note with its
-/// cosignatures can be verified in one [`crate::note::Note::verify`] call).
-impl NoteVerifier for CosignatureVerifier {
-    fn key_name(&self) -> &KeyName {
-        &self.key_name
-    }
-    fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-    fn verify(&self, text: &[u8], signature: &[u8]) -> bool {
-        self.verify_with(text, signature, &mut SingleEd25519)
-    }
-    fn verify_with(&self, text: &[u8], signature: &[u8], checker: &mut dyn Ed25519Checker) -> bool {
-        let Ok(bytes) = <&[u8; COSIGNATURE_SIZE]>::try_from(signature) else {
-            return false;
-        };
-        let (timestamp, ed25519) = bytes.split_at(8);
-        let timestamp = u64::from_be_bytes(
-            timestamp
-                .try_into()
-                .expect("split_at(8) of 72 bytes leaves 8 bytes"),
-        );
-        if timestamp > MAX_TIMESTAMP {
-            return false;
-        }
-        checker.check(
-            &self.public_key,
-            &signed_message(text, timestamp),
-            ed25519,
-            Ed25519Rules::Cofactorless,
-        )
-    }
-}
-
-impl fmt::Display for CosignatureVerifier {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.to_vkey())
-    }
-}
-
-impl fmt::Debug for CosignatureVerifier {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "CosignatureVerifier({})", self.to_vkey())
-    }
-}
-
-impl FromStr for CosignatureVerifier {
-    type Err = KeyError;
-    fn from_str(vkey: &str) -> Result<CosignatureVerifier, KeyError> {
-        CosignatureVerifier::from_vkey(vkey)
-    }
-}
-
-/// The private half of a cosigner key: makes `cosignature/v1` signatures at a time the caller
-/// gives.
-///
-/// Its `Debug` form shows the name and ID, never the seed.
-#[derive(Clone)]
-pub struct CosignatureSigner {
-    key_name: KeyName,
-    key_id: KeyId,
-    signing_key: ed25519_dalek::SigningKey,
-}
-
-impl CosignatureSigner {
-    /// The cosigner whose Ed25519 private key is `seed`.
-    pub fn from_seed(key_name: KeyName, seed: [u8; ED25519_KEY_SIZE]) -> CosignatureSigner {
-        let signing_key = ed25519_dalek::SigningKey::from_bytes(&seed);
-        let key_id = KeyId::compute(
-            &key_name,
-            SIGNATURE_TYPE_COSIGNATURE_V1,
-            signing_key.verifying_key().as_bytes(),
-        );
-        CosignatureSigner {
-            key_name,
-            key_id,
-            signing_key,
-        }
-    }
-
-    /// A new cosigner key from a caller-supplied cryptographic random source.
-    pub fn generate<R: CryptoRngCore + ?Sized>(
-        key_name: KeyName,
-        rng: &mut R,
-    ) -> Result<CosignatureSigner, KeyError> {
-        Ok(CosignatureSigner::from_seed(key_name, random_seed(rng)?))
-    }
-
-    /// Reads `PRIVATE+KEY+<name>+<hex ID>+base64(type || 32-byte seed)`. The type is 0x04 (the
-    /// form [`CosignatureSigner::to_skey`] writes, ID of type 0x04) or 0x01 (a plain Ed25519
-    /// note key as Go's `note.GenerateKey` writes it, ID of type 0x01); either way the stated ID
-    /// is checked against the derived public key, and the cosigner signs with the type-0x04 ID.
-    pub fn from_skey(skey: &str) -> Result<CosignatureSigner, KeyError> {
-        let parts = parse_ed25519_skey(skey)?;
-        if parts.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1
-            && parts.signature_type != SIGNATURE_TYPE_ED25519
-        {
-            return Err(KeyError::UnsupportedSignatureType {
-                found: parts.signature_type,
-                expected: SIGNATURE_TYPE_COSIGNATURE_V1,
-            });
-        }
-        let signer = CosignatureSigner::from_seed(parts.key_name, parts.seed);
-        let computed = KeyId::compute(
-            &signer.key_name,
-            parts.signature_type,
-            signer.signing_key.verifying_key().as_bytes(),
-        );
-        if computed != parts.key_id {
-            return Err(KeyError::KeyIdMismatch {
-                stated: parts.key_id,
-                computed,
-            });
-        }
-        Ok(signer)
-    }
-
-    /// The signer key string, type 0x04. It holds the private key: keep it secret.
-    pub fn to_skey(&self) -> String {
-        format_skey(
-            &self.key_name,
-            self.key_id,
-            SIGNATURE_TYPE_COSIGNATURE_V1,
-            self.signing_key.as_bytes(),
-        )
-    }
-
-    /// The matching verifier.
-    pub fn verifier(&self) -> CosignatureVerifier {
-        CosignatureVerifier {
-            key_name: self.key_name.clone(),
-            key_id: self.key_id,
-            public_key: self.signing_key.verifying_key(),
-        }
-    }
-
-    /// Name of the cosigner.
-    pub fn key_name(&self) -> &KeyName {
-        &self.key_name
-    }
-
-    /// ID of the cosigner's key (type 0x04).
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
+impl SignerKey<CosignatureV1> {
     /// Cosigns `checkpoint` as of `timestamp` (POSIX seconds, from the caller's clock).
     pub fn cosign(
         &self,
@@ -409,20 +249,10 @@ impl CosignatureSigner {
         let text = checkpoint.to_text()?;
         let message = signed_message(text.as_bytes(), timestamp);
         Ok(Cosignature {
-            key_name: self.key_name.clone(),
-            key_id: self.key_id,
+            key_name: self.key_name().clone(),
+            key_id: self.key_id(),
             timestamp,
-            signature: self.signing_key.sign(&message).to_bytes(),
+            signature: self.sign_bytes(&message),
         })
-    }
-}
-
-impl fmt::Debug for CosignatureSigner {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "CosignatureSigner({}+{}, private key elided)",
-            self.key_name, self.key_id
-        )
     }
 }

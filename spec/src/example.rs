@@ -11,9 +11,10 @@ use crate::merkle::{self, CompactRange};
 use crate::note::{Ed25519Signer, KeyName};
 use crate::policy::Policy;
 use crate::receipt::{Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
+use crate::time::Instant;
 use crate::timestamp::{
     self, make_root_certificate, make_tsa_certificate, respond, verify_response, CertificateSpec,
-    Expectation, KeyPair, ObjectIdentifier, TimestampGrant, TimestampRequest, TsaSigner, UnixTime,
+    Expectation, KeyPair, ObjectIdentifier, TimestampGrant, TimestampRequest, TsaSigner,
 };
 
 /// The origin of the example log.
@@ -49,8 +50,8 @@ fn test_tsa_with_keys(root_key: KeyPair, tsa_key: KeyPair) -> TestTsa {
     let validity = |serial: &'static [u8], subject: &'static str| CertificateSpec {
         subject,
         serial_number: serial,
-        not_before: UnixTime::from_seconds(1_700_000_000),
-        not_after: UnixTime::from_seconds(2_000_000_000),
+        not_before: Instant::from_seconds(1_700_000_000),
+        not_after: Instant::from_seconds(2_000_000_000),
     };
     let root_der = make_root_certificate(&root_key, &validity(&[1], "CN=Test Root"))
         .expect("root certificate");
@@ -72,7 +73,7 @@ impl TestTsa {
         let request = TimestampRequest::for_imprint(imprint, 42, None);
         let grant = TimestampGrant {
             serial_number: &[serial],
-            gen_time: UnixTime::from_seconds(1_764_000_000),
+            gen_time: Instant::from_seconds(1_764_000_000),
             policy: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1"),
             accuracy: None,
         };

@@ -10,10 +10,11 @@
 //! - [`evidence`]: `cairn.evidence/v1`, portable proof that a log signed incompatible trees.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).
-//! - [`time`]: RFC 3339 timestamps.
+//! - [`time`]: the one point-in-time type (`Instant`) and civil calendar; RFC 3339 text.
 //! - [`merkle`]: RFC 9162 §2.1 tree math: roots, inclusion and consistency proofs (building and
 //!   verifying), stored-hash order, the compact range a log appends with.
-//! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys.
+//! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys
+//!   of every kind (a log's note key, a witness's cosigner key) as one type.
 //! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
 //!   cosignatures.

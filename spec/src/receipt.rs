@@ -22,7 +22,8 @@ use crate::hash::Hash;
 use crate::merkle::{self, ProofError, MAX_INCLUSION_PROOF_LEN};
 use crate::note::{Ed25519Batch, Ed25519Checker, Note, NoteVerifier, SingleEd25519};
 use crate::policy::Policy;
-use crate::timestamp::{self, TimestampError, TokenVerifier, TrustAnchors, UnixTime};
+use crate::time::Instant;
+use crate::timestamp::{self, TimestampError, TokenVerifier, TrustAnchors};
 
 /// The `format` of a Cairn receipt.
 pub const RECEIPT_FORMAT: &str = "cairn.receipt/v1";
@@ -91,7 +92,7 @@ pub struct VerifiedReceipt {
     /// times (Unix seconds).
     pub witnesses: Vec<(String, u64)>,
     /// The verified timestamps, with the policy name of the TSA they chain to, if any.
-    pub timestamps: Vec<(Option<String>, UnixTime)>,
+    pub timestamps: Vec<(Option<String>, Instant)>,
     /// Signatures in the checkpoint by keys the policy does not know, which were not checked.
     pub unknown_signatures: usize,
 }
@@ -612,7 +613,7 @@ struct NoteVerdict {
 }
 
 /// A verified token: the policy name of the TSA it chains to, if any, and its genTime.
-type TimestampVerdict = (Option<String>, UnixTime);
+type TimestampVerdict = (Option<String>, Instant);
 
 /// Steps 2 and 3 of verification: the note's signatures and the witness quorum.
 fn verify_note(
@@ -816,7 +817,7 @@ mod tests {
             verified.timestamps,
             vec![(
                 Some("test".to_string()),
-                UnixTime::from_seconds(1_764_000_000)
+                Instant::from_seconds(1_764_000_000)
             )]
         );
         // And through JSON and back.

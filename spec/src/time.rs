@@ -1,14 +1,20 @@
-//! RFC 3339 timestamps: strict parsing to an instant, and formatting of an instant in UTC.
+//! Instants and the civil calendar: the one point-in-time type of Cairn, its RFC 3339 text, and
+//! the one conversion between Unix time and proleptic Gregorian dates.
 //!
 //! Audit events carry the producer's time and the server's receive time as RFC 3339 text, and
 //! queries select events by time, so both directions are needed. Only the RFC 3339 profile of
 //! ISO 8601 is accepted: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with `T`/`Z` in either case,
 //! a fraction of 1 to 9 digits, a leap second only as second 60, and years 0000 to 9999.
+//!
+//! RFC 3161 timestamp tokens carry their time as a DER GeneralizedTime
+//! ([`crate::timestamp`]); it is read into the same [`Instant`] through the same calendar
+//! (`Civil`), so a token's time and an event's time compare as they should.
 
 use std::fmt;
 
-/// An instant: seconds and nanoseconds since 1970-01-01T00:00:00Z (negative before 1970).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An instant: seconds and nanoseconds since 1970-01-01T00:00:00Z (negative before 1970; leap
+/// seconds not counted, as in POSIX).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant {
     /// Whole seconds since the Unix epoch.
     pub seconds: i64,
@@ -27,6 +33,11 @@ pub struct TimeError {
 }
 
 impl Instant {
+    /// The whole second `seconds` after the epoch.
+    pub fn from_seconds(seconds: i64) -> Instant {
+        Instant { seconds, nanos: 0 }
+    }
+
     /// The instant `seconds` after the epoch.
     pub fn from_unix(seconds: i64, nanos: u32) -> Instant {
         Instant {
@@ -137,25 +148,7 @@ impl Instant {
     /// leaf, so it is written digit by digit, without formatting machinery). The text has no
     /// character that JSON escapes.
     pub fn write_rfc3339(&self, out: &mut String) {
-        let days = self.seconds.div_euclid(86_400);
-        let second_of_day = self.seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        if !(0..=9999).contains(&year) {
-            // Outside RFC 3339's years (an instant made from a Unix time, not parsed).
-            let _ = fmt::Write::write_fmt(out, format_args!("{year:04}"));
-        } else {
-            push_digits(out, year as u64, 4);
-        }
-        out.push('-');
-        push_digits(out, month as u64, 2);
-        out.push('-');
-        push_digits(out, day as u64, 2);
-        out.push('T');
-        push_digits(out, (second_of_day / 3600) as u64, 2);
-        out.push(':');
-        push_digits(out, (second_of_day / 60 % 60) as u64, 2);
-        out.push(':');
-        push_digits(out, (second_of_day % 60) as u64, 2);
+        self.write_date_and_time(out);
         if self.nanos != 0 {
             out.push('.');
             if self.nanos.is_multiple_of(1_000_000) {
@@ -168,6 +161,48 @@ impl Instant {
         }
         out.push('Z');
     }
+
+    /// RFC 3339 text in UTC with the fraction's trailing zeros dropped (`.72`, where
+    /// [`Instant::to_rfc3339`] writes `.720`): the precision a GeneralizedTime carries (X.690
+    /// §11.7), so that a timestamp token's time is shown as the token states it.
+    pub fn to_rfc3339_trimmed(&self) -> String {
+        let mut text = String::with_capacity(30);
+        self.write_date_and_time(&mut text);
+        push_trimmed_fraction(&mut text, self.nanos);
+        text.push('Z');
+        text
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` in UTC.
+    fn write_date_and_time(&self, out: &mut String) {
+        let civil = Civil::from_unix(self.seconds);
+        if !(0..=9999).contains(&civil.year) {
+            // Outside RFC 3339's years (an instant made from a Unix time, not parsed).
+            let _ = fmt::Write::write_fmt(out, format_args!("{:04}", civil.year));
+        } else {
+            push_digits(out, civil.year as u64, 4);
+        }
+        out.push('-');
+        push_digits(out, u64::from(civil.month), 2);
+        out.push('-');
+        push_digits(out, u64::from(civil.day), 2);
+        out.push('T');
+        push_digits(out, u64::from(civil.hour), 2);
+        out.push(':');
+        push_digits(out, u64::from(civil.minute), 2);
+        out.push(':');
+        push_digits(out, u64::from(civil.second), 2);
+    }
+}
+
+/// Appends `.` and the fraction digits of `nanos` without trailing zeros, or nothing if zero.
+pub(crate) fn push_trimmed_fraction(text: &mut String, nanos: u32) {
+    if nanos == 0 {
+        return;
+    }
+    let digits = format!("{nanos:09}");
+    text.push('.');
+    text.push_str(digits.trim_end_matches('0'));
 }
 
 /// Appends the last `width` decimal digits of `value`, zero-padded.
@@ -189,12 +224,49 @@ fn is_leap_year(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+/// Days in `month` (1 to 12) of `year`, proleptic Gregorian.
+pub(crate) fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if is_leap_year(year) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
+    }
+}
+
+/// A broken-down UTC time of the proleptic Gregorian calendar: what RFC 3339 and
+/// GeneralizedTime text both spell out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl Civil {
+    /// The date and time of day of `seconds` since the epoch.
+    pub(crate) fn from_unix(seconds: i64) -> Civil {
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        Civil {
+            year,
+            month: month as u32,
+            day: day as u32,
+            hour: (second_of_day / 3600) as u32,
+            minute: (second_of_day / 60 % 60) as u32,
+            second: (second_of_day % 60) as u32,
+        }
+    }
+
+    /// Seconds since the epoch; the fields must already be in range.
+    pub(crate) fn to_unix(self) -> i64 {
+        days_from_civil(self.year, i64::from(self.month), i64::from(self.day)) * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
     }
 }
 
@@ -328,6 +400,34 @@ mod tests {
             Instant::from_unix(-1, 0).to_rfc3339(),
             "1969-12-31T23:59:59Z"
         );
+    }
+
+    #[test]
+    fn trimmed_text_differs_only_in_the_fraction_s_trailing_zeros() {
+        for (instant, grouped, trimmed) in [
+            (
+                Instant::from_unix(1_764_070_233, 720_000_000),
+                ".720Z",
+                ".72Z",
+            ),
+            (
+                Instant::from_unix(1_764_070_233, 1_500),
+                ".000001500Z",
+                ".0000015Z",
+            ),
+            (
+                Instant::from_unix(1_764_070_233, 123_456_789),
+                ".123456789Z",
+                ".123456789Z",
+            ),
+            (Instant::from_unix(1_764_070_233, 0), "33Z", "33Z"),
+        ] {
+            let (full, short) = (instant.to_rfc3339(), instant.to_rfc3339_trimmed());
+            assert!(full.ends_with(grouped), "{full}");
+            assert!(short.ends_with(trimmed), "{short}");
+            assert_eq!(full[..19], short[..19]);
+            assert_eq!(Instant::parse_rfc3339(&short), Ok(instant));
+        }
     }
 
     #[test]

@@ -346,3 +346,29 @@ fn cosigner_debug_form_hides_the_private_key() {
     let seed_base64 = &cosigner.to_skey()[cosigner.to_skey().len() - 40..];
     assert!(!debug.contains(seed_base64));
 }
+
+#[test]
+fn one_key_type_keeps_each_kind_apart() {
+    // A log's note key and a witness's cosigner key are one type with the kind as a parameter:
+    // each kind keeps its name, its type byte and what its signatures sign.
+    let cosigner = CosignatureSigner::from_skey(PETER_SKEY).expect("a type-0x01 skey is accepted");
+    let plain = Ed25519Signer::from_skey(PETER_SKEY).expect("valid");
+    assert!(format!("{plain:?}").starts_with("Ed25519Signer(PeterNeumann+c74f20a3,"));
+    assert!(format!("{cosigner:?}").starts_with("CosignatureSigner(PeterNeumann+"));
+    assert!(format!("{:?}", plain.verifier()).starts_with("Ed25519Verifier(PeterNeumann+"));
+    assert!(format!("{:?}", cosigner.verifier()).starts_with("CosignatureVerifier(PeterNeumann+"));
+    assert_eq!(
+        plain.verifier().public_key(),
+        cosigner.verifier().public_key()
+    );
+    // A plain signature over the text is no cosignature of it, though the same Ed25519 key
+    // made it: a cosigner's signature signs the timestamped message, and is 72 bytes long.
+    let mut note =
+        Note::new("test\n123\nf+7CoKgXKE/tNys9TTXcr/ad6U/K3xvznmzew9y6SP0=\n").expect("text");
+    note.sign(&plain).expect("signs");
+    let signature = &note.signatures()[0].signature;
+    assert!(plain.verifier().verify(note.text().as_bytes(), signature));
+    assert!(!cosigner
+        .verifier()
+        .verify(note.text().as_bytes(), signature));
+}

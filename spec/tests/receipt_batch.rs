@@ -8,9 +8,10 @@ use cairn_spec::example::{test_tsa, world, TestTsa, World};
 use cairn_spec::hash::Hash;
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{verify, Receipt, ReceiptError, ReceiptVerifier};
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     make_root_certificate, make_tsa_certificate, CertificateSpec, KeyPair, TimestampError,
-    TsaSigner, UnixTime,
+    TsaSigner,
 };
 
 const TREE_SIZE: usize = 64;
@@ -151,8 +152,8 @@ fn tsa_with_forged_certificate(genuine: &TestTsa) -> TestTsa {
     let validity = |subject, serial_number| CertificateSpec {
         subject,
         serial_number,
-        not_before: UnixTime::from_seconds(1_700_000_000),
-        not_after: UnixTime::from_seconds(2_000_000_000),
+        not_before: Instant::from_seconds(1_700_000_000),
+        not_after: Instant::from_seconds(2_000_000_000),
     };
     // A root with the genuine root's name and another key.
     let impostor_root =

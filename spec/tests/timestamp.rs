@@ -4,11 +4,12 @@
 #[path = "tsa/support.rs"]
 mod support;
 
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     checkpoint_imprint, issue_response, oid, rejection_response, respond, verify_response,
     verify_token, Accuracy, ChainFailure, Expectation, FailureInfo, HashAlgorithm, KeyPair,
     PkiStatus, SignatureAlgorithm, TimestampError, TimestampGrant, TimestampRequest, TrustAnchors,
-    TsaSigner, UnixTime, MAX_CERTIFICATES, MAX_TOKEN_SIZE,
+    TsaSigner, MAX_CERTIFICATES, MAX_TOKEN_SIZE,
 };
 use der::asn1::{Any, OctetString};
 use der::{Decode, Encode};
@@ -654,7 +655,7 @@ fn grant_values_out_of_range_are_refused() {
         Err(TimestampError::BadGrant { .. })
     ));
     let far_future = TimestampGrant {
-        gen_time: UnixTime::from_seconds(253_402_300_800),
+        gen_time: Instant::from_seconds(253_402_300_800),
         ..grant(&[1])
     };
     assert!(matches!(
@@ -795,8 +796,8 @@ fn rsa_token(
         &cairn_spec::timestamp::CertificateSpec {
             subject: "CN=Cairn Test RSA TSA",
             serial_number: &[0x77],
-            not_before: UnixTime::from_seconds(NOT_BEFORE),
-            not_after: UnixTime::from_seconds(NOT_AFTER),
+            not_before: Instant::from_seconds(NOT_BEFORE),
+            not_after: Instant::from_seconds(NOT_AFTER),
         },
     )
     .expect("RSA TSA certificate");

@@ -25,10 +25,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     certificate_to_pem, certificates_from_pem, make_root_certificate, make_tsa_certificate,
     respond, Accuracy, CertificateSpec, KeyPair, ObjectIdentifier, TimestampError, TimestampGrant,
-    TsaSigner, UnixTime, MAX_REQUEST_SIZE,
+    TsaSigner, MAX_REQUEST_SIZE,
 };
 use rand::RngCore;
 use std::io::Write;
@@ -100,11 +101,11 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TsaError + '_ {
     }
 }
 
-fn now() -> UnixTime {
+fn now() -> Instant {
     let elapsed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    UnixTime {
+    Instant {
         seconds: i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX),
         nanos: elapsed.subsec_nanos(),
     }
@@ -189,8 +190,8 @@ pub fn init(
         }
     }
     let not_before = now();
-    let not_after = UnixTime::from_seconds(not_before.seconds + i64::from(validity_days) * 86_400);
-    let not_before = UnixTime::from_seconds(not_before.seconds - 60);
+    let not_after = Instant::from_seconds(not_before.seconds + i64::from(validity_days) * 86_400);
+    let not_before = Instant::from_seconds(not_before.seconds - 60);
     let (root_key, root_key_text) = generate_key(algorithm);
     let (tsa_key, tsa_key_text) = generate_key(algorithm);
     let root_subject = format!("CN={name} Root,O=Cairn");

@@ -30,7 +30,8 @@ use super::algorithms::{oid, HashAlgorithm, PublicKey};
 use super::certificate::{CaRefusal, ParsedCertificate};
 use super::error::TimestampError;
 use super::issue::KeyPair;
-use super::time::{unix_to_x509_time, UnixTime};
+use super::time::unix_to_x509_time;
+use crate::time::Instant;
 
 /// The caller's choices for one certificate.
 #[derive(Clone, Copy, Debug)]
@@ -40,9 +41,9 @@ pub struct CertificateSpec<'a> {
     /// The serial number, big-endian, positive, at most 20 bytes (RFC 5280 §4.1.2.2).
     pub serial_number: &'a [u8],
     /// Start of validity (fractions of a second are dropped).
-    pub not_before: UnixTime,
+    pub not_before: Instant,
     /// End of validity.
-    pub not_after: UnixTime,
+    pub not_after: Instant,
 }
 
 /// A self-signed root CA certificate for `root_key`, DER.

@@ -11,7 +11,8 @@ use x509_cert::Certificate;
 use super::algorithms::{oid, PublicKey, SignatureAlgorithm, SignatureFailure};
 use super::asn1::RawCertificate;
 use super::der_shape;
-use super::time::{x509_time_to_unix, UnixTime};
+use super::time::x509_time_to_unix;
+use crate::time::Instant;
 
 /// A decoded certificate together with the bytes it was decoded from.
 #[derive(Clone, Debug)]
@@ -183,7 +184,7 @@ impl ParsedCertificate {
         }
     }
 
-    pub(crate) fn valid_at(&self, time: UnixTime) -> bool {
+    pub(crate) fn valid_at(&self, time: Instant) -> bool {
         self.not_before <= time.seconds && time.seconds <= self.not_after
     }
 

@@ -12,8 +12,8 @@
 
 use super::certificate::{CaRefusal, ParsedCertificate};
 use super::error::{ChainFailure, TimestampError};
-use super::time::UnixTime;
 use super::MAX_TOKEN_SIZE;
+use crate::time::Instant;
 
 /// Most certificates in a path, the signer's and the anchor's included.
 pub const MAX_PATH_LENGTH: usize = 8;
@@ -88,7 +88,7 @@ pub(crate) fn find_path<'a>(
     signer: &ParsedCertificate,
     intermediates: &[&ParsedCertificate],
     trust_anchors: &'a TrustAnchors,
-    gen_time: UnixTime,
+    gen_time: Instant,
     signed_by: &mut IssuerCheck<'_>,
 ) -> Result<&'a ParsedCertificate, ChainFailure> {
     let mut search = Search {
@@ -114,7 +114,7 @@ pub(crate) fn find_path<'a>(
 struct Search<'s, 'a, 'c> {
     intermediates: &'s [&'s ParsedCertificate],
     trust_anchors: &'a TrustAnchors,
-    gen_time: UnixTime,
+    gen_time: Instant,
     signed_by: &'s mut IssuerCheck<'c>,
     checks_left: usize,
     /// Indices of the intermediates on the current path, nearest the signer first.
@@ -237,8 +237,8 @@ impl<'s, 'a, 'c> Search<'s, 'a, 'c> {
             self.fail(ChainFailure::NotValidAtGenTime {
                 subject: issuer.subject(),
                 gen_time: self.gen_time,
-                not_before: UnixTime::from_seconds(issuer.not_before),
-                not_after: UnixTime::from_seconds(issuer.not_after),
+                not_before: Instant::from_seconds(issuer.not_before),
+                not_after: Instant::from_seconds(issuer.not_after),
             });
             return false;
         }

@@ -7,7 +7,7 @@ use const_oid::ObjectIdentifier;
 
 use super::algorithms::HashAlgorithm;
 use super::status::{FailureInfo, PkiStatus};
-use super::time::UnixTime;
+use crate::time::Instant;
 
 /// A timestamp that could not be read, verified, issued or certified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,16 +283,21 @@ pub enum TimestampError {
         detail: String,
     },
     /// genTime falls outside the signer certificate's validity.
-    #[error("genTime {gen_time} is outside the validity of signer certificate {subject} ({not_before} to {not_after})")]
+    #[error(
+        "genTime {} is outside the validity of signer certificate {subject} ({} to {})",
+        .gen_time.to_rfc3339_trimmed(),
+        .not_before.to_rfc3339_trimmed(),
+        .not_after.to_rfc3339_trimmed()
+    )]
     SignerNotValidAtGenTime {
         /// The certificate subject.
         subject: String,
         /// genTime.
-        gen_time: UnixTime,
+        gen_time: Instant,
         /// Validity start.
-        not_before: UnixTime,
+        not_before: Instant,
         /// Validity end.
-        not_after: UnixTime,
+        not_after: Instant,
     },
     /// No chain from the signer certificate to a trust anchor could be built.
     #[error("no trusted chain from signer certificate {subject}: {reason}")]
@@ -411,11 +416,11 @@ pub enum ChainFailure {
         /// The certificate.
         subject: String,
         /// genTime.
-        gen_time: UnixTime,
+        gen_time: Instant,
         /// Validity start.
-        not_before: UnixTime,
+        not_before: Instant,
         /// Validity end.
-        not_after: UnixTime,
+        not_after: Instant,
     },
     /// A certificate on the path has a critical extension Cairn does not understand.
     UnknownCriticalExtension {
@@ -465,7 +470,10 @@ impl fmt::Display for ChainFailure {
                 not_after,
             } => write!(
                 formatter,
-                "{subject} is valid from {not_before} to {not_after}, not at genTime {gen_time}"
+                "{subject} is valid from {} to {}, not at genTime {}",
+                not_before.to_rfc3339_trimmed(),
+                not_after.to_rfc3339_trimmed(),
+                gen_time.to_rfc3339_trimmed()
             ),
             ChainFailure::UnknownCriticalExtension { subject, extension } => write!(
                 formatter,

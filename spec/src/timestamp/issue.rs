@@ -28,9 +28,10 @@ use super::certificate::ParsedCertificate;
 use super::error::{encoding, TimestampError};
 use super::request::TimestampRequest;
 use super::status::{failure_bits, positive_int, strip_leading_zeros, FailureInfo};
-use super::time::{GenTime, UnixTime};
+use super::time::{fits_generalized_time, GenTime};
 use super::verify::{Accuracy, MAX_SERIAL_SIZE};
 use super::{MAX_CERTIFICATES, MAX_TOKEN_SIZE};
+use crate::time::Instant;
 
 /// A private key that signs timestamps or certificates.
 #[derive(Clone, Debug)]
@@ -238,7 +239,7 @@ pub struct TimestampGrant<'a> {
     /// The serial number, big-endian, at most 160 bits; unique per TSA.
     pub serial_number: &'a [u8],
     /// genTime. Nanoseconds are written as a fraction without trailing zeros.
-    pub gen_time: UnixTime,
+    pub gen_time: Instant,
     /// The TSA's policy OID. A request naming another policy is refused.
     pub policy: ObjectIdentifier,
     /// The accuracy of the clock, if the TSA states one.
@@ -387,7 +388,7 @@ fn tst_info(
             serial.len()
         )));
     }
-    if !grant.gen_time.is_representable() {
+    if !fits_generalized_time(grant.gen_time) {
         return Err(bad(format!(
             "genTime {:?} is outside years 0 to 9999 or has nanos of a second or more",
             grant.gen_time

@@ -46,7 +46,6 @@ pub use issue::{
 pub use pem::{certificate_to_pem, certificates_from_pem, MAX_PEM_CERTIFICATES};
 pub use request::{TimestampRequest, MAX_NONCE_SIZE, MAX_REQUEST_SIZE};
 pub use status::{FailureInfo, PkiStatus};
-pub use time::UnixTime;
 pub use verify::{
     verify_response, verify_token, Accuracy, Expectation, TimestampSerial, TokenVerifier,
     VerifiedTimestamp, MAX_SERIAL_SIZE,

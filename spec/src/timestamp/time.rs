@@ -1,140 +1,22 @@
 //! Time as RFC 3161 carries it: `genTime` is a DER GeneralizedTime that may have a fraction of a
 //! second (RFC 3161 §2.4.2, X.690 §11.7), which der 0.7's own `GeneralizedTime` refuses. This
-//! module reads and writes that form, converts it to seconds and nanoseconds since the Unix epoch,
-//! and prints it as RFC 3339 text.
-
-use std::fmt;
+//! module reads and writes that form. The time it stands for is Cairn's one [`Instant`], through
+//! the one civil calendar of [`crate::time`]; a token's time is shown as
+//! [`Instant::to_rfc3339_trimmed`], with the precision the token states.
 
 use der::{DecodeValue, EncodeValue, FixedTag, Header, Length, Reader, Tag, Writer};
 
-/// A point in time: whole seconds since 1970-01-01T00:00:00Z (leap seconds not counted, as in
-/// POSIX) plus nanoseconds into that second.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct UnixTime {
-    /// Seconds since the Unix epoch.
-    pub seconds: i64,
-    /// Nanoseconds into the second, below 1,000,000,000.
-    pub nanos: u32,
-}
+use crate::time::{days_in_month, push_trimmed_fraction, Civil, Instant};
 
 /// Seconds from 0000-01-01 to 1970-01-01 and from 1970-01-01 to the end of 9999: the range that
 /// a four-digit GeneralizedTime year can express.
 const FIRST_SECOND: i64 = -62_167_219_200;
 const LAST_SECOND: i64 = 253_402_300_799;
 
-impl UnixTime {
-    /// A whole second.
-    pub fn from_seconds(seconds: i64) -> UnixTime {
-        UnixTime { seconds, nanos: 0 }
-    }
-
-    /// Whether the time can be written as a four-digit-year GeneralizedTime (years 0 to 9999)
-    /// and `nanos` is below one second.
-    pub fn is_representable(&self) -> bool {
-        (FIRST_SECOND..=LAST_SECOND).contains(&self.seconds) && self.nanos < 1_000_000_000
-    }
-
-    /// RFC 3339 text in UTC, with as many fraction digits as needed and no more:
-    /// `2026-11-25T11:37:18.619Z`.
-    pub fn to_rfc3339(&self) -> String {
-        let civil = Civil::from_unix(self.seconds);
-        let mut text = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            civil.year, civil.month, civil.day, civil.hour, civil.minute, civil.second
-        );
-        push_fraction(&mut text, self.nanos);
-        text.push('Z');
-        text
-    }
-}
-
-impl fmt::Display for UnixTime {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.to_rfc3339())
-    }
-}
-
-/// Appends `.` and the fraction digits of `nanos` without trailing zeros, or nothing if zero.
-fn push_fraction(text: &mut String, nanos: u32) {
-    if nanos == 0 {
-        return;
-    }
-    let digits = format!("{nanos:09}");
-    text.push('.');
-    text.push_str(digits.trim_end_matches('0'));
-}
-
-/// A broken-down UTC time of the proleptic Gregorian calendar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-impl Civil {
-    /// Howard Hinnant's `civil_from_days`, applied to the day part of `seconds`.
-    pub(crate) fn from_unix(seconds: i64) -> Civil {
-        let days = seconds.div_euclid(86_400);
-        let second_of_day = seconds.rem_euclid(86_400);
-        let shifted = days + 719_468;
-        let era = shifted.div_euclid(146_097);
-        let day_of_era = shifted.rem_euclid(146_097);
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let month_index = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-        let month = if month_index < 10 {
-            month_index + 3
-        } else {
-            month_index - 9
-        };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month: month as u32,
-            day: day as u32,
-            hour: (second_of_day / 3600) as u32,
-            minute: (second_of_day / 60 % 60) as u32,
-            second: (second_of_day % 60) as u32,
-        }
-    }
-
-    /// Howard Hinnant's `days_from_civil`; the fields must already be in range.
-    pub(crate) fn to_unix(self) -> i64 {
-        let year = self.year - i64::from(self.month <= 2);
-        let era = year.div_euclid(400);
-        let year_of_era = year.rem_euclid(400);
-        let month = i64::from(self.month);
-        let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5
-            + i64::from(self.day)
-            - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        let days = era * 146_097 + day_of_era - 719_468;
-        days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-    }
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ => {
-            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-            if leap {
-                29
-            } else {
-                28
-            }
-        }
-    }
+/// Whether `time` can be written as a four-digit-year GeneralizedTime (years 0 to 9999) and its
+/// `nanos` is below one second.
+pub(crate) fn fits_generalized_time(time: Instant) -> bool {
+    (FIRST_SECOND..=LAST_SECOND).contains(&time.seconds) && time.nanos < 1_000_000_000
 }
 
 /// Longest GeneralizedTime this module reads: 14 digits, a dot, nine fraction digits and `Z`.
@@ -142,7 +24,7 @@ const MAX_GENERALIZED_TIME_LENGTH: usize = 25;
 
 /// Reads the DER form of a GeneralizedTime, `YYYYMMDDHHMMSS[.f]Z`: seconds present, UTC only,
 /// and a fraction (if any) of one to nine digits without a trailing zero (X.690 §11.7).
-pub(crate) fn parse_generalized_time(text: &[u8]) -> Result<UnixTime, String> {
+pub(crate) fn parse_generalized_time(text: &[u8]) -> Result<Instant, String> {
     let shown = || String::from_utf8_lossy(text).into_owned();
     if text.len() < 15 || text.len() > MAX_GENERALIZED_TIME_LENGTH {
         return Err(format!(
@@ -177,7 +59,7 @@ pub(crate) fn parse_generalized_time(text: &[u8]) -> Result<UnixTime, String> {
     };
     if !(1..=12).contains(&civil.month)
         || civil.day == 0
-        || civil.day > days_in_month(civil.year, civil.month)
+        || i64::from(civil.day) > days_in_month(civil.year, i64::from(civil.month))
         || civil.hour > 23
         || civil.minute > 59
         || civil.second > 59
@@ -209,15 +91,15 @@ pub(crate) fn parse_generalized_time(text: &[u8]) -> Result<UnixTime, String> {
             ))
         }
     };
-    Ok(UnixTime {
+    Ok(Instant {
         seconds: civil.to_unix(),
         nanos,
     })
 }
 
 /// Writes the DER GeneralizedTime form of `time`; `None` if the year is outside 0 to 9999.
-pub(crate) fn format_generalized_time(time: UnixTime) -> Option<String> {
-    if !time.is_representable() {
+pub(crate) fn format_generalized_time(time: Instant) -> Option<String> {
+    if !fits_generalized_time(time) {
         return None;
     }
     let civil = Civil::from_unix(time.seconds);
@@ -225,14 +107,14 @@ pub(crate) fn format_generalized_time(time: UnixTime) -> Option<String> {
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         civil.year, civil.month, civil.day, civil.hour, civil.minute, civil.second
     );
-    push_fraction(&mut text, time.nanos);
+    push_trimmed_fraction(&mut text, time.nanos);
     text.push('Z');
     Some(text)
 }
 
 /// `genTime` on the wire: a GeneralizedTime that may carry a fraction of a second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct GenTime(pub UnixTime);
+pub(crate) struct GenTime(pub Instant);
 
 impl<'a> DecodeValue<'a> for GenTime {
     fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<GenTime> {
@@ -273,15 +155,16 @@ pub(crate) fn x509_time_to_unix(time: &x509_cert::time::Time) -> i64 {
 
 /// An X.509 `Time` for a certificate validity bound: UTCTime until 2049, GeneralizedTime from
 /// 2050 on (RFC 5280 §4.1.2.5). Fractions of a second are dropped.
-pub(crate) fn unix_to_x509_time(time: UnixTime) -> Result<x509_cert::time::Time, String> {
+pub(crate) fn unix_to_x509_time(time: Instant) -> Result<x509_cert::time::Time, String> {
+    let shown = || time.to_rfc3339_trimmed();
     let seconds = u64::try_from(time.seconds)
-        .map_err(|_| format!("certificate times start in 1970, found {time}"))?;
+        .map_err(|_| format!("certificate times start in 1970, found {}", shown()))?;
     let date_time = der::DateTime::from_unix_duration(std::time::Duration::from_secs(seconds))
-        .map_err(|error| format!("{time} is not a certificate time: {error}"))?;
+        .map_err(|error| format!("{} is not a certificate time: {error}", shown()))?;
     if date_time.year() < 2050 {
         der::asn1::UtcTime::from_date_time(date_time)
             .map(x509_cert::time::Time::UtcTime)
-            .map_err(|error| format!("{time} is not a UTCTime: {error}"))
+            .map_err(|error| format!("{} is not a UTCTime: {error}", shown()))
     } else {
         Ok(x509_cert::time::Time::GeneralTime(
             der::asn1::GeneralizedTime::from_date_time(date_time),
@@ -299,7 +182,7 @@ mod tests {
         let time = parse_generalized_time(b"19990609001326.34352Z").expect("valid");
         assert_eq!(time.seconds, 928_887_206);
         assert_eq!(time.nanos, 343_520_000);
-        assert_eq!(time.to_rfc3339(), "1999-06-09T00:13:26.34352Z");
+        assert_eq!(time.to_rfc3339_trimmed(), "1999-06-09T00:13:26.34352Z");
         let whole = parse_generalized_time(b"20261125113718Z").expect("valid");
         assert_eq!(whole.to_rfc3339(), "2026-11-25T11:37:18Z");
     }
@@ -332,7 +215,7 @@ mod tests {
     #[test]
     fn formats_and_reads_back_every_fraction_length() {
         for nanos in [0, 1, 10, 500_000_000, 123_456_789, 999_999_999, 120_000_000] {
-            let time = UnixTime {
+            let time = Instant {
                 seconds: 1_764_070_638,
                 nanos,
             };
@@ -349,27 +232,27 @@ mod tests {
             seconds += 86_400 * 7 + 3_607;
         }
         assert_eq!(
-            UnixTime::from_seconds(LAST_SECOND).to_rfc3339(),
+            Instant::from_seconds(LAST_SECOND).to_rfc3339(),
             "9999-12-31T23:59:59Z"
         );
         assert_eq!(
-            UnixTime::from_seconds(FIRST_SECOND).to_rfc3339(),
+            Instant::from_seconds(FIRST_SECOND).to_rfc3339(),
             "0000-01-01T00:00:00Z"
         );
         assert_eq!(
-            UnixTime::from_seconds(0).to_rfc3339(),
+            Instant::from_seconds(0).to_rfc3339(),
             "1970-01-01T00:00:00Z"
         );
-        assert!(format_generalized_time(UnixTime::from_seconds(LAST_SECOND + 1)).is_none());
+        assert!(format_generalized_time(Instant::from_seconds(LAST_SECOND + 1)).is_none());
     }
 
     #[test]
     fn certificate_times_switch_to_generalized_time_in_2050() {
-        let before = unix_to_x509_time(UnixTime::from_seconds(2_524_607_999)).expect("2049");
+        let before = unix_to_x509_time(Instant::from_seconds(2_524_607_999)).expect("2049");
         assert!(matches!(before, x509_cert::time::Time::UtcTime(_)));
-        let after = unix_to_x509_time(UnixTime::from_seconds(2_524_608_000)).expect("2050");
+        let after = unix_to_x509_time(Instant::from_seconds(2_524_608_000)).expect("2050");
         assert!(matches!(after, x509_cert::time::Time::GeneralTime(_)));
         assert_eq!(x509_time_to_unix(&after), 2_524_608_000);
-        assert!(unix_to_x509_time(UnixTime::from_seconds(-1)).is_err());
+        assert!(unix_to_x509_time(Instant::from_seconds(-1)).is_err());
     }
 }

@@ -29,8 +29,8 @@ use super::signed_attributes::{
     check_content_type_attribute, check_message_digest_attribute, check_signing_certificate,
 };
 use super::status::{int_to_u64, read_status, strip_leading_zeros, PkiStatus};
-use super::time::UnixTime;
 use super::{MAX_CERTIFICATES, MAX_TOKEN_SIZE};
+use crate::time::Instant;
 
 /// What a timestamp must say to be accepted.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +123,7 @@ pub struct VerifiedTimestamp {
     /// The response status: granted or grantedWithMods (always granted for a bare token).
     pub status: PkiStatus,
     /// genTime.
-    pub gen_time: UnixTime,
+    pub gen_time: Instant,
     /// genTime as RFC 3339 text, e.g. `2026-11-25T11:37:18.619Z`.
     pub gen_time_rfc3339: String,
     /// The TSA's serial number for this token.
@@ -443,14 +443,14 @@ impl TokenVerifier {
             return Err(TimestampError::SignerNotValidAtGenTime {
                 subject: signer.subject(),
                 gen_time,
-                not_before: UnixTime::from_seconds(signer.not_before),
-                not_after: UnixTime::from_seconds(signer.not_after),
+                not_before: Instant::from_seconds(signer.not_before),
+                not_after: Instant::from_seconds(signer.not_after),
             });
         }
         let verified = VerifiedTimestamp {
             status: PkiStatus::Granted,
             gen_time,
-            gen_time_rfc3339: gen_time.to_rfc3339(),
+            gen_time_rfc3339: gen_time.to_rfc3339_trimmed(),
             serial_number: TimestampSerial::from_be_bytes(tst_info.serial_number.as_bytes())
                 .expect("serial length checked when the TSTInfo was read"),
             policy: tst_info.policy,

@@ -7,9 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     make_root_certificate, make_tsa_certificate, CertificateSpec, KeyPair, ObjectIdentifier,
-    TimestampGrant, TimestampRequest, TrustAnchors, TsaSigner, UnixTime,
+    TimestampGrant, TimestampRequest, TrustAnchors, TsaSigner,
 };
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerInfo};
@@ -23,7 +24,7 @@ use x509_cert::Certificate;
 pub const NOT_BEFORE: i64 = 1_767_225_600;
 pub const NOT_AFTER: i64 = 2_082_758_400;
 /// 2026-11-25T11:37:18.619Z: genTime of the test tokens.
-pub const GEN_TIME: UnixTime = UnixTime {
+pub const GEN_TIME: Instant = Instant {
     seconds: 1_795_606_638,
     nanos: 619_000_000,
 };
@@ -65,11 +66,11 @@ impl TestTsa {
 
     /// A TSA whose certificates are valid around the real current time, for tools such as
     /// `openssl ts -verify` that check validity now rather than at genTime.
-    pub fn valid_now(algorithm: TsaAlgorithm) -> (TestTsa, UnixTime) {
+    pub fn valid_now(algorithm: TsaAlgorithm) -> (TestTsa, Instant) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("after 1970");
-        let now = UnixTime {
+        let now = Instant {
             seconds: now.as_secs() as i64,
             nanos: now.subsec_millis() * 1_000_000,
         };
@@ -94,8 +95,8 @@ impl TestTsa {
             &CertificateSpec {
                 subject: "CN=Cairn Test TSA Root,O=Cairn Tests",
                 serial_number: &[0x01, 0x23, 0x45, 0x67, 0x89],
-                not_before: UnixTime::from_seconds(not_before),
-                not_after: UnixTime::from_seconds(not_after),
+                not_before: Instant::from_seconds(not_before),
+                not_after: Instant::from_seconds(not_after),
             },
         )
         .expect("root certificate");
@@ -110,8 +111,8 @@ impl TestTsa {
             &CertificateSpec {
                 subject: "CN=Cairn Test TSA,O=Cairn Tests",
                 serial_number: &[0x42],
-                not_before: UnixTime::from_seconds(not_before),
-                not_after: UnixTime::from_seconds(not_after),
+                not_before: Instant::from_seconds(not_before),
+                not_after: Instant::from_seconds(not_after),
             },
         )
         .expect("TSA certificate");
