@@ -50,6 +50,7 @@ macro_rules! settings {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, serde::Deserialize, clap::Args)]
         #[serde(deny_unknown_fields)]
+        #[command(next_help_heading = "HTTP edge (the [http] table of a configuration file)")]
         $vis struct $name {
             /// Longest wait for a request's head, ms; also bounds a keep-alive connection's
             /// wait for its next request [default: 10000].

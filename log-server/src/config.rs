@@ -31,6 +31,16 @@
 //! name = "witness.example"
 //! url = "https://witness.example"
 //! vkey = "witness.example+abcd1234+AQ..."
+//!
+//! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
+//! # CAIRN_LOG_<KEY> and --<key>.
+//! [http]
+//! header_read_timeout_ms = 10000
+//! body_read_timeout_ms = 10000
+//! body_min_bytes_per_sec = 4096
+//! idle_timeout_ms = 5000
+//! max_connections = 15000
+//! overload_idle_timeout_ms = 250
 //! ```
 
 use std::collections::HashMap;
@@ -69,6 +79,9 @@ pub enum ConfigError {
         /// What is wrong.
         detail: String,
     },
+    /// A key of `[http]` is wrong.
+    #[error("configuration table `[http]`: {0}")]
+    Http(#[from] cairn_edge::SettingsError),
     /// A value is missing or wrong.
     #[error("configuration key `{key}`: {detail}")]
     Value {
@@ -183,7 +196,16 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub witnesses: Vec<WitnessConfig>,
+    /// The HTTP edge: `[http]` in the file.
+    #[command(flatten)]
+    #[serde(default)]
+    pub http: HttpSettings,
 }
+
+cairn_edge::settings!(
+    /// The HTTP edge's keys (`[http]` in log.toml, `CAIRN_LOG_<KEY>`, `--<key>`).
+    pub struct HttpSettings, "CAIRN_LOG_"
+);
 
 macro_rules! overlay {
     ($base:ident, $over:ident, $($field:ident),*) => {
@@ -224,6 +246,7 @@ impl Settings {
             maintenance_interval_ms,
             max_batch_events
         );
+        self.http = self.http.overlay(&over.http);
         self
     }
 
@@ -367,6 +390,7 @@ impl Settings {
             witness_timeout: Duration::from_millis(self.witness_timeout_ms.unwrap_or(5000)),
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
             events,
+            edge: self.http.resolve()?,
         })
     }
 }

@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub checkpoint_wait: Duration,
     /// Audit events: principals with roles, retention, limits.
     pub events: EventSettings,
+    /// The HTTP edge: timeouts and the connection cap.
+    pub edge: cairn_edge::EdgeConfig,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -210,7 +212,15 @@ impl RunningServer {
                 source,
             })?;
         let app = api::router(state);
-        let http = tokio::spawn(crate::serve::serve(listener, app, stopped));
+        let mut stopped = stopped;
+        let http = tokio::spawn(cairn_edge::serve(
+            listener,
+            app,
+            settings.edge.clone(),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ));
         tracing::info!(%addr, "cairn-log listening");
         Ok(RunningServer {
             addr,

@@ -80,6 +80,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
                 },
             },
         },
+        edge: Default::default(),
     }
 }
 

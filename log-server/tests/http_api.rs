@@ -49,6 +49,7 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
         witness_timeout: Duration::from_secs(2),
         checkpoint_wait: Duration::from_secs(10),
         events: Default::default(),
+        edge: Default::default(),
     }
 }
 
