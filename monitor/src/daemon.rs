@@ -53,7 +53,15 @@ pub struct Config {
     /// The logs.
     #[serde(default)]
     pub logs: Vec<LogConfig>,
+    /// The HTTP port's edge: timeouts and the connection cap.
+    #[serde(default)]
+    pub http: HttpSettings,
 }
+
+cairn_edge::settings!(
+    /// The HTTP port's edge keys (`[http]` in the file, `CAIRN_MONITOR_<KEY>`, `--<key>`).
+    pub struct HttpSettings, "CAIRN_MONITOR_"
+);
 
 fn default_interval() -> u64 {
     10
@@ -103,6 +111,9 @@ fn default_true() -> bool {
 /// A configuration problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A key of `[http]` is wrong.
+    #[error("config table [http]: {0}")]
+    Http(#[from] cairn_edge::SettingsError),
     /// A file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -158,6 +169,7 @@ impl Config {
                 recheck_tiles: 0,
                 check_entries: !tiles_only,
             }],
+            http: HttpSettings::default(),
         }
     }
 }
@@ -331,12 +343,15 @@ impl Monitor {
             .with_state(self.clone())
     }
 
-    /// Serves the HTTP port on `listener` until the process ends.
+    /// Serves the HTTP port on `listener` with `edge` until `shutdown` completes, then lets the
+    /// requests in flight finish.
     pub async fn serve(
         self: &Arc<Monitor>,
         listener: tokio::net::TcpListener,
-    ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        edge: cairn_edge::EdgeConfig,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        cairn_edge::serve(listener, self.router(), edge, shutdown).await;
     }
 
     /// Polls forever.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_monitor::daemon::{bind, Config, Monitor};
+use cairn_monitor::daemon::{bind, Config, HttpSettings, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
@@ -48,6 +48,8 @@ enum Command {
         /// Webhook URL, overriding the file's `webhook`.
         #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
         webhook: Option<String>,
+        #[command(flatten)]
+        http: HttpSettings,
     },
     /// Verify a receipt against a policy and say what it proves.
     VerifyReceipt {
@@ -388,6 +390,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             listen,
             state_dir,
             webhook,
+            http,
         } => {
             let text =
                 String::from_utf8(read(&config)?).map_err(|_| "config: not UTF-8".to_owned())?;
@@ -401,6 +404,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if webhook.is_some() {
                 config.webhook = webhook;
             }
+            let edge = config
+                .http
+                .clone()
+                .overlay(&http)
+                .resolve()
+                .map_err(|error| format!("config table [http]: {error}"))?;
             runtime()?.block_on(async {
                 let monitor = Arc::new(Monitor::new(&config).map_err(|error| error.to_string())?);
                 if let Some(listen) = &config.listen {
@@ -409,7 +418,11 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                         .map_err(|error| format!("{listen}: {error}"))?;
                     tracing::info!(%address, "listening");
                     let server = monitor.clone();
-                    tokio::spawn(async move { server.serve(listener).await });
+                    // The port lives as long as the process: the poll loop below decides when
+                    // that ends.
+                    tokio::spawn(async move {
+                        server.serve(listener, edge, std::future::pending()).await
+                    });
                 }
                 if once {
                     monitor

@@ -241,6 +241,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
             recheck_tiles: 64,
             check_entries: true,
         }],
+        http: Default::default(),
     }
 }
 
