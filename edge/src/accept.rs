@@ -44,6 +44,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = config.limits;
+    let tls = config.tls;
+    let reloads = tls.clone().map(|tls| tokio::spawn(tls.watch()));
     // At most u32::MAX, so that the stop can wait for every slot at once.
     let max_connections = limits
         .max_connections
@@ -93,18 +95,44 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (builder, app, stop, pressure) = (
+        let (builder, app, mut stop, pressure, tls) = (
             builder.clone(),
             app.clone(),
             stop_rx.clone(),
             pressure_rx.clone(),
+            tls.clone(),
         );
         tokio::spawn(async move {
             let _slot = slot;
+            let Some(tls) = tls else {
+                connection::serve_connection(stream, &builder, app, limits, stop, pressure).await;
+                return;
+            };
+            // The handshake has the header read timeout: a stalled ClientHello is a stalled
+            // request head.
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, tls.acceptor().accept(stream));
+            let stream = tokio::select! {
+                shaken = handshake => match shaken {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+                () = connection::stopping(&mut stop) => return,
+            };
             connection::serve_connection(stream, &builder, app, limits, stop, pressure).await;
         });
     }
     drop(listener);
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     stop.send_replace(true);
     // Every connection holds a slot: all are back when all connections are closed.
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);

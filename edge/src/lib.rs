@@ -21,6 +21,9 @@
 //!   descriptors anyway (EMFILE) backs off and says so in one line per interval, not one per
 //!   attempt.
 //!
+//! With a certificate and key ([`tls`]) the server speaks only HTTPS (rustls), reloads the pair
+//! when its files change, and can require client certificates from a CA (mTLS).
+//!
 //! [`settings!`] makes the `clap` and TOML settings that configure all of this in each server.
 
 #![forbid(unsafe_code)]
@@ -30,6 +33,7 @@ pub mod accept;
 pub mod body;
 pub mod connection;
 mod settings;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -38,6 +42,7 @@ pub use axum::Router;
 #[doc(hidden)]
 pub use settings::positive as __positive;
 pub use settings::SettingsError;
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// How long a server waits for a client, and how many clients it holds at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,9 +96,11 @@ pub fn default_max_connections() -> usize {
     usize::try_from(connections.min(1 << 20)).unwrap_or(1 << 20)
 }
 
-/// Everything the edge needs to serve: the limits (and, later, TLS).
+/// Everything the edge needs to serve: the limits, and TLS if the server speaks it.
 #[derive(Clone, Debug, Default)]
 pub struct EdgeConfig {
     /// Timeouts and the connection cap.
     pub limits: Limits,
+    /// The certificate and key to serve HTTPS with; plain HTTP without.
+    pub tls: Option<Tls>,
 }

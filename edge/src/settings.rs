@@ -7,6 +7,12 @@
 /// Why the edge's settings are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// TLS files that do not load.
+    #[error(transparent)]
+    Tls(#[from] crate::TlsError),
+    /// Keys that go together, apart.
+    #[error("{0}")]
+    Inconsistent(&'static str),
     /// A value is out of range.
     #[error("`{key}` must be {expected}, found {found}")]
     Value {
@@ -75,6 +81,21 @@ macro_rules! settings {
             /// room, ms [default: 250].
             #[arg(long, env = concat!($prefix, "OVERLOAD_IDLE_TIMEOUT_MS"))]
             pub overload_idle_timeout_ms: Option<u64>,
+            /// PEM certificate chain (the server's certificate first): with tls_key_file, the
+            /// server speaks only HTTPS, and loads the pair again when the files change.
+            #[arg(long, env = concat!($prefix, "TLS_CERT_FILE"))]
+            pub tls_cert_file: Option<std::path::PathBuf>,
+            /// PEM private key of tls_cert_file.
+            #[arg(long, env = concat!($prefix, "TLS_KEY_FILE"))]
+            pub tls_key_file: Option<std::path::PathBuf>,
+            /// PEM CA certificates: when set, every client must present a certificate one of
+            /// them issued (mTLS).
+            #[arg(long, env = concat!($prefix, "TLS_CLIENT_CA_FILE"))]
+            pub tls_client_ca_file: Option<std::path::PathBuf>,
+            /// How often the certificate and key files are checked for a change, ms [default:
+            /// 5000].
+            #[arg(long, env = concat!($prefix, "TLS_RELOAD_INTERVAL_MS"))]
+            pub tls_reload_interval_ms: Option<u64>,
         }
 
         impl $name {
@@ -93,6 +114,10 @@ macro_rules! settings {
                 take!(idle_timeout_ms);
                 take!(max_connections);
                 take!(overload_idle_timeout_ms);
+                take!(tls_cert_file);
+                take!(tls_key_file);
+                take!(tls_client_ca_file);
+                take!(tls_reload_interval_ms);
                 self
             }
 
@@ -133,7 +158,31 @@ macro_rules! settings {
                         defaults.overload_idle_timeout,
                     )?,
                 };
-                Ok($crate::EdgeConfig { limits })
+                let reload_interval = millis(
+                    "tls_reload_interval_ms",
+                    self.tls_reload_interval_ms,
+                    std::time::Duration::from_secs(5),
+                )?;
+                let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+                    (Some(cert_chain), Some(key)) => Some($crate::Tls::load($crate::TlsFiles {
+                        cert_chain: cert_chain.clone(),
+                        key: key.clone(),
+                        client_ca: self.tls_client_ca_file.clone(),
+                        reload_interval,
+                    })?),
+                    (None, None) if self.tls_client_ca_file.is_some() => {
+                        return Err($crate::SettingsError::Inconsistent(
+                            "tls_client_ca_file needs tls_cert_file and tls_key_file",
+                        ));
+                    }
+                    (None, None) => None,
+                    _ => {
+                        return Err($crate::SettingsError::Inconsistent(
+                            "tls_cert_file and tls_key_file are set together or not at all",
+                        ));
+                    }
+                };
+                Ok($crate::EdgeConfig { limits, tls })
             }
         }
     };

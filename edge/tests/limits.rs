@@ -48,7 +48,7 @@ impl Server {
         let served = tokio::spawn(cairn_edge::serve(
             listener,
             app,
-            EdgeConfig { limits },
+            EdgeConfig { limits, tls: None },
             async move {
                 let _ = stopped.await;
             },

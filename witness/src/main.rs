@@ -86,6 +86,7 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 enum TsaCommand {
     /// Makes a root CA and a TSA certificate and keys in a directory.
     Init {
