@@ -42,7 +42,7 @@ pub use axum::Router;
 #[doc(hidden)]
 pub use settings::positive as __positive;
 pub use settings::SettingsError;
-pub use tls::{Tls, TlsError, TlsFiles};
+pub use tls::{read_ca_pem, Tls, TlsError, TlsFiles};
 
 /// How long a server waits for a client, and how many clients it holds at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -253,6 +253,13 @@ fn load_pair(
     Ok((pair, stamp))
 }
 
+/// The PEM text of a CA file a client is told to trust (its certificates checked, its size
+/// bounded): what `reqwest::Certificate::from_pem_bundle` and rustls' root stores take.
+pub fn read_ca_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+    read_certificates(path)?;
+    read_pem(path)
+}
+
 /// Every certificate of a PEM file; at least one.
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_pem(path)?;

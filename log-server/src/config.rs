@@ -10,6 +10,7 @@
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! witness_quorum = 1
+//! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
 //!
 //! [[producers]]
 //! name = "billing"
@@ -171,6 +172,10 @@ pub struct Settings {
     /// Timeout of one witness request, ms [default: 5000].
     #[arg(long, env = "CAIRN_LOG_WITNESS_TIMEOUT_MS")]
     pub witness_timeout_ms: Option<u64>,
+    /// PEM CA certificates trusted for witnesses' https:// URLs, beside the public roots (a
+    /// private CA).
+    #[arg(long, env = "CAIRN_LOG_WITNESS_CA_FILE")]
+    pub witness_ca_file: Option<PathBuf>,
     /// Longest wait of POST /add?wait=checkpoint, ms [default: 30000].
     #[arg(long, env = "CAIRN_LOG_CHECKPOINT_WAIT_MS")]
     pub checkpoint_wait_ms: Option<u64>,
@@ -242,6 +247,7 @@ impl Settings {
             checkpoint_interval_ms,
             witness_quorum,
             witness_timeout_ms,
+            witness_ca_file,
             checkpoint_wait_ms,
             maintenance_interval_ms,
             max_batch_events
@@ -354,6 +360,18 @@ impl Settings {
                 verifier,
             });
         }
+        let witness_roots = match &self.witness_ca_file {
+            Some(path) => cairn_edge::read_ca_pem(path)
+                .map_err(|error| error.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| error.to_string())
+                })
+                .map_err(|detail| ConfigError::Value {
+                    key: "witness_ca_file",
+                    detail,
+                })?,
+            None => Vec::new(),
+        };
         let quorum = self.witness_quorum.unwrap_or(witnesses.len());
         if quorum > witnesses.len() {
             return Err(ConfigError::Value {
@@ -388,6 +406,7 @@ impl Settings {
             witnesses,
             quorum,
             witness_timeout: Duration::from_millis(self.witness_timeout_ms.unwrap_or(5000)),
+            witness_roots,
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
             events,
             edge: self.http.resolve()?,

@@ -44,6 +44,8 @@ pub struct ServerSettings {
     pub quorum: usize,
     /// Timeout of one witness request.
     pub witness_timeout: Duration,
+    /// CA certificates trusted for witnesses' HTTPS beside the public roots.
+    pub witness_roots: Vec<reqwest::Certificate>,
     /// Longest `?wait=checkpoint`.
     pub checkpoint_wait: Duration,
     /// Audit events: principals with roles, retention, limits.
@@ -120,6 +122,7 @@ impl RunningServer {
             witnesses: settings.witnesses.clone(),
             quorum: settings.quorum,
             request_timeout: settings.witness_timeout,
+            roots: settings.witness_roots.clone(),
             max_backoff: Duration::from_secs(30),
         };
         let restored = {

@@ -48,6 +48,10 @@ enum Command {
         /// Webhook URL, overriding the file's `webhook`.
         #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
         webhook: Option<String>,
+        /// PEM CA certificates trusted for https:// URLs beside the public roots (a private
+        /// CA), overriding the file's `ca_file`.
+        #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
         #[command(flatten)]
         http: HttpSettings,
     },
@@ -159,6 +163,10 @@ enum Command {
         /// Check tiles only, not entry bundles.
         #[arg(long)]
         tiles_only: bool,
+        /// PEM CA certificates trusted for an https:// log beside the public roots (a private
+        /// CA).
+        #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -360,8 +368,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             log_key,
             state,
             tiles_only,
+            ca_file,
         } => {
-            let config = Config::audit(state, log, log_key, tiles_only);
+            let mut config = Config::audit(state, log, log_key, tiles_only);
+            config.ca_file = ca_file;
             runtime()?.block_on(async {
                 let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
                 monitor.show_progress().await;
@@ -390,6 +400,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             listen,
             state_dir,
             webhook,
+            ca_file,
             http,
         } => {
             let text =
@@ -403,6 +414,9 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             if webhook.is_some() {
                 config.webhook = webhook;
+            }
+            if ca_file.is_some() {
+                config.ca_file = ca_file;
             }
             let edge = config
                 .http

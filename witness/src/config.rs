@@ -30,6 +30,7 @@
 //! url = "http://127.0.0.1:7390/"
 //! trust_anchor = "/etc/cairn-witness/tsa-1-root.pem"
 //! # policy = "1.3.6.1.4.1.99999.1"
+//! # ca_file = "/etc/cairn-witness/private-ca.pem"   # an https:// TSA behind a private CA
 //! ```
 
 use serde::Deserialize;
@@ -108,6 +109,10 @@ pub struct TsaConfig {
     /// Policy OID to request, if any.
     #[serde(default)]
     pub policy: Option<String>,
+    /// PEM CA certificates trusted for its https:// URL beside the public roots (a private
+    /// CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Why the configuration could not be read.

@@ -235,6 +235,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("trust anchor of TSA {}", entry.name))?,
             ),
             policy,
+            https_roots: match &entry.ca_file {
+                Some(path) => {
+                    let pem = cairn_edge::read_ca_pem(path)
+                        .with_context(|| format!("ca_file of TSA {}", entry.name))?;
+                    reqwest::Certificate::from_pem_bundle(&pem)
+                        .with_context(|| format!("ca_file of TSA {}", entry.name))?
+                }
+                None => Vec::new(),
+            },
         });
     }
     let defaults = AnchorSettings::default();
