@@ -1,0 +1,210 @@
+//! End-to-end over TLS with a private CA made in the test by `openssl`: the real `cairn-log`
+//! serves HTTPS only ([http] tls_cert_file, tls_key_file), a producer adds a leaf through a
+//! client that trusts the CA, and `cairn-monitor audit --ca-file` verifies the log over
+//! https:// (and refuses it without the CA).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cairn_tests::sandbox::Binaries;
+
+fn binary(name: &str) -> std::path::PathBuf {
+    Binaries::locate()
+        .and_then(|binaries| binaries.path(name))
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// A CA and a certificate for 127.0.0.1 and localhost it issued: `ca.pem`, `server.pem`,
+/// `server.key` in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(dir));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cairn e2e CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("writes the extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+/// The log, stopped (killed) when dropped.
+struct Log(Child);
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_over_tls_takes_leaves_and_the_monitor_audits_it_with_the_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    make_certificates(dir);
+    let vkey = run(Command::new(binary("cairn-log")).args([
+        "keygen",
+        "--origin",
+        "tls.cairn.example/log",
+        "--out",
+        &dir.join("log.key").display().to_string(),
+    ]))
+    .trim()
+    .to_owned();
+    let token_lines = run(Command::new(binary("cairn-log")).args(["token", "--name", "producer"]));
+    let token = token_lines
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .expect("a token line")
+        .to_owned();
+    let producer_entry: String = token_lines
+        .lines()
+        .skip_while(|line| !line.starts_with("[[producers]]"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(
+        dir.join("log.toml"),
+        format!(
+            "data_dir = {data:?}\nkey_file = {key:?}\nwitness_quorum = 0\n\
+             checkpoint_interval_ms = 100\n\n{producer_entry}\n[http]\n\
+             tls_cert_file = {cert:?}\ntls_key_file = {tls_key:?}\n",
+            data = dir.join("data").display().to_string(),
+            key = dir.join("log.key").display().to_string(),
+            cert = dir.join("server.pem").display().to_string(),
+            tls_key = dir.join("server.key").display().to_string(),
+        ),
+    )
+    .expect("writes log.toml");
+    let mut child = Command::new(binary("cairn-log"))
+        .args(["serve", "--config"])
+        .arg(dir.join("log.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cairn-log starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let log = Log(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reads the first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("cairn-log printed {line:?}"))
+        .to_owned();
+    let url = format!("https://{addr}");
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).expect("ca.pem"))
+        .expect("a CA certificate");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    let added = client
+        .post(format!("{url}/add?wait=checkpoint"))
+        .bearer_auth(&token)
+        .body("a leaf over TLS")
+        .send()
+        .await
+        .expect("POST /add over TLS");
+    assert_eq!(added.status(), 200, "{:?}", added.text().await);
+
+    // Plain HTTP is not served on the TLS port.
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client")
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await;
+    assert!(
+        plain.as_ref().map_or(true, |answer| answer.status() != 200),
+        "plain HTTP was answered: {plain:?}"
+    );
+
+    let audit = |with_ca: bool, state: &str| {
+        let mut command = Command::new(binary("cairn-monitor"));
+        command.args(["audit", "--log", &url, "--log-key", &vkey, "--state"]);
+        command.arg(dir.join(state));
+        if with_ca {
+            command.arg("--ca-file").arg(dir.join("ca.pem"));
+        }
+        command.output().expect("cairn-monitor runs")
+    };
+    let trusted = audit(true, "audit-trusted");
+    assert!(
+        trusted.status.success(),
+        "the audit with the CA fails: {}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("verified:"));
+    let untrusted = audit(false, "audit-untrusted");
+    assert!(
+        !untrusted.status.success(),
+        "the audit without the CA trusted a private certificate"
+    );
+    drop(log);
+}
