@@ -1,7 +1,8 @@
 //! End-to-end over TLS with a private CA made in the test by `openssl`: the real `cairn-log`
 //! serves HTTPS only ([http] tls_cert_file, tls_key_file), a producer adds a leaf through a
-//! client that trusts the CA, and `cairn-monitor audit --ca-file` verifies the log over
-//! https:// (and refuses it without the CA).
+//! client that trusts the CA, `cairn-load --ca-file` drives it over keep-alive TLS connections,
+//! and `cairn-monitor audit --ca-file` verifies the log over https:// (and refuses it without
+//! the CA).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -184,6 +185,29 @@ async fn the_log_over_tls_takes_leaves_and_the_monitor_audits_it_with_the_ca() {
         plain.as_ref().map_or(true, |answer| answer.status() != 200),
         "plain HTTP was answered: {plain:?}"
     );
+
+    let load = run(Command::new(binary("cairn-load")).args([
+        "add",
+        "--target",
+        &url,
+        "--ca-file",
+        &dir.join("ca.pem").display().to_string(),
+        "--token",
+        &token,
+        "-c",
+        "4",
+        "--requests",
+        "200",
+        "--warmup",
+        "0s",
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&load).expect("a JSON report");
+    assert_eq!(report["requests"], 200, "{report}");
+    assert_eq!(report["status_counts"]["200"], 200, "{report}");
+    for error in ["connect", "io", "timeout"] {
+        assert_eq!(report["errors"][error], 0, "{report}");
+    }
 
     let audit = |with_ca: bool, state: &str| {
         let mut command = Command::new(binary("cairn-monitor"));
