@@ -4,28 +4,13 @@
 //! and `cairn-monitor audit --ca-file` verifies the log over https:// (and refuses it without
 //! the CA).
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use cairn_tests::sandbox::Binaries;
+mod common;
 
-fn binary(name: &str) -> std::path::PathBuf {
-    Binaries::locate()
-        .and_then(|binaries| binaries.path(name))
-        .unwrap_or_else(|error| panic!("{error}"))
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
+use common::{binary, run, DevLog};
 
 /// A CA and a certificate for 127.0.0.1 and localhost it issued: `ca.pem`, `server.pem`,
 /// `server.key` in `dir`.
@@ -88,73 +73,21 @@ fn make_certificates(dir: &Path) {
     ]);
 }
 
-/// The log, stopped (killed) when dropped.
-struct Log(Child);
-
-impl Drop for Log {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_over_tls_takes_leaves_and_the_monitor_audits_it_with_the_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     make_certificates(dir);
-    let vkey = run(Command::new(binary("cairn-log")).args([
-        "keygen",
-        "--origin",
-        "tls.cairn.example/log",
-        "--out",
-        &dir.join("log.key").display().to_string(),
-    ]))
-    .trim()
-    .to_owned();
-    let token_lines = run(Command::new(binary("cairn-log")).args(["token", "--name", "producer"]));
-    let token = token_lines
-        .lines()
-        .find_map(|line| line.strip_prefix("token: "))
-        .expect("a token line")
-        .to_owned();
-    let producer_entry: String = token_lines
-        .lines()
-        .skip_while(|line| !line.starts_with("[[producers]]"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    std::fs::write(
-        dir.join("log.toml"),
-        format!(
-            "data_dir = {data:?}\nkey_file = {key:?}\nwitness_quorum = 0\n\
-             checkpoint_interval_ms = 100\n\n{producer_entry}\n[http]\n\
-             tls_cert_file = {cert:?}\ntls_key_file = {tls_key:?}\n",
-            data = dir.join("data").display().to_string(),
-            key = dir.join("log.key").display().to_string(),
+    let log = DevLog::start(
+        dir,
+        &format!(
+            "[http]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n",
             cert = dir.join("server.pem").display().to_string(),
-            tls_key = dir.join("server.key").display().to_string(),
+            key = dir.join("server.key").display().to_string(),
         ),
-    )
-    .expect("writes log.toml");
-    let mut child = Command::new(binary("cairn-log"))
-        .args(["serve", "--config"])
-        .arg(dir.join("log.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cairn-log starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let log = Log(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("reads the first line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("cairn-log printed {line:?}"))
-        .to_owned();
+        "",
+    );
+    let (addr, token, vkey) = (log.addr.clone(), log.token.clone(), log.vkey.clone());
     let url = format!("https://{addr}");
 
     let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).expect("ca.pem"))
