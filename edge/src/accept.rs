@@ -70,30 +70,45 @@ pub async fn serve(
                 }
             }
         };
-        if *pressure.borrow() && slots.available_permits() >= relieved_at {
+        // The slot taken is counted as free: it is not used until a connection comes.
+        let relieved = || slots.available_permits() + 1 >= relieved_at;
+        if *pressure.borrow() && relieved() {
             pressure.send_replace(false);
         }
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    failures.recovered();
-                    stream
-                }
-                Err(error) if is_connection_error(&error) => continue,
-                Err(error) => {
-                    if is_out_of_resources(&error) {
-                        press(&pressure);
-                    }
-                    let open = max_connections.saturating_sub(slots.available_permits() + 1);
-                    let pause = failures.failed(&error, open);
-                    drop(slot);
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => continue,
-                        () = &mut shutdown => break,
+        let accepted = loop {
+            tokio::select! {
+                accepted = listener.accept() => break Some(accepted),
+                // Once the flood is gone no connection may come to bring the loop back here:
+                // look again now and then whether the pressure can be lifted.
+                () = tokio::time::sleep(limits.overload_idle_timeout), if *pressure.borrow() => {
+                    if relieved() {
+                        pressure.send_replace(false);
                     }
                 }
-            },
-            () = &mut shutdown => break,
+                () = &mut shutdown => break None,
+            }
+        };
+        let Some(accepted) = accepted else {
+            break;
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => {
+                failures.recovered();
+                stream
+            }
+            Err(error) if is_connection_error(&error) => continue,
+            Err(error) => {
+                if is_out_of_resources(&error) {
+                    press(&pressure);
+                }
+                let open = max_connections.saturating_sub(slots.available_permits() + 1);
+                let pause = failures.failed(&error, open);
+                drop(slot);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let (builder, app, mut stop, pressure, tls) = (
             builder.clone(),

@@ -313,6 +313,50 @@ async fn a_flood_past_the_connection_cap_still_lets_healthz_through_within_a_sec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_flood_is_shed_keep_alive_connections_idle_as_long_as_usual_again() {
+    let server = Server::start(Limits {
+        max_connections: 32,
+        overload_idle_timeout: Duration::from_millis(100),
+        ..patient()
+    })
+    .await;
+    // One past the cap: the server sheds idle connections until a sixteenth of the slots is
+    // free, and then waits for connections that do not come.
+    let mut flood = Vec::new();
+    for _ in 0..33 {
+        flood.push(TcpStream::connect(server.addr).await.expect("connects"));
+    }
+    let mut byte = [0u8; 1];
+    let read = timeout(BOUND, flood[0].read(&mut byte))
+        .await
+        .expect("the oldest flooding connection is shed");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "a flooding connection got {read:?}"
+    );
+    drop(flood);
+    // The pressure lifts with the flood gone: a keep-alive connection may now idle far longer
+    // than the overload timeout between two requests.
+    sleep(Duration::from_millis(500)).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: keep\r\n\r\n")
+            .await
+            .expect("sends a request on the kept connection");
+        let mut answer = [0u8; 1024];
+        let read = timeout(BOUND, stream.read(&mut answer))
+            .await
+            .expect("answers in time")
+            .expect("reads the answer");
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "answered {answer:?}");
+        sleep(Duration::from_millis(1000)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_lets_the_request_in_flight_finish() {
     let server = Server::start(patient()).await;
     let addr = server.addr;
