@@ -11,6 +11,7 @@
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! witness_quorum = 1
+//! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
 //!
 //! [[producers]]
 //! name = "billing"
@@ -32,6 +33,16 @@
 //! name = "witness.example"
 //! url = "https://witness.example"
 //! vkey = "witness.example+abcd1234+AQ..."
+//!
+//! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
+//! # CAIRN_LOG_<KEY> and --<key>.
+//! [http]
+//! header_read_timeout_ms = 10000
+//! body_read_timeout_ms = 10000
+//! body_min_bytes_per_sec = 4096
+//! idle_timeout_ms = 5000
+//! max_connections = 15000
+//! overload_idle_timeout_ms = 250
 //! ```
 
 use std::collections::HashMap;
@@ -70,6 +81,9 @@ pub enum ConfigError {
         /// What is wrong.
         detail: String,
     },
+    /// A key of `[http]` is wrong.
+    #[error("configuration table `[http]`: {0}")]
+    Http(#[from] cairn_edge::SettingsError),
     /// A value is missing or wrong.
     #[error("configuration key `{key}`: {detail}")]
     Value {
@@ -163,6 +177,10 @@ pub struct Settings {
     /// Timeout of one witness request, ms [default: 5000].
     #[arg(long, env = "CAIRN_LOG_WITNESS_TIMEOUT_MS")]
     pub witness_timeout_ms: Option<u64>,
+    /// PEM CA certificates trusted for witnesses' https:// URLs, beside the public roots (a
+    /// private CA).
+    #[arg(long, env = "CAIRN_LOG_WITNESS_CA_FILE")]
+    pub witness_ca_file: Option<PathBuf>,
     /// Longest wait of POST /add?wait=checkpoint, ms [default: 30000].
     #[arg(long, env = "CAIRN_LOG_CHECKPOINT_WAIT_MS")]
     pub checkpoint_wait_ms: Option<u64>,
@@ -188,7 +206,16 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub witnesses: Vec<WitnessConfig>,
+    /// The HTTP edge: `[http]` in the file.
+    #[command(flatten)]
+    #[serde(default)]
+    pub http: HttpSettings,
 }
+
+cairn_edge::settings!(
+    /// The HTTP edge's keys (`[http]` in log.toml, `CAIRN_LOG_<KEY>`, `--<key>`).
+    pub struct HttpSettings, "CAIRN_LOG_"
+);
 
 macro_rules! overlay {
     ($base:ident, $over:ident, $($field:ident),*) => {
@@ -226,10 +253,12 @@ impl Settings {
             checkpoint_interval_ms,
             witness_quorum,
             witness_timeout_ms,
+            witness_ca_file,
             checkpoint_wait_ms,
             maintenance_interval_ms,
             max_batch_events
         );
+        self.http = self.http.overlay(&over.http);
         self
     }
 
@@ -337,6 +366,18 @@ impl Settings {
                 verifier,
             });
         }
+        let witness_roots = match &self.witness_ca_file {
+            Some(path) => cairn_edge::read_ca_pem(path)
+                .map_err(|error| error.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| error.to_string())
+                })
+                .map_err(|detail| ConfigError::Value {
+                    key: "witness_ca_file",
+                    detail,
+                })?,
+            None => Vec::new(),
+        };
         let quorum = self.witness_quorum.unwrap_or(witnesses.len());
         if quorum > witnesses.len() {
             return Err(ConfigError::Value {
@@ -372,8 +413,10 @@ impl Settings {
             witnesses,
             quorum,
             witness_timeout: Duration::from_millis(self.witness_timeout_ms.unwrap_or(5000)),
+            witness_roots,
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
             events,
+            edge: self.http.resolve()?,
         })
     }
 }

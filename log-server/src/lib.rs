@@ -29,7 +29,6 @@ pub mod metrics;
 mod os;
 pub mod publisher;
 pub mod sequencer;
-mod serve;
 pub mod server;
 pub mod storage;
 

@@ -69,6 +69,8 @@ pub struct PublisherConfig {
     pub request_timeout: Duration,
     /// The longest wait between two rounds when the quorum was not met.
     pub max_backoff: Duration,
+    /// CA certificates trusted for witnesses' HTTPS beside the public roots.
+    pub roots: Vec<reqwest::Certificate>,
 }
 
 /// Why a witness did not cosign.
@@ -205,10 +207,14 @@ pub async fn run(
     published: watch::Sender<Option<Published>>,
     metrics: Arc<Metrics>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .build()
-        .unwrap_or_default();
+    let mut builder = reqwest::Client::builder().timeout(config.request_timeout);
+    for root in &config.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    let client = builder.build().unwrap_or_else(|error| {
+        tracing::error!(%error, "the witness client could not be built with witness_ca_file's certificates; only public roots are trusted");
+        reqwest::Client::default()
+    });
     let mut backoff = Duration::from_millis(200);
     loop {
         let Some(checkpoint) = signed.borrow_and_update().clone() else {

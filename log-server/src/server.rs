@@ -48,10 +48,14 @@ pub struct ServerSettings {
     pub quorum: usize,
     /// Timeout of one witness request.
     pub witness_timeout: Duration,
+    /// CA certificates trusted for witnesses' HTTPS beside the public roots.
+    pub witness_roots: Vec<reqwest::Certificate>,
     /// Longest `?wait=checkpoint`.
     pub checkpoint_wait: Duration,
     /// Audit events: principals with roles, retention, limits.
     pub events: EventSettings,
+    /// The HTTP edge: timeouts and the connection cap.
+    pub edge: cairn_edge::EdgeConfig,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -123,6 +127,7 @@ impl RunningServer {
             witnesses: settings.witnesses.clone(),
             quorum: settings.quorum,
             request_timeout: settings.witness_timeout,
+            roots: settings.witness_roots.clone(),
             max_backoff: Duration::from_secs(30),
         };
         let restored = {
@@ -242,7 +247,15 @@ impl RunningServer {
                 source,
             })?;
         let app = api::router(state);
-        let http = tokio::spawn(crate::serve::serve(listener, app, stopped));
+        let mut stopped = stopped;
+        let http = tokio::spawn(cairn_edge::serve(
+            listener,
+            app,
+            settings.edge.clone(),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ));
         tracing::info!(%addr, "cairn-log listening");
         Ok(RunningServer {
             addr,

@@ -67,6 +67,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
         witnesses: Vec::new(),
         quorum: 0,
         witness_timeout: Duration::from_secs(2),
+        witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
         events: EventSettings {
             principals,
@@ -81,6 +82,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
                 },
             },
         },
+        edge: Default::default(),
     }
 }
 

@@ -48,8 +48,10 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
         witnesses,
         quorum,
         witness_timeout: Duration::from_secs(2),
+        witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
         events: Default::default(),
+        edge: Default::default(),
     }
 }
 

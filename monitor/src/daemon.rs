@@ -47,13 +47,25 @@ pub struct Config {
     /// Webhook to POST alerts to.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// PEM CA certificates trusted for https:// URLs (logs, witnesses, peers, the webhook)
+    /// beside the public roots: a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Peer monitors whose GET /gossip is read each poll.
     #[serde(default)]
     pub peers: Vec<String>,
     /// The logs.
     #[serde(default)]
     pub logs: Vec<LogConfig>,
+    /// The HTTP port's edge: timeouts and the connection cap.
+    #[serde(default)]
+    pub http: HttpSettings,
 }
+
+cairn_edge::settings!(
+    /// The HTTP port's edge keys (`[http]` in the file, `CAIRN_MONITOR_<KEY>`, `--<key>`).
+    pub struct HttpSettings, "CAIRN_MONITOR_"
+);
 
 fn default_interval() -> u64 {
     10
@@ -103,6 +115,17 @@ fn default_true() -> bool {
 /// A configuration problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A key of `[http]` is wrong.
+    #[error("config table [http]: {0}")]
+    Http(#[from] cairn_edge::SettingsError),
+    /// The CA file is unusable.
+    #[error("ca_file {path}: {detail}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// A file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -147,6 +170,7 @@ impl Config {
             poll_interval_secs: 1,
             timeout_secs: 30,
             webhook: None,
+            ca_file: None,
             peers: Vec::new(),
             logs: vec![LogConfig {
                 url,
@@ -158,6 +182,7 @@ impl Config {
                 recheck_tiles: 0,
                 check_entries: !tiles_only,
             }],
+            http: HttpSettings::default(),
         }
     }
 }
@@ -210,7 +235,21 @@ pub struct Monitor {
 impl Monitor {
     /// Opens the state and builds a follower per log.
     pub fn new(config: &Config) -> Result<Monitor, ConfigError> {
-        let fetcher = Fetcher::new(Duration::from_secs(config.timeout_secs.max(1)));
+        let timeout = Duration::from_secs(config.timeout_secs.max(1));
+        let fetcher = match &config.ca_file {
+            Some(path) => {
+                let problem = |detail: String| ConfigError::Ca {
+                    path: path.clone(),
+                    detail,
+                };
+                let pem =
+                    cairn_edge::read_ca_pem(path).map_err(|error| problem(error.to_string()))?;
+                let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|error| problem(error.to_string()))?;
+                Fetcher::with_roots(timeout, &roots).map_err(|error| problem(error.to_string()))?
+            }
+            None => Fetcher::new(timeout),
+        };
         let metrics = Arc::new(Metrics::default());
         let alerter = Arc::new(Alerter::new(
             config.webhook.clone(),
@@ -331,12 +370,15 @@ impl Monitor {
             .with_state(self.clone())
     }
 
-    /// Serves the HTTP port on `listener` until the process ends.
+    /// Serves the HTTP port on `listener` with `edge` until `shutdown` completes, then lets the
+    /// requests in flight finish.
     pub async fn serve(
         self: &Arc<Monitor>,
         listener: tokio::net::TcpListener,
-    ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        edge: cairn_edge::EdgeConfig,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        cairn_edge::serve(listener, self.router(), edge, shutdown).await;
     }
 
     /// Polls forever.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_monitor::daemon::{bind, Config, Monitor};
+use cairn_monitor::daemon::{bind, Config, HttpSettings, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
@@ -94,6 +94,10 @@ enum Command {
         /// Check tiles only, not entry bundles.
         #[arg(long)]
         tiles_only: bool,
+        /// PEM CA certificates trusted for an https:// log beside the public roots (a private
+        /// CA).
+        #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -117,6 +121,12 @@ struct RunArguments {
     /// Webhook URL, overriding the file's `webhook`.
     #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
     webhook: Option<String>,
+    /// PEM CA certificates trusted for https:// URLs beside the public roots (a private CA),
+    /// overriding the file's `ca_file`.
+    #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    http: HttpSettings,
 }
 
 #[derive(Debug, Args)]
@@ -266,7 +276,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             log_key,
             state,
             tiles_only,
-        } => audit(Config::audit(state, log, log_key, tiles_only)),
+            ca_file,
+        } => {
+            let mut config = Config::audit(state, log, log_key, tiles_only);
+            config.ca_file = ca_file;
+            audit(config)
+        }
     }
 }
 
@@ -425,12 +440,25 @@ fn run(arguments: RunArguments) -> Result<ExitCode, String> {
     if arguments.webhook.is_some() {
         config.webhook = arguments.webhook;
     }
-    runtime()?.block_on(serve_and_poll(config, arguments.once))
+    if arguments.ca_file.is_some() {
+        config.ca_file = arguments.ca_file;
+    }
+    let edge = config
+        .http
+        .clone()
+        .overlay(&arguments.http)
+        .resolve()
+        .map_err(|error| format!("config table [http]: {error}"))?;
+    runtime()?.block_on(serve_and_poll(config, edge, arguments.once))
 }
 
 /// Opens the HTTP port if one is configured, then polls once (exit 2 if anything was raised)
 /// or until SIGTERM or Ctrl-C.
-async fn serve_and_poll(config: Config, once: bool) -> Result<ExitCode, String> {
+async fn serve_and_poll(
+    config: Config,
+    edge: cairn_edge::EdgeConfig,
+    once: bool,
+) -> Result<ExitCode, String> {
     let monitor = Arc::new(Monitor::new(&config).map_err(|error| error.to_string())?);
     if let Some(listen) = &config.listen {
         let (listener, address) = bind(listen)
@@ -438,7 +466,8 @@ async fn serve_and_poll(config: Config, once: bool) -> Result<ExitCode, String> 
             .map_err(|error| format!("{listen}: {error}"))?;
         tracing::info!(%address, "listening");
         let server = monitor.clone();
-        tokio::spawn(async move { server.serve(listener).await });
+        // The port lives as long as the process: the poll loop below decides when that ends.
+        tokio::spawn(async move { server.serve(listener, edge, std::future::pending()).await });
     }
     if once {
         monitor

@@ -37,6 +37,9 @@ pub struct TsaEndpoint {
     pub trust_anchors: Arc<TrustAnchors>,
     /// The policy to ask for, if the TSA needs one named.
     pub policy: Option<ObjectIdentifier>,
+    /// CA certificates trusted for its https:// URL beside the public roots (a private CA).
+    /// The witness has one HTTP client for all TSAs, which trusts every TSA's.
+    pub https_roots: Vec<reqwest::Certificate>,
 }
 
 /// How hard the witness tries.
@@ -120,9 +123,11 @@ impl Anchorer {
         if tsas.is_empty() {
             return Ok(None);
         }
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .build()?;
+        let mut client = reqwest::Client::builder().timeout(settings.request_timeout);
+        for root in tsas.iter().flat_map(|tsa| &tsa.https_roots) {
+            client = client.add_root_certificate(root.clone());
+        }
+        let client = client.build()?;
         let (jobs, mut queue) = mpsc::channel::<Job>(settings.queue_capacity.max(1));
         let tsas = Arc::new(tsas);
         let worker_metrics = metrics.clone();

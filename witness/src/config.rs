@@ -14,6 +14,13 @@
 //! tsa_initial_backoff_ms = 500
 //! anchor_queue = 4096
 //!
+//! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
+//! # CAIRN_WITNESS_<KEY> and --<key> (see `cairn-witness serve --help`).
+//! [http]
+//! header_read_timeout_ms = 10000
+//! idle_timeout_ms = 5000
+//! max_connections = 15000
+//!
 //! [[log]]
 //! origin = "example.com/log"
 //! vkey = "example.com/log+1a2b3c4d+AbCd..."
@@ -23,6 +30,7 @@
 //! url = "http://127.0.0.1:7390/"
 //! trust_anchor = "/etc/cairn-witness/tsa-1-root.pem"
 //! # policy = "1.3.6.1.4.1.99999.1"
+//! # ca_file = "/etc/cairn-witness/private-ca.pem"   # an https:// TSA behind a private CA
 //! ```
 
 use serde::Deserialize;
@@ -51,6 +59,9 @@ pub struct Config {
     pub tsa_initial_backoff_ms: Option<u64>,
     /// Capacity of the anchoring queue.
     pub anchor_queue: Option<usize>,
+    /// The HTTP edge: timeouts and the connection cap.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// The logs witnessed.
     #[serde(default, rename = "log")]
     pub logs: Vec<LogConfig>,
@@ -58,6 +69,18 @@ pub struct Config {
     #[serde(default, rename = "tsa")]
     pub tsas: Vec<TsaConfig>,
 }
+
+cairn_edge::settings!(
+    /// The HTTP edge's keys of the witness (`[http]` in the file, `CAIRN_WITNESS_<KEY>`,
+    /// `--<key>`).
+    pub struct HttpSettings, "CAIRN_WITNESS_"
+);
+
+cairn_edge::settings!(
+    /// The HTTP edge's keys of `cairn-witness tsa serve` (`CAIRN_WITNESS_TSA_<KEY>`,
+    /// `--<key>`).
+    pub struct TsaHttpSettings, "CAIRN_WITNESS_TSA_"
+);
 
 /// One witnessed log.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +109,10 @@ pub struct TsaConfig {
     /// Policy OID to request, if any.
     #[serde(default)]
     pub policy: Option<String>,
+    /// PEM CA certificates trusted for its https:// URL beside the public roots (a private
+    /// CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Why the configuration could not be read.
@@ -159,6 +186,8 @@ vkey = "k"
 [[log]]
 origin = "c"
 vkeys = ["k1", "k2"]
+[http]
+idle_timeout_ms = 2000
 [[tsa]]
 name = "t"
 url = "http://x/"
@@ -170,6 +199,7 @@ trust_anchor = "root.pem"
         assert_eq!(config.logs.len(), 2);
         assert_eq!(config.logs[1].vkeys, ["k1", "k2"]);
         assert_eq!(config.tsas[0].name, "t");
+        assert_eq!(config.http.idle_timeout_ms, Some(2000));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::note::{Ed25519Verifier, KeyName};
 use cairn_spec::timestamp::{Accuracy, ObjectIdentifier, TrustAnchors};
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
-use cairn_witness::config::Config;
+use cairn_witness::config::{Config, HttpSettings, TsaHttpSettings};
 use cairn_witness::keys::{read_key_file, write_key_file};
 use cairn_witness::store::Store;
 use cairn_witness::tsa::{self, KeyAlgorithm};
@@ -51,7 +51,8 @@ enum Command {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, key_file, anchor_wait_ms,
-    /// tsa_timeout_ms, tsa_max_attempts, tsa_initial_backoff_ms, anchor_queue, [[log]], [[tsa]]).
+    /// tsa_timeout_ms, tsa_max_attempts, tsa_initial_backoff_ms, anchor_queue, [http], [[log]],
+    /// [[tsa]]).
     /// The logs witnessed ([[log]]) and the TSAs used ([[tsa]]) are read from this file only;
     /// the other keys can be overridden by the flags below and CAIRN_WITNESS_* variables.
     #[arg(long, env = "CAIRN_WITNESS_CONFIG")]
@@ -80,9 +81,12 @@ struct ServeArgs {
     /// Checkpoints that may wait for anchoring [default: 4096].
     #[arg(long, env = "CAIRN_WITNESS_ANCHOR_QUEUE")]
     anchor_queue: Option<usize>,
+    #[command(flatten)]
+    http: HttpSettings,
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 enum TsaCommand {
     /// Makes a root CA and a TSA certificate and keys in a directory.
     Init {
@@ -119,6 +123,8 @@ enum TsaCommand {
         /// Accuracy of genTime, ms (0: none stated).
         #[arg(long, env = "CAIRN_WITNESS_TSA_ACCURACY_MS", default_value_t = 1000)]
         accuracy_ms: u64,
+        #[command(flatten)]
+        http: TsaHttpSettings,
     },
 }
 
@@ -150,7 +156,11 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 policy,
                 accuracy_ms,
-            } => runtime()?.block_on(serve_tsa(dir, listen, policy, accuracy_ms)),
+                http,
+            } => {
+                let edge = http.resolve()?;
+                runtime()?.block_on(serve_tsa(dir, listen, policy, accuracy_ms, edge))
+            }
         },
     }
 }
@@ -180,6 +190,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:7380".to_owned());
+    let edge = file.http.clone().overlay(&args.http).resolve()?;
     let Some(data_dir) = args.data_dir.or(file.data_dir) else {
         bail!("no data_dir: set it in the config, CAIRN_WITNESS_DATA_DIR or --data-dir");
     };
@@ -224,6 +235,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("trust anchor of TSA {}", entry.name))?,
             ),
             policy,
+            https_roots: match &entry.ca_file {
+                Some(path) => {
+                    let pem = cairn_edge::read_ca_pem(path)
+                        .with_context(|| format!("ca_file of TSA {}", entry.name))?;
+                    reqwest::Certificate::from_pem_bundle(&pem)
+                        .with_context(|| format!("ca_file of TSA {}", entry.name))?
+                }
+                None => Vec::new(),
+            },
         });
     }
     let defaults = AnchorSettings::default();
@@ -257,9 +277,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "witness listening");
     println!("listening on {address}");
-    axum::serve(listener, cairn_witness::http::router(witness))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    cairn_edge::serve(
+        listener,
+        cairn_witness::http::router(witness),
+        edge,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("witness stopped");
     Ok(())
 }
@@ -269,6 +293,7 @@ async fn serve_tsa(
     listen: String,
     policy: String,
     accuracy_ms: u64,
+    edge: cairn_edge::EdgeConfig,
 ) -> anyhow::Result<()> {
     let policy = ObjectIdentifier::new(&policy)
         .map_err(|error| anyhow::anyhow!("policy {policy:?}: {error}"))?;
@@ -284,9 +309,7 @@ async fn serve_tsa(
     let address = listener.local_addr()?;
     tracing::info!(%address, "TSA listening");
     println!("listening on {address}");
-    axum::serve(listener, tsa::router(authority))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    cairn_edge::serve(listener, tsa::router(authority), edge, shutdown_signal()).await;
     Ok(())
 }
 

@@ -63,12 +63,14 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
                 url: dead_url,
                 trust_anchors: anchors.clone(),
                 policy: None,
+                https_roots: Vec::new(),
             },
             TsaEndpoint {
                 name: "local".to_owned(),
                 url: tsa_url,
                 trust_anchors: anchors.clone(),
                 policy: None,
+                https_roots: Vec::new(),
             },
         ],
         AnchorSettings {

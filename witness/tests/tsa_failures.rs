@@ -242,6 +242,7 @@ async fn setup(settings: AnchorSettings) -> Setup {
             url: format!("http://{tsa_address}/"),
             trust_anchors: anchors.clone(),
             policy: None,
+            https_roots: Vec::new(),
         }],
         settings,
         ANCHOR_WAIT,

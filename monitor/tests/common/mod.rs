@@ -230,6 +230,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
         poll_interval_secs: 1,
         timeout_secs: 5,
         webhook: None,
+        ca_file: None,
         peers: Vec::new(),
         logs: vec![LogConfig {
             url: url.to_owned(),
@@ -241,6 +242,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
             recheck_tiles: 64,
             check_entries: true,
         }],
+        http: Default::default(),
     }
 }
 

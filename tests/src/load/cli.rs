@@ -109,9 +109,14 @@ pub enum Mode {
 /// Options every mode takes.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// The server: http://ADDRESS[:PORT] with an IP address or localhost.
+    /// The server: http://ADDRESS[:PORT] or https://ADDRESS[:PORT] with an IP address or
+    /// localhost.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub target: String,
+    /// PEM CA certificates an https:// target's certificate must chain to (needed for
+    /// https://: no public root is trusted).
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Allow a target outside the loopback range: only for a server you run yourself.
     #[arg(long)]
     pub allow_remote: bool,
@@ -260,6 +265,7 @@ impl Cli {
         config.warmup = common.warmup;
         config.timeout = common.timeout;
         config.bearer_token = common.token;
+        config.ca_file = common.ca_file;
         config.validate()?;
         if common.threads == Some(0) {
             return Err(ConfigError::OutOfRange {

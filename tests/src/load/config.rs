@@ -99,6 +99,9 @@ pub enum ConfigError {
         /// The content type as given.
         found: String,
     },
+    /// An https:// target without a CA file, or a CA file that does not load.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A duration given on the command line could not be read.
     #[error("duration {found:?}: expected a number followed by ms, s, m or h (seconds if none)")]
     BadDuration {
@@ -114,10 +117,13 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The `Host` header: the host and port as given.
     pub authority: String,
+    /// Whether connections speak TLS (`https://`).
+    pub tls: bool,
 }
 
 impl Target {
-    /// Reads `http://ADDRESS[:PORT]` (the scheme may be left out; the port defaults to 80).
+    /// Reads `http://ADDRESS[:PORT]` or `https://ADDRESS[:PORT]` (the scheme may be left out for
+    /// http; the port defaults to 80 or 443).
     /// ADDRESS is an IPv4 address, a bracketed IPv6 address, or `localhost` (127.0.0.1); no other
     /// name is looked up. Unless `allow_remote`, the address must be a loopback address.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, ConfigError> {
@@ -125,10 +131,11 @@ impl Target {
             found: url.to_owned(),
             reason,
         };
-        let authority = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(_) => return Err(bad("only plain http:// is spoken")),
-            None => url,
+        let (authority, tls) = match url.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
+            Some(_) => return Err(bad("only http:// and https:// are spoken")),
+            None => (url, false),
         };
         let authority = authority.strip_suffix('/').unwrap_or(authority);
         if authority.is_empty() {
@@ -139,7 +146,8 @@ impl Target {
                 "the target is an address only; give the path with --path",
             ));
         }
-        let addr = parse_authority(authority).ok_or_else(|| bad("not an address"))?;
+        let addr = parse_authority(authority, if tls { 443 } else { 80 })
+            .ok_or_else(|| bad("not an address"))?;
         if addr.ip().is_unspecified() {
             return Err(bad("the unspecified address is not a target"));
         }
@@ -152,17 +160,19 @@ impl Target {
         Ok(Target {
             addr,
             authority: authority.to_owned(),
+            tls,
         })
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}", self.authority)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority)
     }
 }
 
-fn parse_authority(authority: &str) -> Option<SocketAddr> {
+fn parse_authority(authority: &str, default_port: u16) -> Option<SocketAddr> {
     if let Ok(addr) = authority.parse::<SocketAddr>() {
         return Some(addr);
     }
@@ -171,7 +181,7 @@ fn parse_authority(authority: &str) -> Option<SocketAddr> {
         Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
             (host, port.parse::<u16>().ok()?)
         }
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     let ip = if host.eq_ignore_ascii_case("localhost") {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -335,6 +345,9 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Sent as `Authorization: Bearer <token>` when present.
     pub bearer_token: Option<String>,
+    /// PEM CA certificates an https:// target's certificate must chain to (the load generator
+    /// trusts no public root: its targets are one's own servers).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -351,12 +364,18 @@ impl LoadConfig {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(10),
             bearer_token: None,
+            ca_file: None,
         }
     }
 
     /// Checks every bound; the engine relies on them.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.workload.validate()?;
+        if self.target.tls && self.ca_file.is_none() {
+            return Err(ConfigError::Tls(
+                "an https:// target needs --ca-file: the CA its certificate chains to".into(),
+            ));
+        }
         if !self.path.starts_with('/')
             || self.path.len() > MAX_PATH_BYTES
             || !is_visible_ascii(&self.path, false)
@@ -505,6 +524,14 @@ mod tests {
         }
         let target = Target::parse("http://localhost:9000", false).expect("localhost");
         assert_eq!(target.authority, "localhost:9000");
+        assert!(!target.tls);
+        let secure = Target::parse("https://127.0.0.1", false).expect("https");
+        assert!(secure.tls);
+        assert_eq!(
+            secure.addr,
+            "127.0.0.1:443".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(secure.to_string(), "https://127.0.0.1");
     }
 
     #[test]
@@ -521,7 +548,7 @@ mod tests {
     #[test]
     fn refuses_names_paths_other_schemes_and_unspecified_addresses() {
         for url in [
-            "https://127.0.0.1:8443",
+            "ftp://127.0.0.1:8443",
             "http://example.com:80",
             "http://127.0.0.1:8080/add",
             "http://user@127.0.0.1:8080",

@@ -25,12 +25,12 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::config::{ConfigError, LoadConfig, Pacing};
 use super::report::{Answer, Recorder, Report, RunIdentity};
+use super::tls::{ClientTls, Stream};
 use super::workload::{Payload, RequestSource};
 
 /// Tokio's timer has a resolution of one millisecond and fires late, never early. A fixed-rate
@@ -91,6 +91,8 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
 /// Everything the connection tasks share, fixed before the first request.
 struct Plan {
     target: SocketAddr,
+    /// TLS for an https:// target.
+    tls: Option<ClientTls>,
     uri: Uri,
     host: HeaderValue,
     content_type: HeaderValue,
@@ -132,8 +134,18 @@ impl Plan {
             .map_err(|_| ConfigError::BadToken)?;
         let start = Instant::now();
         let measure_from = start + config.warmup;
+        let tls = match (&config.target.tls, &config.ca_file) {
+            (true, Some(ca_file)) => Some(ClientTls::load(ca_file, &config.target)?),
+            (true, None) => {
+                return Err(ConfigError::Tls(
+                    "an https:// target needs a CA file".into(),
+                ))
+            }
+            (false, _) => None,
+        };
         Ok(Plan {
             target: config.target.addr,
+            tls,
             uri,
             host,
             content_type,
@@ -224,7 +236,7 @@ impl Plan {
     }
 }
 
-type ClientConnection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+type ClientConnection = hyper::client::conn::http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
 /// A client connection: the handle requests are sent through, and the state machine that moves
 /// bytes on its socket. The latter is polled by the connection's own task, alongside whatever
@@ -368,7 +380,7 @@ async fn ready_connection<'c>(
     };
     if !kept {
         *connection = None;
-        let fresh = match timeout_at(deadline, connect(plan.target)).await {
+        let fresh = match timeout_at(deadline, connect(plan.target, plan.tls.as_ref())).await {
             Ok(Ok(fresh)) => fresh,
             Ok(Err(_)) | Err(_) => return None,
         };
@@ -393,16 +405,14 @@ async fn is_ready(connection: &mut Connection, deadline: Instant) -> bool {
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
-    #[error("TCP connect: {0}")]
+    #[error("TCP connect or TLS handshake: {0}")]
     Tcp(#[from] std::io::Error),
     #[error("HTTP/1.1 handshake: {0}")]
     Handshake(#[from] hyper::Error),
 }
 
-async fn connect(target: SocketAddr) -> Result<Connection, ConnectError> {
-    let stream = TcpStream::connect(target).await?;
-    // Requests are small and each waits for its answer: Nagle's algorithm would only add delay.
-    stream.set_nodelay(true)?;
+async fn connect(target: SocketAddr, tls: Option<&ClientTls>) -> Result<Connection, ConnectError> {
+    let stream = super::tls::connect(target, tls).await?;
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     Ok(Connection {
         sender,

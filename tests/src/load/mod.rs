@@ -28,6 +28,7 @@ pub mod config;
 pub mod engine;
 pub mod framing;
 pub mod report;
+mod tls;
 pub mod workload;
 
 pub use config::{ConfigError, LeafKind, LoadConfig, Pacing, Target, Workload};
