@@ -623,8 +623,10 @@ async fn failures_under_load_never_answer_an_index_that_holds_another_leaf() {
         ..SequencerConfig::default()
     };
     let sequencer = Arc::new(Sequencer::start(dyn_store, config).expect("start"));
+    // The producers go on until the breaker is done, however fast the machine is.
+    let done = Arc::new(AtomicBool::new(false));
     let breaker = {
-        let store = Arc::clone(&store);
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
         tokio::spawn(async move {
             for _ in 0..6 {
                 tokio::time::sleep(std::time::Duration::from_millis(30)).await;
@@ -632,14 +634,17 @@ async fn failures_under_load_never_answer_an_index_that_holds_another_leaf() {
                 tokio::time::sleep(std::time::Duration::from_millis(60)).await;
                 store.broken.store(false, Ordering::SeqCst);
             }
+            done.store(true, Ordering::SeqCst);
         })
     };
     let producers: Vec<_> = (0..16u64)
         .map(|producer| {
-            let sequencer = Arc::clone(&sequencer);
+            let (sequencer, done) = (Arc::clone(&sequencer), Arc::clone(&done));
             tokio::spawn(async move {
                 let mut answered = Vec::new();
-                for number in 0..60u64 {
+                let mut number = 0u64;
+                while number < 20 || !done.load(Ordering::SeqCst) {
+                    number += 1;
                     let tag = format!("producer {producer}");
                     loop {
                         match sequencer.add(leaf(&tag, number)).await {

@@ -223,6 +223,16 @@ struct Shared {
     refusing: std::sync::atomic::AtomicBool,
 }
 
+impl Shared {
+    /// What a submission refused now hears.
+    fn refusal_now(&self) -> SequencerError {
+        self.refusal
+            .lock()
+            .clone()
+            .unwrap_or(SequencerError::StorageUnavailable)
+    }
+}
+
 /// Starts the two threads.
 pub struct Pipeline;
 
@@ -336,13 +346,7 @@ impl Committer {
             self.in_flight.clear();
         }
         if self.shared.refusing.load(Ordering::Acquire) {
-            let answer = self
-                .shared
-                .refusal
-                .lock()
-                .clone()
-                .unwrap_or(SequencerError::StorageUnavailable);
-            let _ = reply.send(Err(answer));
+            let _ = reply.send(Err(self.shared.refusal_now()));
             return;
         }
         self.in_flight
@@ -370,13 +374,7 @@ impl Committer {
             // An append failed while this was numbered: its indices may not follow the durable
             // entries. Refused; the next submission is numbered afresh.
             drop(pending);
-            let answer = self
-                .shared
-                .refusal
-                .lock()
-                .clone()
-                .unwrap_or(SequencerError::StorageUnavailable);
-            let _ = reply.send(Err(answer));
+            let _ = reply.send(Err(self.shared.refusal_now()));
             return;
         }
         debug_assert_eq!(
