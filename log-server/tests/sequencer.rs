@@ -465,6 +465,17 @@ struct FailingDisk {
     heal_attempts: AtomicU64,
 }
 
+impl FailingDisk {
+    /// The embedded store in `dir`, working until broken.
+    fn open(dir: &std::path::Path) -> Arc<FailingDisk> {
+        Arc::new(FailingDisk {
+            inner: EmbeddedStore::open(EmbeddedConfig::new(dir)).expect("open"),
+            broken: AtomicBool::new(false),
+            heal_attempts: AtomicU64::new(0),
+        })
+    }
+}
+
 impl LogStore for FailingDisk {
     fn limits(&self) -> &StoreLimits {
         self.inner.limits()
@@ -556,11 +567,7 @@ impl LogStore for FailingDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Arc::new(FailingDisk {
-        inner: EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"),
-        broken: AtomicBool::new(false),
-        heal_attempts: AtomicU64::new(0),
-    });
+    let store = FailingDisk::open(dir.path());
     let dyn_store: Arc<dyn LogStore> = store.clone();
     let sequencer = Sequencer::start(dyn_store, SequencerConfig::default()).expect("start");
     sequencer
@@ -612,11 +619,7 @@ async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_under_load_never_answer_an_index_that_holds_another_leaf() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Arc::new(FailingDisk {
-        inner: EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"),
-        broken: AtomicBool::new(false),
-        heal_attempts: AtomicU64::new(0),
-    });
+    let store = FailingDisk::open(dir.path());
     let dyn_store: Arc<dyn LogStore> = store.clone();
     let config = SequencerConfig {
         max_batch_entries: 4,

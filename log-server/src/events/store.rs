@@ -668,13 +668,8 @@ mod tests {
                     log.append_entries(log.entry_count(), &[NewEntry::new(raw, None)])
                         .expect("append");
                 }
-                let (leaf, payload) = input(&mut random)
-                    .into_leaf(
-                        EventId::new_v4(random.gen()),
-                        Instant::from_unix(1_764_000_000, 0),
-                        "p",
-                    )
-                    .expect("leaf");
+                let event = input(&mut random);
+                let (leaf, payload) = leaf_of(event, "p", &mut random);
                 let ticket = store
                     .begin_submission(log.entry_count())
                     .expect("not overloaded");
@@ -716,14 +711,8 @@ mod tests {
             let json = format!(
                 r#"{{"timestamp":"2026-11-25T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success","payload":{{"n":{n}}}}}"#
             );
-            let (leaf, payload) = EventInput::parse(json.as_bytes())
-                .expect("valid")
-                .into_leaf(
-                    EventId::new_v4(random.gen()),
-                    Instant::from_unix(1_764_000_000, 0),
-                    "p",
-                )
-                .expect("leaf");
+            let input = EventInput::parse(json.as_bytes()).expect("valid");
+            let (leaf, payload) = leaf_of(input, "p", &mut random);
             append(log.as_ref(), &leaf, payload.clone());
             expected.push((leaf.event_id.as_str().to_string(), payload));
         }
@@ -758,12 +747,23 @@ mod tests {
         details: serde_json::Value,
         random: &mut rand::rngs::StdRng,
     ) -> (EventLeaf, Option<Vec<u8>>) {
-        crate::events::submit::audit_event(admin, action, resource.0, resource.1, details)
-            .expect("valid")
+        let input =
+            crate::events::submit::audit_event(admin, action, resource.0, resource.1, details)
+                .expect("valid");
+        leaf_of(input, admin, random)
+    }
+
+    /// `input` as a leaf submitted by `submitted_by`, with a random event ID.
+    fn leaf_of(
+        input: EventInput,
+        submitted_by: &str,
+        random: &mut rand::rngs::StdRng,
+    ) -> (EventLeaf, Option<Vec<u8>>) {
+        input
             .into_leaf(
                 EventId::new_v4(random.gen()),
                 Instant::from_unix(1_764_000_000, 0),
-                admin,
+                submitted_by,
             )
             .expect("leaf")
     }
@@ -780,14 +780,8 @@ mod tests {
         let events_dir = dir.path().join("events");
         let mut random = rand::rngs::StdRng::seed_from_u64(23);
         let json = r#"{"timestamp":"2026-11-25T00:00:00Z","actor":{"id":"a","type":"user"},"action":"read","resource":{"type":"t","id":"r"},"outcome":"success","payload":{"secret":1}}"#;
-        let (target, payload) = EventInput::parse(json.as_bytes())
-            .expect("valid")
-            .into_leaf(
-                EventId::new_v4(random.gen()),
-                Instant::from_unix(1_764_000_000, 0),
-                "p",
-            )
-            .expect("leaf");
+        let input = EventInput::parse(json.as_bytes()).expect("valid");
+        let (target, payload) = leaf_of(input, "p", &mut random);
         let target_id = target.event_id.as_str().to_string();
         let target_index = append(log.as_ref(), &target, payload);
         let (erase, payload) = admin_event(
