@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-use cairn_log::storage::{DedupKey, Hash, LogStore, NewEntry};
+use cairn_log::storage::{DedupKey, Hash, LogStore, NewEntry, SequenceStore, TreeStore};
 use cairn_log::{Sequencer, SequencerConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

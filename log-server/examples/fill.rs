@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-use cairn_log::storage::{LogStore, NewEntry};
+use cairn_log::storage::{LogStore, NewEntry, SequenceStore};
 use cairn_log::{Sequencer, SequencerConfig};
 
 fn resident_kib() -> u64 {

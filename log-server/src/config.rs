@@ -5,6 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/cairn-log"
+//! storage = "embedded"             # the storage backend; "embedded" (data_dir) is the only one
 //! objects_dir = "/var/www/log"     # optional: the tree as tlog-tiles files for a static server
 //! origin = "example.com/audit"
 //! key_file = "/etc/cairn/log.key"
@@ -58,6 +59,7 @@ use crate::events::{EventSettings, Principal, RetentionRule, Role};
 use crate::publisher::Witness;
 use crate::sequencer::SequencerConfig;
 use crate::server::ServerSettings;
+use crate::storage::Backend;
 
 /// The largest leaf: C2SP tlog-tiles entry bundles prefix each entry with a u16 length.
 pub const MAX_LEAF_BYTES: u32 = 65535;
@@ -146,6 +148,9 @@ pub struct Settings {
     /// Directory of the log's state.
     #[arg(long, env = "CAIRN_LOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Storage backend: embedded (files in the data directory) [default: embedded].
+    #[arg(long, env = "CAIRN_LOG_STORAGE")]
+    pub storage: Option<Backend>,
     /// Directory to publish the tree into as C2SP tlog-tiles files (checkpoint, tiles, entry
     /// bundles), for a static server or a CDN to serve [default: none].
     #[arg(long, env = "CAIRN_LOG_OBJECTS_DIR")]
@@ -243,6 +248,7 @@ impl Settings {
             over,
             listen,
             data_dir,
+            storage,
             objects_dir,
             origin,
             key_file,
@@ -403,6 +409,7 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
+            storage: self.storage.unwrap_or_default(),
             objects_dir: self.objects_dir.clone(),
             signer,
             producers,

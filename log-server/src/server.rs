@@ -19,7 +19,7 @@ use crate::publisher::{self, Published, PublisherConfig, Witness};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
-use crate::storage::{LogStore, StoreLimits};
+use crate::storage::{Backend, LogStore, StoreLimits};
 
 /// What a server needs, resolved from the configuration.
 #[derive(Clone, Debug)]
@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// The store's directory.
     pub data_dir: PathBuf,
+    /// The storage backend.
+    pub storage: Backend,
     /// Where to publish the tree as C2SP tlog-tiles files, if anywhere.
     pub objects_dir: Option<PathBuf>,
     /// The log's key (named after its origin).
@@ -100,18 +102,23 @@ pub struct RunningServer {
 impl RunningServer {
     /// Opens the store, starts every part and listens.
     pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerError> {
-        let mut store_config = EmbeddedConfig::new(&settings.data_dir);
-        store_config.limits = StoreLimits {
+        let limits = StoreLimits {
             max_leaf_bytes: settings.max_leaf_bytes,
             ..StoreLimits::default()
         };
-        let store: Arc<dyn LogStore> = Arc::new(
-            tokio::task::spawn_blocking(move || EmbeddedStore::open(store_config))
-                .await
-                .map_err(|e| {
-                    crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
-                })??,
-        );
+        let store: Arc<dyn LogStore> = match settings.storage {
+            Backend::Embedded => {
+                let mut store_config = EmbeddedConfig::new(&settings.data_dir);
+                store_config.limits = limits;
+                Arc::new(
+                    tokio::task::spawn_blocking(move || EmbeddedStore::open(store_config))
+                        .await
+                        .map_err(|e| {
+                            crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
+                        })??,
+                )
+            }
+        };
         let sequencer = Arc::new(Sequencer::start(store.clone(), settings.sequencer.clone())?);
         let integrator = Integrator::start(
             store.clone(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_log::storage::embedded::{DedupConfig, EmbeddedConfig, EmbeddedStore};
-use cairn_log::storage::{LogStore, NewEntry};
+use cairn_log::storage::{LogStore, NewEntry, SequenceStore};
 use cairn_log::{Sequencer, SequencerConfig};
 
 const CHILD_DIR: &str = "CAIRN_CRASH_TEST_DIR";

@@ -1,14 +1,17 @@
-//! The embedded store: the shared conformance suite, then what only a directory on disk can
-//! show: torn writes, damaged pages, lost files, and the dedup index's watermark.
+//! The embedded store: the shared conformance suites (sequence, tree, state, the rules between
+//! them, and the events index), then what only a directory on disk can show: torn writes,
+//! damaged pages, lost files, and the dedup index's watermark.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_log::storage::conformance::{self, StoreHarness};
+use cairn_log::events::index::{EventIndex, IndexConfig};
+use cairn_log::storage::conformance::{self, Harness, StateHarness, TreeHarness};
 use cairn_log::storage::embedded::{DedupConfig, EmbeddedConfig, EmbeddedStore};
 use cairn_log::storage::{
-    DedupKey, Hash, LogStore, NewEntry, StoreError, StoreLimits, StoredCheckpoint, StoredPayload,
+    DedupKey, Hash, NewEntry, SequenceStore, StateStore, StoreError, StoreLimits, StoredCheckpoint,
+    StoredPayload, TreeStore,
 };
 
 struct Embedded {
@@ -16,10 +19,37 @@ struct Embedded {
     config: EmbeddedConfig,
 }
 
-impl StoreHarness for Embedded {
+impl Harness for Embedded {
     type Store = EmbeddedStore;
     fn open(&mut self) -> EmbeddedStore {
         EmbeddedStore::open(self.config.clone()).expect("the embedded store opens")
+    }
+}
+
+impl TreeHarness for Embedded {
+    fn justify(&mut self, store: &EmbeddedStore, entries: u64) {
+        conformance::justify_in(store, entries);
+    }
+}
+
+impl StateHarness for Embedded {
+    fn cover(&mut self, store: &EmbeddedStore, size: u64) {
+        conformance::cover_in(store, size);
+    }
+}
+
+/// The embedded events index in a directory of its own; small tables, so that the suite's
+/// events are written out as runs and merged.
+struct EmbeddedEvents {
+    dir: tempfile::TempDir,
+    config: IndexConfig,
+}
+
+impl Harness for EmbeddedEvents {
+    type Store = EventIndex;
+    fn open(&mut self) -> EventIndex {
+        EventIndex::open(self.dir.path(), self.config.clone(), u64::MAX)
+            .expect("the embedded events index opens")
     }
 }
 
@@ -49,14 +79,35 @@ fn harness(tiny_files: bool) -> Embedded {
     Embedded { _dir: dir, config }
 }
 
-#[test]
-fn passes_the_conformance_suite() {
-    conformance::run_all(|| harness(false));
+/// Every suite of a log store, on fresh stores from `fresh`.
+fn run_log_suites(fresh: impl Fn() -> Embedded) {
+    conformance::sequence::run_all(&fresh);
+    conformance::tree::run_all(&fresh);
+    conformance::state::run_all(&fresh);
+    conformance::log::run_all(&fresh);
 }
 
 #[test]
-fn passes_the_conformance_suite_with_tiny_segments_and_dedup_runs() {
-    conformance::run_all(|| harness(true));
+fn passes_the_conformance_suites() {
+    run_log_suites(|| harness(false));
+}
+
+#[test]
+fn passes_the_conformance_suites_with_tiny_segments_and_dedup_runs() {
+    run_log_suites(|| harness(true));
+}
+
+#[test]
+fn the_events_index_passes_its_conformance_suite() {
+    for (table_events, max_runs) in [(32 * 1024, 12), (40, 3)] {
+        conformance::events::run_all(|| EmbeddedEvents {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            config: IndexConfig {
+                table_events,
+                max_runs,
+            },
+        });
+    }
 }
 
 /// A store whose segment files end where their batches end (no zeros written ahead), so that

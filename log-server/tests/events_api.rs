@@ -11,6 +11,7 @@ use cairn_log::events::index::IndexConfig;
 use cairn_log::events::{EventSettings, EventStoreConfig, Principal, RetentionRule, Role};
 use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
+use cairn_log::storage::Backend;
 use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::policy::Policy;
@@ -57,6 +58,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
     ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
+        storage: Backend::Embedded,
         objects_dir: None,
         signer: signer(),
         producers,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cairn_log::config::token_digest_hex;
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-use cairn_log::storage::LogStore;
+use cairn_log::storage::SequenceStore;
 use cairn_spec::event::EventLeaf;
 use serde_json::{json, Value};
 use support::{free_port, start, Log};

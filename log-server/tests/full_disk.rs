@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cairn_log::config::token_digest_hex;
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-use cairn_log::storage::LogStore;
+use cairn_log::storage::{SequenceStore, StateStore};
 use cairn_spec::merkle::CompactRange;
 use cairn_spec::Hash;
 use serde_json::Value;

@@ -10,6 +10,7 @@ use cairn_log::config::token_digest_hex;
 use cairn_log::publisher::Witness;
 use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
+use cairn_log::storage::Backend;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::{CosignatureSigner, CosignatureVerifier};
 use cairn_spec::merkle::{verify_consistency, verify_inclusion};
@@ -38,6 +39,7 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
     ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
+        storage: Backend::Embedded,
         objects_dir: Some(dir.join("objects")),
         signer: signer(),
         producers,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use cairn_log::storage::{
-    DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, LogStore, NewEntry, StoreError,
-    StoreLimits, StoredCheckpoint, StoredPayload,
+    DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, LogStore, NewEntry, SequenceStore,
+    StoreError, StoreLimits, StoredPayload,
 };
 use cairn_log::{Sequenced, Sequencer, SequencerConfig, SequencerError};
 
@@ -476,7 +476,8 @@ impl FailingDisk {
     }
 }
 
-impl LogStore for FailingDisk {
+/// Only the sequence: the sequencer needs nothing else.
+impl SequenceStore for FailingDisk {
     fn limits(&self) -> &StoreLimits {
         self.inner.limits()
     }
@@ -516,59 +517,13 @@ impl LogStore for FailingDisk {
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
         self.inner.find_duplicates(keys)
     }
-    fn hash_count(&self, level: u8) -> Result<u64, StoreError> {
-        self.inner.hash_count(level)
-    }
-    fn append_hashes(&self, level: u8, start: u64, hashes: &[Hash]) -> Result<(), StoreError> {
-        self.inner.append_hashes(level, start, hashes)
-    }
-    fn read_hashes(&self, level: u8, start: u64, count: u64) -> Result<Vec<Hash>, StoreError> {
-        self.inner.read_hashes(level, start, count)
-    }
-    fn sync_hashes(&self) -> Result<(), StoreError> {
-        self.inner.sync_hashes()
-    }
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.inner.latest_checkpoint()
-    }
-    fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        self.inner.store_checkpoint(checkpoint)
-    }
-    fn witness_size(&self, witness: &str) -> Result<Option<u64>, StoreError> {
-        self.inner.witness_size(witness)
-    }
-    fn set_witness_size(&self, witness: &str, size: u64) -> Result<(), StoreError> {
-        self.inner.set_witness_size(witness, size)
-    }
-    fn store_cosignature(
-        &self,
-        size: u64,
-        witness: &str,
-        cosignature: &[u8],
-    ) -> Result<(), StoreError> {
-        self.inner.store_cosignature(size, witness, cosignature)
-    }
-    fn cosignatures(&self, size: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.cosignatures(size)
-    }
-    fn store_timestamp_token(
-        &self,
-        size: u64,
-        authority: &str,
-        token: &[u8],
-    ) -> Result<(), StoreError> {
-        self.inner.store_timestamp_token(size, authority, token)
-    }
-    fn timestamp_tokens(&self, size: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.timestamp_tokens(size)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = FailingDisk::open(dir.path());
-    let dyn_store: Arc<dyn LogStore> = store.clone();
+    let dyn_store: Arc<dyn SequenceStore> = store.clone();
     let sequencer = Sequencer::start(dyn_store, SequencerConfig::default()).expect("start");
     sequencer
         .add(leaf("ok", 0))
@@ -620,7 +575,7 @@ async fn a_failed_append_refuses_submissions_until_the_store_heals_then_resumes(
 async fn failures_under_load_never_answer_an_index_that_holds_another_leaf() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = FailingDisk::open(dir.path());
-    let dyn_store: Arc<dyn LogStore> = store.clone();
+    let dyn_store: Arc<dyn SequenceStore> = store.clone();
     let config = SequencerConfig {
         max_batch_entries: 4,
         ..SequencerConfig::default()

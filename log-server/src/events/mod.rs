@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod http;
 pub mod index;
+pub mod model;
 pub mod records;
 pub mod retention;
 pub mod store;
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use auth::{Principal, Role};
+pub use model::EventIndexStore;
 pub use retention::RetentionRule;
 pub use store::{
     EventStore, EventStoreConfig, EventStoreError, EventSummary, Hold, HoldTarget, QueryFilter,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::store::{Hold, HoldTarget};
+use super::model::{Hold, HoldTarget};
 
 /// Actions under this prefix are the server's own.
 pub const RESERVED_ACTION_PREFIX: &str = "cairn.";

@@ -22,9 +22,13 @@ use sha2::{Digest, Sha256};
 
 use parking_lot::Mutex;
 
-use super::index::{EventIndex, InFlightSubmission, IndexConfig};
+use super::index::{EventIndex, IndexConfig};
+pub use super::model::{
+    EventIndexStore, EventStoreError, EventSummary, Hold, HoldTarget, InFlightSubmission,
+    QueryFilter, QueryPage,
+};
 use super::records::{self, RecordEvent, Records};
-use crate::storage::{LogStore, StoreError, StoredPayload};
+use crate::storage::{SequenceStore, StoredPayload};
 
 /// Most results of one query page.
 pub const MAX_QUERY_LIMIT: usize = 1000;
@@ -33,169 +37,11 @@ pub const DEFAULT_QUERY_LIMIT: usize = 100;
 /// How many log entries the catch-up reads at once.
 const CATCH_UP_CHUNK: u64 = 256;
 
-/// A failure of the events database.
-#[derive(Debug, thiserror::Error)]
-pub enum EventStoreError {
-    /// A file of the index or the log failed, or holds damaged data.
-    #[error("events database: {0}")]
-    Files(#[from] StoreError),
-    /// A stored value does not decode.
-    #[error("events database: corrupt {what}: {detail}")]
-    Corrupt {
-        /// Which kind of value.
-        what: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-    /// The same event ID was submitted before with a different content.
-    #[error("event {event_id} was already submitted with a different content")]
-    Conflict {
-        /// The event ID.
-        event_id: String,
-    },
-    /// Too many events wait to be written to the index: retry later.
-    #[error("the events database is overloaded; retry later")]
-    Overloaded,
-    /// The database is closing.
-    #[error("the events database is closed")]
-    Closed,
-}
-
 /// How the events database is sized.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventStoreConfig {
     /// The index's table and run sizes.
     pub index: IndexConfig,
-}
-
-/// The indexed fields of one logged event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSummary {
-    /// Its index in the log.
-    pub index: u64,
-    /// `event_id`.
-    pub event_id: String,
-    /// `timestamp`, in Unix nanoseconds.
-    pub time_nanos: i128,
-    /// `received_at`, in Unix nanoseconds.
-    pub received_nanos: i128,
-    /// `actor.id`.
-    pub actor_id: String,
-    /// `resource.type`.
-    pub resource_type: String,
-    /// `resource.id`.
-    pub resource_id: String,
-    /// `action`.
-    pub action: String,
-    /// Whether it was given a payload (stored in the log beside its leaf, unless erased).
-    pub has_payload: bool,
-}
-
-impl EventSummary {
-    /// The summary of `leaf` at `index`.
-    pub fn of_leaf(index: u64, leaf: EventLeaf) -> EventSummary {
-        EventSummary {
-            index,
-            event_id: leaf.event_id.into_string(),
-            time_nanos: leaf.time.unix_nanos(),
-            received_nanos: leaf.received_at.unix_nanos(),
-            actor_id: leaf.actor_id,
-            resource_type: leaf.resource_type,
-            resource_id: leaf.resource_id,
-            action: leaf.action,
-            has_payload: leaf.payload_hash.is_some(),
-        }
-    }
-}
-
-/// What a legal hold is on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HoldTarget {
-    /// Every event of this `actor.id`.
-    Actor(String),
-    /// Every event of this `resource.id`.
-    Resource(String),
-    /// One event.
-    Event(String),
-}
-
-impl HoldTarget {
-    /// `actor`, `resource` or `event_id`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            HoldTarget::Actor(_) => "actor",
-            HoldTarget::Resource(_) => "resource",
-            HoldTarget::Event(_) => "event_id",
-        }
-    }
-
-    /// The held actor, resource or event ID.
-    pub fn value(&self) -> &str {
-        match self {
-            HoldTarget::Actor(value) | HoldTarget::Resource(value) | HoldTarget::Event(value) => {
-                value
-            }
-        }
-    }
-}
-
-/// A legal hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
-    /// What it holds.
-    pub target: HoldTarget,
-    /// Why (free text from the admin).
-    pub reason: String,
-    /// The admin that set it.
-    pub set_by: String,
-    /// The event that recorded it.
-    pub event_id: String,
-}
-
-/// A query over the indexes. Results come in log order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueryFilter {
-    /// Only events of this `actor.id`.
-    pub actor: Option<String>,
-    /// Only events of this `resource.id`.
-    pub resource: Option<String>,
-    /// Only events with this `action`.
-    pub action: Option<String>,
-    /// Only events whose `timestamp` is at or after this (Unix nanoseconds).
-    pub from_nanos: Option<i128>,
-    /// Only events whose `timestamp` is before this (Unix nanoseconds).
-    pub to_nanos: Option<i128>,
-    /// Only events after this index (the cursor).
-    pub after: Option<u64>,
-    /// Only events below this index (a tree size).
-    pub below: Option<u64>,
-}
-
-impl QueryFilter {
-    /// Whether `summary` passes every condition.
-    pub fn matches(&self, summary: &EventSummary) -> bool {
-        self.actor.as_ref().is_none_or(|a| *a == summary.actor_id)
-            && self
-                .resource
-                .as_ref()
-                .is_none_or(|r| *r == summary.resource_id)
-            && self.action.as_ref().is_none_or(|a| *a == summary.action)
-            && self
-                .from_nanos
-                .is_none_or(|from| summary.time_nanos >= from)
-            && self.to_nanos.is_none_or(|to| summary.time_nanos < to)
-            && self.after.is_none_or(|after| summary.index > after)
-            && self.below.is_none_or(|below| summary.index < below)
-    }
-}
-
-/// One page of query results.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryPage {
-    /// The matching events, in log order.
-    pub events: Vec<EventSummary>,
-    /// Where the next page starts, if the scan stopped before the end.
-    pub next_after: Option<u64>,
 }
 
 /// The events database.
@@ -207,18 +53,18 @@ pub struct EventStore {
 struct Inner {
     /// Holds and erasure marks, derived from the log's admin events.
     records: Mutex<Records>,
-    index: EventIndex,
+    index: Box<dyn EventIndexStore>,
     /// The log, which holds the payloads.
-    log: Arc<dyn LogStore>,
+    log: Arc<dyn SequenceStore>,
 }
 
 impl EventStore {
-    /// Opens (or creates) the database in `dir` beside `log`, and indexes the log's entries
-    /// that the index does not cover yet. Blocking.
+    /// Opens (or creates) the database in `dir` beside `log`, with the embedded events index,
+    /// and indexes the log's entries that the index does not cover yet. Blocking.
     pub fn open(
         dir: &Path,
         config: EventStoreConfig,
-        log: Arc<dyn LogStore>,
+        log: Arc<dyn SequenceStore>,
     ) -> Result<EventStore, EventStoreError> {
         for (older, what) in [
             ("db", "the sled database"),
@@ -236,8 +82,17 @@ impl EventStore {
                 });
             }
         }
-        let (index, watermark) =
-            EventIndex::open(&dir.join("index"), config.index, log.entry_count())?;
+        let index = EventIndex::open(&dir.join("index"), config.index, log.entry_count())?;
+        EventStore::with_index(Box::new(index), log)
+    }
+
+    /// The database over `index`, of any backend, beside `log`: indexes the log's entries from
+    /// the index's watermark on, then derives holds and erasure marks from the log. Blocking.
+    pub fn with_index(
+        index: Box<dyn EventIndexStore>,
+        log: Arc<dyn SequenceStore>,
+    ) -> Result<EventStore, EventStoreError> {
+        let watermark = index.watermark();
         let store = EventStore {
             inner: Arc::new(Inner {
                 records: Mutex::new(Records::default()),
@@ -531,6 +386,7 @@ pub fn claim_digest(leaf: &[u8]) -> [u8; 32] {
 mod tests {
     use super::*;
     use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+    use crate::storage::LogStore;
     use crate::storage::NewEntry;
     use cairn_spec::event::{EventId, EventInput};
     use cairn_spec::time::Instant;
@@ -660,7 +516,7 @@ mod tests {
         let filters = filters(&mut random);
         let mut events = Vec::new();
         {
-            let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("open");
+            let store = EventStore::open(&events_dir, config(), log.clone()).expect("open");
             for round in 0..400 {
                 // Raw leaves between events leave gaps in the indices.
                 for _ in 0..random.gen_range(0..3) {
@@ -688,12 +544,12 @@ mod tests {
             store.close(log.entry_count()).expect("close");
         }
         // Reopened: everything is in runs.
-        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("reopen");
+        let store = EventStore::open(&events_dir, config(), log.clone()).expect("reopen");
         check(&store, &events, &filters, &mut random);
         drop(store);
         // The index deleted: rebuilt from the log, payloads still beside their leaves.
         std::fs::remove_dir_all(events_dir.join("index")).expect("delete the index");
-        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("rebuild");
+        let store = EventStore::open(&events_dir, config(), log.clone()).expect("rebuild");
         check(&store, &events, &filters, &mut random);
     }
 
@@ -718,7 +574,7 @@ mod tests {
         }
         {
             let _store =
-                EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("first catch-up");
+                EventStore::open(&events_dir, config(), log.clone()).expect("first catch-up");
             let index_dir = events_dir.join("index");
             let written = (0..500).any(|_| {
                 let runs = std::fs::read_dir(&index_dir)
@@ -821,7 +677,7 @@ mod tests {
         .expect("a leaf");
         append(log.as_ref(), &forged, payload);
 
-        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("open");
+        let store = EventStore::open(&events_dir, config(), log.clone()).expect("open");
         let hold = store
             .hold(&HoldTarget::Actor("a".into()))
             .expect("the logged hold is in force");
@@ -839,7 +695,7 @@ mod tests {
         );
         drop(store);
         // And again: the same state, nothing to finish.
-        let store = EventStore::open(&events_dir, config(), Arc::clone(&log)).expect("reopen");
+        let store = EventStore::open(&events_dir, config(), log.clone()).expect("reopen");
         assert_eq!(store.holds().len(), 1);
     }
 

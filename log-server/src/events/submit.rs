@@ -27,7 +27,7 @@ use cairn_spec::Hash;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::index::InFlightSubmission;
+use super::model::InFlightSubmission;
 use super::records::{self, is_reserved};
 use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
@@ -670,16 +670,15 @@ mod tests {
     fn events_in(dir: &std::path::Path) -> (Arc<dyn LogStore>, Arc<Sequencer>, Arc<Events>) {
         let log: Arc<dyn LogStore> =
             Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("log"))).expect("log"));
-        let sequencer = Arc::new(
-            Sequencer::start(Arc::clone(&log), SequencerConfig::default()).expect("start"),
-        );
+        let sequencer =
+            Arc::new(Sequencer::start(log.clone(), SequencerConfig::default()).expect("start"));
         let store = EventStore::open(
             &dir.join("events"),
             EventStoreConfig::default(),
-            Arc::clone(&log),
+            log.clone(),
         )
         .expect("events");
-        let events = Arc::new(Events::new(store, Arc::clone(&sequencer), Arc::clone(&log)));
+        let events = Arc::new(Events::new(store, Arc::clone(&sequencer), log.clone()));
         (log, sequencer, events)
     }
 

@@ -25,7 +25,8 @@
 //! - **Fail closed, heal by itself.** If an append fails, that batch and every batch numbered
 //!   after it are refused with [`SequencerError::StorageUnavailable`] (HTTP 503 with
 //!   `Retry-After`), and so is every submission while the writer heals the store
-//!   ([`LogStore::heal`]: what the failed write may have left is undone) with growing pauses.
+//!   ([`SequenceStore::heal`]: what the failed write may have left is undone) with growing
+//!   pauses.
 //!   Once the fault clears (space freed, the device back), numbering starts again from the
 //!   durable end and appends resume, without a restart. Nothing acknowledged is touched.
 //! - **Followers.** [`Sequencer::durable_size`] publishes the durable entry count, and
@@ -46,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use self::pipeline::{Budget, Message, Pipeline, Submission};
 use crate::health::Status;
-use crate::storage::{LogStore, NewEntry};
+use crate::storage::{NewEntry, SequenceStore};
 
 /// How the sequencer batches and how much it admits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +244,7 @@ pub struct Sequencer {
 impl Sequencer {
     /// Starts the committer and writer threads over `store`, continuing after its last entry.
     pub fn start(
-        store: Arc<dyn LogStore>,
+        store: Arc<dyn SequenceStore>,
         config: SequencerConfig,
     ) -> Result<Sequencer, SequencerError> {
         let limits = store.limits().clone();

@@ -12,8 +12,8 @@
 //!
 //! When an append fails, the failed batch and every batch numbered after it are refused (their
 //! indices followed entries that are not durable), and the writer heals the store
-//! ([`LogStore::heal`]) with growing pauses until appends are taken again. Meanwhile every new
-//! submission is refused at once with [`SequencerError::StorageUnavailable`]. Each failure
+//! ([`SequenceStore::heal`]) with growing pauses until appends are taken again. Meanwhile every
+//! new submission is refused at once with [`SequencerError::StorageUnavailable`]. Each failure
 //! starts a new *generation*: the committer numbers again from the durable end, and a
 //! submission numbered in an older generation is refused instead of written.
 
@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::inflight::InFlight;
 use super::{CommitFigures, LeafHashFeed, Sequenced, SequencerConfig, SequencerError};
 use crate::health::Status;
-use crate::storage::{DedupKey, DuplicateHit, LogStore, NewEntry, StoreError};
+use crate::storage::{DedupKey, DuplicateHit, NewEntry, SequenceStore, StoreError};
 
 /// What the queue carries.
 pub enum Message {
@@ -239,7 +239,7 @@ pub struct Pipeline;
 impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     pub fn start(
-        store: Arc<dyn LogStore>,
+        store: Arc<dyn SequenceStore>,
         config: SequencerConfig,
         status: Arc<Status>,
         commits: Arc<Mutex<CommitFigures>>,
@@ -297,7 +297,7 @@ impl Pipeline {
 }
 
 struct Committer {
-    store: Arc<dyn LogStore>,
+    store: Arc<dyn SequenceStore>,
     config: SequencerConfig,
     shared: Arc<Shared>,
     in_flight: InFlight,
@@ -471,7 +471,7 @@ impl Committer {
 }
 
 fn write_batches(
-    store: Arc<dyn LogStore>,
+    store: Arc<dyn SequenceStore>,
     shared: &Shared,
     commits: &Mutex<CommitFigures>,
     durable_sender: watch::Sender<u64>,
@@ -572,7 +572,7 @@ fn restart_numbering(
 
 /// Heals the store with growing pauses until it takes appends again (true), or the sequencer
 /// closes first (false).
-fn heal(store: &dyn LogStore, shared: &Shared) -> bool {
+fn heal(store: &dyn SequenceStore, shared: &Shared) -> bool {
     let mut pause = FIRST_HEAL_PAUSE;
     loop {
         {

@@ -118,8 +118,8 @@ impl NewEntry {
     }
 
     /// The entry with `payload`, if any, stored beside its leaf: made durable with it, read
-    /// and erased by index ([`super::LogStore::read_payload`],
-    /// [`super::LogStore::erase_payload`]), never part of the tree. A duplicate entry is not
+    /// and erased by index ([`super::SequenceStore::read_payload`],
+    /// [`super::SequenceStore::erase_payload`]), never part of the tree. A duplicate entry is not
     /// stored, and neither is its payload.
     pub fn with_payload(mut self, payload: Option<impl Into<bytes::Bytes>>) -> NewEntry {
         self.payload = payload.map(Into::into);

@@ -1,9 +1,20 @@
-//! The log's whole state behind one trait, [`LogStore`], so that the sequencer, the integrator,
-//! the HTTP API and witnessing never depend on how it is kept.
+//! A log's storage behind four narrow traits, so that the sequencer, the integrator, the HTTP
+//! API and witnessing never depend on how it is kept, and a second backend plugs in trait by
+//! trait:
+//!
+//! | trait | what | on the path of |
+//! |---|---|---|
+//! | [`SequenceStore`] | entries, their payloads, the dedup index | every submission |
+//! | [`TreeStore`] | the tree's hashes per tile level (the tiles) | the integrator, `/tile/…` |
+//! | [`StateStore`] | latest checkpoint, witness progress, cosignatures, timestamp tokens | publishing, witnessing |
+//! | [`crate::events::EventIndexStore`] | the events index: summaries and postings | `/v1/events` |
+//!
+//! [`LogStore`] is the first three kept together by one backend. The backend is chosen by the
+//! configuration key `storage` ([`Backend`]); [`embedded`] is the one there is today.
 //!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
-//!   [`LogStore::append_entries`] returns. An entry may carry a **payload** beside its leaf
+//!   [`SequenceStore::append_entries`] returns. An entry may carry a **payload** beside its leaf
 //!   (an audit event's payload, whose hash the leaf holds): durable with the leaf, not part of
 //!   the tree, and erasable in place without touching any leaf or proof.
 //! - **Stored hashes**, per tile level: level `L` holds the tree's hashes at height `8·L`, left
@@ -11,20 +22,23 @@
 //!   on. A C2SP tlog-tiles tile at level `L`, index `N` and width `W` is exactly the hashes
 //!   `[256·N, 256·N + W)` of level `L`, so full and partial tiles are served from these without
 //!   storing tile objects. They are derived data: the integrator writes them and can recompute
-//!   any it lost, and [`LogStore::sync_hashes`] makes them durable before a checkpoint covers them.
+//!   any it lost, and [`TreeStore::sync_hashes`] makes them durable before a checkpoint covers
+//!   them.
 //! - **The latest checkpoint** (signed note text and size), which never goes back.
 //! - **The dedup index**: leaf hash → index and (producer, idempotency key) → index.
 //! - **Witness progress** (the size each witness last cosigned), and per checkpoint size the
 //!   **cosignatures** and **timestamp tokens** collected for it, as opaque bytes.
 //!
 //! Calls are synchronous and may block on disk or network: async callers run them on a dedicated
-//! thread or with `spawn_blocking`. Every backend passes the [`conformance`] suite.
+//! thread or with `spawn_blocking`. Every backend passes the conformance suites (the module
+//! `conformance`, built with the feature of that name, for tests only).
 
-#[doc(hidden)]
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod embedded;
 mod entry;
 mod error;
+mod limits;
 pub mod objects;
 
 pub use cairn_spec::Hash;
@@ -33,6 +47,7 @@ pub use entry::{
     MAX_IDEMPOTENCY_PART_BYTES,
 };
 pub use error::{FailureKind, StoreError};
+pub use limits::StoreLimits;
 
 /// Height, in tree levels, of one tile level: a tile holds 2^8 = 256 hashes.
 pub const TILE_HEIGHT: u32 = 8;
@@ -57,99 +72,42 @@ pub fn justified_hash_count(level: u8, entry_count: u64) -> u64 {
     entry_count.checked_shr(shift).unwrap_or(0)
 }
 
-/// Size limits a store enforces, so that nothing read from a request or from disk can make it
-/// allocate without bound.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreLimits {
-    /// The largest leaf, in bytes.
-    pub max_leaf_bytes: u32,
-    /// The most entries in one append.
-    pub max_batch_entries: u32,
-    /// The largest payload beside a leaf, in bytes.
-    pub max_payload_bytes: u32,
-    /// The most leaf and payload bytes in one append.
-    pub max_batch_bytes: u64,
-    /// The most entries or hashes one read returns.
-    pub max_read_count: u64,
+/// Which backend keeps a log's storage: the configuration key `storage`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A directory on this machine's disk ([`embedded`]).
+    #[default]
+    Embedded,
 }
 
-impl Default for StoreLimits {
-    fn default() -> StoreLimits {
-        StoreLimits {
-            max_leaf_bytes: 64 * 1024,
-            max_payload_bytes: 1024 * 1024,
-            max_batch_entries: 64 * 1024,
-            max_batch_bytes: 64 * 1024 * 1024,
-            max_read_count: 64 * 1024,
+impl Backend {
+    /// Every backend, by its name in the configuration.
+    pub const ALL: [Backend; 1] = [Backend::Embedded];
+
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
         }
     }
 }
 
-impl StoreLimits {
-    /// Checks an append against the limits.
-    pub fn check_batch(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        if entries.len() as u64 > u64::from(self.max_batch_entries) {
-            return Err(StoreError::LimitExceeded {
-                what: "entries in one append",
-                found: entries.len() as u64,
-                limit: u64::from(self.max_batch_entries),
-            });
-        }
-        let mut bytes = 0u64;
-        for entry in entries {
-            self.check_leaf(entry.leaf().len())?;
-            if let Some(payload) = entry.payload() {
-                self.check_payload(payload.len())?;
-            }
-            bytes += entry.stored_bytes() as u64;
-        }
-        if bytes > self.max_batch_bytes {
-            return Err(StoreError::LimitExceeded {
-                what: "leaf and payload bytes in one append",
-                found: bytes,
-                limit: self.max_batch_bytes,
-            });
-        }
-        Ok(())
-    }
+impl std::str::FromStr for Backend {
+    type Err = String;
 
-    /// Checks one leaf's size.
-    pub fn check_leaf(&self, leaf_bytes: usize) -> Result<(), StoreError> {
-        at_most("leaf size in bytes", leaf_bytes, self.max_leaf_bytes)
+    fn from_str(name: &str) -> Result<Backend, String> {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Backend::ALL.iter().map(|b| b.as_str()).collect();
+                format!(
+                    "unknown storage backend `{name}` (known: {})",
+                    known.join(", ")
+                )
+            })
     }
-
-    /// Checks one payload's size.
-    pub fn check_payload(&self, payload_bytes: usize) -> Result<(), StoreError> {
-        at_most(
-            "payload size in bytes",
-            payload_bytes,
-            self.max_payload_bytes,
-        )
-    }
-
-    /// Checks the length of a read.
-    pub fn check_read(&self, count: u64) -> Result<(), StoreError> {
-        if count > self.max_read_count {
-            return Err(StoreError::LimitExceeded {
-                what: "items in one read",
-                found: count,
-                limit: self.max_read_count,
-            });
-        }
-        Ok(())
-    }
-}
-
-/// `found` bytes of `what`, refused if over `limit`.
-fn at_most(what: &'static str, found: usize, limit: u32) -> Result<(), StoreError> {
-    if found as u64 > u64::from(limit) {
-        return Err(StoreError::LimitExceeded {
-            what,
-            found: found as u64,
-            limit: u64::from(limit),
-        });
-    }
-    Ok(())
 }
 
 /// A payload as stored beside its entry.
@@ -170,27 +128,30 @@ pub struct StoredCheckpoint {
     pub note: Vec<u8>,
 }
 
-/// The whole state of one log. See the module documentation for what each part is.
+/// The sequence: entries in order, the payloads beside them, and the dedup index. This is the
+/// only part on the durable path of a submission.
 ///
-/// Contracts every backend keeps (and the [`conformance`] suite checks):
+/// Contracts every backend keeps (the [`conformance`] suite for sequences checks them):
 /// - `append_entries` is all or nothing and durable when it returns `Ok`; entries get the indices
 ///   `first_index..first_index + len` and `first_index` must be the current
-///   [`entry_count`](LogStore::entry_count). After a failed append the store may refuse further
-///   appends ([`StoreError::Poisoned`]) until [`heal`](LogStore::heal) succeeds; the failed
-///   append's entries are then either all durable (counted by `entry_count`) or none.
+///   [`entry_count`](SequenceStore::entry_count). After a failed append the store may refuse
+///   further appends ([`StoreError::Poisoned`]) until [`heal`](SequenceStore::heal) succeeds;
+///   the failed append's entries are then either all durable (counted by `entry_count`) or none.
 /// - `find_duplicates` sees every entry whose append returned `Ok`.
-/// - Checkpoints and witness sizes never go back; a checkpoint never covers more entries, or more
-///   leaf hashes, than are durable.
-pub trait LogStore: Send + Sync + 'static {
+/// - Readers see a prefix of the log that only grows, never a torn batch.
+///
+/// Calls block on the disk (or the network): async callers make them off the runtime's workers
+/// (`spawn_blocking` or a thread of their own).
+pub trait SequenceStore: Send + Sync + 'static {
     /// The limits this store enforces.
     fn limits(&self) -> &StoreLimits;
 
     /// How many entries are durable.
     fn entry_count(&self) -> u64;
 
-    /// Appends `entries` at `first_index` (which must be [`entry_count`](LogStore::entry_count))
-    /// and makes them durable. The leaf hashes carried by `entries` are trusted to be right; the
-    /// dedup index learns them.
+    /// Appends `entries` at `first_index` (which must be
+    /// [`entry_count`](SequenceStore::entry_count)) and makes them durable. The leaf hashes
+    /// carried by `entries` are trusted to be right; the dedup index learns them.
     fn append_entries(&self, first_index: u64, entries: &[NewEntry]) -> Result<(), StoreError>;
 
     /// After a failed append, undoes whatever it may have left behind, so that appends are taken
@@ -219,13 +180,28 @@ pub trait LogStore: Send + Sync + 'static {
         &self,
         keys: &[DedupKey<'_>],
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError>;
+}
 
+/// The tree's objects: its hashes per tile level. Level `L`, hashes `[256·N, 256·N + W)` are the
+/// C2SP tlog-tiles tile `L/N` of width `W`, so a backend may keep them as tile objects (a
+/// bucket) or as flat files; entry bundles are the sequence's entries, and the checkpoint that
+/// covers them is small state.
+///
+/// Contracts (checked by the [`conformance`] suite for trees):
+/// - A level grows only at its end and never beyond what the entries justify
+///   ([`justified_hash_count`]); hashes read back are the hashes appended.
+/// - After [`sync_hashes`](TreeStore::sync_hashes) returns `Ok`, every hash appended before it
+///   survives a crash; unsynced hashes may be lost (never damaged: a level is cut back to a
+///   prefix of what was appended).
+///
+/// Calls block; see [`SequenceStore`].
+pub trait TreeStore: Send + Sync + 'static {
     /// How many hashes are stored at `level`.
     fn hash_count(&self, level: u8) -> Result<u64, StoreError>;
 
     /// Appends hashes to `level`, starting at `start` (which must be its current length). The
-    /// level must not grow beyond what the entries justify
-    /// ([`justified_hash_count`]). They are durable only after [`sync_hashes`](LogStore::sync_hashes).
+    /// level must not grow beyond what the entries justify ([`justified_hash_count`]). They are
+    /// durable only after [`sync_hashes`](TreeStore::sync_hashes).
     fn append_hashes(&self, level: u8, start: u64, hashes: &[Hash]) -> Result<(), StoreError>;
 
     /// Reads the hashes `[start, start + count)` of `level`, all of which must exist.
@@ -234,7 +210,19 @@ pub trait LogStore: Send + Sync + 'static {
     /// Makes every appended hash durable. Hashes not synced may be gone after a crash, and the
     /// integrator recomputes them.
     fn sync_hashes(&self) -> Result<(), StoreError>;
+}
 
+/// Small trust-critical state: the latest signed checkpoint, each witness's progress, and the
+/// cosignatures and timestamp tokens collected per checkpoint size.
+///
+/// Every write is a durable compare-and-swap: it is checked against the stored value and
+/// replaces it in one atomic step, or changes nothing. A checkpoint or witness size is taken
+/// only if it does not go back (an equal size replaces, so that a log may sign its tree again),
+/// and a checkpoint only if it covers no more than the durable entries and synced leaf hashes.
+/// A failed write leaves the old value whole (the conformance suite for state checks these).
+///
+/// Calls block; see [`SequenceStore`].
+pub trait StateStore: Send + Sync + 'static {
     /// The latest stored checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
 
@@ -271,6 +259,16 @@ pub trait LogStore: Send + Sync + 'static {
     /// The timestamp tokens of the checkpoint of size `size`, as (authority, bytes), by name.
     fn timestamp_tokens(&self, size: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
+
+/// One log's whole storage: its sequence, its tree and its small state, kept by one backend so
+/// that the rules between them hold (a checkpoint never covers more entries, or more synced
+/// leaf hashes, than are durable; a hash level never outgrows the entries). Every type that is
+/// all three is a `LogStore`; the parts of the server that need only one part take that trait.
+/// The events database is the fourth seam ([`crate::events::EventIndexStore`]), derived from
+/// the log and kept beside it.
+pub trait LogStore: SequenceStore + TreeStore + StateStore {}
+
+impl<T: SequenceStore + TreeStore + StateStore> LogStore for T {}
 
 pub(crate) fn check_level(level: u8) -> Result<(), StoreError> {
     if level > MAX_HASH_LEVEL {

@@ -168,7 +168,7 @@ mod tests {
     use super::*;
     use crate::integrator::Tree;
     use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-    use crate::storage::NewEntry;
+    use crate::storage::{NewEntry, SequenceStore, TreeStore};
     use cairn_spec::tiles::decode_tile;
     use cairn_spec::Hash;
 

@@ -1,4 +1,5 @@
-//! The embedded backend of [`LogStore`]: a directory on one machine's disk.
+//! The embedded backend of [`SequenceStore`], [`TreeStore`] and [`StateStore`] (together a
+//! [`crate::storage::LogStore`]): a directory on one machine's disk.
 //!
 //! ```text
 //! <dir>/segments/   entries and their payloads: append-only segment files (+       segment
@@ -37,8 +38,9 @@ pub use self::record::{
 use self::segment::SegmentLog;
 use self::state::{AttachmentKind, State};
 use crate::storage::{
-    check_attachment, check_name, DedupKey, DuplicateHit, Entry, Hash, LogStore, NewEntry,
-    StoreError, StoreLimits, StoredCheckpoint, StoredPayload, MAX_CHECKPOINT_BYTES,
+    check_attachment, check_name, DedupKey, DuplicateHit, Entry, Hash, NewEntry, SequenceStore,
+    StateStore, StoreError, StoreLimits, StoredCheckpoint, StoredPayload, TreeStore,
+    MAX_CHECKPOINT_BYTES,
 };
 
 /// Where and how an [`EmbeddedStore`] keeps a log.
@@ -244,7 +246,7 @@ impl EmbeddedStore {
     }
 }
 
-impl LogStore for EmbeddedStore {
+impl SequenceStore for EmbeddedStore {
     fn limits(&self) -> &StoreLimits {
         &self.limits
     }
@@ -304,7 +306,9 @@ impl LogStore for EmbeddedStore {
             })
             .collect()
     }
+}
 
+impl TreeStore for EmbeddedStore {
     fn hash_count(&self, level: u8) -> Result<u64, StoreError> {
         self.hashes.count(level)
     }
@@ -323,7 +327,9 @@ impl LogStore for EmbeddedStore {
         let synced = self.hashes.sync()?;
         self.state.set_hashes_synced(&synced)
     }
+}
 
+impl StateStore for EmbeddedStore {
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.state.latest_checkpoint()
     }

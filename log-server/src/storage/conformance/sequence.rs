@@ -1,30 +1,15 @@
-//! The conformance suite every [`LogStore`] backend passes: the behaviour the sequencer, the
-//! integrator, the HTTP API and witnessing rely on, checked through the trait alone.
-//!
-//! A backend's tests implement [`StoreHarness`] (open the same store again and again) and call
-//! [`run_all`] with a function that makes a harness over a fresh, empty store. Failures panic
-//! with a message that names the broken promise. Crash recovery of a particular medium (torn
-//! files, damaged pages) cannot be expressed through the trait; each backend tests that itself.
+//! The suite for [`SequenceStore`]: entries, payloads and the dedup index.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{
-    DedupKey, Hash, IdempotencyKey, LogStore, NewEntry, StoreError, StoredCheckpoint,
-    StoredPayload, MAX_HASH_LEVEL,
+use super::{assert_entries, entries, key, leaf, run, Harness, Suite};
+use crate::storage::{
+    DedupKey, Hash, IdempotencyKey, NewEntry, SequenceStore, StoreError, StoredPayload,
 };
 
-/// Opens one backend's store over the same underlying data, again and again.
-pub trait StoreHarness {
-    /// The backend.
-    type Store: LogStore;
-    /// Opens the store (the previous instance, if any, has been dropped).
-    fn open(&mut self) -> Self::Store;
-}
-
-/// Every conformance test, by name.
-#[allow(clippy::type_complexity)]
-pub fn tests<H: StoreHarness>() -> Vec<(&'static str, fn(&mut H))> {
+/// Every test of the suite, by name.
+pub fn tests<H: Harness<Store: SequenceStore>>() -> Suite<H> {
     vec![
         (
             "appends_and_reads_back_entries",
@@ -58,20 +43,6 @@ pub fn tests<H: StoreHarness>() -> Vec<(&'static str, fn(&mut H))> {
             "keeps_payloads_beside_entries_and_erases_them_in_place",
             keeps_payloads_beside_entries_and_erases_them_in_place::<H>,
         ),
-        ("stores_hashes_per_level", stores_hashes_per_level::<H>),
-        (
-            "keeps_synced_hashes_across_reopen",
-            keeps_synced_hashes_across_reopen::<H>,
-        ),
-        ("checkpoints_never_go_back", checkpoints_never_go_back::<H>),
-        (
-            "witness_sizes_never_go_back",
-            witness_sizes_never_go_back::<H>,
-        ),
-        (
-            "keeps_cosignatures_and_timestamp_tokens_per_size",
-            keeps_cosignatures_and_timestamp_tokens_per_size::<H>,
-        ),
         (
             "readers_see_consistent_prefixes_during_appends",
             readers_see_consistent_prefixes_during_appends::<H>,
@@ -80,51 +51,26 @@ pub fn tests<H: StoreHarness>() -> Vec<(&'static str, fn(&mut H))> {
 }
 
 /// Runs every test, each on a fresh harness from `fresh`.
-pub fn run_all<H: StoreHarness>(fresh: impl Fn() -> H) {
-    for (name, test) in tests::<H>() {
-        eprintln!("conformance: {name}");
-        test(&mut fresh());
-    }
+pub fn run_all<H: Harness<Store: SequenceStore>>(fresh: impl Fn() -> H) {
+    run("sequence", tests::<H>(), fresh);
 }
 
-/// A leaf of the suite, recognisable by its index.
-pub fn leaf(index: u64) -> Vec<u8> {
-    format!("conformance leaf {index:08} ")
-        .repeat(1 + (index % 5) as usize)
-        .into_bytes()
+/// The payload of the suite's entry `index`, if it has one (one in three has).
+fn payload(index: u64) -> Option<Vec<u8>> {
+    index.is_multiple_of(3).then(|| {
+        format!("payload of {index} ")
+            .repeat(1 + (index % 7) as usize)
+            .into_bytes()
+    })
 }
 
-fn entries(range: std::ops::Range<u64>) -> Vec<NewEntry> {
+fn entries_with_payloads(range: std::ops::Range<u64>) -> Vec<NewEntry> {
     range
-        .map(|index| NewEntry::new(leaf(index), None))
+        .map(|index| NewEntry::new(leaf(index), None).with_payload(payload(index)))
         .collect()
 }
 
-fn key(producer: &str, key: &str) -> IdempotencyKey {
-    IdempotencyKey::new(producer, key).expect("the suite's keys are valid")
-}
-
-fn assert_entries<S: LogStore>(store: &S, start: u64, count: u64) {
-    let read = store
-        .read_entries(start, count)
-        .expect("reading stored entries");
-    assert_eq!(
-        read.len() as u64,
-        count,
-        "read returns exactly the range asked for"
-    );
-    for (offset, entry) in read.iter().enumerate() {
-        let index = start + offset as u64;
-        assert_eq!(entry.index, index, "entries come back in index order");
-        assert_eq!(
-            entry.leaf,
-            leaf(index),
-            "entry {index} reads back as written"
-        );
-    }
-}
-
-fn appends_and_reads_back_entries<H: StoreHarness>(harness: &mut H) {
+fn appends_and_reads_back_entries<H: Harness<Store: SequenceStore>>(harness: &mut H) {
     let store = harness.open();
     assert_eq!(store.entry_count(), 0, "a new store is empty");
     store.append_entries(0, &entries(0..3)).expect("append");
@@ -151,7 +97,7 @@ fn appends_and_reads_back_entries<H: StoreHarness>(harness: &mut H) {
     assert_eq!(store.read_entries(4, 1).expect("read")[0].leaf, big.leaf());
 }
 
-fn keeps_order_across_many_batches_and_reopens<H: StoreHarness>(harness: &mut H) {
+fn keeps_order_across_many_batches_and_reopens<H: Harness<Store: SequenceStore>>(harness: &mut H) {
     let mut next = 0u64;
     for round in 0..3u64 {
         let store = harness.open();
@@ -177,7 +123,7 @@ fn keeps_order_across_many_batches_and_reopens<H: StoreHarness>(harness: &mut H)
     }
 }
 
-fn rejects_append_not_at_the_end<H: StoreHarness>(harness: &mut H) {
+fn rejects_append_not_at_the_end<H: Harness<Store: SequenceStore>>(harness: &mut H) {
     let store = harness.open();
     store.append_entries(0, &entries(0..2)).expect("append");
     for wrong in [0, 1, 3, u64::MAX] {
@@ -195,7 +141,7 @@ fn rejects_append_not_at_the_end<H: StoreHarness>(harness: &mut H) {
         .expect("append at the end still works");
 }
 
-fn rejects_reads_out_of_range<H: StoreHarness>(harness: &mut H) {
+fn rejects_reads_out_of_range<H: Harness<Store: SequenceStore>>(harness: &mut H) {
     let store = harness.open();
     store.append_entries(0, &entries(0..10)).expect("append");
     for (start, count) in [(0, 11), (10, 1), (9, 2), (u64::MAX, 1), (u64::MAX - 1, 5)] {
@@ -209,7 +155,9 @@ fn rejects_reads_out_of_range<H: StoreHarness>(harness: &mut H) {
     }
 }
 
-fn enforces_limits_and_changes_nothing_on_refusal<H: StoreHarness>(harness: &mut H) {
+fn enforces_limits_and_changes_nothing_on_refusal<H: Harness<Store: SequenceStore>>(
+    harness: &mut H,
+) {
     let store = harness.open();
     let limits = store.limits().clone();
     let too_big = NewEntry::new(vec![1; limits.max_leaf_bytes as usize + 1], None);
@@ -265,7 +213,9 @@ fn enforces_limits_and_changes_nothing_on_refusal<H: StoreHarness>(harness: &mut
     );
 }
 
-fn finds_duplicates_by_leaf_hash_and_idempotency_key<H: StoreHarness>(harness: &mut H) {
+fn finds_duplicates_by_leaf_hash_and_idempotency_key<H: Harness<Store: SequenceStore>>(
+    harness: &mut H,
+) {
     let store = harness.open();
     let first = NewEntry::new(b"first".to_vec(), Some(key("alice", "k1")));
     let second = NewEntry::new(b"second".to_vec(), None);
@@ -299,7 +249,7 @@ fn finds_duplicates_by_leaf_hash_and_idempotency_key<H: StoreHarness>(harness: &
     assert!(store.find_duplicates(&[]).expect("empty lookup").is_empty());
 }
 
-fn finds_duplicates_after_reopen<H: StoreHarness>(harness: &mut H) {
+fn finds_duplicates_after_reopen<H: Harness<Store: SequenceStore>>(harness: &mut H) {
     let total = 5000u64;
     {
         let store = harness.open();
@@ -345,22 +295,9 @@ fn finds_duplicates_after_reopen<H: StoreHarness>(harness: &mut H) {
     );
 }
 
-/// The payload of the suite's entry `index`, if it has one (one in three has).
-fn payload(index: u64) -> Option<Vec<u8>> {
-    index.is_multiple_of(3).then(|| {
-        format!("payload of {index} ")
-            .repeat(1 + (index % 7) as usize)
-            .into_bytes()
-    })
-}
-
-fn entries_with_payloads(range: std::ops::Range<u64>) -> Vec<NewEntry> {
-    range
-        .map(|index| NewEntry::new(leaf(index), None).with_payload(payload(index)))
-        .collect()
-}
-
-fn keeps_payloads_beside_entries_and_erases_them_in_place<H: StoreHarness>(harness: &mut H) {
+fn keeps_payloads_beside_entries_and_erases_them_in_place<H: Harness<Store: SequenceStore>>(
+    harness: &mut H,
+) {
     let store = harness.open();
     store
         .append_entries(0, &entries_with_payloads(0..150))
@@ -432,256 +369,9 @@ fn keeps_payloads_beside_entries_and_erases_them_in_place<H: StoreHarness>(harne
     );
 }
 
-fn hashes(level: u8, range: std::ops::Range<u64>) -> Vec<Hash> {
-    range
-        .map(|index| Hash::of_leaf(format!("{level}/{index}").as_bytes()))
-        .collect()
-}
-
-fn stores_hashes_per_level<H: StoreHarness>(harness: &mut H) {
-    let store = harness.open();
-    store.append_entries(0, &entries(0..600)).expect("append");
-    store
-        .append_hashes(0, 0, &hashes(0, 0..300))
-        .expect("level 0");
-    store
-        .append_hashes(0, 300, &hashes(0, 300..600))
-        .expect("level 0 again");
-    store
-        .append_hashes(1, 0, &hashes(1, 0..2))
-        .expect("level 1");
-    assert_eq!(store.hash_count(0).expect("count"), 600);
-    assert_eq!(store.hash_count(1).expect("count"), 2);
-    assert_eq!(store.hash_count(2).expect("count"), 0);
-    assert_eq!(
-        store.read_hashes(0, 256, 44).expect("read"),
-        hashes(0, 256..300),
-        "a partial tile's hashes"
-    );
-    assert_eq!(store.read_hashes(1, 0, 2).expect("read"), hashes(1, 0..2));
-    assert!(matches!(
-        store.append_hashes(0, 599, &hashes(0, 0..1)),
-        Err(StoreError::HashesNotAtEnd { .. })
-    ));
-    assert!(matches!(
-        store.append_hashes(0, 600, &hashes(0, 0..1)),
-        Err(StoreError::HashesBeyondEntries { .. })
-    ));
-    assert!(matches!(
-        store.append_hashes(1, 2, &hashes(1, 0..1)),
-        Err(StoreError::HashesBeyondEntries { .. })
-    ));
-    assert!(matches!(
-        store.append_hashes(2, 0, &hashes(2, 0..1)),
-        Err(StoreError::HashesBeyondEntries { .. })
-    ));
-    assert!(matches!(
-        store.read_hashes(1, 1, 2),
-        Err(StoreError::OutOfRange { .. })
-    ));
-    assert!(matches!(
-        store.hash_count(MAX_HASH_LEVEL + 1),
-        Err(StoreError::NoSuchLevel { .. })
-    ));
-    assert!(matches!(
-        store.read_hashes(MAX_HASH_LEVEL + 1, 0, 0),
-        Err(StoreError::NoSuchLevel { .. })
-    ));
-}
-
-fn keeps_synced_hashes_across_reopen<H: StoreHarness>(harness: &mut H) {
-    {
-        let store = harness.open();
-        store.append_entries(0, &entries(0..512)).expect("append");
-        store
-            .append_hashes(0, 0, &hashes(0, 0..512))
-            .expect("level 0");
-        store
-            .append_hashes(1, 0, &hashes(1, 0..2))
-            .expect("level 1");
-        store.sync_hashes().expect("sync");
-    }
-    let store = harness.open();
-    assert_eq!(
-        store.hash_count(0).expect("count"),
-        512,
-        "synced hashes survive"
-    );
-    assert_eq!(
-        store.read_hashes(0, 0, 512).expect("read"),
-        hashes(0, 0..512)
-    );
-    assert_eq!(store.read_hashes(1, 0, 2).expect("read"), hashes(1, 0..2));
-    let unsynced_may_remain = store.hash_count(2).expect("count");
-    assert_eq!(unsynced_may_remain, 0);
-}
-
-fn checkpoint(size: u64) -> StoredCheckpoint {
-    StoredCheckpoint {
-        size,
-        note: format!("example.com/log\n{size}\nroot\n\n— key signature\n").into_bytes(),
-    }
-}
-
-fn checkpoints_never_go_back<H: StoreHarness>(harness: &mut H) {
-    {
-        let store = harness.open();
-        assert_eq!(store.latest_checkpoint().expect("read"), None);
-        store.append_entries(0, &entries(0..20)).expect("append");
-        store
-            .append_hashes(0, 0, &hashes(0, 0..10))
-            .expect("hashes");
-        let error = store
-            .store_checkpoint(&checkpoint(10))
-            .expect_err("hashes not synced");
-        assert!(
-            matches!(error, StoreError::CheckpointAhead { .. }),
-            "got {error}"
-        );
-        store.sync_hashes().expect("sync");
-        store.store_checkpoint(&checkpoint(0)).expect("size 0");
-        store.store_checkpoint(&checkpoint(10)).expect("size 10");
-        let error = store
-            .store_checkpoint(&checkpoint(9))
-            .expect_err("going back");
-        assert!(
-            matches!(
-                error,
-                StoreError::CheckpointGoesBack {
-                    stored: 10,
-                    offered: 9
-                }
-            ),
-            "got {error}"
-        );
-        let mut same_size = checkpoint(10);
-        same_size.note.extend_from_slice(b"another signature\n");
-        store
-            .store_checkpoint(&same_size)
-            .expect("the same size again");
-        assert_eq!(store.latest_checkpoint().expect("read"), Some(same_size));
-        store
-            .append_hashes(0, 10, &hashes(0, 10..20))
-            .expect("hashes");
-        store.sync_hashes().expect("sync");
-        let error = store
-            .store_checkpoint(&checkpoint(21))
-            .expect_err("beyond the entries");
-        assert!(
-            matches!(error, StoreError::CheckpointAhead { .. }),
-            "got {error}"
-        );
-        store.store_checkpoint(&checkpoint(20)).expect("size 20");
-    }
-    let store = harness.open();
-    assert_eq!(
-        store.latest_checkpoint().expect("read"),
-        Some(checkpoint(20)),
-        "the checkpoint survives reopen"
-    );
-    assert!(matches!(
-        store.store_checkpoint(&checkpoint(19)),
-        Err(StoreError::CheckpointGoesBack { .. })
-    ));
-}
-
-fn witness_sizes_never_go_back<H: StoreHarness>(harness: &mut H) {
-    {
-        let store = harness.open();
-        assert_eq!(
-            store.witness_size("witness.example/w1").expect("read"),
-            None
-        );
-        store
-            .set_witness_size("witness.example/w1", 5)
-            .expect("set");
-        store
-            .set_witness_size("witness.example/w2", 9)
-            .expect("set");
-        store
-            .set_witness_size("witness.example/w1", 7)
-            .expect("forward");
-        store
-            .set_witness_size("witness.example/w1", 7)
-            .expect("same");
-        let error = store
-            .set_witness_size("witness.example/w1", 6)
-            .expect_err("back");
-        assert!(
-            matches!(
-                error,
-                StoreError::WitnessGoesBack {
-                    stored: 7,
-                    offered: 6,
-                    ..
-                }
-            ),
-            "got {error}"
-        );
-        assert!(matches!(
-            store.set_witness_size("", 1),
-            Err(StoreError::BadName { .. })
-        ));
-    }
-    let store = harness.open();
-    assert_eq!(
-        store.witness_size("witness.example/w1").expect("read"),
-        Some(7)
-    );
-    assert_eq!(
-        store.witness_size("witness.example/w2").expect("read"),
-        Some(9)
-    );
-}
-
-fn keeps_cosignatures_and_timestamp_tokens_per_size<H: StoreHarness>(harness: &mut H) {
-    {
-        let store = harness.open();
-        store
-            .store_cosignature(10, "w2", b"sig-w2-10")
-            .expect("store");
-        store
-            .store_cosignature(10, "w1", b"sig-w1-10")
-            .expect("store");
-        store
-            .store_cosignature(11, "w1", b"sig-w1-11")
-            .expect("store");
-        store
-            .store_cosignature(10, "w1", b"sig-w1-10-again")
-            .expect("replace");
-        store
-            .store_timestamp_token(10, "tsa.example", b"token")
-            .expect("store");
-        let too_big = vec![0; super::MAX_ATTACHMENT_BYTES + 1];
-        assert!(matches!(
-            store.store_cosignature(10, "w3", &too_big),
-            Err(StoreError::LimitExceeded { .. })
-        ));
-    }
-    let store = harness.open();
-    assert_eq!(
-        store.cosignatures(10).expect("read"),
-        vec![
-            ("w1".to_string(), b"sig-w1-10-again".to_vec()),
-            ("w2".to_string(), b"sig-w2-10".to_vec())
-        ]
-    );
-    assert_eq!(
-        store.cosignatures(11).expect("read"),
-        vec![("w1".to_string(), b"sig-w1-11".to_vec())]
-    );
-    assert!(store.cosignatures(12).expect("read").is_empty());
-    assert_eq!(
-        store.timestamp_tokens(10).expect("read"),
-        vec![("tsa.example".to_string(), b"token".to_vec())]
-    );
-    assert!(
-        store.timestamp_tokens(11).expect("read").is_empty(),
-        "tokens and cosignatures are apart"
-    );
-}
-
-fn readers_see_consistent_prefixes_during_appends<H: StoreHarness>(harness: &mut H) {
+fn readers_see_consistent_prefixes_during_appends<H: Harness<Store: SequenceStore>>(
+    harness: &mut H,
+) {
     let store = Arc::new(harness.open());
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
