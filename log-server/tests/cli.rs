@@ -47,3 +47,31 @@ fn token_refuses_a_name_that_toml_or_events_would_need_escaped() {
     let output = token(&["--name", "ok", "--role", "superuser"]);
     assert!(!output.status.success(), "an unknown role is refused");
 }
+
+#[test]
+fn serve_refuses_an_unknown_storage_backend_and_names_the_known_ones() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("log.toml");
+    std::fs::write(&config, "storage = \"postgres\"\n").expect("write log.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run cairn-log serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown variant `postgres`") && stderr.contains("embedded"),
+        "{stderr}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .args(["serve", "--storage", "s3"])
+        .output()
+        .expect("run cairn-log serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown storage backend `s3` (known: embedded)"),
+        "{stderr}"
+    );
+}

@@ -1,5 +1,8 @@
 //! What the tests that run the real `cairn-log` binary share: its key, starting it and waiting
 //! until it answers, a free port, and a guard that leaves no server behind.
+//!
+//! Each test binary includes this module and uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,10 +41,21 @@ pub fn key(dir: &Path, origin: &str) -> PathBuf {
 /// Starts `cairn-log serve --config <config>` listening on `port`, and waits (up to 60 s) until
 /// it answers `/healthz`.
 pub async fn start(config: &Path, port: u16, http: &reqwest::Client) -> Log {
+    start_with_env(config, port, http, &[]).await
+}
+
+/// [`start`], with `env` added to the process's environment.
+pub async fn start_with_env(
+    config: &Path,
+    port: u16,
+    http: &reqwest::Client,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Log {
     let log = Log {
         child: Command::new(env!("CARGO_BIN_EXE_cairn-log"))
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
