@@ -20,7 +20,9 @@ pub(crate) mod files;
 mod hash_levels;
 mod record;
 mod recovery;
+mod seal;
 mod segment;
+mod segment_read;
 mod spare;
 mod state;
 

@@ -21,13 +21,10 @@ use std::sync::Arc;
 
 use super::files;
 use super::record::{self, PayloadState, BATCH_HEADER_LEN, BATCH_MAGIC};
-use super::segment::{
-    parse_segment_file_name, segment_file_name, Item, ItemReader, ReadStop, Segment, BUNDLE_SIZE,
-};
+use super::seal::{load_seal, seal_path, BUNDLE_SIZE};
+use super::segment::{parse_segment_file_name, segment_file_name, Segment};
+use super::segment_read::{Item, ItemReader, ReadStop};
 use crate::storage::StoreError;
-
-const SEAL_MAGIC: &[u8; 8] = b"CAIRNIDX";
-const SEAL_HEADER_LEN: usize = 8 + 4 * 8;
 
 /// Opens (or creates) the segments in `dir`, recovering the tail of the last one.
 pub fn open_segments(dir: &Path) -> Result<Vec<Segment>, StoreError> {
@@ -110,7 +107,7 @@ fn open_sealed_segment(path: PathBuf, file: File, first: u64) -> Result<Segment,
             }
         }
         tracing::warn!(path = %segment.path.display(), "rebuilt the offset index of a sealed segment");
-        write_seal(&segment)?;
+        segment.write_seal()?;
     }
     if segment.entry_count == 0 {
         return Err(StoreError::corrupt(
@@ -377,68 +374,4 @@ fn find_batch_header(
         start += (len - BATCH_HEADER_LEN + 1) as u64;
     }
     Ok(None)
-}
-
-fn seal_path(segment_path: &Path) -> PathBuf {
-    segment_path.with_extension("idx")
-}
-
-struct Seal {
-    entry_count: u64,
-    bundle_offsets: Vec<u64>,
-}
-
-/// Writes, synced, the offset index of a segment that will not grow any more.
-pub fn write_seal(segment: &Segment) -> Result<(), StoreError> {
-    let mut bytes = Vec::with_capacity(SEAL_HEADER_LEN + 8 * segment.bundle_offsets.len() + 4);
-    bytes.extend_from_slice(SEAL_MAGIC);
-    bytes.extend_from_slice(&segment.first_index.to_le_bytes());
-    bytes.extend_from_slice(&segment.entry_count.to_le_bytes());
-    bytes.extend_from_slice(&segment.byte_len.to_le_bytes());
-    bytes.extend_from_slice(&(segment.bundle_offsets.len() as u64).to_le_bytes());
-    for offset in &segment.bundle_offsets {
-        bytes.extend_from_slice(&offset.to_le_bytes());
-    }
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    files::write_atomically(&seal_path(&segment.path), &bytes)
-}
-
-/// Reads a seal file, if there is one that matches the segment; anything that does not match
-/// is ignored (the segment is then scanned instead).
-fn load_seal(path: &Path, first_index: u64, file_len: u64) -> Result<Option<Seal>, StoreError> {
-    let bytes = match std::fs::metadata(path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StoreError::io("stat", path, source)),
-        // A seal holds one offset per 256 entries of at least 17 bytes each: never more than
-        // the segment's own length.
-        Ok(metadata) if metadata.len() > file_len / 256 + 64 => return Ok(None),
-        Ok(_) => std::fs::read(path).map_err(|source| StoreError::io("read", path, source))?,
-    };
-    if bytes.len() < SEAL_HEADER_LEN + 4 || &bytes[..8] != SEAL_MAGIC {
-        return Ok(None);
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32fast::hash(body).to_le_bytes() != crc {
-        return Ok(None);
-    }
-    let field = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
-    let (first, entry_count, byte_len, offsets) = (field(8), field(16), field(24), field(32));
-    let expected_offsets =
-        (first_index + entry_count).div_ceil(BUNDLE_SIZE) - first_index.div_ceil(BUNDLE_SIZE);
-    if first != first_index
-        || byte_len != file_len
-        || offsets != expected_offsets
-        || body.len() as u64 != SEAL_HEADER_LEN as u64 + 8 * offsets
-    {
-        return Ok(None);
-    }
-    let bundle_offsets = body[SEAL_HEADER_LEN..]
-        .chunks_exact(8)
-        .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-        .collect();
-    Ok(Some(Seal {
-        entry_count,
-        bundle_offsets,
-    }))
 }
