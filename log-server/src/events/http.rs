@@ -22,11 +22,12 @@ use cairn_spec::Hash;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::AdminError;
 use super::auth::{authorize, Principal, Role};
 use super::store::{
     EventStoreError, EventSummary, HoldTarget, QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT,
 };
-use super::submit::{AdminError, SubmitError, Submitted};
+use super::submit::{SubmitError, Submitted};
 use crate::api::{
     blocking, build_receipt, json_response, published, read_body, wait_for_checkpoint,
     wait_for_receipt, ApiError, AppState,

@@ -9,9 +9,11 @@
 //! - [`records`]: legal holds and erasure marks, read back from the log's admin events.
 //! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
+//! - [`admin`]: erasure, legal holds and retention erasures, each recorded as an event first.
 //! - [`http`]: the `/v1` routes.
 //! - [`retention`]: the background task that erases expired payloads.
 
+pub mod admin;
 pub mod auth;
 pub mod http;
 pub mod index;

@@ -12,11 +12,8 @@
 //! indexing them) is owned by a guard that, if the request's future is dropped, finishes it in
 //! a task of its own. Only a dropped submission pays for that task.
 //!
-//! Admin actions (erasure, legal holds) and the retention task's erasures are recorded as
-//! events, submitted by the acting principal, *before* they take effect: the log may hold the
-//! record of an erasure that a crash interrupted (it is finished when the events database next
-//! opens, [`super::records`]), never an erasure without its record. Actions under
-//! `cairn.` are the server's own: producers are refused them.
+//! Actions under `cairn.` are the server's own (admin actions, [`super::admin`]): producers are
+//! refused them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,8 +25,8 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::model::InFlightSubmission;
-use super::records::{self, is_reserved};
-use super::store::{claim_digest, EventStore, EventStoreError, EventSummary, Hold, HoldTarget};
+use super::records::is_reserved;
+use super::store::{claim_digest, EventStore, EventStoreError, EventSummary};
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
 use crate::storage::{IdempotencyKey, LogStore, NewEntry, StoreError};
 
@@ -85,43 +82,6 @@ pub enum SubmitError {
     /// The sequencer.
     #[error(transparent)]
     Sequencer(#[from] SequencerError),
-}
-
-/// Why an admin action was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// No such event (or not sequenced yet).
-    #[error("{0}")]
-    NotFound(String),
-    /// Legal holds block it.
-    #[error("the payload of {event_id} is under legal hold: {holds}")]
-    Held {
-        /// The event.
-        event_id: String,
-        /// The holds, described.
-        holds: String,
-    },
-    /// The state does not allow it (a hold already set, ...).
-    #[error("{0}")]
-    Conflict(String),
-    /// Recording the action failed.
-    #[error(transparent)]
-    Submit(#[from] SubmitError),
-}
-
-impl From<EventStoreError> for AdminError {
-    fn from(error: EventStoreError) -> AdminError {
-        AdminError::Submit(SubmitError::Store(error))
-    }
-}
-
-/// The result of an erasure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erasure {
-    /// The event whose payload is gone.
-    pub event_id: String,
-    /// The event that records the erasure.
-    pub recorded_by: Submitted,
 }
 
 /// The leaves of a submission handed to the sequencer, and what is left to do once they are
@@ -215,7 +175,7 @@ pub struct Events {
     sequencer: Arc<Sequencer>,
     log: Arc<dyn LogStore>,
     /// Serialises admin actions, so that a hold and an erasure cannot pass each other.
-    admin: tokio::sync::Mutex<()>,
+    pub(super) admin: tokio::sync::Mutex<()>,
 }
 
 /// The current time as an RFC 3339 instant.
@@ -439,185 +399,8 @@ impl Events {
         *self.sequencer.durable_size().borrow()
     }
 
-    /// Erases the payload of `event_id` for `admin`, after recording the erasure as an event.
-    pub async fn erase_payload(
-        self: &Arc<Self>,
-        event_id: &str,
-        admin: &str,
-        reason: Option<&str>,
-    ) -> Result<Erasure, AdminError> {
-        let _serial = self.admin.lock().await;
-        let summary = self
-            .store
-            .find(event_id)?
-            .ok_or_else(|| AdminError::NotFound(format!("no event {event_id}")))?;
-        let index = summary.index;
-        if is_reserved(&summary.action) {
-            return Err(AdminError::Conflict(format!(
-                "{event_id} records an admin action ({}): its payload is kept",
-                summary.action
-            )));
-        }
-        let holds = self.store.holds_on(&summary);
-        if !holds.is_empty() {
-            return Err(AdminError::Held {
-                event_id: event_id.to_string(),
-                holds: describe_holds(&holds),
-            });
-        }
-        if !summary.has_payload {
-            return Err(AdminError::NotFound(format!(
-                "event {event_id} has no payload"
-            )));
-        }
-        // Erased, and marked so: done. Erased without the mark, the erasure was interrupted
-        // between the two: it is recorded and done again, which also finishes destroying the
-        // bytes if the interruption came before that.
-        if self.store.payload(&summary)?.is_none() {
-            if let Some(by) = self.store.erasure(event_id)? {
-                return Err(AdminError::NotFound(format!(
-                    "the payload of {event_id} was already erased (recorded by event {by})"
-                )));
-            }
-        }
-        let record_event = audit_event(
-            admin,
-            records::PAYLOAD_ERASE,
-            "event",
-            event_id,
-            json!({"event_id": event_id, "index": index, "reason": reason}),
-        )
-        .map_err(|source| SubmitError::Invalid {
-            position: 0,
-            source,
-        })?;
-        let recorded_by = self.submit_one(record_event, admin).await?;
-        self.store.erase_payload(&summary, &recorded_by.event_id)?;
-        Ok(Erasure {
-            event_id: event_id.to_string(),
-            recorded_by,
-        })
-    }
-
-    /// Sets a legal hold for `admin`, recorded as an event first.
-    pub async fn set_hold(
-        self: &Arc<Self>,
-        target: HoldTarget,
-        reason: &str,
-        admin: &str,
-    ) -> Result<Hold, AdminError> {
-        let _serial = self.admin.lock().await;
-        if let Some(existing) = self.store.hold(&target) {
-            return Err(AdminError::Conflict(format!(
-                "a hold on {} {} is already set (by {}, event {})",
-                target.kind(),
-                target.value(),
-                existing.set_by,
-                existing.event_id
-            )));
-        }
-        let recorded_by = self
-            .record_hold_event(records::HOLD_SET, &target, reason, admin)
-            .await?;
-        let hold = Hold {
-            target,
-            reason: reason.to_string(),
-            set_by: admin.to_string(),
-            event_id: recorded_by.event_id,
-        };
-        self.store.set_hold(&hold);
-        Ok(hold)
-    }
-
-    /// Lifts a legal hold for `admin`, recorded as an event first. Returns the lifting event.
-    pub async fn lift_hold(
-        self: &Arc<Self>,
-        target: HoldTarget,
-        reason: &str,
-        admin: &str,
-    ) -> Result<Submitted, AdminError> {
-        let _serial = self.admin.lock().await;
-        if self.store.hold(&target).is_none() {
-            return Err(AdminError::NotFound(format!(
-                "no hold on {} {}",
-                target.kind(),
-                target.value()
-            )));
-        }
-        let recorded_by = self
-            .record_hold_event(records::HOLD_LIFT, &target, reason, admin)
-            .await?;
-        self.store.lift_hold(&target);
-        Ok(recorded_by)
-    }
-
-    /// Erases, for the retention task `principal`, the payloads of `event_ids`, recorded first
-    /// as one event listing them. Payloads under hold are skipped. Returns those erased.
-    pub async fn erase_expired(
-        self: &Arc<Self>,
-        event_ids: Vec<String>,
-        principal: &str,
-        rule: &str,
-    ) -> Result<Vec<String>, AdminError> {
-        let _serial = self.admin.lock().await;
-        let mut erasable = Vec::new();
-        for event_id in event_ids {
-            let Some(summary) = self.store.find(&event_id)? else {
-                continue;
-            };
-            if !is_reserved(&summary.action)
-                && self.store.holds_on(&summary).is_empty()
-                && self.store.payload(&summary)?.is_some()
-            {
-                erasable.push(summary);
-            }
-        }
-        if erasable.is_empty() {
-            return Ok(Vec::new());
-        }
-        let record_event = audit_event(
-            principal,
-            records::RETENTION_ERASE,
-            "retention",
-            rule,
-            json!({"event_ids": erasable.iter().map(|s| &s.event_id).collect::<Vec<_>>(), "rule": rule}),
-        )
-        .map_err(|source| SubmitError::Invalid {
-            position: 0,
-            source,
-        })?;
-        let recorded_by = self.submit_one(record_event, principal).await?;
-        for summary in &erasable {
-            self.store.erase_payload(summary, &recorded_by.event_id)?;
-        }
-        Ok(erasable
-            .into_iter()
-            .map(|summary| summary.event_id)
-            .collect())
-    }
-
-    async fn record_hold_event(
-        self: &Arc<Self>,
-        action: &str,
-        target: &HoldTarget,
-        reason: &str,
-        admin: &str,
-    ) -> Result<Submitted, AdminError> {
-        let event = audit_event(
-            admin,
-            action,
-            "hold",
-            &format!("{}:{}", target.kind(), target.value()),
-            json!({"kind": target.kind(), "value": target.value(), "reason": reason}),
-        )
-        .map_err(|source| SubmitError::Invalid {
-            position: 0,
-            source,
-        })?;
-        Ok(self.submit_one(event, admin).await?)
-    }
-
-    async fn submit_one(
+    /// Logs one event of the server's own, by `principal`.
+    pub(super) async fn submit_one(
         self: &Arc<Self>,
         event: EventInput,
         principal: &str,
@@ -629,22 +412,6 @@ impl Events {
             ))
         })
     }
-}
-
-fn describe_holds(holds: &[Hold]) -> String {
-    holds
-        .iter()
-        .map(|hold| {
-            format!(
-                "{} {} (set by {}, event {})",
-                hold.target.kind(),
-                hold.target.value(),
-                hold.set_by,
-                hold.event_id
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]
