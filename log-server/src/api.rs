@@ -1,198 +1,40 @@
-//! The HTTP API of the log (spec/docs/log-api.md): thin axum handlers over [`AppState`].
+//! The tree API of the log (spec/docs/log-api.md): writing leaves (`/add`, `/add-batch`) and
+//! reading the tree (`/checkpoint`, `/tile/…`, proofs, receipts), plus health and metrics, as
+//! thin axum handlers over [`AppState`].
 //!
-//! Writes need a producer's bearer token; reads are public. Every error is JSON
-//! `{"error": "<kind>", "detail": "<what and why>"}` with its status, from one place
-//! ([`ApiError`]). Bad input is refused before anything changes.
+//! Writes need a producer's bearer token; reads are public. Bad input is refused before
+//! anything changes; every error is an [`ApiError`] (JSON with a code).
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_spec::checkpoint::Checkpoint;
-use cairn_spec::merkle::{consistency_proof, inclusion_proof, tree_root};
-use cairn_spec::note::{Ed25519Signer, Note, NoteSignature};
-use cairn_spec::receipt::{Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
+use cairn_spec::merkle::{consistency_proof, inclusion_proof};
 use cairn_spec::tiles::{encode_entry_bundle, tile_width_in_tree, TilePath};
 use cairn_spec::Hash;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::watch;
-use tower::{Layer, Service};
 
-use crate::events::auth::{authorize, AuthError};
-use crate::events::{Events, Principal, Role};
-use crate::health::Health;
+use crate::events::auth::authorize;
+use crate::events::Role;
+use crate::http::body::{json_response, read_body};
+use crate::http::extract::{Path, Query};
+use crate::http::receipt::{build_receipt, check_size, wait_for_checkpoint, wait_for_receipt};
+use crate::http::state::{blocking, published};
+use crate::http::{ApiError, AppState};
 use crate::integrator::StoreHashes;
-use crate::metrics::Metrics;
-use crate::publisher::Published;
-use crate::sequencer::{Sequenced, Sequencer, SequencerError};
-use crate::storage::{FailureKind, IdempotencyKey, LogStore, NewEntry, StoreError};
-
-/// Limits of the API.
-#[derive(Clone, Debug)]
-pub struct ApiLimits {
-    /// The largest leaf, in bytes.
-    pub max_leaf_bytes: usize,
-    /// The largest /add-batch body, in bytes.
-    pub max_batch_body_bytes: usize,
-    /// The longest `?wait=checkpoint` wait.
-    pub checkpoint_wait: Duration,
-    /// Most events in one `POST /v1/events/batch`.
-    pub max_batch_events: usize,
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// The log's state.
-    pub store: Arc<dyn LogStore>,
-    /// The sequencer in front of it.
-    pub sequencer: Arc<Sequencer>,
-    /// The latest published checkpoint.
-    pub published: watch::Receiver<Option<Published>>,
-    /// Principals (producers, readers, admins) by the SHA-256 of their token.
-    pub principals: HashMap<[u8; 32], Principal>,
-    /// Audit events: their database, submission and admin actions.
-    pub events: Arc<Events>,
-    /// The log's key, to sign again an older checkpoint for a receipt at an older size.
-    pub signer: Ed25519Signer,
-    /// How many cosignatures a published checkpoint carries at least.
-    pub quorum: usize,
-    /// Limits.
-    pub limits: ApiLimits,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Readiness.
-    pub health: Arc<Health>,
-}
-
-/// An error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) kind: &'static str,
-    pub(crate) detail: String,
-    pub(crate) retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        kind: &'static str,
-        detail: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            kind,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail)
-    }
-
-    pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
-    }
-
-    pub(crate) fn internal(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
-    }
-
-    /// The answer while the log's storage fails: 503 with `Retry-After`. It names no file: the
-    /// server's own log has the whole error, for the operator.
-    pub(crate) fn storage_unavailable() -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "storage_unavailable",
-            detail: "the log's storage is failing for now (a full disk or an I/O error); nothing \
-                     was stored; the log heals by itself once the fault clears: retry later"
-                .into(),
-            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
-        }
-    }
-}
-
-/// How long a client is asked to wait before retrying while the storage fails.
-const STORAGE_RETRY_AFTER_SECONDS: u64 = 5;
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        // The whole error, with its file, goes to the server's log; the answer names no path.
-        tracing::error!(%error, "a storage call failed");
-        match error.kind() {
-            FailureKind::Unavailable => ApiError::storage_unavailable(),
-            FailureKind::Corrupt => ApiError::internal(
-                "the log's storage reports damaged data; the operator has the details",
-            ),
-            FailureKind::Refused => match error {
-                StoreError::BadConfig(_) => {
-                    ApiError::internal("the log's storage refused the call")
-                }
-                refused => ApiError::internal(refused.to_string()),
-            },
-        }
-    }
-}
-
-impl From<SequencerError> for ApiError {
-    fn from(error: SequencerError) -> ApiError {
-        let detail = error.to_string();
-        match error {
-            SequencerError::Overloaded { .. } => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "overloaded",
-                detail,
-                retry_after: Some(1),
-            },
-            SequencerError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", detail)
-            }
-            SequencerError::ShuttingDown => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "shutting_down",
-                detail,
-                retry_after: Some(5),
-            },
-            SequencerError::StorageUnavailable => ApiError::storage_unavailable(),
-            SequencerError::StoreFailed(reason) => {
-                tracing::error!(%reason, "the sequencer's store failed");
-                ApiError::internal("the log's storage failed; the operator has the details")
-            }
-            SequencerError::BadConfig(_) => ApiError::internal(detail),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.kind, "detail": self.detail}));
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
+use crate::sequencer::Sequenced;
+use crate::storage::{IdempotencyKey, NewEntry};
 
 type Shared = State<Arc<AppState>>;
 
-/// The router of the whole API.
-pub fn router(state: Arc<AppState>) -> Router {
+/// The tree API's routes, and `/healthz`, `/readyz`, `/metrics`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/add", post(add))
         .route("/add-batch", post(add_batch))
@@ -204,102 +46,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::events::http::routes())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(RecordLayer(state.metrics.clone()))
-        .with_state(state)
-}
-
-/// Counts and times each request by its route and status: a tower layer rather than
-/// `middleware::from_fn`, which boxes each request's future and a clone of the service stack
-/// behind it (about 6% of the server's time under single events, by perf samples).
-#[derive(Clone)]
-struct RecordLayer(Arc<Metrics>);
-
-impl<S> Layer<S> for RecordLayer {
-    type Service = Record<S>;
-
-    fn layer(&self, inner: S) -> Record<S> {
-        Record {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Record<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> Service<Request> for Record<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Unpin,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Recorded<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Recorded<S::Future> {
-        // A clone of the matched path shares its string.
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        Recorded {
-            started: Instant::now(),
-            inner: self.inner.call(request),
-            route,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// A request's answer to come, and what to record when it does.
-struct Recorded<F> {
-    inner: F,
-    route: Option<MatchedPath>,
-    started: Instant,
-    metrics: Arc<Metrics>,
-}
-
-impl<F> Future for Recorded<F>
-where
-    F: Future<Output = Result<Response, Infallible>> + Unpin,
-{
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        let Ok(response) = ready!(Pin::new(&mut this.inner).poll(cx));
-        this.metrics.record_request(
-            this.route.as_ref().map_or("unmatched", MatchedPath::as_str),
-            response.status().as_u16(),
-            this.started.elapsed(),
-        );
-        Poll::Ready(Ok(response))
-    }
 }
 
 /// The producer named by the `Authorization: Bearer` header.
 fn producer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(authorize(&state.principals, headers, &[Role::Producer])?.name)
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> ApiError {
-        match error {
-            AuthError::Unauthenticated(detail) => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-            }
-            AuthError::Forbidden { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
-            }
-        }
-    }
 }
 
 /// Refuses a raw leaf that is an event leaf: those come only through `/v1/events`, which binds
@@ -312,16 +63,6 @@ fn refuse_event_leaf(leaf: &[u8], position: Option<usize>) -> Result<(), ApiErro
         )));
     }
     Ok(())
-}
-
-pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the {what} is larger than {limit} bytes (or could not be read)"),
-        )
-    })
 }
 
 #[derive(Default, Deserialize)]
@@ -364,11 +105,7 @@ fn add_head(state: &AppState, parts: Parts) -> Result<(bool, Option<IdempotencyK
     let headers = &parts.headers;
     let query = match parts.uri.query() {
         None => AddQuery::default(),
-        Some(_) => {
-            Query::<AddQuery>::try_from_uri(&parts.uri)
-                .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?
-                .0
-        }
+        Some(_) => axum::extract::Query::<AddQuery>::try_from_uri(&parts.uri)?.0,
     };
     let producer = producer(state, headers)?;
     let wait_checkpoint = wait_for_checkpoint(query.wait.as_deref())?;
@@ -387,43 +124,6 @@ fn add_head(state: &AppState, parts: Parts) -> Result<(bool, Option<IdempotencyK
     Ok((wait_checkpoint, idempotency))
 }
 
-/// `wait=checkpoint` (answer with the receipt once a published checkpoint covers the leaf) or
-/// no `wait` at all (answer once the leaf is durable).
-pub(crate) fn wait_for_checkpoint(wait: Option<&str>) -> Result<bool, ApiError> {
-    match wait {
-        None => Ok(false),
-        Some("checkpoint") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "wait must be `checkpoint`, found `{other}`"
-        ))),
-    }
-}
-
-/// Waits (at most the configured time) for a published checkpoint that covers `index`, and
-/// returns the receipt of `index` in it; 202 if none came in time.
-pub(crate) async fn wait_for_receipt(
-    state: &Arc<AppState>,
-    index: u64,
-) -> Result<Receipt, ApiError> {
-    let mut published = state.published.clone();
-    let wait = published.wait_for(|p| p.as_ref().is_some_and(|p| p.size > index));
-    match tokio::time::timeout(state.limits.checkpoint_wait, wait).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => return Err(ApiError::internal("the publisher stopped")),
-        Err(_) => {
-            return Err(ApiError {
-                status: StatusCode::ACCEPTED,
-                kind: "not_yet_published",
-                detail: format!(
-                    "leaf {index} is durable but no checkpoint that meets the witness policy covers it yet; fetch /receipt/{index} later"
-                ),
-                retry_after: Some(1),
-            })
-        }
-    }
-    build_receipt(state, index, None).await
-}
-
 /// `{"index": N, "leaf_hash": "<base64>", "duplicate": false}`, written directly: nothing in it
 /// needs escaping (base64 is ASCII without quotes or backslashes).
 fn sequenced_json(sequenced: &Sequenced) -> String {
@@ -433,10 +133,6 @@ fn sequenced_json(sequenced: &Sequenced) -> String {
         sequenced.leaf_hash.to_base64(),
         sequenced.duplicate
     )
-}
-
-pub(crate) fn json_response(text: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 /// Splits an /add-batch body: leaves, each preceded by its length as a big-endian u32. The
@@ -460,14 +156,10 @@ fn parse_batch(body: &Bytes, max_leaf: usize) -> Result<Vec<Bytes>, ApiError> {
             )));
         }
         if length > max_leaf {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "leaf {} at byte {offset} is {length} bytes, the limit is {max_leaf}",
-                    leaves.len()
-                ),
-            ));
+            return Err(ApiError::too_large(format!(
+                "leaf {} at byte {offset} is {length} bytes, the limit is {max_leaf}",
+                leaves.len()
+            )));
         }
         if rest.len() - 4 < length {
             return Err(ApiError::bad_request(format!(
@@ -533,16 +225,6 @@ fn batch_json(answers: &[Sequenced]) -> String {
     out
 }
 
-pub(crate) fn published(state: &AppState) -> Result<Published, ApiError> {
-    state.published.borrow().clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_checkpoint",
-            "no checkpoint has been published yet",
-        )
-    })
-}
-
 async fn checkpoint(State(state): Shared) -> Result<Response, ApiError> {
     let published = published(&state)?;
     Ok((
@@ -553,14 +235,6 @@ async fn checkpoint(State(state): Shared) -> Result<Response, ApiError> {
         published.note,
     )
         .into_response())
-}
-
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ApiError::internal(format!("worker failed: {error}")))?
 }
 
 async fn tile(State(state): Shared, Path(path): Path<String>) -> Result<Response, ApiError> {
@@ -629,16 +303,6 @@ struct InclusionQuery {
     index: Option<u64>,
     leaf_hash: Option<String>,
     size: Option<u64>,
-}
-
-fn check_size(requested: Option<u64>, published: u64) -> Result<u64, ApiError> {
-    let size = requested.unwrap_or(published);
-    if size > published {
-        return Err(ApiError::bad_request(format!(
-            "size {size} is beyond the published tree of {published}"
-        )));
-    }
-    Ok(size)
 }
 
 async fn proof_inclusion(
@@ -729,76 +393,6 @@ async fn receipt(
         .map_err(|_| ApiError::bad_request(format!("index `{index}` is not a decimal number")))?;
     let receipt = build_receipt(&state, index, query.size).await?;
     Ok(json_response(receipt.to_json()))
-}
-
-/// The receipt of entry `index` in the published checkpoint, or in the checkpoint of `size`
-/// (signed again, deterministically, with the cosignatures stored for that size).
-pub(crate) async fn build_receipt(
-    state: &Arc<AppState>,
-    index: u64,
-    size: Option<u64>,
-) -> Result<Receipt, ApiError> {
-    let published = published(state)?;
-    let size = check_size(size, published.size)?;
-    if index >= size {
-        return Err(ApiError::bad_request(format!(
-            "index {index} is not below size {size}"
-        )));
-    }
-    let store = state.store.clone();
-    let signer = state.signer.clone();
-    let quorum = state.quorum;
-    let published_note = published.note.clone();
-    let published_size = published.size;
-    blocking(move || {
-        let reader = StoreHashes::new(store.as_ref());
-        let entry = store
-            .read_entries(index, 1)?
-            .pop()
-            .ok_or_else(|| ApiError::internal("the store returned no entry"))?;
-        let proof = inclusion_proof(index, size, &reader).map_err(|e| ApiError::internal(e.to_string()))?;
-        let note = if size == published_size {
-            published_note
-        } else {
-            let root = tree_root(size, &reader).map_err(|e| ApiError::internal(e.to_string()))?;
-            let checkpoint = Checkpoint {
-                origin: signer.key_name().as_str().to_string(),
-                size,
-                root,
-                extensions: Vec::new(),
-            };
-            let mut note: Note = checkpoint.sign(&signer).map_err(|e| ApiError::internal(e.to_string()))?;
-            let cosignatures = store.cosignatures(size)?;
-            if cosignatures.len() < quorum {
-                return Err(ApiError::not_found(format!(
-                    "the checkpoint of size {size} was not cosigned by the witness quorum; ask for the published size {published_size}"
-                )));
-            }
-            for (_, line) in cosignatures {
-                let line = String::from_utf8_lossy(&line).into_owned();
-                if let Ok(signature) = NoteSignature::parse_line(line.trim_end_matches('\n')) {
-                    let _ = note.add_signature(signature);
-                }
-            }
-            let bytes = note.to_bytes().map_err(|e| ApiError::internal(e.to_string()))?;
-            String::from_utf8(bytes).map_err(|_| ApiError::internal("the note is not UTF-8"))?
-        };
-        let timestamps = store
-            .timestamp_tokens(size)?
-            .into_iter()
-            .map(|(_, token)| ReceiptTimestamp { token })
-            .collect();
-        Ok(Receipt {
-            format: RECEIPT_FORMAT.to_string(),
-            index,
-            leaf_hash: entry.leaf_hash(),
-            leaf: Some(entry.leaf),
-            inclusion_proof: proof,
-            checkpoint: note,
-            timestamps,
-        })
-    })
-    .await
 }
 
 /// Liveness: the process answers. Says nothing of storage or witnesses: see `/readyz`.

@@ -13,8 +13,10 @@
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
 //! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
 //!   legal holds), erasure, retention, export.
-//! - [`api`]: the HTTP API; [`health`]: liveness and readiness; [`server`] wires everything
-//!   into one running log; [`config`] reads `log.toml`, the environment and the command line.
+//! - [`api`]: the tree API (leaves, tiles, proofs, receipts); [`http`]: what it and the `/v1`
+//!   routes share (errors and their codes, body reading, the router); [`health`]: liveness and
+//!   readiness; [`server`] wires everything into one running log; [`config`] reads `log.toml`,
+//!   the environment and the command line.
 
 // One module sets a thread's scheduling class through libc (`os`); nothing else is unsafe.
 #![deny(unsafe_code)]
@@ -24,6 +26,7 @@ pub mod api;
 pub mod config;
 pub mod events;
 pub mod health;
+pub mod http;
 pub mod integrator;
 pub mod metrics;
 mod os;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use cairn_spec::note::Ed25519Signer;
 use tokio::sync::watch;
 
-use crate::api::{self, ApiLimits, AppState};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status};
+use crate::http::{self, ApiLimits, AppState};
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, Published, PublisherConfig, Witness};
@@ -253,7 +253,7 @@ impl RunningServer {
                 addr: settings.listen,
                 source,
             })?;
-        let app = api::router(state);
+        let app = http::router(state);
         let mut stopped = stopped;
         let http = tokio::spawn(cairn_edge::serve(
             listener,

@@ -1,7 +1,7 @@
 //! The `/v1` audit-event API over real loopback HTTP: schema errors, roles, idempotency,
 //! proofs, queries against a brute-force scan, erasure, holds, retention, export, restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use cairn_log::config::token_digest_hex;
 use cairn_log::events::index::IndexConfig;
 use cairn_log::events::{EventSettings, EventStoreConfig, Principal, RetentionRule, Role};
+use cairn_log::http::ErrorCode;
 use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
 use cairn_log::storage::Backend;
@@ -101,13 +102,13 @@ impl Client {
         }
     }
 
-    async fn send(
+    async fn response(
         &self,
         method: reqwest::Method,
         path: &str,
         token: Option<&str>,
         body: Option<Vec<u8>>,
-    ) -> (u16, Value) {
+    ) -> reqwest::Response {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -117,7 +118,17 @@ impl Client {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request.send().await.expect("request");
+        request.send().await.expect("request")
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let response = self.response(method, path, token, body).await;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.expect("body");
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -226,6 +237,168 @@ async fn start(dir: &Path, retention: Vec<RetentionRule>) -> RunningServer {
         .expect("server starts")
 }
 
+/// Checks an error answer: `status`, JSON with `code` (one of the documented codes, with that
+/// status) and a detail that names no path of the server's (`dir`, its data directory, or a
+/// source file).
+async fn refused(response: reqwest::Response, status: u16, code: &str, dir: &Path) {
+    let what = format!("{}", response.url());
+    assert_eq!(response.status(), status, "{what}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{what}"
+    );
+    let body: Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("a JSON body");
+    assert_eq!(body["error"], code, "{what}: {body}");
+    assert!(
+        ErrorCode::ALL
+            .iter()
+            .any(|known| known.as_str() == code && known.status().as_u16() == status),
+        "{code} with {status} is no documented code"
+    );
+    let detail = body["detail"].as_str().expect("a detail");
+    let data_dir = dir.to_str().expect("UTF-8 path");
+    assert!(
+        !detail.contains(data_dir) && !detail.contains(".rs"),
+        "{detail}"
+    );
+}
+
+/// The methods an `Allow` header lists.
+fn allowed(response: &reqwest::Response) -> BTreeSet<String> {
+    response.headers()["allow"]
+        .to_str()
+        .expect("ASCII")
+        .split(',')
+        .map(|method| method.trim().to_string())
+        .collect()
+}
+
+/// The `/v1` routes refuse as the tree API does: JSON with a documented code for an unknown
+/// path, a method the route lacks, a query string, path or JSON body that does not parse, and a
+/// body beyond its limit. A body's content type is not checked: the events are parsed strictly
+/// whatever it says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v1_refusal_is_json_with_a_documented_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let server = start(dir, Vec::new()).await;
+    let client = Client::new(&server);
+    let (get, post, delete) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    );
+
+    let nowhere = client
+        .response(get.clone(), "/v1/nothing", Some(READER), None)
+        .await;
+    refused(nowhere, 404, "not_found", dir).await;
+    for (method, path, allow) in [
+        ("PUT", "/v1/events", "GET,HEAD,POST"),
+        ("GET", "/v1/events/batch", "POST"),
+        ("POST", "/v1/export", "GET,HEAD"),
+        ("PATCH", "/v1/holds", "GET,HEAD,POST,DELETE"),
+        ("GET", "/v1/events/x/payload", "DELETE"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = client.response(method, path, Some(ADMIN), None).await;
+        let expected: BTreeSet<String> = allow.split(',').map(str::to_string).collect();
+        assert_eq!(allowed(&response), expected, "{path}");
+        refused(response, 405, "method_not_allowed", dir).await;
+    }
+
+    // Query strings and paths that do not parse.
+    for path in [
+        "/v1/events?colour=red",
+        "/v1/events?limit=0",
+        "/v1/events?from=yesterday",
+        "/v1/export?cursor=%FF",
+        "/v1/events/%FF",
+        "/v1/events/not-a-uuid/proof",
+    ] {
+        let response = client.response(get.clone(), path, Some(READER), None).await;
+        refused(response, 400, "bad_request", dir).await;
+    }
+    let erase = "/v1/events/0123abcd-ef45-4678-89ab-cdef01234567/payload?reason=x&colour=red";
+    let response = client
+        .response(delete.clone(), erase, Some(ADMIN), None)
+        .await;
+    refused(response, 400, "bad_request", dir).await;
+    let wait = client
+        .response(
+            post.clone(),
+            "/v1/events?wait=soon",
+            Some(PRODUCER),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    refused(wait, 400, "bad_request", dir).await;
+
+    // JSON bodies that do not parse, or are not what the route takes.
+    for (path, body, code) in [
+        ("/v1/holds", &b"{\"actor\":"[..], "bad_request"),
+        (
+            "/v1/holds",
+            b"{\"actor\":\"a\",\"colour\":1}",
+            "bad_request",
+        ),
+        ("/v1/holds", b"[]", "bad_request"),
+        ("/v1/events", b"{", "invalid_event"),
+        ("/v1/events/batch", b"[{", "invalid_event"),
+        ("/v1/events/batch", b"{}", "bad_request"),
+        ("/v1/events/batch", b"[]", "bad_request"),
+    ] {
+        let token = if path == "/v1/holds" { ADMIN } else { PRODUCER };
+        let response = client
+            .response(post.clone(), path, Some(token), Some(body.to_vec()))
+            .await;
+        refused(response, 400, code, dir).await;
+    }
+    // Bodies beyond their limits: an event (1 MiB), a hold request (16 KiB), a batch.
+    for (path, size) in [
+        ("/v1/events", (1 << 20) + 1),
+        ("/v1/holds", 16 * 1024 + 1),
+        ("/v1/events/batch", (1 << 20) + 1),
+        ("/v1/verify", 8 << 20),
+    ] {
+        let token = match path {
+            "/v1/holds" => ADMIN,
+            "/v1/verify" => READER,
+            _ => PRODUCER,
+        };
+        let response = client
+            .response(post.clone(), path, Some(token), Some(vec![b' '; size]))
+            .await;
+        refused(response, 413, "too_large", dir).await;
+    }
+    // Without a token, and with a role that does not allow it.
+    let one = event(None, "alice", "invoice.pay", "inv-1", json!(1));
+    let body = Some(one.to_string().into_bytes());
+    let anonymous = client
+        .response(post.clone(), "/v1/events", None, body.clone())
+        .await;
+    refused(anonymous, 401, "unauthorized", dir).await;
+    let reader = client
+        .response(post, "/v1/events", Some(READER), body)
+        .await;
+    refused(reader, 403, "forbidden", dir).await;
+
+    // No content type is needed: nothing above was refused for lacking one.
+    let untyped = client
+        .http
+        .post(format!("{}/v1/events", client.base))
+        .bearer_auth(PRODUCER)
+        .body(one.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(untyped.status(), 200);
+    assert_eq!(client.query_all("", 100).await.len(), 1);
+    server.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -285,8 +458,9 @@ async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
             "]".repeat(40)
         )
         .into_bytes(),
-        // Not JSON at all.
+        // Not JSON at all, or JSON cut short.
         b"hello".to_vec(),
+        b"{\"timestamp\":".to_vec(),
     ];
     for raw in raw_cases {
         let (status, body) = client
@@ -297,12 +471,20 @@ async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
                 Some(raw),
             )
             .await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("invalid_event")),
+            "{body}"
+        );
     }
     // Too large: over 1 MiB.
     let huge = event(None, "a", "x", "i", json!("x".repeat(1 << 20)));
-    let (status, _) = client.post("/v1/events", PRODUCER, &huge).await;
-    assert_eq!(status, 413);
+    let (status, body) = client.post("/v1/events", PRODUCER, &huge).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (413, &json!("too_large")),
+        "{body}"
+    );
 
     // A batch with one bad event stores none of them.
     let batch = json!([
@@ -310,7 +492,11 @@ async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
         {"timestamp": "yesterday"},
     ]);
     let (status, body) = client.post("/v1/events/batch", PRODUCER, &batch).await;
-    assert_eq!(status, 400);
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_event")),
+        "{body}"
+    );
     assert!(
         body["detail"].as_str().expect("detail").contains("event 1"),
         "{body}"
@@ -781,7 +967,12 @@ async fn a_legal_hold_blocks_erasure_until_lifted() {
     ] {
         let (status, set) = client.post("/v1/holds", ADMIN, &hold).await;
         assert_eq!(status, 201, "{set}");
-        assert_eq!(client.post("/v1/holds", ADMIN, &hold).await.0, 409);
+        let (status, again) = client.post("/v1/holds", ADMIN, &hold).await;
+        assert_eq!(
+            (status, &again["error"]),
+            (409, &json!("conflict")),
+            "{again}"
+        );
         let (status, refused) = client.delete(&erase, ADMIN, None).await;
         assert_eq!(status, 409, "{refused}");
         assert_eq!(refused["error"], "held");

@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use cairn_log::config::token_digest_hex;
+use cairn_log::http::ErrorCode;
 use cairn_log::publisher::Witness;
 use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
@@ -28,7 +30,7 @@ fn signer() -> Ed25519Signer {
     Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [7; 32])
 }
 
-fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSettings {
+fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSettings {
     let mut producers = HashMap::new();
     let digest = token_digest_hex(TOKEN);
     let mut bytes = [0u8; 32];
@@ -57,72 +59,181 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
     }
 }
 
-fn url(server: &RunningServer, path: &str) -> String {
-    format!("http://{}{}", server.addr, path)
+/// A client of one running log.
+struct Api {
+    http: reqwest::Client,
+    base: String,
 }
 
-async fn add(client: &reqwest::Client, server: &RunningServer, leaf: &[u8]) -> serde_json::Value {
-    let response = client
-        .post(url(server, "/add"))
-        .bearer_auth(TOKEN)
-        .body(leaf.to_vec())
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
-}
-
-async fn wait_published(client: &reqwest::Client, server: &RunningServer, size: u64) -> String {
-    for _ in 0..200 {
-        let response = client
-            .get(url(server, "/checkpoint"))
-            .send()
-            .await
-            .expect("request");
-        if response.status() == 200 {
-            let text = response.text().await.expect("text");
-            let opened =
-                Checkpoint::open(text.as_bytes(), &signer().verifier()).expect("signed by the log");
-            if opened.checkpoint.size >= size {
-                return text;
-            }
+impl Api {
+    fn of(server: &RunningServer) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", server.addr),
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("no checkpoint of size {size} was published");
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, None, None).await
+    }
+
+    /// The body of a 200 answer to `GET path`.
+    async fn get_bytes(&self, path: &str) -> bytes::Bytes {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().await.expect("body")
+    }
+
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.get_bytes(path).await).expect("json")
+    }
+
+    async fn receipt(&self, path: &str) -> Receipt {
+        Receipt::from_json(&self.get_bytes(path).await).expect("receipt")
+    }
+
+    /// `POST path` with the producer's token.
+    async fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, Some(TOKEN), Some(body.into()))
+            .await
+    }
+
+    async fn add(&self, leaf: &[u8]) -> serde_json::Value {
+        let response = self.post("/add", leaf).await;
+        assert_eq!(response.status(), 200);
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
+    }
+
+    async fn wait_published(&self, size: u64) -> String {
+        for _ in 0..200 {
+            let response = self.get("/checkpoint").await;
+            if response.status() == 200 {
+                let text = response.text().await.expect("text");
+                let opened = Checkpoint::open(text.as_bytes(), &signer().verifier())
+                    .expect("signed by the log");
+                if opened.checkpoint.size >= size {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no checkpoint of size {size} was published");
+    }
 }
 
-async fn error_of(response: reqwest::Response, status: u16) -> serde_json::Value {
-    assert_eq!(response.status(), status);
+async fn start(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> RunningServer {
+    RunningServer::start(settings(dir, witnesses, quorum))
+        .await
+        .expect("start")
+}
+
+fn hashes(proof: &serde_json::Value) -> Vec<Hash> {
+    proof["proof"]
+        .as_array()
+        .expect("proof")
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().expect("string")).expect("hash"))
+        .collect()
+}
+
+/// Checks an error answer: `status`, JSON with `code` (one of the documented codes, with that
+/// status) and a detail that names no path of the server's (`dir`, its data directory, or a
+/// source file).
+async fn error_of(response: reqwest::Response, status: u16, code: &str, dir: &Path) {
+    assert_eq!(response.status(), status, "{}", response.url());
+    assert_eq!(response.headers()["content-type"], "application/json");
     let body: serde_json::Value =
         serde_json::from_slice(&response.bytes().await.expect("body")).expect("json error body");
+    check_error(&body, status, code, dir);
+}
+
+fn check_error(body: &serde_json::Value, status: u16, code: &str, dir: &Path) {
+    assert_eq!(body["error"], code, "{body}");
     assert!(
-        body["error"].is_string() && body["detail"].is_string(),
-        "{body}"
+        ErrorCode::ALL
+            .iter()
+            .any(|known| known.as_str() == code && known.status().as_u16() == status),
+        "{code} with {status} is no documented code"
     );
-    body
+    let detail = body["detail"].as_str().expect("a detail");
+    let data_dir = dir.to_str().expect("UTF-8 path");
+    assert!(
+        !detail.contains(data_dir) && !detail.contains(".rs"),
+        "{detail}"
+    );
+}
+
+/// Sends `request` as bytes on a new connection and returns the status and the body of the
+/// answer (read by its `Content-Length`, within 30 s).
+async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map(|value| value.trim().parse().expect("length"))
+                    .unwrap_or(0);
+                if answer.len() >= end + 4 + length {
+                    let status = head[9..12].parse().expect("status");
+                    return (status, answer[end + 4..end + 4 + length].to_vec());
+                }
+            }
+            let read = stream.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "closed before the answer: {answer:?}");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("answered within 30 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
-        .await
-        .expect("start");
-    let client = reqwest::Client::new();
+    let server = start(dir.path(), Vec::new(), 0).await;
+    let api = Api::of(&server);
 
     let mut leaves = Vec::new();
     for i in 0..300u32 {
         let leaf = format!("event {i}").into_bytes();
-        let answer = add(&client, &server, &leaf).await;
+        let answer = api.add(&leaf).await;
         assert_eq!(answer["index"], i);
         assert_eq!(answer["duplicate"], false);
         assert_eq!(answer["leaf_hash"], Hash::of_leaf(&leaf).to_base64());
         leaves.push(leaf);
     }
     // The same leaf again is a duplicate with the first index.
-    let again = add(&client, &server, b"event 5").await;
+    let again = api.add(b"event 5").await;
     assert_eq!(again["index"], 5);
     assert_eq!(again["duplicate"], true);
 
@@ -134,23 +245,15 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
         body.extend_from_slice(&leaf);
         leaves.push(leaf);
     }
-    let batch: serde_json::Value = client
-        .post(url(&server, "/add-batch"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("request")
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
-        .expect("body");
+    let batch = api.post("/add-batch", body).await;
+    assert_eq!(batch.status(), 200);
+    let batch: serde_json::Value =
+        serde_json::from_slice(&batch.bytes().await.expect("body")).expect("json");
     assert_eq!(batch["first_index"], 300);
     assert_eq!(batch["count"], 10);
     assert_eq!(batch["indices"].as_array().expect("indices").len(), 10);
 
-    let note = wait_published(&client, &server, 310).await;
+    let note = api.wait_published(310).await;
     let checkpoint = Checkpoint::open(note.as_bytes(), &signer().verifier())
         .expect("open")
         .checkpoint;
@@ -162,71 +265,38 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
 
     // Inclusion proofs by index and by leaf hash.
     for index in [0u64, 1, 255, 256, 309] {
-        let proof: serde_json::Value = client
-            .get(url(
-                &server,
-                &format!("/proof/inclusion?index={index}&size=310"),
-            ))
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
-            .expect("body");
-        let hashes: Vec<Hash> = proof["proof"]
-            .as_array()
-            .expect("proof")
-            .iter()
-            .map(|h| Hash::from_base64(h.as_str().expect("string")).expect("hash"))
-            .collect();
+        let proof = api
+            .get_json(&format!("/proof/inclusion?index={index}&size=310"))
+            .await;
         verify_inclusion(
             index,
             310,
             &Hash::of_leaf(&leaves[index as usize]),
-            &hashes,
+            &hashes(&proof),
             &checkpoint.root,
         )
         .expect("inclusion verifies");
     }
-    let by_hash: serde_json::Value = client
-        .get(url(&server, "/proof/inclusion"))
+    let by_hash = api
+        .http
+        .get(api.url("/proof/inclusion"))
         .query(&[("leaf_hash", Hash::of_leaf(&leaves[42]).to_base64())])
         .send()
         .await
-        .expect("request")
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
-        .expect("body");
+        .expect("request");
+    assert_eq!(by_hash.status(), 200);
+    let by_hash: serde_json::Value =
+        serde_json::from_slice(&by_hash.bytes().await.expect("body")).expect("json");
     assert_eq!(by_hash["index"], 42);
 
     // Consistency from an older size.
     let old_root = cairn_spec::merkle::root_from_leaves(&leaves[..100]);
-    let consistency: serde_json::Value = client
-        .get(url(&server, "/proof/consistency?old=100&new=310"))
-        .send()
-        .await
-        .expect("request")
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("json"))
-        .expect("body");
-    let hashes: Vec<Hash> = consistency["proof"]
-        .as_array()
-        .expect("proof")
-        .iter()
-        .map(|h| Hash::from_base64(h.as_str().expect("string")).expect("hash"))
-        .collect();
-    verify_consistency(100, 310, &old_root, &checkpoint.root, &hashes)
+    let consistency = api.get_json("/proof/consistency?old=100&new=310").await;
+    verify_consistency(100, 310, &old_root, &checkpoint.root, &hashes(&consistency))
         .expect("consistency verifies");
 
     // Tiles: the full level-0 tile is immutable, the partial one short-lived.
-    let full = client
-        .get(url(&server, "/tile/0/000"))
-        .send()
-        .await
-        .expect("request");
+    let full = api.get("/tile/0/000").await;
     assert_eq!(full.status(), 200);
     assert_eq!(
         full.headers()["cache-control"],
@@ -235,46 +305,21 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
     let data = full.bytes().await.expect("bytes");
     assert_eq!(data.len(), 256 * 32);
     assert_eq!(&data[..32], Hash::of_leaf(&leaves[0]).as_bytes());
-    let partial = client
-        .get(url(&server, "/tile/0/001.p/54"))
-        .send()
-        .await
-        .expect("request");
+    let partial = api.get("/tile/0/001.p/54").await;
     assert_eq!(partial.status(), 200);
     assert_ne!(
         partial.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
     assert_eq!(partial.bytes().await.expect("bytes").len(), 54 * 32);
-    let level1 = client
-        .get(url(&server, "/tile/1/000.p/1"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(level1.status(), 200);
-    let bundle = client
-        .get(url(&server, "/tile/entries/001.p/54"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(bundle.status(), 200);
-    let bytes = bundle.bytes().await.expect("bytes");
+    api.get_bytes("/tile/1/000.p/1").await;
+    let bundle = api.get_bytes("/tile/entries/001.p/54").await;
     let entries =
-        decode_entry_bundle(EntryBundle::new(1, 54).expect("bundle"), &bytes).expect("decode");
+        decode_entry_bundle(EntryBundle::new(1, 54).expect("bundle"), &bundle).expect("decode");
     assert_eq!(entries[0], leaves[256]);
 
     // Receipts verify against the checkpoint.
-    let receipt: Receipt = Receipt::from_json(
-        &client
-            .get(url(&server, "/receipt/7"))
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .expect("bytes"),
-    )
-    .expect("receipt");
+    let receipt = api.receipt("/receipt/7").await;
     assert_eq!(receipt.leaf.as_deref(), Some(leaves[7].as_slice()));
     verify_inclusion(
         7,
@@ -285,47 +330,19 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
     )
     .expect("receipt proof verifies");
     // At an older size, the checkpoint is signed again.
-    let old: Receipt = Receipt::from_json(
-        &client
-            .get(url(&server, "/receipt/7?size=100"))
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .expect("bytes"),
-    )
-    .expect("receipt");
+    let old = api.receipt("/receipt/7?size=100").await;
     let old_checkpoint =
         Checkpoint::open(old.checkpoint.as_bytes(), &signer().verifier()).expect("open");
     assert_eq!(old_checkpoint.checkpoint.root, old_root);
 
     // wait=checkpoint answers with a receipt.
-    let waited = client
-        .post(url(&server, "/add?wait=checkpoint"))
-        .bearer_auth(TOKEN)
-        .body("waited leaf")
-        .send()
-        .await
-        .expect("request");
+    let waited = api.post("/add?wait=checkpoint", "waited leaf").await;
     assert_eq!(waited.status(), 200);
     let receipt = Receipt::from_json(&waited.bytes().await.expect("bytes")).expect("receipt");
     assert_eq!(receipt.index, 310);
 
-    let health = client
-        .get(url(&server, "/healthz"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(health.status(), 200);
-    let metrics = client
-        .get(url(&server, "/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    api.get_json("/healthz").await;
+    let metrics = api.get("/metrics").await.text().await.expect("text");
     for name in [
         "cairn_log_queue_depth",
         "cairn_log_tree_size",
@@ -356,60 +373,39 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
-        .await
-        .expect("start");
-    let client = reqwest::Client::new();
-    add(&client, &server, b"first").await;
-    wait_published(&client, &server, 1).await;
+    let dir = dir.path();
+    let server = start(dir, Vec::new(), 0).await;
+    let api = Api::of(&server);
+    api.add(b"first").await;
+    api.wait_published(1).await;
 
-    let no_token = client
-        .post(url(&server, "/add"))
-        .body("x")
-        .send()
-        .await
-        .expect("request");
-    error_of(no_token, 401).await;
-    let bad_token = client
-        .post(url(&server, "/add"))
-        .bearer_auth("nope")
-        .body("x")
-        .send()
-        .await
-        .expect("request");
-    error_of(bad_token, 401).await;
-    let oversized = client
-        .post(url(&server, "/add"))
-        .bearer_auth(TOKEN)
-        .body(vec![1u8; 1025])
-        .send()
-        .await
-        .expect("request");
-    error_of(oversized, 413).await;
-    let empty = client
-        .post(url(&server, "/add"))
-        .bearer_auth(TOKEN)
-        .body(Vec::new())
-        .send()
-        .await
-        .expect("request");
-    error_of(empty, 400).await;
-    let truncated = client
-        .post(url(&server, "/add-batch"))
-        .bearer_auth(TOKEN)
-        .body(vec![0, 0, 0, 9, 1, 2])
-        .send()
-        .await
-        .expect("request");
-    error_of(truncated, 400).await;
-    let short_prefix = client
-        .post(url(&server, "/add-batch"))
-        .bearer_auth(TOKEN)
-        .body(vec![0, 0])
-        .send()
-        .await
-        .expect("request");
-    error_of(short_prefix, 400).await;
+    let post = reqwest::Method::POST;
+    let no_token = api
+        .request(post.clone(), "/add", None, Some(b"x".to_vec()))
+        .await;
+    error_of(no_token, 401, "unauthorized", dir).await;
+    let bad_token = api
+        .request(post, "/add", Some("nope"), Some(b"x".to_vec()))
+        .await;
+    error_of(bad_token, 401, "unauthorized", dir).await;
+    error_of(
+        api.post("/add", vec![1u8; 1025]).await,
+        413,
+        "too_large",
+        dir,
+    )
+    .await;
+    error_of(api.post("/add", Vec::new()).await, 400, "bad_request", dir).await;
+    for (body, status, code) in [
+        // A truncated leaf, a truncated length prefix.
+        (vec![0, 0, 0, 9, 1, 2], 400, "bad_request"),
+        (vec![0, 0], 400, "bad_request"),
+        // A leaf beyond max_leaf_bytes, a body beyond max_batch_body_bytes.
+        (vec![0, 0, 4, 1], 413, "too_large"),
+        (vec![0; 64 * 1024 + 1], 413, "too_large"),
+    ] {
+        error_of(api.post("/add-batch", body).await, status, code, dir).await;
+    }
     for path in [
         "/proof/inclusion?index=1&size=1",
         "/proof/inclusion?index=0&size=2",
@@ -418,12 +414,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         "/receipt/1",
         "/receipt/abc",
     ] {
-        let response = client
-            .get(url(&server, path))
-            .send()
-            .await
-            .expect("request");
-        error_of(response, 400).await;
+        error_of(api.get(path).await, 400, "bad_request", dir).await;
     }
     for path in [
         "/tile/0/001",
@@ -432,21 +423,9 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         "/tile/entries/x",
         "/nowhere",
     ] {
-        let response = client
-            .get(url(&server, path))
-            .send()
-            .await
-            .expect("request");
-        error_of(response, 404).await;
+        error_of(api.get(path).await, 404, "not_found", dir).await;
     }
-    let metrics = client
-        .get(url(&server, "/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = api.get("/metrics").await.text().await.expect("text");
     assert!(
         metrics.contains("cairn_log_durable_entries 1\n"),
         "{metrics}"
@@ -462,6 +441,140 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             "metrics lack {series}:\n{metrics}"
         );
     }
+    server.shutdown().await.expect("shutdown");
+}
+
+/// What axum would answer in plain text (or with no body at all), the log answers in JSON with
+/// a documented code: an unknown route, a method the route lacks, a query string or path that
+/// does not parse, a body beyond its limit however it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_json_with_a_documented_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let server = start(dir, Vec::new(), 0).await;
+    let api = Api::of(&server);
+    api.add(b"first").await;
+    api.wait_published(1).await;
+
+    error_of(api.get("/v2/nowhere").await, 404, "not_found", dir).await;
+    error_of(api.get("/add/").await, 404, "not_found", dir).await;
+    for (method, path, allow) in [
+        ("GET", "/add", "POST"),
+        ("PUT", "/add-batch", "POST"),
+        ("DELETE", "/checkpoint", "GET,HEAD"),
+        ("POST", "/tile/0/000", "GET,HEAD"),
+        ("PATCH", "/receipt/0", "GET,HEAD"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = api.request(method.clone(), path, Some(TOKEN), None).await;
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        error_of(response, 405, "method_not_allowed", dir).await;
+    }
+    // Query strings that do not fit the route: axum's rejections, answered as JSON.
+    for path in [
+        "/proof/inclusion?index=abc",
+        "/proof/inclusion?index=-1",
+        "/proof/consistency",
+        "/proof/consistency?old=1&new=%FF",
+        "/receipt/0?size=ten",
+    ] {
+        error_of(api.get(path).await, 400, "bad_request", dir).await;
+    }
+    error_of(
+        api.post("/add?wait=later", "x").await,
+        400,
+        "bad_request",
+        dir,
+    )
+    .await;
+    error_of(
+        api.post("/add?wait=%FF%FE", "x").await,
+        400,
+        "bad_request",
+        dir,
+    )
+    .await;
+    // A path whose parameter is not UTF-8 once decoded.
+    error_of(api.get("/receipt/%FF").await, 400, "bad_request", dir).await;
+    error_of(api.get("/tile/0/%C0").await, 400, "bad_request", dir).await;
+
+    let head = |length: &str, rest: &str| {
+        format!(
+            "POST /add HTTP/1.1\r\nHost: log\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Connection: close\r\n{length}\r\n{rest}"
+        )
+    };
+    // A body that declares far more than the limit (more than the server would read and throw
+    // away) is refused at once, before any of it is sent.
+    let (status, body) = raw(
+        server.addr,
+        head("Content-Length: 1000000000\r\n", "").as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 413);
+    check_error(
+        &serde_json::from_slice(&body).expect("json"),
+        413,
+        "too_large",
+        dir,
+    );
+    // A chunked body (no declared length) is counted as it comes: over the limit, 413 ...
+    let chunk = format!("200\r\n{}\r\n", "a".repeat(0x200));
+    let chunked = head(
+        "Transfer-Encoding: chunked\r\n",
+        &format!("{}0\r\n\r\n", chunk.repeat(3)),
+    );
+    let (status, body) = raw(server.addr, chunked.as_bytes()).await;
+    assert_eq!(status, 413);
+    check_error(
+        &serde_json::from_slice(&body).expect("json"),
+        413,
+        "too_large",
+        dir,
+    );
+    // ... and within it, its chunks make one leaf.
+    let chunked = head(
+        "Transfer-Encoding: chunked\r\n",
+        "5\r\nthree\r\n1\r\n \r\n6\r\nchunks\r\n0\r\n\r\n",
+    );
+    let (status, body) = raw(server.addr, chunked.as_bytes()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        answer["leaf_hash"],
+        Hash::of_leaf(b"three chunks").to_base64()
+    );
+
+    let metrics = api.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("cairn_log_durable_entries 2\n"),
+        "{metrics}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A request body that trickles in slower than the edge's minimum rate is cut off with 408
+/// `request_timeout`, a documented code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_slow_is_a_request_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = settings(dir.path(), Vec::new(), 0);
+    settings.edge.limits.body_read_timeout = Duration::from_millis(500);
+    settings.edge.limits.body_min_bytes_per_sec = 1000;
+    let server = RunningServer::start(settings).await.expect("start");
+    // 100 bytes declared, 10 sent: the rest never comes.
+    let request = format!(
+        "POST /add HTTP/1.1\r\nHost: log\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 100\r\n\r\n0123456789"
+    );
+    let (status, body) = raw(server.addr, request.as_bytes()).await;
+    assert_eq!(status, 408);
+    check_error(
+        &serde_json::from_slice(&body).expect("json"),
+        408,
+        "request_timeout",
+        dir.path(),
+    );
     server.shutdown().await.expect("shutdown");
 }
 
@@ -492,32 +605,27 @@ async fn a_half_closed_connection_gets_its_answer() {
         .expect("read");
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert!(answer.contains(r#""index":0"#), "{answer}");
-    let client = reqwest::Client::new();
-    wait_published(&client, &server, 1).await;
+    Api::of(&server).wait_published(1).await;
     server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_continues_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let client = reqwest::Client::new();
     let mut leaves = Vec::new();
     for round in 0..3u32 {
-        let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
-            .await
-            .expect("start");
+        let server = start(dir.path(), Vec::new(), 0).await;
+        let api = Api::of(&server);
         for i in 0..200u32 {
             let leaf = format!("round {round} leaf {i}").into_bytes();
-            let answer = add(&client, &server, &leaf).await;
+            let answer = api.add(&leaf).await;
             assert_eq!(answer["index"], leaves.len());
             leaves.push(leaf);
         }
         server.shutdown().await.expect("shutdown");
     }
-    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
-        .await
-        .expect("start");
-    let note = wait_published(&client, &server, 600).await;
+    let server = start(dir.path(), Vec::new(), 0).await;
+    let note = Api::of(&server).wait_published(600).await;
     let checkpoint = Checkpoint::open(note.as_bytes(), &signer().verifier())
         .expect("open")
         .checkpoint;
@@ -637,14 +745,12 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
         .down
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = RunningServer::start(settings(dir.path(), vec![first.clone(), second.clone()], 1))
-        .await
-        .expect("start");
-    let client = reqwest::Client::new();
+    let server = start(dir.path(), vec![first.clone(), second.clone()], 1).await;
+    let api = Api::of(&server);
     for i in 0..20u32 {
-        add(&client, &server, format!("witnessed {i}").as_bytes()).await;
+        api.add(format!("witnessed {i}").as_bytes()).await;
     }
-    let note = wait_published(&client, &server, 20).await;
+    let note = api.wait_published(20).await;
     // One of two witnesses is down: publication needs one, and it carries that cosignature.
     let opened = Checkpoint::open(note.as_bytes(), &signer().verifier()).expect("open");
     let cosigned = cairn_spec::note::Note::parse(note.as_bytes()).expect("note");
@@ -659,18 +765,7 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
     // Receipts carry the timestamp tokens fetched from the witness.
     let mut tokens = 0;
     for _ in 0..100 {
-        let receipt = Receipt::from_json(
-            &client
-                .get(url(&server, "/receipt/3"))
-                .send()
-                .await
-                .expect("request")
-                .bytes()
-                .await
-                .expect("bytes"),
-        )
-        .expect("receipt");
-        tokens = receipt.timestamps.len();
+        tokens = api.receipt("/receipt/3").await.timestamps.len();
         if tokens > 0 {
             break;
         }
@@ -679,17 +774,7 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
     // The witness's real token is there; the bytes it served beside it that are no token are
     // not. Give a late-arriving second token a moment to show up if there were one.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let receipt = Receipt::from_json(
-        &client
-            .get(url(&server, "/receipt/3"))
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .expect("bytes"),
-    )
-    .expect("receipt");
+    let receipt = api.receipt("/receipt/3").await;
     assert_eq!(
         (tokens, receipt.timestamps.len()),
         (1, 1),
@@ -701,9 +786,9 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
         .down
         .store(false, std::sync::atomic::Ordering::SeqCst);
     for i in 20..30u32 {
-        add(&client, &server, format!("witnessed {i}").as_bytes()).await;
+        api.add(format!("witnessed {i}").as_bytes()).await;
     }
-    wait_published(&client, &server, 30).await;
+    api.wait_published(30).await;
     for _ in 0..100 {
         if second_state.state.lock().is_some_and(|s| s.size >= 30) {
             break;
@@ -718,14 +803,11 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
 async fn a_witness_conflict_makes_the_log_retry_from_the_witness_size() {
     let dir = tempfile::tempdir().expect("temp dir");
     // First run, no witness: the log grows to 10.
-    let server = RunningServer::start(settings(dir.path(), Vec::new(), 0))
-        .await
-        .expect("start");
-    let client = reqwest::Client::new();
+    let server = start(dir.path(), Vec::new(), 0).await;
     let mut leaves = Vec::new();
     for i in 0..10u32 {
         let leaf = format!("leaf {i}").into_bytes();
-        add(&client, &server, &leaf).await;
+        Api::of(&server).add(&leaf).await;
         leaves.push(leaf);
     }
     server.shutdown().await.expect("shutdown");
@@ -736,11 +818,10 @@ async fn a_witness_conflict_makes_the_log_retry_from_the_witness_size() {
         root: cairn_spec::merkle::root_from_leaves(&leaves),
     };
     let (witness, state) = start_witness("witness-ahead", 3, Some(known)).await;
-    let server = RunningServer::start(settings(dir.path(), vec![witness], 1))
-        .await
-        .expect("start");
-    add(&client, &server, b"leaf 10").await;
-    wait_published(&client, &server, 11).await;
+    let server = start(dir.path(), vec![witness], 1).await;
+    let api = Api::of(&server);
+    api.add(b"leaf 10").await;
+    api.wait_published(11).await;
     assert_eq!(state.state.lock().map(|s| s.size), Some(11));
     server.shutdown().await.expect("shutdown");
 }

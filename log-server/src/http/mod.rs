@@ -1,0 +1,26 @@
+//! The HTTP shell that the tree API ([`crate::api`]) and the audit-event API
+//! ([`crate::events::http`]) share: one error type and its codes, bounded body reading,
+//! extractors that reject in JSON, the state and receipts both answer with, and the router
+//! that puts the two sets of routes together (spec/docs/log-api.md).
+//!
+//! - [`error`]: [`ApiError`] and the table of [`ErrorCode`]s; every error answer is JSON.
+//! - [`body`]: request bodies read within a limit; JSON answers written as text.
+//! - [`extract`]: `Query` and `Path` that reject with an [`ApiError`].
+//! - [`state`]: [`AppState`], what every handler shares.
+//! - [`receipt`]: receipts and the `?wait=checkpoint` wait.
+//! - [`record`]: the layer around every route (JSON errors, request metrics).
+//! - [`router`]: the whole API.
+//!
+//! Neither API imports the other; both import this module, and only [`router`] knows both.
+
+pub(crate) mod body;
+pub mod error;
+pub(crate) mod extract;
+pub(crate) mod receipt;
+mod record;
+mod router;
+pub(crate) mod state;
+
+pub use error::{ApiError, ErrorCode};
+pub use router::router;
+pub use state::{ApiLimits, AppState};
