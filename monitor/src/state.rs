@@ -378,7 +378,7 @@ fn frontier_bytes(range: &CompactRange) -> Vec<u8> {
 /// The compact range of a tree of `size` from a stored frontier (32-byte hashes, largest
 /// subtree first).
 fn range_of(size: u64, frontier: &[u8]) -> Result<CompactRange, &'static str> {
-    if frontier.len() % 32 != 0 {
+    if !frontier.len().is_multiple_of(32) {
         return Err("frontier is not a list of hashes");
     }
     let hashes = frontier
