@@ -2,7 +2,9 @@
 //! and the HTTP port with /healthz, /metrics and /gossip (GET: the latest verified checkpoint
 //! notes, a JSON array; POST: one checkpoint note someone was shown, checked against what the
 //! monitor verified and answered 200 consistent, 202 held, 409 split view, 400/404/413 refused).
-//! The port and the alerts are specified in spec/docs/monitor-api.md.
+//! Every error of the port is JSON `{"error": "<code>", "detail": "<what and why>"}` with its
+//! status ([`error_answer`]), unknown routes and methods included. The port and the alerts are
+//! specified in spec/docs/monitor-api.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,8 +14,9 @@ use std::time::Duration;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
 use serde::Deserialize;
@@ -22,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::alert::{Alerter, Metrics};
 use crate::fetch::{join, FetchError, Fetcher, MAX_CHECKPOINT_BYTES};
 use crate::follow::{FollowError, Follower, GossipOutcome, LogSettings};
+use crate::state::{StateError, StateStore};
 
 /// The most checkpoint notes read from one peer's GET /gossip.
 const MAX_GOSSIP_NOTES: usize = 64;
@@ -30,8 +34,8 @@ const MAX_GOSSIP_NOTES: usize = 64;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the verified state is kept: sled's files, and the verified trees' hashes in
-    /// `hashes/`.
+    /// Where the verified state is kept: `monitor.sqlite` (verified states, progress, evidence
+    /// documents), and the verified trees' hashes in `hashes/`.
     pub state_dir: PathBuf,
     /// Where evidence files are written.
     pub evidence_dir: PathBuf,
@@ -149,8 +153,8 @@ pub enum ConfigError {
     #[error(transparent)]
     Follow(#[from] FollowError),
     /// The state store could not be opened.
-    #[error("state store: {0}")]
-    Store(#[from] sled::Error),
+    #[error(transparent)]
+    Store(#[from] StateError),
 }
 
 impl Config {
@@ -229,7 +233,7 @@ pub struct Monitor {
     pub alerter: Arc<Alerter>,
     fetcher: Fetcher,
     peers: Vec<String>,
-    _db: sled::Db,
+    _state: StateStore,
 }
 
 impl Monitor {
@@ -256,14 +260,14 @@ impl Monitor {
             fetcher.client().clone(),
             metrics,
         ));
-        let db = sled::open(&config.state_dir)?;
+        let state = StateStore::open(&config.state_dir)?;
         let mut followers = Vec::new();
         for log in &config.logs {
             let follower = Follower::new(
                 log.settings()?,
                 fetcher.clone(),
                 alerter.clone(),
-                &db,
+                &state,
                 &config.state_dir.join("hashes"),
                 config.evidence_dir.clone(),
             )?;
@@ -274,7 +278,7 @@ impl Monitor {
             alerter,
             fetcher,
             peers: config.peers.clone(),
-            _db: db,
+            _state: state,
         })
     }
 
@@ -367,6 +371,16 @@ impl Monitor {
             )
             .route("/gossip", get(get_gossip).post(post_gossip))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_CHECKPOINT_BYTES))
+            .fallback(|| async {
+                error_answer(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            })
+            .method_not_allowed_fallback(|| async {
+                error_answer(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this endpoint does not take that method",
+                )
+            })
             .with_state(self.clone())
     }
 
@@ -394,37 +408,63 @@ async fn get_gossip(State(monitor): State<Arc<Monitor>>) -> axum::Json<Vec<Strin
     axum::Json(monitor.verified_notes().await)
 }
 
+/// An error answer of the port: `{"error": code, "detail": detail}` with `status`.
+pub fn error_answer(status: StatusCode, code: &str, detail: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": code, "detail": detail})),
+    )
+        .into_response()
+}
+
 async fn post_gossip(
     State(monitor): State<Arc<Monitor>>,
     body: Result<axum::body::Bytes, BytesRejection>,
-) -> (StatusCode, &'static str) {
-    let Ok(body) = body else {
-        monitor
-            .alerter
-            .metrics
-            .add("cairn_monitor_bad_input_total{source=\"upload\"}", 1);
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "refused: a checkpoint note is at most 64 KiB\n",
-        );
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            monitor
+                .alerter
+                .metrics
+                .add("cairn_monitor_bad_input_total{source=\"upload\"}", 1);
+            return error_answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "a checkpoint note is at most 64 KiB",
+            );
+        }
+        Err(rejection) => {
+            return error_answer(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &rejection.body_text(),
+            )
+        }
     };
     match monitor.gossip(&body, "upload").await {
-        None => (
+        None => error_answer(
             StatusCode::NOT_FOUND,
-            "refused: this monitor follows no log of that origin\n",
+            "unknown_origin",
+            "this monitor follows no log of that origin",
         ),
-        Some(GossipOutcome::Refused) => (
+        Some(GossipOutcome::Refused) => error_answer(
             StatusCode::BAD_REQUEST,
-            "refused: not a checkpoint signed by the log's key\n",
+            "not_signed_by_log",
+            "not a checkpoint signed by the log's key",
         ),
-        Some(GossipOutcome::Consistent) => (StatusCode::OK, "consistent with the verified tree\n"),
+        Some(GossipOutcome::Consistent) => {
+            (StatusCode::OK, "consistent with the verified tree\n").into_response()
+        }
         Some(GossipOutcome::Pending) => (
             StatusCode::ACCEPTED,
             "held: larger than the verified tree, checked once the monitor gets there\n",
-        ),
-        Some(GossipOutcome::SplitView) => (
+        )
+            .into_response(),
+        Some(GossipOutcome::SplitView) => error_answer(
             StatusCode::CONFLICT,
-            "split view: it conflicts with the verified tree; evidence written\n",
+            "split_view",
+            "it conflicts with the verified tree: an alert was raised with evidence",
         ),
     }
 }

@@ -12,8 +12,8 @@ use crate::fetch::BadLocation;
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     /// Persistent state could not be read or written.
-    #[error("state store: {0}")]
-    Store(#[from] sled::Error),
+    #[error(transparent)]
+    Store(#[from] crate::state::StateError),
     /// Writing an evidence file failed.
     #[error("writing evidence: {0}")]
     Evidence(#[from] std::io::Error),

@@ -6,9 +6,11 @@
 //!
 //! What the log did wrong becomes an alert (once each), with a `cairn.evidence/v1` file where
 //! the wrong can be proven to others (spec/docs/evidence.md); only the monitor's own failures are
-//! errors ([`FollowError`]). What was verified is persisted in sled (`follow/state.rs`) and the
-//! verified tree's hashes in flat files ([`crate::hashes`]), so a restarted monitor resumes, an
-//! interrupted growth included.
+//! errors ([`FollowError`]). What was verified is persisted in the monitor's state file
+//! ([`crate::state`], `follow/state.rs`) and the verified tree's hashes in flat files
+//! ([`crate::hashes`]), so a restarted monitor resumes, an interrupted growth included. Evidence
+//! is committed to the state file before its file is written, so a proof the monitor found is
+//! never lost to a full disk or a crash.
 
 mod gossip;
 mod grow;
@@ -26,8 +28,9 @@ use cairn_spec::policy::Policy;
 
 use crate::alert::{Alert, AlertKind, Alerter};
 use crate::fetch::{FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES};
-use crate::hashes::{migrate_from_sled, HashFiles};
+use crate::hashes::HashFiles;
 use crate::names::sanitize;
+use crate::state::{write_durably, StateStore, StoredEvidence};
 
 pub use crate::error::{FollowError, StoreError};
 pub use crate::names::percent_encode;
@@ -35,6 +38,9 @@ pub use state::VerifiedState;
 
 /// How many gossiped checkpoints larger than the verified tree are held until it gets there.
 const MAX_PENDING: usize = 64;
+
+/// How many evidence documents wait in memory while the state file cannot take them.
+const MAX_UNSAVED_EVIDENCE: usize = 64;
 
 /// One log to follow.
 #[derive(Debug, Clone)]
@@ -87,7 +93,7 @@ pub struct Follower {
     /// For witnesses.
     fetcher: Fetcher,
     alerter: Arc<Alerter>,
-    state_tree: sled::Tree,
+    store: StateStore,
     hashes: Arc<HashFiles>,
     evidence_dir: PathBuf,
     state: Option<VerifiedState>,
@@ -95,6 +101,8 @@ pub struct Follower {
     pending: Vec<(Vec<u8>, Checkpoint)>,
     /// Raised alerts already reported, to raise each once.
     reported: BTreeSet<String>,
+    /// Evidence the state file could not take when it was found, committed at the next poll.
+    unsaved_evidence: Vec<StoredEvidence>,
     /// Show a progress line on stderr while growing.
     progress: bool,
 }
@@ -107,35 +115,32 @@ fn now() -> u64 {
 }
 
 impl Follower {
-    /// A follower resuming from the state in `db` and the hash files in `hash_dir`, if any.
+    /// A follower resuming from the state in `store` and the hash files in `hash_dir`, if any.
+    /// A stored state that does not read back is an error, never taken for no state.
     pub fn new(
         settings: LogSettings,
         fetcher: Fetcher,
         alerter: Arc<Alerter>,
-        db: &sled::Db,
+        store: &StateStore,
         hash_dir: &Path,
         evidence_dir: PathBuf,
     ) -> Result<Follower, FollowError> {
         let origin = settings.origin().to_owned();
         let source = LogSource::from_url(&settings.url, fetcher.clone())?;
-        let state_tree = db.open_tree(format!("state/{origin}"))?;
         let hashes = HashFiles::open(hash_dir, &origin).map_err(FollowError::Hashes)?;
-        migrate_from_sled(db, &origin, &hashes)?;
-        let state = state_tree
-            .get("verified")?
-            .and_then(|bytes| serde_json::from_slice::<VerifiedState>(&bytes).ok())
-            .filter(|state| state.range().is_some() && state.root_hash().is_some());
+        let state = store.verified(&origin)?;
         Ok(Follower {
             settings,
             source,
             fetcher,
             alerter,
-            state_tree,
+            store: store.clone(),
             hashes: Arc::new(hashes),
             evidence_dir,
             state,
             pending: Vec::new(),
             reported: BTreeSet::new(),
+            unsaved_evidence: Vec::new(),
             progress: false,
         })
     }
@@ -182,13 +187,7 @@ impl Follower {
             return;
         }
         let path = match evidence {
-            Some(evidence) => match self.write_evidence(kind, &evidence) {
-                Ok(path) => Some(path),
-                Err(error) => {
-                    tracing::error!(%error, "could not write evidence");
-                    None
-                }
-            },
+            Some(evidence) => self.keep_evidence(kind, &evidence),
             None => None,
         };
         self.alerter
@@ -201,19 +200,59 @@ impl Follower {
             .await;
     }
 
-    fn write_evidence(&self, kind: AlertKind, evidence: &Evidence) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&self.evidence_dir)?;
+    /// Keeps evidence: committed to the state file first, then written to its file in the
+    /// evidence directory; returns the file's path once it is written. A file that cannot be
+    /// written now is written from the state at the next poll ([`StateStore::export_evidence`]);
+    /// evidence the state file cannot take now waits in memory and is committed at the next
+    /// poll.
+    fn keep_evidence(&mut self, kind: AlertKind, evidence: &Evidence) -> Option<PathBuf> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
             .unwrap_or(0);
-        let path = self.evidence_dir.join(format!(
-            "{}-{}-{nanos}.json",
-            sanitize(self.settings.origin()),
-            kind.name()
-        ));
-        std::fs::write(&path, evidence.to_json())?;
-        Ok(path)
+        let stored = StoredEvidence {
+            origin: self.settings.origin().to_owned(),
+            kind: kind.name().to_owned(),
+            file: format!(
+                "{}-{}-{nanos}.json",
+                sanitize(self.settings.origin()),
+                kind.name()
+            ),
+            document: evidence.to_json().into_bytes(),
+        };
+        if let Err(error) = self.store.record_evidence(&stored) {
+            tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
+            self.metric("cairn_monitor_store_errors_total");
+            if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
+                self.unsaved_evidence.push(stored.clone());
+            }
+        }
+        match write_durably(&self.evidence_dir, &stored.file, &stored.document) {
+            Ok(path) => Some(path),
+            Err(error) => {
+                tracing::error!(%error, file = stored.file, "could not write an evidence file; it is written again from the state");
+                None
+            }
+        }
+    }
+
+    /// Commits the evidence the state could not take before, and writes this log's evidence
+    /// files that could not be written. A failure waits for the next poll: it does not stop
+    /// this one.
+    fn retry_evidence(&mut self) {
+        while let Some(stored) = self.unsaved_evidence.first() {
+            if let Err(error) = self.store.record_evidence(stored) {
+                tracing::error!(%error, "evidence still waits for the state file");
+                return;
+            }
+            self.unsaved_evidence.remove(0);
+        }
+        if let Err(error) = self
+            .store
+            .export_evidence(self.settings.origin(), &self.evidence_dir)
+        {
+            tracing::error!(%error, "could not read the kept evidence");
+        }
     }
 
     /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.
@@ -262,6 +301,7 @@ impl Follower {
     /// One poll of the log: checkpoint, witnesses, new tiles, rewrites, staleness. Alerts are
     /// raised through the alerter; the error is only for the monitor's own storage.
     pub async fn poll(&mut self) -> Result<(), FollowError> {
+        self.retry_evidence();
         let note = match self.source.get("checkpoint", MAX_CHECKPOINT_BYTES).await {
             Ok(note) => note,
             Err(error) => {

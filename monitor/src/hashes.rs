@@ -4,12 +4,13 @@
 //!
 //! Those are what the prefix proofs of gossip checks, the evidence of rewritten tiles and the
 //! recheck of old tiles are computed from; nodes above height 8 are folded from tile roots.
-//! They used to be sled keys, one per tile; a flat file costs one `pwrite` per batch of tiles
-//! instead of a B-tree insert per key, which kept the audit below half a million leaves a second.
+//! They used to be keys of a B-tree database, one per tile; a flat file costs one `pwrite` per
+//! batch of tiles instead of a B-tree insert per key, which kept the audit below half a million
+//! leaves a second.
 //!
 //! Durability follows the state that names a size: hashes are written past the committed size,
 //! [`HashFiles::sync`]ed, and only then is a progress record or verified state naming the larger
-//! size committed (in sled, flushed). A crash leaves at most bytes past the committed size, which
+//! size committed (in the state file, [`crate::state`]). A crash leaves at most bytes past the committed size, which
 //! nothing reads (every read is bounded by the size the caller verified) and the next growth
 //! overwrites.
 
@@ -19,7 +20,6 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use cairn_spec::merkle::CompactRange;
-use cairn_spec::tiles::TILE_WIDTH;
 use cairn_spec::Hash;
 
 /// Tile roots read at once while folding a node above height 8: bounds the memory a node of any
@@ -151,40 +151,6 @@ fn as_hashes(bytes: &[u8]) -> Vec<Hash> {
         .collect()
 }
 
-/// Moves the hashes an older monitor kept in sled (one key a tile, `leaf-tiles/<origin>` and
-/// `subtrees/<origin>`) into the hash files, then drops those trees. Safe to repeat: the trees
-/// are dropped only after the files are synced.
-pub fn migrate_from_sled(db: &sled::Db, origin: &str, files: &HashFiles) -> sled::Result<()> {
-    let leaf_tiles = format!("leaf-tiles/{origin}");
-    let subtrees = format!("subtrees/{origin}");
-    let known = db.tree_names();
-    if !known
-        .iter()
-        .any(|name| name == leaf_tiles.as_bytes() || name == subtrees.as_bytes())
-    {
-        return Ok(());
-    }
-    let index_of = |key: &[u8]| key.try_into().ok().map(u64::from_be_bytes);
-    for entry in db.open_tree(&leaf_tiles)?.iter() {
-        let (key, hashes) = entry?;
-        if let Some(tile) = index_of(&key) {
-            files.write_leaf_hashes(tile * u64::from(TILE_WIDTH), &hashes)?;
-        }
-    }
-    for entry in db.open_tree(&subtrees)?.iter() {
-        let (key, root) = entry?;
-        if let (Some(tile), Ok(root)) = (index_of(&key), Hash::from_slice(&root)) {
-            files.write_tile_roots(tile, &[root])?;
-        }
-    }
-    files.sync()?;
-    db.drop_tree(leaf_tiles)?;
-    db.drop_tree(subtrees)?;
-    db.flush()?;
-    tracing::info!(origin, "moved the verified hashes from sled to flat files");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,36 +196,5 @@ mod tests {
         assert_ne!(file_stem("example.com/log"), file_stem("example.com_log"));
         assert!(file_stem(&"x".repeat(1000)).len() < 100);
         assert!(!file_stem("../../etc/passwd").contains('/'));
-    }
-
-    #[test]
-    fn hashes_kept_in_sled_move_to_the_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new().temporary(true).open().expect("sled");
-        let origin = "example.com/old";
-        let leaves: Vec<Hash> = (0..300).map(hash).collect();
-        let old_leaves = db.open_tree(format!("leaf-tiles/{origin}")).expect("tree");
-        for (tile, chunk) in leaves.chunks(256).enumerate() {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|h| h.0).collect();
-            old_leaves
-                .insert((tile as u64).to_be_bytes(), bytes)
-                .expect("inserts");
-        }
-        let root = root_from_leaf_hashes(&leaves[..256]);
-        db.open_tree(format!("subtrees/{origin}"))
-            .expect("tree")
-            .insert(0u64.to_be_bytes(), root.as_bytes())
-            .expect("inserts");
-        let files = HashFiles::open(dir.path(), origin).expect("opens");
-        migrate_from_sled(&db, origin, &files).expect("migrates");
-        assert_eq!(files.leaf_hashes(0, 300).expect("reads"), leaves);
-        assert_eq!(files.tile_root(0).expect("reads"), root);
-        assert!(!db
-            .tree_names()
-            .iter()
-            .any(|name| name.starts_with(b"leaf-tiles/")));
-        // Nothing left to move: a second run changes nothing.
-        migrate_from_sled(&db, origin, &files).expect("migrates again");
-        assert_eq!(files.leaf_hashes(0, 300).expect("reads"), leaves);
     }
 }

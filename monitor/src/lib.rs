@@ -9,9 +9,10 @@
 //! - [`pipeline`]: the stages of a growth beside the follower: fetch ahead, verify, commit.
 //! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
 //!   bundle re-verified in a pipeline (fetch ahead, verify on every core, commit behind),
-//!   consistency from its own frontier, state in sled (an interrupted verification resumes),
+//!   consistency from its own frontier, state in SQLite (an interrupted verification resumes),
 //!   gossip checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence` and
 //!   spec/docs/evidence.md).
+//! - [`state`]: the monitor's state file (SQLite): verified states, progress, evidence.
 //! - [`error`]: the monitor's own failures (storage, location, runtime), apart from the log's.
 //! - [`names`]: an origin written as a URL path segment or in a file name.
 //! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
@@ -33,4 +34,5 @@ pub mod follow;
 pub mod hashes;
 pub mod names;
 pub mod pipeline;
+pub mod state;
 pub mod verify;

@@ -8,7 +8,7 @@
 //! fetch     k+2 ──────────▶
 //! verify    k+1 ──────▶            (all cores)
 //! fold      k   ─▶                 (the follower)
-//! commit    k-1 ──────────────▶    (write, fdatasync, then the progress record)
+//! commit    k-1 ──────────────▶    (write, fdatasync, then the progress, one transaction)
 //! ```
 //!
 //! A batch is verified as soon as it is fetched and the previous one is verified; commits are
@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 use crate::error::FollowError;
 use crate::fetch::{BufferPool, FetchError, Level0Batch, LogSource};
 use crate::hashes::HashFiles;
+use crate::state::StateStore;
 use crate::verify::{verify_batch, FetchedTile, VerifiedTile};
+use cairn_spec::merkle::CompactRange;
 
 /// How many verified batches may wait for the disk before the fold waits for it.
 const QUEUED_COMMITS: usize = 4;
@@ -156,9 +158,9 @@ pub struct Commit {
     pub tiles: Vec<(u64, Vec<u8>)>,
     /// Roots of the full tiles the batch completed, in tile order without gaps.
     pub tile_roots: Vec<(u64, Hash)>,
-    /// The progress record to commit once they are synced, if the batch ends on a resumable
-    /// boundary.
-    pub progress: Option<Vec<u8>>,
+    /// The progress to commit once they are synced (the range of the leaves hashed so far), if
+    /// the batch ends on a resumable boundary.
+    pub progress: Option<CompactRange>,
 }
 
 /// The commit stage: one thread applying commits in order.
@@ -168,19 +170,18 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the commit thread for the hash files and the state tree (where progress
-    /// records go, under `progress_key`).
-    /// Tile buffers go back to `buffers` once written.
+    /// Starts the commit thread for the hash files and the progress of `origin` in the state
+    /// file. Tile buffers go back to `buffers` once written.
     pub fn start(
         hashes: Arc<HashFiles>,
-        state_tree: sled::Tree,
-        progress_key: &'static str,
+        store: StateStore,
+        origin: String,
         buffers: Arc<BufferPool>,
     ) -> Committer {
         let (sender, mut receiver) = mpsc::channel::<Commit>(QUEUED_COMMITS);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(commit) = receiver.blocking_recv() {
-                apply(&hashes, &state_tree, progress_key, commit, &buffers)?;
+                apply(&hashes, &store, &origin, commit, &buffers)?;
             }
             Ok(())
         });
@@ -206,8 +207,8 @@ impl Committer {
 /// Writes a batch's hashes, syncs them, and only then commits the progress record naming them.
 fn apply(
     hashes: &HashFiles,
-    state_tree: &sled::Tree,
-    progress_key: &str,
+    store: &StateStore,
+    origin: &str,
     commit: Commit,
     buffers: &BufferPool,
 ) -> Result<(), FollowError> {
@@ -227,8 +228,7 @@ fn apply(
     }
     hashes.sync().map_err(FollowError::Hashes)?;
     if let Some(progress) = commit.progress {
-        state_tree.insert(progress_key, progress)?;
-        state_tree.flush()?;
+        store.set_progress(origin, &progress)?;
     }
     Ok(())
 }

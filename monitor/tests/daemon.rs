@@ -125,6 +125,71 @@ async fn gossip_over_http_checks_uploads_and_serves_what_it_verified() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_of_the_port_is_json_with_its_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Shared = Arc::default();
+    let url = start(log.clone()).await;
+    log.lock().expect("lock").client = View::of(leaves(900, "honest"));
+    let monitor = Arc::new(Monitor::new(&config(&url, dir.path())).expect("monitor"));
+    monitor.poll_once().await.expect("polls");
+    let port = serve(monitor.router()).await;
+    let client = reqwest::Client::new();
+    let mut other = leaves(600, "honest");
+    other[10] = leaf(10, "shown to a producer");
+    let answers = [
+        ("GET", "/no/such/route", Vec::new(), 404, "not_found"),
+        ("DELETE", "/gossip", Vec::new(), 405, "method_not_allowed"),
+        ("POST", "/healthz", Vec::new(), 405, "method_not_allowed"),
+        ("POST", "/gossip", vec![b'a'; 100_000], 413, "too_large"),
+        (
+            "POST",
+            "/gossip",
+            forged_checkpoint(300),
+            400,
+            "not_signed_by_log",
+        ),
+        (
+            "POST",
+            "/gossip",
+            b"garbage\n".to_vec(),
+            404,
+            "unknown_origin",
+        ),
+        (
+            "POST",
+            "/gossip",
+            View::of(other).checkpoint,
+            409,
+            "split_view",
+        ),
+    ];
+    for (method, path, body, status, code) in answers {
+        let response = client
+            .request(method.parse().expect("method"), format!("{port}{path}"))
+            .body(body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let answer: serde_json::Value =
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+        assert_eq!(answer["error"], code, "{method} {path}: {answer}");
+        assert!(
+            !answer["detail"]
+                .as_str()
+                .expect("a detail")
+                .contains(&*dir.path().to_string_lossy()),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_monitor_shown_a_fork_reveals_the_split_view() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One key, two histories: each monitor is shown one of them.

@@ -10,6 +10,10 @@
 //! Anchoring is background work: jobs go through a bounded queue, so a slow or dead TSA can
 //! neither hold a cosignature back (the handler waits at most a small bound) nor make the
 //! witness's memory grow without limit (a full queue drops the job and counts it).
+//!
+//! It also says whether anchoring works ([`Anchorer::failing`]): each TSA is failing from its
+//! first failed attempt until it gives a token again, and anchoring has failed once every TSA
+//! has been failing for longer than [`AnchorSettings::not_ready_after`]. `/readyz` reads that.
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -17,7 +21,8 @@ use cairn_spec::timestamp::{
     checkpoint_imprint, verify_response, Expectation, ObjectIdentifier, TimestampRequest,
     TrustAnchors, MAX_TOKEN_SIZE,
 };
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -59,6 +64,17 @@ pub struct AnchorSettings {
     pub concurrency: usize,
 }
 
+impl AnchorSettings {
+    /// How long every TSA must have been failing before anchoring counts as failed (and the
+    /// witness as not ready): several attempt intervals, three request timeouts, at least 10 s.
+    /// A single failed attempt, or a TSA that fails while another gives tokens, does not count.
+    pub fn not_ready_after(&self) -> Duration {
+        (self.request_timeout * 3)
+            .max(self.initial_backoff * 5)
+            .max(Duration::from_secs(10))
+    }
+}
+
 impl Default for AnchorSettings {
     fn default() -> AnchorSettings {
         AnchorSettings {
@@ -84,6 +100,57 @@ struct Job {
 pub struct Anchorer {
     jobs: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    health: Arc<AnchorHealth>,
+}
+
+/// Per TSA, since when and why its attempts fail (none while it gives tokens).
+struct AnchorHealth {
+    tsas: Vec<String>,
+    failing: Mutex<BTreeMap<String, (Instant, String)>>,
+    grace: Duration,
+}
+
+impl AnchorHealth {
+    fn with<R>(&self, update: impl FnOnce(&mut BTreeMap<String, (Instant, String)>) -> R) -> R {
+        let mut failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        update(&mut failing)
+    }
+
+    fn failed(&self, tsa: &str, reason: String) {
+        self.with(|failing| {
+            failing
+                .entry(tsa.to_owned())
+                .and_modify(|(_, last)| last.clone_from(&reason))
+                .or_insert_with(|| (Instant::now(), reason));
+        });
+    }
+
+    fn succeeded(&self, tsa: &str) {
+        self.with(|failing| failing.remove(tsa));
+    }
+
+    fn failing(&self, now: Instant) -> Option<String> {
+        self.with(|failing| {
+            let mut since = None;
+            let mut reasons = Vec::new();
+            for tsa in &self.tsas {
+                let (started, reason) = failing.get(tsa)?;
+                since = since.max(Some(*started));
+                reasons.push(format!("{tsa}: {reason}"));
+            }
+            let since = since?;
+            (now.duration_since(since) > self.grace).then(|| {
+                format!(
+                    "timestamping fails: no TSA gave a token for over {} s ({})",
+                    self.grace.as_secs(),
+                    reasons.join("; ")
+                )
+            })
+        })
+    }
 }
 
 /// Why one attempt failed.
@@ -129,6 +196,12 @@ impl Anchorer {
         }
         let client = client.build()?;
         let (jobs, mut queue) = mpsc::channel::<Job>(settings.queue_capacity.max(1));
+        let health = Arc::new(AnchorHealth {
+            tsas: tsas.iter().map(|tsa| tsa.name.clone()).collect(),
+            failing: Mutex::default(),
+            grace: settings.not_ready_after(),
+        });
+        let worker_health = health.clone();
         let tsas = Arc::new(tsas);
         let worker_metrics = metrics.clone();
         tokio::spawn(async move {
@@ -141,20 +214,27 @@ impl Anchorer {
                 let client = client.clone();
                 let store = store.clone();
                 let metrics = worker_metrics.clone();
+                let health = worker_health.clone();
                 tokio::spawn(async move {
                     let job = Arc::new(job);
                     let mut attempts = tokio::task::JoinSet::new();
                     for index in 0..tsas.len() {
-                        let (client, store, metrics, job, tsas) = (
+                        let (client, store, metrics, health, job, tsas) = (
                             client.clone(),
                             store.clone(),
                             metrics.clone(),
+                            health.clone(),
                             job.clone(),
                             tsas.clone(),
                         );
                         attempts.spawn(async move {
-                            anchor_with(&client, &tsas[index], &store, &metrics, &job, settings)
-                                .await
+                            let context = Context {
+                                client: &client,
+                                store: &store,
+                                metrics: &metrics,
+                                health: &health,
+                            };
+                            anchor_with(&context, &tsas[index], &job, settings).await
                         });
                     }
                     while attempts.join_next().await.is_some() {}
@@ -165,7 +245,17 @@ impl Anchorer {
                 });
             }
         });
-        Ok(Some(Anchorer { jobs, metrics }))
+        Ok(Some(Anchorer {
+            jobs,
+            metrics,
+            health,
+        }))
+    }
+
+    /// Why anchoring has failed, if every TSA has been failing for longer than
+    /// [`AnchorSettings::not_ready_after`]; cleared when one gives a token again.
+    pub fn failing(&self) -> Option<String> {
+        self.health.failing(Instant::now())
     }
 
     /// Queues the checkpoint of `origin` at `size` (whose note body is `note_body`) for
@@ -199,14 +289,26 @@ impl Anchorer {
     }
 }
 
+/// What an anchoring task works with.
+struct Context<'a> {
+    client: &'a reqwest::Client,
+    store: &'a Store,
+    metrics: &'a Metrics,
+    health: &'a AnchorHealth,
+}
+
 async fn anchor_with(
-    client: &reqwest::Client,
+    context: &Context<'_>,
     tsa: &TsaEndpoint,
-    store: &Store,
-    metrics: &Metrics,
     job: &Job,
     settings: AnchorSettings,
 ) {
+    let Context {
+        client,
+        store,
+        metrics,
+        health,
+    } = context;
     let imprint = checkpoint_imprint(&job.note_body);
     let mut backoff = settings.initial_backoff;
     for attempt in 1..=settings.max_attempts.max(1) {
@@ -214,10 +316,12 @@ async fn anchor_with(
         match attempt_once(client, tsa, store, job, imprint).await {
             Ok(()) => {
                 metrics.observe_tsa_success(&tsa.name, started.elapsed());
+                health.succeeded(&tsa.name);
                 return;
             }
             Err(error) => {
                 metrics.count_tsa_failure(&tsa.name, error.kind());
+                health.failed(&tsa.name, error.to_string());
                 tracing::warn!(
                     tsa = %tsa.name, origin = %job.origin, size = job.size, attempt,
                     "timestamp attempt failed: {error}"
@@ -273,4 +377,48 @@ async fn attempt_once(
         .record_token(&job.origin, job.size, &tsa.name, &verified.token_der)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(tsas: &[&str]) -> AnchorHealth {
+        AnchorHealth {
+            tsas: tsas.iter().map(|name| name.to_string()).collect(),
+            failing: Mutex::default(),
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn anchoring_fails_only_when_every_tsa_has_failed_for_longer_than_the_grace() {
+        let health = health(&["tsa-1", "tsa-2"]);
+        let later = Instant::now() + Duration::from_secs(11);
+        assert_eq!(health.failing(later), None);
+        health.failed("tsa-1", "refused".into());
+        assert_eq!(health.failing(later), None, "tsa-2 still gives tokens");
+        health.failed("tsa-2", "timed out".into());
+        assert_eq!(health.failing(Instant::now()), None, "within the grace");
+        let problem = health.failing(later).expect("failed");
+        assert!(
+            problem.contains("tsa-1: refused") && problem.contains("tsa-2: timed out"),
+            "{problem}"
+        );
+        health.succeeded("tsa-2");
+        assert_eq!(health.failing(later), None, "a token clears it");
+    }
+
+    #[test]
+    fn the_grace_is_several_attempt_intervals_and_at_least_ten_seconds() {
+        let settings = AnchorSettings {
+            request_timeout: Duration::from_millis(500),
+            ..AnchorSettings::default()
+        };
+        assert_eq!(settings.not_ready_after(), Duration::from_secs(10));
+        assert_eq!(
+            AnchorSettings::default().not_ready_after(),
+            Duration::from_secs(30)
+        );
+    }
 }

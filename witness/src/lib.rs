@@ -6,7 +6,8 @@
 //! - [`store`]: the durable per-origin state, tokens and evidence (SQLite, committed before a cosignature leaves).
 //! - [`service`]: add-checkpoint around `cairn_spec::witness::add_checkpoint`.
 //! - [`anchor`]: the background timestamping of cosigned checkpoints.
-//! - [`http`]: the HTTP API (`spec/docs/witness-api.md`).
+//! - [`health`]: liveness and readiness (`/healthz`, `/readyz`).
+//! - [`http`]: the HTTP API (`spec/docs/witness-api.md`), every error in JSON.
 //! - [`config`], [`keys`]: configuration and key files.
 //! - [`metrics`]: Prometheus text metrics.
 //! - [`tsa`]: the timestamp authority.
@@ -15,6 +16,7 @@
 
 pub mod anchor;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod metrics;
@@ -55,7 +57,10 @@ pub enum StartError {
     DuplicateLog(String),
 }
 
-/// Opens the store and starts the anchoring worker on the current runtime.
+/// How often a failing store is probed for whether it takes writes again.
+const STORAGE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the anchoring worker, and the storage probe, on the current runtime.
 pub fn start_witness(
     store: Store,
     cosigner: CosignatureSigner,
@@ -75,6 +80,7 @@ pub fn start_witness(
     }
     let metrics = Arc::new(Metrics::default());
     let anchorer = Anchorer::start(store.clone(), metrics.clone(), tsas, anchor_settings)?;
+    tokio::spawn(probe_while_failing(store.clone()));
     Ok(Arc::new(Witness::new(
         store,
         cosigner,
@@ -83,4 +89,21 @@ pub fn start_witness(
         anchorer,
         anchor_wait,
     )))
+}
+
+/// While the store fails, probes it with one small write a second, so that the witness says it
+/// is ready again once the fault clears even if no log writes to it meanwhile. Ends when the
+/// last handle to the store is gone.
+async fn probe_while_failing(store: Store) {
+    let store = store.downgrade();
+    loop {
+        tokio::time::sleep(STORAGE_PROBE_INTERVAL).await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        if store.failing().is_some() {
+            // A probe that fails keeps the store failing; the next one tries again.
+            let _ = store.probe().await;
+        }
+    }
 }

@@ -9,6 +9,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::health::Readiness;
+
 /// Upper bounds (seconds) of the TSA latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -103,10 +105,15 @@ impl Metrics {
         })
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of every metric, with the witness's `readiness` now.
+    pub fn render(&self, readiness: &Readiness) -> String {
         self.with(|f| {
             let mut out = String::new();
+            let _ = writeln!(out, "# HELP cairn_witness_ready Whether the witness is ready (1) or not (0), as /readyz says.");
+            let _ = writeln!(out, "# TYPE cairn_witness_ready gauge");
+            let _ = writeln!(out, "cairn_witness_ready {}", u8::from(readiness.is_ready()));
+            family(&mut out, "cairn_witness_storage_errors_total", "Failed calls to the witness's storage.");
+            sample(&mut out, "cairn_witness_storage_errors_total", &[], readiness.storage_errors);
             family(&mut out, "cairn_witness_cosigned_total", "Checkpoints cosigned, by log origin.");
             for (origin, count) in &f.cosigned {
                 sample(&mut out, "cairn_witness_cosigned_total", &[("origin", origin)], *count);
@@ -185,7 +192,15 @@ mod tests {
         metrics.count_cosigned("example.com/\"log\"");
         metrics.count_refusal("fork");
         metrics.observe_tsa_success("tsa", Duration::from_millis(20));
-        let text = metrics.render();
+        let text = metrics.render(&Readiness {
+            problems: vec!["storage refuses writes: disk full".into()],
+            storage_errors: 3,
+        });
+        assert!(text.contains("\ncairn_witness_ready 0\n"), "{text}");
+        assert!(
+            text.contains("\ncairn_witness_storage_errors_total 3\n"),
+            "{text}"
+        );
         assert!(
             text.contains("cairn_witness_cosigned_total{origin=\"example.com/\\\"log\\\"\"} 2\n")
         );

@@ -8,6 +8,7 @@
 //! misbehaviour, and handing the checkpoint to the anchoring worker.
 
 use crate::anchor::Anchorer;
+use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::store::{CosignedRecord, Store, StoreError};
 use cairn_spec::cosignature::CosignatureSigner;
@@ -41,7 +42,8 @@ pub enum AddError {
     /// The protocol refuses it.
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// The witness could not read or persist its state (500; nothing was cosigned).
+    /// The witness could not read or persist its state (503 while the storage is unavailable,
+    /// else 500; nothing was cosigned).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,6 +95,11 @@ impl Witness {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Whether the witness does its job now ([`crate::health`]).
+    pub fn readiness(&self) -> Readiness {
+        crate::health::readiness(&self.store, self.anchorer.as_ref())
     }
 
     /// Whether `origin` is a log this witness witnesses.

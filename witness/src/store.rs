@@ -9,31 +9,54 @@
 //! error before the commit loses the state and the cosignature together (the transaction is
 //! rolled back, and the request answered 503); after it, both are kept.
 //!
-//! It is one SQLite file, `witness.sqlite`, in rollback-journal mode, for the reasons the log's
-//! own state gives (its commit is proven under injected I/O errors, full disks and power
-//! loss; a start on a full disk writes nothing). sled 0.34, used before, was not safe on a full
-//! disk. A `flock` on `lock` keeps a second witness process off the same state.
+//! It is one SQLite file, `witness.sqlite`, opened, versioned and locked through the
+//! `cairn_sqlite` crate, as the log's and the monitor's state are (rollback journal,
+//! `synchronous = FULL`: its commit is proven under injected I/O errors, full disks and power
+//! loss, and a start on a full disk writes nothing). sled 0.34, used before, was not safe on a
+//! full disk; a directory that still holds its files is refused ([`StoreError::OlderFormat`]).
+//! A `flock` on `lock` keeps a second witness process off the same state.
+//!
+//! The store also says whether it is failing now ([`Store::failing`]): a write that found the
+//! storage unavailable marks it, and the next write that commits, or a [`Store::probe`] (one
+//! small transaction, which the witness runs by itself while the store fails), clears it. That
+//! is what `/readyz` reads.
 //!
 //! Tables: `state` (origin → size, root, cosigned note), `checkpoints` (origin, size → the
 //! note body the timestamps cover), `timestamps` (origin, size, TSA name → DER token),
-//! `evidence` (sequence → a JSON record with the refused request).
+//! `evidence` (sequence → a JSON record with the refused request), `heartbeat` (the probe's
+//! one row; added in version 2).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cairn_spec::hash::Hash;
 use cairn_spec::witness::TreeState;
+use cairn_sqlite::{DirLock, Failure, Schema};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// The longest origin the store keeps (a checkpoint's first line; tlog-checkpoint sets no
 /// bound, so the witness does).
 pub const MAX_ORIGIN_SIZE: usize = 1024;
 
-const SCHEMA_VERSION: i64 = 1;
+/// The tables of `witness.sqlite`. Version 2 added `heartbeat`; a version-1 file is upgraded
+/// when it is opened.
+const SCHEMA: Schema = Schema {
+    reader: "cairn-witness",
+    version: 2,
+    create: TABLES,
+    upgrades: &[(1, HEARTBEAT)],
+};
 
-const SCHEMA: &str = "
+const HEARTBEAT: &str = "
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    beats INTEGER NOT NULL
+);
+";
+
+const TABLES: &str = "
 CREATE TABLE state (
     origin TEXT PRIMARY KEY,
     size INTEGER NOT NULL CHECK (size >= 0),
@@ -57,18 +80,23 @@ CREATE TABLE evidence (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     record BLOB NOT NULL
 );
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    beats INTEGER NOT NULL
+);
 ";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed: `transient` when the fault may clear (a full disk, an I/O error).
+    /// The database failed; `failure` says whether it may clear by itself (a full disk, an I/O
+    /// error), is damage, or refused the call.
     #[error("witness database: {detail}")]
     Database {
         /// What SQLite or the file system said.
         detail: String,
-        /// Whether retrying later may succeed.
-        transient: bool,
+        /// What it means ([`cairn_sqlite::failure_of`]).
+        failure: Failure,
     },
     /// A stored record has a shape the witness never writes.
     #[error("witness database record for {what} is corrupt: {detail}")]
@@ -100,7 +128,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Database {
-                transient: true,
+                failure: Failure::Unavailable,
                 ..
             }
         )
@@ -109,22 +137,21 @@ impl StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode;
-        let transient = matches!(
-            error.sqlite_error_code(),
-            Some(
-                ErrorCode::DiskFull
-                    | ErrorCode::SystemIoFailure
-                    | ErrorCode::CannotOpen
-                    | ErrorCode::DatabaseBusy
-                    | ErrorCode::DatabaseLocked
-                    | ErrorCode::OutOfMemory
-                    | ErrorCode::ReadOnly
-            )
-        );
         StoreError::Database {
+            failure: cairn_sqlite::failure_of(&error),
             detail: error.to_string(),
-            transient,
+        }
+    }
+}
+
+impl From<cairn_sqlite::Error> for StoreError {
+    fn from(error: cairn_sqlite::Error) -> StoreError {
+        match error {
+            cairn_sqlite::Error::Locked { dir } => StoreError::Locked(dir),
+            other => StoreError::Database {
+                failure: other.failure(),
+                detail: other.to_string(),
+            },
         }
     }
 }
@@ -153,63 +180,120 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// A handle to the store that does not keep it open (for background tasks that must not
+/// outlive the witness).
+pub struct WeakStore(std::sync::Weak<Inner>);
+
+impl WeakStore {
+    /// The store, if it is still open.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(|inner| Store { inner })
+    }
+}
+
 struct Inner {
     connection: Mutex<Connection>,
+    /// Why the storage fails now, if it does, and how many calls failed since the start.
+    failing: Mutex<Option<String>>,
+    errors: AtomicU64,
     /// Held (flock) while the store is open.
-    _lock: File,
+    _lock: DirLock,
 }
 
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|error| io(dir, error))?;
-        if dir.join("db").is_file() && dir.join("conf").is_file() {
+        if cairn_sqlite::holds_sled(dir) {
             return Err(StoreError::OlderFormat(dir.to_path_buf()));
         }
-        let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|error| io(&lock_path, error))?;
-        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(StoreError::Locked(dir.to_path_buf()))
-            }
-            Err(errno) => return Err(io(&lock_path, errno.into())),
-        }
-        let connection = Connection::open_with_flags(
-            dir.join("witness.sqlite"),
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        // Connection settings only: none of them writes.
-        connection.execute_batch("PRAGMA synchronous = FULL; PRAGMA cell_size_check = ON;")?;
-        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if version == 0 {
-            connection
-                .execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .inspect_err(|_| {
-                    let _ = connection.execute_batch("ROLLBACK");
-                })?;
-        } else if version != SCHEMA_VERSION {
-            return Err(StoreError::Corrupt {
-                what: "schema".into(),
-                detail: format!("version {version}, this cairn-witness reads {SCHEMA_VERSION}"),
-            });
-        }
+        let lock = cairn_sqlite::lock_dir(dir)?;
+        let connection = cairn_sqlite::open(&dir.join("witness.sqlite"), &SCHEMA)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 connection: Mutex::new(connection),
+                failing: Mutex::new(None),
+                errors: AtomicU64::new(0),
                 _lock: lock,
             }),
         })
+    }
+
+    /// A handle that does not keep the store open.
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.inner))
+    }
+
+    /// Why the storage fails now, if it does: set by a call that found it unavailable (a full
+    /// disk, an I/O error), cleared by the next write that commits.
+    pub fn failing(&self) -> Option<String> {
+        self.inner.failing.lock().clone()
+    }
+
+    /// Calls that failed since the start, of any kind.
+    pub fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
+    }
+
+    /// Notes what a call found: an unavailable storage marks the store failing; a committed
+    /// write (`wrote`) clears that.
+    fn observe<T>(&self, result: Result<T, StoreError>, wrote: bool) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) if wrote => {
+                if let Some(reason) = self.inner.failing.lock().take() {
+                    tracing::info!(
+                        "the witness's storage takes writes again (it failed: {reason})"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                self.inner.errors.fetch_add(1, Ordering::Relaxed);
+                if error.is_unavailable() {
+                    let mut failing = self.inner.failing.lock();
+                    if failing.is_none() {
+                        tracing::error!("the witness's storage fails: {error}");
+                    }
+                    *failing = Some(error.to_string());
+                }
+            }
+        }
+        result
+    }
+
+    /// One small durable write (the heartbeat row), to learn whether the storage takes writes
+    /// again; clears [`Store::failing`] when it commits.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.write(|transaction| {
+            transaction.execute(
+                "INSERT INTO heartbeat (id, beats) VALUES (1, 1)
+                 ON CONFLICT (id) DO UPDATE SET beats = (beats + 1) % 1000000",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `work` in one transaction, committed (fsynced) or rolled back whole, off the
+    /// runtime's workers.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let result = self
+            .blocking(move |connection| cairn_sqlite::write(connection, StoreError::from, work))
+            .await;
+        self.observe(result, true)
+    }
+
+    /// Runs `read` on the connection and notes a failing storage.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = read(&self.inner.connection.lock());
+        self.observe(result, false)
     }
 
     /// Runs `work` on the connection off the runtime's workers (each write waits for fsyncs).
@@ -222,23 +306,22 @@ impl Store {
             .await
             .map_err(|error| StoreError::Database {
                 detail: format!("the storage task failed: {error}"),
-                transient: false,
+                failure: Failure::Corrupt,
             })?
     }
 
     /// The latest checkpoint cosigned for `origin`, if any.
     pub fn latest(&self, origin: &str) -> Result<Option<CosignedRecord>, StoreError> {
         check_origin(origin)?;
-        let row: Option<(i64, Vec<u8>, Vec<u8>)> = self
-            .inner
-            .connection
-            .lock()
-            .query_row(
-                "SELECT size, root, note FROM state WHERE origin = ?1",
-                [origin],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()?;
+        let row: Option<(i64, Vec<u8>, Vec<u8>)> = self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT size, root, note FROM state WHERE origin = ?1",
+                    [origin],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?)
+        })?;
         let Some((size, root, note)) = row else {
             return Ok(None);
         };
@@ -275,8 +358,7 @@ impl Store {
             record.note.clone(),
             note_body.to_vec(),
         );
-        self.blocking(move |connection| {
-            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.write(move |transaction| {
             transaction.execute(
                 "INSERT INTO checkpoints (origin, size, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT (origin, size) DO UPDATE SET body = excluded.body",
@@ -287,7 +369,6 @@ impl Store {
                  ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note",
                 params![origin, size, root, note],
             )?;
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -299,16 +380,15 @@ impl Store {
         let Ok(size) = i64::try_from(size) else {
             return Ok(None);
         };
-        Ok(self
-            .inner
-            .connection
-            .lock()
-            .query_row(
-                "SELECT body FROM checkpoints WHERE origin = ?1 AND size = ?2",
-                params![origin, size],
-                |row| row.get(0),
-            )
-            .optional()?)
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT body FROM checkpoints WHERE origin = ?1 AND size = ?2",
+                    params![origin, size],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
     }
 
     /// Stores a verified timestamp token for the checkpoint of `origin` at `size`, durably.
@@ -322,8 +402,8 @@ impl Store {
         check_origin(origin)?;
         let size = stored_size(size)?;
         let (origin, tsa, token) = (origin.to_string(), tsa.to_string(), token_der.to_vec());
-        self.blocking(move |connection| {
-            connection.execute(
+        self.write(move |transaction| {
+            transaction.execute(
                 "INSERT INTO timestamps (origin, size, tsa, token) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (origin, size, tsa) DO UPDATE SET token = excluded.token",
                 params![origin, size, tsa, token],
@@ -339,26 +419,27 @@ impl Store {
         let Ok(size) = i64::try_from(size) else {
             return Ok(Vec::new());
         };
-        let connection = self.inner.connection.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT tsa, token FROM timestamps WHERE origin = ?1 AND size = ?2 ORDER BY tsa",
-        )?;
-        let tokens = statement
-            .query_map(params![origin, size], |row| {
-                Ok(StoredToken {
-                    tsa: row.get(0)?,
-                    token_der: row.get(1)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(tokens)
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT tsa, token FROM timestamps WHERE origin = ?1 AND size = ?2 ORDER BY tsa",
+            )?;
+            let tokens = statement
+                .query_map(params![origin, size], |row| {
+                    Ok(StoredToken {
+                        tsa: row.get(0)?,
+                        token_der: row.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(tokens)
+        })
     }
 
     /// Keeps a record of log misbehaviour (a JSON document), durably.
     pub async fn record_evidence(&self, record: &[u8]) -> Result<(), StoreError> {
         let record = record.to_vec();
-        self.blocking(move |connection| {
-            connection.execute("INSERT INTO evidence (record) VALUES (?1)", [record])?;
+        self.write(move |transaction| {
+            transaction.execute("INSERT INTO evidence (record) VALUES (?1)", [record])?;
             Ok(())
         })
         .await
@@ -366,12 +447,13 @@ impl Store {
 
     /// All evidence records, oldest first.
     pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let connection = self.inner.connection.lock();
-        let mut statement = connection.prepare("SELECT record FROM evidence ORDER BY id")?;
-        let records = statement
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(records)
+        self.read(|connection| {
+            let mut statement = connection.prepare("SELECT record FROM evidence ORDER BY id")?;
+            let records = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(records)
+        })
     }
 }
 
@@ -396,7 +478,7 @@ fn stored_size(size: u64) -> Result<i64, StoreError> {
 fn io(path: &Path, error: std::io::Error) -> StoreError {
     StoreError::Database {
         detail: format!("{}: {error}", path.display()),
-        transient: true,
+        failure: Failure::Unavailable,
     }
 }
 
@@ -453,6 +535,85 @@ mod tests {
             Store::open(dir.path()),
             Err(StoreError::Locked(_))
         ));
+    }
+
+    #[test]
+    fn a_directory_of_an_older_sled_witness_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("conf"), b"segment_size: 524288\n").expect("writes");
+        std::fs::write(dir.path().join("db"), b"sled").expect("writes");
+        let refused = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(refused, StoreError::OlderFormat(_)), "{refused}");
+        assert!(refused.to_string().contains("new key"), "{refused}");
+        assert!(!dir.path().join("witness.sqlite").exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("db")).expect("reads"),
+            b"sled"
+        );
+    }
+
+    /// A state made by the first SQLite witness (schema version 1, no heartbeat) opens, keeps
+    /// what it held, and takes probes.
+    #[tokio::test]
+    async fn a_version_1_state_is_upgraded_and_keeps_its_checkpoints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let connection = Connection::open(dir.path().join("witness.sqlite")).expect("creates");
+            let version_1 = TABLES.replace(HEARTBEAT.trim(), "");
+            connection
+                .execute_batch(&format!("{version_1} PRAGMA user_version = 1;"))
+                .expect("a version-1 file");
+            connection
+                .execute(
+                    "INSERT INTO state (origin, size, root, note) VALUES ('a', 3, ?1, ?2)",
+                    params![[3u8; 32].to_vec(), b"note 3\n".to_vec()],
+                )
+                .expect("a cosigned state");
+        }
+        let store = Store::open(dir.path()).expect("upgrades");
+        assert_eq!(store.latest("a").expect("reads"), Some(record(3)));
+        store.probe().await.expect("probes");
+    }
+
+    #[tokio::test]
+    async fn a_write_on_a_full_store_marks_it_failing_until_a_write_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        store
+            .record_cosigned("a", &record(3), b"body 3\n")
+            .await
+            .expect("writes");
+        assert_eq!(store.failing(), None);
+        // The file may not grow: what a full disk does to a write that needs pages.
+        let pages: i64 = store
+            .inner
+            .connection
+            .lock()
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .expect("reads");
+        store
+            .inner
+            .connection
+            .lock()
+            .pragma_update(None, "max_page_count", pages)
+            .expect("limits");
+        let full = store
+            .record_token("a", 3, "tsa", &vec![7u8; 64 << 10])
+            .await
+            .expect_err("no room");
+        assert!(full.is_unavailable(), "{full}");
+        assert!(store.failing().is_some());
+        assert_eq!(store.errors(), 1);
+        assert!(store.tokens("a", 3).expect("reads").is_empty());
+        store
+            .inner
+            .connection
+            .lock()
+            .pragma_update(None, "max_page_count", 1 << 20)
+            .expect("room again");
+        store.probe().await.expect("probes");
+        assert_eq!(store.failing(), None);
+        assert_eq!(store.latest("a").expect("reads"), Some(record(3)));
     }
 
     #[tokio::test]

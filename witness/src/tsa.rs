@@ -18,8 +18,10 @@
 //! cairn-spec only. `witness/tests/openssl_interop.rs` runs `openssl ts` against this TSA.
 
 use crate::anchor::TIMESTAMP_REPLY_TYPE;
+use crate::http::ApiError;
 use crate::keys::{read_key_file, write_key_file, KeyFileError};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -355,16 +357,28 @@ impl Authority {
     }
 }
 
-/// The TSA's routes: POST of a timestamp query to `/` (or any path).
+/// The TSA's routes: POST of a timestamp query to `/` (or any path). A query it cannot honour
+/// is answered with an RFC 3161 rejection; what is not a query at all (a body too large or
+/// broken, another method) is answered in JSON, as the witness's own errors are
+/// ([`crate::http::ApiError`]).
 pub fn router(authority: Arc<Authority>) -> Router {
     Router::new()
         .route("/", post(timestamp))
         .route("/{*path}", post(timestamp))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
+        .fallback(|| async { crate::http::not_found() })
+        .method_not_allowed_fallback(|| async { crate::http::method_not_allowed() })
         .with_state(authority)
 }
 
-async fn timestamp(State(authority): State<Arc<Authority>>, body: Bytes) -> Response {
+async fn timestamp(
+    State(authority): State<Arc<Authority>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return ApiError::body(&rejection, MAX_REQUEST_SIZE).into_response(),
+    };
     match authority.answer(&body) {
         Ok(reply) => (
             StatusCode::OK,
@@ -374,7 +388,12 @@ async fn timestamp(State(authority): State<Arc<Authority>>, body: Bytes) -> Resp
             .into_response(),
         Err(error) => {
             tracing::error!("timestamp failed: {error}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "timestamp failed\n").into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "timestamp_failed",
+                "the TSA could not make a timestamp; the operator has the details",
+            )
+            .into_response()
         }
     }
 }

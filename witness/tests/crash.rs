@@ -2,44 +2,21 @@
 //! after each restart the state it answers with never goes back, and no cosignature it gave
 //! is forgotten.
 
+mod common;
+
+use common::Running;
+
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::hash::Hash;
 use cairn_spec::merkle::{consistency_proof, CompactRange};
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::witness::{format_add_checkpoint_request, parse_conflict_body};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const ORIGIN: &str = "example.com/crash-log";
 
 fn log_signer() -> Ed25519Signer {
     Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [3; 32])
-}
-
-fn spawn(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-witness"))
-        .args(["serve", "--config"])
-        .arg(dir.join("witness.toml"))
-        .env("CAIRN_WITNESS_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawns cairn-witness");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("reads");
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, format!("http://{address}"))
-}
-
-fn kill(mut child: Child) {
-    // SIGKILL: no chance to flush anything.
-    child.kill().expect("kills");
-    child.wait().expect("reaps");
 }
 
 #[tokio::test]
@@ -93,7 +70,12 @@ async fn sigkill_between_and_during_requests_never_moves_state_back() {
     let mut acknowledged = 0u64;
     let mut acknowledged_rounds = 0;
     for round in 0..5u64 {
-        let (child, url) = spawn(dir.path());
+        let witness = Running::start(&[
+            "serve",
+            "--config",
+            dir.path().join("witness.toml").to_str().expect("UTF-8"),
+        ]);
+        let url = witness.url.clone();
         // The witness tells the size it knows (409 to a request from a size it never reaches
         // here): never below one it acknowledged.
         let probe = client
@@ -137,7 +119,7 @@ async fn sigkill_between_and_during_requests_never_moves_state_back() {
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(round)).await;
-        kill(child);
+        witness.kill();
         if let Ok(Ok(200)) = in_flight.await {
             acknowledged = size + 7;
         }

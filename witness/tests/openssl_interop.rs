@@ -11,6 +11,10 @@
 //!
 //! These tests need the `openssl` binary and fail, saying so, without it (CI installs it).
 
+mod common;
+
+use common::Running;
+
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
@@ -23,9 +27,8 @@ use cairn_spec::hash::Hash;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation, TrustAnchors};
 use cairn_spec::witness::format_add_checkpoint_request;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,41 +62,6 @@ fn openssl_ok(dir: &Path, args: &[&str]) -> String {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// A `cairn-witness` child process, killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    /// Starts `cairn-witness args…` and waits for its "listening on" line.
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-witness"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawns cairn-witness");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reads");
-        let Some(address) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cairn-witness {args:?} printed {line:?}, not its address");
-        };
-        let url = format!("http://{address}");
-        Running { child, url }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The text of the line of `openssl ts … -text` output starting with `label`.

@@ -18,7 +18,7 @@ use cairn_spec::merkle::CompactRange;
 use cairn_spec::tiles::{decode_tile, Tile, TILE_WIDTH};
 use cairn_spec::Hash;
 
-use super::state::{progress_record, VerifiedState, PROGRESS_KEY};
+use super::state::VerifiedState;
 use super::{now, Follower};
 use crate::alert::AlertKind;
 use crate::error::FollowError;
@@ -28,7 +28,7 @@ use crate::pipeline::{Commit, Committer, Pipeline, Verified};
 use crate::verify::{FetchedTile, VerifiedTile};
 
 /// How many tiles are fetched, verified and committed together (65,536 leaves): large enough
-/// that a commit (two fdatasyncs and a sled flush) and starting the verifier threads are cheap
+/// that a commit (two fdatasyncs and a SQLite transaction) and starting the verifier threads are cheap
 /// beside it, small enough that the pipeline fills quickly and an interruption loses little.
 const BATCH_TILES: u64 = 256;
 
@@ -121,7 +121,7 @@ impl Growth {
         // Progress is resumable only at a tile boundary short of the checkpoint.
         let progress = (self.range.tree_size().is_multiple_of(width)
             && self.range.tree_size() < self.checkpoint.size)
-            .then(|| progress_record(&self.range));
+            .then(|| self.range.clone());
         Commit {
             first_leaf,
             tiles,
@@ -245,8 +245,8 @@ impl Follower {
         );
         let mut committer = Committer::start(
             self.hashes.clone(),
-            self.state_tree.clone(),
-            PROGRESS_KEY,
+            self.store.clone(),
+            self.settings.origin().to_owned(),
             pipeline.buffers().clone(),
         );
         while let Some(Verified {
@@ -295,7 +295,7 @@ impl Follower {
     /// The tiles do not give the signed root: the progress towards it is forgotten and an alert
     /// raised, with the served tiles as evidence when the growth kept them.
     async fn report_root_mismatch(&mut self, growth: Growth) -> Result<(), FollowError> {
-        self.state_tree.remove(PROGRESS_KEY)?;
+        self.store.forget_progress(self.settings.origin())?;
         let old = growth
             .old_note
             .as_ref()

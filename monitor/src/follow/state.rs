@@ -1,11 +1,12 @@
-//! What the follower keeps of one log between polls, in its sled tree: the verified state (the
-//! last checkpoint it verified, with the compact-range frontier of that tree) and the progress of
-//! an interrupted growth.
+//! What the follower keeps of one log between polls, in the monitor's state file
+//! ([`crate::state`]): the verified state (the last checkpoint it verified, with the
+//! compact-range frontier of that tree) and the progress of an interrupted growth.
 //!
 //! The two are kept apart on purpose. A verified state names a tree whose root the log signed
 //! and the monitor recomputed; progress names leaves hashed from tiles that no signed root
-//! covers yet. Only the end of a growth turns progress into a verified state, in one flushed
-//! batch, so a crash leaves either the old state with resumable progress or the new state.
+//! covers yet. Only the end of a growth turns progress into a verified state, in one
+//! transaction, so a crash leaves either the old state with resumable progress or the new
+//! state.
 
 use cairn_spec::merkle::CompactRange;
 use cairn_spec::tiles::TILE_WIDTH;
@@ -33,24 +34,13 @@ pub struct VerifiedState {
 }
 
 impl VerifiedState {
-    pub(super) fn range(&self) -> Option<CompactRange> {
+    pub(crate) fn range(&self) -> Option<CompactRange> {
         range_of(self.size, &self.frontier)
     }
 
-    pub(super) fn root_hash(&self) -> Option<Hash> {
+    pub(crate) fn root_hash(&self) -> Option<Hash> {
         Hash::from_base64(&self.root).ok()
     }
-}
-
-/// The key of an interrupted growth's progress in the state tree.
-pub(super) const PROGRESS_KEY: &str = "progress";
-
-/// How far an interrupted growth got: the compact range of the leaves hashed from tiles, beyond
-/// the verified tree, at a tile boundary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Progress {
-    size: u64,
-    frontier: Vec<String>,
 }
 
 /// The compact range of a tree of `size` from its frontier as stored (base64, largest subtree
@@ -63,15 +53,6 @@ fn range_of(size: u64, frontier: &[String]) -> Option<CompactRange> {
     CompactRange::from_frontier(size, frontier).ok()
 }
 
-/// The progress record of a range that ends on a tile boundary, as committed.
-pub(super) fn progress_record(range: &CompactRange) -> Vec<u8> {
-    let progress = Progress {
-        size: range.tree_size(),
-        frontier: range.frontier().iter().map(Hash::to_base64).collect(),
-    };
-    serde_json::to_vec(&progress).expect("progress serialises")
-}
-
 impl Follower {
     /// Where an interrupted growth stopped, if it can be resumed towards a tree of `size`: the
     /// compact range of the leaves hashed from tiles so far. Those leaves are not verified yet
@@ -79,30 +60,26 @@ impl Follower {
     /// the verified state.
     pub(super) fn resumable_progress(&self, size: u64) -> Option<CompactRange> {
         let verified_size = self.state.as_ref().map_or(0, |state| state.size);
-        let bytes = self.state_tree.get(PROGRESS_KEY).ok()??;
-        let progress: Progress = serde_json::from_slice(&bytes).ok()?;
-        let usable = progress.size > verified_size
-            && progress.size <= size
-            && progress.size.is_multiple_of(u64::from(TILE_WIDTH));
-        if !usable {
-            return None;
-        }
-        range_of(progress.size, &progress.frontier)
+        // Progress that cannot be read is not resumed: the growth starts again from the
+        // verified tree, which only costs time.
+        let progress = match self.store.progress(self.settings.origin()) {
+            Ok(progress) => progress?,
+            Err(error) => {
+                tracing::warn!(%error, "the progress of an interrupted verification is not read");
+                return None;
+            }
+        };
+        let usable = progress.tree_size() > verified_size
+            && progress.tree_size() <= size
+            && progress.tree_size().is_multiple_of(u64::from(TILE_WIDTH));
+        usable.then_some(progress)
     }
 
-    /// Commits a verified state (its hashes are already synced), and with it, in one flushed
-    /// sled batch, forgets the progress of the growth that led to it when `grown`.
+    /// Commits a verified state (its hashes are already synced), and with it, in one
+    /// transaction, forgets the progress of the growth that led to it when `grown`.
     pub(super) fn persist(&mut self, state: VerifiedState, grown: bool) -> Result<(), FollowError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            "verified",
-            serde_json::to_vec(&state).expect("state serialises"),
-        );
-        if grown {
-            batch.remove(PROGRESS_KEY);
-        }
-        self.state_tree.apply_batch(batch)?;
-        self.state_tree.flush()?;
+        self.store
+            .commit_verified(self.settings.origin(), &state, grown)?;
         self.state = Some(state);
         Ok(())
     }

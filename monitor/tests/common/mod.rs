@@ -246,19 +246,10 @@ pub fn config(url: &str, dir: &Path) -> Config {
     }
 }
 
-/// Opens a monitor on a state directory a dropped monitor just used: sled gives up its file
-/// lock when its background flusher finishes, a moment after the drop, so wait for it.
+/// Opens a monitor on a state directory a dropped monitor just used: its lock is released with
+/// it, so this opens at once.
 pub async fn reopen(config: &Config) -> Monitor {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match Monitor::new(config) {
-            Ok(monitor) => return monitor,
-            Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("reopening the monitor: {error}"),
-        }
-    }
+    Monitor::new(config).unwrap_or_else(|error| panic!("reopening the monitor: {error}"))
 }
 
 /// Runs the `cairn-monitor` binary with `args`, off the runtime's threads.

@@ -3,34 +3,34 @@
 //! the stored hashes were synced. Each write is one SQLite transaction, committed (journal and
 //! database fsynced) before it returns; none of them is on the per-leaf path.
 //!
-//! Why SQLite, in rollback-journal mode (`state.sqlite` and, during a write, its `-journal`):
-//! - Its atomic commit is specified, and its own test suite injects I/O errors, full disks and
-//!   power loss at every write and sync. On ENOSPC or EIO a transaction fails and is rolled
-//!   back; the file is never left half-written. sled 0.34, used here before, was not: a start
-//!   on a full disk left a 0-byte `snap.…generating` file and every later open failed with
-//!   "Read corrupted data", also after space was freed.
-//! - A start on a full disk needs no new space: an open with no hot journal writes nothing (a
-//!   write-ahead log would have to create its `-wal` and `-shm` files first), so the log can
-//!   start, serve what it published and say it is not ready, and write again once space is
-//!   freed.
-//! - A write here is a few fsyncs (journal, database, journal removal): a few milliseconds, paid
-//!   once per checkpoint or cosignature, never per leaf (BENCHMARKS.md has the figure).
+//! Why SQLite, and how it is opened (rollback journal, `synchronous = FULL`, the schema and its
+//! version in one transaction): the `cairn_sqlite` crate, shared with the witness and the
+//! monitor. A write here is a few fsyncs (journal, database, journal removal): a few
+//! milliseconds, paid once per checkpoint or cosignature, never per leaf (BENCHMARKS.md has the
+//! figure).
 //!
 //! The process lock on the store is a `flock` on `<dir>/lock` (taken in [`super`]); SQLite's
 //! own locks only guard transactions.
 
 use std::path::{Path, PathBuf};
 
+use cairn_sqlite::{Failure, Schema};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::hash_levels::LEVELS;
 use crate::storage::{StoreError, StoredCheckpoint};
 
-/// Bumped when the schema changes; an open refuses a file of another version.
-const SCHEMA_VERSION: i64 = 1;
+/// The tables of `state.sqlite`; its version is bumped when they change, and an open refuses a
+/// file of another version.
+const SCHEMA: Schema = Schema {
+    reader: "cairn-log",
+    version: 1,
+    create: TABLES,
+    upgrades: &[],
+};
 
-const SCHEMA: &str = "
+const TABLES: &str = "
 CREATE TABLE checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     size INTEGER NOT NULL CHECK (size >= 0),
@@ -70,57 +70,22 @@ pub struct State {
     connection: Mutex<Connection>,
 }
 
-/// Opens (or creates) the SQLite database at `path` with the durability this module relies on,
-/// and creates `schema` in it if it is new. Shared by every SQLite file of the log.
-pub(crate) fn open_sqlite(
-    path: &Path,
-    schema: &str,
-    version: i64,
-) -> Result<Connection, StoreError> {
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|error| sqlite(path, error))?;
-    // Connection settings only: none of them writes to the file.
-    connection
-        .execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cell_size_check = ON;",
-        )
-        .map_err(|error| sqlite(path, error))?;
-    let found: i64 = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|error| sqlite(path, error))?;
-    if found == version {
-        return Ok(connection);
-    }
-    if found != 0 {
-        return Err(StoreError::Database {
-            path: path.to_path_buf(),
-            detail: format!("schema version {found}, this cairn-log reads version {version} only"),
-            transient: false,
-        });
-    }
-    // A new file: the schema and its version in one transaction, so that a crash or a full
-    // disk leaves either nothing or all of it.
-    connection
-        .execute_batch(&format!(
-            "BEGIN IMMEDIATE; {schema} PRAGMA user_version = {version}; COMMIT;"
-        ))
-        .map_err(|error| {
-            let _ = connection.execute_batch("ROLLBACK");
-            sqlite(path, error)
-        })?;
-    Ok(connection)
-}
-
 impl State {
     /// Opens (or creates) the database `state.sqlite` in `dir`.
     pub fn open(dir: &Path) -> Result<State, StoreError> {
         let path = dir.join("state.sqlite");
-        let connection = open_sqlite(&path, SCHEMA, SCHEMA_VERSION)?;
+        let connection = cairn_sqlite::open(&path, &SCHEMA).map_err(|error| {
+            let transient = error.failure() == Failure::Unavailable;
+            StoreError::Database {
+                path: path.clone(),
+                detail: match error {
+                    // The path is in the store error already.
+                    cairn_sqlite::Error::Sqlite { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                },
+                transient,
+            }
+        })?;
         Ok(State {
             path,
             connection: Mutex::new(connection),
@@ -141,15 +106,7 @@ impl State {
         write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.connection.lock();
-        let transaction = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|error| sqlite(&self.path, error))?;
-        // Dropping an uncommitted transaction rolls it back.
-        let value = write(&transaction)?;
-        transaction
-            .commit()
-            .map_err(|error| sqlite(&self.path, error))?;
-        Ok(value)
+        cairn_sqlite::write(&mut connection, |error| sqlite(&self.path, error), write)
     }
 
     /// The latest checkpoint.
@@ -350,27 +307,14 @@ fn stored_size(size: u64) -> Result<i64, StoreError> {
     })
 }
 
-/// A SQLite error as a store error: a full disk, an I/O error or a busy file is a fault that may
-/// clear (transient), a damaged file is not.
-pub(crate) fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode;
-    let transient = matches!(
-        error.sqlite_error_code(),
-        Some(
-            ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::OutOfMemory
-                | ErrorCode::ReadOnly
-                | ErrorCode::FileLockingProtocolFailed
-        )
-    );
+/// A SQLite error as a store error: transient when the storage is unavailable for now (a full
+/// disk, an I/O error, a lock; [`cairn_sqlite::failure_of`] sorts them), not when the data is
+/// damaged or the call refused.
+fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Database {
         path: path.to_path_buf(),
+        transient: cairn_sqlite::failure_of(&error) == Failure::Unavailable,
         detail: error.to_string(),
-        transient,
     }
 }
 

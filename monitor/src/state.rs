@@ -1,0 +1,559 @@
+//! The monitor's durable memory, one SQLite file `monitor.sqlite` in the state directory: per
+//! log origin the verified state (the last checkpoint it verified, with the compact-range
+//! frontier of that tree), the progress of an interrupted growth, and every evidence document
+//! it wrote.
+//!
+//! It is opened, versioned and locked through the `cairn_sqlite` crate, as the log's and the
+//! witness's state are: each write is one transaction, committed (journal and database fsynced)
+//! before it returns, or rolled back whole, so a full disk, an I/O error or a kill -9 leaves
+//! either the old state or the new one, never half of it, and a start on a full disk writes
+//! nothing. sled 0.34, used before, was not safe on a full disk; a state directory that still
+//! holds its files is refused ([`StateError::OlderFormat`]). A `flock` on `<state_dir>/lock`
+//! keeps a second monitor off the same state.
+//!
+//! Evidence is the one thing here that cannot be found again: a split view shown once by a
+//! peer or an upload is proven by the document the monitor wrote then. So each document is
+//! committed here first, then exported to its file in `evidence_dir` (written, fsynced,
+//! renamed, the directory fsynced); a file that could not be written is written again from
+//! here at the next poll and at the next start ([`StateStore::export_evidence`]).
+//!
+//! Tables: `verified` (origin → note, size, root, frontier, when it grew, recheck cursor),
+//! `progress` (origin → a tile-aligned size and frontier beyond the verified tree), `evidence`
+//! (sequence → origin, alert kind, file name, the `cairn.evidence/v1` document).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_spec::merkle::CompactRange;
+use cairn_spec::Hash;
+use cairn_sqlite::{DirLock, Failure, Schema};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::Mutex;
+
+use crate::follow::VerifiedState;
+
+const SCHEMA: Schema = Schema {
+    reader: "cairn-monitor",
+    version: 1,
+    create: "
+CREATE TABLE verified (
+    origin TEXT PRIMARY KEY,
+    note TEXT NOT NULL,
+    size INTEGER NOT NULL CHECK (size >= 0),
+    root BLOB NOT NULL CHECK (length(root) = 32),
+    frontier BLOB NOT NULL CHECK (length(frontier) % 32 = 0),
+    grown_at INTEGER NOT NULL CHECK (grown_at >= 0),
+    recheck_cursor INTEGER NOT NULL CHECK (recheck_cursor >= 0)
+);
+CREATE TABLE progress (
+    origin TEXT PRIMARY KEY,
+    size INTEGER NOT NULL CHECK (size >= 0),
+    frontier BLOB NOT NULL CHECK (length(frontier) % 32 = 0)
+);
+CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    file TEXT NOT NULL UNIQUE,
+    document BLOB NOT NULL
+);
+",
+    upgrades: &[],
+};
+
+/// The name of the state file in the state directory.
+pub const STATE_FILE: &str = "monitor.sqlite";
+
+/// Why the monitor's state could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Opening, locking or versioning the file failed.
+    #[error("monitor state: {0}")]
+    Open(#[from] cairn_sqlite::Error),
+    /// A read or a write failed; `failure` says whether it may clear by itself.
+    #[error("monitor state: {detail}")]
+    Database {
+        /// What SQLite said.
+        detail: String,
+        /// What it means.
+        failure: Failure,
+    },
+    /// A stored record has a shape the monitor never writes.
+    #[error("monitor state of {origin:?} is corrupt: {detail}")]
+    Corrupt {
+        /// The log.
+        origin: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The state directory could not be made.
+    #[error("monitor state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The directory holds the sled database of an older monitor.
+    #[error("{0} holds the sled state of an older cairn-monitor, which this version does not read (it keeps its state in {STATE_FILE}). Nothing was changed. Copy the evidence files out first if evidence_dir is inside it (they verify on their own with `cairn-monitor verify-evidence`), then start with an empty state directory: the monitor verifies every log again from its first tile")]
+    OlderFormat(PathBuf),
+}
+
+impl From<rusqlite::Error> for StateError {
+    fn from(error: rusqlite::Error) -> StateError {
+        StateError::Database {
+            failure: cairn_sqlite::failure_of(&error),
+            detail: error.to_string(),
+        }
+    }
+}
+
+/// A stored evidence document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvidence {
+    /// The log it is about.
+    pub origin: String,
+    /// The alert it was raised with (`split-view`, ...).
+    pub kind: String,
+    /// Its file name in the evidence directory.
+    pub file: String,
+    /// The `cairn.evidence/v1` JSON document.
+    pub document: Vec<u8>,
+}
+
+/// The monitor's state file, shared by its followers and their commit threads.
+#[derive(Clone)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Mutex<Connection>,
+    _lock: DirLock,
+}
+
+impl StateStore {
+    /// Opens (or creates) the state in `dir`, refusing the directory of an older sled monitor
+    /// and one another monitor holds.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if cairn_sqlite::holds_sled(dir) {
+            return Err(StateError::OlderFormat(dir.to_path_buf()));
+        }
+        let lock = cairn_sqlite::lock_dir(dir)?;
+        let connection = cairn_sqlite::open(&dir.join(STATE_FILE), &SCHEMA)?;
+        Ok(StateStore {
+            inner: Arc::new(Inner {
+                connection: Mutex::new(connection),
+                _lock: lock,
+            }),
+        })
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        cairn_sqlite::write(&mut self.connection(), StateError::from, work)
+    }
+
+    /// The verified state of `origin`, if any.
+    pub fn verified(&self, origin: &str) -> Result<Option<VerifiedState>, StateError> {
+        let row = self
+            .connection()
+            .query_row(
+                "SELECT note, size, root, frontier, grown_at, recheck_cursor FROM verified
+                 WHERE origin = ?1",
+                [origin],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u64>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                        row.get::<_, Vec<u8>>(3)?,
+                        row.get::<_, u64>(4)?,
+                        row.get::<_, u64>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((note, size, root, frontier, grown_at, recheck_cursor)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |detail: String| StateError::Corrupt {
+            origin: origin.to_owned(),
+            detail,
+        };
+        let root = Hash::from_slice(&root).map_err(|error| corrupt(format!("root: {error}")))?;
+        let range = range_of(size, &frontier).map_err(|detail| corrupt(detail.to_owned()))?;
+        Ok(Some(VerifiedState {
+            note,
+            size,
+            root: root.to_base64(),
+            frontier: range.frontier().iter().map(Hash::to_base64).collect(),
+            grown_at,
+            recheck_cursor,
+        }))
+    }
+
+    /// Makes `state` the verified state of `origin`, and forgets the progress of the growth
+    /// that led to it when `grown`: one transaction.
+    pub fn commit_verified(
+        &self,
+        origin: &str,
+        state: &VerifiedState,
+        grown: bool,
+    ) -> Result<(), StateError> {
+        let invalid = |detail: &str| StateError::Corrupt {
+            origin: origin.to_owned(),
+            detail: format!("refusing to store a verified state whose {detail}"),
+        };
+        let root = state
+            .root_hash()
+            .ok_or_else(|| invalid("root is not a hash"))?;
+        let range = state
+            .range()
+            .ok_or_else(|| invalid("frontier is not one of its size"))?;
+        let size = stored(state.size)?;
+        let (grown_at, recheck_cursor) = (stored(state.grown_at)?, stored(state.recheck_cursor)?);
+        self.write(|transaction| {
+            transaction.execute(
+                "INSERT INTO verified (origin, note, size, root, frontier, grown_at, recheck_cursor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (origin) DO UPDATE SET note = excluded.note, size = excluded.size,
+                   root = excluded.root, frontier = excluded.frontier,
+                   grown_at = excluded.grown_at, recheck_cursor = excluded.recheck_cursor",
+                params![
+                    origin,
+                    state.note,
+                    size,
+                    root.as_bytes().to_vec(),
+                    frontier_bytes(&range),
+                    grown_at,
+                    recheck_cursor
+                ],
+            )?;
+            if grown {
+                transaction.execute("DELETE FROM progress WHERE origin = ?1", [origin])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The progress of an interrupted growth of `origin`: the compact range of the leaves
+    /// hashed from tiles so far.
+    pub fn progress(&self, origin: &str) -> Result<Option<CompactRange>, StateError> {
+        let row = self
+            .connection()
+            .query_row(
+                "SELECT size, frontier FROM progress WHERE origin = ?1",
+                [origin],
+                |row| Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?;
+        row.map(|(size, frontier)| {
+            range_of(size, &frontier).map_err(|detail| StateError::Corrupt {
+                origin: origin.to_owned(),
+                detail: format!("progress: {detail}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records how far a growth of `origin` got (its hashes are synced already).
+    pub fn set_progress(&self, origin: &str, range: &CompactRange) -> Result<(), StateError> {
+        let size = stored(range.tree_size())?;
+        self.write(|transaction| {
+            transaction.execute(
+                "INSERT INTO progress (origin, size, frontier) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (origin) DO UPDATE SET size = excluded.size,
+                   frontier = excluded.frontier",
+                params![origin, size, frontier_bytes(range)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets the progress of a growth of `origin`.
+    pub fn forget_progress(&self, origin: &str) -> Result<(), StateError> {
+        self.write(|transaction| {
+            transaction.execute("DELETE FROM progress WHERE origin = ?1", [origin])?;
+            Ok(())
+        })
+    }
+
+    /// Keeps an evidence document, durably, before anything else is done with it.
+    pub fn record_evidence(&self, evidence: &StoredEvidence) -> Result<(), StateError> {
+        self.write(|transaction| {
+            transaction.execute(
+                "INSERT INTO evidence (origin, kind, file, document) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (file) DO NOTHING",
+                params![
+                    evidence.origin,
+                    evidence.kind,
+                    evidence.file,
+                    evidence.document
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every evidence document kept, oldest first.
+    pub fn evidence(&self) -> Result<Vec<StoredEvidence>, StateError> {
+        let connection = self.connection();
+        let mut statement =
+            connection.prepare("SELECT origin, kind, file, document FROM evidence ORDER BY id")?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(StoredEvidence {
+                    origin: row.get(0)?,
+                    kind: row.get(1)?,
+                    file: row.get(2)?,
+                    document: row.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Writes the file of every evidence document kept for `origin` that `dir` lacks (one that
+    /// could not be written when it was found); returns how many it wrote.
+    pub fn export_evidence(&self, origin: &str, dir: &Path) -> Result<usize, StateError> {
+        let files: Vec<String> = {
+            let connection = self.connection();
+            let mut statement =
+                connection.prepare("SELECT file FROM evidence WHERE origin = ?1 ORDER BY id")?;
+            let files = statement
+                .query_map([origin], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            files
+        };
+        let mut written = 0;
+        for file in files {
+            if dir.join(&file).is_file() {
+                continue;
+            }
+            let document: Vec<u8> = self.connection().query_row(
+                "SELECT document FROM evidence WHERE file = ?1",
+                [&file],
+                |row| row.get(0),
+            )?;
+            match write_durably(dir, &file, &document) {
+                Ok(_) => {
+                    tracing::info!(file, "evidence file written again from the monitor's state");
+                    written += 1;
+                }
+                Err(error) => tracing::error!(%error, file, "could not write an evidence file"),
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// A size as SQLite stores it (signed 64-bit).
+fn stored(value: u64) -> Result<i64, StateError> {
+    i64::try_from(value).map_err(|_| StateError::Database {
+        detail: format!("{value} is beyond what the monitor stores"),
+        failure: Failure::Refused,
+    })
+}
+
+fn frontier_bytes(range: &CompactRange) -> Vec<u8> {
+    range.frontier().iter().flat_map(|hash| hash.0).collect()
+}
+
+/// The compact range of a tree of `size` from a stored frontier (32-byte hashes, largest
+/// subtree first).
+fn range_of(size: u64, frontier: &[u8]) -> Result<CompactRange, &'static str> {
+    if !frontier.len().is_multiple_of(32) {
+        return Err("frontier is not a list of hashes");
+    }
+    let hashes = frontier
+        .chunks_exact(32)
+        .map(|chunk| Hash(chunk.try_into().expect("chunks of 32 bytes")))
+        .collect();
+    CompactRange::from_frontier(size, hashes).map_err(|_| "frontier does not fit the size")
+}
+
+/// Writes `bytes` as `dir/name` so that the file is either absent or whole, also after a crash
+/// or a full disk: a temporary file written and fsynced, renamed, and the directory fsynced.
+pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let written = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(error) = written {
+        // Leave nothing behind to take space.
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(size: u64) -> VerifiedState {
+        let mut range = CompactRange::new();
+        let leaves: Vec<Hash> = (0..size).map(|n| Hash::of_leaf(&n.to_be_bytes())).collect();
+        range.extend(&leaves).expect("extends");
+        VerifiedState {
+            note: format!("example.com/log\n{size}\n"),
+            size,
+            root: range.root().to_base64(),
+            frontier: range.frontier().iter().map(Hash::to_base64).collect(),
+            grown_at: 1_700_000_000,
+            recheck_cursor: 2,
+        }
+    }
+
+    #[test]
+    fn verified_state_progress_and_evidence_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut progress = CompactRange::new();
+        progress.extend(&[Hash([1; 32]); 512]).expect("extends");
+        let evidence = StoredEvidence {
+            origin: "example.com/log".into(),
+            kind: "split-view".into(),
+            file: "example_com_log-split-view-1.json".into(),
+            document: b"{\"format\":\"cairn.evidence/v1\"}".to_vec(),
+        };
+        {
+            let store = StateStore::open(dir.path()).expect("opens");
+            assert_eq!(store.verified("example.com/log").expect("reads"), None);
+            store
+                .commit_verified("example.com/log", &state(300), false)
+                .expect("commits");
+            store
+                .set_progress("example.com/log", &progress)
+                .expect("progress");
+            store.record_evidence(&evidence).expect("evidence");
+        }
+        let store = StateStore::open(dir.path()).expect("reopens at once");
+        assert_eq!(
+            store.verified("example.com/log").expect("reads"),
+            Some(state(300))
+        );
+        assert_eq!(
+            store.progress("example.com/log").expect("reads"),
+            Some(progress)
+        );
+        assert_eq!(store.evidence().expect("reads"), vec![evidence.clone()]);
+        // A growth that ends commits its state and forgets its progress in one transaction.
+        store
+            .commit_verified("example.com/log", &state(700), true)
+            .expect("commits");
+        assert_eq!(store.progress("example.com/log").expect("reads"), None);
+        assert_eq!(
+            store
+                .verified("example.com/log")
+                .map(|s| s.map(|s| s.size))
+                .expect("reads"),
+            Some(700)
+        );
+    }
+
+    #[test]
+    fn evidence_files_missing_from_the_directory_are_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let evidence_dir = dir.path().join("evidence");
+        let store = StateStore::open(&dir.path().join("state")).expect("opens");
+        let evidence = StoredEvidence {
+            origin: "o".into(),
+            kind: "root-mismatch".into(),
+            file: "o-root-mismatch-1.json".into(),
+            document: b"{}".to_vec(),
+        };
+        store.record_evidence(&evidence).expect("keeps");
+        assert_eq!(
+            store.export_evidence("o", &evidence_dir).expect("exports"),
+            1
+        );
+        assert_eq!(
+            std::fs::read(evidence_dir.join(&evidence.file)).expect("reads"),
+            b"{}"
+        );
+        assert_eq!(
+            store.export_evidence("o", &evidence_dir).expect("exports"),
+            0
+        );
+        std::fs::remove_file(evidence_dir.join(&evidence.file)).expect("removes");
+        assert_eq!(
+            store.export_evidence("o", &evidence_dir).expect("exports"),
+            1
+        );
+    }
+
+    #[test]
+    fn a_state_directory_of_an_older_sled_monitor_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("conf"), b"segment_size: 524288\n").expect("writes");
+        std::fs::write(dir.path().join("db"), b"sled").expect("writes");
+        std::fs::create_dir(dir.path().join("evidence")).expect("evidence dir");
+        std::fs::write(dir.path().join("evidence/fork.json"), b"{}").expect("evidence");
+        let refused = StateStore::open(dir.path()).err().expect("refused");
+        assert!(matches!(refused, StateError::OlderFormat(_)), "{refused}");
+        let reason = refused.to_string();
+        assert!(
+            reason.contains("sled") && reason.contains("evidence") && reason.contains("empty"),
+            "{reason}"
+        );
+        assert!(!dir.path().join(STATE_FILE).exists());
+        assert!(!dir.path().join("lock").exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("evidence/fork.json")).expect("kept"),
+            b"{}"
+        );
+    }
+
+    #[test]
+    fn a_second_monitor_on_the_same_state_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = StateStore::open(dir.path()).expect("opens");
+        let refused = StateStore::open(dir.path()).err().expect("refused");
+        assert!(
+            matches!(
+                refused,
+                StateError::Open(cairn_sqlite::Error::Locked { .. })
+            ),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_frontier_is_refused_not_taken_for_an_empty_tree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(dir.path()).expect("opens");
+        store
+            .commit_verified("o", &state(300), false)
+            .expect("commits");
+        store
+            .connection()
+            .execute("UPDATE verified SET frontier = zeroblob(32)", [])
+            .expect("damages");
+        assert!(matches!(
+            store.verified("o"),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+}
