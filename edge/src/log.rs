@@ -209,8 +209,14 @@ fn write_json(writer: &mut Writer<'_>, event: &Event<'_>, repeated: u64) -> fmt:
     let mut object = Map::new();
     object.insert("timestamp".into(), Value::String(timestamp));
     object.insert("level".into(), Value::String(metadata.level().to_string()));
-    object.insert("target".into(), Value::String(metadata.target().to_string()));
-    let message = fields.0.remove("message").unwrap_or(Value::String(String::new()));
+    object.insert(
+        "target".into(),
+        Value::String(metadata.target().to_string()),
+    );
+    let message = fields
+        .0
+        .remove("message")
+        .unwrap_or(Value::String(String::new()));
     object.insert("message".into(), message);
     for (name, value) in fields.0 {
         // An event field named like one of the above is kept under another name.
@@ -238,7 +244,8 @@ impl Visit for JsonFields {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::String(value.into()));
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -274,7 +281,10 @@ mod tests {
 
     impl std::io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(bytes);
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
             Ok(bytes.len())
         }
 
@@ -323,7 +333,11 @@ mod tests {
     #[test]
     fn json_lines_carry_the_message_level_and_fields() {
         let output = capture(LogFormat::Json, || {
-            tracing::info!(principal = "billing", count = 3u64, "principals \"reloaded\"");
+            tracing::info!(
+                principal = "billing",
+                count = 3u64,
+                "principals \"reloaded\""
+            );
         });
         let line: Value = serde_json::from_str(output.trim()).expect("one JSON line");
         assert_eq!(line["level"], "INFO");
@@ -362,7 +376,10 @@ mod tests {
         for text in 0..MAX_TRACKED_LINES as u64 * 2 {
             assert_eq!(repeats.admit_line((3, text), later), Some(0));
         }
-        assert_eq!(repeats.lines.lock().expect("not poisoned").len(), MAX_TRACKED_LINES);
+        assert_eq!(
+            repeats.lines.lock().expect("not poisoned").len(),
+            MAX_TRACKED_LINES
+        );
     }
 
     #[test]

@@ -163,12 +163,10 @@ impl Tls {
                 if current.files.client_cert_optional {
                     verifier = verifier.allow_unauthenticated();
                 }
-                let verifier = verifier
-                        .build()
-                        .map_err(|error| TlsError::Content {
-                            path: path.clone(),
-                            detail: error.to_string(),
-                        })?;
+                let verifier = verifier.build().map_err(|error| TlsError::Content {
+                    path: path.clone(),
+                    detail: error.to_string(),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),

@@ -316,7 +316,10 @@ async fn the_handler_knows_the_verified_client_certificate_and_none_without_one(
         .expect("served");
     let expected = hex(&sha2::Sha256::digest(certificates(&client_pem)[0].as_ref()));
     assert!(answer.starts_with("HTTP/1.1 200"), "answered {answer:?}");
-    assert!(answer.ends_with(&expected), "answered {answer:?}, expected {expected}");
+    assert!(
+        answer.ends_with(&expected),
+        "answered {answer:?}, expected {expected}"
+    );
 
     // Certificates are optional here: a client without one is served, and known as none.
     let without = connector(dir.path(), None);
