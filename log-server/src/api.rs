@@ -4,7 +4,6 @@
 //! `{"error": "<kind>", "detail": "<what and why>"}` with its status, from one place
 //! ([`ApiError`]). Bad input is refused before anything changes.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,8 +29,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
-use crate::events::auth::{authorize, AuthError};
-use crate::events::{Events, Principal, Role};
+use crate::events::auth::{authorize, AuthError, Principals};
+use crate::events::{Events, Role};
 use crate::health::Health;
 use crate::integrator::StoreHashes;
 use crate::metrics::Metrics;
@@ -60,8 +59,8 @@ pub struct AppState {
     pub sequencer: Arc<Sequencer>,
     /// The latest published checkpoint.
     pub published: watch::Receiver<Option<Published>>,
-    /// Principals (producers, readers, admins) by the SHA-256 of their token.
-    pub principals: HashMap<[u8; 32], Principal>,
+    /// Principals (producers, readers, admins), reloadable.
+    pub principals: Arc<Principals>,
     /// Audit events: their database, submission and admin actions.
     pub events: Arc<Events>,
     /// The log's key, to sign again an older checkpoint for a receipt at an older size.
@@ -298,6 +297,17 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
             }
+            AuthError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => ApiError {
+                retry_after: Some(retry_after_seconds),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    error.to_string(),
+                )
+            },
         }
     }
 }
@@ -824,13 +834,14 @@ async fn readyz(State(state): Shared) -> Response {
 
 async fn metrics(State(state): Shared) -> Response {
     let durable = *state.sequencer.durable_size().borrow();
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         state.sequencer.pending_leaves(),
         durable,
         state.sequencer.submitted_leaves(),
         &state.sequencer.commit_figures(),
         &state.health.readiness(),
     );
+    state.principals.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

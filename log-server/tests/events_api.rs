@@ -83,6 +83,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
             },
         },
         edge: Default::default(),
+        access: Default::default(),
     }
 }
 

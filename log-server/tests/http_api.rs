@@ -52,6 +52,7 @@ fn settings(dir: &std::path::Path, witnesses: Vec<Witness>, quorum: usize) -> Se
         checkpoint_wait: Duration::from_secs(10),
         events: Default::default(),
         edge: Default::default(),
+        access: Default::default(),
     }
 }
 
