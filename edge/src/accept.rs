@@ -26,6 +26,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::connection;
+use crate::tls::ClientCertificate;
 use crate::EdgeConfig;
 
 /// The shortest pause after an accept error that is not one connection's.
@@ -120,7 +121,8 @@ pub async fn serve(
         tokio::spawn(async move {
             let _slot = slot;
             let Some(tls) = tls else {
-                connection::serve_connection(stream, &builder, app, limits, stop, pressure).await;
+                connection::serve_connection(stream, None, &builder, app, limits, stop, pressure)
+                    .await;
                 return;
             };
             // The handshake has the header read timeout: a stalled ClientHello is a stalled
@@ -141,7 +143,9 @@ pub async fn serve(
                 },
                 () = connection::stopping(&mut stop) => return,
             };
-            connection::serve_connection(stream, &builder, app, limits, stop, pressure).await;
+            let client = ClientCertificate::of(stream.get_ref().1.peer_certificates());
+            connection::serve_connection(stream, client, &builder, app, limits, stop, pressure)
+                .await;
         });
     }
     drop(listener);

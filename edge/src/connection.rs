@@ -32,9 +32,11 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::body::{BodyPace, PacedBody};
+use crate::tls::{with_client_certificate, ClientCertificate};
 use crate::Limits;
 
 /// What one connection's pieces tell each other.
@@ -142,6 +144,7 @@ pub struct EdgeService {
     app: Router,
     activity: Arc<Activity>,
     pace: BodyPace,
+    client: Option<ClientCertificate>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for EdgeService {
@@ -156,7 +159,7 @@ impl hyper::service::Service<Request<Incoming>> for EdgeService {
         // without asking, as hyper-util's adapter would after asking.
         let mut app = self.app.clone();
         Answer {
-            inner: tower::Service::call(&mut app, request),
+            inner: with_client_certificate(self.client, tower::Service::call(&mut app, request)),
             activity: self.activity.clone(),
         }
     }
@@ -166,7 +169,7 @@ pin_project_lite::pin_project! {
     /// The router's answer to one request, made 408 if the request's body was too slow.
     pub struct Answer {
         #[pin]
-        inner: RouteFuture<Infallible>,
+        inner: TaskLocalFuture<Option<ClientCertificate>, RouteFuture<Infallible>>,
         activity: Arc<Activity>,
     }
 }
@@ -211,9 +214,12 @@ pub(crate) fn builder(limits: &Limits) -> http1::Builder {
 }
 
 /// Serves one connection until it ends, it idles out, or `stop` turns true (then it finishes
-/// the request it is on and closes).
+/// the request it is on and closes). `client` is the certificate the client presented in the
+/// TLS handshake, if any.
+#[allow(clippy::too_many_arguments)] // one call site per transport, in `accept`
 pub(crate) async fn serve_connection<S>(
     stream: S,
+    client: Option<ClientCertificate>,
     builder: &http1::Builder,
     app: Router,
     limits: Limits,
@@ -230,6 +236,7 @@ pub(crate) async fn serve_connection<S>(
             grace: limits.body_read_timeout,
             min_bytes_per_sec: limits.body_min_bytes_per_sec,
         },
+        client,
     };
     let io = TokioIo::new(Tracked {
         inner: stream,

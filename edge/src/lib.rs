@@ -22,9 +22,12 @@
 //!   attempt.
 //!
 //! With a certificate and key ([`tls`]) the server speaks only HTTPS (rustls), reloads the pair
-//! when its files change, and can require client certificates from a CA (mTLS).
+//! when its files change, and can ask for client certificates from a CA (mTLS); the handling
+//! of each request knows the certificate its client presented ([`client_certificate`]).
 //!
-//! [`settings!`] makes the `clap` and TOML settings that configure all of this in each server.
+//! [`settings!`] makes the `clap` and TOML settings that configure all of this in each server,
+//! and [`log`] sets up every binary's log lines the same way (filter, JSON, no colours off a
+//! terminal, no floods).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,6 +35,7 @@
 pub mod accept;
 pub mod body;
 pub mod connection;
+pub mod log;
 mod settings;
 pub mod tls;
 
@@ -42,7 +46,7 @@ pub use axum::Router;
 #[doc(hidden)]
 pub use settings::positive as __positive;
 pub use settings::SettingsError;
-pub use tls::{read_ca_pem, Tls, TlsError, TlsFiles};
+pub use tls::{client_certificate, read_ca_pem, ClientCertificate, Tls, TlsError, TlsFiles};
 
 /// How long a server waits for a client, and how many clients it holds at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -92,6 +92,11 @@ macro_rules! settings {
             /// them issued (mTLS).
             #[arg(long, env = concat!($prefix, "TLS_CLIENT_CA_FILE"))]
             pub tls_client_ca_file: Option<std::path::PathBuf>,
+            /// With tls_client_ca_file: let clients without a certificate connect too (they
+            /// authenticate otherwise, e.g. with a bearer token; public reads need nothing); a
+            /// certificate presented must still verify [default: false].
+            #[arg(long, env = concat!($prefix, "TLS_CLIENT_CERT_OPTIONAL"))]
+            pub tls_client_cert_optional: Option<bool>,
             /// How often the certificate and key files are checked for a change, ms [default:
             /// 5000].
             #[arg(long, env = concat!($prefix, "TLS_RELOAD_INTERVAL_MS"))]
@@ -117,6 +122,7 @@ macro_rules! settings {
                 take!(tls_cert_file);
                 take!(tls_key_file);
                 take!(tls_client_ca_file);
+                take!(tls_client_cert_optional);
                 take!(tls_reload_interval_ms);
                 self
             }
@@ -164,15 +170,28 @@ macro_rules! settings {
                     std::time::Duration::from_secs(5),
                 )?;
                 let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+                    (Some(_), Some(_))
+                        if self.tls_client_cert_optional.is_some()
+                            && self.tls_client_ca_file.is_none() =>
+                    {
+                        return Err($crate::SettingsError::Inconsistent(
+                            "tls_client_cert_optional needs tls_client_ca_file",
+                        ));
+                    }
                     (Some(cert_chain), Some(key)) => Some($crate::Tls::load($crate::TlsFiles {
                         cert_chain: cert_chain.clone(),
                         key: key.clone(),
                         client_ca: self.tls_client_ca_file.clone(),
+                        client_cert_optional: self.tls_client_cert_optional.unwrap_or(false),
                         reload_interval,
                     })?),
-                    (None, None) if self.tls_client_ca_file.is_some() => {
+                    (None, None)
+                        if self.tls_client_ca_file.is_some()
+                            || self.tls_client_cert_optional.is_some() =>
+                    {
                         return Err($crate::SettingsError::Inconsistent(
-                            "tls_client_ca_file needs tls_cert_file and tls_key_file",
+                            "tls_client_ca_file and tls_client_cert_optional need tls_cert_file \
+                             and tls_key_file",
                         ));
                     }
                     (None, None) => None,

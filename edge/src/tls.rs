@@ -11,6 +11,11 @@
 //!
 //! The handshake has the header read timeout: a client that opens a connection and stalls its
 //! `ClientHello` is cut off like one that stalls its request head.
+//!
+//! With mTLS, the certificate a client presented (and rustls verified against the client CA)
+//! is known to the handling of each request on that connection as a [`ClientCertificate`]:
+//! the SHA-256 of its DER encoding, read with [`client_certificate`]. A server maps it to a
+//! principal; the edge itself only proves that the client holds the certificate's key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,51 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
+/// The client certificate of the connection a request came on: the SHA-256 of the end-entity
+/// certificate's DER encoding (what `openssl x509 -noout -fingerprint -sha256` prints), set
+/// only once rustls has verified the chain to a configured client CA and the client's
+/// signature in the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// SHA-256 of the certificate's DER encoding.
+    pub sha256: [u8; 32],
+}
+
+impl ClientCertificate {
+    /// The identity of a verified chain's end-entity certificate.
+    pub(crate) fn of(chain: Option<&[CertificateDer<'_>]>) -> Option<ClientCertificate> {
+        use sha2::Digest as _;
+        let end_entity = chain?.first()?;
+        Some(ClientCertificate {
+            sha256: sha2::Sha256::digest(end_entity.as_ref()).into(),
+        })
+    }
+}
+
+tokio::task_local! {
+    /// The client certificate of the request being handled (set around each request's future
+    /// by the edge; `None` on plain HTTP and for a client that presented none).
+    static CLIENT_CERTIFICATE: Option<ClientCertificate>;
+}
+
+/// The verified client certificate of the connection the current request came on, if any.
+///
+/// It is set around the future of each request's handling, so it is seen by the handler and
+/// everything it awaits, but not by a task the handler spawns (there, and outside a request,
+/// it is `None`: a check that needs it fails closed).
+pub fn client_certificate() -> Option<ClientCertificate> {
+    CLIENT_CERTIFICATE.try_with(|client| *client).ok().flatten()
+}
+
+/// `future` with `client` as its [`client_certificate`]: what the edge does around each request
+/// (public for tests of code that reads the client certificate).
+pub fn with_client_certificate<F: std::future::Future>(
+    client: Option<ClientCertificate>,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Option<ClientCertificate>, F> {
+    CLIENT_CERTIFICATE.scope(client, future)
+}
+
 /// The largest PEM file read: a chain of a few certificates is a few KiB.
 const MAX_PEM_BYTES: u64 = 1 << 20;
 
@@ -36,9 +86,12 @@ pub struct TlsFiles {
     pub cert_chain: PathBuf,
     /// The private key of the server's certificate, PEM (PKCS #8, PKCS #1 or SEC 1).
     pub key: PathBuf,
-    /// PEM certificates of the CAs whose client certificates are accepted; when set, every
-    /// client must present one (read once, at start).
+    /// PEM certificates of the CAs whose client certificates are accepted (read once, at
+    /// start); when set, every client must present one, unless `client_cert_optional`.
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: a client may also connect without a certificate (and authenticate
+    /// otherwise, with a bearer token); one it presents must still verify.
+    pub client_cert_optional: bool,
     /// How often the certificate and key files are checked for a change.
     pub reload_interval: Duration,
 }
@@ -105,13 +158,15 @@ impl Tls {
                         detail: format!("not a usable CA certificate: {error}"),
                     })?;
                 }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .map_err(|error| TlsError::Content {
-                            path: path.clone(),
-                            detail: error.to_string(),
-                        })?;
+                let mut verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                if current.files.client_cert_optional {
+                    verifier = verifier.allow_unauthenticated();
+                }
+                let verifier = verifier.build().map_err(|error| TlsError::Content {
+                    path: path.clone(),
+                    detail: error.to_string(),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),

@@ -1,6 +1,8 @@
 //! TLS on loopback with certificates made in the test by the `openssl` command (which Cairn's
 //! tests already need): a round trip, a replaced certificate served without a restart, a broken
-//! replacement refused while the old one stays, and client certificates required by a CA.
+//! replacement refused while the old one stays, client certificates required by a CA, and the
+//! identity of a client's certificate seen by the handler (or none, where certificates are
+//! optional).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing;
 use axum::Router;
 use cairn_edge::{EdgeConfig, Limits, Tls, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -151,6 +153,15 @@ async fn healthz(
     addr: SocketAddr,
     connector: &TlsConnector,
 ) -> std::io::Result<(String, CertificateDer<'static>)> {
+    get(addr, connector, "/healthz").await
+}
+
+/// GET `path` over TLS: the answer and the certificate the server presented.
+async fn get(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+    path: &str,
+) -> std::io::Result<(String, CertificateDer<'static>)> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").expect("a name");
     let mut stream = connector.connect(name, tcp).await?;
@@ -163,7 +174,10 @@ async fn healthz(
         .clone()
         .into_owned();
     stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await?;
     let mut answer = Vec::new();
     // A server that refuses the client's certificate ends the connection with an alert, which
@@ -173,7 +187,17 @@ async fn healthz(
 }
 
 async fn start(tls: Tls) -> (SocketAddr, oneshot::Sender<()>) {
-    let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let app = Router::new()
+        .route("/healthz", routing::get(|| async { "ok\n" }))
+        .route(
+            "/whoami",
+            routing::get(|| async {
+                match cairn_edge::client_certificate() {
+                    Some(client) => hex(&client.sha256),
+                    None => "none".to_string(),
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -198,6 +222,7 @@ fn files(dir: &Path, client_ca: bool) -> TlsFiles {
         cert_chain: dir.join("server.pem"),
         key: dir.join("server.key"),
         client_ca: client_ca.then(|| dir.join("ca.pem")),
+        client_cert_optional: false,
         reload_interval: Duration::from_millis(100),
     }
 }
@@ -266,6 +291,57 @@ async fn a_client_ca_lets_only_clients_with_its_certificates_in() {
             .as_ref()
             .map_or(true, |(answer, _)| !answer.starts_with("HTTP/1.1 200")),
         "a client without a certificate was served: {refused:?}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_knows_the_verified_client_certificate_and_none_without_one() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_ca(dir.path());
+    issue(dir.path(), "server");
+    let (client_pem, client_key) = issue(dir.path(), "producer");
+    let mut optional = files(dir.path(), true);
+    optional.client_cert_optional = true;
+    let (addr, _stop) = start(Tls::load(optional).expect("loads")).await;
+
+    let with_certificate = connector(dir.path(), Some((&client_pem, &client_key)));
+    let (answer, _) = tokio::time::timeout(BOUND, get(addr, &with_certificate, "/whoami"))
+        .await
+        .expect("answers in time")
+        .expect("served");
+    let expected = hex(&sha2::Sha256::digest(certificates(&client_pem)[0].as_ref()));
+    assert!(answer.starts_with("HTTP/1.1 200"), "answered {answer:?}");
+    assert!(
+        answer.ends_with(&expected),
+        "answered {answer:?}, expected {expected}"
+    );
+
+    // Certificates are optional here: a client without one is served, and known as none.
+    let without = connector(dir.path(), None);
+    let (answer, _) = tokio::time::timeout(BOUND, get(addr, &without, "/whoami"))
+        .await
+        .expect("answers in time")
+        .expect("served without a certificate");
+    assert!(answer.ends_with("\r\n\r\nnone"), "answered {answer:?}");
+
+    // A certificate from another CA is still refused.
+    let stranger_dir = tempfile::tempdir().expect("tempdir");
+    make_ca(stranger_dir.path());
+    let (stranger_pem, stranger_key) = issue(stranger_dir.path(), "stranger");
+    let stranger = connector(dir.path(), Some((&stranger_pem, &stranger_key)));
+    let refused = tokio::time::timeout(BOUND, get(addr, &stranger, "/whoami"))
+        .await
+        .expect("refuses in time");
+    assert!(
+        refused
+            .as_ref()
+            .map_or(true, |(answer, _)| !answer.starts_with("HTTP/1.1 200")),
+        "a certificate of another CA was accepted: {refused:?}"
     );
 }
 

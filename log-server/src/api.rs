@@ -418,13 +418,14 @@ async fn readyz(State(state): Shared) -> Response {
 
 async fn metrics(State(state): Shared) -> Response {
     let durable = *state.sequencer.durable_size().borrow();
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         state.sequencer.pending_leaves(),
         durable,
         state.sequencer.submitted_leaves(),
         &state.sequencer.commit_figures(),
         &state.health.readiness(),
     );
+    state.principals.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

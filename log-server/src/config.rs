@@ -25,6 +25,25 @@
 //! role = "reader"
 //! token_sha256 = "..."
 //!
+//! # A principal known by its client certificate (mTLS; needs [http] tls_client_ca_file):
+//! # the SHA-256 of the certificate, as `openssl x509 -noout -fingerprint -sha256` prints it.
+//! [[principals]]
+//! name = "payments"
+//! role = "producer"
+//! client_cert_sha256 = "AB:CD:...(32 bytes)"
+//!
+//! # Rate limits per principal, answered 429 with Retry-After beyond them; without a default
+//! # a principal without its own limit is unlimited.
+//! [rate_limits]
+//! requests_per_second = 100
+//! burst = 200
+//! [rate_limits.principals.billing]
+//! requests_per_second = 5000
+//! burst = 10000
+//!
+//! # Principals, producers and rate limits are read again on SIGHUP and when this file
+//! # changes (checked every config_reload_interval_ms, default 2000); other keys need a restart.
+//!
 //! # Payload retention: payloads of matching events are erased this long after receipt.
 //! [[retention]]
 //! action = "session.login"        # and/or resource_type = "..."
@@ -46,15 +65,17 @@
 //! overload_idle_timeout_ms = 250
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::note::Ed25519Signer;
 use serde::Deserialize;
 
+use crate::events::auth::{Access, Credentials, Principals, Rate, RateLimits, MAX_CREDENTIALS};
 use crate::events::{EventSettings, Principal, RetentionRule, Role};
 use crate::publisher::Witness;
 use crate::sequencer::SequencerConfig;
@@ -114,7 +135,7 @@ pub struct ProducerConfig {
     pub token_sha256: String,
 }
 
-/// A principal: a bearer token's holder and its role.
+/// A principal: a bearer token's or a client certificate's holder, and its role.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalConfig {
@@ -123,7 +144,23 @@ pub struct PrincipalConfig {
     /// `producer`, `reader` or `admin`.
     pub role: Role,
     /// SHA-256 of its bearer token, 64 hex digits.
-    pub token_sha256: String,
+    pub token_sha256: Option<String>,
+    /// SHA-256 of its client certificate's DER encoding: 64 hex digits, or 32 pairs separated
+    /// by colons as `openssl x509 -fingerprint -sha256` prints them.
+    pub client_cert_sha256: Option<String>,
+}
+
+/// `[rate_limits]`: a limit for every principal and some principals' own.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Requests a second of a principal without its own limit [default: unlimited].
+    pub requests_per_second: Option<u32>,
+    /// Requests at once after a quiet spell [default: requests_per_second].
+    pub burst: Option<u32>,
+    /// Limits by principal name.
+    #[serde(default)]
+    pub principals: BTreeMap<String, Rate>,
 }
 
 /// A witness to ask for cosignatures.
@@ -195,6 +232,14 @@ pub struct Settings {
     /// Most events in one POST /v1/events/batch [default: 1000].
     #[arg(long, env = "CAIRN_LOG_MAX_BATCH_EVENTS")]
     pub max_batch_events: Option<usize>,
+    /// How often the configuration file is checked for a change, ms; principals, producers and
+    /// rate limits are then read again (as on SIGHUP) [default: 2000].
+    #[arg(long, env = "CAIRN_LOG_CONFIG_RELOAD_INTERVAL_MS")]
+    pub config_reload_interval_ms: Option<u64>,
+    /// Rate limits per principal (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     /// Principals with roles (file only).
     #[arg(skip)]
     #[serde(default)]
@@ -231,14 +276,15 @@ macro_rules! overlay {
 impl Settings {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|error| ConfigError::Toml {
-            path: path.to_path_buf(),
-            detail: error.to_string(),
-        })
+        Settings::read_versioned(path).map(|(settings, _)| settings)
+    }
+
+    /// Reads a TOML file, and the version read (for [`watch_principals`] to see a change
+    /// from).
+    pub fn read_versioned(path: &Path) -> Result<(Settings, ConfigVersion), ConfigError> {
+        let bytes = read_bounded(path)?;
+        let version = ConfigVersion(sha256(&bytes));
+        Ok((parse_config(path, bytes)?, version))
     }
 
     /// `self` with every value `over` sets replacing it.
@@ -262,7 +308,8 @@ impl Settings {
             witness_ca_file,
             checkpoint_wait_ms,
             maintenance_interval_ms,
-            max_batch_events
+            max_batch_events,
+            config_reload_interval_ms
         );
         self.http = self.http.overlay(&over.http);
         self
@@ -295,43 +342,11 @@ impl Settings {
                 detail: format!("must be 1 to {MAX_LEAF_BYTES}, found {max_leaf_bytes}"),
             });
         }
-        let mut producers = HashMap::new();
-        for producer in &self.producers {
-            let digest = parse_hex32(&producer.token_sha256).ok_or_else(|| ConfigError::Value {
-                key: "producers.token_sha256",
-                detail: format!("of `{}` is not 64 hex digits", producer.name),
-            })?;
-            producers.insert(digest, producer.name.clone());
-        }
-        let mut principals = HashMap::new();
-        for principal in &self.principals {
-            let digest =
-                parse_hex32(&principal.token_sha256).ok_or_else(|| ConfigError::Value {
-                    key: "principals.token_sha256",
-                    detail: format!("of `{}` is not 64 hex digits", principal.name),
-                })?;
-            if principal.name.is_empty()
-                || principal.name.len() > cairn_spec::event::MAX_PRINCIPAL_BYTES
-            {
-                return Err(ConfigError::Value {
-                    key: "principals.name",
-                    detail: format!("`{}` must be 1 to 256 bytes", principal.name),
-                });
-            }
-            let known = principals.insert(
-                digest,
-                Principal {
-                    name: principal.name.clone(),
-                    role: principal.role,
-                },
-            );
-            if known.is_some() || producers.contains_key(&digest) {
-                return Err(ConfigError::Value {
-                    key: "principals.token_sha256",
-                    detail: format!("of `{}` is another principal's token", principal.name),
-                });
-            }
-        }
+        let Resolved {
+            producers,
+            principals,
+            access,
+        } = self.resolve_principals()?;
         for rule in &self.retention {
             if rule.action.is_none() && rule.resource_type.is_none() {
                 return Err(ConfigError::Value {
@@ -424,13 +439,327 @@ impl Settings {
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
             events,
             edge: self.http.resolve()?,
+            access,
         })
+    }
+
+    /// How often the configuration file is checked for a change.
+    pub fn config_reload_interval(&self) -> Duration {
+        Duration::from_millis(self.config_reload_interval_ms.unwrap_or(2000).max(10))
+    }
+
+    /// The credentials of every principal and producer, and the rate limits, checked: what a
+    /// start and a reload put in service.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let resolved = self.resolve_principals()?;
+        let mut tokens: Vec<([u8; 32], Principal)> = resolved.principals.into_iter().collect();
+        for (digest, name) in resolved.producers {
+            tokens.push((
+                digest,
+                Principal {
+                    name,
+                    role: Role::Producer,
+                },
+            ));
+        }
+        Ok(Credentials {
+            tokens,
+            client_certificates: resolved.access.client_certificates,
+            rate_limits: resolved.access.rate_limits,
+        })
+    }
+
+    fn resolve_principals(&self) -> Result<Resolved, ConfigError> {
+        let mut producers = HashMap::new();
+        for producer in &self.producers {
+            let digest = parse_hex32(&producer.token_sha256).ok_or_else(|| ConfigError::Value {
+                key: "producers.token_sha256",
+                detail: format!("of `{}` is not 64 hex digits", producer.name),
+            })?;
+            producers.insert(digest, producer.name.clone());
+        }
+        let mut principals = HashMap::new();
+        let mut client_certificates: Vec<([u8; 32], Principal)> = Vec::new();
+        for principal in &self.principals {
+            if principal.name.is_empty()
+                || principal.name.len() > cairn_spec::event::MAX_PRINCIPAL_BYTES
+            {
+                return Err(ConfigError::Value {
+                    key: "principals.name",
+                    detail: format!("`{}` must be 1 to 256 bytes", principal.name),
+                });
+            }
+            let named = Principal {
+                name: principal.name.clone(),
+                role: principal.role,
+            };
+            if principal.token_sha256.is_none() && principal.client_cert_sha256.is_none() {
+                return Err(ConfigError::Value {
+                    key: "principals",
+                    detail: format!(
+                        "`{}` has neither token_sha256 nor client_cert_sha256",
+                        principal.name
+                    ),
+                });
+            }
+            if let Some(token) = &principal.token_sha256 {
+                let digest = parse_hex32(token).ok_or_else(|| ConfigError::Value {
+                    key: "principals.token_sha256",
+                    detail: format!("of `{}` is not 64 hex digits", principal.name),
+                })?;
+                let known = principals.insert(digest, named.clone());
+                if known.is_some() || producers.contains_key(&digest) {
+                    return Err(ConfigError::Value {
+                        key: "principals.token_sha256",
+                        detail: format!("of `{}` is another principal's token", principal.name),
+                    });
+                }
+            }
+            if let Some(fingerprint) = &principal.client_cert_sha256 {
+                let digest = parse_fingerprint(fingerprint).ok_or_else(|| ConfigError::Value {
+                    key: "principals.client_cert_sha256",
+                    detail: format!(
+                        "of `{}` is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                        principal.name
+                    ),
+                })?;
+                if self.http.tls_client_ca_file.is_none() {
+                    return Err(ConfigError::Value {
+                        key: "principals.client_cert_sha256",
+                        detail: format!(
+                            "of `{}` needs [http] tls_client_ca_file: without it no client \
+                             presents a certificate",
+                            principal.name
+                        ),
+                    });
+                }
+                if client_certificates
+                    .iter()
+                    .any(|(known, _)| *known == digest)
+                {
+                    return Err(ConfigError::Value {
+                        key: "principals.client_cert_sha256",
+                        detail: format!(
+                            "of `{}` is another principal's certificate",
+                            principal.name
+                        ),
+                    });
+                }
+                client_certificates.push((digest, named));
+            }
+        }
+        let count = producers.len() + principals.len() + client_certificates.len();
+        if count > MAX_CREDENTIALS {
+            return Err(ConfigError::Value {
+                key: "principals",
+                detail: format!(
+                    "{count} credentials (tokens and certificates); at most {MAX_CREDENTIALS}"
+                ),
+            });
+        }
+        let rate_limits = self.rate_limits.resolve(|name| {
+            producers.values().any(|producer| producer == name)
+                || principals.values().any(|principal| principal.name == name)
+                || client_certificates
+                    .iter()
+                    .any(|(_, principal)| principal.name == name)
+        })?;
+        Ok(Resolved {
+            producers,
+            principals,
+            access: Access {
+                client_certificates,
+                rate_limits,
+            },
+        })
+    }
+}
+
+/// The principals of a configuration, as [`ServerSettings`] holds them.
+struct Resolved {
+    producers: HashMap<[u8; 32], String>,
+    principals: HashMap<[u8; 32], Principal>,
+    access: Access,
+}
+
+impl RateLimitsConfig {
+    /// Checks the limits; `known` tells a configured principal's name.
+    fn resolve(&self, known: impl Fn(&str) -> bool) -> Result<RateLimits, ConfigError> {
+        let check = |key: &'static str, rate: Rate| {
+            if rate.requests_per_second == 0 || rate.burst == Some(0) {
+                return Err(ConfigError::Value {
+                    key,
+                    detail: "requests_per_second and burst must be at least 1".into(),
+                });
+            }
+            Ok(rate)
+        };
+        let default = match (self.requests_per_second, self.burst) {
+            (Some(requests_per_second), burst) => Some(check(
+                "rate_limits",
+                Rate {
+                    requests_per_second,
+                    burst,
+                },
+            )?),
+            (None, Some(_)) => {
+                return Err(ConfigError::Value {
+                    key: "rate_limits.burst",
+                    detail: "needs rate_limits.requests_per_second".into(),
+                })
+            }
+            (None, None) => None,
+        };
+        let mut principals = BTreeMap::new();
+        for (name, rate) in &self.principals {
+            if !known(name) {
+                return Err(ConfigError::Value {
+                    key: "rate_limits.principals",
+                    detail: format!("`{name}` is not a configured principal or producer"),
+                });
+            }
+            principals.insert(name.clone(), check("rate_limits.principals", *rate)?);
+        }
+        Ok(RateLimits {
+            default,
+            principals,
+        })
+    }
+}
+
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Which contents of the configuration file were read (their SHA-256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigVersion([u8; 32]);
+
+fn parse_config(path: &Path, bytes: Vec<u8>) -> Result<Settings, ConfigError> {
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Toml {
+        path: path.to_path_buf(),
+        detail: "is not UTF-8".into(),
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Toml {
+        path: path.to_path_buf(),
+        detail: error.to_string(),
+    })
+}
+
+/// Reads the principals, producers and rate limits of `path` again (with `flags` laid over the
+/// file, as at start) and puts them in service, on each of `hangups` (SIGHUP) and whenever the
+/// file's contents change (checked every `interval`), until the task is aborted. A file that
+/// does not load is reported once per change, in the log and in `/metrics`, and the principals
+/// in service stay. Without a file, a SIGHUP is only noted. `file` is the path and the version
+/// of it in service.
+pub async fn watch_principals(
+    file: Option<(PathBuf, ConfigVersion)>,
+    flags: Settings,
+    principals: Arc<Principals>,
+    interval: Duration,
+    mut hangups: tokio::signal::unix::Signal,
+) {
+    let Some((path, loaded)) = file else {
+        while hangups.recv().await.is_some() {
+            tracing::warn!("SIGHUP: there is no configuration file (--config) to read again");
+        }
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = Some(loaded.0);
+    loop {
+        let hangup = tokio::select! {
+            received = hangups.recv() => match received {
+                Some(()) => true,
+                None => return,
+            },
+            _ = ticks.tick() => false,
+        };
+        let (path, flags, principals) = (path.clone(), flags.clone(), principals.clone());
+        let known = seen;
+        // File reads and SHA-256: off the runtime's workers.
+        let read = tokio::task::spawn_blocking(move || {
+            let bytes = read_bounded(&path);
+            let digest = bytes.as_ref().ok().map(|bytes| sha256(bytes));
+            if !hangup && digest == known {
+                return digest;
+            }
+            let why = if hangup { "SIGHUP" } else { "the file changed" };
+            let loaded = bytes.and_then(|bytes| {
+                parse_config(&path, bytes).and_then(|file| file.overlay(&flags).credentials())
+            });
+            match loaded {
+                Ok(credentials) => {
+                    principals.replace(&credentials);
+                    tracing::info!(
+                        reason = why,
+                        credentials =
+                            credentials.tokens.len() + credentials.client_certificates.len(),
+                        "principals reloaded from {}",
+                        path.display()
+                    );
+                }
+                Err(error) => {
+                    principals.reload_failed();
+                    tracing::error!(
+                        reason = why,
+                        %error,
+                        "the configuration does not load; the principals loaded before stay in \
+                         service"
+                    );
+                }
+            }
+            digest
+        });
+        match read.await {
+            Ok(digest) => seen = digest,
+            Err(error) => tracing::error!(%error, "the configuration reload task failed"),
+        }
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let read = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let length = std::fs::metadata(path).map_err(read)?.len();
+    if length > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Toml {
+            path: path.to_path_buf(),
+            detail: format!("is {length} bytes; a configuration is at most {MAX_CONFIG_BYTES}"),
+        });
+    }
+    std::fs::read(path).map_err(read)
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// A SHA-256 fingerprint: 64 hex digits in either case, the pairs optionally separated by
+/// colons (`openssl x509 -noout -fingerprint -sha256`, after its `sha256 Fingerprint=`).
+fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let text = text
+        .split_once('=')
+        .filter(|(label, _)| label.to_ascii_lowercase().contains("fingerprint"))
+        .map_or(text, |(_, value)| value);
+    if text.contains(':') {
+        let pairs: Vec<&str> = text.split(':').collect();
+        if pairs.len() != 32 || pairs.iter().any(|pair| pair.len() != 2) {
+            return None;
+        }
+        parse_hex32(&pairs.concat())
+    } else {
+        parse_hex32(text)
     }
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     let bytes = text.as_bytes();
-    if bytes.len() != 64 {
+    if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -511,4 +840,70 @@ pub fn write_new_key(origin: &str, path: &Path) -> Result<String, ConfigError> {
             source,
         })?;
     Ok(signer.verifier().to_vkey())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn settings(text: &str) -> Settings {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn reads_fingerprints_as_openssl_prints_them() {
+        let plain = parse_fingerprint(DIGEST).expect("plain hex");
+        let colons: Vec<String> = DIGEST
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+            .collect();
+        let openssl = format!("sha256 Fingerprint={}", colons.join(":"));
+        assert_eq!(parse_fingerprint(&openssl), Some(plain));
+        assert_eq!(parse_fingerprint(&colons.join(":")), Some(plain));
+        for bad in ["", "AB:CD", &DIGEST[1..], &format!("+{}", &DIGEST[1..])] {
+            assert_eq!(parse_fingerprint(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn principals_by_certificate_need_a_client_ca() {
+        let text = format!(
+            "[[principals]]\nname = \"payments\"\nrole = \"producer\"\n\
+             client_cert_sha256 = \"{DIGEST}\"\n"
+        );
+        let error = settings(&text).credentials().expect_err("no client CA");
+        assert!(error.to_string().contains("tls_client_ca_file"), "{error}");
+        let with_ca = format!("{text}\n[http]\ntls_client_ca_file = \"/ca.pem\"\n");
+        let credentials = settings(&with_ca).credentials().expect("valid");
+        assert_eq!(credentials.client_certificates.len(), 1);
+        assert!(credentials.tokens.is_empty());
+        let neither = "[[principals]]\nname = \"x\"\nrole = \"reader\"\n";
+        assert!(settings(neither).credentials().is_err());
+    }
+
+    #[test]
+    fn rate_limits_name_configured_principals_and_are_positive() {
+        let producer = format!("[[producers]]\nname = \"billing\"\ntoken_sha256 = \"{DIGEST}\"\n");
+        let good = format!(
+            "{producer}[rate_limits]\nrequests_per_second = 10\n\
+             [rate_limits.principals.billing]\nrequests_per_second = 100\nburst = 500\n"
+        );
+        let limits = settings(&good).credentials().expect("valid").rate_limits;
+        assert_eq!(
+            limits.default.map(|rate| rate.requests_per_second),
+            Some(10)
+        );
+        assert_eq!(limits.principals["billing"].burst, Some(500));
+        for bad in [
+            format!("{producer}[rate_limits.principals.biling]\nrequests_per_second = 1\n"),
+            format!("{producer}[rate_limits]\nrequests_per_second = 0\n"),
+            format!("{producer}[rate_limits]\nburst = 5\n"),
+            format!("{producer}[rate_limits]\nrequests_per_second = 5\nburst = 0\n"),
+        ] {
+            assert!(settings(&bad).credentials().is_err(), "{bad}");
+        }
+    }
 }

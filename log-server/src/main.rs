@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_log::config::{token_digest_hex, write_new_key, Settings};
+use cairn_edge::log::LogFormat;
+use cairn_log::config::{token_digest_hex, watch_principals, write_new_key, Settings};
 use cairn_log::server::RunningServer;
 use clap::{Parser, Subcommand};
 use rand::RngCore as _;
@@ -16,6 +17,15 @@ use rand::RngCore as _;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text or as JSON lines (filter: CAIRN_LOG_LOG, else RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CAIRN_LOG_LOG_FORMAT",
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -23,7 +33,8 @@ struct Cli {
 enum Command {
     /// Runs the log. Every key of the TOML file can be overridden by CAIRN_LOG_* or a flag.
     Serve {
-        /// The TOML configuration file.
+        /// The TOML configuration file; its principals, producers and rate limits are read
+        /// again on SIGHUP and when it changes (no restart).
         #[arg(long, env = "CAIRN_LOG_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -73,14 +84,9 @@ impl TokenRole {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    cairn_edge::log::init(cli.log_format, "CAIRN_LOG_LOG");
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("cairn-log: {message}");
@@ -122,24 +128,40 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve { config, settings } => {
-            let file = match &config {
-                Some(path) => Settings::from_file(path).map_err(|e| e.to_string())?,
-                None => Settings::default(),
+            let (file, version) = match &config {
+                Some(path) => {
+                    let (file, version) =
+                        Settings::read_versioned(path).map_err(|e| e.to_string())?;
+                    (file, Some(version))
+                }
+                None => (Settings::default(), None),
             };
-            let resolved = file
-                .overlay(&settings)
-                .resolve()
-                .map_err(|e| e.to_string())?;
+            let merged = file.overlay(&settings);
+            let resolved = merged.resolve().map_err(|e| e.to_string())?;
+            let reload_interval = merged.config_reload_interval();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| format!("could not start the runtime: {e}"))?;
             runtime.block_on(async move {
+                // Before anything listens: from here on a SIGHUP reloads, never kills.
+                let hangups =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .map_err(|e| format!("could not handle SIGHUP: {e}"))?;
                 let server = RunningServer::start(resolved)
                     .await
                     .map_err(|e| e.to_string())?;
                 println!("listening on {}", server.addr);
+                // Principals, producers and rate limits follow the file (SIGHUP or a change).
+                let reloads = tokio::spawn(watch_principals(
+                    config.zip(version),
+                    settings,
+                    server.principals.clone(),
+                    reload_interval,
+                    hangups,
+                ));
                 wait_for_signal().await;
+                reloads.abort();
                 tracing::info!(
                     "stopping: finishing in-flight batches and signing a final checkpoint"
                 );

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cairn_spec::note::Ed25519Signer;
 use tokio::sync::watch;
 
+use crate::events::auth::{Access, Credentials, Principals};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status};
 use crate::http::{self, ApiLimits, AppState};
@@ -58,6 +59,8 @@ pub struct ServerSettings {
     pub events: EventSettings,
     /// The HTTP edge: timeouts and the connection cap.
     pub edge: cairn_edge::EdgeConfig,
+    /// Principals known by client certificates, and rate limits.
+    pub access: Access,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -89,6 +92,8 @@ pub enum ServerError {
 pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The principals in service, replaceable while it runs (a reload).
+    pub principals: Arc<Principals>,
     stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<()>,
     sequencer: Arc<Sequencer>,
@@ -184,13 +189,18 @@ impl RunningServer {
                     .map_err(|e| ServerError::Events(e.to_string()))?;
             Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
         };
-        let mut principals = settings.events.principals.clone();
+        let mut tokens: HashMap<[u8; 32], Principal> = settings.events.principals.clone();
         for (digest, name) in &settings.producers {
-            principals.entry(*digest).or_insert_with(|| Principal {
+            tokens.entry(*digest).or_insert_with(|| Principal {
                 name: name.clone(),
                 role: Role::Producer,
             });
         }
+        let principals = Arc::new(Principals::new(&Credentials {
+            tokens: tokens.into_iter().collect(),
+            client_certificates: settings.access.client_certificates.clone(),
+            rate_limits: settings.access.rate_limits.clone(),
+        }));
         let (stop, stopped) = watch::channel(false);
         let maintenance = tokio::spawn(retention::run(
             events.clone(),
@@ -228,7 +238,7 @@ impl RunningServer {
             store,
             sequencer: sequencer.clone(),
             published,
-            principals,
+            principals: principals.clone(),
             events: events.clone(),
             signer: settings.signer.clone(),
             quorum: settings.quorum,
@@ -266,6 +276,7 @@ impl RunningServer {
         tracing::info!(%addr, "cairn-log listening");
         Ok(RunningServer {
             addr,
+            principals,
             stop,
             http,
             sequencer,

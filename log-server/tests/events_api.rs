@@ -86,6 +86,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
             },
         },
         edge: Default::default(),
+        access: Default::default(),
     }
 }
 

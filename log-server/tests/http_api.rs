@@ -56,6 +56,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         checkpoint_wait: Duration::from_secs(10),
         events: Default::default(),
         edge: Default::default(),
+        access: Default::default(),
     }
 }
 

@@ -2,12 +2,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_edge::log::LogFormat;
 use cairn_monitor::daemon::{bind, Config, HttpSettings, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_spec::checkpoint::Checkpoint;
@@ -27,6 +27,16 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text or as JSON lines (filter: CAIRN_MONITOR_LOG, else
+    /// RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CAIRN_MONITOR_LOG_FORMAT",
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,14 +251,7 @@ fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_MONITOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    cairn_edge::log::init(cli.log_format, "CAIRN_MONITOR_LOG");
     match execute(cli.command) {
         Ok(code) => code,
         Err(message) => {

@@ -11,6 +11,12 @@
 //! Each component is a child process whose output goes to `<name>.out` in the directory
 //! (appended, so that restarts keep the earlier output). A component is ready when its port
 //! accepts connections; one that exits before that is an error that quotes its output.
+//!
+//! With TLS ([`Options::tls`]) the first start also makes a local CA (`ca.pem`, its key
+//! `ca.key`) and one server certificate it issued for 127.0.0.1 and localhost (`server.pem`,
+//! `server.key`), with the `openssl` command; every server then speaks only HTTPS with that
+//! certificate, and every client (the log's witness client, the witnesses' TSA client, the
+//! monitor) is given `ca.pem`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -153,6 +159,8 @@ pub struct Options {
     pub checkpoint_interval_ms: u64,
     /// Seconds between the monitor's polls.
     pub monitor_poll_secs: u64,
+    /// Every server over HTTPS with certificates of a local CA (needs `openssl`).
+    pub tls: bool,
 }
 
 impl Options {
@@ -168,6 +176,7 @@ impl Options {
             base_port: None,
             checkpoint_interval_ms: 1000,
             monitor_poll_secs: 2,
+            tls: false,
         }
     }
 }
@@ -200,6 +209,24 @@ pub struct Layout {
     pub witnesses: Vec<WitnessInfo>,
     /// Cosignatures needed.
     pub witness_quorum: usize,
+    /// Whether every server speaks HTTPS with a certificate of the sandbox's CA (`ca.pem`).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl Layout {
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        scheme(self.tls)
+    }
+}
+
+fn scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 struct Component {
@@ -263,12 +290,13 @@ impl Sandbox {
 
     /// The log's base URL.
     pub fn log_url(&self) -> String {
-        format!("http://{}", self.layout.log)
+        format!("{}://{}", self.layout.scheme(), self.layout.log)
     }
 
     /// The monitor's base URL, if there is a monitor.
     pub fn monitor_url(&self) -> Option<String> {
-        self.layout.monitor.map(|addr| format!("http://{addr}"))
+        let scheme = self.layout.scheme();
+        self.layout.monitor.map(|addr| format!("{scheme}://{addr}"))
     }
 
     /// The base URL of witness `index` (from 0).
@@ -276,7 +304,17 @@ impl Sandbox {
         self.layout
             .witnesses
             .get(index)
-            .map(|w| format!("http://{}", w.addr))
+            .map(|w| format!("{}://{}", self.layout.scheme(), w.addr))
+    }
+
+    /// The TSA's base URL.
+    pub fn tsa_url(&self) -> String {
+        format!("{}://{}", self.layout.scheme(), self.layout.tsa)
+    }
+
+    /// The CA certificate every server's certificate chains to, with TLS.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        self.layout.tls.then(|| self.dir.join("ca.pem"))
     }
 
     /// The verifier policy file (log key, witness keys and quorum, the TSA's root).
@@ -437,6 +475,13 @@ impl Sandbox {
                 .arg(dir.join("tsa"))
                 .arg("--listen")
                 .arg(self.layout.tsa.to_string());
+            if self.layout.tls {
+                command
+                    .arg("--tls-cert-file")
+                    .arg(dir.join("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(dir.join("server.key"));
+            }
             return Ok((self.layout.tsa, command));
         }
         if name == "log" {
@@ -650,6 +695,30 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
     }
     let addrs = pick_addrs(options.base_port, 3 + options.witnesses)?;
     let (log_addr, tsa_addr, monitor_addr) = (addrs[0], addrs[1], addrs[2]);
+    if options.tls {
+        make_certificates(dir)?;
+    }
+    let scheme = scheme(options.tls);
+    // The [http] table of every server's file, and a client's line trusting the CA.
+    let http_table = if options.tls {
+        format!(
+            "\n[http]\ntls_cert_file = {}\ntls_key_file = {}\n",
+            toml_string(&dir.join("server.pem").display().to_string()),
+            toml_string(&dir.join("server.key").display().to_string()),
+        )
+    } else {
+        String::new()
+    };
+    let trust = |key: &str| {
+        if options.tls {
+            format!(
+                "{key} = {}\n",
+                toml_string(&dir.join("ca.pem").display().to_string())
+            )
+        } else {
+            String::new()
+        }
+    };
 
     run(
         dir,
@@ -704,7 +773,9 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
         let config = format!(
             "listen = \"{addr}\"\ndata_dir = {data}\nkey_file = {key}\n\n\
              [[log]]\norigin = {origin}\nvkey = {vkey}\n\n\
-             [[tsa]]\nname = \"sandbox-tsa\"\nurl = \"http://{tsa_addr}/\"\ntrust_anchor = {root}\n",
+             [[tsa]]\nname = \"sandbox-tsa\"\nurl = \"{scheme}://{tsa_addr}/\"\ntrust_anchor = {root}\n\
+             {tsa_ca}{http_table}",
+            tsa_ca = trust("ca_file"),
             addr = witness.addr,
             data = path(&format!("{}-data", witness.name)),
             key = path(&format!("{}.key", witness.name)),
@@ -717,8 +788,9 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
 
     let mut log_config = format!(
         "listen = \"{log_addr}\"\ndata_dir = {data}\norigin = {origin}\nkey_file = {key}\n\
-         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\n{producer_block}\n\
-         {principals_block}",
+         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n{witness_ca}\n\
+         {producer_block}\n{principals_block}",
+        witness_ca = trust("witness_ca_file"),
         data = path("log-data"),
         origin = toml_string(&options.origin),
         key = path("log.key"),
@@ -727,12 +799,13 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
     );
     for witness in &witnesses {
         log_config.push_str(&format!(
-            "\n[[witnesses]]\nname = \"{}\"\nurl = \"http://{}\"\nvkey = {}\n",
+            "\n[[witnesses]]\nname = \"{}\"\nurl = \"{scheme}://{}\"\nvkey = {}\n",
             witness.name,
             witness.addr,
             toml_string(&witness.vkey)
         ));
     }
+    log_config.push_str(&http_table);
     write_file(&dir.join("log.toml"), &log_config, false)?;
 
     let mut policy =
@@ -756,13 +829,14 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
     let monitor = if options.monitor {
         let witness_urls: Vec<String> = witnesses
             .iter()
-            .map(|w| toml_string(&format!("http://{}", w.addr)))
+            .map(|w| toml_string(&format!("{scheme}://{}", w.addr)))
             .collect();
         let config = format!(
             "state_dir = {state}\nevidence_dir = {evidence}\nlisten = \"{monitor_addr}\"\n\
-             poll_interval_secs = {poll}\n\n\
-             [[logs]]\nurl = \"http://{log_addr}\"\nkey = {vkey}\npolicy = {policy}\n\
-             witnesses = [{witnesses}]\n",
+             poll_interval_secs = {poll}\n{ca}\n\
+             [[logs]]\nurl = \"{scheme}://{log_addr}\"\nkey = {vkey}\npolicy = {policy}\n\
+             witnesses = [{witnesses}]\n{http_table}",
+            ca = trust("ca_file"),
             state = path("monitor-state"),
             evidence = path("monitor-evidence"),
             poll = options.monitor_poll_secs,
@@ -784,11 +858,91 @@ fn initialise(dir: &Path, options: &Options, bins: &Binaries) -> Result<Layout, 
         monitor,
         witnesses,
         witness_quorum: options.witness_quorum,
+        tls: options.tls,
     };
     let json = serde_json::to_string_pretty(&layout)
         .map_err(|e| SandboxError::Unexpected(format!("encoding the layout: {e}")))?;
     write_file(&dir.join(LAYOUT_FILE), &format!("{json}\n"), false)?;
     Ok(layout)
+}
+
+/// A local CA (`ca.pem`, `ca.key`) and a server certificate it issued for 127.0.0.1 and
+/// localhost (`server.pem`, `server.key`), valid for a year, made with `openssl` in `dir`.
+fn make_certificates(dir: &Path) -> Result<(), SandboxError> {
+    let openssl = |args: &[&str]| -> Result<(), SandboxError> {
+        run(dir, Path::new("openssl"), args)
+            .map(drop)
+            .map_err(|error| match error {
+                SandboxError::Io { what, source }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    SandboxError::Unexpected(format!(
+                        "{what}: the openssl command is needed to make the sandbox's certificates"
+                    ))
+                }
+                other => other,
+            })
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "365",
+        "-subj",
+        "/CN=Cairn sandbox CA",
+    ]);
+    openssl(&ca)?;
+    let mut request = vec!["req"];
+    request.extend(ec);
+    request.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&request)?;
+    write_file(
+        &dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        false,
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "365",
+        "-extfile",
+        "server.ext",
+    ])?;
+    // openssl writes keys as its umask allows: keep them to their owner.
+    for key in ["ca.key", "server.key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join(key), std::fs::Permissions::from_mode(0o600))
+            .map_err(io_error(format!("restricting {key}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
+use cairn_edge::log::LogFormat;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::note::{Ed25519Verifier, KeyName};
 use cairn_spec::timestamp::{Accuracy, ObjectIdentifier, TrustAnchors};
@@ -26,6 +27,16 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text or as JSON lines (filter: CAIRN_WITNESS_LOG, else
+    /// RUST_LOG).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CAIRN_WITNESS_LOG_FORMAT",
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -129,14 +140,8 @@ enum TsaCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_WITNESS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    cairn_edge::log::init(cli.log_format, "CAIRN_WITNESS_LOG");
     match cli.command {
         Command::Keygen { name, out } => keygen(&name, &out),
         Command::Serve(args) => runtime()?.block_on(serve(args)),

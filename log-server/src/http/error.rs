@@ -78,6 +78,8 @@ error_codes! {
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, None;
     /// An event ID already logged with another content, or a hold already set.
     Conflict = "conflict", CONFLICT, None;
+    /// The principal's rate limit is spent for now (`Retry-After` says when to come back).
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS, Some(1);
     /// A legal hold forbids erasing this payload.
     Held = "held", CONFLICT, None;
     /// A body, leaf or batch beyond its limit.
@@ -230,6 +232,13 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::Unauthenticated(detail) => ApiError::new(ErrorCode::Unauthorized, detail),
             AuthError::Forbidden { .. } => ApiError::new(ErrorCode::Forbidden, error.to_string()),
+            AuthError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => ApiError {
+                retry_after: Some(retry_after_seconds),
+                ..ApiError::new(ErrorCode::RateLimited, error.to_string())
+            },
         }
     }
 }

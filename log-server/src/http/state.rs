@@ -1,7 +1,6 @@
 //! What every handler shares ([`AppState`]), and two small things each needs: the published
 //! checkpoint, and storage work run off the runtime's workers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,8 @@ use cairn_spec::note::Ed25519Signer;
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorCode};
-use crate::events::{Events, Principal};
+use crate::events::auth::Principals;
+use crate::events::Events;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::publisher::Published;
@@ -37,8 +37,8 @@ pub struct AppState {
     pub sequencer: Arc<Sequencer>,
     /// The latest published checkpoint.
     pub published: watch::Receiver<Option<Published>>,
-    /// Principals (producers, readers, admins) by the SHA-256 of their token.
-    pub principals: HashMap<[u8; 32], Principal>,
+    /// Principals (producers, readers, admins), reloadable.
+    pub principals: Arc<Principals>,
     /// Audit events: their database, submission and admin actions.
     pub events: Arc<Events>,
     /// The log's key, to sign again an older checkpoint for a receipt at an older size.

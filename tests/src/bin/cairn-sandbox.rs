@@ -34,6 +34,10 @@ struct Cli {
     /// The log's origin (first start only).
     #[arg(long, default_value = "sandbox.cairn.example/log")]
     origin: String,
+    /// Every server over HTTPS only, with a local CA and a certificate it issued, made with
+    /// `openssl` in --dir (first start only); every client is given the CA's file, ca.pem.
+    #[arg(long)]
+    tls: bool,
     /// Where the Cairn binaries are (default: beside this one).
     #[arg(long, env = "CAIRN_BIN_DIR")]
     bin_dir: Option<PathBuf>,
@@ -61,6 +65,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     options.witness_quorum = cli.witness_quorum.unwrap_or(cli.witnesses);
     options.monitor = !cli.no_monitor;
     options.base_port = (cli.base_port != 0).then_some(cli.base_port);
+    options.tls = cli.tls;
     println!("== starting the sandbox in {}", cli.dir.display());
     let mut sandbox = Sandbox::start(&options, binaries.clone()).map_err(|e| e.to_string())?;
     print_guide(&sandbox, &binaries);
@@ -115,17 +120,32 @@ fn print_guide(sandbox: &Sandbox, binaries: &Binaries) {
     let monitor_bin = binaries
         .path("cairn-monitor")
         .map_or_else(|_| "cairn-monitor".to_owned(), |p| p.display().to_string());
+    let scheme = layout.scheme();
+    // With TLS, every client is told the sandbox's CA.
+    let (curl_ca, monitor_ca) = match sandbox.ca_path() {
+        Some(ca) => (
+            format!("--cacert {} ", ca.display()),
+            format!(" --ca-file {}", ca.display()),
+        ),
+        None => (String::new(), String::new()),
+    };
     println!("\nCairn is running (each component's output in {dir}/<name>.out):");
     println!("  log       {log}   origin {}", layout.origin);
     println!("            vkey {}", layout.log_vkey);
     for witness in &layout.witnesses {
-        println!("  {:<9} http://{}", witness.name, witness.addr);
+        println!("  {:<9} {scheme}://{}", witness.name, witness.addr);
         println!("            vkey {}", witness.vkey);
     }
     println!(
-        "  TSA       http://{}   root certificate {dir}/tsa/root.pem",
-        layout.tsa
+        "  TSA       {}   root certificate {dir}/tsa/root.pem",
+        sandbox.tsa_url()
     );
+    if let Some(ca) = sandbox.ca_path() {
+        println!(
+            "  TLS       every server speaks HTTPS only, with a certificate of the CA {}",
+            ca.display()
+        );
+    }
     if let Some(monitor) = sandbox.monitor_url() {
         println!("  monitor   {monitor}   (/metrics, /gossip; evidence in {dir}/monitor-evidence)");
     }
@@ -138,24 +158,33 @@ fn print_guide(sandbox: &Sandbox, binaries: &Binaries) {
         r#"
 Add a leaf and wait until it is in a checkpoint the witnesses cosigned:
 
-  curl -sS -H "Authorization: Bearer $(cat {dir}/producer.token)" \
+  curl -sS {curl_ca}-H "Authorization: Bearer $(cat {dir}/producer.token)" \
        --data-binary 'hello, auditor' '{log}/add?wait=checkpoint'
 
 The answer is the leaf's receipt. A moment later the log also holds the TSA's timestamps over
 that checkpoint; fetch the complete receipt (use the index the answer gave) and verify it
 offline against the policy:
 
-  curl -sS {log}/receipt/0 > receipt.json
+  curl -sS {curl_ca}{log}/receipt/0 > receipt.json
   {monitor_bin} verify-receipt receipt.json --policy {dir}/policy.txt
 
 Audit events (spec/docs/event.md) go to {log}/v1/events with the same token; an auditor
-exports them as a bundle that verifies offline:
+exports them as a bundle that verifies offline{export_note}:
 
   CAIRN_TOKEN=$(cat {dir}/auditor.token) {monitor_bin} export --log {log} \
        --log-key '{vkey}' --out export.json
   {monitor_bin} verify-export export.json --policy {dir}/policy.txt
 
+The whole log can be re-verified from its tiles:
+
+  {monitor_bin} audit --log {log}{monitor_ca} --log-key '{vkey}' --state audit-state
+
 The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything."#,
+        export_note = if layout.tls {
+            " (`export` takes no CA file yet: use a sandbox without --tls for it)"
+        } else {
+            ""
+        },
         vkey = layout.log_vkey,
     );
 }

@@ -47,6 +47,11 @@ impl Drop for DevLog {
 }
 
 impl DevLog {
+    /// The process id of the log (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Makes a key, a producer and `log.toml` (with `extra` appended: `[http]` keys, say) in
     /// `dir`, and starts `cairn-log serve` on a free loopback port through `shell_prefix` (a
     /// `sh -c` prefix such as `ulimit -n 256 &&`, or empty). Its standard error goes to
