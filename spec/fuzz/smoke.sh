@@ -8,7 +8,7 @@
 #
 # Built without a sanitizer: cairn-spec has no unsafe code outside hash::lanes (whose own tests
 # compare it with the portable SHA-256), so what a smoke run can find is a panic, which needs
-# none, and AddressSanitizer would make the build and every run about twice as slow. A longer
+# none, while AddressSanitizer would slow the build and every run (and need nightly). A longer
 # run with ASan is in README.md.
 #
 #   spec/fuzz/smoke.sh [--seconds N] [--jobs N] [target...]
@@ -17,10 +17,12 @@
 # --jobs: how many targets run at once (default: $FUZZ_JOBS, else the number of cores, at most 4).
 # Targets: all of them (`cargo fuzz list`) unless some are named.
 #
-# Needs cargo-fuzz. Uses the nightly toolchain when rustup has one, else the default toolchain
-# with RUSTC_BOOTSTRAP=1 (cargo-fuzz passes -Z flags that only nightly accepts otherwise).
+# Needs cargo-fuzz. Builds with the default toolchain: without a sanitizer, cargo-fuzz passes
+# rustc only stable flags (coverage instrumentation), so no nightly is needed.
+# FUZZ_TOOLCHAIN=nightly builds with another rustup toolchain.
 set -euo pipefail
-cd "$(dirname "$0")"
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
 
 seconds="${FUZZ_SECONDS:-20}"
 cores="$(nproc 2>/dev/null || echo 1)"
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
         --jobs) jobs="${2:?--jobs needs a value}"; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$here/smoke.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "smoke.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -48,12 +50,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     exit 1
 fi
 toolchain=()
-if rustup run nightly rustc --version >/dev/null 2>&1; then
-    toolchain=(+nightly)
-else
-    export RUSTC_BOOTSTRAP=1
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+    toolchain=("+$FUZZ_TOOLCHAIN")
 fi
-echo "fuzz toolchain: $(rustc "${toolchain[@]}" --version)${RUSTC_BOOTSTRAP:+ (RUSTC_BOOTSTRAP=1)}"
+echo "fuzz toolchain: $(rustc "${toolchain[@]}" --version)"
 
 if [ "${#targets[@]}" -eq 0 ]; then
     mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
