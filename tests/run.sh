@@ -5,7 +5,7 @@
 #
 # The supply-chain check needs cargo-deny and the fuzz run cargo-fuzz: without them each is
 # skipped with a note, except under CI=true, where a missing tool fails the run (.ci/run
-# installs both). FUZZ_SECONDS sets how long each fuzz target runs (default 20).
+# installs both). FUZZ_SECONDS sets how long each fuzz target runs (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +38,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
-echo "== fuzz: every cargo-fuzz target for ${FUZZ_SECONDS:-20} s (spec/fuzz/smoke.sh)"
+echo "== fuzz: every cargo-fuzz target for ${FUZZ_SECONDS:-15} s (spec/fuzz/smoke.sh)"
 with_cargo_tool fuzz spec/fuzz/smoke.sh
 
 # One closing line for the whole workspace (cargo's own last line is the last crate's doc-tests).

@@ -13,7 +13,7 @@
 #
 #   spec/fuzz/smoke.sh [--seconds N] [--jobs N] [target...]
 #
-# --seconds: how long each target runs (default: $FUZZ_SECONDS, else 20).
+# --seconds: how long each target runs (default: $FUZZ_SECONDS, else 15).
 # --jobs: how many targets run at once (default: $FUZZ_JOBS, else the number of cores, at most 4).
 # Targets: all of them (`cargo fuzz list`) unless some are named.
 #
@@ -24,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 
-seconds="${FUZZ_SECONDS:-20}"
+seconds="${FUZZ_SECONDS:-15}"
 cores="$(nproc 2>/dev/null || echo 1)"
 jobs="${FUZZ_JOBS:-$((cores < 4 ? cores : 4))}"
 targets=()
