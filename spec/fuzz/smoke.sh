@@ -113,7 +113,7 @@ for target in "${targets[@]}"; do
     if [ -n "$reproducer" ]; then
         case "$reproducer" in /*) ;; *) reproducer="$PWD/${reproducer#./}" ;; esac
         echo "fuzz $target: reproducer: $reproducer"
-        echo "fuzz $target: reproduce with: (cd spec/fuzz && cargo ${toolchain[*]} fuzz run -O -a -s none $target $reproducer)"
+        echo "fuzz $target: reproduce with: (cd spec/fuzz && cargo ${toolchain[*]:+${toolchain[*]} }fuzz run -O -a -s none $target $reproducer)"
     fi
 done
 echo "fuzz runs: ${#targets[@]} targets, ${seconds} s each, ${jobs} at once, $((SECONDS - run_start)) s"
