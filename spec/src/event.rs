@@ -24,6 +24,12 @@
 //! The leaf adds `received_at` (the server's time, RFC 3339 UTC), `submitted_by` (the principal)
 //! and `payload_hash` (`sha256:` and 64 lowercase hex digits, only when there is a payload), and
 //! always carries `schema_version: 1`. `spec/docs/event.md` has an example.
+//!
+//! Where each part lives: the schema's constants, limits, errors and the two event types here;
+//! checking a submitted event and writing its leaf in `input.rs`; reading a leaf back in
+//! `leaf.rs`; the rule of each kind of field (names, `id`/`type` objects, the payload hash) in
+//! `fields.rs`; event IDs in `id.rs`. A new schema version changes the constants here, the
+//! checks and the leaf writer in `input.rs`, and the leaf reader in `leaf.rs`.
 
 mod fields;
 mod id;
