@@ -14,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(entries) = decode_entry_bundle(bundle, bundle_data) {
         assert_eq!(entries.len(), usize::from(width));
         let encoded = encode_entry_bundle(&entries).expect("decoded entries fit a bundle");
-        assert_eq!(encoded, bundle_data, "decode then encode must be the identity");
+        assert_eq!(
+            encoded, bundle_data,
+            "decode then encode must be the identity"
+        );
     }
 });

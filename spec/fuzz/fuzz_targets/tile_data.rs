@@ -90,7 +90,8 @@ fuzz_target!(|data: &[u8]| {
 
     // The reader with one tile of the proof replaced by the input.
     let log = log();
-    let tree_size = 1 + u64::from(u32::from_be_bytes([head[2], head[3], head[4], head[5]])) % LOG_SIZE;
+    let tree_size =
+        1 + u64::from(u32::from_be_bytes([head[2], head[3], head[4], head[5]])) % LOG_SIZE;
     let leaf_index = u64::from(u16::from_be_bytes([head[6], head[7]])) * 2 % tree_size;
     let tiles = tiles_for_inclusion_proof(leaf_index, tree_size).expect("leaf in tree");
     let replaced = tiles[usize::from(head[8]) % tiles.len()];
@@ -113,7 +114,8 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!(
                 !source.served.get()
-                    || (tile_bytes.len() >= honest.len() && tile_bytes[..honest.len()] == honest[..]),
+                    || (tile_bytes.len() >= honest.len()
+                        && tile_bytes[..honest.len()] == honest[..]),
                 "a rewritten tile {replaced} was accepted"
             );
         }

@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         match TilePath::parse(text) {
             Ok(path) => {
-                assert_eq!(path.to_string(), text, "parse then format must be the identity");
+                assert_eq!(
+                    path.to_string(),
+                    text,
+                    "parse then format must be the identity"
+                );
                 match path {
                     TilePath::Tile(tile) => assert_eq!(Tile::parse(text), Ok(tile)),
                     TilePath::EntryBundle(bundle) => {

@@ -6,10 +6,11 @@
 
 use std::sync::OnceLock;
 
+use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     make_root_certificate, make_tsa_certificate, respond, verify_response, CertificateSpec,
     Expectation, KeyPair, ObjectIdentifier, TimestampError, TimestampGrant, TimestampRequest,
-    TsaSigner, UnixTime,
+    TsaSigner,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -20,8 +21,8 @@ fn signer() -> &'static TsaSigner {
         let spec = |subject, serial_number| CertificateSpec {
             subject,
             serial_number,
-            not_before: UnixTime::from_seconds(1_767_225_600),
-            not_after: UnixTime::from_seconds(2_082_758_400),
+            not_before: Instant::from_seconds(1_767_225_600),
+            not_after: Instant::from_seconds(2_082_758_400),
         };
         let root = make_root_certificate(&root_key, &spec("CN=Fuzz Root", &[1])).expect("root");
         let tsa_key = KeyPair::ed25519_from_seed([2; 32]);
@@ -45,10 +46,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let grant = TimestampGrant {
         serial_number: &[0x01, 0x02],
-        gen_time: UnixTime {
-            seconds: 1_795_606_638,
-            nanos: 619_000_000,
-        },
+        gen_time: Instant::from_unix(1_795_606_638, 619_000_000),
         policy: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1"),
         accuracy: None,
     };

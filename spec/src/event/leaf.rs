@@ -1,0 +1,83 @@
+//! A logged event leaf, read back as a monitor or auditor does, and a payload checked against it.
+
+use sha2::{Digest, Sha256};
+
+use super::fields::{id_and_type, invalid, missing, parse_payload_hash, string_field};
+use super::{event_limits, EventError, EventInput, EventLeaf, SCHEMA_VERSION};
+use crate::jcs::{self, Value};
+use crate::time::Instant;
+
+impl EventLeaf {
+    /// Reads a logged event leaf, as a monitor or auditor does: it must be canonical JCS and
+    /// follow the leaf schema.
+    pub fn parse(leaf: &[u8]) -> Result<EventLeaf, EventError> {
+        let value = jcs::parse(leaf, event_limits())?;
+        if jcs::canonicalize(&value).as_bytes() != leaf {
+            return Err(EventError::NotCanonical);
+        }
+        let Value::Object(members) = value else {
+            return Err(EventError::NotAnObject);
+        };
+        let mut producer_members = Vec::new();
+        let mut received_at = None;
+        let mut submitted_by = None;
+        let mut payload_hash = None;
+        let mut schema_version = false;
+        for (name, value) in members {
+            match name.as_str() {
+                "received_at" => {
+                    let text = string_field("received_at", &value)?;
+                    received_at = Some(
+                        Instant::parse_rfc3339(&text)
+                            .map_err(|error| invalid("received_at", error.reason))?,
+                    );
+                }
+                "submitted_by" => submitted_by = Some(string_field("submitted_by", &value)?),
+                "payload_hash" => {
+                    payload_hash = Some(parse_payload_hash(&string_field("payload_hash", &value)?)?)
+                }
+                "schema_version" => {
+                    if value != Value::Number(SCHEMA_VERSION) {
+                        return Err(invalid("schema_version", "must be 1"));
+                    }
+                    schema_version = true;
+                }
+                "payload" => return Err(invalid("payload", "a leaf carries payload_hash only")),
+                _ => producer_members.push((name, value)),
+            }
+        }
+        if !schema_version {
+            return Err(missing("schema_version"));
+        }
+        let submitted_by = submitted_by.ok_or_else(|| missing("submitted_by"))?;
+        let received_at = received_at.ok_or_else(|| missing("received_at"))?;
+        let input =
+            EventInput::parse(jcs::canonicalize(&Value::Object(producer_members)).as_bytes())?;
+        let event_id = input.event_id.clone().ok_or_else(|| missing("event_id"))?;
+        let (actor_id, actor_type) = id_and_type(input.actor);
+        let (resource_id, resource_type) = id_and_type(input.resource);
+        Ok(EventLeaf {
+            event_id,
+            time: input.time,
+            received_at,
+            submitted_by,
+            actor_id,
+            actor_type,
+            action: input.action,
+            resource_type,
+            resource_id,
+            outcome: input.outcome,
+            payload_hash,
+            leaf: leaf.to_vec(),
+        })
+    }
+
+    /// Whether `payload` (any JSON form of it) is the payload this leaf committed to.
+    pub fn payload_matches(&self, payload: &[u8]) -> Result<bool, EventError> {
+        let Some(expected) = self.payload_hash else {
+            return Ok(false);
+        };
+        let canonical = jcs::canonicalize(&jcs::parse(payload, event_limits())?);
+        Ok(<[u8; 32]>::from(Sha256::digest(canonical.as_bytes())) == expected)
+    }
+}
