@@ -33,6 +33,10 @@
 #                           environment for its data, once per mode, and $BENCH_WORK/log is
 #                           emptied before each start. Default: a dev log (no witnesses) in
 #                           $BENCH_WORK/log with a new key and producer token
+#   CAIRN_LOG_CA_FILE       set: cairn-log serves TLS (its CAIRN_LOG_START must start it so),
+#                           and cairn-load reaches it at https://CAIRN_LOG_ADDR trusting this
+#                           PEM CA; cairn-noop stays plain HTTP, so log ÷ noop of a TLS run
+#                           against that of a plain run gives what TLS costs
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
 #                           for the default log)
 #   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
@@ -171,13 +175,17 @@ load_args() {
 # both sides.
 measure() {
     local name=$1 addr=$2 mode=$3 token=${4:-} rate=${5:-$RATE} connections=${6:-$CONNECTIONS}
-    local args server_cpu_before server_cpu_after times token_env=()
+    local args server_cpu_before server_cpu_after times token_env=() scheme=http tls=()
     if [ -n "$token" ]; then token_env=(env "CAIRN_LOAD_TOKEN=$token"); fi
+    if [ "$name" != noop ] && [ -n "${CAIRN_LOG_CA_FILE:-}" ]; then
+        scheme=https
+        tls=(--ca-file "$CAIRN_LOG_CA_FILE")
+    fi
     args="$(load_args "$mode")${rate:+ --rate $rate}"
     server_cpu_before=$(cpu_seconds "$SERVER_PID")
     # shellcheck disable=SC2086 # args is a list of words
     { time "${token_env[@]}" "${PIN_LOAD[@]}" "$BIN/cairn-load" $args \
-        --target "http://$addr" -c "$connections" -d "$DURATION" --warmup "$WARMUP" --json \
+        --target "$scheme://$addr" "${tls[@]}" -c "$connections" -d "$DURATION" --warmup "$WARMUP" --json \
         >"$BENCH_WORK/$name-$mode.report.json"; } 2>"$BENCH_WORK/$name-$mode.time" || true
     server_cpu_after=$(cpu_seconds "$SERVER_PID")
     if ! jq -e .requests "$BENCH_WORK/$name-$mode.report.json" >/dev/null 2>&1; then
