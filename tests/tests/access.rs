@@ -235,10 +235,13 @@ async fn sighup_revokes_at_once_and_a_broken_file_keeps_the_principals() {
     }
     let text = metrics(&client, &url).await;
     assert!(text.contains("cairn_log_config_reload_failing 0"), "{text}");
-    assert!(
-        text.contains("cairn_log_config_reloads_total{result=\"failed\"} 1"),
-        "{text}"
-    );
+    // At least the SIGHUP's reload failed (a slow machine may see one more attempt at the broken
+    // file: the count is of attempts, not of SIGHUPs).
+    let failed = text
+        .lines()
+        .find_map(|line| line.strip_prefix("cairn_log_config_reloads_total{result=\"failed\"} "))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(failed.is_some_and(|count| count >= 1), "{text}");
     let (status, _, body) = add(&client, &url, Some(&format!("Bearer {}", log.token))).await;
     assert_eq!(status, 200, "the producer stays: {body}");
 }
