@@ -203,13 +203,19 @@ fn body_too_slow() -> Response<Body> {
     response
 }
 
+/// The most of a request's head (request line and headers) the connection buffers, in bytes:
+/// a head whose end has not come by then is answered 431 by the HTTP layer, with no body, and
+/// the connection closed. It is also the most the connection buffers of a body at a time.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
 /// hyper's connection settings for `limits`.
 pub(crate) fn builder(limits: &Limits) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .half_close(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     builder
 }
 

@@ -379,3 +379,65 @@ async fn stopping_lets_the_request_in_flight_finish() {
         "the listener is closed after the stop"
     );
 }
+
+/// Sends `request` raw on a new connection; everything the server sent before it closed.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let (mut read, mut write) = TcpStream::connect(addr)
+        .await
+        .expect("connects")
+        .into_split();
+    // The server may answer and close before it has read all of a request too large for it.
+    let _ = write.write_all(request).await;
+    let (answer, _) = timeout(BOUND, read_until_closed(&mut read))
+        .await
+        .expect("the server answers and closes");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The answer's status line and body (after the blank line).
+fn status_and_body(answer: &str) -> (&str, &str) {
+    let status = answer.lines().next().unwrap_or("");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_limit_is_answered_431_and_closed() {
+    let server = Server::start(patient()).await;
+    // hyper applies the limit to a head it has not seen the end of: one twice the limit.
+    let padding = "a".repeat(2 * cairn_edge::connection::MAX_REQUEST_HEAD_BYTES);
+    let request = format!("GET /healthz HTTP/1.1\r\nhost: test\r\nx-padding: {padding}\r\n\r\n");
+    let answer = exchange(server.addr, request.as_bytes()).await;
+    let (status, body) = status_and_body(&answer);
+    assert!(status.starts_with("HTTP/1.1 431"), "answer: {answer:?}");
+    assert_eq!(body, "", "the HTTP layer answers without a body");
+
+    // Just under the limit is served.
+    let padding = "a".repeat(cairn_edge::connection::MAX_REQUEST_HEAD_BYTES / 2);
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nhost: test\r\nx-padding: {padding}\r\nconnection: close\r\n\r\n"
+    );
+    let answer = exchange(server.addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_is_not_http_is_answered_400_and_closed() {
+    let server = Server::start(patient()).await;
+    for garbage in [
+        &b"GET /healthz HTTP/1.1\r\nhost test\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not a TLS client hello either\r\n\r\n",
+        b"GET /a b c HTTP/1.1\r\n\r\n",
+    ] {
+        let answer = exchange(server.addr, garbage).await;
+        let (status, body) = status_and_body(&answer);
+        assert!(
+            status.starts_with("HTTP/1.1 400"),
+            "{:?} answered {answer:?}",
+            String::from_utf8_lossy(garbage)
+        );
+        assert_eq!(body, "", "the HTTP layer answers without a body");
+    }
+    server.stop().await;
+}
