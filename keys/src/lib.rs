@@ -18,8 +18,10 @@
 //! workers (`spawn_blocking` or a thread of their own), and handle its error as "publication
 //! waits", never as a reason to stop sequencing.
 
+mod config;
 pub mod pkcs11;
 mod signer;
 
+pub use config::Pkcs11Config;
 pub use pkcs11::{Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};
 pub use signer::{KeyError, NoteSigner};

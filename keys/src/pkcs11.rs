@@ -493,11 +493,13 @@ fn find_pair(
                 "no public key labelled {label:?} beside its private key"
             )))
         }
-        _ => return Err(no_key(format!(
+        _ => {
+            return Err(no_key(format!(
             "{} private and {} public keys are labelled {label:?}: a label must name one key pair",
             privates.len(),
             publics.len()
-        ))),
+        )))
+        }
     };
     let attributes = session
         .get_attributes(public, &[AttributeType::KeyType, AttributeType::EcPoint])

@@ -47,6 +47,17 @@ pub enum KeyError {
     /// The key in the token failed.
     #[error(transparent)]
     Token(#[from] Pkcs11Error),
+    /// A checkpoint's origin is not the key's name.
+    #[error("the checkpoint's origin `{origin}` is not the key's name `{key_name}`")]
+    Origin {
+        /// The checkpoint's origin.
+        origin: String,
+        /// The key's name.
+        key_name: String,
+    },
+    /// The note could not be made or signed.
+    #[error("note: {0}")]
+    Note(String),
     /// A cosignature could not be made.
     #[error("cosignature: {0}")]
     Cosignature(#[from] CosignatureError),
@@ -156,7 +167,31 @@ impl<K: Ed25519Kind> NoteSigner<K> {
     }
 }
 
+impl<K: Ed25519Kind> From<SignerKey<K>> for NoteSigner<K> {
+    fn from(key: SignerKey<K>) -> NoteSigner<K> {
+        NoteSigner::from_key(key)
+    }
+}
+
 impl NoteSigner<PlainEd25519> {
+    /// `checkpoint` as a note signed by this key, whose name must be the checkpoint's origin
+    /// (a Cairn log's key is named after its origin). May block on the token.
+    pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Note, KeyError> {
+        if checkpoint.origin != self.key_name.as_str() {
+            return Err(KeyError::Origin {
+                origin: checkpoint.origin.clone(),
+                key_name: self.key_name.as_str().to_owned(),
+            });
+        }
+        let mut note = checkpoint
+            .to_note()
+            .map_err(|error| KeyError::Note(error.to_string()))?;
+        let signature = self.sign(&note)?;
+        note.add_signature(signature)
+            .map_err(|error| KeyError::Note(error.to_string()))?;
+        Ok(note)
+    }
+
     /// This key's signature of the note's text. May block on the token.
     pub fn sign(&self, note: &Note) -> Result<NoteSignature, KeyError> {
         Ok(NoteSignature {
