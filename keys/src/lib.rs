@@ -21,6 +21,8 @@
 mod config;
 pub mod pkcs11;
 mod signer;
+#[cfg(feature = "test-token")]
+pub mod test_token;
 
 pub use config::Pkcs11Config;
 pub use pkcs11::{Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};

@@ -9,85 +9,21 @@
 mod faults;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cairn_keys::test_token::TestToken;
 use cairn_log::config::token_digest_hex;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::note::Ed25519Verifier;
 use faults::{add, status_of, wait_for, Added, PRODUCER};
 use support::{free_port, start_with_env};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const ORIGIN: &str = "hsm.cairn.example/log";
-
-/// A SoftHSM2 token directory of this test's own, with one token.
-struct Token {
-    dir: tempfile::TempDir,
-}
-
-impl Token {
-    fn init(label: &str) -> Token {
-        assert!(
-            Path::new(MODULE).is_file(),
-            "SoftHSM2 is not installed ({MODULE} is missing): apt-get install softhsm2"
-        );
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        std::fs::create_dir(dir.path().join("tokens")).expect("makes the token directory");
-        std::fs::write(
-            dir.path().join("softhsm2.conf"),
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.path().join("tokens").display()
-            ),
-        )
-        .expect("writes the SoftHSM2 configuration");
-        let token = Token { dir };
-        token.util(&[
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ]);
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let pin = token.pin_file();
-            std::fs::write(&pin, "1234\n").expect("writes the PIN file");
-            std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        }
-        token
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("softhsm2.conf")
-    }
-
-    fn pin_file(&self) -> PathBuf {
-        self.dir.path().join("pin")
-    }
-
-    fn util(&self, args: &[&str]) {
-        let output = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", self.conf())
-            .args(args)
-            .output()
-            .expect("softhsm2-util runs (apt-get install softhsm2)");
-        assert!(
-            output.status.success(),
-            "softhsm2-util {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops_signing() {
-    let token = Token::init("cairn-log");
+    let token = TestToken::init("cairn-log");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let port = free_port();
     let config = dir.path().join("log.toml");
@@ -95,12 +31,10 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"{ORIGIN}\"\n\
-             witness_quorum = 0\ncheckpoint_interval_ms = 100\n\n\
-             [pkcs11]\nmodule = \"{MODULE}\"\ntoken_label = \"cairn-log\"\nkey_label = \"checkpoints\"\n\
-             pin_file = \"{}\"\n\n\
+             witness_quorum = 0\ncheckpoint_interval_ms = 100\n\n{}\n\
              [[producers]]\nname = \"hsm\"\ntoken_sha256 = \"{}\"\n",
             dir.path().join("data").display(),
-            token.pin_file().display(),
+            token.config_table("checkpoints"),
             token_digest_hex(PRODUCER),
         ),
     )
@@ -134,8 +68,8 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
     );
 
     let http = reqwest::Client::new();
-    let conf = token.conf();
-    let log = start_with_env(&config, port, &http, &[("SOFTHSM2_CONF", conf.as_os_str())]).await;
+    let (name, conf) = token.env();
+    let log = start_with_env(&config, port, &http, &[(name, conf.as_os_str())]).await;
     for number in 0..5 {
         assert!(matches!(add(&http, &log.base, number).await, Added::At(_)));
     }
@@ -161,7 +95,7 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
     .await;
 
     // The token goes away under the running log.
-    token.util(&["--delete-token", "--token", "cairn-log"]);
+    token.remove();
     for number in 5..10 {
         assert!(
             matches!(add(&http, &log.base, number).await, Added::At(_)),
