@@ -8,7 +8,7 @@
 //! storage = "embedded"             # the storage backend; "embedded" (data_dir) is the only one
 //! objects_dir = "/var/www/log"     # optional: the tree as tlog-tiles files for a static server
 //! origin = "example.com/audit"
-//! key_file = "/etc/cairn/log.key"
+//! key_file = "/etc/cairn/log.key"   # or the key in a PKCS#11 token: [pkcs11] below
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! witness_quorum = 1
@@ -71,8 +71,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_keys::{NoteSigner, Pkcs11Key};
 use cairn_spec::cosignature::CosignatureVerifier;
-use cairn_spec::note::Ed25519Signer;
+use cairn_spec::note::{Ed25519Signer, KeyName};
+
+use crate::server::LogSigner;
 use serde::Deserialize;
 
 use crate::events::auth::{Access, Credentials, Principals, Rate, RateLimits, MAX_CREDENTIALS};
@@ -195,9 +198,15 @@ pub struct Settings {
     /// The log's origin (must be the key's name).
     #[arg(long, env = "CAIRN_LOG_ORIGIN")]
     pub origin: Option<String>,
-    /// File holding the signing key (PRIVATE+KEY+..., mode 0600).
+    /// File holding the signing key (PRIVATE+KEY+..., mode 0600); or a `[pkcs11]` table in
+    /// the file for a key in a token.
     #[arg(long, env = "CAIRN_LOG_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+    /// The signing key in a PKCS#11 token (file only): module, token_label or slot,
+    /// key_label, pin_file or pin_env. The key is named after `origin`.
+    #[arg(skip)]
+    #[serde(default)]
+    pub pkcs11: Option<cairn_keys::Pkcs11Config>,
     /// Largest leaf in bytes [default and maximum: 65535].
     #[arg(long, env = "CAIRN_LOG_MAX_LEAF_BYTES")]
     pub max_leaf_bytes: Option<u32>,
@@ -315,6 +324,38 @@ impl Settings {
         self
     }
 
+    /// The log's key: the key file, or the key in the `[pkcs11]` token (named after
+    /// `origin`), opened.
+    fn resolve_signer(&self) -> Result<LogSigner, ConfigError> {
+        match (&self.key_file, &self.pkcs11) {
+            (Some(path), None) => Ok(Arc::new(NoteSigner::from_key(read_key_file(path)?))),
+            (None, Some(table)) => {
+                let value = |detail: String| ConfigError::Value {
+                    key: "pkcs11",
+                    detail,
+                };
+                let origin = self.origin.as_deref().ok_or_else(|| {
+                    value("a key in a token needs `origin`, which names it".into())
+                })?;
+                let key_name = KeyName::new(origin).map_err(|error| ConfigError::Value {
+                    key: "origin",
+                    detail: error.to_string(),
+                })?;
+                let settings = table.settings().map_err(value)?;
+                let key = Pkcs11Key::open(&settings).map_err(|error| value(error.to_string()))?;
+                Ok(Arc::new(NoteSigner::from_token(key_name, Arc::new(key))))
+            }
+            (None, None) => Err(ConfigError::Value {
+                key: "key_file",
+                detail: "is required (or a [pkcs11] table for a key in a token)".into(),
+            }),
+            (Some(_), Some(_)) => Err(ConfigError::Value {
+                key: "key_file",
+                detail: "and [pkcs11] name two keys: keep one".into(),
+            }),
+        }
+    }
+
     /// Checks everything and reads the key.
     pub fn resolve(&self) -> Result<ServerSettings, ConfigError> {
         let missing = |key: &'static str| ConfigError::Value {
@@ -322,8 +363,7 @@ impl Settings {
             detail: "is required".into(),
         };
         let data_dir = self.data_dir.clone().ok_or_else(|| missing("data_dir"))?;
-        let key_file = self.key_file.clone().ok_or_else(|| missing("key_file"))?;
-        let signer = read_key_file(&key_file)?;
+        let signer = self.resolve_signer()?;
         if let Some(origin) = &self.origin {
             if signer.key_name().as_str() != origin {
                 return Err(ConfigError::Value {
@@ -807,6 +847,28 @@ pub fn read_key_file(path: &Path) -> Result<Ed25519Signer, ConfigError> {
         key: "key_file",
         detail: format!("{}: {error}", path.display()),
     })
+}
+
+/// Makes a new signing key for `origin` inside the token that the `[pkcs11]` table of the
+/// configuration file `config` names, and returns its vkey.
+pub fn new_token_key(origin: &str, config: &Path) -> Result<String, ConfigError> {
+    let name = KeyName::new(origin).map_err(|error| ConfigError::Value {
+        key: "origin",
+        detail: error.to_string(),
+    })?;
+    let settings = Settings::from_file(config)?;
+    let table = settings.pkcs11.ok_or_else(|| ConfigError::Value {
+        key: "pkcs11",
+        detail: format!("{} has no [pkcs11] table", config.display()),
+    })?;
+    let value = |detail: String| ConfigError::Value {
+        key: "pkcs11",
+        detail,
+    };
+    let key = Pkcs11Key::generate(&table.settings().map_err(value)?)
+        .map_err(|error| value(error.to_string()))?;
+    let signer = NoteSigner::<cairn_spec::note::PlainEd25519>::from_token(name, Arc::new(key));
+    Ok(signer.verifier().to_vkey())
 }
 
 /// Writes a new signing key for `origin` to `path` with mode 0600 (refusing to overwrite) and

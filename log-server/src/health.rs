@@ -64,6 +64,8 @@ pub struct Readiness {
     /// Failed storage calls since the start, by component (`sequencer`, `integrator`,
     /// `objects`, `background`).
     pub storage_errors: [(&'static str, u64); 4],
+    /// Failed checkpoint signatures since the start (the key in its file or token).
+    pub signing_errors: u64,
 }
 
 impl Readiness {
@@ -73,11 +75,22 @@ impl Readiness {
     }
 }
 
+/// How each background writer of the log is doing: integration, signing, the object files.
+pub struct Writers {
+    /// The integrator's storage calls.
+    pub integrator: Arc<Status>,
+    /// Signing checkpoints (the key in its file or token).
+    pub signing: Arc<Status>,
+    /// Writing the tile objects.
+    pub objects: Arc<Status>,
+}
+
 /// The parts whose state readiness reads.
 pub struct Health {
     store: Arc<dyn LogStore>,
     sequencer: Arc<Sequencer>,
     integrator: Arc<Status>,
+    signing: Arc<Status>,
     objects: Arc<Status>,
     signed: watch::Receiver<Option<StoredCheckpoint>>,
     published: watch::Receiver<Option<Published>>,
@@ -99,12 +112,16 @@ impl Health {
     pub fn new(
         store: Arc<dyn LogStore>,
         sequencer: Arc<Sequencer>,
-        integrator: Arc<Status>,
-        objects: Arc<Status>,
+        writers: Writers,
         signed: watch::Receiver<Option<StoredCheckpoint>>,
         published: watch::Receiver<Option<Published>>,
         grace: Duration,
     ) -> Health {
+        let Writers {
+            integrator,
+            signing,
+            objects,
+        } = writers;
         let now = Instant::now();
         let seen = Seen {
             signed: (signed.borrow().as_ref().map(|c| c.size), now),
@@ -114,6 +131,7 @@ impl Health {
             store,
             sequencer,
             integrator,
+            signing,
             objects,
             signed,
             published,
@@ -140,6 +158,9 @@ impl Health {
         }
         if let Some(reason) = self.integrator.failing() {
             problems.push(format!("integration fails: {reason}"));
+        }
+        if let Some(reason) = self.signing.failing() {
+            problems.push(format!("signing checkpoints fails: {reason}"));
         }
         if let Some(reason) = self.objects.failing() {
             problems.push(format!("writing the tile objects fails: {reason}"));
@@ -185,6 +206,7 @@ impl Health {
                 ("objects", self.objects.errors()),
                 ("background", background_errors),
             ],
+            signing_errors: self.signing.errors(),
         }
     }
 }

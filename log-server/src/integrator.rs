@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::merkle::{CompactRange, HashReader, NodeId};
-use cairn_spec::note::Ed25519Signer;
 use cairn_spec::Hash;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::health::Status;
 use crate::sequencer::Sequencer;
+use crate::server::LogSigner;
 use crate::storage::{
     justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL, TILE_HEIGHT,
 };
@@ -185,6 +185,7 @@ impl Default for IntegratorConfig {
 pub struct Integrator {
     checkpoints: watch::Receiver<Option<StoredCheckpoint>>,
     status: Arc<Status>,
+    signing: Arc<Status>,
     stop: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), IntegratorError>>>>,
 }
@@ -201,7 +202,9 @@ struct Work {
     /// A run failed: the frontier may be ahead of the stored levels, and is restored first.
     restore_first: AtomicBool,
     status: Arc<Status>,
-    signer: Ed25519Signer,
+    signer: LogSigner,
+    /// Why signing fails now, if it does (a token removed or refusing), apart from storage.
+    signing: Arc<Status>,
     origin: String,
     published: watch::Sender<Option<StoredCheckpoint>>,
 }
@@ -217,6 +220,8 @@ impl Work {
                     tracing::info!(%reason, "the integrator runs again");
                 }
             }
+            // The tree is whole: only the signature is missing, and `signing` says why.
+            Err(IntegratorError::Sign(_)) => {}
             Err(error) => {
                 self.restore_first.store(true, Ordering::Release);
                 self.status.failed(Some(error.to_string()));
@@ -268,11 +273,24 @@ impl Work {
             root: tree.root(),
             extensions: Vec::new(),
         };
-        let note = checkpoint
-            .sign(&self.signer)
-            .map_err(|error| IntegratorError::Sign(error.to_string()))?
-            .to_bytes()
-            .map_err(|error| IntegratorError::Sign(error.to_string()))?;
+        // May block on a token: this runs on a blocking thread.
+        let note = match self.signer.sign_checkpoint(&checkpoint) {
+            Ok(note) => {
+                if let Some(reason) = self.signing.recovered() {
+                    tracing::info!(%reason, "checkpoints are signed again");
+                }
+                note
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                if !self.signing.failed(Some(reason.clone())) {
+                    tracing::error!(key = %self.signer.location(), %reason, "signing a checkpoint fails; publication waits, sequencing goes on");
+                }
+                return Err(IntegratorError::Sign(reason));
+            }
+        }
+        .to_bytes()
+        .map_err(|error| IntegratorError::Sign(error.to_string()))?;
         self.store.sync_hashes()?;
         let stored = StoredCheckpoint {
             size: tree.size(),
@@ -291,7 +309,7 @@ impl Integrator {
     pub async fn start(
         store: Arc<dyn LogStore>,
         sequencer: Arc<Sequencer>,
-        signer: Ed25519Signer,
+        signer: LogSigner,
         config: IntegratorConfig,
     ) -> Result<Integrator, IntegratorError> {
         let origin = signer.key_name().as_str().to_string();
@@ -315,6 +333,7 @@ impl Integrator {
         let (published, checkpoints) = watch::channel(latest);
         let durable = sequencer.durable_size();
         let status = Arc::new(Status::default());
+        let signing = Arc::new(Status::default());
         let work = Arc::new(Work {
             store,
             sequencer,
@@ -322,6 +341,7 @@ impl Integrator {
             restore_first: AtomicBool::new(false),
             status: Arc::clone(&status),
             signer,
+            signing: Arc::clone(&signing),
             origin,
             published,
         });
@@ -332,6 +352,9 @@ impl Integrator {
                 tracing::error!(%error, "the integrator starts failing; retrying until the store takes writes again");
                 Some(FIRST_RETRY_PAUSE)
             }
+            // The key is unreachable (a token removed or refusing): serve, sequence, and sign
+            // once it answers again.
+            Err(IntegratorError::Sign(_)) => Some(FIRST_RETRY_PAUSE),
             Err(error) => return Err(error),
         };
         let (stop, stopped) = watch::channel(false);
@@ -345,6 +368,7 @@ impl Integrator {
         Ok(Integrator {
             checkpoints,
             status,
+            signing,
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
         })
@@ -353,6 +377,11 @@ impl Integrator {
     /// How integration is doing.
     pub fn status(&self) -> Arc<Status> {
         Arc::clone(&self.status)
+    }
+
+    /// How signing checkpoints is doing (the key in its file or token), apart from storage.
+    pub fn signing_status(&self) -> Arc<Status> {
+        Arc::clone(&self.signing)
     }
 
     /// The latest signed checkpoint, updated as new ones are stored.
@@ -414,7 +443,8 @@ async fn follow(
             Err(error) => {
                 let pause =
                     retry.map_or(FIRST_RETRY_PAUSE, |pause| (pause * 2).min(MAX_RETRY_PAUSE));
-                if retry.is_none() {
+                // A signing failure was logged where it happened, once per run of them.
+                if retry.is_none() && !matches!(error, IntegratorError::Sign(_)) {
                     tracing::error!(%error, "the integrator failed; retrying until the store takes writes again");
                 }
                 retry = Some(pause);

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn_edge::log::LogFormat;
-use cairn_log::config::{token_digest_hex, watch_principals, write_new_key, Settings};
+use cairn_log::config::{
+    new_token_key, token_digest_hex, watch_principals, write_new_key, Settings,
+};
 use cairn_log::server::RunningServer;
 use clap::{Parser, Subcommand};
 use rand::RngCore as _;
@@ -40,14 +42,21 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
-    /// Writes a new signing key (mode 0600) and prints its vkey.
+    /// Makes a new signing key, in a file (mode 0600) or inside a PKCS#11 token, and prints
+    /// its vkey (the public key, for policies and monitors).
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "pkcs11"])))]
     Keygen {
         /// The log's origin, which names the key.
         #[arg(long)]
         origin: String,
         /// Where to write the key; an existing file is never overwritten.
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Make the key inside the token that this configuration file's `[pkcs11]` table names
+        /// (module, token_label or slot, key_label, pin_file or pin_env); a key label already
+        /// in use is refused. The private key never leaves the token.
+        #[arg(long, value_name = "LOG_TOML")]
+        pkcs11: Option<PathBuf>,
     },
     /// Prints a new random producer token and the configuration lines with its hash.
     Token {
@@ -97,8 +106,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Keygen { origin, out } => {
-            let vkey = write_new_key(&origin, &out).map_err(|e| e.to_string())?;
+        Command::Keygen {
+            origin,
+            out,
+            pkcs11,
+        } => {
+            let vkey = match (out, pkcs11) {
+                (Some(out), _) => write_new_key(&origin, &out),
+                (None, Some(config)) => new_token_key(&origin, &config),
+                (None, None) => unreachable!("clap requires --out or --pkcs11"),
+            }
+            .map_err(|e| e.to_string())?;
             println!("{vkey}");
             Ok(())
         }

@@ -137,6 +137,12 @@ impl Metrics {
                 "cairn_log_storage_errors_total{{component=\"{component}\"}} {errors}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_log_signing_errors_total Failed checkpoint signatures (the key in its file or PKCS#11 token).\n\
+             # TYPE cairn_log_signing_errors_total counter\ncairn_log_signing_errors_total {}",
+            readiness.signing_errors
+        );
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
             let _ = writeln!(
                 out,

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_spec::note::Ed25519Signer;
+use cairn_keys::NoteSigner;
+use cairn_spec::note::PlainEd25519;
 use tokio::sync::watch;
 
 use crate::events::auth::{Access, Credentials, Principals};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
-use crate::health::{Health, Status};
+use crate::health::{Health, Status, Writers};
 use crate::http::{self, ApiLimits, AppState};
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
@@ -21,6 +22,10 @@ use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
 use crate::storage::{Backend, LogStore, StoreLimits};
+
+/// The log's checkpoint key, in a key file or a PKCS#11 token: signing may block (a token's
+/// call), so it is made off the runtime's workers.
+pub type LogSigner = Arc<NoteSigner<PlainEd25519>>;
 
 /// What a server needs, resolved from the configuration.
 #[derive(Clone, Debug)]
@@ -34,7 +39,7 @@ pub struct ServerSettings {
     /// Where to publish the tree as C2SP tlog-tiles files, if anywhere.
     pub objects_dir: Option<PathBuf>,
     /// The log's key (named after its origin).
-    pub signer: Ed25519Signer,
+    pub signer: LogSigner,
     /// Producers: SHA-256 of the token → name.
     pub producers: HashMap<[u8; 32], String>,
     /// The largest leaf.
@@ -228,8 +233,11 @@ impl RunningServer {
         let health = Arc::new(Health::new(
             store.clone(),
             sequencer.clone(),
-            integrator.status(),
-            objects_status,
+            Writers {
+                integrator: integrator.status(),
+                signing: integrator.signing_status(),
+                objects: objects_status,
+            },
             integrator.checkpoints(),
             published.clone(),
             Health::grace_for(settings.checkpoint_interval, settings.witness_timeout),

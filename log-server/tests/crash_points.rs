@@ -263,7 +263,7 @@ async fn start(dir: &Path, store: Arc<dyn LogStore>) -> Running {
     let integrator = Integrator::start(
         store.clone(),
         sequencer.clone(),
-        signer(),
+        Arc::new(signer().into()),
         IntegratorConfig {
             checkpoint_interval: Duration::from_millis(20),
         },

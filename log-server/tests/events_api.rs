@@ -61,7 +61,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
         data_dir: dir.to_path_buf(),
         storage: Backend::Embedded,
         objects_dir: None,
-        signer: signer(),
+        signer: std::sync::Arc::new(signer().into()),
         producers,
         max_leaf_bytes: 8192,
         max_batch_body_bytes: 1 << 20,

@@ -43,7 +43,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         data_dir: dir.to_path_buf(),
         storage: Backend::Embedded,
         objects_dir: Some(dir.join("objects")),
-        signer: signer(),
+        signer: Arc::new(signer().into()),
         producers,
         max_leaf_bytes: 1024,
         max_batch_body_bytes: 64 * 1024,

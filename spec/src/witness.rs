@@ -491,6 +491,25 @@ pub fn add_checkpoint(
     cosigner: &CosignatureSigner,
     now: u64,
 ) -> Result<Cosigned, Refusal> {
+    let new_state = check_add_checkpoint(state, request, log_keys, now)?;
+    let cosignature = cosigner
+        .cosign(&request.checkpoint, now)
+        .map_err(Refusal::Cosigning)?;
+    Ok(Cosigned {
+        new_state,
+        cosignature,
+    })
+}
+
+/// Every check of [`add_checkpoint`], without the cosignature: the state the witness moves to
+/// if it cosigns `request` at `now`. For a witness whose key signs elsewhere (a token, off the
+/// async runtime), which then cosigns the checkpoint at `now` itself.
+pub fn check_add_checkpoint(
+    state: Option<TreeState>,
+    request: &AddCheckpointRequest,
+    log_keys: Option<&[&dyn NoteVerifier]>,
+    now: u64,
+) -> Result<TreeState, Refusal> {
     let checkpoint = &request.checkpoint;
     let Some(log_keys) = log_keys else {
         return Err(Refusal::UnknownOrigin {
@@ -564,15 +583,9 @@ pub fn add_checkpoint(
     if now == 0 || now > MAX_TIMESTAMP {
         return Err(Refusal::BadClock { timestamp: now });
     }
-    let cosignature = cosigner
-        .cosign(checkpoint, now)
-        .map_err(Refusal::Cosigning)?;
-    Ok(Cosigned {
-        new_state: TreeState {
-            size: checkpoint.size,
-            root: checkpoint.root,
-        },
-        cosignature,
+    Ok(TreeState {
+        size: checkpoint.size,
+        root: checkpoint.root,
     })
 }
 

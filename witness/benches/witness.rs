@@ -74,9 +74,12 @@ fn growing_requests(count: u64) -> Vec<Vec<u8>> {
 fn fresh_witness(dir: &std::path::Path) -> Arc<Witness> {
     start_witness(
         Store::open(dir).expect("store"),
-        CosignatureSigner::from_seed(
-            KeyName::new("witness.example/bench").expect("name"),
-            [32; 32],
+        std::sync::Arc::new(
+            CosignatureSigner::from_seed(
+                KeyName::new("witness.example/bench").expect("name"),
+                [32; 32],
+            )
+            .into(),
         ),
         vec![LogSpec {
             origin: ORIGIN.to_owned(),

@@ -8,6 +8,13 @@
 //! listen = "127.0.0.1:7380"
 //! data_dir = "/var/lib/cairn-witness"
 //! key_file = "/etc/cairn-witness/witness.key"
+//! # or the key in a PKCS#11 token, named by key_name:
+//! # key_name = "witness.example.com/w1"
+//! # [pkcs11]
+//! # module = "/usr/lib/softhsm/libsofthsm2.so"
+//! # token_label = "cairn"                # or: slot = 0
+//! # key_label = "witness"
+//! # pin_file = "/etc/cairn-witness/token.pin"   # or: pin_env = "CAIRN_TOKEN_PIN"
 //! anchor_wait_ms = 250
 //! tsa_timeout_ms = 10000
 //! tsa_max_attempts = 6
@@ -49,6 +56,10 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The witness's signed-note private key file (mode 0600).
     pub key_file: Option<PathBuf>,
+    /// The name of a key in a PKCS#11 token (a key file carries its own name).
+    pub key_name: Option<String>,
+    /// The witness key in a PKCS#11 token, instead of `key_file`.
+    pub pkcs11: Option<cairn_keys::Pkcs11Config>,
     /// Longest wait (ms) for timestamps before answering add-checkpoint.
     pub anchor_wait_ms: Option<u64>,
     /// Timeout (ms) of one exchange with a TSA.

@@ -193,6 +193,15 @@ async fn add_checkpoint(
         Err(AddError::Store(error)) => {
             ApiError::storage(&error, "add-checkpoint failed").into_response()
         }
+        // The key (in a token) cannot sign now: logged where it failed, with the token.
+        Err(AddError::Key(_)) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "key_unavailable",
+            detail: "the witness's key cannot sign for now; nothing was cosigned: retry later"
+                .into(),
+            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+        }
+        .into_response(),
     }
 }
 

@@ -25,10 +25,9 @@ pub mod store;
 pub mod tsa;
 
 use anchor::{AnchorSettings, Anchorer, TsaEndpoint};
-use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::note::Ed25519Verifier;
 use metrics::Metrics;
-use service::{Witness, WitnessedLog};
+use service::{Witness, WitnessSigner, WitnessedLog};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +62,7 @@ const STORAGE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Starts the anchoring worker, and the storage probe, on the current runtime.
 pub fn start_witness(
     store: Store,
-    cosigner: CosignatureSigner,
+    cosigner: WitnessSigner,
     logs: Vec<LogSpec>,
     tsas: Vec<TsaEndpoint>,
     anchor_settings: AnchorSettings,

@@ -4,7 +4,8 @@
 
 use anyhow::{bail, Context};
 use cairn_edge::log::LogFormat;
-use cairn_spec::cosignature::CosignatureSigner;
+use cairn_keys::{NoteSigner, Pkcs11Key};
+use cairn_spec::cosignature::{CosignatureSigner, CosignatureV1};
 use cairn_spec::note::{Ed25519Verifier, KeyName};
 use cairn_spec::timestamp::{Accuracy, ObjectIdentifier, TrustAnchors};
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
@@ -43,14 +44,21 @@ struct Cli {
 enum Command {
     /// Runs the witness.
     Serve(ServeArgs),
-    /// Makes a witness key: writes the private key (mode 0600) and prints the vkey.
+    /// Makes a witness key, in a file (mode 0600) or inside a PKCS#11 token, and prints the
+    /// vkey.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "pkcs11"])))]
     Keygen {
         /// The key's name, e.g. witness.example.com/w1.
         #[arg(long)]
         name: String,
         /// The private key file to create.
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Make the key inside the token that this configuration file's `[pkcs11]` table names
+        /// (module, token_label or slot, key_label, pin_file or pin_env); a key label already
+        /// in use is refused. The private key never leaves the token.
+        #[arg(long, value_name = "WITNESS_TOML")]
+        pkcs11: Option<PathBuf>,
     },
     /// A small RFC 3161 timestamp authority.
     Tsa {
@@ -143,7 +151,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cairn_edge::log::init(cli.log_format, "CAIRN_WITNESS_LOG");
     match cli.command {
-        Command::Keygen { name, out } => keygen(&name, &out),
+        Command::Keygen { name, out, pkcs11 } => keygen(&name, out.as_deref(), pkcs11.as_deref()),
         Command::Serve(args) => runtime()?.block_on(serve(args)),
         Command::Tsa { command } => match command {
             TsaCommand::Init {
@@ -177,13 +185,61 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-fn keygen(name: &str, out: &std::path::Path) -> anyhow::Result<()> {
+fn keygen(
+    name: &str,
+    out: Option<&std::path::Path>,
+    pkcs11: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let name = KeyName::new(name).with_context(|| format!("key name {name:?}"))?;
-    let signer = CosignatureSigner::generate(name, &mut rand::rngs::OsRng)
-        .context("generating the witness key")?;
-    write_key_file(out, &signer.to_skey())?;
-    println!("{}", signer.verifier().to_vkey());
+    let vkey = match (out, pkcs11) {
+        (Some(out), _) => {
+            let signer = CosignatureSigner::generate(name, &mut rand::rngs::OsRng)
+                .context("generating the witness key")?;
+            write_key_file(out, &signer.to_skey())?;
+            signer.verifier().to_vkey()
+        }
+        (None, Some(config)) => {
+            let Some(table) = Config::load(config)?.pkcs11 else {
+                bail!("{} has no [pkcs11] table", config.display());
+            };
+            let settings = table.settings().map_err(anyhow::Error::msg)?;
+            let key = Pkcs11Key::generate(&settings)?;
+            NoteSigner::<CosignatureV1>::from_token(name, Arc::new(key))
+                .verifier()
+                .to_vkey()
+        }
+        (None, None) => bail!("--out or --pkcs11 is required"),
+    };
+    println!("{vkey}");
     Ok(())
+}
+
+/// The witness key: the key file, or the key `key_name` in the `[pkcs11]` token.
+fn witness_signer(
+    key_file: Option<PathBuf>,
+    file: &Config,
+) -> anyhow::Result<cairn_witness::service::WitnessSigner> {
+    match (key_file, &file.pkcs11) {
+        (Some(key_file), None) => {
+            let key = CosignatureSigner::from_skey(&read_key_file(&key_file)?)
+                .with_context(|| format!("witness key {}", key_file.display()))?;
+            Ok(Arc::new(key.into()))
+        }
+        (None, Some(table)) => {
+            let Some(name) = &file.key_name else {
+                bail!("a witness key in a token needs key_name in the config");
+            };
+            let name = KeyName::new(name).with_context(|| format!("key_name {name:?}"))?;
+            let settings = table.settings().map_err(anyhow::Error::msg)?;
+            let key = Pkcs11Key::open(&settings)?;
+            Ok(Arc::new(NoteSigner::from_token(name, Arc::new(key))))
+        }
+        (None, None) => bail!(
+            "no key_file: set it in the config, CAIRN_WITNESS_KEY_FILE or --key-file \
+             (or a [pkcs11] table for a key in a token)"
+        ),
+        (Some(_), Some(_)) => bail!("key_file and [pkcs11] name two witness keys: keep one"),
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -191,19 +247,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    let cosigner = witness_signer(args.key_file.clone().or(file.key_file.clone()), &file)?;
     let listen = args
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:7380".to_owned());
     let edge = file.http.clone().overlay(&args.http).resolve()?;
-    let Some(data_dir) = args.data_dir.or(file.data_dir) else {
+    let Some(data_dir) = args.data_dir.or(file.data_dir.clone()) else {
         bail!("no data_dir: set it in the config, CAIRN_WITNESS_DATA_DIR or --data-dir");
     };
-    let Some(key_file) = args.key_file.or(file.key_file) else {
-        bail!("no key_file: set it in the config, CAIRN_WITNESS_KEY_FILE or --key-file");
-    };
-    let cosigner = CosignatureSigner::from_skey(&read_key_file(&key_file)?)
-        .with_context(|| format!("witness key {}", key_file.display()))?;
+
     let mut logs = Vec::new();
     for log in &file.logs {
         let mut verifiers = Vec::new();

@@ -31,6 +31,7 @@ struct Families {
     tsa_given_up: BTreeMap<String, u64>,
     tsa_latency: BTreeMap<String, Histogram>,
     anchor_queue_full: u64,
+    signing_errors: u64,
 }
 
 /// The witness's metrics.
@@ -51,6 +52,11 @@ impl Metrics {
     /// One checkpoint of `origin` cosigned.
     pub fn count_cosigned(&self, origin: &str) {
         self.with(|f| *f.cosigned.entry(origin.to_owned()).or_default() += 1);
+    }
+
+    /// One cosignature the witness's key failed to make.
+    pub fn count_signing_error(&self) {
+        self.with(|f| f.signing_errors += 1);
     }
 
     /// One add-checkpoint request refused, by reason.
@@ -114,6 +120,8 @@ impl Metrics {
             let _ = writeln!(out, "cairn_witness_ready {}", u8::from(readiness.is_ready()));
             family(&mut out, "cairn_witness_storage_errors_total", "Failed calls to the witness's storage.");
             sample(&mut out, "cairn_witness_storage_errors_total", &[], readiness.storage_errors);
+            family(&mut out, "cairn_witness_signing_errors_total", "Cosignatures the witness's key failed to make (a key in a token removed or refusing).");
+            sample(&mut out, "cairn_witness_signing_errors_total", &[], f.signing_errors);
             family(&mut out, "cairn_witness_cosigned_total", "Checkpoints cosigned, by log origin.");
             for (origin, count) in &f.cosigned {
                 sample(&mut out, "cairn_witness_cosigned_total", &[("origin", origin)], *count);

@@ -11,9 +11,13 @@ use crate::anchor::Anchorer;
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::store::{CosignedRecord, Store, StoreError};
-use cairn_spec::cosignature::CosignatureSigner;
+use cairn_keys::NoteSigner;
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::cosignature::{Cosignature, CosignatureV1};
 use cairn_spec::note::{Ed25519Verifier, NoteVerifier};
-use cairn_spec::witness::{add_checkpoint, AddCheckpointRequest, Refusal, RequestError};
+use cairn_spec::witness::{
+    check_add_checkpoint, AddCheckpointRequest, Cosigned, Refusal, RequestError,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -46,6 +50,10 @@ pub enum AddError {
     /// else 500; nothing was cosigned).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The witness's key could not sign (a token removed or refusing): 503, nothing was
+    /// cosigned or persisted.
+    #[error("the witness's key cannot sign now: {0}")]
+    Key(String),
 }
 
 /// A cosignature issued (its state is persisted).
@@ -56,10 +64,13 @@ pub struct Issued {
     pub anchored: Option<oneshot::Receiver<()>>,
 }
 
+/// The witness's cosignature key, in a key file or a PKCS#11 token.
+pub type WitnessSigner = Arc<NoteSigner<CosignatureV1>>;
+
 /// A running witness.
 pub struct Witness {
     store: Store,
-    cosigner: CosignatureSigner,
+    cosigner: WitnessSigner,
     logs: HashMap<String, WitnessedLog>,
     metrics: Arc<Metrics>,
     anchorer: Option<Anchorer>,
@@ -71,7 +82,7 @@ impl Witness {
     /// A witness over `store`, cosigning with `cosigner` the checkpoints of `logs` (by origin).
     pub fn new(
         store: Store,
-        cosigner: CosignatureSigner,
+        cosigner: WitnessSigner,
         logs: HashMap<String, WitnessedLog>,
         metrics: Arc<Metrics>,
         anchorer: Option<Anchorer>,
@@ -121,6 +132,7 @@ impl Witness {
         };
         let _serialized = log.lock.lock().await;
         let known = self.store.latest(origin)?;
+        let now = unix_seconds_now();
         let decision = {
             // `dyn NoteVerifier` is not Sync: keep these references out of the awaits below.
             let keys: Vec<&dyn NoteVerifier> = log
@@ -128,16 +140,18 @@ impl Witness {
                 .iter()
                 .map(|verifier| verifier as &dyn NoteVerifier)
                 .collect();
-            add_checkpoint(
+            check_add_checkpoint(
                 known.as_ref().map(|record| record.state),
                 &request,
                 Some(&keys),
-                &self.cosigner,
-                unix_seconds_now(),
+                now,
             )
         };
         let cosigned = match decision {
-            Ok(cosigned) => cosigned,
+            Ok(new_state) => Cosigned {
+                new_state,
+                cosignature: self.cosign(&request.checkpoint, now).await?,
+            },
             Err(refusal) => {
                 if matches!(
                     refusal,
@@ -173,6 +187,24 @@ impl Witness {
         Ok(Issued {
             response_body: cosigned.response_body(),
             anchored,
+        })
+    }
+
+    /// Cosigns `checkpoint` at `now`: at once with a key file, on a blocking thread with a key
+    /// in a token (whose call may block or fail).
+    async fn cosign(&self, checkpoint: &Checkpoint, now: u64) -> Result<Cosignature, AddError> {
+        let signed = if self.cosigner.is_in_token() {
+            let (cosigner, checkpoint) = (Arc::clone(&self.cosigner), checkpoint.clone());
+            tokio::task::spawn_blocking(move || cosigner.cosign(&checkpoint, now))
+                .await
+                .map_err(|error| AddError::Key(format!("the signing task failed: {error}")))?
+        } else {
+            self.cosigner.cosign(checkpoint, now)
+        };
+        signed.map_err(|error| {
+            self.metrics.count_signing_error();
+            tracing::error!(key = %self.cosigner.location(), %error, "cosigning fails");
+            AddError::Key(error.to_string())
         })
     }
 

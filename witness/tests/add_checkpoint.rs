@@ -74,7 +74,7 @@ async fn start() -> Running {
     let store = Store::open(&dir.path().join("db")).expect("store");
     let witness = start_witness(
         store.clone(),
-        witness_key(),
+        std::sync::Arc::new(witness_key().into()),
         vec![LogSpec {
             origin: ORIGIN.to_owned(),
             verifiers: vec![log_signer().verifier()],

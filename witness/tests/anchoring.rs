@@ -52,7 +52,9 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
     let store = Store::open(&dir.path().join("db")).expect("store");
     let witness = start_witness(
         store.clone(),
-        CosignatureSigner::from_seed(KeyName::new("w").expect("name"), [6; 32]),
+        std::sync::Arc::new(
+            CosignatureSigner::from_seed(KeyName::new("w").expect("name"), [6; 32]).into(),
+        ),
         vec![LogSpec {
             origin: ORIGIN.to_owned(),
             verifiers: vec![log.verifier()],

@@ -232,7 +232,13 @@ async fn setup(settings: AnchorSettings) -> Setup {
     let store = Store::open(&dir.path().join("db")).expect("store");
     let witness = start_witness(
         store.clone(),
-        CosignatureSigner::from_seed(KeyName::new("witness.example/w").expect("name"), [22; 32]),
+        std::sync::Arc::new(
+            CosignatureSigner::from_seed(
+                KeyName::new("witness.example/w").expect("name"),
+                [22; 32],
+            )
+            .into(),
+        ),
         vec![LogSpec {
             origin: ORIGIN.to_owned(),
             verifiers: vec![log.signer.verifier()],

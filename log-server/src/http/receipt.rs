@@ -96,7 +96,7 @@ pub(crate) async fn build_receipt(
                 root,
                 extensions: Vec::new(),
             };
-            let mut note: Note = checkpoint.sign(&signer).map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut note: Note = signer.sign_checkpoint(&checkpoint).map_err(|e| ApiError::internal(e.to_string()))?;
             let cosignatures = store.cosignatures(size)?;
             if cosignatures.len() < quorum {
                 return Err(ApiError::not_found(format!(

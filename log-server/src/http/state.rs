@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_spec::note::Ed25519Signer;
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorCode};
@@ -42,7 +41,7 @@ pub struct AppState {
     /// Audit events: their database, submission and admin actions.
     pub events: Arc<Events>,
     /// The log's key, to sign again an older checkpoint for a receipt at an older size.
-    pub signer: Ed25519Signer,
+    pub signer: crate::server::LogSigner,
     /// How many cosignatures a published checkpoint carries at least.
     pub quorum: usize,
     /// Limits.

@@ -431,8 +431,10 @@ impl<K: Ed25519Kind> SignerKey<K> {
         self.key_id
     }
 
-    /// The Ed25519 signature of `message`, for this kind's signing methods.
-    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; ED25519_SIGNATURE_SIZE] {
+    /// The Ed25519 signature of `message`, for this kind's signing methods and for a signer
+    /// that assembles them itself (a key that may also live in hardware). Sign only what this
+    /// kind signs: a note's text, or a cosignature's signed message.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; ED25519_SIGNATURE_SIZE] {
         self.signing_key.sign(message).to_bytes()
     }
 }

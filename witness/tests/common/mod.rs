@@ -113,16 +113,19 @@ impl TestLog {
         )
     }
 
-    /// The add-checkpoint request from `old` to `size`.
-    pub fn request(&self, old: u64, size: u64) -> Vec<u8> {
-        let note = Checkpoint {
+    /// Its checkpoint of `size`, unsigned.
+    pub fn checkpoint(&self, size: u64) -> Checkpoint {
+        Checkpoint {
             origin: self.origin.clone(),
             size,
             root: self.roots[size as usize],
             extensions: Vec::new(),
         }
-        .sign(&self.signer)
-        .expect("signs");
+    }
+
+    /// The add-checkpoint request from `old` to `size`.
+    pub fn request(&self, old: u64, size: u64) -> Vec<u8> {
+        let note = self.checkpoint(size).sign(&self.signer).expect("signs");
         format_add_checkpoint_request(
             &note,
             old,

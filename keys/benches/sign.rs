@@ -1,0 +1,75 @@
+//! What a signature costs: a key file against a key in a PKCS#11 token (SoftHSM2), one
+//! checkpoint note's signature at a time, as the log's publisher makes them.
+//!
+//! `cargo bench -p cairn-keys --bench sign` (needs `softhsm2-util` and
+//! /usr/lib/softhsm/libsofthsm2.so: apt-get install softhsm2).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use cairn_keys::{NoteSigner, Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};
+use cairn_spec::note::{KeyName, Note, PlainEd25519, SignerKey};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+fn token_key(dir: &std::path::Path) -> Pkcs11Key {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).expect("makes the token directory");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .expect("writes the configuration");
+    let status = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
+        .status()
+        .expect("softhsm2-util runs");
+    assert!(status.success(), "softhsm2-util --init-token failed");
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let pin = dir.join("pin");
+    std::fs::write(&pin, "1234\n").expect("writes the PIN");
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    Pkcs11Key::generate(&Pkcs11Settings {
+        module: PathBuf::from(MODULE),
+        token: TokenChoice::Label("bench".into()),
+        key_label: "checkpoint".into(),
+        pin: Pin::File(pin),
+    })
+    .expect("makes a key in the token")
+}
+
+fn signatures(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let name = KeyName::new("example.com/bench-log").expect("a key name");
+    let note = Note::new(
+        "example.com/bench-log\n16777216\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .expect("a note");
+    let file = NoteSigner::from_key(SignerKey::<PlainEd25519>::from_seed(name.clone(), [9; 32]));
+    let token = NoteSigner::<PlainEd25519>::from_token(name, Arc::new(token_key(dir.path())));
+
+    let mut group = c.benchmark_group("checkpoint_signature");
+    group.bench_function("key_file", |b| b.iter(|| file.sign(&note).expect("signs")));
+    group.bench_function("softhsm2", |b| b.iter(|| token.sign(&note).expect("signs")));
+    group.finish();
+}
+
+criterion_group!(benches, signatures);
+criterion_main!(benches);

@@ -1,0 +1,133 @@
+//! The log's checkpoint key inside a PKCS#11 token (SoftHSM2, which `.ci/run` installs): made
+//! there by `cairn-log keygen --pkcs11`, used by a running `cairn-log serve`, and its
+//! checkpoints verify with the printed vkey alone. When the token stops signing (deleted under
+//! the running log), the log keeps sequencing, says on `/readyz` that signing fails, counts the
+//! failures in `cairn_log_signing_errors_total`, and signs nothing.
+
+#[path = "support/faults.rs"]
+#[allow(dead_code)] // this test uses only its HTTP helpers
+mod faults;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cairn_keys::test_token::TestToken;
+use cairn_log::config::token_digest_hex;
+use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::note::Ed25519Verifier;
+use faults::{add, status_of, wait_for, Added, PRODUCER};
+use support::{free_port, start_with_env};
+
+const ORIGIN: &str = "hsm.cairn.example/log";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops_signing() {
+    let token = TestToken::init("cairn-log");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
+    let config = dir.path().join("log.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"{ORIGIN}\"\n\
+             witness_quorum = 0\ncheckpoint_interval_ms = 100\n\n{}\n\
+             [[producers]]\nname = \"hsm\"\ntoken_sha256 = \"{}\"\n",
+            dir.path().join("data").display(),
+            token.config_table("checkpoints"),
+            token_digest_hex(PRODUCER),
+        ),
+    )
+    .expect("writes log.toml");
+
+    // The key is made inside the token; only its public half comes out, as a vkey.
+    let keygen = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["keygen", "--origin", ORIGIN, "--pkcs11"])
+        .arg(&config)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("runs cairn-log keygen");
+    assert!(keygen.status.success(), "keygen --pkcs11 fails");
+    let vkey = String::from_utf8(keygen.stdout).expect("UTF-8");
+    let verifier = Ed25519Verifier::from_vkey(vkey.trim()).expect("keygen prints a vkey");
+    let again = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["keygen", "--origin", ORIGIN, "--pkcs11"])
+        .arg(&config)
+        .output()
+        .expect("runs cairn-log keygen");
+    assert!(
+        !again.status.success(),
+        "a second key of the same label is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let http = reqwest::Client::new();
+    let (name, conf) = token.env();
+    let log = start_with_env(&config, port, &http, &[(name, conf.as_os_str())]).await;
+    for number in 0..5 {
+        assert!(matches!(add(&http, &log.base, number).await, Added::At(_)));
+    }
+    // Checkpoints signed in the token verify with the vkey alone.
+    let checkpoint_size = || async {
+        let text = http
+            .get(format!("{}/checkpoint", log.base))
+            .send()
+            .await
+            .expect("the log answers")
+            .text()
+            .await
+            .unwrap_or_default();
+        Checkpoint::open(text.as_bytes(), &verifier)
+            .ok()
+            .map(|opened| opened.checkpoint.size)
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "a checkpoint of 5 leaves",
+        || async { checkpoint_size().await == Some(5) },
+    )
+    .await;
+
+    // The token goes away under the running log.
+    token.remove();
+    for number in 5..10 {
+        assert!(
+            matches!(add(&http, &log.base, number).await, Added::At(_)),
+            "sequencing goes on while the key cannot sign"
+        );
+    }
+    wait_for(
+        Duration::from_secs(30),
+        "/readyz to say signing fails",
+        || async {
+            let (status, body) = status_of(&http, format!("{}/readyz", log.base)).await;
+            status == 503 && body.to_string().contains("signing checkpoints fails")
+        },
+    )
+    .await;
+    let metrics = http
+        .get(format!("{}/metrics", log.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cairn_log_signing_errors_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("cairn_log_signing_errors_total is reported");
+    assert!(errors >= 1, "signing failures are counted: {errors}");
+    assert_eq!(
+        checkpoint_size().await,
+        Some(5),
+        "nothing is signed without the key"
+    );
+}
