@@ -230,6 +230,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
         poll_interval_secs: 1,
         timeout_secs: 5,
         webhook: None,
+        alert_reminder_secs: 3600,
         ca_file: None,
         peers: Vec::new(),
         logs: vec![LogConfig {
