@@ -194,6 +194,10 @@ struct RunArguments {
     /// Webhook URL, overriding the file's `webhook`.
     #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
     webhook: Option<String>,
+    /// Seconds between reminders of an alert that stays active (1 to 86400, default 3600),
+    /// overriding the file's `alert_reminder_secs`.
+    #[arg(long, env = "CAIRN_MONITOR_ALERT_REMINDER_SECS")]
+    alert_reminder_secs: Option<u64>,
     /// PEM CA certificates trusted for https:// URLs beside the public roots (a private CA),
     /// overriding the file's `ca_file`.
     #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
@@ -642,6 +646,9 @@ fn run(arguments: RunArguments) -> Result<ExitCode, String> {
     }
     if arguments.webhook.is_some() {
         config.webhook = arguments.webhook;
+    }
+    if let Some(seconds) = arguments.alert_reminder_secs {
+        config.alert_reminder_secs = seconds;
     }
     if arguments.ca_file.is_some() {
         config.ca_file = arguments.ca_file;

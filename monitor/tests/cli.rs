@@ -335,6 +335,16 @@ async fn a_one_shot_run_of_an_unreachable_log_fails() {
     let reachable = write_config(&dir.path().join("up"), &url);
     let unreachable = write_config(&dir.path().join("down"), &closed_port_url());
     let once = |config: &Path| args(&["run", "--once", "--json", "--config", &path_arg(config)]);
+    // The reminder interval's bound holds for the flag too.
+    let mut out_of_range = once(&reachable);
+    out_of_range.extend(["--alert-reminder-secs".to_owned(), "0".to_owned()]);
+    let refused = run_binary(out_of_range).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", described(&refused));
+    assert!(
+        stdout(&refused).contains("alert_reminder_secs = 0 is out of range (1 to 86400)"),
+        "{}",
+        described(&refused)
+    );
     let ok = run_binary(once(&reachable)).await;
     assert_eq!(ok.status.code(), Some(0), "{}", described(&ok));
     assert_eq!(json_of(&ok)["logs"][0]["verified"]["size"], 300);
