@@ -19,7 +19,7 @@ use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
 use cairn_spec::merkle::verify_consistency;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
-use cairn_spec::receipt::{verify, Receipt};
+use cairn_spec::receipt::{verify, Receipt, TLOG_PROOF_HEADER};
 use cairn_spec::Hash;
 use clap::{Args, Parser, Subcommand};
 
@@ -48,15 +48,22 @@ enum Command {
     /// Verify a receipt against a policy and say what it proves. Exits 0 when it verifies, 1
     /// otherwise.
     VerifyReceipt {
-        /// The receipt (cairn.receipt/v1 JSON).
+        /// The receipt: cairn.receipt/v1 JSON, or a C2SP tlog-proof (which carries no
+        /// timestamps: a policy that asks for some refuses it).
         receipt: PathBuf,
         /// The tlog-policy file.
         #[arg(long)]
         policy: PathBuf,
+        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
+        #[arg(long)]
+        leaf: Option<PathBuf>,
         /// Print the result as one JSON object (`"ok"`, and what was verified or the error).
         #[arg(long)]
         json: bool,
     },
+    /// Convert receipts between Cairn's JSON and a plain C2SP tlog-proof.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
     /// Verify that one signed checkpoint extends another, given a consistency proof. Exits 0
     /// when it does, 1 otherwise.
     VerifyConsistency(ConsistencyArguments),
@@ -167,6 +174,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `cairn-monitor receipt ...`.
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Convert a receipt: a cairn.receipt/v1 JSON to a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`:
+    /// the leaf in its `extra` line, the index, the inclusion proof and the checkpoint with its
+    /// cosignatures; the RFC 3161 timestamps have no place there and are left out, which it
+    /// says), or a tlog-proof to a cairn.receipt/v1 JSON (without timestamps). The input's form
+    /// is read from its first line. Nothing is verified: `verify-receipt` verifies either form.
+    Convert {
+        /// The receipt or tlog-proof.
+        file: PathBuf,
+        /// The form to write.
+        #[arg(long, value_enum)]
+        to: ReceiptForm,
+        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
+        #[arg(long)]
+        leaf: Option<PathBuf>,
+        /// Where to write it, a file that must not exist yet; standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A receipt's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReceiptForm {
+    /// A C2SP tlog-proof (`c2sp.org/tlog-proof@v1`).
+    TlogProof,
+    /// Cairn's cairn.receipt/v1 JSON.
+    Json,
 }
 
 // The arguments of the commands with the most flags, each its own struct so that the command
@@ -340,6 +379,7 @@ fn wants_json(command: &Command) -> bool {
         | Command::Audit { json, .. } => *json,
         Command::VerifyConsistency(arguments) => arguments.json,
         Command::Export(arguments) => arguments.json,
+        Command::Receipt(_) => false,
     }
 }
 
@@ -359,8 +399,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         Command::VerifyReceipt {
             receipt,
             policy,
+            leaf,
             json,
-        } => verify_receipt(&receipt, &policy, json),
+        } => verify_receipt(&receipt, &policy, leaf.as_ref(), json),
+        Command::Receipt(ReceiptCommand::Convert {
+            file,
+            to,
+            leaf,
+            out,
+        }) => convert_receipt(&file, to, leaf.as_ref(), out.as_ref()),
         Command::VerifyConsistency(arguments) => verify_consistency_of(&arguments),
         Command::VerifyEvidence {
             file,
@@ -407,15 +454,80 @@ fn policy(path: &PathBuf) -> Result<Policy, String> {
     Policy::parse(&read(path)?).map_err(|error| format!("policy: {error}"))
 }
 
+/// A receipt file in either form: cairn.receipt/v1 JSON, or a C2SP tlog-proof (its leaf from
+/// `leaf`, else from its `extra` line); says which.
+fn read_receipt(file: &PathBuf, leaf: Option<&PathBuf>) -> Result<(Receipt, ReceiptForm), String> {
+    let bytes = read(file)?;
+    let is_tlog_proof = bytes.starts_with(format!("{TLOG_PROOF_HEADER}\n").as_bytes());
+    if !is_tlog_proof {
+        if leaf.is_some() {
+            return Err(
+                "--leaf is for a tlog-proof; a cairn.receipt/v1 JSON carries its leaf".into(),
+            );
+        }
+        let receipt = Receipt::from_json(&bytes).map_err(|error| format!("receipt: {error}"))?;
+        return Ok((receipt, ReceiptForm::Json));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "tlog-proof: not UTF-8".to_owned())?;
+    let leaf = leaf.map(read).transpose()?;
+    let receipt = Receipt::from_tlog_proof(&text, leaf.as_deref())
+        .map_err(|error| format!("receipt: {error}"))?;
+    Ok((receipt, ReceiptForm::TlogProof))
+}
+
+/// `receipt convert`: one form of a receipt to the other, unverified.
+fn convert_receipt(
+    file: &PathBuf,
+    to: ReceiptForm,
+    leaf: Option<&PathBuf>,
+    out: Option<&PathBuf>,
+) -> Result<ExitCode, String> {
+    if let Some(out) = out {
+        if std::fs::symlink_metadata(out).is_ok() {
+            return Err(format!(
+                "{} exists already: a converted receipt is never written over a file; give \
+                 another --out",
+                out.display()
+            ));
+        }
+    }
+    let (receipt, from) = read_receipt(file, leaf)?;
+    if from == to {
+        return Err(format!("{} is already in that form", file.display()));
+    }
+    let converted = match to {
+        ReceiptForm::TlogProof => receipt.to_tlog_proof(),
+        ReceiptForm::Json => format!("{}\n", receipt.to_json()),
+    };
+    match out {
+        Some(out) => write_new(out, converted.as_bytes())?,
+        None => print!("{converted}"),
+    }
+    let left_out = if to == ReceiptForm::TlogProof && !receipt.timestamps.is_empty() {
+        format!(
+            "; its {} timestamp tokens have no place in a tlog-proof and were left out",
+            receipt.timestamps.len()
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "converted, not verified (verify-receipt --policy verifies it){left_out}{}",
+        out.map(|out| format!("; written to {}", out.display()))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `verify-receipt`: a receipt against a policy, and what it proves.
 fn verify_receipt(
     receipt: &PathBuf,
     policy_file: &PathBuf,
+    leaf: Option<&PathBuf>,
     json: bool,
 ) -> Result<ExitCode, String> {
     let policy = policy(policy_file)?;
-    let receipt =
-        Receipt::from_json(&read(receipt)?).map_err(|error| format!("receipt: {error}"))?;
+    let (receipt, _) = read_receipt(receipt, leaf)?;
     let verified =
         verify(&receipt, &policy).map_err(|error| format!("receipt does not verify: {error}"))?;
     print(

@@ -408,3 +408,130 @@ async fn verify_evidence_says_what_the_evidence_proves_in_words_and_json() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json_of(&output)["ok"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_converts_to_a_tlog_proof_and_back_and_each_form_verifies() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = cairn_spec::example::world(20);
+    let receipt = world.receipt(7, &[0, 2]);
+    let json_path = dir.path().join("receipt.json");
+    std::fs::write(&json_path, receipt.to_json()).expect("writes");
+    // Two policies: the witnesses only, and the witnesses and the TSA.
+    let mut policy_text = format!("log {}\n", world.log.verifier().to_vkey());
+    for (index, witness) in world.witnesses.iter().enumerate() {
+        policy_text.push_str(&format!(
+            "witness w{index} {}\n",
+            witness.verifier().to_vkey()
+        ));
+    }
+    policy_text.push_str("group two 2 w0 w1 w2\nquorum two\n");
+    let witnesses_only = dir.path().join("witnesses.policy");
+    std::fs::write(&witnesses_only, &policy_text).expect("writes");
+    policy_text.push_str(&format!(
+        "tsa test {}\n",
+        base64::engine::general_purpose::STANDARD.encode(&world.tsa.root_der)
+    ));
+    let with_tsa = dir.path().join("tsa.policy");
+    std::fs::write(&with_tsa, &policy_text).expect("writes");
+
+    let proof_path = dir.path().join("receipt.tlog-proof");
+    let converted = run_binary(args(&[
+        "receipt",
+        "convert",
+        &path_arg(&json_path),
+        "--to",
+        "tlog-proof",
+        "--out",
+        &path_arg(&proof_path),
+    ]))
+    .await;
+    assert_eq!(
+        converted.status.code(),
+        Some(0),
+        "{}",
+        described(&converted)
+    );
+    let said = String::from_utf8_lossy(&converted.stderr);
+    assert!(
+        said.contains("not verified") && said.contains("1 timestamp tokens"),
+        "{said}"
+    );
+    let proof = std::fs::read_to_string(&proof_path).expect("the tlog-proof");
+    assert_eq!(proof, receipt.to_tlog_proof());
+    assert!(
+        proof.starts_with("c2sp.org/tlog-proof@v1\nextra "),
+        "{proof}"
+    );
+    // Never written over.
+    let again = run_binary(args(&[
+        "receipt",
+        "convert",
+        &path_arg(&json_path),
+        "--to",
+        "tlog-proof",
+        "--out",
+        &path_arg(&proof_path),
+    ]))
+    .await;
+    assert_eq!(again.status.code(), Some(1), "{}", described(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // The tlog-proof verifies against a policy that asks for no timestamp, and is refused by
+    // one that does (its timestamps were left out), in words and in JSON.
+    let verify = |path: &Path, policy: &Path| {
+        args(&[
+            "verify-receipt",
+            &path_arg(path),
+            "--policy",
+            &path_arg(policy),
+            "--json",
+        ])
+    };
+    let verified = json_of(&run_binary(verify(&proof_path, &witnesses_only)).await);
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["index"], 7, "{verified}");
+    let refused = run_binary(verify(&proof_path, &with_tsa)).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", described(&refused));
+    assert_eq!(json_of(&refused)["ok"], false);
+    let verified = json_of(&run_binary(verify(&json_path, &with_tsa)).await);
+    assert_eq!(verified["timestamps"].as_array().map(Vec::len), Some(1));
+
+    // Back to JSON: the same receipt without its timestamps.
+    let back = run_binary(args(&[
+        "receipt",
+        "convert",
+        &path_arg(&proof_path),
+        "--to",
+        "json",
+    ]))
+    .await;
+    assert_eq!(back.status.code(), Some(0), "{}", described(&back));
+    let back = cairn_spec::receipt::Receipt::from_json(&back.stdout).expect("a receipt");
+    let mut expected = receipt.clone();
+    expected.timestamps.clear();
+    assert_eq!(back, expected);
+
+    // A tlog-proof without its leaf needs --leaf; a wrong leaf does not verify.
+    let mut bare = receipt.clone();
+    bare.leaf = None;
+    let bare_path = dir.path().join("bare.tlog-proof");
+    std::fs::write(&bare_path, bare.to_tlog_proof()).expect("writes");
+    let leafless = run_binary(verify(&bare_path, &witnesses_only)).await;
+    assert_eq!(leafless.status.code(), Some(1), "{}", described(&leafless));
+    assert!(
+        json_of(&leafless)["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("the leaf must be given")),
+        "{}",
+        described(&leafless)
+    );
+    let leaf_path = dir.path().join("leaf");
+    for (leaf, accepted) in [(&world.leaves[7][..], true), (&b"another leaf"[..], false)] {
+        std::fs::write(&leaf_path, leaf).expect("writes");
+        let mut arguments = verify(&bare_path, &witnesses_only);
+        arguments.extend(["--leaf".to_owned(), path_arg(&leaf_path)]);
+        let output = run_binary(arguments).await;
+        assert_eq!(output.status.success(), accepted, "{}", described(&output));
+    }
+}
