@@ -170,7 +170,7 @@ async fn an_incident_stays_active_across_a_restart_until_it_is_acknowledged() {
     drop(monitor);
 
     // A restart: the incident is active again at the first poll, without a new raise.
-    let monitor = Monitor::new(&settings).expect("reopens");
+    let monitor = common::reopen(&settings).await;
     monitor.poll_once().await.expect("polls");
     assert_eq!(gauge(&monitor, "split-view"), Some(1));
     assert_eq!(monitor.alerter.raised(), Vec::new());
