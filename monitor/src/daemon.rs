@@ -22,9 +22,9 @@ use cairn_spec::policy::Policy;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::alert::{Alerter, Metrics};
+use crate::alert::{Alerter, Metrics, REMINDER_SECS_RANGE};
 use crate::fetch::{join, FetchError, Fetcher, MAX_CHECKPOINT_BYTES};
-use crate::follow::{FollowError, Follower, GossipOutcome, LogSettings};
+use crate::follow::{FollowError, Follower, GossipOutcome, LogSettings, PollReport};
 use crate::state::{StateError, StateStore};
 
 /// The most checkpoint notes read from one peer's GET /gossip.
@@ -51,6 +51,9 @@ pub struct Config {
     /// Webhook to POST alerts to.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Seconds between reminders of an alert that stays active (1 to 86400).
+    #[serde(default = "default_reminder")]
+    pub alert_reminder_secs: u64,
     /// PEM CA certificates trusted for https:// URLs (logs, witnesses, peers, the webhook)
     /// beside the public roots: a private CA.
     #[serde(default)]
@@ -77,6 +80,10 @@ fn default_interval() -> u64 {
 
 fn default_timeout() -> u64 {
     10
+}
+
+fn default_reminder() -> u64 {
+    crate::alert::DEFAULT_REMINDER_SECS
 }
 
 /// One log in the configuration file.
@@ -141,6 +148,16 @@ pub enum ConfigError {
     /// The TOML is malformed.
     #[error("config: {0}")]
     Toml(#[from] toml::de::Error),
+    /// A value is out of its range.
+    #[error("config: {key} = {value} is out of range ({range})")]
+    Range {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// What it may be.
+        range: String,
+    },
     /// A key or policy is malformed.
     #[error("log {url}: {detail}")]
     Log {
@@ -174,6 +191,7 @@ impl Config {
             poll_interval_secs: 1,
             timeout_secs: 30,
             webhook: None,
+            alert_reminder_secs: default_reminder(),
             ca_file: None,
             peers: Vec::new(),
             logs: vec![LogConfig {
@@ -239,6 +257,17 @@ pub struct Monitor {
 impl Monitor {
     /// Opens the state and builds a follower per log.
     pub fn new(config: &Config) -> Result<Monitor, ConfigError> {
+        if !REMINDER_SECS_RANGE.contains(&config.alert_reminder_secs) {
+            return Err(ConfigError::Range {
+                key: "alert_reminder_secs",
+                value: config.alert_reminder_secs,
+                range: format!(
+                    "{} to {}",
+                    REMINDER_SECS_RANGE.start(),
+                    REMINDER_SECS_RANGE.end()
+                ),
+            });
+        }
         let timeout = Duration::from_secs(config.timeout_secs.max(1));
         let fetcher = match &config.ca_file {
             Some(path) => {
@@ -259,6 +288,7 @@ impl Monitor {
             config.webhook.clone(),
             fetcher.client().clone(),
             metrics,
+            Duration::from_secs(config.alert_reminder_secs),
         ));
         let state = StateStore::open(&config.state_dir)?;
         let mut followers = Vec::new();
@@ -282,10 +312,12 @@ impl Monitor {
         })
     }
 
-    /// One poll of every log, then the peers' gossip.
-    pub async fn poll_once(&self) -> Result<(), FollowError> {
+    /// One poll of every log, then the peers' gossip, then reminders of the alerts still
+    /// active; what each log's poll verified, or why it did not.
+    pub async fn poll_once(&self) -> Result<Vec<PollReport>, FollowError> {
+        let mut reports = Vec::with_capacity(self.followers.len());
         for follower in &self.followers {
-            follower.lock().await.poll().await?;
+            reports.push(follower.lock().await.poll().await?);
         }
         for peer in &self.peers {
             let url = join(peer, "gossip");
@@ -316,7 +348,8 @@ impl Monitor {
                 self.gossip(note.as_bytes(), "peer").await;
             }
         }
-        Ok(())
+        self.alerter.remind().await;
+        Ok(reports)
     }
 
     /// Hands a gossiped checkpoint to the follower of its origin; `None` (counted) if the

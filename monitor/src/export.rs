@@ -95,7 +95,7 @@ pub async fn fetch_export(
     }
     let http = |detail: reqwest::Error| ExportFetchError::Http {
         url: url.clone(),
-        detail: detail.to_string(),
+        detail: crate::fetch::causes(&detail),
     };
     let mut response = client
         .get(&url)

@@ -31,7 +31,7 @@ const READER_THREADS: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Transport failure or timeout.
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}: {}", causes(source))]
     Transport {
         /// The URL.
         url: String,
@@ -62,6 +62,22 @@ pub enum FetchError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// An error with the chain of its causes, which reqwest keeps apart ("error sending request"
+/// says nothing of the refused connection beneath it).
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// An HTTP client with a base URL.

@@ -4,9 +4,12 @@
 //! (`follow/gossip.rs`), fetches some verified tiles again, and notices a log that stopped
 //! growing.
 //!
-//! What the log did wrong becomes an alert (once each), with a `cairn.evidence/v1` file where
-//! the wrong can be proven to others (spec/docs/evidence.md); only the monitor's own failures are
-//! errors ([`FollowError`]). What was verified is persisted in the monitor's state file
+//! What the log did wrong becomes an alert ([`crate::alert`]: raised once, active while it
+//! lasts, resolved when a poll no longer finds it), with a `cairn.evidence/v1` file where the
+//! wrong can be proven to others (spec/docs/evidence.md). An alert with evidence is an incident,
+//! kept in the state and active until an operator acknowledges it. Only the monitor's own
+//! failures are errors ([`FollowError`]); each poll says what it verified, or why it did not
+//! ([`PollReport`]). What was verified is persisted in the monitor's state file
 //! ([`crate::state`], `follow/state.rs`) and the verified tree's hashes in flat files
 //! ([`crate::hashes`]), so a restarted monitor resumes, an interrupted growth included. Evidence
 //! is committed to the state file before its file is written, so a proof the monitor found is
@@ -30,7 +33,7 @@ use crate::alert::{Alert, AlertKind, Alerter};
 use crate::fetch::{FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES};
 use crate::hashes::HashFiles;
 use crate::names::sanitize;
-use crate::state::{write_durably, StateStore, StoredEvidence};
+use crate::state::{write_durably, Incident, StateStore, StoredEvidence};
 
 pub use crate::error::{FollowError, StoreError};
 pub use crate::names::percent_encode;
@@ -71,6 +74,44 @@ impl LogSettings {
     }
 }
 
+/// What one poll of a log established: the checkpoint it verified, or why it verified none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PollReport {
+    /// The log.
+    pub origin: String,
+    /// The log's checkpoint as this poll verified it; `None` if it verified none.
+    pub verified: Option<VerifiedNow>,
+    /// Why this poll verified no checkpoint.
+    pub problem: Option<String>,
+    /// The verified state after the poll (perhaps from an earlier poll, not checked now).
+    pub last_verified: Option<LastVerified>,
+}
+
+/// The log's checkpoint, verified in this poll.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VerifiedNow {
+    /// Its tree size.
+    pub size: u64,
+    /// Its root, base64.
+    pub root: String,
+    /// The checkpoint note as the log served it.
+    pub note: String,
+    /// The verified size this poll grew from; `None` when the log's checkpoint was the one
+    /// verified before (its signature and root checked again against it).
+    pub grown_from: Option<u64>,
+}
+
+/// The verified state's checkpoint, in short.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastVerified {
+    /// Its tree size.
+    pub size: u64,
+    /// Its root, base64.
+    pub root: String,
+    /// Unix seconds when the verified size last grew.
+    pub grown_at: u64,
+}
+
 /// What checking a gossiped checkpoint found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GossipOutcome {
@@ -99,8 +140,11 @@ pub struct Follower {
     state: Option<VerifiedState>,
     /// Checkpoints larger than the verified one, to check once the follower gets there.
     pending: Vec<(Vec<u8>, Checkpoint)>,
-    /// Raised alerts already reported, to raise each once.
-    reported: BTreeSet<String>,
+    /// The alerts without evidence found in this poll (kind and subject): the others of this
+    /// log end with it.
+    observed: BTreeSet<(AlertKind, String)>,
+    /// The verified full tiles fetched again in this poll and found unchanged.
+    rechecked: BTreeSet<String>,
     /// Evidence the state file could not take when it was found, committed at the next poll.
     unsaved_evidence: Vec<StoredEvidence>,
     /// Show a progress line on stderr while growing.
@@ -139,7 +183,8 @@ impl Follower {
             evidence_dir,
             state,
             pending: Vec::new(),
-            reported: BTreeSet::new(),
+            observed: BTreeSet::new(),
+            rechecked: BTreeSet::new(),
             unsaved_evidence: Vec::new(),
             progress: false,
         })
@@ -182,20 +227,123 @@ impl Follower {
     }
 
     async fn raise(&mut self, kind: AlertKind, detail: String, evidence: Option<Evidence>) {
-        let key = format!("{}:{detail}", kind.name());
-        if !self.reported.insert(key) {
-            return;
-        }
-        let path = match evidence {
-            Some(evidence) => self.keep_evidence(kind, &evidence),
-            None => None,
+        self.raise_about(kind, String::new(), detail, evidence)
+            .await;
+    }
+
+    /// Raises an alert of `kind` about `subject` (empty, or what tells apart several alerts of
+    /// one kind). Without evidence it is active while polls find it; with evidence it is an
+    /// incident, kept in the state: the same finding again (same kind and detail) is the same
+    /// incident, and one an operator acknowledged is not raised again.
+    async fn raise_about(
+        &mut self,
+        kind: AlertKind,
+        subject: String,
+        detail: String,
+        evidence: Option<Evidence>,
+    ) {
+        let origin = self.settings.origin().to_owned();
+        let (incident, path) = match evidence {
+            None => (None, None),
+            Some(evidence) => match self.store.find_incident(&origin, kind.name(), &detail) {
+                Ok(Some(known)) if known.acknowledged.is_some() => {
+                    tracing::info!(
+                        incident = known.id,
+                        kind = kind.name(),
+                        "found again, acknowledged before: {detail}"
+                    );
+                    return;
+                }
+                Ok(Some(known)) => (
+                    Some(known.id),
+                    Some(self.evidence_dir.join(&known.evidence_file)),
+                ),
+                Ok(None) => self.keep_evidence(kind, &detail, &evidence),
+                Err(error) => {
+                    tracing::error!(%error, "could not read the kept incidents");
+                    self.metric("cairn_monitor_store_errors_total");
+                    let unsaved = self
+                        .unsaved_evidence
+                        .iter()
+                        .any(|stored| stored.kind == kind.name() && stored.detail == detail);
+                    if unsaved {
+                        (None, None)
+                    } else {
+                        self.keep_evidence(kind, &detail, &evidence)
+                    }
+                }
+            },
         };
+        if incident.is_none() {
+            self.observed.insert((kind, subject.clone()));
+        }
         self.alerter
             .raise(Alert {
                 kind,
-                origin: self.settings.origin().to_owned(),
+                origin,
                 detail,
                 evidence: path,
+                incident,
+                subject,
+            })
+            .await;
+    }
+
+    /// The alert of a kept incident.
+    fn alert_of(&self, incident: &Incident) -> Option<Alert> {
+        Some(Alert {
+            kind: AlertKind::from_name(&incident.kind)?,
+            origin: incident.origin.clone(),
+            detail: incident.detail.clone(),
+            evidence: Some(self.evidence_dir.join(&incident.evidence_file)),
+            incident: Some(incident.id),
+            subject: String::new(),
+        })
+    }
+
+    /// Makes this log's standing incidents active (those found before this process started
+    /// included), and resolves those an operator acknowledged since.
+    async fn refresh_incidents(&mut self) {
+        let incidents = match self.store.incidents(Some(self.settings.origin())) {
+            Ok(incidents) => incidents,
+            Err(error) => {
+                tracing::error!(%error, "could not read the kept incidents");
+                self.metric("cairn_monitor_store_errors_total");
+                return;
+            }
+        };
+        for incident in incidents.iter().filter(|i| i.acknowledged.is_none()) {
+            if let Some(alert) = self.alert_of(incident) {
+                self.alerter.restore(alert, incident.found_at);
+            }
+        }
+        self.alerter
+            .resolve(self.settings.origin(), |alert| {
+                let id = alert.incident?;
+                let acknowledged = incidents
+                    .iter()
+                    .find(|i| i.id == id)?
+                    .acknowledged
+                    .as_ref()?;
+                Some(format!(
+                    "acknowledged by {}: {}",
+                    acknowledged.by, acknowledged.reason
+                ))
+            })
+            .await;
+    }
+
+    /// Resolves this log's alerts without evidence that this poll did not find again: a
+    /// `rewritten-tile` only once its tile was fetched again unchanged.
+    async fn resolve_unobserved(&mut self) {
+        let (observed, rechecked) = (&self.observed, &self.rechecked);
+        self.alerter
+            .resolve(self.settings.origin(), |alert| {
+                let found = alert.incident.is_some()
+                    || observed.contains(&(alert.kind, alert.subject.clone()))
+                    || (alert.kind == AlertKind::RewrittenTile
+                        && !rechecked.contains(&alert.subject));
+                (!found).then(|| "no longer found".to_owned())
             })
             .await;
     }
@@ -205,7 +353,12 @@ impl Follower {
     /// written now is written from the state at the next poll ([`StateStore::export_evidence`]);
     /// evidence the state file cannot take now waits in memory and is committed at the next
     /// poll.
-    fn keep_evidence(&mut self, kind: AlertKind, evidence: &Evidence) -> Option<PathBuf> {
+    fn keep_evidence(
+        &mut self,
+        kind: AlertKind,
+        detail: &str,
+        evidence: &Evidence,
+    ) -> (Option<i64>, Option<PathBuf>) {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
@@ -219,21 +372,28 @@ impl Follower {
                 kind.name()
             ),
             document: evidence.to_json().into_bytes(),
+            detail: detail.to_owned(),
+            found_at: now(),
         };
-        if let Err(error) = self.store.record_evidence(&stored) {
-            tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
-            self.metric("cairn_monitor_store_errors_total");
-            if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
-                self.unsaved_evidence.push(stored.clone());
+        let incident = match self.store.record_evidence(&stored) {
+            Ok(incident) => Some(incident),
+            Err(error) => {
+                tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
+                self.metric("cairn_monitor_store_errors_total");
+                if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
+                    self.unsaved_evidence.push(stored.clone());
+                }
+                None
             }
-        }
-        match write_durably(&self.evidence_dir, &stored.file, &stored.document) {
+        };
+        let path = match write_durably(&self.evidence_dir, &stored.file, &stored.document) {
             Ok(path) => Some(path),
             Err(error) => {
                 tracing::error!(%error, file = stored.file, "could not write an evidence file; it is written again from the state");
                 None
             }
-        }
+        };
+        (incident, path)
     }
 
     /// Commits the evidence the state could not take before, and writes this log's evidence
@@ -299,76 +459,123 @@ impl Follower {
     }
 
     /// One poll of the log: checkpoint, witnesses, new tiles, rewrites, staleness. Alerts are
-    /// raised through the alerter; the error is only for the monitor's own storage.
-    pub async fn poll(&mut self) -> Result<(), FollowError> {
+    /// raised through the alerter; the report says which checkpoint this poll verified, or why
+    /// it verified none. The error is only for the monitor's own storage.
+    pub async fn poll(&mut self) -> Result<PollReport, FollowError> {
+        self.observed.clear();
+        self.rechecked.clear();
         self.retry_evidence();
+        self.refresh_incidents().await;
         let note = match self.source.get("checkpoint", MAX_CHECKPOINT_BYTES).await {
             Ok(note) => note,
             Err(error) => {
                 tracing::warn!(%error, "log checkpoint fetch failed");
                 self.fetch_failed(&error, "log");
-                return Ok(());
+                // Nothing was checked: the alerts found before stay as they are.
+                return Ok(self.report(Err(format!(
+                    "the log's checkpoint could not be fetched: {error}"
+                ))));
             }
         };
-        match Checkpoint::open(&note, &self.settings.key) {
+        let outcome = match Checkpoint::open(&note, &self.settings.key) {
             Err(error) => {
                 self.refused("log");
-                self.raise(
-                    AlertKind::BadSignature,
-                    format!("log checkpoint does not verify: {error}"),
-                    None,
-                )
-                .await;
+                let detail = format!("log checkpoint does not verify: {error}");
+                self.raise(AlertKind::BadSignature, detail.clone(), None)
+                    .await;
+                Err(detail)
             }
             Ok(signed) => self.follow_log_checkpoint(note, signed).await?,
-        }
+        };
         self.gather_witnesses().await;
         self.recheck_tiles().await;
         self.check_stale().await;
-        Ok(())
+        self.resolve_unobserved().await;
+        Ok(self.report(outcome))
     }
 
+    /// The report of a poll that verified `outcome` (or why not).
+    fn report(&self, outcome: Result<VerifiedNow, String>) -> PollReport {
+        let (verified, problem) = match outcome {
+            Ok(verified) => (Some(verified), None),
+            Err(problem) => (None, Some(problem)),
+        };
+        PollReport {
+            origin: self.settings.origin().to_owned(),
+            verified,
+            problem,
+            last_verified: self.state.as_ref().map(|state| LastVerified {
+                size: state.size,
+                root: state.root.clone(),
+                grown_at: state.grown_at,
+            }),
+        }
+    }
+
+    /// What this poll verified of the log's checkpoint, or why it did not.
     async fn follow_log_checkpoint(
         &mut self,
         note: Vec<u8>,
         signed: SignedCheckpoint,
-    ) -> Result<(), FollowError> {
+    ) -> Result<Result<VerifiedNow, String>, FollowError> {
         if let Some((cosigned, false)) = self.cosigners(&signed) {
-            self.raise(
-                AlertKind::WitnessPolicyUnmet,
-                format!(
-                    "checkpoint of size {} is cosigned by {cosigned:?}, short of the policy quorum",
-                    signed.checkpoint.size
-                ),
-                None,
-            )
-            .await;
+            let detail = format!(
+                "checkpoint of size {} is cosigned by {cosigned:?}, short of the policy quorum",
+                signed.checkpoint.size
+            );
+            self.raise(AlertKind::WitnessPolicyUnmet, detail.clone(), None)
+                .await;
             // Not followed, but still a statement the log signed: one that conflicts with the
             // verified tree is a split view all the same.
             let verified_size = self.state.as_ref().map_or(0, |state| state.size);
             if self.state.is_some() && signed.checkpoint.size <= verified_size {
                 self.check_against_verified(&note, &signed.checkpoint).await;
             }
-            return Ok(());
+            return Ok(Err(detail));
         }
         let checkpoint = signed.checkpoint;
         let verified_size = self.state.as_ref().map_or(0, |state| state.size);
         if self.state.is_some() && checkpoint.size < verified_size {
-            self.raise(
-                AlertKind::CheckpointGoingBack,
-                format!(
-                    "log went back from size {verified_size} to {}",
-                    checkpoint.size
-                ),
-                None,
-            )
-            .await;
-        }
-        if self.state.is_some() && checkpoint.size <= verified_size {
+            let detail = format!(
+                "log went back from size {verified_size} to {}",
+                checkpoint.size
+            );
+            self.raise(AlertKind::CheckpointGoingBack, detail.clone(), None)
+                .await;
             self.check_against_verified(&note, &checkpoint).await;
-            return Ok(());
+            return Ok(Err(detail));
         }
-        self.grow(note, checkpoint).await
+        if self.state.is_some() && checkpoint.size == verified_size {
+            if self.check_against_verified(&note, &checkpoint).await {
+                return Ok(Err(format!(
+                    "the log's checkpoint of size {} has another root than the one verified \
+                     before: a split view",
+                    checkpoint.size
+                )));
+            }
+            return Ok(Ok(VerifiedNow {
+                size: checkpoint.size,
+                root: checkpoint.root.to_base64(),
+                note: String::from_utf8_lossy(&note).into_owned(),
+                grown_from: None,
+            }));
+        }
+        let from = verified_size;
+        match self.grow(note, checkpoint).await? {
+            Err(problem) => Ok(Err(problem)),
+            Ok(()) => {
+                let state = self
+                    .state
+                    .as_ref()
+                    .expect("a growth that ends verified a state");
+                Ok(Ok(VerifiedNow {
+                    size: state.size,
+                    root: state.root.clone(),
+                    note: state.note.clone(),
+                    grown_from: Some(from),
+                }))
+            }
+        }
     }
 
     async fn check_stale(&mut self) {
@@ -382,11 +589,9 @@ impl Follower {
                 "checkpoint stuck at size {} for {idle} s (limit {limit} s)",
                 state.size
             );
-            // Once per size the log is stuck at: growth followed by a new stall alerts again.
-            let stuck_at = format!("stale-log@{}", state.size);
-            if self.reported.insert(stuck_at) {
-                self.raise(AlertKind::StaleLog, detail, None).await;
-            }
+            // Active while the log is stuck; growth resolves it, and a new stall raises it
+            // again.
+            self.raise(AlertKind::StaleLog, detail, None).await;
         }
     }
 }

@@ -12,16 +12,20 @@
 //!   consistency from its own frontier, state in SQLite (an interrupted verification resumes),
 //!   gossip checks and split-view evidence (`cairn.evidence/v1`, see `cairn_spec::evidence` and
 //!   spec/docs/evidence.md).
-//! - [`state`]: the monitor's state file (SQLite): verified states, progress, evidence.
+//! - [`state`]: the monitor's state file (SQLite): verified states, progress, evidence and the
+//!   incidents it proves, with their acknowledgements.
 //! - [`error`]: the monitor's own failures (storage, location, runtime), apart from the log's.
 //! - [`names`]: an origin written as a URL path segment or in a file name.
-//! - [`alert`]: alerts (log line, metric, webhook) and the metrics behind /metrics.
+//! - [`alert`]: alerts as a state (raised, reminded while active, resolved: log lines, a gauge,
+//!   webhook notices) and the metrics behind /metrics.
 //! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
 //!   /gossip), specified in spec/docs/monitor-api.md.
 //!
-//! The binary adds the auditor's offline commands: `verify-receipt`, `verify-consistency`,
-//! `verify-evidence`, and `audit` (a whole log re-verified from its tiles, resumable).
+//! The binary adds the auditor's commands: `verify-receipt`, `verify-consistency`,
+//! `verify-evidence`, `export`, `verify-export`, `audit` (a whole log re-verified from its
+//! tiles, resumable), and the operator's `incidents` and `acknowledge`; what they print and
+//! their exit codes are in `src/report.rs` of the binary (spec/docs/monitor-api.md).
 
 #![forbid(unsafe_code)]
 

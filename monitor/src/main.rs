@@ -2,7 +2,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+mod report;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +12,14 @@ use std::time::Duration;
 use cairn_edge::log::LogFormat;
 use cairn_monitor::daemon::{bind, Config, HttpSettings, Monitor};
 use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
+use cairn_monitor::state::StateStore;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
 use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
 use cairn_spec::merkle::verify_consistency;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
-use cairn_spec::receipt::{verify, Receipt, VerifiedReceipt};
-use cairn_spec::time::Instant;
+use cairn_spec::receipt::{verify, Receipt, TLOG_PROOF_HEADER};
 use cairn_spec::Hash;
 use clap::{Args, Parser, Subcommand};
 
@@ -43,30 +45,49 @@ struct Cli {
 enum Command {
     /// Follow the configured logs (TOML config; CAIRN_MONITOR_* env and flags override).
     Run(RunArguments),
-    /// Verify a receipt against a policy and say what it proves.
+    /// Verify a receipt against a policy and say what it proves. Exits 0 when it verifies, 1
+    /// otherwise.
     VerifyReceipt {
-        /// The receipt (cairn.receipt/v1 JSON).
+        /// The receipt: cairn.receipt/v1 JSON, or a C2SP tlog-proof (which carries no
+        /// timestamps: a policy that asks for some refuses it).
         receipt: PathBuf,
         /// The tlog-policy file.
         #[arg(long)]
         policy: PathBuf,
+        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
+        #[arg(long)]
+        leaf: Option<PathBuf>,
+        /// Print the result as one JSON object (`"ok"`, and what was verified or the error).
+        #[arg(long)]
+        json: bool,
     },
-    /// Verify that one signed checkpoint extends another, given a consistency proof.
+    /// Convert receipts between Cairn's JSON and a plain C2SP tlog-proof.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+    /// Verify that one signed checkpoint extends another, given a consistency proof. Exits 0
+    /// when it does, 1 otherwise.
     VerifyConsistency(ConsistencyArguments),
-    /// Verify a cairn.evidence/v1 file and say which conflict it proves.
+    /// Verify a cairn.evidence/v1 file and say which conflict it proves. Exits 0 when the
+    /// evidence holds, 1 otherwise.
     VerifyEvidence {
         /// The evidence file.
         file: PathBuf,
         /// The log's vkey.
         #[arg(long)]
         log_key: String,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Fetch audit events as a cairn.export/v1 bundle (GET /v1/export, reader token), verify it
-    /// against the log's key and write it to --out. When more events match than one bundle
-    /// holds, prints the cursor to continue with.
+    /// against the log's key and write it to --out, a file that must not exist yet. When more
+    /// events match than one bundle holds, prints the command that fetches the next bundle
+    /// (its --cursor, and another --out). Exits 0 when the bundle was verified and written, 1
+    /// otherwise.
     Export(ExportArguments),
     /// Verify a cairn.export/v1 bundle offline: every leaf, payload and inclusion proof, and
     /// the checkpoint, against a policy (witnesses and timestamps too) or only the log's key.
+    /// Exits 0 when it verifies, 1 otherwise.
     VerifyExport {
         /// The export file.
         file: PathBuf,
@@ -76,6 +97,40 @@ enum Command {
         /// Only the log's vkey: cosignatures and timestamps are then not checked.
         #[arg(long)]
         log_key: Option<String>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the incidents kept in a monitor's state: the proven forks and inconsistencies
+    /// (alerts with evidence), each with its number, evidence file and acknowledgement. Works
+    /// beside a monitor running on the same state.
+    Incidents {
+        /// The state directory (`state_dir` of `run`, `--state` of `audit`).
+        #[arg(long)]
+        state: PathBuf,
+        /// Print them as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an incident: record who, why and when in the state, beside its evidence,
+    /// which is kept. Until then the incident fails every `audit` and `run --once` of its log
+    /// and stays an active alert of `run`; a running monitor sees the acknowledgement at its
+    /// next poll and sends a resolved notice. An incident is acknowledged once.
+    Acknowledge {
+        /// The state directory (`state_dir` of `run`, `--state` of `audit`).
+        #[arg(long)]
+        state: PathBuf,
+        /// The incident's number (`cairn-monitor incidents` lists them).
+        incident: i64,
+        /// Why it is acknowledged (what was checked, what was done).
+        #[arg(long)]
+        reason: String,
+        /// Who acknowledges it (default: the USER environment variable).
+        #[arg(long, env = "USER", hide_env_values = true)]
+        by: Option<String>,
+        /// Print the acknowledged incident as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-verify a whole log from its tiles and entry bundles, with a progress line.
     ///
@@ -88,8 +143,14 @@ enum Command {
     ///
     /// Progress is kept in --state (synced every 128 tiles): an interrupted audit, killed
     /// included, resumes where it stopped, and a later audit of a grown log verifies only the new
-    /// leaves (and their consistency with the old). Exits 0 when the log's checkpoint is
-    /// verified, 1 otherwise (alert, missing file or unreachable log).
+    /// leaves (and their consistency with the old). A proven fork or inconsistency is kept in
+    /// the state with its evidence and fails every later audit until `cairn-monitor
+    /// acknowledge` names it.
+    ///
+    /// Exits 0 only when this run verified the log's current checkpoint (printed as
+    /// `verified:`) and no alert is active; 1 when it could not (unreachable log, missing file,
+    /// incomplete fetch: the reason is printed, and progress is kept); 2 when the log
+    /// misbehaved (an alert, or an incident not acknowledged).
     Audit {
         /// The log: its read API's base URL (http:// or https://), or file:///path of a
         /// directory in the tlog-tiles layout.
@@ -108,7 +169,43 @@ enum Command {
         /// CA).
         #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
         ca_file: Option<PathBuf>,
+        /// Print the result as one JSON object: `ok`, `exit_code`, and per log what was
+        /// verified in this run (or the problem), the active alerts and the last verified state.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// `cairn-monitor receipt ...`.
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Convert a receipt: a cairn.receipt/v1 JSON to a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`:
+    /// the leaf in its `extra` line, the index, the inclusion proof and the checkpoint with its
+    /// cosignatures; the RFC 3161 timestamps have no place there and are left out, which it
+    /// says), or a tlog-proof to a cairn.receipt/v1 JSON (without timestamps). The input's form
+    /// is read from its first line. Nothing is verified: `verify-receipt` verifies either form.
+    Convert {
+        /// The receipt or tlog-proof.
+        file: PathBuf,
+        /// The form to write.
+        #[arg(long, value_enum)]
+        to: ReceiptForm,
+        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
+        #[arg(long)]
+        leaf: Option<PathBuf>,
+        /// Where to write it, a file that must not exist yet; standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A receipt's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReceiptForm {
+    /// A C2SP tlog-proof (`c2sp.org/tlog-proof@v1`).
+    TlogProof,
+    /// Cairn's cairn.receipt/v1 JSON.
+    Json,
 }
 
 // The arguments of the commands with the most flags, each its own struct so that the command
@@ -119,9 +216,14 @@ struct RunArguments {
     /// The configuration file.
     #[arg(long, env = "CAIRN_MONITOR_CONFIG")]
     config: PathBuf,
-    /// Poll once, then exit: 0 if nothing was raised, 2 if any alert was.
+    /// Poll once, then exit: 0 if every log's current checkpoint was verified in this poll and
+    /// no alert is active, 1 if a log could not be verified (unreachable, incomplete), 2 if an
+    /// alert is active (incidents not acknowledged included).
     #[arg(long)]
     once: bool,
+    /// With --once: print the result as one JSON object, as `audit --json` does.
+    #[arg(long, requires = "once")]
+    json: bool,
     /// HTTP address, overriding the file's `listen`.
     #[arg(long, env = "CAIRN_MONITOR_LISTEN")]
     listen: Option<String>,
@@ -131,6 +233,10 @@ struct RunArguments {
     /// Webhook URL, overriding the file's `webhook`.
     #[arg(long, env = "CAIRN_MONITOR_WEBHOOK")]
     webhook: Option<String>,
+    /// Seconds between reminders of an alert that stays active (1 to 86400, default 3600),
+    /// overriding the file's `alert_reminder_secs`.
+    #[arg(long, env = "CAIRN_MONITOR_ALERT_REMINDER_SECS")]
+    alert_reminder_secs: Option<u64>,
     /// PEM CA certificates trusted for https:// URLs beside the public roots (a private CA),
     /// overriding the file's `ca_file`.
     #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
@@ -153,6 +259,9 @@ struct ConsistencyArguments {
     /// The log's vkey.
     #[arg(long)]
     log_key: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,13 +275,15 @@ struct ExportArguments {
     /// A reader's bearer token.
     #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true)]
     token: String,
-    /// Where to write the bundle (never overwritten).
+    /// Where to write the bundle: a file that must not exist yet (a bundle is never
+    /// overwritten).
     #[arg(long)]
     out: PathBuf,
-    /// Events received at or after this RFC 3339 time.
+    /// Events whose own `timestamp` is at or after this RFC 3339 time (not the time the log
+    /// received them).
     #[arg(long)]
     from: Option<String>,
-    /// Events received before this RFC 3339 time.
+    /// Events whose own `timestamp` is before this RFC 3339 time.
     #[arg(long)]
     to: Option<String>,
     /// Only this actor's events.
@@ -190,38 +301,16 @@ struct ExportArguments {
     /// At most this many events (1 to 10000).
     #[arg(long)]
     limit: Option<u32>,
+    /// PEM CA certificates trusted for an https:// log beside the public roots (a private
+    /// CA).
+    #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 const MAX_FILE_BYTES: u64 = 64 << 20;
-
-/// What a verified receipt proves, for people.
-fn describe_receipt(verified: &VerifiedReceipt) -> String {
-    let time = |seconds: i64, nanos: u32| Instant::from_unix(seconds, nanos).to_rfc3339();
-    let mut text = format!(
-        "the receipt verifies against the policy:\n  \
-         leaf {} of log {} (leaf hash {})\n  \
-         in its tree of {} leaves with root {}\n",
-        verified.index, verified.origin, verified.leaf_hash, verified.tree_size, verified.root
-    );
-    for (witness, seconds) in &verified.witnesses {
-        let at = i64::try_from(*seconds).map_or_else(|_| seconds.to_string(), |s| time(s, 0));
-        text.push_str(&format!("  cosigned by witness {witness} at {at}\n"));
-    }
-    for (tsa, at) in &verified.timestamps {
-        text.push_str(&format!(
-            "  timestamped by {} at {}\n",
-            tsa.as_deref().unwrap_or("a TSA the policy does not name"),
-            time(at.seconds, at.nanos)
-        ));
-    }
-    if verified.unknown_signatures > 0 {
-        text.push_str(&format!(
-            "  ({} signatures by keys the policy does not know were not checked)\n",
-            verified.unknown_signatures
-        ));
-    }
-    text
-}
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     read_limited(path, MAX_FILE_BYTES)
@@ -236,6 +325,15 @@ fn read_limited(path: &PathBuf, limit: u64) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
 }
 
+/// Why `--out` cannot be written: it exists already. The hint names what to do.
+fn exists_already(path: &Path) -> String {
+    format!(
+        "{} exists already: an export is never overwritten; give another --out (for the next \
+         bundle of a --cursor, a new name), or move that file away",
+        path.display()
+    )
+}
+
 /// Writes a file that must not exist yet, and syncs it.
 fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write as _;
@@ -243,7 +341,10 @@ fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|error| format!("{}: {error}", path.display()))?;
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::AlreadyExists => exists_already(path),
+            _ => format!("{}: {error}", path.display()),
+        })?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|error| format!("{}: {error}", path.display()))
@@ -252,12 +353,42 @@ fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cairn_edge::log::init(cli.log_format, "CAIRN_MONITOR_LOG");
+    let json = wants_json(&cli.command);
     match execute(cli.command) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "error": message}));
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether the command was asked for JSON output (an error is then JSON too).
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Run(arguments) => arguments.json,
+        Command::VerifyReceipt { json, .. }
+        | Command::VerifyEvidence { json, .. }
+        | Command::VerifyExport { json, .. }
+        | Command::Incidents { json, .. }
+        | Command::Acknowledge { json, .. }
+        | Command::Audit { json, .. } => *json,
+        Command::VerifyConsistency(arguments) => arguments.json,
+        Command::Export(arguments) => arguments.json,
+        Command::Receipt(_) => false,
+    }
+}
+
+/// Prints `value` as one line of JSON, or `text` as it is.
+fn print(json: bool, value: &serde_json::Value, text: &str) {
+    if json {
+        println!("{value}");
+    } else {
+        print!("{text}");
     }
 }
 
@@ -265,25 +396,50 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Run(arguments) => run(arguments),
-        Command::VerifyReceipt { receipt, policy } => verify_receipt(&receipt, &policy),
+        Command::VerifyReceipt {
+            receipt,
+            policy,
+            leaf,
+            json,
+        } => verify_receipt(&receipt, &policy, leaf.as_ref(), json),
+        Command::Receipt(ReceiptCommand::Convert {
+            file,
+            to,
+            leaf,
+            out,
+        }) => convert_receipt(&file, to, leaf.as_ref(), out.as_ref()),
         Command::VerifyConsistency(arguments) => verify_consistency_of(&arguments),
-        Command::VerifyEvidence { file, log_key } => verify_evidence_file(&file, &log_key),
+        Command::VerifyEvidence {
+            file,
+            log_key,
+            json,
+        } => verify_evidence_file(&file, &log_key, json),
         Command::Export(arguments) => export(arguments),
         Command::VerifyExport {
             file,
             policy,
             log_key,
-        } => verify_export_file(&file, policy.as_ref(), log_key.as_deref()),
+            json,
+        } => verify_export_file(&file, policy.as_ref(), log_key.as_deref(), json),
+        Command::Incidents { state, json } => incidents(&state, json),
+        Command::Acknowledge {
+            state,
+            incident,
+            reason,
+            by,
+            json,
+        } => acknowledge(&state, incident, &reason, by.as_deref(), json),
         Command::Audit {
             log,
             log_key,
             state,
             tiles_only,
             ca_file,
+            json,
         } => {
-            let mut config = Config::audit(state, log, log_key, tiles_only);
+            let mut config = Config::audit(state.clone(), log, log_key, tiles_only);
             config.ca_file = ca_file;
-            audit(config)
+            audit(config, &state, json)
         }
     }
 }
@@ -298,14 +454,87 @@ fn policy(path: &PathBuf) -> Result<Policy, String> {
     Policy::parse(&read(path)?).map_err(|error| format!("policy: {error}"))
 }
 
+/// A receipt file in either form: cairn.receipt/v1 JSON, or a C2SP tlog-proof (its leaf from
+/// `leaf`, else from its `extra` line); says which.
+fn read_receipt(file: &PathBuf, leaf: Option<&PathBuf>) -> Result<(Receipt, ReceiptForm), String> {
+    let bytes = read(file)?;
+    let is_tlog_proof = bytes.starts_with(format!("{TLOG_PROOF_HEADER}\n").as_bytes());
+    if !is_tlog_proof {
+        if leaf.is_some() {
+            return Err(
+                "--leaf is for a tlog-proof; a cairn.receipt/v1 JSON carries its leaf".into(),
+            );
+        }
+        let receipt = Receipt::from_json(&bytes).map_err(|error| format!("receipt: {error}"))?;
+        return Ok((receipt, ReceiptForm::Json));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "tlog-proof: not UTF-8".to_owned())?;
+    let leaf = leaf.map(read).transpose()?;
+    let receipt = Receipt::from_tlog_proof(&text, leaf.as_deref())
+        .map_err(|error| format!("receipt: {error}"))?;
+    Ok((receipt, ReceiptForm::TlogProof))
+}
+
+/// `receipt convert`: one form of a receipt to the other, unverified.
+fn convert_receipt(
+    file: &PathBuf,
+    to: ReceiptForm,
+    leaf: Option<&PathBuf>,
+    out: Option<&PathBuf>,
+) -> Result<ExitCode, String> {
+    if let Some(out) = out {
+        if std::fs::symlink_metadata(out).is_ok() {
+            return Err(format!(
+                "{} exists already: a converted receipt is never written over a file; give \
+                 another --out",
+                out.display()
+            ));
+        }
+    }
+    let (receipt, from) = read_receipt(file, leaf)?;
+    if from == to {
+        return Err(format!("{} is already in that form", file.display()));
+    }
+    let converted = match to {
+        ReceiptForm::TlogProof => receipt.to_tlog_proof(),
+        ReceiptForm::Json => format!("{}\n", receipt.to_json()),
+    };
+    match out {
+        Some(out) => write_new(out, converted.as_bytes())?,
+        None => print!("{converted}"),
+    }
+    let left_out = if to == ReceiptForm::TlogProof && !receipt.timestamps.is_empty() {
+        format!(
+            "; its {} timestamp tokens have no place in a tlog-proof and were left out",
+            receipt.timestamps.len()
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "converted, not verified (verify-receipt --policy verifies it){left_out}{}",
+        out.map(|out| format!("; written to {}", out.display()))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `verify-receipt`: a receipt against a policy, and what it proves.
-fn verify_receipt(receipt: &PathBuf, policy_file: &PathBuf) -> Result<ExitCode, String> {
+fn verify_receipt(
+    receipt: &PathBuf,
+    policy_file: &PathBuf,
+    leaf: Option<&PathBuf>,
+    json: bool,
+) -> Result<ExitCode, String> {
     let policy = policy(policy_file)?;
-    let receipt =
-        Receipt::from_json(&read(receipt)?).map_err(|error| format!("receipt: {error}"))?;
+    let (receipt, _) = read_receipt(receipt, leaf)?;
     let verified =
         verify(&receipt, &policy).map_err(|error| format!("receipt does not verify: {error}"))?;
-    print!("{}", describe_receipt(&verified));
+    print(
+        json,
+        &report::receipt_json(&verified),
+        &report::describe_receipt(&verified),
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -323,9 +552,18 @@ fn verify_consistency_of(arguments: &ConsistencyArguments) -> Result<ExitCode, S
     }
     verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)
         .map_err(|error| format!("not consistent: {error}"))?;
-    println!(
-        "consistent: {} size {} ({}) is a prefix of size {} ({})",
-        old.origin, old.size, old.root, new.size, new.root
+    print(
+        arguments.json,
+        &serde_json::json!({
+            "ok": true,
+            "origin": old.origin,
+            "old": {"size": old.size, "root": old.root.to_base64()},
+            "new": {"size": new.size, "root": new.root.to_base64()},
+        }),
+        &format!(
+            "consistent: {} size {} ({}) is a prefix of size {} ({})\n",
+            old.origin, old.size, old.root, new.size, new.root
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -340,31 +578,53 @@ fn proof_hashes(bytes: &[u8]) -> Result<Vec<Hash>, String> {
 }
 
 /// `verify-evidence`: which conflict an evidence file proves.
-fn verify_evidence_file(file: &PathBuf, vkey: &str) -> Result<ExitCode, String> {
+fn verify_evidence_file(file: &PathBuf, vkey: &str, json: bool) -> Result<ExitCode, String> {
     let key = log_key(vkey)?;
     let evidence = Evidence::from_json(&read(file)?).map_err(|error| error.to_string())?;
     let conflict = verify_evidence(&evidence, &key)
         .map_err(|error| format!("evidence does not hold: {error}"))?;
-    println!("evidence holds: {conflict:?}");
+    print(
+        json,
+        &report::conflict_json(&conflict),
+        &format!("evidence holds: {}\n", report::describe_conflict(&conflict)),
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// An HTTP client for the log, trusting `ca_file` beside the public roots when given.
+fn http_client(ca_file: Option<&PathBuf>, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = cairn_edge::read_ca_pem(path)
+            .map_err(|error| format!("--ca-file {}: {error}", path.display()))?;
+        for root in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|error| format!("--ca-file {}: {error}", path.display()))?
+        {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| format!("HTTP client: {error}"))
 }
 
 /// `export`: a verified bundle of audit events, written to a new file.
 fn export(arguments: ExportArguments) -> Result<ExitCode, String> {
     let key = log_key(&arguments.log_key)?;
+    // Refused before anything is fetched: a bundle is never overwritten.
+    if std::fs::symlink_metadata(&arguments.out).is_ok() {
+        return Err(exists_already(&arguments.out));
+    }
     let query = ExportQuery {
-        from: arguments.from,
-        to: arguments.to,
-        actor: arguments.actor,
-        resource: arguments.resource,
-        action: arguments.action,
-        cursor: arguments.cursor,
+        from: arguments.from.clone(),
+        to: arguments.to.clone(),
+        actor: arguments.actor.clone(),
+        resource: arguments.resource.clone(),
+        action: arguments.action.clone(),
+        cursor: arguments.cursor.clone(),
         limit: arguments.limit,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .map_err(|error| format!("HTTP client: {error}"))?;
+    let client = http_client(arguments.ca_file.as_ref(), Duration::from_secs(300))?;
     let fetched = runtime()?
         .block_on(fetch_export(
             &client,
@@ -375,11 +635,24 @@ fn export(arguments: ExportArguments) -> Result<ExitCode, String> {
         ))
         .map_err(|error| error.to_string())?;
     write_new(&arguments.out, &fetched.json)?;
-    println!("{:#?}", fetched.verified);
-    println!("written to {}", arguments.out.display());
-    if let Some(cursor) = fetched.next_cursor {
-        println!("more events match: run again with --cursor {cursor}");
+    let next = fetched
+        .next_cursor
+        .as_deref()
+        .map(|cursor| report::next_export_command(&arguments, cursor));
+    let mut value = report::export_json(&fetched.verified, "log-key");
+    value["file"] = arguments.out.display().to_string().into();
+    value["next_cursor"] = fetched.next_cursor.clone().into();
+    let mut text = format!(
+        "{}written to {}\n",
+        report::describe_export(&fetched.verified, "the log's key"),
+        arguments.out.display()
+    );
+    if let Some(next) = next {
+        text.push_str(&format!(
+            "more events match; the next bundle (the token from CAIRN_TOKEN):\n  {next}\n"
+        ));
     }
+    print(arguments.json, &value, &text);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -388,44 +661,87 @@ fn verify_export_file(
     file: &PathBuf,
     policy_file: Option<&PathBuf>,
     vkey: Option<&str>,
+    json: bool,
 ) -> Result<ExitCode, String> {
     let bundle = ExportBundle::from_json(&read_limited(file, MAX_EXPORT_BYTES as u64)?)
         .map_err(|error| format!("export: {error}"))?;
-    let verified = match (policy_file, vkey) {
-        (Some(policy_file), _) => {
-            verify_export(&bundle, ExportTrust::Policy(&policy(policy_file)?))
-        }
-        (None, Some(vkey)) => verify_export(&bundle, ExportTrust::LogKey(&log_key(vkey)?)),
+    let (verified, trust, against) = match (policy_file, vkey) {
+        (Some(policy_file), _) => (
+            verify_export(&bundle, ExportTrust::Policy(&policy(policy_file)?)),
+            "policy",
+            "the policy (log key, witness quorum, timestamps)",
+        ),
+        (None, Some(vkey)) => (
+            verify_export(&bundle, ExportTrust::LogKey(&log_key(vkey)?)),
+            "log-key",
+            "the log's key",
+        ),
         (None, None) => return Err("give --policy or --log-key".to_owned()),
-    }
-    .map_err(|error| format!("export does not verify: {error}"))?;
-    println!("{verified:#?}");
+    };
+    let verified = verified.map_err(|error| format!("export does not verify: {error}"))?;
+    print(
+        json,
+        &report::export_json(&verified, trust),
+        &report::describe_export(&verified, against),
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit`: one poll of one log with a progress line; success only if its checkpoint verified
-/// and nothing was raised.
-fn audit(config: Config) -> Result<ExitCode, String> {
+/// `incidents`: the incidents kept in a state directory.
+fn incidents(state: &Path, json: bool) -> Result<ExitCode, String> {
+    let store = StateStore::open_beside(state).map_err(|error| error.to_string())?;
+    let incidents = store.incidents(None).map_err(|error| error.to_string())?;
+    print(
+        json,
+        &serde_json::to_value(&incidents).expect("incidents serialise"),
+        &report::describe_incidents(&incidents, state),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `acknowledge`: an operator's acknowledgement of one incident, recorded in the state.
+fn acknowledge(
+    state: &Path,
+    incident: i64,
+    reason: &str,
+    by: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let by = by.ok_or("give --by: who acknowledges the incident (USER is not set)")?;
+    let store = StateStore::open_beside(state).map_err(|error| error.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let acknowledged = store
+        .acknowledge(incident, by, reason, now)
+        .map_err(|error| error.to_string())?;
+    print(
+        json,
+        &serde_json::to_value(&acknowledged).expect("incidents serialise"),
+        &format!(
+            "incident {incident} acknowledged by {by} ({}); its evidence is kept\n",
+            report::time(now)
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit`: one poll of one log with a progress line. Success only if this run verified the
+/// log's current checkpoint and no alert is active.
+fn audit(config: Config, state: &Path, json: bool) -> Result<ExitCode, String> {
     runtime()?.block_on(async {
         let monitor = Monitor::new(&config).map_err(|error| error.to_string())?;
         monitor.show_progress().await;
         let started = std::time::Instant::now();
-        monitor
+        let reports = monitor
             .poll_once()
             .await
             .map_err(|error| error.to_string())?;
-        let elapsed = started.elapsed();
-        let alerts = monitor.alerter.raised();
-        let notes = monitor.verified_notes().await;
-        for note in &notes {
-            println!("verified:\n{note}");
-        }
-        eprintln!("audit took {:.3} s", elapsed.as_secs_f64());
-        Ok(if alerts.is_empty() && !notes.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+        let outcome = report::Outcome::of(reports, &monitor.alerter, state);
+        let seconds = started.elapsed().as_secs_f64();
+        print(json, &outcome.json(seconds), &outcome.text());
+        eprintln!("audit took {seconds:.3} s");
+        Ok(ExitCode::from(outcome.exit_code()))
     })
 }
 
@@ -443,6 +759,9 @@ fn run(arguments: RunArguments) -> Result<ExitCode, String> {
     if arguments.webhook.is_some() {
         config.webhook = arguments.webhook;
     }
+    if let Some(seconds) = arguments.alert_reminder_secs {
+        config.alert_reminder_secs = seconds;
+    }
     if arguments.ca_file.is_some() {
         config.ca_file = arguments.ca_file;
     }
@@ -452,15 +771,16 @@ fn run(arguments: RunArguments) -> Result<ExitCode, String> {
         .overlay(&arguments.http)
         .resolve()
         .map_err(|error| format!("config table [http]: {error}"))?;
-    runtime()?.block_on(serve_and_poll(config, edge, arguments.once))
+    runtime()?.block_on(serve_and_poll(config, edge, arguments.once, arguments.json))
 }
 
-/// Opens the HTTP port if one is configured, then polls once (exit 2 if anything was raised)
-/// or until SIGTERM or Ctrl-C.
+/// Opens the HTTP port if one is configured, then polls once (exit 0 verified, 1 not verified,
+/// 2 an alert active) or until SIGTERM or Ctrl-C.
 async fn serve_and_poll(
     config: Config,
     edge: cairn_edge::EdgeConfig,
     once: bool,
+    json: bool,
 ) -> Result<ExitCode, String> {
     let monitor = Arc::new(Monitor::new(&config).map_err(|error| error.to_string())?);
     if let Some(listen) = &config.listen {
@@ -473,16 +793,18 @@ async fn serve_and_poll(
         tokio::spawn(async move { server.serve(listener, edge, std::future::pending()).await });
     }
     if once {
-        monitor
+        let started = std::time::Instant::now();
+        let reports = monitor
             .poll_once()
             .await
             .map_err(|error| error.to_string())?;
-        let alerts = monitor.alerter.raised();
-        return Ok(if alerts.is_empty() {
-            ExitCode::SUCCESS
+        let outcome = report::Outcome::of(reports, &monitor.alerter, &config.state_dir);
+        if json {
+            println!("{}", outcome.json(started.elapsed().as_secs_f64()));
         } else {
-            ExitCode::from(2)
-        });
+            print!("{}", outcome.text());
+        }
+        return Ok(ExitCode::from(outcome.exit_code()));
     }
     // SIGTERM or Ctrl-C stop it between two awaits of a poll: the verified state is flushed
     // after each step it commits, so a restart resumes from there.

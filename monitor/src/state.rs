@@ -17,9 +17,15 @@
 //! renamed, the directory fsynced); a file that could not be written is written again from
 //! here at the next poll and at the next start ([`StateStore::export_evidence`]).
 //!
+//! Every evidence document is also an **incident**: a proven fork or inconsistency of the log,
+//! remembered with what it is (kind, detail, when it was found) until an operator acknowledges
+//! it (`cairn-monitor acknowledge`: who, why and when are recorded beside it, and the document
+//! is kept). Until then every poll and every audit of that log reports it and fails.
+//!
 //! Tables: `verified` (origin → note, size, root, frontier, when it grew, recheck cursor),
 //! `progress` (origin → a tile-aligned size and frontier beyond the verified tree), `evidence`
-//! (sequence → origin, alert kind, file name, the `cairn.evidence/v1` document).
+//! (incident number → origin, alert kind, detail, when it was found, file name, the
+//! `cairn.evidence/v1` document, and its acknowledgement: when, by whom, why).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -36,7 +42,7 @@ use crate::follow::VerifiedState;
 
 const SCHEMA: Schema = Schema {
     reader: "cairn-monitor",
-    version: 1,
+    version: 2,
     create: "
 CREATE TABLE verified (
     origin TEXT PRIMARY KEY,
@@ -57,11 +63,31 @@ CREATE TABLE evidence (
     origin TEXT NOT NULL,
     kind TEXT NOT NULL,
     file TEXT NOT NULL UNIQUE,
-    document BLOB NOT NULL
+    document BLOB NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    found_at INTEGER NOT NULL DEFAULT 0 CHECK (found_at >= 0),
+    acknowledged_at INTEGER CHECK (acknowledged_at >= 0),
+    acknowledged_by TEXT,
+    acknowledged_reason TEXT,
+    CHECK ((acknowledged_at IS NULL) = (acknowledged_by IS NULL)
+       AND (acknowledged_at IS NULL) = (acknowledged_reason IS NULL))
 );
 ",
-    upgrades: &[],
+    // Version 1 kept evidence without its incident columns: its documents become incidents
+    // found at an unknown time (0), not acknowledged.
+    upgrades: &[(
+        1,
+        "ALTER TABLE evidence ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+         ALTER TABLE evidence ADD COLUMN found_at INTEGER NOT NULL DEFAULT 0
+             CHECK (found_at >= 0);
+         ALTER TABLE evidence ADD COLUMN acknowledged_at INTEGER CHECK (acknowledged_at >= 0);
+         ALTER TABLE evidence ADD COLUMN acknowledged_by TEXT;
+         ALTER TABLE evidence ADD COLUMN acknowledged_reason TEXT;",
+    )],
 };
+
+/// The longest acknowledgement reason or name kept, in bytes.
+pub const MAX_ACKNOWLEDGEMENT_BYTES: usize = 4096;
 
 /// The name of the state file in the state directory.
 pub const STATE_FILE: &str = "monitor.sqlite";
@@ -121,6 +147,86 @@ pub struct StoredEvidence {
     pub file: String,
     /// The `cairn.evidence/v1` JSON document.
     pub document: Vec<u8>,
+    /// The alert's account of it.
+    pub detail: String,
+    /// Unix seconds when it was found.
+    pub found_at: u64,
+}
+
+/// A proven fork or inconsistency of a log: an evidence document kept in the state, and
+/// whether an operator acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Incident {
+    /// Its number, which `cairn-monitor acknowledge` takes.
+    pub id: i64,
+    /// The log.
+    pub origin: String,
+    /// The alert it was raised with (`split-view`, ...).
+    pub kind: String,
+    /// The alert's account of it.
+    pub detail: String,
+    /// Unix seconds when it was found (0: by a monitor older than incidents).
+    pub found_at: u64,
+    /// Its evidence file's name in the evidence directory.
+    pub evidence_file: String,
+    /// Who acknowledged it, when and why; `None` while it stands.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An operator's acknowledgement of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Acknowledgement {
+    /// Unix seconds.
+    pub at: u64,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Why an incident could not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum AcknowledgeError {
+    /// No incident has that number.
+    #[error("no incident {0} in this state (`cairn-monitor incidents` lists them)")]
+    Unknown(i64),
+    /// It was acknowledged before; the first acknowledgement stands.
+    #[error("incident {id} was already acknowledged by {} at unix time {}: {}", .by.by, .by.at, .by.reason)]
+    Already {
+        /// The incident.
+        id: i64,
+        /// The acknowledgement it has.
+        by: Acknowledgement,
+    },
+    /// The name or the reason is empty or too long.
+    #[error("{0}")]
+    Invalid(String),
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+const INCIDENT_COLUMNS: &str = "id, origin, kind, detail, found_at, file, acknowledged_at,
+    acknowledged_by, acknowledged_reason";
+
+fn incident_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Incident> {
+    let acknowledged = match (
+        row.get::<_, Option<u64>>(6)?,
+        row.get::<_, Option<String>>(7)?,
+        row.get::<_, Option<String>>(8)?,
+    ) {
+        (Some(at), Some(by), Some(reason)) => Some(Acknowledgement { at, by, reason }),
+        _ => None,
+    };
+    Ok(Incident {
+        id: row.get(0)?,
+        origin: row.get(1)?,
+        kind: row.get(2)?,
+        detail: row.get(3)?,
+        found_at: row.get(4)?,
+        evidence_file: row.get(5)?,
+        acknowledged,
+    })
 }
 
 /// The monitor's state file, shared by its followers and their commit threads.
@@ -131,7 +237,8 @@ pub struct StateStore {
 
 struct Inner {
     connection: Mutex<Connection>,
-    _lock: DirLock,
+    /// `None` for [`StateStore::open_beside`], which a running monitor may hold the lock of.
+    _lock: Option<DirLock>,
 }
 
 impl StateStore {
@@ -150,7 +257,35 @@ impl StateStore {
         Ok(StateStore {
             inner: Arc::new(Inner {
                 connection: Mutex::new(connection),
-                _lock: lock,
+                _lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Opens the existing state in `dir` beside a monitor that may be running on it, without
+    /// its lock, for the operator's commands (`incidents`, `acknowledge`): each of their writes
+    /// is one SQLite transaction, which SQLite's own file locking keeps apart from the
+    /// monitor's, and the monitor reads incidents again at every poll. A directory without a
+    /// state is refused, never given a new one.
+    pub fn open_beside(dir: &Path) -> Result<StateStore, StateError> {
+        let path = dir.join(STATE_FILE);
+        if cairn_sqlite::holds_sled(dir) {
+            return Err(StateError::OlderFormat(dir.to_path_buf()));
+        }
+        if !path.is_file() {
+            return Err(StateError::Dir {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {STATE_FILE}: not the state directory of a monitor"),
+                ),
+            });
+        }
+        let connection = cairn_sqlite::open(&path, &SCHEMA)?;
+        Ok(StateStore {
+            inner: Arc::new(Inner {
+                connection: Mutex::new(connection),
+                _lock: None,
             }),
         })
     }
@@ -294,28 +429,124 @@ impl StateStore {
         })
     }
 
-    /// Keeps an evidence document, durably, before anything else is done with it.
-    pub fn record_evidence(&self, evidence: &StoredEvidence) -> Result<(), StateError> {
+    /// Keeps an evidence document, durably, before anything else is done with it, as an
+    /// incident that stands until it is acknowledged; returns the incident's number.
+    pub fn record_evidence(&self, evidence: &StoredEvidence) -> Result<i64, StateError> {
+        let found_at = stored(evidence.found_at)?;
         self.write(|transaction| {
             transaction.execute(
-                "INSERT INTO evidence (origin, kind, file, document) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO evidence (origin, kind, file, document, detail, found_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (file) DO NOTHING",
                 params![
                     evidence.origin,
                     evidence.kind,
                     evidence.file,
-                    evidence.document
+                    evidence.document,
+                    evidence.detail,
+                    found_at
                 ],
             )?;
-            Ok(())
+            Ok(transaction.query_row(
+                "SELECT id FROM evidence WHERE file = ?1",
+                [&evidence.file],
+                |row| row.get(0),
+            )?)
+        })
+    }
+
+    /// Every incident, of `origin` or of every log, oldest first.
+    pub fn incidents(&self, origin: Option<&str>) -> Result<Vec<Incident>, StateError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM evidence WHERE ?1 IS NULL OR origin = ?1 ORDER BY id"
+        ))?;
+        let rows = statement
+            .query_map([origin], incident_of)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The incident of `origin` already kept for the same finding (kind and detail), if any:
+    /// a fork seen again is the same incident, not a new one.
+    pub fn find_incident(
+        &self,
+        origin: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<Option<Incident>, StateError> {
+        Ok(self
+            .connection()
+            .query_row(
+                &format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM evidence
+                     WHERE origin = ?1 AND kind = ?2 AND detail = ?3 ORDER BY id LIMIT 1"
+                ),
+                [origin, kind, detail],
+                incident_of,
+            )
+            .optional()?)
+    }
+
+    /// Records that `by` acknowledged incident `id` at `at` (unix seconds) for `reason`; the
+    /// evidence stays. An incident is acknowledged once: a second time is refused and the
+    /// first acknowledgement stands.
+    pub fn acknowledge(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+        at: u64,
+    ) -> Result<Incident, AcknowledgeError> {
+        for (what, text) in [("--by", by), ("--reason", reason)] {
+            if text.trim().is_empty() {
+                return Err(AcknowledgeError::Invalid(format!("{what} is empty")));
+            }
+            if text.len() > MAX_ACKNOWLEDGEMENT_BYTES {
+                return Err(AcknowledgeError::Invalid(format!(
+                    "{what} is longer than {MAX_ACKNOWLEDGEMENT_BYTES} bytes"
+                )));
+            }
+        }
+        let at_stored = stored(at)?;
+        let error = |error| AcknowledgeError::State(StateError::from(error));
+        cairn_sqlite::write(&mut self.connection(), error, |transaction| {
+            let incident = transaction
+                .query_row(
+                    &format!("SELECT {INCIDENT_COLUMNS} FROM evidence WHERE id = ?1"),
+                    [id],
+                    incident_of,
+                )
+                .optional()
+                .map_err(StateError::from)?
+                .ok_or(AcknowledgeError::Unknown(id))?;
+            if let Some(by) = incident.acknowledged {
+                return Err(AcknowledgeError::Already { id, by });
+            }
+            transaction
+                .execute(
+                    "UPDATE evidence SET acknowledged_at = ?2, acknowledged_by = ?3,
+                     acknowledged_reason = ?4 WHERE id = ?1",
+                    params![id, at_stored, by, reason],
+                )
+                .map_err(StateError::from)?;
+            Ok(Incident {
+                acknowledged: Some(Acknowledgement {
+                    at,
+                    by: by.to_owned(),
+                    reason: reason.to_owned(),
+                }),
+                ..incident
+            })
         })
     }
 
     /// Every evidence document kept, oldest first.
     pub fn evidence(&self) -> Result<Vec<StoredEvidence>, StateError> {
         let connection = self.connection();
-        let mut statement =
-            connection.prepare("SELECT origin, kind, file, document FROM evidence ORDER BY id")?;
+        let mut statement = connection.prepare(
+            "SELECT origin, kind, file, document, detail, found_at FROM evidence ORDER BY id",
+        )?;
         let rows = statement
             .query_map([], |row| {
                 Ok(StoredEvidence {
@@ -323,6 +554,8 @@ impl StateStore {
                     kind: row.get(1)?,
                     file: row.get(2)?,
                     document: row.get(3)?,
+                    detail: row.get(4)?,
+                    found_at: row.get(5)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -437,6 +670,8 @@ mod tests {
             kind: "split-view".into(),
             file: "example_com_log-split-view-1.json".into(),
             document: b"{\"format\":\"cairn.evidence/v1\"}".to_vec(),
+            detail: "two signed roots for size 300".into(),
+            found_at: 1_700_000_000,
         };
         {
             let store = StateStore::open(dir.path()).expect("opens");
@@ -483,6 +718,8 @@ mod tests {
             kind: "root-mismatch".into(),
             file: "o-root-mismatch-1.json".into(),
             document: b"{}".to_vec(),
+            detail: "signed root r for size 9".into(),
+            found_at: 1,
         };
         store.record_evidence(&evidence).expect("keeps");
         assert_eq!(
@@ -502,6 +739,129 @@ mod tests {
             store.export_evidence("o", &evidence_dir).expect("exports"),
             1
         );
+    }
+
+    fn evidence(file: &str, detail: &str) -> StoredEvidence {
+        StoredEvidence {
+            origin: "o".into(),
+            kind: "split-view".into(),
+            file: file.into(),
+            document: b"{}".to_vec(),
+            detail: detail.into(),
+            found_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn an_incident_stands_until_acknowledged_once_and_keeps_its_evidence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(dir.path()).expect("opens");
+        let first = store
+            .record_evidence(&evidence("a.json", "fork a"))
+            .expect("keeps");
+        let second = store
+            .record_evidence(&evidence("b.json", "fork b"))
+            .expect("keeps");
+        assert_ne!(first, second);
+        // The same file again is the same incident.
+        assert_eq!(
+            store
+                .record_evidence(&evidence("a.json", "fork a"))
+                .expect("keeps"),
+            first
+        );
+        let found = store
+            .find_incident("o", "split-view", "fork b")
+            .expect("reads")
+            .expect("found");
+        assert_eq!((found.id, found.acknowledged), (second, None));
+        assert_eq!(
+            store
+                .find_incident("o", "split-view", "fork c")
+                .expect("reads"),
+            None
+        );
+
+        // The operator's command works beside a monitor that holds the lock.
+        let beside = StateStore::open_beside(dir.path()).expect("opens beside");
+        for (by, reason) in [("", "why"), ("alice", " "), ("alice", &"x".repeat(5000))] {
+            assert!(matches!(
+                beside.acknowledge(first, by, reason, 5),
+                Err(AcknowledgeError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            beside.acknowledge(99, "alice", "checked", 5),
+            Err(AcknowledgeError::Unknown(99))
+        ));
+        let acknowledged = beside
+            .acknowledge(first, "alice", "the fork was a test key", 1_800_000_000)
+            .expect("acknowledges");
+        assert_eq!(
+            acknowledged.acknowledged,
+            Some(Acknowledgement {
+                at: 1_800_000_000,
+                by: "alice".into(),
+                reason: "the fork was a test key".into()
+            })
+        );
+        let again = beside.acknowledge(first, "bob", "again", 1_800_000_001);
+        assert!(
+            matches!(again, Err(AcknowledgeError::Already { .. })),
+            "{again:?}"
+        );
+        // The monitor's own connection sees it; the evidence stays.
+        let incidents = store.incidents(Some("o")).expect("reads");
+        assert_eq!(incidents.len(), 2);
+        assert_eq!(incidents[0].acknowledged, acknowledged.acknowledged);
+        assert_eq!(incidents[1].acknowledged, None);
+        assert_eq!(store.evidence().expect("reads").len(), 2);
+        assert!(store.incidents(Some("other")).expect("reads").is_empty());
+    }
+
+    #[test]
+    fn evidence_of_a_version_1_state_becomes_standing_incidents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let connection = Connection::open(dir.path().join(STATE_FILE)).expect("creates");
+            connection
+                .execute_batch(
+                    "CREATE TABLE verified (origin TEXT PRIMARY KEY, note TEXT NOT NULL,
+                       size INTEGER NOT NULL, root BLOB NOT NULL, frontier BLOB NOT NULL,
+                       grown_at INTEGER NOT NULL, recheck_cursor INTEGER NOT NULL);
+                     CREATE TABLE progress (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,
+                       frontier BLOB NOT NULL);
+                     CREATE TABLE evidence (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                       origin TEXT NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL UNIQUE,
+                       document BLOB NOT NULL);
+                     INSERT INTO evidence (origin, kind, file, document)
+                       VALUES ('o', 'split-view', 'old.json', x'7b7d');
+                     PRAGMA user_version = 1;",
+                )
+                .expect("a version 1 state");
+        }
+        let store = StateStore::open(dir.path()).expect("upgrades");
+        let incidents = store.incidents(None).expect("reads");
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            (
+                incidents[0].kind.as_str(),
+                incidents[0].found_at,
+                &incidents[0].acknowledged
+            ),
+            ("split-view", 0, &None)
+        );
+        store
+            .acknowledge(incidents[0].id, "alice", "seen", 7)
+            .expect("acknowledges");
+    }
+
+    #[test]
+    fn the_operators_commands_refuse_a_directory_without_a_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let refused = StateStore::open_beside(dir.path()).err().expect("refused");
+        assert!(refused.to_string().contains(STATE_FILE), "{refused}");
+        assert!(!dir.path().join(STATE_FILE).exists());
     }
 
     #[test]

@@ -224,6 +224,7 @@ impl Follower {
             self.refused("log");
         }
         if served == Some(genuine) {
+            self.rechecked.insert(tile.path());
             return;
         }
         let evidence = match (self.subtree_path(index, state), served) {
@@ -236,8 +237,9 @@ impl Follower {
             )),
             _ => None,
         };
-        self.raise(
+        self.raise_about(
             AlertKind::RewrittenTile,
+            tile.path(),
             format!("full tile {} changed after it was verified", tile.path()),
             evidence,
         )

@@ -174,25 +174,42 @@ impl Growth {
 
 impl Follower {
     /// Fetches and verifies the leaves from the verified size to `checkpoint.size`, and makes
-    /// that the verified state if the root they give is the one the log signed.
+    /// that the verified state if the root they give is the one the log signed; otherwise says
+    /// why not.
     pub(super) async fn grow(
         &mut self,
         note: Vec<u8>,
         checkpoint: Checkpoint,
-    ) -> Result<(), FollowError> {
+    ) -> Result<Result<(), String>, FollowError> {
         let mut growth = self.start_growth(note, checkpoint);
-        match self.fold_batches(&mut growth).await? {
-            Folded::Corrupt(problem) => self.report_corrupt(&growth, problem).await,
+        let size = growth.checkpoint.size;
+        Ok(match self.fold_batches(&mut growth).await? {
+            Folded::Corrupt(problem) => {
+                self.report_corrupt(&growth, problem.clone()).await;
+                Err(format!(
+                    "the log's data for size {size} is corrupt: {problem}"
+                ))
+            }
             Folded::Interrupted(error) => {
                 tracing::warn!(%error, "fetching tiles failed; will retry next poll");
                 self.fetch_failed(&error, "log");
+                Err(format!(
+                    "incomplete: {} of {size} leaves verified when fetching stopped: {error} \
+                     (what was verified is kept; the next run resumes there)",
+                    growth.range.tree_size()
+                ))
             }
             Folded::Complete if growth.range.root() != growth.checkpoint.root => {
+                let problem =
+                    format!("the tiles of size {size} do not give the root the log signed");
                 self.report_root_mismatch(growth).await?;
+                Err(problem)
             }
-            Folded::Complete => self.conclude_growth(growth).await?,
-        }
-        Ok(())
+            Folded::Complete => {
+                self.conclude_growth(growth).await?;
+                Ok(())
+            }
+        })
     }
 
     /// A growth towards `checkpoint`, from resumable progress if there is some, else from the
@@ -336,8 +353,9 @@ impl Follower {
     /// The tiles give the signed root: the checkpoint becomes the verified state.
     async fn conclude_growth(&mut self, growth: Growth) -> Result<(), FollowError> {
         if let Some(tile) = growth.rewritten_partial {
-            self.raise(
+            self.raise_about(
                 AlertKind::RewrittenTile,
+                tile.path(),
                 format!(
                     "tile {} now serves other hashes for leaves verified before",
                     tile.path()

@@ -230,6 +230,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
         poll_interval_secs: 1,
         timeout_secs: 5,
         webhook: None,
+        alert_reminder_secs: 3600,
         ca_file: None,
         peers: Vec::new(),
         logs: vec![LogConfig {
@@ -246,10 +247,24 @@ pub fn config(url: &str, dir: &Path) -> Config {
     }
 }
 
-/// Opens a monitor on a state directory a dropped monitor just used: its lock is released with
-/// it, so this opens at once.
+/// Opens a monitor on a state directory a dropped monitor just used. Its lock (a `flock`) is
+/// released with it, but a process that another test of the same binary spawns at that moment
+/// holds a copy of the lock's descriptor between its fork and its exec (close-on-exec closes it
+/// only then): so a refusal for the lock is retried for up to 30 s, and anything else fails.
 pub async fn reopen(config: &Config) -> Monitor {
-    Monitor::new(config).unwrap_or_else(|error| panic!("reopening the monitor: {error}"))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match Monitor::new(config) {
+            Ok(monitor) => return monitor,
+            Err(error)
+                if error.to_string().contains("in use by another process")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("reopening the monitor: {error}"),
+        }
+    }
 }
 
 /// Runs the `cairn-monitor` binary with `args`, off the runtime's threads.
