@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cairn's throughput benchmark: the same cairn-load run against the no-op baseline server
 # (cairn-noop) and against the log server (cairn-log, when it is built), each server pinned to
-# one core and the load generator to the other, then the ratios. Appends the figures to
-# BENCHMARKS.md.
+# one core and the load generator to the other, then the ratios. Appends the run to
+# benchmarks/history.md (the run history; BENCHMARKS.md keeps the current figure of each
+# benchmark, updated by hand).
 #
 #   tests/bench.sh                      # 64 connections, closed loop, 256-byte leaves, 10 s
 #   DURATION=30s MODES="add add-batch" tests/bench.sh
@@ -39,7 +40,8 @@
 #                           against that of a plain run gives what TLS costs
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
 #                           for the default log)
-#   BENCHMARKS_FILE         where results are appended (BENCHMARKS.md; /dev/null for none)
+#   BENCHMARKS_FILE         where results are appended (benchmarks/history.md; /dev/null for
+#                           none)
 #   REALTIME                1: run the server and the load as SCHED_FIFO (chrt -f 10, needs
 #                           root) so that other work on a shared machine cannot delay their
 #                           wake-ups; a lower niceness is not enough, since a request/answer
@@ -67,7 +69,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 NOOP_ADDR=${NOOP_ADDR:-127.0.0.1:18081}
 CAIRN_LOG_ADDR=${CAIRN_LOG_ADDR:-127.0.0.1:18080}
-BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/BENCHMARKS.md}
+BENCHMARKS_FILE=${BENCHMARKS_FILE:-$ROOT/benchmarks/history.md}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
 

@@ -8,9 +8,9 @@
 //! committer took one submission, and the worker resumed. `SCHED_BATCH` keeps the thread's CPU
 //! share and only takes away that wake-up preemption: the woken thread waits for the worker to
 //! finish what it is doing (or for the next tick) and then takes everything that came
-//! meanwhile. Measured on single-leaf `/add` with the server on one core (BENCHMARKS.md,
-//! "Background threads in SCHED_BATCH"): 2.1–2.2 context switches a request before, 0.24–0.27
-//! after.
+//! meanwhile. Measured on single-leaf `/add` with the server on one core
+//! (`benchmarks/history.md`, "Background threads in SCHED_BATCH"): 2.1–2.2 context switches a
+//! request before, 0.24–0.27 after.
 //!
 //! A thread that already runs under another policy (a real-time one chosen by an operator with
 //! `chrt`, say) keeps it: demoting it below the runtime's real-time threads would starve it.

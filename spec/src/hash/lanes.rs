@@ -5,8 +5,10 @@
 //! `sha256rnds2` instructions, each waiting for the one before, so a core hashing one message at
 //! a time spends most of its cycles waiting. The SHA extensions' latency leaves room for more:
 //! here [`LANES`] messages are compressed side by side, their rounds interleaved, which on the
-//! machines Cairn was measured on (PERF-FACTS.md: AMD EPYC with SHA-NI) doubles the hashes a core
-//! computes. The messages may have any lengths: a lane that finishes takes the next message.
+//! 2-core machine of Cairn's benchmarks more than doubles the hashes a core computes
+//! (`cargo bench -p cairn-spec --bench merkle -- hash/`: 8.6 M node hashes/s one at a time,
+//! 20.7 M side by side; `benchmarks/history.md`, "SHA-256 side by side"). The messages may have
+//! any lengths: a lane that finishes takes the next message.
 //!
 //! Results are bit-for-bit those of the `sha2` crate, which is used where the SHA extensions
 //! are missing and by the tests as the reference.
