@@ -169,9 +169,9 @@ offline against the policy:
   {monitor_bin} verify-receipt receipt.json --policy {dir}/policy.txt
 
 Audit events (spec/docs/event.md) go to {log}/v1/events with the same token; an auditor
-exports them as a bundle that verifies offline{export_note}:
+exports them as a bundle that verifies offline:
 
-  CAIRN_TOKEN=$(cat {dir}/auditor.token) {monitor_bin} export --log {log} \
+  CAIRN_TOKEN=$(cat {dir}/auditor.token) {monitor_bin} export --log {log}{monitor_ca} \
        --log-key '{vkey}' --out export.json
   {monitor_bin} verify-export export.json --policy {dir}/policy.txt
 
@@ -180,11 +180,6 @@ The whole log can be re-verified from its tiles:
   {monitor_bin} audit --log {log}{monitor_ca} --log-key '{vkey}' --state audit-state
 
 The HTTP API: spec/docs/log-api.md. Ctrl-C stops everything."#,
-        export_note = if layout.tls {
-            " (`export` takes no CA file yet: use a sandbox without --tls for it)"
-        } else {
-            ""
-        },
         vkey = layout.log_vkey,
     );
 }
