@@ -312,6 +312,23 @@ fn an_erased_field_still_verifies_as_committed() {
 }
 
 #[test]
+fn a_field_larger_than_an_event_is_refused() {
+    // Parsed as a value (a submitted event is at most 1 MiB, but its payload's canonical form
+    // can be larger than its text: escapes of control characters grow).
+    let mut input = EventInput::parse(EXAMPLE.as_bytes()).expect("valid");
+    input.payload = Some(Value::String("\u{1}".repeat(200_000)));
+    let error = input
+        .into_leaf_v2(
+            EventId::new_v4([0; 16]),
+            received_at(),
+            "p",
+            &documented_salts(),
+        )
+        .expect_err("a 1.2 MB canonical payload");
+    assert!(error.to_string().starts_with("payload"), "{error}");
+}
+
+#[test]
 fn a_disclosure_covers_exactly_the_committed_fields() {
     let without = EXAMPLE
         .replace(
@@ -389,6 +406,10 @@ fn the_v2_leaf_parser_refuses_anything_but_the_exact_schema() {
         ),
         (
             text.replace(r#""event_id":"0b7c9a2e"#, r#""event_id":"xb7c9a2e"#),
+            "event_id",
+        ),
+        (
+            text.replace(r#""event_id":"0b7c9a2e"#, r#""event_id":"0B7C9A2E"#),
             "event_id",
         ),
     ];

@@ -13,7 +13,9 @@ use std::fmt;
 
 use super::commitment::{commit, Commitment, Disclosure, FieldOpening, PersonalField, Salt};
 use super::fields::{invalid, missing, name_field, name_problem, string_field};
-use super::{EventError, EventId, EventInput, LEAF_CAPACITY, MAX_PRINCIPAL_BYTES, OUTCOMES};
+use super::{
+    event_limits, EventError, EventId, EventInput, LEAF_CAPACITY, MAX_PRINCIPAL_BYTES, OUTCOMES,
+};
 use crate::hash::Hash;
 use crate::jcs::{self, Value};
 use crate::time::Instant;
@@ -311,6 +313,20 @@ impl EventInput {
                 .as_ref()
                 .map(|payload| open(&salts.payload, payload)),
         };
+        // An opening must fit where it is checked (an export, `build`): at most the size of
+        // an event.
+        let limit = event_limits().max_bytes;
+        for field in PersonalField::ALL {
+            if openings
+                .get(field)
+                .is_some_and(|opening| opening.value.len() > limit)
+            {
+                return Err(invalid(
+                    field.name(),
+                    &format!("its canonical form is larger than {limit} bytes"),
+                ));
+            }
+        }
         let clear = ClearFields {
             event_id: self.event_id.unwrap_or(generated_id),
             timestamp: self.timestamp,
@@ -417,7 +433,14 @@ impl EventLeafV2 {
             match name.as_str() {
                 "action" => action = Some(name_field("action", value)?),
                 "commitments" => commitments = Some(parse_commitments(value)?),
-                "event_id" => event_id = Some(EventId::parse(&string_field("event_id", &value)?)?),
+                "event_id" => {
+                    let text = string_field("event_id", &value)?;
+                    let id = EventId::parse(&text)?;
+                    if id.as_str() != text {
+                        return Err(invalid("event_id", "must be lowercase in a leaf"));
+                    }
+                    event_id = Some(id);
+                }
                 "outcome" => outcome = Some(string_field("outcome", &value)?),
                 "received_at" => {
                     let text = string_field("received_at", &value)?;
