@@ -1,9 +1,11 @@
 //! The audit-event path of cairn-spec, per event: a submitted event parsed as strict JSON and
 //! validated, then made into its leaf (payload canonicalized and hashed, the event
 //! canonicalized per RFC 8785), and a leaf read back as an auditor reads it. The log server
-//! does the first two for every `POST /v1/events`.
+//! does the first two for every `POST /v1/events`. The same for schema 2 leaves (every
+//! personal field canonicalized and committed with HMAC-SHA-256; the leaf read back; a whole
+//! event's openings verified).
 
-use cairn_spec::event::{EventId, EventInput, EventLeaf};
+use cairn_spec::event::{EventId, EventInput, EventLeaf, EventLeafV2, EventSalts};
 use cairn_spec::jcs;
 use cairn_spec::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -43,6 +45,30 @@ fn bench_event(criterion: &mut Criterion) {
         });
         group.bench_function(format!("read_leaf_{name}"), |bencher| {
             bencher.iter(|| EventLeaf::parse(black_box(&leaf)).expect("a leaf"))
+        });
+        let salts = EventSalts::from_random([[1; 32], [2; 32], [3; 32], [4; 32]]);
+        group.bench_function(format!("parse_and_leaf_v2_{name}"), |bencher| {
+            bencher.iter(|| {
+                EventInput::parse(black_box(event.as_bytes()))
+                    .expect("valid")
+                    .into_leaf_v2(generated.clone(), received_at, "producer-a", &salts)
+                    .expect("a leaf")
+            })
+        });
+        let (leaf_v2, openings) = EventInput::parse(event.as_bytes())
+            .expect("valid event")
+            .into_leaf_v2(generated.clone(), received_at, "producer-a", &salts)
+            .expect("a leaf");
+        group.bench_function(format!("read_leaf_v2_{name}"), |bencher| {
+            bencher.iter(|| EventLeafV2::parse(black_box(&leaf_v2.leaf)).expect("a leaf"))
+        });
+        let disclosure = openings.disclose_all();
+        group.bench_function(format!("verify_openings_v2_{name}"), |bencher| {
+            bencher.iter(|| {
+                leaf_v2
+                    .verify_disclosure(black_box(&disclosure))
+                    .expect("opens")
+            })
         });
     }
     group.finish();

@@ -1,11 +1,11 @@
 //! Cairn audit events and the leaves they become.
 //!
 //! A producer submits an event as JSON. Cairn validates it against the schema below, binds the
-//! server's receive time and the authenticated principal that submitted it into it, replaces the
-//! payload by the SHA-256 of the payload's canonical form, and logs the RFC 8785 canonical JSON
-//! of the result as the leaf. The payload is stored beside the log, so it can be erased (where
-//! law requires) without changing any leaf, root or proof: whoever still holds the payload can
-//! show it matches `payload_hash`.
+//! server's receive time and the authenticated principal that submitted it into it, and logs the
+//! RFC 8785 canonical JSON of the result as the leaf: with the payload replaced by its SHA-256
+//! (schema 1), or with every personal field replaced by a salted commitment (schema 2). What the
+//! leaf does not hold is stored beside the log, so it can be erased (where law requires) without
+//! changing any leaf, root or proof.
 //!
 //! Event fields (all others are refused, naming the field):
 //!
@@ -19,30 +19,54 @@
 //! | `outcome` | string | `success`, `failure`, `denied`, `error` or `unknown` |
 //! | `payload` | any | optional; logged only as `payload_hash` |
 //! | `context` | object | optional (ip, session, request id, ...) |
-//! | `schema_version` | number | optional, and `1` if present |
+//! | `schema_version` | number | optional; `1`, or `2` to require a schema 2 leaf |
 //!
-//! The leaf adds `received_at` (the server's time, RFC 3339 UTC), `submitted_by` (the principal)
-//! and `payload_hash` (`sha256:` and 64 lowercase hex digits, only when there is a payload), and
-//! always carries `schema_version: 1`. `spec/docs/event.md` has an example.
+//! An event becomes a leaf of one of two schema versions (`spec/docs/event.md` has both, with
+//! examples and test vectors):
 //!
-//! Where each part lives: the schema's constants, limits, errors and the two event types here;
-//! checking a submitted event and writing its leaf in `input.rs`; reading a leaf back in
-//! `leaf.rs`; the rule of each kind of field (names, `id`/`type` objects, the payload hash) in
-//! `fields.rs`; event IDs in `id.rs`. A new schema version changes the constants here, the
-//! checks and the leaf writer in `input.rs`, and the leaf reader in `leaf.rs`.
+//! - **Schema 1** ([`EventInput::into_leaf`], [`EventLeaf`]): the event in clear. The leaf adds
+//!   `received_at` (the server's time, RFC 3339 UTC), `submitted_by` (the principal) and
+//!   `payload_hash` (`sha256:` and 64 lowercase hex digits, only when there is a payload), and
+//!   carries `schema_version: 1`.
+//! - **Schema 2** ([`EventInput::into_leaf_v2`], [`EventLeafV2`]): no personal data in the
+//!   leaf. `actor`, `resource`, `context` and `payload` enter it only as salted HMAC-SHA-256
+//!   commitments ([`commit`]); the salts and clear values ([`EventOpenings`]) stay in the events
+//!   database, and whoever holds them recomputes the leaf or opens a field against it. A field
+//!   whose opening was destroyed still verifies as committed ([`Disclosure::Erased`]).
+//!
+//! [`AnyEventLeaf::parse`] reads a leaf of either version. Queries by actor or resource use
+//! keyed index tags ([`index_tag`]), not the identifiers themselves.
+//!
+//! Where each part lives: the schema's constants, limits, errors and the input and schema 1
+//! types here; checking a submitted event and writing its schema 1 leaf in `input.rs`; reading a
+//! leaf back (schema 1, or either version) in `leaf.rs`; the rule of each kind of field in
+//! `fields.rs`; event IDs in `id.rs`; commitments, salts and openings in `commitment.rs`; the
+//! schema 2 leaf (writer, reader, opening) in `v2.rs`; index tags in `index.rs`.
 
+mod commitment;
 mod fields;
 mod id;
+mod index;
 mod input;
 mod leaf;
+mod v2;
 
+pub use commitment::{
+    commit, Commitment, Disclosure, FieldOpening, PersonalField, Salt, COMMITMENT_DOMAIN, SALT_SIZE,
+};
 pub use fields::format_payload_hash;
 pub use id::EventId;
+pub use index::{index_tag, IndexKey, IndexTag, IndexedField, INDEX_DOMAIN, INDEX_KEY_SIZE};
+pub use leaf::AnyEventLeaf;
+pub use v2::{
+    ClearFields, Commitments, Contents, EventDisclosure, EventLeafV2, EventOpenings, EventSalts,
+    SCHEMA_VERSION_2,
+};
 
 use crate::jcs::{JsonError, Limits, Value};
 use crate::time::Instant;
 
-/// The only schema version there is.
+/// Schema version 1: the event in clear in its leaf.
 pub const SCHEMA_VERSION: f64 = 1.0;
 /// Most characters of `action`, `actor.id`, `resource.id` and the like.
 pub const MAX_NAME_CHARS: usize = 256;
@@ -98,6 +122,12 @@ pub enum EventError {
     /// A leaf whose bytes are not its own canonical form.
     #[error("event leaf is not in RFC 8785 canonical form")]
     NotCanonical,
+    /// An opening (salt and value) that does not open the leaf's commitment to its field.
+    #[error("{field}: the salt and value do not match the leaf's commitment")]
+    CommitmentMismatch {
+        /// Which field.
+        field: String,
+    },
 }
 
 /// A validated event as submitted.
@@ -121,9 +151,12 @@ pub struct EventInput {
     pub payload: Option<Value>,
     /// `context`, if any.
     pub context: Option<Value>,
+    /// The `schema_version` the producer gave, if any: `1`, or `2` (then only a schema 2 leaf
+    /// may be written: [`EventInput::into_leaf`] refuses it).
+    pub schema_version: Option<u8>,
 }
 
-/// An event as logged: the leaf's fields, its canonical bytes, and the canonical payload.
+/// An event as logged in a schema 1 leaf: the leaf's fields, its canonical bytes, and the canonical payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventLeaf {
     /// The event's ID.
@@ -154,3 +187,5 @@ pub struct EventLeaf {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

@@ -105,9 +105,15 @@ pub struct World {
 
 /// An example log of `leaf_count` leaves.
 pub fn world(leaf_count: usize) -> World {
-    let leaves: Vec<Vec<u8>> = (0..leaf_count)
-        .map(|index| format!("event {index}").into_bytes())
-        .collect();
+    world_of(
+        (0..leaf_count)
+            .map(|index| format!("event {index}").into_bytes())
+            .collect(),
+    )
+}
+
+/// An example log of these leaves.
+pub fn world_of(leaves: Vec<Vec<u8>>) -> World {
     let mut stored = Vec::new();
     let mut range = CompactRange::new();
     for leaf in &leaves {

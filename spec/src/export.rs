@@ -9,18 +9,32 @@
 //! leads to the checkpoint's root, and the checkpoint is signed as the trust given requires.
 //! Together, one entry is exactly a `cairn.receipt/v1` (spec/docs/receipt.md) whose checkpoint
 //! and timestamps are shared. The format is documented in `spec/docs/export.md`.
+//!
+//! `cairn.export/v2` (`v2.rs`) also carries events with schema 2 leaves (personal fields only
+//! as commitments): per field, its opening or the mark that it was erased, so that
+//! verification says per event "verified with contents" or "committed, contents erased".
+//! [`AnyExport`] reads either format; what both share (the checkpoint and the inclusion proofs
+//! against the trust given) is in `proofs.rs`.
 
-use crate::checkpoint::Checkpoint;
+mod proofs;
+mod v2;
+
+pub use v2::{
+    verify_export_v2, AnyExport, EventContents, ExportBundleV2, ExportOpening, ExportOpenings,
+    ExportedEventV2, VerifiedEvent, VerifiedExportV2, EXPORT_FORMAT_V2,
+};
+
 use crate::event::EventLeaf;
 use crate::hash::Hash;
 use crate::jcs;
-use crate::merkle::{self, MAX_INCLUSION_PROOF_LEN};
+use crate::merkle::MAX_INCLUSION_PROOF_LEN;
 use crate::note::Ed25519Verifier;
 use crate::policy::Policy;
 use crate::receipt::{
-    self, Receipt, ReceiptError, ReceiptTimestamp, ReceiptVerifier, MAX_CHECKPOINT_BYTES,
-    MAX_TIMESTAMPS, RECEIPT_FORMAT,
+    self, Receipt, ReceiptError, ReceiptTimestamp, MAX_CHECKPOINT_BYTES, MAX_TIMESTAMPS,
+    RECEIPT_FORMAT,
 };
+use proofs::{verify_proofs, ProvenLeaf};
 
 /// The `format` of an export bundle.
 pub const EXPORT_FORMAT: &str = "cairn.export/v1";
@@ -94,14 +108,16 @@ pub struct VerifiedExport {
 /// Why an export was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExportError {
-    /// Not valid `cairn.export/v1` JSON.
-    #[error("export is not valid {EXPORT_FORMAT} JSON: {0}")]
+    /// Not valid JSON of the bundle's format.
+    #[error("export is not valid {EXPORT_FORMAT} or {EXPORT_FORMAT_V2} JSON: {0}")]
     Json(String),
-    /// The `format` is not [`EXPORT_FORMAT`].
-    #[error("export format is {found:?}, expected {EXPORT_FORMAT:?}")]
+    /// The `format` is not the one expected.
+    #[error("export format is {found:?}, expected {expected}")]
     Format {
         /// What was found.
         found: String,
+        /// What was expected.
+        expected: &'static str,
     },
     /// A part larger than its limit.
     #[error("export {what} has {found}, more than the limit of {limit}")]
@@ -173,31 +189,15 @@ impl ExportBundle {
         if self.format != EXPORT_FORMAT {
             return Err(ExportError::Format {
                 found: self.format.chars().take(64).collect(),
+                expected: "\"cairn.export/v1\"",
             });
         }
-        for (what, found, limit) in [
-            ("events", self.events.len(), MAX_EXPORT_EVENTS),
-            ("timestamps", self.timestamps.len(), MAX_TIMESTAMPS),
-            (
-                "checkpoint bytes",
-                self.checkpoint.len(),
-                MAX_CHECKPOINT_BYTES,
-            ),
-        ] {
-            if found > limit {
-                return Err(ExportError::TooLarge { what, found, limit });
-            }
-        }
-        for event in &self.events {
-            if event.inclusion_proof.len() > MAX_INCLUSION_PROOF_LEN {
-                return Err(ExportError::TooLarge {
-                    what: "inclusion proof hashes",
-                    found: event.inclusion_proof.len(),
-                    limit: MAX_INCLUSION_PROOF_LEN,
-                });
-            }
-        }
-        Ok(())
+        check_sizes(
+            self.events.len(),
+            self.timestamps.len(),
+            &self.checkpoint,
+            self.events.iter().map(|event| event.inclusion_proof.len()),
+        )
     }
 
     /// The receipt of the event at `position`, as a `cairn.receipt/v1`.
@@ -215,25 +215,43 @@ impl ExportBundle {
     }
 }
 
+/// The limits every bundle keeps, of either format.
+fn check_sizes(
+    events: usize,
+    timestamps: usize,
+    checkpoint: &str,
+    proof_lengths: impl Iterator<Item = usize>,
+) -> Result<(), ExportError> {
+    for (what, found, limit) in [
+        ("events", events, MAX_EXPORT_EVENTS),
+        ("timestamps", timestamps, MAX_TIMESTAMPS),
+        ("checkpoint bytes", checkpoint.len(), MAX_CHECKPOINT_BYTES),
+    ] {
+        if found > limit {
+            return Err(ExportError::TooLarge { what, found, limit });
+        }
+    }
+    for found in proof_lengths {
+        if found > MAX_INCLUSION_PROOF_LEN {
+            return Err(ExportError::TooLarge {
+                what: "inclusion proof hashes",
+                found,
+                limit: MAX_INCLUSION_PROOF_LEN,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Verifies every event, payload and proof of `bundle`, and its checkpoint, against `trust`.
 pub fn verify_export(
     bundle: &ExportBundle,
     trust: ExportTrust<'_>,
 ) -> Result<VerifiedExport, ExportError> {
     bundle.check_shape()?;
+    check_order(bundle.events.iter().map(|event| event.index))?;
     let mut payloads = 0;
-    let mut previous: Option<u64> = None;
     for (position, event) in bundle.events.iter().enumerate() {
-        if let Some(previous) = previous {
-            if event.index <= previous {
-                return Err(ExportError::OutOfOrder {
-                    position,
-                    index: event.index,
-                    previous,
-                });
-            }
-        }
-        previous = Some(event.index);
         let bad = |reason: String| ExportError::Event {
             position,
             index: event.index,
@@ -241,289 +259,68 @@ pub fn verify_export(
         };
         let leaf = EventLeaf::parse(&event.leaf).map_err(|e| bad(format!("leaf: {e}")))?;
         if let Some(payload) = &event.payload {
-            let canonical = jcs::canonicalize_bytes(payload, crate::event::event_limits())
-                .map_err(|e| bad(format!("payload: {e}")))?;
-            if canonical.as_bytes() != payload.as_slice() {
-                return Err(bad("payload is not in RFC 8785 canonical form".into()));
-            }
-            if leaf.payload_hash.is_none() {
-                return Err(bad(
-                    "a payload is given but the leaf has no payload_hash".into()
-                ));
-            }
-            if !leaf
-                .payload_matches(payload)
-                .map_err(|e| bad(format!("payload: {e}")))?
-            {
-                return Err(bad("the payload does not hash to payload_hash".into()));
-            }
+            check_payload(&leaf, payload).map_err(bad)?;
             payloads += 1;
         }
     }
-    let (origin, tree_size, root, unchecked_timestamps) = match trust {
-        ExportTrust::Policy(policy) => {
-            let mut verifier = ReceiptVerifier::new(policy);
-            let mut last = None;
-            for position in 0..bundle.events.len() {
-                let receipt = bundle
-                    .receipt(position)
-                    .expect("position is within the events");
-                let verified = verifier
-                    .verify(&receipt)
-                    .map_err(|source| ExportError::Proof {
-                        position,
-                        index: receipt.index,
-                        source: Box::new(source),
-                    })?;
-                last = Some((verified.origin, verified.tree_size, verified.root));
-            }
-            let (origin, tree_size, root) = match last {
-                Some(found) => found,
-                None => {
-                    // No events: the checkpoint must still open with a key of the policy.
-                    let opened = open_with_policy(&bundle.checkpoint, policy)?;
-                    (opened.origin, opened.size, opened.root)
-                }
-            };
-            (origin, tree_size, root, 0)
-        }
-        ExportTrust::LogKey(key) => {
-            let opened = Checkpoint::open(bundle.checkpoint.as_bytes(), key)
-                .map_err(|e| ExportError::Checkpoint(e.to_string()))?
-                .checkpoint;
-            for (position, event) in bundle.events.iter().enumerate() {
-                merkle::verify_inclusion(
-                    event.index,
-                    opened.size,
-                    &Hash::of_leaf(&event.leaf),
-                    &event.inclusion_proof,
-                    &opened.root,
-                )
-                .map_err(|source| ExportError::Proof {
-                    position,
-                    index: event.index,
-                    source: Box::new(ReceiptError::Inclusion {
-                        index: event.index,
-                        tree_size: opened.size,
-                        source,
-                    }),
-                })?;
-            }
-            (
-                opened.origin,
-                opened.size,
-                opened.root,
-                bundle.timestamps.len(),
-            )
-        }
-    };
+    let leaves: Vec<ProvenLeaf<'_>> = bundle
+        .events
+        .iter()
+        .map(|event| ProvenLeaf {
+            index: event.index,
+            leaf: &event.leaf,
+            inclusion_proof: &event.inclusion_proof,
+        })
+        .collect();
+    let proven = verify_proofs(&bundle.checkpoint, &bundle.timestamps, &leaves, trust)?;
     Ok(VerifiedExport {
-        origin,
-        tree_size,
-        root,
+        origin: proven.origin,
+        tree_size: proven.tree_size,
+        root: proven.root,
         events: bundle.events.len(),
         payloads,
-        unchecked_timestamps,
+        unchecked_timestamps: proven.unchecked_timestamps,
     })
 }
 
-fn open_with_policy(note: &str, policy: &Policy) -> Result<Checkpoint, ExportError> {
-    let mut last_error = String::from("the policy trusts no log");
-    for log in &policy.logs {
-        match Checkpoint::open(note.as_bytes(), &log.key) {
-            Ok(opened) => return Ok(opened.checkpoint),
-            Err(error) => last_error = error.to_string(),
+/// Indices strictly increasing through a bundle.
+fn check_order(indices: impl Iterator<Item = u64>) -> Result<(), ExportError> {
+    let mut previous: Option<u64> = None;
+    for (position, index) in indices.enumerate() {
+        if let Some(previous) = previous {
+            if index <= previous {
+                return Err(ExportError::OutOfOrder {
+                    position,
+                    index,
+                    previous,
+                });
+            }
         }
+        previous = Some(index);
     }
-    Err(ExportError::Checkpoint(last_error))
+    Ok(())
+}
+
+/// A schema 1 leaf's payload: canonical byte for byte, and hashing to its `payload_hash`.
+fn check_payload(leaf: &EventLeaf, payload: &[u8]) -> Result<(), String> {
+    let canonical = jcs::canonicalize_bytes(payload, crate::event::event_limits())
+        .map_err(|e| format!("payload: {e}"))?;
+    if canonical.as_bytes() != payload {
+        return Err("payload is not in RFC 8785 canonical form".into());
+    }
+    if leaf.payload_hash.is_none() {
+        return Err("a payload is given but the leaf has no payload_hash".into());
+    }
+    if !leaf
+        .payload_matches(payload)
+        .map_err(|e| format!("payload: {e}"))?
+    {
+        return Err("the payload does not hash to payload_hash".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{EventId, EventInput};
-    use crate::merkle::CompactRange;
-    use crate::note::{Ed25519Signer, KeyName};
-    use crate::time::Instant;
-
-    const ORIGIN: &str = "example.com/export-test";
-
-    fn log_key() -> Ed25519Signer {
-        Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid"), [3; 32])
-    }
-
-    /// A log of `count` event leaves (every other one with a payload), and an export of the
-    /// events at `exported`.
-    fn bundle(count: usize, exported: &[usize]) -> ExportBundle {
-        let mut leaves = Vec::new();
-        let mut payloads = Vec::new();
-        for index in 0..count {
-            let payload = if index % 2 == 0 {
-                format!(r#","payload":{{"amount":{index},"note":"é ü"}}"#)
-            } else {
-                String::new()
-            };
-            let json = format!(
-                r#"{{"event_id":"00000000-0000-4000-8000-{index:012}","timestamp":"2026-11-25T10:00:00Z","actor":{{"id":"alice","type":"user"}},"action":"invoice.pay","resource":{{"type":"invoice","id":"inv-{index}"}},"outcome":"success"{payload}}}"#
-            );
-            let (leaf, canonical_payload) = EventInput::parse(json.as_bytes())
-                .expect("valid event")
-                .into_leaf(
-                    EventId::new_v4([0; 16]),
-                    Instant::from_unix(1_764_064_800, 0),
-                    "billing",
-                )
-                .expect("leaf");
-            leaves.push(leaf.leaf);
-            payloads.push(canonical_payload);
-        }
-        let mut stored = Vec::new();
-        let mut range = CompactRange::new();
-        for leaf in &leaves {
-            range
-                .append_with(Hash::of_leaf(leaf), |_, hash| stored.push(*hash))
-                .expect("small tree");
-        }
-        let size = count as u64;
-        let checkpoint = Checkpoint {
-            origin: ORIGIN.to_string(),
-            size,
-            root: merkle::tree_root(size, &stored).expect("stored"),
-            extensions: vec![],
-        };
-        let note = checkpoint.sign(&log_key()).expect("signs");
-        ExportBundle {
-            format: EXPORT_FORMAT.to_string(),
-            checkpoint: String::from_utf8(note.to_bytes().expect("note")).expect("utf-8"),
-            timestamps: vec![],
-            events: exported
-                .iter()
-                .map(|&index| ExportedEvent {
-                    index: index as u64,
-                    leaf: leaves[index].clone(),
-                    payload: payloads[index].clone(),
-                    inclusion_proof: merkle::inclusion_proof(index as u64, size, &stored)
-                        .expect("proof"),
-                })
-                .collect(),
-        }
-    }
-
-    fn verify_json(json: &[u8]) -> Result<VerifiedExport, ExportError> {
-        let key = log_key().verifier();
-        verify_export(&ExportBundle::from_json(json)?, ExportTrust::LogKey(&key))
-    }
-
-    #[test]
-    fn a_complete_export_verifies_and_round_trips() {
-        let bundle = bundle(7, &[0, 3, 4, 6]);
-        let json = bundle.to_json();
-        assert_eq!(
-            ExportBundle::from_json(json.as_bytes()).expect("parses"),
-            bundle
-        );
-        let verified = verify_json(json.as_bytes()).expect("verifies");
-        assert_eq!(verified.origin, ORIGIN);
-        assert_eq!(verified.tree_size, 7);
-        assert_eq!(verified.events, 4);
-        assert_eq!(verified.payloads, 3);
-    }
-
-    #[test]
-    fn every_changed_byte_of_the_json_is_detected() {
-        let json = bundle(5, &[0, 1, 4]).to_json().into_bytes();
-        for position in 0..json.len() {
-            for flip in [0x01u8, 0x20, 0x80] {
-                let mut changed = json.clone();
-                changed[position] ^= flip;
-                assert!(
-                    verify_json(&changed).is_err(),
-                    "flipping {flip:#04x} at byte {position} ({:?}) went unnoticed",
-                    json[position] as char
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn every_changed_byte_of_leaves_payloads_and_proofs_is_detected() {
-        let original = bundle(6, &[0, 2, 5]);
-        let key = log_key().verifier();
-        for position in 0..original.events.len() {
-            for byte in 0..original.events[position].leaf.len() {
-                let mut changed = original.clone();
-                changed.events[position].leaf[byte] ^= 0x01;
-                assert!(verify_export(&changed, ExportTrust::LogKey(&key)).is_err());
-            }
-            let payload_len = original.events[position]
-                .payload
-                .as_ref()
-                .map_or(0, Vec::len);
-            for byte in 0..payload_len {
-                let mut changed = original.clone();
-                if let Some(payload) = changed.events[position].payload.as_mut() {
-                    payload[byte] ^= 0x01;
-                }
-                assert!(verify_export(&changed, ExportTrust::LogKey(&key)).is_err());
-            }
-            for hash in 0..original.events[position].inclusion_proof.len() {
-                for byte in 0..32 {
-                    let mut changed = original.clone();
-                    changed.events[position].inclusion_proof[hash].0[byte] ^= 0x01;
-                    assert!(verify_export(&changed, ExportTrust::LogKey(&key)).is_err());
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn refuses_a_non_canonical_payload_even_when_it_means_the_same() {
-        let mut changed = bundle(3, &[0]);
-        let payload = changed.events[0].payload.take().expect("payload");
-        let mut spaced = b" ".to_vec();
-        spaced.extend_from_slice(&payload);
-        changed.events[0].payload = Some(spaced);
-        let key = log_key().verifier();
-        assert!(matches!(
-            verify_export(&changed, ExportTrust::LogKey(&key)),
-            Err(ExportError::Event { .. })
-        ));
-    }
-
-    #[test]
-    fn an_erased_payload_leaves_the_export_valid() {
-        let mut erased = bundle(4, &[0, 2]);
-        erased.events[0].payload = None;
-        let key = log_key().verifier();
-        let verified = verify_export(&erased, ExportTrust::LogKey(&key)).expect("valid");
-        assert_eq!(verified.payloads, 1);
-    }
-
-    #[test]
-    fn refuses_events_out_of_order_and_a_foreign_key() {
-        let mut swapped = bundle(4, &[1, 3]);
-        swapped.events.swap(0, 1);
-        let key = log_key().verifier();
-        assert!(matches!(
-            verify_export(&swapped, ExportTrust::LogKey(&key)),
-            Err(ExportError::OutOfOrder { .. })
-        ));
-        let other = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid"), [4; 32]);
-        assert!(matches!(
-            verify_export(&bundle(4, &[1]), ExportTrust::LogKey(&other.verifier())),
-            Err(ExportError::Checkpoint(_))
-        ));
-    }
-
-    #[test]
-    fn verifies_against_a_policy_that_trusts_the_log() {
-        let policy = Policy::parse(
-            format!("log {}\nquorum none\n", log_key().verifier().to_vkey()).as_bytes(),
-        )
-        .expect("policy");
-        let verified =
-            verify_export(&bundle(5, &[0, 4]), ExportTrust::Policy(&policy)).expect("valid");
-        assert_eq!(verified.events, 2);
-        assert_eq!(verified.tree_size, 5);
-    }
-}
+mod tests;
+#[cfg(test)]
+mod tests_v2;

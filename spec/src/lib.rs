@@ -5,8 +5,10 @@
 //! crate builds on it, and every proof Cairn hands out is checked by it.
 //!
 //! One module a concept:
-//! - [`event`]: Cairn audit events, validated, and the canonical leaves they become.
-//! - [`export`]: `cairn.export/v1`, a bundle of events with payloads and proofs, verified offline.
+//! - [`event`]: Cairn audit events, validated, and the canonical leaves they become: schema 1
+//!   (in clear) or schema 2 (personal fields only as salted commitments), keyed index tags.
+//! - [`export`]: `cairn.export/v1` and `/v2`, bundles of events with payloads or openings and
+//!   proofs, verified offline.
 //! - [`evidence`]: `cairn.evidence/v1`, portable proof that a log signed incompatible trees.
 //! - [`hash`]: RFC 9162 §2.1 leaf and node hashes.
 //! - [`jcs`]: strict JSON and the RFC 8785 canonical form (audit events become leaves in it).

@@ -11,9 +11,12 @@ use std::fs;
 use std::path::Path;
 
 use base64::Engine as _;
-use cairn_spec::event::{EventId, EventInput};
-use cairn_spec::example::{world, World};
-use cairn_spec::export::{ExportBundle, ExportedEvent, EXPORT_FORMAT};
+use cairn_spec::event::{EventId, EventInput, EventOpenings, EventSalts, PersonalField};
+use cairn_spec::example::{world, world_of, World};
+use cairn_spec::export::{
+    verify_export_v2, ExportBundle, ExportBundleV2, ExportOpening, ExportOpenings, ExportTrust,
+    ExportedEvent, ExportedEventV2, EXPORT_FORMAT, EXPORT_FORMAT_V2,
+};
 use cairn_spec::hash::Hash;
 use cairn_spec::merkle;
 use cairn_spec::note::Note;
@@ -116,7 +119,85 @@ fn main() -> std::io::Result<()> {
         )
         .expect("a valid principal");
     write("event", "leaf.json", &leaf.leaf)?;
+    write("event_leaf_v2", "leaf-v1.json", &leaf.leaf)?;
+    let asks_for_v2 = EVENT.replace(r#""schema_version": 1"#, r#""schema_version": 2"#);
+    write("event", "event-v2.json", asks_for_v2.as_bytes())?;
+    let (leaf_v2, _) = schema_2(1);
+    write("event_leaf_v2", "leaf.json", &leaf_v2)?;
+    write("export", "export-v2.json", export_v2().as_bytes())?;
     Ok(())
+}
+
+/// The documented event as a schema 2 leaf, with salts made of `seed`, and its openings.
+fn schema_2(seed: u8) -> (Vec<u8>, EventOpenings) {
+    let salts =
+        EventSalts::from_random([[seed; 32], [seed + 1; 32], [seed + 2; 32], [seed + 3; 32]]);
+    let (leaf, openings) = EventInput::parse(EVENT.as_bytes())
+        .expect("the documented event is valid")
+        .into_leaf_v2(
+            EventId::new_v4([9; 16]),
+            Instant::from_unix(1_764_000_000, 0),
+            "producer",
+            &salts,
+        )
+        .expect("a valid principal");
+    (leaf.leaf, openings)
+}
+
+/// A `cairn.export/v2` of a log of three events that verifies against the example's policy:
+/// a schema 1 event with its payload, a schema 2 event with every field opened, and one with
+/// its actor erased.
+fn export_v2() -> String {
+    let (v1, payload) = EventInput::parse(EVENT.as_bytes())
+        .expect("the documented event is valid")
+        .into_leaf(
+            EventId::new_v4([9; 16]),
+            Instant::from_unix(1_764_000_000, 0),
+            "producer",
+        )
+        .expect("a valid principal");
+    let (first, first_openings) = schema_2(1);
+    let (second, second_openings) = schema_2(11);
+    let world = world_of(vec![v1.leaf, first, second]);
+    let receipt = world.receipt(0, &[0, 1]);
+    let openings = |openings: &EventOpenings, erased: &[PersonalField]| {
+        let mut exported = ExportOpenings::default();
+        for field in PersonalField::ALL {
+            if let (Some(opening), false) = (openings.get(field), erased.contains(&field)) {
+                exported.set(field, ExportOpening::of(opening));
+            }
+        }
+        exported
+    };
+    let event = |index: usize, payload, openings, erased: Vec<PersonalField>| ExportedEventV2 {
+        index: index as u64,
+        leaf: world.leaves[index].clone(),
+        payload,
+        openings,
+        erased,
+        inclusion_proof: merkle::inclusion_proof(index as u64, 3, &world.stored)
+            .expect("stored hashes"),
+    };
+    let bundle = ExportBundleV2 {
+        format: EXPORT_FORMAT_V2.to_owned(),
+        checkpoint: receipt.checkpoint,
+        timestamps: receipt.timestamps,
+        events: vec![
+            event(0, payload, ExportOpenings::default(), vec![]),
+            event(1, None, openings(&first_openings, &[]), vec![]),
+            event(
+                2,
+                None,
+                openings(&second_openings, &[PersonalField::Actor]),
+                vec![PersonalField::Actor],
+            ),
+        ],
+    };
+    let policy = world.policy("two", true);
+    let verified = verify_export_v2(&bundle, ExportTrust::Policy(&policy))
+        .expect("the seed verifies, so the fuzzer starts from a valid bundle");
+    assert!(!verified.events[2].contents.is_complete());
+    bundle.to_json()
 }
 
 /// An export of the example's leaves 3 and 5 (not events: it parses, and fails verification).

@@ -26,26 +26,31 @@ pub(super) fn push_hex(text: &mut String, byte: u8) {
 }
 
 pub(super) fn parse_payload_hash(text: &str) -> Result<[u8; 32], EventError> {
-    let bad = || {
-        invalid(
-            "payload_hash",
-            "must be sha256: and 64 lowercase hex digits",
-        )
+    text.strip_prefix("sha256:")
+        .and_then(parse_hex32)
+        .ok_or_else(|| {
+            invalid(
+                "payload_hash",
+                "must be sha256: and 64 lowercase hex digits",
+            )
+        })
+}
+
+/// Exactly 64 lowercase hex digits, as 32 bytes.
+pub(super) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let digit = |byte: u8| match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
     };
-    let hex = text.strip_prefix("sha256:").ok_or_else(bad)?;
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(bad());
-    }
     let mut out = [0u8; 32];
-    for (index, chunk) in hex.as_bytes().chunks_exact(2).enumerate() {
-        let pair = std::str::from_utf8(chunk).map_err(|_| bad())?;
-        out[index] = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    for (index, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+        out[index] = (digit(pair[0])? << 4) | digit(pair[1])?;
     }
-    Ok(out)
+    Some(out)
 }
 
 pub(super) fn missing(field: &str) -> EventError {

@@ -8,7 +8,7 @@ use super::fields::{
 };
 use super::{
     event_limits, EventError, EventId, EventInput, EventLeaf, EVENT_FIELDS, LEAF_CAPACITY,
-    MAX_PRINCIPAL_BYTES, OUTCOMES, SCHEMA_VERSION,
+    MAX_PRINCIPAL_BYTES, OUTCOMES, SCHEMA_VERSION, SCHEMA_VERSION_2,
 };
 use crate::jcs::{self, Value};
 use crate::time::Instant;
@@ -45,6 +45,7 @@ impl EventInput {
         let mut outcome = None;
         let mut payload = None;
         let mut context = None;
+        let mut schema_version = None;
         for (name, value) in members {
             match name.as_ref() {
                 "event_id" => {
@@ -72,9 +73,11 @@ impl EventInput {
                     context = Some(value);
                 }
                 "schema_version" => {
-                    if value != Value::Number(SCHEMA_VERSION) {
-                        return Err(invalid("schema_version", "must be 1"));
-                    }
+                    schema_version = Some(match value {
+                        Value::Number(number) if number == SCHEMA_VERSION => 1,
+                        Value::Number(number) if number == SCHEMA_VERSION_2 => 2,
+                        _ => return Err(invalid("schema_version", "must be 1 or 2")),
+                    });
                 }
                 // The server binds these; a producer may not choose them.
                 "received_at" | "submitted_by" | "payload_hash" => {
@@ -103,6 +106,7 @@ impl EventInput {
             outcome: outcome.ok_or_else(|| missing("outcome"))?,
             payload,
             context,
+            schema_version,
         })
     }
 
@@ -120,6 +124,13 @@ impl EventInput {
             return Err(invalid(
                 "submitted_by",
                 "the principal must be 1 to 256 bytes",
+            ));
+        }
+        if self.schema_version == Some(2) {
+            // The producer asked that its event's personal fields never be logged in clear.
+            return Err(invalid(
+                "schema_version",
+                "2 asks for a schema 2 leaf (personal fields committed, not in clear), which this leaf writer does not make",
             ));
         }
         let event_id = self.event_id.unwrap_or(generated_id);

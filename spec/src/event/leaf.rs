@@ -1,9 +1,11 @@
-//! A logged event leaf, read back as a monitor or auditor does, and a payload checked against it.
+//! A logged event leaf, read back as a monitor or auditor does (of schema 1, or of either
+//! version), and a payload checked against a schema 1 leaf.
 
 use sha2::{Digest, Sha256};
 
 use super::fields::{id_and_type, invalid, missing, parse_payload_hash, string_field};
-use super::{event_limits, EventError, EventInput, EventLeaf, SCHEMA_VERSION};
+use super::v2::{EventLeafV2, SCHEMA_VERSION_2};
+use super::{event_limits, EventError, EventId, EventInput, EventLeaf, SCHEMA_VERSION};
 use crate::jcs::{self, Value};
 use crate::time::Instant;
 
@@ -11,13 +13,14 @@ impl EventLeaf {
     /// Reads a logged event leaf, as a monitor or auditor does: it must be canonical JCS and
     /// follow the leaf schema.
     pub fn parse(leaf: &[u8]) -> Result<EventLeaf, EventError> {
-        let value = jcs::parse(leaf, event_limits())?;
-        if jcs::canonicalize(&value).as_bytes() != leaf {
-            return Err(EventError::NotCanonical);
-        }
-        let Value::Object(members) = value else {
-            return Err(EventError::NotAnObject);
-        };
+        EventLeaf::from_canonical_members(canonical_members(leaf)?, leaf)
+    }
+
+    /// [`EventLeaf::parse`] of a leaf already parsed and found canonical.
+    fn from_canonical_members(
+        members: Vec<(String, Value)>,
+        leaf: &[u8],
+    ) -> Result<EventLeaf, EventError> {
         let mut producer_members = Vec::new();
         let mut received_at = None;
         let mut submitted_by = None;
@@ -79,5 +82,71 @@ impl EventLeaf {
         };
         let canonical = jcs::canonicalize(&jcs::parse(payload, event_limits())?);
         Ok(<[u8; 32]>::from(Sha256::digest(canonical.as_bytes())) == expected)
+    }
+}
+
+/// The members of `leaf`, which must be strict JSON, an object, and its own canonical form.
+fn canonical_members(leaf: &[u8]) -> Result<Vec<(String, Value)>, EventError> {
+    let value = jcs::parse(leaf, event_limits())?;
+    if jcs::canonicalize(&value).as_bytes() != leaf {
+        return Err(EventError::NotCanonical);
+    }
+    match value {
+        Value::Object(members) => Ok(members),
+        _ => Err(EventError::NotAnObject),
+    }
+}
+
+/// An event leaf of either schema version: what a verifier of a log that holds both reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEventLeaf {
+    /// Schema 1: the event in clear.
+    V1(EventLeaf),
+    /// Schema 2: personal fields as commitments.
+    V2(EventLeafV2),
+}
+
+impl AnyEventLeaf {
+    /// Reads a leaf of either version, by its `schema_version` (one JSON parse).
+    pub fn parse(leaf: &[u8]) -> Result<AnyEventLeaf, EventError> {
+        let members = canonical_members(leaf)?;
+        let version = members
+            .iter()
+            .find(|(name, _)| name == "schema_version")
+            .map(|(_, value)| value);
+        match version {
+            Some(Value::Number(number)) if *number == SCHEMA_VERSION => {
+                EventLeaf::from_canonical_members(members, leaf).map(AnyEventLeaf::V1)
+            }
+            Some(Value::Number(number)) if *number == SCHEMA_VERSION_2 => {
+                EventLeafV2::from_canonical_members(members, leaf).map(AnyEventLeaf::V2)
+            }
+            Some(_) => Err(invalid("schema_version", "must be 1 or 2")),
+            None => Err(missing("schema_version")),
+        }
+    }
+
+    /// The event's ID.
+    pub fn event_id(&self) -> &EventId {
+        match self {
+            AnyEventLeaf::V1(leaf) => &leaf.event_id,
+            AnyEventLeaf::V2(leaf) => &leaf.clear.event_id,
+        }
+    }
+
+    /// The leaf's bytes.
+    pub fn leaf(&self) -> &[u8] {
+        match self {
+            AnyEventLeaf::V1(leaf) => &leaf.leaf,
+            AnyEventLeaf::V2(leaf) => &leaf.leaf,
+        }
+    }
+
+    /// Its schema version: 1 or 2.
+    pub fn schema_version(&self) -> u8 {
+        match self {
+            AnyEventLeaf::V1(_) => 1,
+            AnyEventLeaf::V2(_) => 2,
+        }
     }
 }

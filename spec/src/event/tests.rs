@@ -3,7 +3,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::jcs;
 
-const EXAMPLE: &str = r#"{
+pub(super) const EXAMPLE: &str = r#"{
     "event_id": "0b7c9a2e-5c1d-4f8a-9e3b-2d6f1a4c8e90",
     "timestamp": "2026-11-25T09:14:03.120+01:00",
     "actor": {"id": "alice@example.com", "type": "user"},
@@ -114,7 +114,7 @@ fn schema_errors_name_the_field() {
             "event_id",
         ),
         (
-            r#"{"timestamp":"2026-01-01T00:00:00Z","actor":{"id":"a","type":"u"},"action":"x","resource":{"type":"t","id":"i"},"outcome":"success","schema_version":2}"#,
+            r#"{"timestamp":"2026-01-01T00:00:00Z","actor":{"id":"a","type":"u"},"action":"x","resource":{"type":"t","id":"i"},"outcome":"success","schema_version":3}"#,
             "schema_version",
         ),
         (
@@ -129,6 +129,17 @@ fn schema_errors_name_the_field() {
             "{json}: expected an error naming {field}, got {error}"
         );
     }
+}
+
+#[test]
+fn the_schema_1_writer_refuses_an_event_that_asks_for_schema_2() {
+    let json = EXAMPLE.replace(r#""schema_version": 1"#, r#""schema_version": 2"#);
+    let input = EventInput::parse(json.as_bytes()).expect("2 is a valid request");
+    assert_eq!(input.schema_version, Some(2));
+    let error = input
+        .into_leaf(EventId::new_v4([7; 16]), Instant::from_unix(0, 0), "p")
+        .expect_err("a schema 1 leaf would hold the personal fields in clear");
+    assert!(error.to_string().starts_with("schema_version"), "{error}");
 }
 
 #[test]
@@ -275,7 +286,7 @@ fn member_name() -> impl proptest::strategy::Strategy<Value = String> {
 }
 
 /// A JSON value of a few levels, with any names and strings (not only ASCII).
-fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+pub(super) fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
     use proptest::prelude::*;
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -344,6 +355,7 @@ proptest::proptest! {
             outcome: outcome.clone(),
             payload: payload.clone(),
             context: context.clone(),
+            schema_version: None,
         };
         let (leaf, canonical_payload) = input
             .into_leaf(event_id.clone(), received_at, &submitted_by)
