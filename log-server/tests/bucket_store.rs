@@ -414,3 +414,36 @@ fn a_server_killed_during_a_sync_leaves_a_store_that_resumes() {
     drop(tree);
     assert_eq!(fresh.open().read_hashes(0, 0, total).expect("read"), hashes);
 }
+
+/// The server calls the store from blocking tasks of its own runtime (`spawn_blocking`), and
+/// may drop it from an async task: neither may trip over the store's runtime.
+#[test]
+fn works_from_a_blocking_task_of_another_runtime_and_drops_in_an_async_one() {
+    let mut bucket = Bucket::new();
+    bucket.entries.store(1_000, Ordering::SeqCst);
+    let tree = Arc::new(bucket.open());
+    let hashes: Vec<Hash> = (0..1_000).map(|i| Hash::of_leaf(&leaf(i))).collect();
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    server_runtime.block_on(async {
+        let blocking = {
+            let (tree, hashes) = (tree.clone(), hashes.clone());
+            tokio::task::spawn_blocking(move || {
+                tree.append_hashes(0, 0, &hashes)?;
+                tree.sync_hashes()?;
+                tree.read_hashes(0, 0, 1_000)
+            })
+        };
+        let read = blocking
+            .await
+            .expect("no panic")
+            .expect("the calls succeed");
+        assert_eq!(read, hashes);
+        tokio::spawn(async move { drop(tree) })
+            .await
+            .expect("dropping the store in an async task does not panic");
+    });
+}

@@ -1,5 +1,7 @@
 //! A real S3 server for the bucket tests: `s3s-fs` on a free loopback port, over a temporary
-//! directory, with a bucket made for the test; killed when dropped.
+//! directory, with a bucket made for the test; killed when dropped. (Shared with
+//! `benches/bucket.rs`, which uses only part of it.)
+#![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
