@@ -699,3 +699,76 @@ impl BucketTree {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_allowed_by_default_only_on_loopback() {
+        for endpoint in [
+            "http://127.0.0.1:9000",
+            "http://127.8.0.1",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert!(is_loopback_http(endpoint), "{endpoint}");
+        }
+        for endpoint in [
+            "https://127.0.0.1:9000",
+            "http://10.0.0.1:9000",
+            "http://s3.example.com",
+            "http://localhost.example.com",
+            "http://[::2]:9000",
+        ] {
+            assert!(!is_loopback_http(endpoint), "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn configurations_that_cannot_work_are_refused_before_any_request() {
+        let never = || -> EntryCount { Arc::new(|| 0) };
+        let base = BucketConfig::new("http://127.0.0.1:9", "logs", "key", "secret");
+        let cases: Vec<(BucketConfig, &str)> = vec![
+            (
+                BucketConfig::new("http://s3.example.com", "logs", "key", "secret"),
+                "plain HTTP",
+            ),
+            (
+                BucketConfig::new("ftp://127.0.0.1", "logs", "key", "secret"),
+                "not an http(s) URL",
+            ),
+            (
+                BucketConfig {
+                    bucket: String::new(),
+                    ..base.clone()
+                },
+                "empty",
+            ),
+            (
+                BucketConfig {
+                    concurrency: 0,
+                    ..base.clone()
+                },
+                "concurrency",
+            ),
+            (
+                BucketConfig {
+                    operation_timeout: Duration::ZERO,
+                    ..base.clone()
+                },
+                "operation_timeout",
+            ),
+        ];
+        for (config, why) in cases {
+            match BucketTree::open(config, never()) {
+                Err(StoreError::BadConfig(message)) => assert!(message.contains(why), "{message}"),
+                other => panic!("expected a refusal naming {why}, got {other:?}"),
+            }
+        }
+        assert!(
+            !format!("{base:?}").contains("secret\""),
+            "the secret is never printed"
+        );
+    }
+}
