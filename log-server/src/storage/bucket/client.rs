@@ -35,6 +35,7 @@ pub(super) struct Bucket {
     runtime: Option<tokio::runtime::Runtime>,
     bucket: String,
     operation_timeout: Duration,
+    retry: RetryConfig,
     pub(super) concurrency: usize,
 }
 
@@ -73,7 +74,7 @@ impl Bucket {
             .with_allow_http(config.allow_http)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
             .with_client_options(client)
-            .with_retry(retry)
+            .with_retry(retry.clone())
             .build()
             .map_err(|error| StoreError::BadConfig(format!("bucket {}: {error}", config.bucket)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,6 +90,7 @@ impl Bucket {
             runtime: Some(runtime),
             bucket: config.bucket.clone(),
             operation_timeout: config.operation_timeout,
+            retry,
             concurrency: config.concurrency,
         })
     }
@@ -169,6 +171,7 @@ impl Bucket {
             store: self.store.clone(),
             bucket: self.bucket.clone(),
             timeout: self.operation_timeout,
+            retry: self.retry.clone(),
         }
     }
 }
@@ -179,6 +182,7 @@ pub(super) struct Ops {
     store: Arc<dyn ObjectStore>,
     bucket: String,
     timeout: Duration,
+    retry: RetryConfig,
 }
 
 impl Ops {
@@ -315,16 +319,36 @@ impl Ops {
     /// Either mode reads the object back and compares it byte for byte, so `Ok` means the
     /// bucket serves exactly `data` at `key` (read-after-write is consistent on S3 and the
     /// servers Cairn supports).
+    ///
+    /// The client retries its requests by itself, except a conditional `PUT` whose request
+    /// failed on the way (it cannot know whether it was applied): that one is retried here,
+    /// with the same backoff, by doing the whole write again, which is idempotent.
     pub(super) async fn write_verified(
         &self,
         key: &str,
         data: Vec<u8>,
         mode: WriteMode,
     ) -> Result<(), StoreError> {
+        let mut pause = self.retry.backoff.init_backoff;
+        let mut retries = 0;
+        loop {
+            match self.write_once(key, &data, mode).await {
+                Err(Failed::Put(_)) if retries < self.retry.max_retries => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(self.retry.backoff.max_backoff);
+                    retries += 1;
+                }
+                Err(Failed::Put(error) | Failed::Other(error)) => return Err(error),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn write_once(&self, key: &str, data: &[u8], mode: WriteMode) -> Result<(), Failed> {
         let max = data.len() as u64;
         if mode == WriteMode::Once {
             if let Some(found) = self.get(key, max.max(1) * 2).await? {
-                return self.same_bytes(key, &data, &found, "already in the bucket");
+                return Ok(self.same_bytes(key, data, &found, "already in the bucket")?);
             }
         }
         let path = ObjectPath::from(key);
@@ -335,32 +359,38 @@ impl Ops {
             },
             ..PutOptions::default()
         };
-        let payload = PutPayload::from(data.clone());
+        let payload = PutPayload::from(data.to_vec());
         let put = self
             .bounded("PUT", key, self.store.put_opts(&path, payload, options))
-            .await?;
+            .await
+            .map_err(Failed::Put)?;
         match put {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let found = self.get(key, max.max(1) * 2).await?;
                 let Some(found) = found else {
-                    return Err(self.failed(
+                    return Err(Failed::Put(self.failed(
                         "PUT",
                         key,
                         "the bucket refused the write as the object exists, then had none",
-                    ));
+                    )));
                 };
-                return self.same_bytes(key, &data, &found, "written by another writer meanwhile");
+                return Ok(self.same_bytes(
+                    key,
+                    data,
+                    &found,
+                    "written by another writer meanwhile",
+                )?);
             }
-            Err(error) => return Err(self.failed("PUT", key, error)),
+            Err(error) => return Err(Failed::Put(self.failed("PUT", key, error))),
         }
         match self.get(key, max.max(1) * 2).await? {
-            Some(found) => self.same_bytes(key, &data, &found, "read back after writing"),
-            None => Err(self.failed(
+            Some(found) => Ok(self.same_bytes(key, data, &found, "read back after writing")?),
+            None => Err(Failed::Other(self.failed(
                 "verify",
                 key,
                 "the object just written is not in the bucket when read back",
-            )),
+            ))),
         }
     }
 
@@ -389,5 +419,17 @@ impl Ops {
                 wanted.len()
             ),
         ))
+    }
+}
+
+/// How one write failed: in its `PUT` (which may be tried again) or elsewhere.
+enum Failed {
+    Put(StoreError),
+    Other(StoreError),
+}
+
+impl From<StoreError> for Failed {
+    fn from(error: StoreError) -> Failed {
+        Failed::Other(error)
     }
 }
