@@ -11,6 +11,8 @@
 //!
 //! [`LogStore`] is the first three kept together by one backend. The backend is chosen by the
 //! configuration key `storage` ([`Backend`]); [`embedded`] is the one there is today.
+//! [`bucket`] keeps a [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles
+//! objects mirrors read, and publishes entry bundles and the checkpoint beside them.
 //!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
@@ -33,6 +35,7 @@
 //! thread or with `spawn_blocking`. Every backend passes the conformance suites (the module
 //! `conformance`, built with the feature of that name, for tests only).
 
+pub mod bucket;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod embedded;
