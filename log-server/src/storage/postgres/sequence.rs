@@ -49,6 +49,71 @@ WITH moved AS (
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM new_entries),
        (SELECT count(*) FROM new_payloads)";
 
+/// The append at whatever end the log has: `$1` how many, `$2..$6` one array per column, `$7`
+/// and `$8` the payloads as in [`APPEND`]. Answers the first index the batch got.
+const APPEND_AT_END: &str = "
+WITH moved AS (
+    UPDATE head SET entry_count = entry_count + $1 WHERE id = 1
+    RETURNING entry_count - $1 AS first
+), new_entries AS (
+    INSERT INTO entries (idx, leaf, leaf_hash, producer, idempotency_key, key_digest, has_payload)
+    SELECT moved.first + batch.position - 1, batch.leaf, batch.leaf_hash, batch.producer,
+           batch.idempotency_key, batch.key_digest, batch.position = ANY($7)
+    FROM moved, UNNEST($2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::bytea[])
+         WITH ORDINALITY AS batch(leaf, leaf_hash, producer, idempotency_key, key_digest, position)
+    RETURNING 1
+), new_payloads AS (
+    INSERT INTO payloads (idx, payload)
+    SELECT moved.first + held.position - 1, held.payload
+    FROM moved, UNNEST($7::bigint[], $8::bytea[]) AS held(position, payload)
+    RETURNING 1
+)
+SELECT (SELECT first FROM moved), (SELECT count(*) FROM new_entries),
+       (SELECT count(*) FROM new_payloads)";
+
+/// A batch as the arrays an append statement takes, one per column.
+struct Columns<'a> {
+    leaves: Vec<&'a [u8]>,
+    leaf_hashes: Vec<&'a [u8]>,
+    producers: Vec<Option<&'a str>>,
+    keys: Vec<Option<&'a str>>,
+    digests: Vec<Option<&'a [u8]>>,
+    /// The 1-based positions of the entries that carry a payload, and those payloads.
+    positions: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(entries: &'a [NewEntry]) -> Columns<'a> {
+        let (positions, payloads) = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(position, entry)| Some((position as i64 + 1, entry.payload()?)))
+            .unzip();
+        Columns {
+            leaves: entries.iter().map(NewEntry::leaf).collect(),
+            leaf_hashes: entries
+                .iter()
+                .map(|entry| entry.leaf_hash().as_bytes().as_slice())
+                .collect(),
+            producers: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(IdempotencyKey::producer))
+                .collect(),
+            keys: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(IdempotencyKey::key))
+                .collect(),
+            digests: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(|key| key.digest().as_slice()))
+                .collect(),
+            positions,
+            payloads,
+        }
+    }
+}
+
 pub(super) async fn entry_count(client: &deadpool_postgres::Object) -> Result<u64, DbError> {
     let statement = client
         .prepare_cached("SELECT entry_count FROM head WHERE id = 1")
@@ -59,6 +124,62 @@ pub(super) async fn entry_count(client: &deadpool_postgres::Object) -> Result<u6
 }
 
 impl PostgresStore {
+    /// Appends `entries` at the end of the log, wherever it is when the statement runs, and
+    /// answers the index of the first: the same all-or-nothing, durable append as
+    /// [`SequenceStore::append_entries`], for a front-end that does not know the end (another
+    /// may have appended since it last looked). Appends from every front-end wait for each
+    /// other on the row lock of `head` instead of failing with [`StoreError::NotAtEnd`].
+    pub fn append_at_end(&self, entries: &[NewEntry]) -> Result<u64, StoreError> {
+        self.limits.check_batch(entries)?;
+        if entries.is_empty() {
+            return self.read_entry_count();
+        }
+        let added = entries.len() as i64;
+        let columns = Columns::of(entries);
+        let payload_count = columns.payloads.len() as i64;
+        let place = &self.place;
+        let (first, inserted, held) = self.call("appending entries", |client| async move {
+            let statement = client.prepare_cached(APPEND_AT_END).await?;
+            let row = client
+                .query_one(
+                    &statement,
+                    &[
+                        &added,
+                        &columns.leaves,
+                        &columns.leaf_hashes,
+                        &columns.producers,
+                        &columns.keys,
+                        &columns.digests,
+                        &columns.positions,
+                        &columns.payloads,
+                    ],
+                )
+                .await?;
+            let first: Option<i64> = row.get(0);
+            let first = first.ok_or_else(|| {
+                StoreError::corrupt(place, 0, "the head row of the log is missing")
+            })?;
+            let (inserted, held): (i64, i64) = (row.get(1), row.get(2));
+            Ok((
+                from_sql_int(first, place, "the first index")?,
+                inserted,
+                held,
+            ))
+        })?;
+        if inserted != added || held != payload_count {
+            return Err(StoreError::corrupt(
+                &self.place,
+                first,
+                format!(
+                    "an append of {added} entries and {payload_count} payloads inserted {inserted} and {held}"
+                ),
+            ));
+        }
+        self.known_entries
+            .fetch_max(first + added as u64, Ordering::Relaxed);
+        Ok(first)
+    }
+
     fn not_at_end(&self, first_index: u64) -> StoreError {
         match self.read_entry_count() {
             Ok(expected) => StoreError::NotAtEnd {
@@ -109,29 +230,8 @@ impl SequenceStore for PostgresStore {
                 })
             };
         }
-        let leaves: Vec<&[u8]> = entries.iter().map(NewEntry::leaf).collect();
-        let leaf_hashes: Vec<&[u8]> = entries
-            .iter()
-            .map(|entry| entry.leaf_hash().as_bytes().as_slice())
-            .collect();
-        let producers: Vec<Option<&str>> = entries
-            .iter()
-            .map(|entry| entry.idempotency().map(IdempotencyKey::producer))
-            .collect();
-        let keys: Vec<Option<&str>> = entries
-            .iter()
-            .map(|entry| entry.idempotency().map(IdempotencyKey::key))
-            .collect();
-        let digests: Vec<Option<&[u8]>> = entries
-            .iter()
-            .map(|entry| entry.idempotency().map(|key| key.digest().as_slice()))
-            .collect();
-        let (positions, payloads): (Vec<i64>, Vec<&[u8]>) = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(position, entry)| Some((position as i64 + 1, entry.payload()?)))
-            .unzip();
-        let payload_count = payloads.len() as i64;
+        let columns = Columns::of(entries);
+        let payload_count = columns.payloads.len() as i64;
         let (moved, inserted, held) = self.call("appending entries", |client| async move {
             let statement = client.prepare_cached(APPEND).await?;
             let row = client
@@ -140,13 +240,13 @@ impl SequenceStore for PostgresStore {
                     &[
                         &first,
                         &added,
-                        &leaves,
-                        &leaf_hashes,
-                        &producers,
-                        &keys,
-                        &digests,
-                        &positions,
-                        &payloads,
+                        &columns.leaves,
+                        &columns.leaf_hashes,
+                        &columns.producers,
+                        &columns.keys,
+                        &columns.digests,
+                        &columns.positions,
+                        &columns.payloads,
                     ],
                 )
                 .await?;
@@ -354,8 +454,7 @@ impl SequenceStore for PostgresStore {
             .collect();
         let place = &self.place;
         let mut by_leaf: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
-        let mut by_key: HashMap<[u8; 32], (u64, Hash, Option<String>, Option<String>)> =
-            HashMap::new();
+        let mut by_key: HashMap<[u8; 32], KeyHit> = HashMap::new();
         for chunk in leaf_hashes.chunks(LOOKUP_CHUNK) {
             let rows = self.call("looking up leaf hashes", |client| async move {
                 let statement = client
@@ -389,7 +488,12 @@ impl SequenceStore for PostgresStore {
                 let leaf_hash = hash_of(row.get(2), place)?;
                 by_key.insert(
                     *digest.as_bytes(),
-                    (index, leaf_hash, row.get(3), row.get(4)),
+                    KeyHit {
+                        index,
+                        leaf_hash,
+                        producer: row.get(3),
+                        key: row.get(4),
+                    },
                 );
             }
         }
@@ -401,16 +505,27 @@ impl SequenceStore for PostgresStore {
                     .map(|&(index, leaf_hash)| DuplicateHit { index, leaf_hash }),
                 DedupKey::Idempotency(wanted) => by_key
                     .get(wanted.digest())
-                    .filter(|(_, _, producer, key)| {
+                    .filter(|hit| {
                         // Equal digests of different keys would be a SHA-256 collision; the
                         // stored key decides.
-                        producer.as_deref() == Some(wanted.producer())
-                            && key.as_deref() == Some(wanted.key())
+                        hit.producer.as_deref() == Some(wanted.producer())
+                            && hit.key.as_deref() == Some(wanted.key())
                     })
-                    .map(|&(index, leaf_hash, _, _)| DuplicateHit { index, leaf_hash }),
+                    .map(|hit| DuplicateHit {
+                        index: hit.index,
+                        leaf_hash: hit.leaf_hash,
+                    }),
             })
             .collect())
     }
+}
+
+/// The first entry of an idempotency key's digest, with the key it was stored with.
+struct KeyHit {
+    index: u64,
+    leaf_hash: Hash,
+    producer: Option<String>,
+    key: Option<String>,
 }
 
 /// A 32-byte column as a hash; anything else is damage (the schema forbids it).
