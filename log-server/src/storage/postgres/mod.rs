@@ -7,7 +7,11 @@
 //! inserts the batch in the same transaction. A batch is therefore all there or not at all,
 //! durable when the statement's commit returns (the store refuses to open on a server that
 //! would not flush its commits), and an append that lost the race to another front-end fails
-//! with [`StoreError::NotAtEnd`], naming the new end to retry at.
+//! with [`StoreError::NotAtEnd`], naming the new end to retry at. A front-end that does not
+//! know the end appends with [`PostgresStore::append_at_end`] instead, which the database
+//! places at the end it has. Either way the row lock is held through the commit, so batches
+//! from all front-ends commit one after another, each with its own WAL flush: batch sizes, not
+//! the number of front-ends, set the throughput.
 //!
 //! What lives where (all in one PostgreSQL schema per log, [`PostgresConfig::schema`]):
 //!
