@@ -10,7 +10,9 @@
 //! | [`crate::events::EventIndexStore`] | the events index: summaries and postings | `/v1/events` |
 //!
 //! [`LogStore`] is the first three kept together by one backend. The backend is chosen by the
-//! configuration key `storage` ([`Backend`]); [`embedded`] is the one there is today.
+//! configuration key `storage` ([`Backend`]); [`embedded`] is the one there is today. [`postgres`]
+//! keeps the sequence and the small state in PostgreSQL, shared by several front-ends, for a
+//! backend whose tree lives elsewhere (not yet a value of `storage`).
 //! [`bucket`] keeps a [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles
 //! objects mirrors read, and publishes entry bundles and the checkpoint beside them.
 //!
@@ -43,6 +45,7 @@ mod entry;
 mod error;
 mod limits;
 pub mod objects;
+pub mod postgres;
 
 pub use cairn_spec::Hash;
 pub use entry::{

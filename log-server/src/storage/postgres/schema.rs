@@ -1,0 +1,141 @@
+//! The tables of one log, created on first open and checked on every open.
+//!
+//! The schema carries its version in `meta`. A store opens a schema of its own version, creates
+//! one where there is none, and refuses a newer one (written by a newer cairn-log, whose rows it
+//! might misread) rather than guess. Opening takes a transaction-scoped advisory lock, so that
+//! front-ends starting together create the tables once.
+
+use super::DbError;
+use crate::storage::StoreError;
+
+/// The version of the tables below. A change to them adds a step to [`MIGRATIONS`] and raises
+/// this.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock key under which schemas are created ("cairnpg1" as a number).
+const OPEN_LOCK: i64 = 0x6361_6972_6e70_6731;
+
+/// What takes a schema from version `n` to `n + 1`, at position `n`. Version 0 is an empty
+/// schema.
+const MIGRATIONS: [&str; 1] = ["
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE head (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    entry_count BIGINT NOT NULL CHECK (entry_count >= 0)
+);
+INSERT INTO head (id, entry_count) VALUES (1, 0);
+CREATE TABLE entries (
+    idx BIGINT PRIMARY KEY CHECK (idx >= 0),
+    leaf BYTEA NOT NULL,
+    leaf_hash BYTEA NOT NULL CHECK (length(leaf_hash) = 32),
+    producer TEXT,
+    idempotency_key TEXT,
+    key_digest BYTEA CHECK (length(key_digest) = 32),
+    has_payload BOOLEAN NOT NULL,
+    CHECK ((producer IS NULL) = (idempotency_key IS NULL)
+       AND (producer IS NULL) = (key_digest IS NULL))
+);
+CREATE INDEX entries_by_leaf_hash ON entries (leaf_hash, idx);
+CREATE INDEX entries_by_key_digest ON entries (key_digest, idx) WHERE key_digest IS NOT NULL;
+CREATE TABLE payloads (
+    idx BIGINT PRIMARY KEY CHECK (idx >= 0),
+    payload BYTEA NOT NULL
+);
+CREATE TABLE checkpoint (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL CHECK (size >= 0),
+    note BYTEA NOT NULL
+);
+CREATE TABLE witnesses (
+    name TEXT PRIMARY KEY,
+    size BIGINT NOT NULL CHECK (size >= 0)
+);
+CREATE TABLE attachments (
+    kind SMALLINT NOT NULL,
+    size BIGINT NOT NULL CHECK (size >= 0),
+    name TEXT NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (kind, size, name)
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL CHECK (token >= 0),
+    expires_at TIMESTAMPTZ NOT NULL
+);
+INSERT INTO leases (name, holder, token, expires_at) VALUES ('integrator', '', 0, '1970-01-01 00:00:00+00');
+"];
+
+/// Creates `schema` and its tables if they are missing, migrates an older version, and refuses
+/// a newer one or a server that would not make commits durable.
+pub(super) async fn open(
+    mut client: deadpool_postgres::Object,
+    schema: &str,
+) -> Result<(), DbError> {
+    for (setting, refused) in [("fsync", "off"), ("synchronous_commit", "off")] {
+        let row = client
+            .query_one("SELECT current_setting($1)", &[&setting])
+            .await?;
+        let value: String = row.get(0);
+        if value == refused {
+            return Err(StoreError::BadConfig(format!(
+                "the PostgreSQL server runs with {setting} = {value}: an acknowledged entry \
+                 could be lost in a crash, so the log refuses it"
+            ))
+            .into());
+        }
+    }
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK])
+        .await?;
+    // The name was checked to be a plain lower-case identifier, so it needs no quoting.
+    transaction
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await?;
+    let has_meta: bool = transaction
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'meta')",
+            &[&schema],
+        )
+        .await?
+        .get(0);
+    let version: i64 = if has_meta {
+        transaction
+            .query_opt("SELECT value FROM meta WHERE name = 'schema_version'", &[])
+            .await?
+            .map_or(0, |row| row.get(0))
+    } else {
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::BadConfig(format!(
+            "schema {schema} is at version {version}, newer than this cairn-log knows \
+             ({SCHEMA_VERSION}): run the newer cairn-log"
+        ))
+        .into());
+    }
+    if version < 0 {
+        return Err(StoreError::BadConfig(format!(
+            "schema {schema} has version {version}, which no cairn-log wrote"
+        ))
+        .into());
+    }
+    for step in &MIGRATIONS[version as usize..] {
+        transaction.batch_execute(step).await?;
+    }
+    if version < SCHEMA_VERSION {
+        transaction
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&SCHEMA_VERSION],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}

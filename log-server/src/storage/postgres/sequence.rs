@@ -1,0 +1,537 @@
+//! [`SequenceStore`] on PostgreSQL: entries, payloads and the dedup index.
+//!
+//! An append is one statement: it moves `head.entry_count` from `first_index` to
+//! `first_index + n` (only if it is still `first_index`: the row lock orders appenders from
+//! every front-end) and inserts the batch from arrays (`UNNEST`), all in one transaction that is
+//! durable when it returns. Readers ask `head` for the count and then read rows below it: a
+//! batch and the count that covers it commit together, so no reader sees a torn batch.
+//!
+//! The dedup index is two indexes of `entries`: by leaf hash and by the idempotency key's
+//! digest, each with the index, so that the first entry of a key is found without a sort.
+//! Two front-ends may append the same leaf at once (each looked before either appended); the
+//! index then answers the first.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use super::{from_sql_int, to_sql_int, DbError, PostgresStore};
+use crate::storage::{
+    DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, NewEntry, SequenceStore, StoreError,
+    StoreLimits, StoredPayload,
+};
+
+/// The most keys one dedup lookup statement carries; longer lookups are split.
+const LOOKUP_CHUNK: usize = 8192;
+
+/// The append: `$1` first index, `$2` how many, `$3..$7` one array per column, `$8` the
+/// positions (1-based) of the entries that carry a payload and `$9` those payloads. Answers
+/// whether the head moved.
+const APPEND: &str = "
+WITH moved AS (
+    UPDATE head SET entry_count = entry_count + $2
+    WHERE id = 1 AND entry_count = $1
+    RETURNING entry_count
+), new_entries AS (
+    INSERT INTO entries (idx, leaf, leaf_hash, producer, idempotency_key, key_digest, has_payload)
+    SELECT $1 + batch.position - 1, batch.leaf, batch.leaf_hash, batch.producer,
+           batch.idempotency_key, batch.key_digest, batch.position = ANY($8)
+    FROM UNNEST($3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::bytea[])
+         WITH ORDINALITY AS batch(leaf, leaf_hash, producer, idempotency_key, key_digest, position)
+    WHERE EXISTS (SELECT 1 FROM moved)
+    RETURNING 1
+), new_payloads AS (
+    INSERT INTO payloads (idx, payload)
+    SELECT $1 + held.position - 1, held.payload
+    FROM UNNEST($8::bigint[], $9::bytea[]) AS held(position, payload)
+    WHERE EXISTS (SELECT 1 FROM moved)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM new_entries),
+       (SELECT count(*) FROM new_payloads)";
+
+/// The append at whatever end the log has: `$1` how many, `$2..$6` one array per column, `$7`
+/// and `$8` the payloads as in [`APPEND`]. Answers the first index the batch got.
+const APPEND_AT_END: &str = "
+WITH moved AS (
+    UPDATE head SET entry_count = entry_count + $1 WHERE id = 1
+    RETURNING entry_count - $1 AS first
+), new_entries AS (
+    INSERT INTO entries (idx, leaf, leaf_hash, producer, idempotency_key, key_digest, has_payload)
+    SELECT moved.first + batch.position - 1, batch.leaf, batch.leaf_hash, batch.producer,
+           batch.idempotency_key, batch.key_digest, batch.position = ANY($7)
+    FROM moved, UNNEST($2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::bytea[])
+         WITH ORDINALITY AS batch(leaf, leaf_hash, producer, idempotency_key, key_digest, position)
+    RETURNING 1
+), new_payloads AS (
+    INSERT INTO payloads (idx, payload)
+    SELECT moved.first + held.position - 1, held.payload
+    FROM moved, UNNEST($7::bigint[], $8::bytea[]) AS held(position, payload)
+    RETURNING 1
+)
+SELECT (SELECT first FROM moved), (SELECT count(*) FROM new_entries),
+       (SELECT count(*) FROM new_payloads)";
+
+/// A batch as the arrays an append statement takes, one per column.
+struct Columns<'a> {
+    leaves: Vec<&'a [u8]>,
+    leaf_hashes: Vec<&'a [u8]>,
+    producers: Vec<Option<&'a str>>,
+    keys: Vec<Option<&'a str>>,
+    digests: Vec<Option<&'a [u8]>>,
+    /// The 1-based positions of the entries that carry a payload, and those payloads.
+    positions: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(entries: &'a [NewEntry]) -> Columns<'a> {
+        let (positions, payloads) = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(position, entry)| Some((position as i64 + 1, entry.payload()?)))
+            .unzip();
+        Columns {
+            leaves: entries.iter().map(NewEntry::leaf).collect(),
+            leaf_hashes: entries
+                .iter()
+                .map(|entry| entry.leaf_hash().as_bytes().as_slice())
+                .collect(),
+            producers: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(IdempotencyKey::producer))
+                .collect(),
+            keys: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(IdempotencyKey::key))
+                .collect(),
+            digests: entries
+                .iter()
+                .map(|entry| entry.idempotency().map(|key| key.digest().as_slice()))
+                .collect(),
+            positions,
+            payloads,
+        }
+    }
+}
+
+pub(super) async fn entry_count(client: &deadpool_postgres::Object) -> Result<u64, DbError> {
+    let statement = client
+        .prepare_cached("SELECT entry_count FROM head WHERE id = 1")
+        .await?;
+    let count: i64 = client.query_one(&statement, &[]).await?.get(0);
+    // The schema keeps it non-negative.
+    Ok(count.max(0) as u64)
+}
+
+impl PostgresStore {
+    /// Appends `entries` at the end of the log, wherever it is when the statement runs, and
+    /// answers the index of the first: the same all-or-nothing, durable append as
+    /// [`SequenceStore::append_entries`], for a front-end that does not know the end (another
+    /// may have appended since it last looked). Appends from every front-end wait for each
+    /// other on the row lock of `head` instead of failing with [`StoreError::NotAtEnd`].
+    pub fn append_at_end(&self, entries: &[NewEntry]) -> Result<u64, StoreError> {
+        self.limits.check_batch(entries)?;
+        if entries.is_empty() {
+            return self.read_entry_count();
+        }
+        let added = entries.len() as i64;
+        let columns = Columns::of(entries);
+        let payload_count = columns.payloads.len() as i64;
+        let place = &self.place;
+        let (first, inserted, held) = self.call("appending entries", |client| async move {
+            let statement = client.prepare_cached(APPEND_AT_END).await?;
+            let row = client
+                .query_one(
+                    &statement,
+                    &[
+                        &added,
+                        &columns.leaves,
+                        &columns.leaf_hashes,
+                        &columns.producers,
+                        &columns.keys,
+                        &columns.digests,
+                        &columns.positions,
+                        &columns.payloads,
+                    ],
+                )
+                .await?;
+            let first: Option<i64> = row.get(0);
+            let first = first.ok_or_else(|| {
+                StoreError::corrupt(place, 0, "the head row of the log is missing")
+            })?;
+            let (inserted, held): (i64, i64) = (row.get(1), row.get(2));
+            Ok((
+                from_sql_int(first, place, "the first index")?,
+                inserted,
+                held,
+            ))
+        })?;
+        if inserted != added || held != payload_count {
+            return Err(StoreError::corrupt(
+                &self.place,
+                first,
+                format!(
+                    "an append of {added} entries and {payload_count} payloads inserted {inserted} and {held}"
+                ),
+            ));
+        }
+        self.known_entries
+            .fetch_max(first + added as u64, Ordering::Relaxed);
+        Ok(first)
+    }
+
+    fn not_at_end(&self, first_index: u64) -> StoreError {
+        match self.read_entry_count() {
+            Ok(expected) => StoreError::NotAtEnd {
+                expected,
+                found: first_index,
+            },
+            Err(error) => error,
+        }
+    }
+}
+
+impl SequenceStore for PostgresStore {
+    fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    /// Asks the database; if it cannot be asked, answers the most it ever saw (which appends
+    /// cannot build on while the database is away: they fail).
+    fn entry_count(&self) -> u64 {
+        match self.read_entry_count() {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(%error, "reading the entry count from PostgreSQL failed; answering the last one seen");
+                self.known_entries.load(Ordering::Relaxed)
+            }
+        }
+    }
+
+    fn append_entries(&self, first_index: u64, entries: &[NewEntry]) -> Result<(), StoreError> {
+        self.limits.check_batch(entries)?;
+        let (Some(first), Some(count)) = (
+            to_sql_int(first_index),
+            first_index
+                .checked_add(entries.len() as u64)
+                .and_then(to_sql_int),
+        ) else {
+            return Err(self.not_at_end(first_index));
+        };
+        let added = count - first;
+        if entries.is_empty() {
+            let now = self.read_entry_count()?;
+            return if now == first_index {
+                Ok(())
+            } else {
+                Err(StoreError::NotAtEnd {
+                    expected: now,
+                    found: first_index,
+                })
+            };
+        }
+        let columns = Columns::of(entries);
+        let payload_count = columns.payloads.len() as i64;
+        let (moved, inserted, held) = self.call("appending entries", |client| async move {
+            let statement = client.prepare_cached(APPEND).await?;
+            let row = client
+                .query_one(
+                    &statement,
+                    &[
+                        &first,
+                        &added,
+                        &columns.leaves,
+                        &columns.leaf_hashes,
+                        &columns.producers,
+                        &columns.keys,
+                        &columns.digests,
+                        &columns.positions,
+                        &columns.payloads,
+                    ],
+                )
+                .await?;
+            let (moved, inserted, held): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            Ok((moved, inserted, held))
+        })?;
+        if moved == 0 {
+            return Err(self.not_at_end(first_index));
+        }
+        if inserted != added || held != payload_count {
+            // The statement is one transaction; this would be a broken server, and the rows
+            // are already committed.
+            return Err(StoreError::corrupt(
+                &self.place,
+                first_index,
+                format!(
+                    "an append of {added} entries and {payload_count} payloads inserted {inserted} and {held}"
+                ),
+            ));
+        }
+        self.known_entries
+            .fetch_max(count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Nothing a failed append leaves needs undoing (it was one transaction): healed means the
+    /// database answers again, so that the count read next is the truth.
+    fn heal(&self) -> Result<(), StoreError> {
+        self.read_entry_count().map(drop)
+    }
+
+    /// This store writes nothing in the background.
+    fn background_failures(&self) -> (Option<String>, u64) {
+        (None, 0)
+    }
+
+    fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
+        self.limits.check_read(count)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let out_of_range = |available: u64| StoreError::OutOfRange {
+            what: "entries".into(),
+            start,
+            count,
+            available,
+        };
+        let (Some(first), Some(end)) = (
+            to_sql_int(start),
+            start.checked_add(count).and_then(to_sql_int),
+        ) else {
+            return Err(out_of_range(self.read_entry_count()?));
+        };
+        let place = &self.place;
+        let rows = self.call("reading entries", |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT idx, leaf, producer, idempotency_key FROM entries
+                     WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                )
+                .await?;
+            let rows = client.query(&statement, &[&first, &end]).await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for (offset, row) in rows.iter().enumerate() {
+                let index = from_sql_int(row.get(0), place, "an entry index")?;
+                if index != start + offset as u64 {
+                    // Rows come in index order; a gap below the count is damage.
+                    return Err(StoreError::corrupt(
+                        place,
+                        start + offset as u64,
+                        format!(
+                            "entry {} is missing (found {index} in its place)",
+                            start + offset as u64
+                        ),
+                    )
+                    .into());
+                }
+                let producer: Option<String> = row.get(2);
+                let key: Option<String> = row.get(3);
+                let idempotency = match (producer, key) {
+                    (Some(producer), Some(key)) => {
+                        Some(IdempotencyKey::new(producer, key).map_err(|error| {
+                            StoreError::corrupt(
+                                place,
+                                index,
+                                format!("its idempotency key: {error}"),
+                            )
+                        })?)
+                    }
+                    _ => None,
+                };
+                entries.push(Entry {
+                    index,
+                    leaf: row.get(1),
+                    idempotency,
+                });
+            }
+            Ok(entries)
+        })?;
+        if (rows.len() as u64) < count {
+            return Err(out_of_range(self.read_entry_count()?));
+        }
+        Ok(rows)
+    }
+
+    fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
+        let out_of_range = |available: u64| StoreError::OutOfRange {
+            what: "entries".into(),
+            start: index,
+            count: 1,
+            available,
+        };
+        let Some(position) = to_sql_int(index) else {
+            return Err(out_of_range(self.read_entry_count()?));
+        };
+        let max_payload = self.limits.max_payload_bytes;
+        let place = &self.place;
+        let found = self.call("reading a payload", |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT e.has_payload, p.payload FROM entries e
+                     LEFT JOIN payloads p ON p.idx = e.idx WHERE e.idx = $1",
+                )
+                .await?;
+            let Some(row) = client.query_opt(&statement, &[&position]).await? else {
+                return Ok(None);
+            };
+            let has_payload: bool = row.get(0);
+            let payload: Option<Vec<u8>> = row.get(1);
+            Ok(Some(match (has_payload, payload) {
+                (false, None) => None,
+                (true, None) => Some(StoredPayload::Erased),
+                (true, Some(bytes)) if bytes.len() as u64 <= u64::from(max_payload) => {
+                    Some(StoredPayload::Held(bytes))
+                }
+                (true, Some(bytes)) => {
+                    return Err(StoreError::corrupt(
+                        place,
+                        index,
+                        format!(
+                            "its payload is {} bytes, over the limit {max_payload}",
+                            bytes.len()
+                        ),
+                    )
+                    .into())
+                }
+                (false, Some(_)) => {
+                    return Err(StoreError::corrupt(
+                        place,
+                        index,
+                        "a payload beside an entry appended without one",
+                    )
+                    .into())
+                }
+            }))
+        })?;
+        found.ok_or_else(|| match self.read_entry_count() {
+            Ok(available) => out_of_range(available),
+            Err(error) => error,
+        })
+    }
+
+    /// Deletes the payload's row. PostgreSQL keeps a deleted row's bytes until `VACUUM`
+    /// reclaims its space (and in its write-ahead log until that is recycled), so the erasure
+    /// asks for a `VACUUM` of the table at once; an operator who must prove erasure also keeps
+    /// WAL archives and backups in mind.
+    fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
+        // Out of range, and damage, are refused before anything is deleted.
+        if self.read_payload(index)?.is_none() {
+            return Ok(false);
+        }
+        let position = to_sql_int(index).expect("read_payload checked the index");
+        self.call("erasing a payload", |client| async move {
+            let deleted = client
+                .execute("DELETE FROM payloads WHERE idx = $1", &[&position])
+                .await?;
+            if deleted > 0 {
+                // Outside any transaction: VACUUM cannot run in one. Best effort: the row is
+                // gone for every reader whatever it does.
+                if let Err(error) = client.batch_execute("VACUUM payloads").await {
+                    tracing::warn!(%error, index, "vacuuming erased payloads failed; PostgreSQL reclaims them later");
+                }
+            }
+            Ok(deleted > 0)
+        })
+    }
+
+    fn find_duplicates(
+        &self,
+        keys: &[DedupKey<'_>],
+    ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
+        let leaf_hashes: Vec<&[u8]> = keys
+            .iter()
+            .filter_map(|key| match key {
+                DedupKey::Leaf(hash) => Some(hash.as_bytes().as_slice()),
+                DedupKey::Idempotency(_) => None,
+            })
+            .collect();
+        let digests: Vec<&[u8]> = keys
+            .iter()
+            .filter_map(|key| match key {
+                DedupKey::Idempotency(key) => Some(key.digest().as_slice()),
+                DedupKey::Leaf(_) => None,
+            })
+            .collect();
+        let place = &self.place;
+        let mut by_leaf: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
+        let mut by_key: HashMap<[u8; 32], KeyHit> = HashMap::new();
+        for chunk in leaf_hashes.chunks(LOOKUP_CHUNK) {
+            let rows = self.call("looking up leaf hashes", |client| async move {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT DISTINCT ON (leaf_hash) leaf_hash, idx FROM entries
+                         WHERE leaf_hash = ANY($1) ORDER BY leaf_hash, idx",
+                    )
+                    .await?;
+                Ok(client.query(&statement, &[&chunk]).await?)
+            })?;
+            for row in rows {
+                let hash = hash_of(row.get(0), place)?;
+                let index = from_sql_int(row.get(1), place, "an entry index")?;
+                by_leaf.insert(*hash.as_bytes(), (index, hash));
+            }
+        }
+        for chunk in digests.chunks(LOOKUP_CHUNK) {
+            let rows = self.call("looking up idempotency keys", |client| async move {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT DISTINCT ON (key_digest) key_digest, idx, leaf_hash, producer,
+                                idempotency_key
+                         FROM entries WHERE key_digest = ANY($1) ORDER BY key_digest, idx",
+                    )
+                    .await?;
+                Ok(client.query(&statement, &[&chunk]).await?)
+            })?;
+            for row in rows {
+                let digest = hash_of(row.get(0), place)?;
+                let index = from_sql_int(row.get(1), place, "an entry index")?;
+                let leaf_hash = hash_of(row.get(2), place)?;
+                by_key.insert(
+                    *digest.as_bytes(),
+                    KeyHit {
+                        index,
+                        leaf_hash,
+                        producer: row.get(3),
+                        key: row.get(4),
+                    },
+                );
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| match key {
+                DedupKey::Leaf(hash) => by_leaf
+                    .get(hash.as_bytes())
+                    .map(|&(index, leaf_hash)| DuplicateHit { index, leaf_hash }),
+                DedupKey::Idempotency(wanted) => by_key
+                    .get(wanted.digest())
+                    .filter(|hit| {
+                        // Equal digests of different keys would be a SHA-256 collision; the
+                        // stored key decides.
+                        hit.producer.as_deref() == Some(wanted.producer())
+                            && hit.key.as_deref() == Some(wanted.key())
+                    })
+                    .map(|hit| DuplicateHit {
+                        index: hit.index,
+                        leaf_hash: hit.leaf_hash,
+                    }),
+            })
+            .collect())
+    }
+}
+
+/// The first entry of an idempotency key's digest, with the key it was stored with.
+struct KeyHit {
+    index: u64,
+    leaf_hash: Hash,
+    producer: Option<String>,
+    key: Option<String>,
+}
+
+/// A 32-byte column as a hash; anything else is damage (the schema forbids it).
+fn hash_of(bytes: Vec<u8>, place: &std::path::Path) -> Result<Hash, StoreError> {
+    let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        StoreError::corrupt(place, 0, format!("a stored hash of {} bytes", bytes.len()))
+    })?;
+    Ok(Hash(array))
+}
