@@ -56,7 +56,7 @@ fn producer(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
 /// Refuses a raw leaf that is an event leaf: those come only through `/v1/events`, which binds
 /// the submitting principal, so that no producer can log an event in another's name.
 fn refuse_event_leaf(leaf: &[u8], position: Option<usize>) -> Result<(), ApiError> {
-    if leaf.first() == Some(&b'{') && cairn_spec::event::EventLeaf::parse(leaf).is_ok() {
+    if leaf.first() == Some(&b'{') && cairn_spec::event::AnyEventLeaf::parse(leaf).is_ok() {
         let which = position.map_or_else(|| "the leaf".to_string(), |p| format!("leaf {p}"));
         return Err(ApiError::bad_request(format!(
             "{which} is an audit event leaf; submit events to POST /v1/events"

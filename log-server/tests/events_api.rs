@@ -1144,3 +1144,61 @@ async fn exports_verify_offline_and_tampering_is_detected() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// An audit event's leaf, of either schema, cannot come in through the raw routes: only
+/// `POST /v1/events` binds the submitting principal (`submitted_by`), so a raw leaf that is an
+/// event would let a producer log an event in another's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_leaves_of_either_schema_are_refused_on_the_raw_routes() {
+    use cairn_spec::event::{EventId, EventInput, EventSalts};
+    use cairn_spec::time::Instant;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), Vec::new()).await;
+    let client = Client::new(&server);
+    let input = || {
+        EventInput::parse(
+            event(None, "alice", "invoice.pay", "inv-9", json!({"amount": 3}))
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("a valid event")
+    };
+    let id = EventId::parse("0b6f3c2e-5d1a-4e8b-9c7d-2a1f0e3d4c5b").expect("an event ID");
+    let received = Instant::from_seconds(1_764_064_800);
+    let (v1, _) = input()
+        .into_leaf(id.clone(), received, "someone-else")
+        .expect("a v1 leaf");
+    let (v2, _) = input()
+        .into_leaf_v2(
+            id,
+            received,
+            "someone-else",
+            &EventSalts::from_random([[7; 32]; 4]),
+        )
+        .expect("a v2 leaf");
+    for (schema, leaf) in [("v1", v1.leaf), ("v2", v2.leaf)] {
+        let response = client
+            .response(
+                reqwest::Method::POST,
+                "/add",
+                Some(PRODUCER),
+                Some(leaf.clone()),
+            )
+            .await;
+        assert_eq!(response.status(), 400, "{schema} leaf through /add");
+        refused(response, 400, "bad_request", dir.path()).await;
+        let mut batch = (leaf.len() as u32).to_be_bytes().to_vec();
+        batch.extend_from_slice(&leaf);
+        let response = client
+            .http
+            .post(format!("{}/add-batch", client.base))
+            .bearer_auth(PRODUCER)
+            .header("content-type", "application/octet-stream")
+            .body(batch)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "{schema} leaf through /add-batch");
+    }
+}
