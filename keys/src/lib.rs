@@ -3,7 +3,8 @@
 //! A note key (the log's checkpoint key, a witness's cosignature key) is an Ed25519 private key
 //! held either
 //! - in a **key file**: a signed-note private key string (`PRIVATE+KEY+…`), mode 0600, as
-//!   `cairn-log keygen` and `cairn-witness keygen` write it; or
+//!   `cairn-log keygen` and `cairn-witness keygen` write it, read (and its mode checked) by
+//!   the server's own configuration and handed over with [`NoteSigner::from_key`]; or
 //! - in a **PKCS#11 token** (an HSM, or SoftHSM2 for tests): found by its label in a token
 //!   chosen by label or slot, used through `CKM_EDDSA`, never leaving the token
 //!   ([`pkcs11`]).

@@ -1,7 +1,6 @@
 //! [`NoteSigner`]: a named Ed25519 note key, in a file or in a token.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use cairn_spec::checkpoint::Checkpoint;
@@ -14,36 +13,9 @@ use cairn_spec::note::{
 
 use crate::pkcs11::{Pkcs11Error, Pkcs11Key};
 
-/// The largest key file read, in bytes: a key string is about a hundred.
-const MAX_KEY_FILE_BYTES: u64 = 8192;
-
-/// Why a key could not be read or could not sign.
+/// Why a key could not sign.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// The key file could not be read.
-    #[error("key file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The key file may be read by others than its owner.
-    #[error("key file {path} has mode {mode:o}: a private key must be readable by its owner only (chmod 600)")]
-    LooseMode {
-        /// The file.
-        path: String,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// The key file does not hold a key of this kind.
-    #[error("key file {path}: {detail}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
     /// The key in the token failed.
     #[error(transparent)]
     Token(#[from] Pkcs11Error),
@@ -88,34 +60,6 @@ impl<K: Ed25519Kind> NoteSigner<K> {
             public_key: *verifier.public_key(),
             held: Held::File(Box::new(key)),
         }
-    }
-
-    /// Reads a key file: a signed-note private key string of this kind, mode 0600 or
-    /// stricter, at most 8 KiB.
-    pub fn from_file(path: &Path) -> Result<NoteSigner<K>, KeyError> {
-        use std::os::unix::fs::PermissionsExt as _;
-        let shown = path.display().to_string();
-        let read = |source| KeyError::Read {
-            path: shown.clone(),
-            source,
-        };
-        let metadata = std::fs::metadata(path).map_err(read)?;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::LooseMode { path: shown, mode });
-        }
-        if metadata.len() > MAX_KEY_FILE_BYTES {
-            return Err(KeyError::Invalid {
-                path: shown,
-                detail: format!("{} bytes is not a key", metadata.len()),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let key = SignerKey::<K>::from_skey(text.trim()).map_err(|error| KeyError::Invalid {
-            path: shown,
-            detail: error.to_string(),
-        })?;
-        Ok(NoteSigner::from_key(key))
     }
 
     /// The signer of an Ed25519 key in a token, under `key_name` (the token keeps the key,
