@@ -18,6 +18,8 @@
 //! - [`note`]: C2SP signed-note: signed notes, key names and IDs, Ed25519 vkeys and signer keys
 //!   of every kind (a log's note key, a witness's cosigner key) as one type.
 //! - [`checkpoint`]: C2SP tlog-checkpoint: a log's signed tree head.
+//! - [`completeness`]: the event index that checkpoints commit to, and proofs that a query's
+//!   answer holds every matching event (`cairn.index/v1`).
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
 //!   cosignatures.
 //! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
@@ -38,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod completeness;
 pub mod cosignature;
 pub mod event;
 pub mod evidence;

@@ -1,0 +1,99 @@
+//! Cost of keeping the event index (completeness.md): adding each event's items to the map and
+//! recomputing the map root once per publish, on a map that already holds a million events.
+//!
+//! The model: every event carries four keys (actor, action, resource id, resource type) drawn
+//! from 50,000 actors, 20 actions, 200,000 resources and 50 resource types; the log publishes
+//! every 1,024 events. One iteration is one publish: 1,024 events, 4,096 items, one root.
+//! Proofs: making and verifying a key's map proof on that map.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cairn_spec::completeness::{action_key, IndexMap, Item, MapKey};
+use cairn_spec::Hash;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sha2::{Digest, Sha256};
+
+const PREFILL_EVENTS: u64 = 1 << 20;
+const PUBLISH_EVENTS: u64 = 1024;
+
+fn key(kind: &str, value: u64) -> MapKey {
+    let mut hasher = Sha256::new();
+    hasher.update(kind.as_bytes());
+    hasher.update(value.to_be_bytes());
+    MapKey(hasher.finalize().into())
+}
+
+/// The four keys of event `leaf`, spread as the model says (a cheap mix, not a random source,
+/// so that runs compare).
+fn keys_of(leaf: u64) -> [MapKey; 4] {
+    let mix = leaf.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    [
+        key("actor", mix % 50_000),
+        action_key(["read", "write", "login", "logout", "delete"][(mix >> 20) as usize % 5]),
+        key("resource", (mix >> 8) % 200_000),
+        key("type", (mix >> 40) % 50),
+    ]
+}
+
+fn add_event(map: &mut IndexMap, leaf: u64) {
+    let item = Item {
+        leaf_index: leaf,
+        leaf_hash: Hash::of_leaf(&leaf.to_be_bytes()),
+    };
+    for key in keys_of(leaf) {
+        map.add(key, item).expect("leaves come in log order");
+    }
+}
+
+fn prefilled() -> IndexMap {
+    let mut map = IndexMap::new();
+    for leaf in 0..PREFILL_EVENTS {
+        add_event(&mut map, leaf);
+    }
+    map.root();
+    map
+}
+
+fn index(c: &mut Criterion) {
+    let mut map = prefilled();
+    eprintln!(
+        "index map: {} keys after {PREFILL_EVENTS} events",
+        map.key_count()
+    );
+    let mut next = PREFILL_EVENTS;
+    let mut group = c.benchmark_group("index");
+    group.throughput(Throughput::Elements(PUBLISH_EVENTS));
+    group.bench_function(
+        "publish 1024 events (4 keys each) into a 1M-event map",
+        |b| {
+            b.iter_custom(|iterations| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iterations {
+                    let start = Instant::now();
+                    for leaf in next..next + PUBLISH_EVENTS {
+                        add_event(&mut map, leaf);
+                    }
+                    black_box(map.root());
+                    spent += start.elapsed();
+                    next += PUBLISH_EVENTS;
+                }
+                spent
+            })
+        },
+    );
+    group.throughput(Throughput::Elements(1));
+    let root = map.root();
+    let probe = keys_of(12_345)[0];
+    group.bench_function("prove a key's list head", |b| {
+        b.iter(|| black_box(map.prove(&probe)))
+    });
+    let proof = map.prove(&probe);
+    group.bench_function("verify a key's map proof", |b| {
+        b.iter(|| black_box(proof.verify(&probe, &root).expect("valid")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, index);
+criterion_main!(benches);
