@@ -5,7 +5,9 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/cairn-log"
-//! storage = "embedded"             # the storage backend; "embedded" (data_dir) is the only one
+//! storage = "embedded"             # "embedded" (files in data_dir) or "scaled" (PostgreSQL
+//!                                  # and a bucket, shared by several front-ends: [postgres] and
+//!                                  # [bucket], see config/storage.rs)
 //! objects_dir = "/var/www/log"     # optional: the tree as tlog-tiles files for a static server
 //! origin = "example.com/audit"
 //! key_file = "/etc/cairn/log.key"   # or the key in a PKCS#11 token: [pkcs11] below
@@ -87,10 +89,12 @@ use crate::storage::Backend;
 
 mod access;
 mod keys;
+mod storage;
 
 pub use access::token_digest_hex;
 use access::Resolved;
 pub use keys::{new_token_key, read_key_file, write_new_key};
+pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};
 
 /// The largest leaf: C2SP tlog-tiles entry bundles prefix each entry with a u16 length.
 pub const MAX_LEAF_BYTES: u32 = 65535;
@@ -195,7 +199,9 @@ pub struct Settings {
     /// Directory of the log's state.
     #[arg(long, env = "CAIRN_LOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Storage backend: embedded (files in the data directory) [default: embedded].
+    /// Storage backend: embedded (files in the data directory) or scaled (PostgreSQL and an
+    /// S3-compatible bucket, shared by several front-ends; needs the [postgres] and [bucket]
+    /// tables of the file) [default: embedded].
     #[arg(long, env = "CAIRN_LOG_STORAGE")]
     pub storage: Option<Backend>,
     /// Directory to publish the tree into as C2SP tlog-tiles files (checkpoint, tiles, entry
@@ -272,6 +278,14 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub witnesses: Vec<WitnessConfig>,
+    /// The database of `storage = "scaled"` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub postgres: Option<PostgresSettings>,
+    /// The bucket of `storage = "scaled"` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub bucket: Option<BucketSettings>,
     /// The HTTP edge: `[http]` in the file.
     #[command(flatten)]
     #[serde(default)]
@@ -424,6 +438,16 @@ impl Settings {
                 ),
             });
         }
+        let storage = self.storage.unwrap_or_default();
+        let scaled = storage::resolve(
+            storage,
+            self.postgres.as_ref(),
+            self.bucket.as_ref(),
+            crate::storage::StoreLimits {
+                max_leaf_bytes,
+                ..crate::storage::StoreLimits::default()
+            },
+        )?;
         let defaults = SequencerConfig::default();
         let max_entries = self.batch_max_entries.unwrap_or(defaults.max_batch_entries);
         let sequencer = SequencerConfig {
@@ -439,7 +463,8 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
-            storage: self.storage.unwrap_or_default(),
+            storage,
+            scaled,
             objects_dir: self.objects_dir.clone(),
             signer,
             producers,

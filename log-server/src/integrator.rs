@@ -22,6 +22,14 @@
 //! stored levels, so the next run restores it from the store first, exactly as a start does.
 //! Runs are retried with growing pauses until one succeeds, whether or not new entries arrive:
 //! what was acknowledged is integrated and signed as soon as the store takes writes again.
+//!
+//! A log shared by several front-ends (the scaled backend) has one integrator at work at a
+//! time, the holder of a lease ([`Coordination`]). The holder integrates every entry the store
+//! has, whichever front-end sequenced it (the store's entry count, polled every checkpoint
+//! interval, not only this process's feed), and on taking the lease learns the stored tree
+//! again first, as another may have grown it. Every other front-end follows: it announces the
+//! checkpoint stored by the holder, after learning the tiles that checkpoint covers, so that
+//! what it serves is whole.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -166,6 +174,18 @@ impl Tree {
     }
 }
 
+/// For a log shared by several front-ends: whether this one integrates now, and how it learns
+/// what another wrote.
+pub trait Coordination: Send + Sync + 'static {
+    /// The fencing token of the integrator lease this process holds now, or `None` if it does
+    /// not hold it (it then follows the checkpoint stored by the holder).
+    fn lease(&self) -> Option<u64>;
+
+    /// Learns the tree's stored hashes again, as another process may have written some since.
+    /// Blocking.
+    fn reload_tree(&self) -> Result<(), StoreError>;
+}
+
 /// Configuration of the integrator.
 #[derive(Clone, Debug)]
 pub struct IntegratorConfig {
@@ -207,13 +227,20 @@ struct Work {
     signing: Arc<Status>,
     origin: String,
     published: watch::Sender<Option<StoredCheckpoint>>,
+    /// Who integrates, for a log shared by several front-ends.
+    coordination: Option<Arc<dyn Coordination>>,
+    /// The lease token the last run integrated under (`None`: it followed, or never ran).
+    lease_token: Mutex<Option<u64>>,
 }
 
 impl Work {
     /// [`Work::integrate_and_sign`], restoring the frontier first after a failed run, and
     /// keeping the status. Blocking.
     fn run(&self, durable: u64) -> Result<(), IntegratorError> {
-        let result = self.integrate_and_sign(durable);
+        let result = match &self.coordination {
+            None => self.integrate_and_sign(durable),
+            Some(coordination) => self.coordinated(coordination.as_ref(), durable),
+        };
         match &result {
             Ok(()) => {
                 if let Some(reason) = self.status.recovered() {
@@ -230,6 +257,64 @@ impl Work {
         result
     }
 
+    /// With a lease: integrates if this process holds it (learning the stored tree again first
+    /// when it just took it), follows the holder otherwise. Blocking.
+    fn coordinated(
+        &self,
+        coordination: &dyn Coordination,
+        durable: u64,
+    ) -> Result<(), IntegratorError> {
+        let token = coordination.lease();
+        let mut integrated_under = self.lease_token.lock();
+        if token.is_none() {
+            *integrated_under = None;
+            drop(integrated_under);
+            return self.follow_stored(coordination);
+        }
+        if *integrated_under != token {
+            // Taking over: the last holder may have grown the tree and stored checkpoints.
+            coordination.reload_tree()?;
+            self.restore_first.store(true, Ordering::Release);
+            let latest = self.store.latest_checkpoint()?;
+            self.announce_if_newer(latest);
+            *integrated_under = token;
+        }
+        drop(integrated_under);
+        self.integrate_and_sign(durable)
+    }
+
+    /// Announces the checkpoint the lease holder stored, if it is newer than the one announced,
+    /// once the tiles it covers are known here. Blocking.
+    fn follow_stored(&self, coordination: &dyn Coordination) -> Result<(), IntegratorError> {
+        // The holder integrates what this process sequenced: the feed is not needed here.
+        drop(self.sequencer.take_durable_leaf_hashes());
+        let latest = self.store.latest_checkpoint()?;
+        let announced = self.published.borrow().as_ref().map(|c| c.size);
+        let newer = latest
+            .as_ref()
+            .is_some_and(|stored| announced.is_none_or(|size| size < stored.size));
+        if newer {
+            coordination.reload_tree()?;
+            self.announce_if_newer(latest);
+        }
+        Ok(())
+    }
+
+    fn announce_if_newer(&self, checkpoint: Option<StoredCheckpoint>) {
+        let Some(checkpoint) = checkpoint else {
+            return;
+        };
+        self.published.send_if_modified(|announced| {
+            let newer = announced
+                .as_ref()
+                .is_none_or(|known| known.size < checkpoint.size);
+            if newer {
+                *announced = Some(checkpoint);
+            }
+            newer
+        });
+    }
+
     /// Integrates every entry up to `durable` (and any later ones the sequencer already
     /// handed over) and signs a checkpoint if the tree outgrew the last one. Blocking.
     fn integrate_and_sign(&self, durable: u64) -> Result<(), IntegratorError> {
@@ -241,7 +326,11 @@ impl Work {
         let tree = restored.as_mut().expect("restored just above");
         // Everything in the feed is durable: it was added after its append returned.
         let fed = self.sequencer.take_durable_leaf_hashes();
-        let durable = durable.max(fed.end());
+        let mut durable = durable.max(fed.end());
+        if self.coordination.is_some() {
+            // Other front-ends append too: the store knows how far the log goes.
+            durable = durable.max(self.store.entry_count());
+        }
         let read_limit = self.store.limits().max_read_count.max(1);
         while tree.size() < durable {
             let size = tree.size();
@@ -312,6 +401,20 @@ impl Integrator {
         signer: LogSigner,
         config: IntegratorConfig,
     ) -> Result<Integrator, IntegratorError> {
+        Integrator::start_coordinated(store, sequencer, signer, config, None).await
+    }
+
+    /// [`Integrator::start`] for a log shared by several front-ends: it integrates only while
+    /// `coordination` says this process holds the lease, follows the holder otherwise, and
+    /// looks at the store for new entries every checkpoint interval.
+    pub async fn start_coordinated(
+        store: Arc<dyn LogStore>,
+        sequencer: Arc<Sequencer>,
+        signer: LogSigner,
+        config: IntegratorConfig,
+        coordination: Option<Arc<dyn Coordination>>,
+    ) -> Result<Integrator, IntegratorError> {
+        let poll = coordination.as_ref().map(|_| config.checkpoint_interval);
         let origin = signer.key_name().as_str().to_string();
         let restore_store = store.clone();
         let (tree, latest) = tokio::task::spawn_blocking(move || {
@@ -344,6 +447,8 @@ impl Integrator {
             signing: Arc::clone(&signing),
             origin,
             published,
+            coordination,
+            lease_token: Mutex::new(None),
         });
         let first = *durable.borrow();
         let retry = match run_blocking(&work, first).await {
@@ -363,6 +468,7 @@ impl Integrator {
             durable,
             stopped,
             config.checkpoint_interval,
+            poll,
             retry,
         ));
         Ok(Integrator {
@@ -412,6 +518,8 @@ async fn follow(
     mut durable: watch::Receiver<u64>,
     mut stopped: watch::Receiver<bool>,
     interval: Duration,
+    // How often to run even when this process sequenced nothing (others may have).
+    poll: Option<Duration>,
     // After a failed run: the pause before the next, which comes whether entries arrive or not.
     mut retry: Option<Duration>,
 ) -> Result<(), IntegratorError> {
@@ -424,6 +532,12 @@ async fn follow(
                         break;
                     }
                 }
+                _ = async {
+                    match poll {
+                        Some(poll) => tokio::time::sleep(poll).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = stopped.changed() => break,
             },
             Some(pause) => tokio::select! {

@@ -50,6 +50,9 @@ pub struct Metrics {
     tree_size: AtomicU64,
     published_size: AtomicU64,
     published_at_ms: AtomicU64,
+    /// Durable entries the bucket's checkpoint does not cover (the scaled backend only;
+    /// `u64::MAX` until measured).
+    publication_lag: AtomicU64,
     /// Leaves accepted (new or duplicate) through the API.
     pub leaves_added: AtomicU64,
     /// Rounds in which the witness quorum was not met.
@@ -65,6 +68,7 @@ impl Default for Metrics {
             tree_size: AtomicU64::new(0),
             published_size: AtomicU64::new(0),
             published_at_ms: AtomicU64::new(0),
+            publication_lag: AtomicU64::new(u64::MAX),
             leaves_added: AtomicU64::new(0),
             publication_failures: AtomicU64::new(0),
         }
@@ -95,6 +99,12 @@ impl Metrics {
             entry.1 += 1;
         }
         entry.2.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records how many durable entries the bucket's published checkpoint does not cover.
+    pub fn set_publication_lag(&self, entries: u64) {
+        self.publication_lag
+            .store(entries.min(u64::MAX - 1), Ordering::Relaxed);
     }
 
     /// Records the size of the latest signed checkpoint.
@@ -179,6 +189,15 @@ impl Metrics {
             "Size of the latest published checkpoint.",
             self.published_size.load(Ordering::Relaxed) as f64,
         );
+        let lag = self.publication_lag.load(Ordering::Relaxed);
+        if lag != u64::MAX {
+            gauge(
+                &mut out,
+                "cairn_log_publication_lag_entries",
+                "Durable entries the checkpoint published in the bucket does not cover.",
+                lag as f64,
+            );
+        }
         let published_at = self.published_at_ms.load(Ordering::Relaxed);
         let age = if published_at == 0 {
             -1.0

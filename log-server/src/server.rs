@@ -1,5 +1,9 @@
 //! One running log: store, sequencer, integrator, publisher and HTTP API wired together, with a
 //! graceful stop (stop accepting, finish in-flight batches, sign a final checkpoint).
+//!
+//! With the scaled backend this process is one front-end of several: it also keeps asking for
+//! the integrator lease ([`LeaseKeeper`]), integrates only while it holds it, publishes the
+//! checkpoints it stores to the bucket ([`publication`]), and gives the lease up when it stops.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,16 +15,20 @@ use cairn_keys::NoteSigner;
 use cairn_spec::note::PlainEd25519;
 use tokio::sync::watch;
 
+use crate::config::ScaledSettings;
 use crate::events::auth::{Access, Credentials, Principals};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status, Writers};
 use crate::http::{self, ApiLimits, AppState};
+use crate::integrator::Coordination;
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, Published, PublisherConfig, Witness};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
+use crate::storage::scaled::lease::LeaseKeeper;
+use crate::storage::scaled::{publication, ScaledStore};
 use crate::storage::{Backend, LogStore, StoreLimits};
 
 /// The log's checkpoint key, in a key file or a PKCS#11 token: signing may block (a token's
@@ -36,6 +44,8 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// The storage backend.
     pub storage: Backend,
+    /// The database and bucket of the scaled backend (`None` for the embedded one).
+    pub scaled: Option<ScaledSettings>,
     /// Where to publish the tree as C2SP tlog-tiles files, if anywhere.
     pub objects_dir: Option<PathBuf>,
     /// The log's key (named after its origin).
@@ -107,6 +117,47 @@ pub struct RunningServer {
     object_writer: Option<tokio::task::JoinHandle<()>>,
     maintenance: tokio::task::JoinHandle<()>,
     events: Arc<Events>,
+    scaled: Option<ScaledTasks>,
+}
+
+/// What a front-end of the scaled backend runs beside the rest: the lease keeper and the
+/// bucket publication, stopped after the integrator's last checkpoint.
+struct ScaledTasks {
+    stop: watch::Sender<bool>,
+    lease: tokio::task::JoinHandle<()>,
+    publication: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the scaled backend and takes the lease if nobody holds it, so that a lone front-end
+/// integrates from its first checkpoint on.
+async fn open_scaled(
+    scaled: &ScaledSettings,
+    limits: StoreLimits,
+    listen: SocketAddr,
+) -> Result<(Arc<ScaledStore>, Arc<LeaseKeeper>), ServerError> {
+    let (mut postgres, bucket) = (scaled.postgres.clone(), scaled.bucket.clone());
+    postgres.limits = limits;
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || ScaledStore::open(postgres, bucket))
+            .await
+            .map_err(|e| {
+                crate::storage::StoreError::BadConfig(format!("open task failed: {e}"))
+            })??,
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let holder = format!("{host} pid {} listening on {listen}", std::process::id());
+    let keeper = Arc::new(LeaseKeeper::new(store.clone(), holder, scaled.lease_term)?);
+    let asking = keeper.clone();
+    match tokio::task::spawn_blocking(move || asking.ask()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not ask for the integrator lease; asking again soon")
+        }
+        Err(error) => tracing::warn!(%error, "the lease task failed"),
+    }
+    Ok((store, keeper))
 }
 
 impl RunningServer {
@@ -116,7 +167,18 @@ impl RunningServer {
             max_leaf_bytes: settings.max_leaf_bytes,
             ..StoreLimits::default()
         };
+        let mut scaled = None;
         let store: Arc<dyn LogStore> = match settings.storage {
+            Backend::Scaled => {
+                let config = settings.scaled.as_ref().ok_or_else(|| {
+                    crate::storage::StoreError::BadConfig(
+                        "storage = \"scaled\" needs the [postgres] and [bucket] tables".into(),
+                    )
+                })?;
+                let (store, keeper) = open_scaled(config, limits, settings.listen).await?;
+                scaled = Some((store.clone(), keeper));
+                store as Arc<dyn LogStore>
+            }
             Backend::Embedded => {
                 let mut store_config = EmbeddedConfig::new(&settings.data_dir);
                 store_config.limits = limits;
@@ -130,13 +192,17 @@ impl RunningServer {
             }
         };
         let sequencer = Arc::new(Sequencer::start(store.clone(), settings.sequencer.clone())?);
-        let integrator = Integrator::start(
+        let coordination = scaled
+            .as_ref()
+            .map(|(_, keeper)| keeper.clone() as Arc<dyn Coordination>);
+        let integrator = Integrator::start_coordinated(
             store.clone(),
             sequencer.clone(),
             settings.signer.clone(),
             IntegratorConfig {
                 checkpoint_interval: settings.checkpoint_interval,
             },
+            coordination,
         )
         .await?;
         let metrics = Arc::new(Metrics::default());
@@ -214,6 +280,24 @@ impl RunningServer {
             stop.subscribe(),
         ));
         let objects_status = Arc::new(Status::default());
+        let scaled = scaled.map(|(scaled_store, keeper)| {
+            let (stop, stopped) = watch::channel(false);
+            let publication = tokio::spawn(publication::run(
+                scaled_store,
+                keeper.clone(),
+                integrator.checkpoints(),
+                objects_status.clone(),
+                metrics.clone(),
+                settings.checkpoint_interval,
+                stopped.clone(),
+            ));
+            let lease = tokio::spawn(keeper.run(stopped));
+            ScaledTasks {
+                stop,
+                lease,
+                publication,
+            }
+        });
         let object_writer = match settings.objects_dir.clone() {
             Some(dir) => {
                 let objects = tokio::task::spawn_blocking(move || ObjectDir::open(&dir))
@@ -293,6 +377,7 @@ impl RunningServer {
             maintenance,
             events,
             object_writer,
+            scaled,
         })
     }
 
@@ -319,6 +404,12 @@ impl RunningServer {
         // and returns.
         if let Some(object_writer) = self.object_writer {
             let _ = object_writer.await;
+        }
+        // The last checkpoint is stored: publish it, then give the lease up for another.
+        if let Some(scaled) = self.scaled {
+            scaled.stop.send_replace(true);
+            let _ = scaled.publication.await;
+            let _ = scaled.lease.await;
         }
         Ok(())
     }

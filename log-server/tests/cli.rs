@@ -71,7 +71,7 @@ fn serve_refuses_an_unknown_storage_backend_and_names_the_known_ones() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("unknown storage backend `s3` (known: embedded)"),
+        stderr.contains("unknown storage backend `s3` (known: embedded, scaled)"),
         "{stderr}"
     );
 }

@@ -42,6 +42,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
         storage: Backend::Embedded,
+        scaled: None,
         objects_dir: Some(dir.join("objects")),
         signer: Arc::new(signer().into()),
         producers,

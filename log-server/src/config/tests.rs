@@ -61,3 +61,67 @@ fn rate_limits_name_configured_principals_and_are_positive() {
         assert!(settings(&bad).credentials().is_err(), "{bad}");
     }
 }
+
+fn scaled_tables(settings: &Settings) -> Result<Option<ScaledSettings>, ConfigError> {
+    storage::resolve(
+        settings.storage.unwrap_or_default(),
+        settings.postgres.as_ref(),
+        settings.bucket.as_ref(),
+        crate::storage::StoreLimits::default(),
+    )
+}
+
+#[test]
+fn the_scaled_backend_needs_both_tables_and_the_embedded_one_neither() {
+    let dir = tempfile::tempdir().expect("dir");
+    let credentials = dir.path().join("s3");
+    std::fs::write(&credentials, "id\nsecret\n").expect("write");
+    std::fs::set_permissions(
+        &credentials,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let postgres = "[postgres]\nurl = \"host=127.0.0.1 user=cairn dbname=cairn\"\n";
+    let bucket = format!(
+        "[bucket]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"log\"\n\
+         credentials_file = {:?}\nprefix = \"logs/a\"\n",
+        credentials.display().to_string()
+    );
+    let good = settings(&format!("storage = \"scaled\"\n{postgres}{bucket}"));
+    let scaled = scaled_tables(&good).expect("valid").expect("scaled");
+    assert_eq!(scaled.bucket.access_key_id, "id");
+    assert_eq!(scaled.bucket.secret_access_key, "secret");
+    assert_eq!(scaled.bucket.prefix, "logs/a");
+    assert_eq!(scaled.lease_term, Duration::from_secs(5));
+    assert!(
+        !format!("{scaled:?}").contains("secret\""),
+        "no secret printed"
+    );
+
+    for (text, names) in [
+        (format!("storage = \"scaled\"\n{bucket}"), "[postgres]"),
+        (format!("storage = \"scaled\"\n{postgres}"), "[bucket]"),
+        (format!("{postgres}"), "embedded"),
+        (
+            format!("storage = \"scaled\"\n{postgres}lease_term_ms = 10\n{bucket}"),
+            "lease_term_ms",
+        ),
+        (
+            format!(
+                "storage = \"scaled\"\n{postgres}password_env = \"CAIRN_TEST_UNSET_VARIABLE\"\n{bucket}"
+            ),
+            "CAIRN_TEST_UNSET_VARIABLE",
+        ),
+    ] {
+        let error = scaled_tables(&settings(&text)).expect_err(&text);
+        assert!(error.to_string().contains(names), "{text}: {error}");
+    }
+    // A credentials file others may read is refused.
+    std::fs::set_permissions(
+        &credentials,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod");
+    let error = scaled_tables(&good).expect_err("loose mode");
+    assert!(error.to_string().contains("chmod 600"), "{error}");
+}

@@ -34,10 +34,15 @@
 //!   hashes made durable since it last asked, so that it never reads entries back or hashes a
 //!   leaf twice. The feed is bounded: a follower that falls further behind reads the gap from
 //!   the store.
+//! - **Several front-ends.** With a store that they share ([`SequenceStore::shared_by_front_ends`]:
+//!   the scaled backend), the store places each batch at the end of the log it has, and the
+//!   answers carry the indices it gave; duplicates already durable are found in the store's
+//!   dedup index whichever front-end appended them (see `placement.rs`).
 //! - **Shutdown** stops admission, commits everything admitted, and returns.
 
 mod inflight;
 mod pipeline;
+mod placement;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -16,6 +16,14 @@
 //! new submission is refused at once with [`SequencerError::StorageUnavailable`]. Each failure
 //! starts a new *generation*: the committer numbers again from the durable end, and a
 //! submission numbered in an older generation is refused instead of written.
+//!
+//! A store shared by several front-ends ([`SequenceStore::shared_by_front_ends`]) places each
+//! batch itself ([`SequenceStore::append_at_end`]): only it knows where the log ends. The
+//! committer then numbers entries in a local space of its own, from [`LOCAL_BASE`] up (beyond
+//! any real index), so that in-flight dedup and batching work as before, and the writer turns
+//! each batch's local numbers into the indices the store gave it before answering. An answer
+//! names a local number only for an entry of the batch being written or the one before it
+//! (in-flight entries are forgotten once durable), so a few translations are kept.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +35,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inflight::InFlight;
+use super::placement::{Translation, Translations, LOCAL_BASE};
 use super::{CommitFigures, LeafHashFeed, Sequenced, SequencerConfig, SequencerError};
 use crate::health::Status;
 use crate::storage::{DedupKey, DuplicateHit, NewEntry, SequenceStore, StoreError};
@@ -104,9 +113,9 @@ impl Drop for Reservation {
 }
 
 /// A submitter waiting for its batch to be durable.
-struct Waiter {
+pub(super) struct Waiter {
     reply: oneshot::Sender<Result<Vec<Sequenced>, SequencerError>>,
-    answers: Vec<Sequenced>,
+    pub(super) answers: Vec<Sequenced>,
     reservation: Reservation,
 }
 
@@ -248,7 +257,11 @@ impl Pipeline {
         feed: Arc<LeafHashFeed>,
         finished: oneshot::Sender<Result<(), SequencerError>>,
     ) -> std::io::Result<()> {
-        let next_index = store.entry_count();
+        let next_index = if store.shared_by_front_ends() {
+            LOCAL_BASE
+        } else {
+            store.entry_count()
+        };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 first_index: next_index,
@@ -478,8 +491,11 @@ fn write_batches(
     feed: &LeafHashFeed,
     answerer: &Answerer,
 ) {
+    let placed_by_store = store.shared_by_front_ends();
+    let mut translations = Translations::default();
+    let mut durable_end = store.entry_count();
     loop {
-        let (first_index, mut entries, waiters) = {
+        let (first_index, mut entries, mut waiters) = {
             let mut pending = shared.pending.lock();
             while pending.waiters.is_empty() && !pending.closed {
                 shared.ready.wait(&mut pending);
@@ -497,22 +513,58 @@ fn write_batches(
         };
         shared.room.notify_one();
         let appended = if entries.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
             let started = std::time::Instant::now();
-            let appended = store.append_entries(first_index, &entries);
+            let appended = if placed_by_store {
+                store.append_at_end(&entries).map(Some)
+            } else {
+                store
+                    .append_entries(first_index, &entries)
+                    .map(|()| Some(first_index))
+            };
             if appended.is_ok() {
                 commits.lock().record(entries.len(), started.elapsed());
             }
             appended
         };
         match appended {
-            Ok(()) => {
-                let end = first_index + entries.len() as u64;
-                // The feed first: a follower that sees the new durable size finds the hashes.
-                feed.push(first_index, entries.iter().map(|entry| *entry.leaf_hash()));
-                shared.durable.store(end, Ordering::Release);
-                durable_sender.send_replace(end);
+            Ok(placed) => {
+                let local_end = first_index + entries.len() as u64;
+                if let Some(placed) = placed {
+                    durable_end = durable_end.max(placed + entries.len() as u64);
+                    // The feed first: a follower that sees the new durable size finds the
+                    // hashes.
+                    feed.push(placed, entries.iter().map(|entry| *entry.leaf_hash()));
+                    if placed_by_store {
+                        translations.add(Translation {
+                            local_first: first_index,
+                            local_end,
+                            first: placed,
+                        });
+                    }
+                }
+                if placed_by_store {
+                    let lost = translations.apply(&mut waiters);
+                    if !lost.is_empty() {
+                        tracing::error!(
+                            submissions = lost.len(),
+                            "answers named entries whose indices are no longer known; refused"
+                        );
+                        answerer.answer(
+                            lost,
+                            Err(SequencerError::StoreFailed(
+                                "the index of a duplicate was lost; retry".into(),
+                            )),
+                        );
+                    }
+                }
+                shared.durable.store(local_end, Ordering::Release);
+                durable_sender.send_if_modified(|known| {
+                    let grew = *known < durable_end;
+                    *known = (*known).max(durable_end);
+                    grew
+                });
                 answerer.answer(waiters, Ok(()));
             }
             Err(error) => {
@@ -520,7 +572,7 @@ fn write_batches(
                 let behind = refuse_from(shared, first_index, &error, &answer);
                 answerer.answer(waiters, Err(answer.clone()));
                 answerer.answer(behind, Err(answer));
-                if !heal(store.as_ref(), shared) {
+                if !heal(store.as_ref(), shared, placed_by_store) {
                     return;
                 }
             }
@@ -572,7 +624,7 @@ fn restart_numbering(
 
 /// Heals the store with growing pauses until it takes appends again (true), or the sequencer
 /// closes first (false).
-fn heal(store: &dyn SequenceStore, shared: &Shared) -> bool {
+fn heal(store: &dyn SequenceStore, shared: &Shared, placed_by_store: bool) -> bool {
     let mut pause = FIRST_HEAL_PAUSE;
     loop {
         {
@@ -586,7 +638,12 @@ fn heal(store: &dyn SequenceStore, shared: &Shared) -> bool {
         }
         match store.heal() {
             Ok(()) => {
-                let durable = store.entry_count();
+                // A shared store numbers locally: go on from the last durable local number.
+                let durable = if placed_by_store {
+                    shared.durable.load(Ordering::Acquire)
+                } else {
+                    store.entry_count()
+                };
                 let mut pending = shared.pending.lock();
                 // No submission joins the batch while appends are refused (the generation
                 // and the refusal change together); were one there, its entries were cleared.

@@ -10,11 +10,11 @@
 //! | [`crate::events::EventIndexStore`] | the events index: summaries and postings | `/v1/events` |
 //!
 //! [`LogStore`] is the first three kept together by one backend. The backend is chosen by the
-//! configuration key `storage` ([`Backend`]); [`embedded`] is the one there is today. [`postgres`]
-//! keeps the sequence and the small state in PostgreSQL, shared by several front-ends, for a
-//! backend whose tree lives elsewhere (not yet a value of `storage`).
-//! [`bucket`] keeps a [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles
-//! objects mirrors read, and publishes entry bundles and the checkpoint beside them.
+//! configuration key `storage` ([`Backend`]): [`embedded`] keeps everything in a directory of
+//! one machine; [`scaled`] is shared by several front-ends, composed of [`postgres`] (the
+//! sequence and the small state in PostgreSQL, with the integrator's lease) and [`bucket`] (a
+//! [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles objects mirrors
+//! read, with entry bundles and the checkpoint published beside them).
 //!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
@@ -46,6 +46,7 @@ mod error;
 mod limits;
 pub mod objects;
 pub mod postgres;
+pub mod scaled;
 
 pub use cairn_spec::Hash;
 pub use entry::{
@@ -85,16 +86,19 @@ pub enum Backend {
     /// A directory on this machine's disk ([`embedded`]).
     #[default]
     Embedded,
+    /// PostgreSQL and an S3-compatible bucket, shared by several front-ends ([`scaled`]).
+    Scaled,
 }
 
 impl Backend {
     /// Every backend, by its name in the configuration.
-    pub const ALL: [Backend; 1] = [Backend::Embedded];
+    pub const ALL: [Backend; 2] = [Backend::Embedded, Backend::Scaled];
 
     /// Its name in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Embedded => "embedded",
+            Backend::Scaled => "scaled",
         }
     }
 }
@@ -168,6 +172,24 @@ pub trait SequenceStore: Send + Sync + 'static {
     /// Why a write the store makes in the background fails now, if one does (it retries by
     /// itself), and how many such writes failed since it opened.
     fn background_failures(&self) -> (Option<String>, u64);
+
+    /// Whether other processes append to this store too, so that only the store knows where the
+    /// log ends: the sequencer then appends with [`append_at_end`](SequenceStore::append_at_end)
+    /// and takes the indices the store gives. `false` (the default) for a store with one writer.
+    fn shared_by_front_ends(&self) -> bool {
+        false
+    }
+
+    /// Appends `entries` at whatever end the log has when the append runs, as durably and as
+    /// all-or-nothing as [`append_entries`](SequenceStore::append_entries), and answers the
+    /// index of the first. A store with one writer appends at its
+    /// [`entry_count`](SequenceStore::entry_count) (the default); a shared one lets the
+    /// database place the batch.
+    fn append_at_end(&self, entries: &[NewEntry]) -> Result<u64, StoreError> {
+        let first = self.entry_count();
+        self.append_entries(first, entries)?;
+        Ok(first)
+    }
 
     /// Reads entries `[start, start + count)`, all of which must exist.
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError>;

@@ -85,8 +85,12 @@ impl Bucket {
             .map_err(|source| {
                 StoreError::io("start a runtime for", config.bucket.clone(), source)
             })?;
+        let store: Arc<dyn ObjectStore> = match config.prefix.trim_matches('/') {
+            "" => Arc::new(store),
+            prefix => Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+        };
         Ok(Bucket {
-            store: Arc::new(store),
+            store,
             runtime: Some(runtime),
             bucket: config.bucket.clone(),
             operation_timeout: config.operation_timeout,

@@ -36,6 +36,7 @@
 
 mod client;
 mod publish;
+mod reload;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub struct BucketConfig {
     pub endpoint: String,
     /// The bucket, which must exist.
     pub bucket: String,
+    /// A prefix every key is put under (`logs/audit` puts the checkpoint at
+    /// `logs/audit/checkpoint`), or empty for the bucket's root.
+    pub prefix: String,
     /// The region the requests are signed for (`us-east-1` for most S3-compatible servers).
     pub region: String,
     /// The access key id.
@@ -102,6 +106,7 @@ impl std::fmt::Debug for BucketConfig {
         f.debug_struct("BucketConfig")
             .field("endpoint", &self.endpoint)
             .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
@@ -133,6 +138,7 @@ impl BucketConfig {
         BucketConfig {
             endpoint,
             bucket: bucket.into(),
+            prefix: String::new(),
             region: "us-east-1".to_owned(),
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),

@@ -64,12 +64,15 @@ pub const HARD_MAX_BATCH_BYTES: u64 = 512 * 1024 * 1024;
 pub const HARD_MAX_COUNT: u64 = 1 << 20;
 
 /// How to reach the database and how long to wait for it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresConfig {
     /// The connection string, as libpq takes it: `host=127.0.0.1 port=5432 user=cairn
     /// dbname=cairn` or `postgresql://cairn@127.0.0.1:5432/cairn`. Plain TCP or a Unix socket
     /// directory; no TLS.
     pub url: String,
+    /// The password, if it is not in `url` (read from a file or the environment; never
+    /// printed). It replaces one in `url`.
+    pub password: Option<String>,
     /// The PostgreSQL schema that holds this log's tables (created if missing): one per log, so
     /// that several logs can share a database. Lower-case letters, digits and `_`, 1 to 63
     /// bytes, not starting with a digit.
@@ -85,11 +88,32 @@ pub struct PostgresConfig {
     pub limits: StoreLimits,
 }
 
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The url may carry a password: only where it leads is printed.
+        let place = self
+            .url
+            .parse::<tokio_postgres::Config>()
+            .map(|config| describe(&config, &self.schema).display().to_string())
+            .unwrap_or_else(|_| "<an unreadable url>".into());
+        formatter
+            .debug_struct("PostgresConfig")
+            .field("place", &place)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 impl PostgresConfig {
     /// The defaults, for the database at `url`.
     pub fn new(url: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             url: url.into(),
+            password: None,
             schema: "cairn".into(),
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
@@ -186,6 +210,9 @@ impl PostgresStore {
             .url
             .parse()
             .map_err(|error| StoreError::BadConfig(format!("the PostgreSQL url: {error}")))?;
+        if let Some(password) = &config.password {
+            pg_config.password(password.as_bytes());
+        }
         let place = describe(&pg_config, &config.schema);
         // The server enforces the statement timeout and the lock wait too; the search path
         // makes this log's schema the one its unqualified table names mean.

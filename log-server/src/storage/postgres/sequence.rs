@@ -283,6 +283,16 @@ impl SequenceStore for PostgresStore {
         (None, 0)
     }
 
+    /// Several front-ends append to one database.
+    fn shared_by_front_ends(&self) -> bool {
+        true
+    }
+
+    /// The database places the batch ([`PostgresStore::append_at_end`]).
+    fn append_at_end(&self, entries: &[NewEntry]) -> Result<u64, StoreError> {
+        PostgresStore::append_at_end(self, entries)
+    }
+
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
         self.limits.check_read(count)?;
         if count == 0 {
