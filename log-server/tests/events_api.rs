@@ -83,6 +83,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
                     table_events: 64,
                     max_runs: 4,
                 },
+                privacy: None,
             },
         },
         edge: Default::default(),
