@@ -50,7 +50,10 @@ fn settings(dir: &Path) -> ServerSettings {
     let mut producers = HashMap::new();
     producers.insert(digest(PRODUCER), "billing".to_string());
     let mut principals = HashMap::new();
-    for (token, name, role) in [(READER, "auditor", Role::Reader), (ADMIN, "root", Role::Admin)] {
+    for (token, name, role) in [
+        (READER, "auditor", Role::Reader),
+        (ADMIN, "root", Role::Admin),
+    ] {
         principals.insert(
             digest(token),
             Principal {
@@ -129,7 +132,10 @@ impl Client {
         body: Option<&Value>,
     ) -> (u16, Value) {
         let (status, bytes) = self.bytes(method, path, token, body).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -265,7 +271,11 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
     let mut first = alice_event(ALICE_NOTE);
     first["event_id"] = json!(alice_ids[0]);
     let (status, retried) = client.post("/v1/events", PRODUCER, &first).await;
-    assert_eq!((status, &retried["duplicate"]), (200, &json!(true)), "{retried}");
+    assert_eq!(
+        (status, &retried["duplicate"]),
+        (200, &json!(true)),
+        "{retried}"
+    );
     assert_eq!(retried["index"], 0);
     let mut changed = first.clone();
     changed["payload"]["note"] = json!("another note");
@@ -282,7 +292,12 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
         .await;
     assert_eq!((status, &refused["error"]), (401, &json!("unauthorized")));
     let (status, bundle) = client
-        .bytes(reqwest::Method::GET, "/tile/entries/000.p/3", Some(READER), None)
+        .bytes(
+            reqwest::Method::GET,
+            "/tile/entries/000.p/3",
+            Some(READER),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let leaves = leaves_of(&bundle);
@@ -461,9 +476,6 @@ async fn entry_bundles_are_public_only_when_configured() {
         .bytes(reqwest::Method::GET, "/tile/entries/000.p/1", None, None)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(
-        leaves_of(&bundle)[0],
-        b"\"a raw leaf\"".to_vec()
-    );
+    assert_eq!(leaves_of(&bundle)[0], b"\"a raw leaf\"".to_vec());
     server.shutdown().await.expect("shutdown");
 }

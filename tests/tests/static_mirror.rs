@@ -42,7 +42,12 @@ fn free_port() -> u16 {
 
 /// GETs `url` as the sandbox's auditor (entry bundles need a reader).
 async fn get(client: &reqwest::Client, url: &str, token: &str) -> (u16, Vec<u8>) {
-    let response = client.get(url).bearer_auth(token).send().await.expect("GET");
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET");
     let status = response.status().as_u16();
     (status, response.bytes().await.expect("body").to_vec())
 }

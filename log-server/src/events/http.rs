@@ -27,8 +27,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::AdminError;
-use super::privacy::Contents;
 use super::auth::{authorize, Principal, Role};
+use super::privacy::Contents;
 use super::store::{EventStoreError, EventSummary};
 use super::submit::{SubmitError, Submitted};
 use crate::http::body::{json_response, read_body};

@@ -83,11 +83,7 @@ pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<u
             .map_err(|e| format!("retention task failed: {e}"))?
             .map_err(|e| e.to_string())?;
         for summary in &page.events {
-            let matching = if summary.is_tagged() {
-                &tagged
-            } else {
-                rules
-            };
+            let matching = if summary.is_tagged() { &tagged } else { rules };
             let shortest = matching
                 .iter()
                 .enumerate()

@@ -23,11 +23,11 @@ use sha2::{Digest, Sha256};
 use parking_lot::Mutex;
 
 use super::index::{EventIndex, IndexConfig};
-use super::privacy::{self, Contents, Privacy, PrivacySettings};
 pub use super::model::{
     EventIndexStore, EventStoreError, EventSummary, Hold, HoldTarget, InFlightSubmission,
     QueryFilter, QueryPage,
 };
+use super::privacy::{self, Contents, Privacy, PrivacySettings};
 use super::records::{self, RecordEvent, Records};
 use crate::storage::{SequenceStore, StoredPayload};
 

@@ -131,10 +131,9 @@ impl Prepared {
     fn take_bytes(&mut self) -> (Vec<u8>, Option<Vec<u8>>) {
         match self {
             Prepared::V1 { leaf, payload } => (std::mem::take(&mut leaf.leaf), payload.take()),
-            Prepared::V2 { leaf, record, .. } => (
-                std::mem::take(&mut leaf.leaf),
-                Some(std::mem::take(record)),
-            ),
+            Prepared::V2 { leaf, record, .. } => {
+                (std::mem::take(&mut leaf.leaf), Some(std::mem::take(record)))
+            }
         }
     }
 
@@ -749,7 +748,11 @@ mod tests {
             let summary = events.store.find(id).expect("find").expect("indexed");
             assert_eq!(summary.index, retried[0].index);
             let event_id = EventId::parse(id).expect("an event ID");
-            match events.store.contents(summary.index, &event_id).expect("contents") {
+            match events
+                .store
+                .contents(summary.index, &event_id)
+                .expect("contents")
+            {
                 Contents::Held(openings) => assert_eq!(openings.payload.is_some(), payload),
                 Contents::Erased => panic!("the contents of {id} are gone"),
             }

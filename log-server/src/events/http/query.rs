@@ -22,9 +22,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{contents, EventSummary, Shared, READERS};
+use crate::events::auth::authorize;
 use crate::events::privacy::Contents;
 use crate::events::store::{EventStore, EventStoreError, QueryPage};
-use crate::events::auth::authorize;
 use crate::events::store::{QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT};
 use crate::http::body::json_response;
 use crate::http::extract::Query;
@@ -264,7 +264,10 @@ pub(super) async fn export(
             };
             match AnyEventLeaf::parse(&leaf) {
                 Ok(AnyEventLeaf::V2(parsed)) => {
-                    match events.store.contents(summary.index, &parsed.clear.event_id)? {
+                    match events
+                        .store
+                        .contents(summary.index, &parsed.clear.event_id)?
+                    {
                         Contents::Held(openings) => {
                             for field in PersonalField::ALL {
                                 if let Some(opening) = openings.get(field) {

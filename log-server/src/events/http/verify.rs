@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_spec::checkpoint::Checkpoint;
 use base64::Engine as _;
+use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::event::{EventLeaf, EventLeafV2, FieldOpening, PersonalField, Salt};
 use cairn_spec::jcs::{self, Limits, Value};
 use cairn_spec::merkle::{tree_root, verify_inclusion};
@@ -277,6 +277,7 @@ async fn verify_event_v2(
         }
         Err(error) => return Err(error),
     };
+    openings.sort_by_key(|(field, _)| *field);
     let mut opened = Vec::new();
     for (field, opening) in &openings {
         if let Err(error) = parsed.verify_opening(*field, opening) {

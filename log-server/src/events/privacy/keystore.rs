@@ -199,10 +199,7 @@ impl KeyStore {
     }
 
     /// The live key of each subject, made (and durable) for those that had none. Blocking.
-    pub fn find_or_create(
-        &self,
-        subjects: &[SubjectId],
-    ) -> Result<Vec<DataKey>, EventStoreError> {
+    pub fn find_or_create(&self, subjects: &[SubjectId]) -> Result<Vec<DataKey>, EventStoreError> {
         let mut keys = Vec::with_capacity(subjects.len());
         let mut missing = Vec::new();
         for subject in subjects {

@@ -101,8 +101,8 @@ pub fn read_kek(path: &Path, create: bool) -> Result<[u8; 32], EventStoreError> 
              the data (and backed up): without it no contents can be read"
         );
     }
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| problem(format!("reading {}: {e}", path.display())))?;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| problem(format!("reading {}: {e}", path.display())))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(problem(format!(
