@@ -151,7 +151,7 @@ fn derive(secret: &[u8; 32], purpose: &str) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contents {
     /// The openings.
-    Held(cairn_spec::event::EventOpenings),
+    Held(Box<cairn_spec::event::EventOpenings>),
     /// The subject's data key is destroyed, or the record erased: committed, contents erased.
     Erased,
 }
@@ -289,7 +289,7 @@ impl Privacy {
         match self.keys.key(&header.dek_id)? {
             None => Ok(Contents::Erased),
             Some(key) => record::open(event_id, bytes, &key)
-                .map(Contents::Held)
+                .map(|openings| Contents::Held(Box::new(openings)))
                 .map_err(|e| {
                     corrupt(
                         "contents record",
