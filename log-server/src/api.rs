@@ -2,8 +2,10 @@
 //! reading the tree (`/checkpoint`, `/tile/…`, proofs, receipts), plus health and metrics, as
 //! thin axum handlers over [`AppState`].
 //!
-//! Writes need a producer's bearer token; reads are public. Bad input is refused before
-//! anything changes; every error is an [`ApiError`] (JSON with a code).
+//! Writes need a producer's bearer token; reads are public, but for entry bundles
+//! (`/tile/entries/…`), which need a reader's (or an admin's) token unless the configuration
+//! makes them public (`[privacy] public_entries`). Bad input is refused before anything
+//! changes; every error is an [`ApiError`] (JSON with a code).
 
 use std::sync::Arc;
 
@@ -237,12 +239,19 @@ async fn checkpoint(State(state): Shared) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn tile(State(state): Shared, Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn tile(
+    State(state): Shared,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let full_path = format!("tile/{path}");
     let parsed = TilePath::parse(&full_path)
         .map_err(|error| ApiError::not_found(format!("not a tile path: {error}")))?;
     let size = published(&state)?.size;
     let store = state.store.clone();
+    // A bundle served only to readers must not be kept by a shared cache.
+    let private = matches!(parsed, TilePath::EntryBundle(_))
+        && !state.events.store.privacy().public_entries();
     let (data, full) = match parsed {
         TilePath::Tile(tile) => {
             let width = tile_width_in_tree(tile.level(), tile.index(), size)
@@ -267,6 +276,9 @@ async fn tile(State(state): Shared, Path(path): Path<String>) -> Result<Response
             (data, tile.is_full())
         }
         TilePath::EntryBundle(bundle) => {
+            if private {
+                authorize(&state.principals, &headers, &[Role::Reader, Role::Admin])?;
+            }
             tile_width_in_tree(0, bundle.index(), size)
                 .filter(|&available| available >= bundle.width())
                 .ok_or_else(|| {
@@ -283,10 +295,11 @@ async fn tile(State(state): Shared, Path(path): Path<String>) -> Result<Response
             (data, bundle.is_full())
         }
     };
-    let cache = if full {
-        "public, max-age=31536000, immutable"
-    } else {
-        "public, max-age=1"
+    let cache = match (full, private) {
+        (true, false) => "public, max-age=31536000, immutable",
+        (false, false) => "public, max-age=1",
+        (true, true) => "private, max-age=31536000, immutable",
+        (false, true) => "private, max-age=1",
     };
     Ok((
         [

@@ -51,6 +51,11 @@
 //! action = "session.login"        # and/or resource_type = "..."
 //! max_age_seconds = 2592000
 //!
+//! # Audit events' contents: the key-encryption key, the data subject, public entry bundles
+//! # (config/privacy.rs).
+//! [privacy]
+//! kek_file = "/etc/cairn/events.kek"
+//!
 //! [[witnesses]]
 //! name = "witness.example"
 //! url = "https://witness.example"
@@ -89,6 +94,7 @@ use crate::storage::Backend;
 
 mod access;
 mod keys;
+mod privacy;
 mod storage;
 
 pub use access::token_digest_hex;
@@ -274,6 +280,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub producers: Vec<ProducerConfig>,
+    /// Audit events' privacy: `[privacy]` (file only; config/privacy.rs).
+    #[arg(skip)]
+    #[serde(default)]
+    pub privacy: privacy::PrivacyConfig,
     /// Witnesses (file only).
     #[arg(skip)]
     #[serde(default)]
@@ -400,7 +410,10 @@ impl Settings {
                 self.maintenance_interval_ms.unwrap_or(60_000).max(10),
             ),
             max_batch_events,
-            store: Default::default(),
+            store: crate::events::EventStoreConfig {
+                privacy: Some(self.privacy.resolve(&data_dir)?),
+                ..Default::default()
+            },
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {

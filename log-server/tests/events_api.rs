@@ -13,7 +13,7 @@ use cairn_log::http::ErrorCode;
 use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
 use cairn_log::storage::Backend;
-use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
+use cairn_spec::export::{AnyExport, ExportTrust};
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{self, Receipt};
@@ -84,6 +84,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
                     table_events: 64,
                     max_runs: 4,
                 },
+                privacy: None,
             },
         },
         edge: Default::default(),
@@ -559,7 +560,7 @@ async fn roles_are_enforced() {
         403
     );
     let (_, got) = client.get(&format!("/v1/events/{id}"), READER).await;
-    let forged = got["event"].to_string().into_bytes();
+    let forged = got["leaf"].to_string().into_bytes();
     let (status, body) = client
         .send(reqwest::Method::POST, "/add", Some(PRODUCER), Some(forged))
         .await;
@@ -658,15 +659,15 @@ async fn events_are_served_proved_and_verified() {
     let (status, got) = client.get(&format!("/v1/events/{id}"), READER).await;
     assert_eq!(status, 200);
     assert_eq!(got["index"], answer["index"]);
-    assert_eq!(got["payload_status"], "held");
-    assert_eq!(got["payload"], payload);
+    assert_eq!(got["schema_version"], 2);
+    assert_eq!(got["contents"], "held");
+    assert_eq!(got["event"]["payload"], payload);
     assert_eq!(got["event"]["submitted_by"], "billing");
+    assert_eq!(got["leaf"]["submitted_by"], "billing");
     assert!(got["event"]["received_at"].is_string());
-    assert!(got["event"]["payload_hash"]
-        .as_str()
-        .expect("hash")
-        .starts_with("sha256:"));
-    assert!(got["event"].get("payload").is_none());
+    assert!(got["leaf"]["commitments"]["payload"].is_string());
+    assert!(got["leaf"].get("payload").is_none() && got["leaf"].get("actor").is_none());
+    assert_eq!(got["openings"]["payload"]["value"], payload);
 
     let (status, proof) = client.get(&format!("/v1/events/{id}/proof"), READER).await;
     assert_eq!(status, 200);
@@ -684,9 +685,13 @@ async fn events_are_served_proved_and_verified() {
     assert!(verdict["reason"].is_string());
     let (_, verdict) = client.post("/v1/verify", READER, &got).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
-    assert_eq!(verdict["payload_checked"], true);
+    assert_eq!(
+        verdict["opened"],
+        json!(["actor", "resource", "payload"]),
+        "{verdict}"
+    );
     let mut other_payload = got.clone();
-    other_payload["payload"]["amount"] = json!(13);
+    other_payload["openings"]["payload"]["value"]["amount"] = json!(13);
     let (_, verdict) = client.post("/v1/verify", READER, &other_payload).await;
     assert_eq!(verdict["valid"], false);
     assert!(verdict["reason"]
@@ -694,7 +699,7 @@ async fn events_are_served_proved_and_verified() {
         .expect("reason")
         .contains("payload"));
     let mut other_event = got.clone();
-    other_event["event"]["outcome"] = json!("failure");
+    other_event["leaf"]["outcome"] = json!("failure");
     let (_, verdict) = client.post("/v1/verify", READER, &other_event).await;
     assert_eq!(verdict["valid"], false);
     let (status, _) = client
@@ -864,7 +869,7 @@ async fn queries_equal_a_brute_force_scan_and_survive_restart_and_rebuild() {
         .expect("id")
         .to_string();
     let (_, got) = client.get(&format!("/v1/events/{id}"), READER).await;
-    assert_eq!(got["payload"], json!({"n": 1}));
+    assert_eq!(got["event"]["payload"], json!({"n": 1}));
     server.shutdown().await.expect("shutdown");
 }
 
@@ -894,13 +899,14 @@ async fn erasure_keeps_receipts_valid_and_is_recorded_as_an_event() {
         .await;
     assert_eq!(status, 200, "{erased}");
     let (_, after) = client.get(&format!("/v1/events/{id}"), READER).await;
-    assert_eq!(after["payload_status"], "erased");
-    assert_eq!(after["payload"], Value::Null);
-    assert_eq!(after["event"], before["event"]);
+    assert_eq!(after["contents"], "erased");
+    assert_eq!(after["event"], Value::Null);
+    assert_eq!(after["openings"], Value::Null);
+    assert_eq!(after["leaf"], before["leaf"]);
     assert_eq!(after["erased_by"], erased["recorded_by"]["event_id"]);
 
     // The receipt from before the erasure still verifies, offline and by the log, and the
-    // erased payload, still held by someone, still matches the leaf.
+    // erased contents, still held by someone, still open the leaf's commitments.
     let receipt = Receipt::from_json(answer["receipt"].to_string().as_bytes()).expect("receipt");
     receipt::verify(&receipt, &policy()).expect("still valid");
     let (_, verdict) = client.post("/v1/verify", READER, &answer["receipt"]).await;
@@ -1045,7 +1051,7 @@ async fn retention_erases_expired_payloads_and_records_what_it_erased() {
         let (_, got) = client
             .get(&format!("/v1/events/{}", posted[0]), READER)
             .await;
-        if got["payload_status"] == "erased" {
+        if got["contents"] == "erased" {
             erased = true;
             break;
         }
@@ -1056,7 +1062,7 @@ async fn retention_erases_expired_payloads_and_records_what_it_erased() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for kept in &posted[1..] {
         let (_, got) = client.get(&format!("/v1/events/{kept}"), READER).await;
-        assert_eq!(got["payload_status"], "held", "{got}");
+        assert_eq!(got["contents"], "held", "{got}");
     }
     let (_, recorded) = client
         .get("/v1/events?action=cairn.retention.erase", READER)
@@ -1114,20 +1120,30 @@ async fn exports_verify_offline_and_tampering_is_detected() {
         )
         .await;
     assert_eq!(status, 200, "{text}");
-    let bundle = ExportBundle::from_json(text.as_bytes()).expect("a bundle");
-    assert_eq!(bundle.events.len(), 4);
+    let bundle = AnyExport::from_json(text.as_bytes()).expect("a bundle");
     let key = signer().verifier();
-    let verified = verify_export(&bundle, ExportTrust::LogKey(&key)).expect("verifies");
-    assert_eq!(verified.events, 4);
-    assert_eq!(verified.payloads, 3, "the erased payload is absent");
-    verify_export(&bundle, ExportTrust::Policy(&policy())).expect("verifies with a policy");
+    let verified = bundle.verify(ExportTrust::LogKey(&key)).expect("verifies");
+    assert_eq!(verified.events.len(), 4);
+    let complete = verified
+        .events
+        .iter()
+        .filter(|event| event.contents.is_complete())
+        .count();
+    assert_eq!(complete, 3, "the erased contents are absent");
+    assert!(verified
+        .events
+        .iter()
+        .any(|event| event.to_string().ends_with("committed, contents erased")));
+    bundle
+        .verify(ExportTrust::Policy(&policy()))
+        .expect("verifies with a policy");
 
     let bytes = text.into_bytes();
     for position in 0..bytes.len() {
         let mut changed = bytes.clone();
         changed[position] ^= 0x01;
-        let result = ExportBundle::from_json(&changed)
-            .and_then(|b| verify_export(&b, ExportTrust::LogKey(&key)));
+        let result =
+            AnyExport::from_json(&changed).and_then(|b| b.verify(ExportTrust::LogKey(&key)));
         assert!(
             result.is_err(),
             "a flipped byte at {position} went unnoticed"
@@ -1137,10 +1153,10 @@ async fn exports_verify_offline_and_tampering_is_detected() {
     let (status, all) = client.text("/v1/export?limit=3", READER).await;
     assert_eq!(status, 200);
     assert_eq!(
-        ExportBundle::from_json(all.as_bytes())
-            .expect("bundle")
-            .events
-            .len(),
+        match AnyExport::from_json(all.as_bytes()).expect("bundle") {
+            AnyExport::V2(bundle) => bundle.events.len(),
+            AnyExport::V1(_) => panic!("a cairn.export/v1 bundle"),
+        },
         3
     );
     server.shutdown().await.expect("shutdown");

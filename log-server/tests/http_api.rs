@@ -55,7 +55,17 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         witness_timeout: Duration::from_secs(2),
         witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
-        events: Default::default(),
+        // A log of raw leaves: its entry bundles are public.
+        events: cairn_log::events::EventSettings {
+            store: cairn_log::events::EventStoreConfig {
+                privacy: Some(cairn_log::events::privacy::PrivacySettings {
+                    public_entries: true,
+                    ..cairn_log::events::privacy::PrivacySettings::in_dir(&dir.join("events"))
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         edge: Default::default(),
         access: Default::default(),
     }

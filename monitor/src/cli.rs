@@ -148,6 +148,9 @@ pub(crate) enum Command {
         /// Check tiles only, not entry bundles.
         #[arg(long)]
         tiles_only: bool,
+        /// A file holding a reader's token, for a log whose entry bundles need one.
+        #[arg(long, env = "CAIRN_MONITOR_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
         /// PEM CA certificates trusted for an https:// log beside the public roots (a private
         /// CA).
         #[arg(long, env = "CAIRN_MONITOR_CA_FILE")]

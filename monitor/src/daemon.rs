@@ -113,6 +113,10 @@ pub struct LogConfig {
     /// Fetch and check entry bundles.
     #[serde(default = "default_true")]
     pub check_entries: bool,
+    /// A file holding a reader's token, sent to this log's read API only (a log whose entry
+    /// bundles are private: cairn-log's `[privacy] public_entries = false`).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_recheck() -> u64 {
@@ -203,6 +207,7 @@ impl Config {
                 stale_after_secs: None,
                 recheck_tiles: 0,
                 check_entries: !tiles_only,
+                token_file: None,
             }],
             http: HttpSettings::default(),
         }
@@ -231,7 +236,25 @@ impl LogConfig {
             }
             None => None,
         };
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let token = text.trim().to_owned();
+                if token.is_empty() || token.len() > 4096 {
+                    return Err(problem(format!(
+                        "token file {}: 1 to 4096 bytes",
+                        path.display()
+                    )));
+                }
+                Some(token)
+            }
+            None => None,
+        };
         Ok(LogSettings {
+            token,
             url: self.url.clone(),
             key,
             policy,

@@ -1,9 +1,9 @@
-//! Event exports (`cairn.export/v1`, spec/docs/export.md) fetched from a log's
+//! Event exports (`cairn.export/v1` or `/v2`, spec/docs/export.md) fetched from a log's
 //! `GET /v1/export` for an auditor, who then checks them offline with `verify-export`
-//! (`cairn_spec::export::verify_export`). Nothing fetched is trusted: the bundle is parsed and
+//! (`cairn_spec::export::AnyExport`). Nothing fetched is trusted: the bundle is parsed and
 //! verified against the log's key before it is written.
 
-use cairn_spec::export::{verify_export, ExportBundle, ExportTrust, VerifiedExport};
+use cairn_spec::export::{AnyExport, ExportTrust, VerifiedExportV2};
 use cairn_spec::note::Ed25519Verifier;
 
 /// The largest export read from a log, in bytes (the format's own limit).
@@ -34,7 +34,7 @@ pub struct FetchedExport {
     /// The bundle as the log served it.
     pub json: Vec<u8>,
     /// What it proves, checked against the log's key.
-    pub verified: VerifiedExport,
+    pub verified: VerifiedExportV2,
     /// The cursor of the next bundle when more events match.
     pub next_cursor: Option<String>,
 }
@@ -124,9 +124,8 @@ pub async fn fetch_export(
             body: String::from_utf8_lossy(&json[..json.len().min(300)]).into_owned(),
         });
     }
-    let bundle =
-        ExportBundle::from_json(&json).map_err(|e| ExportFetchError::Invalid(e.to_string()))?;
-    let verified = verify_export(&bundle, ExportTrust::LogKey(log_key))
+    let verified = AnyExport::from_json(&json)
+        .and_then(|bundle| bundle.verify(ExportTrust::LogKey(log_key)))
         .map_err(|e| ExportFetchError::Invalid(e.to_string()))?;
     Ok(FetchedExport {
         json,

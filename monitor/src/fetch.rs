@@ -84,6 +84,9 @@ pub(crate) fn causes(error: &dyn std::error::Error) -> String {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// A bearer token sent with every GET (a reader's, for a log whose entry bundles are
+    /// private); only the fetcher of that log's read API carries it.
+    bearer: Option<std::sync::Arc<str>>,
 }
 
 impl Fetcher {
@@ -94,7 +97,16 @@ impl Fetcher {
             .connect_timeout(timeout)
             .build()
             .expect("a client without custom TLS roots builds");
-        Fetcher { client }
+        Fetcher {
+            client,
+            bearer: None,
+        }
+    }
+
+    /// The same fetcher, sending `token` (if any) as a bearer token with every GET.
+    pub fn with_bearer(mut self, token: Option<String>) -> Fetcher {
+        self.bearer = token.map(std::sync::Arc::from);
+        self
     }
 
     /// A fetcher with a per-request timeout that also trusts `roots` (a private CA's
@@ -111,6 +123,7 @@ impl Fetcher {
         }
         Ok(Fetcher {
             client: builder.build()?,
+            bearer: None,
         })
     }
 
@@ -125,7 +138,11 @@ impl Fetcher {
             url: url.to_owned(),
             source,
         };
-        let mut response = self.client.get(url).send().await.map_err(transport)?;
+        let mut request = self.client.get(url);
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.map_err(transport)?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status {
                 url: url.to_owned(),

@@ -65,6 +65,8 @@ pub struct LogSettings {
     pub recheck_tiles: u64,
     /// Fetch and check entry bundles (not only tiles).
     pub check_entries: bool,
+    /// A reader's token for the log's read API, if its entry bundles are private.
+    pub token: Option<String>,
 }
 
 impl LogSettings {
@@ -170,7 +172,10 @@ impl Follower {
         evidence_dir: PathBuf,
     ) -> Result<Follower, FollowError> {
         let origin = settings.origin().to_owned();
-        let source = LogSource::from_url(&settings.url, fetcher.clone())?;
+        let source = LogSource::from_url(
+            &settings.url,
+            fetcher.clone().with_bearer(settings.token.clone()),
+        )?;
         let hashes = HashFiles::open(hash_dir, &origin).map_err(FollowError::Hashes)?;
         let state = store.verified(&origin)?;
         Ok(Follower {

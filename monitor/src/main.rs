@@ -17,7 +17,7 @@ use cairn_monitor::export::{fetch_export, ExportQuery, MAX_EXPORT_BYTES};
 use cairn_monitor::state::StateStore;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::evidence::{verify_evidence, Evidence};
-use cairn_spec::export::{verify_export, ExportBundle, ExportTrust};
+use cairn_spec::export::{AnyExport, ExportTrust};
 use cairn_spec::merkle::verify_consistency;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
@@ -149,11 +149,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             log_key,
             state,
             tiles_only,
+            token_file,
             ca_file,
             json,
         } => {
             let mut config = Config::audit(state.clone(), log, log_key, tiles_only);
             config.ca_file = ca_file;
+            for log in &mut config.logs {
+                log.token_file = token_file.clone();
+            }
             audit(config, &state, json)
         }
     }
@@ -378,16 +382,16 @@ fn verify_export_file(
     vkey: Option<&str>,
     json: bool,
 ) -> Result<ExitCode, String> {
-    let bundle = ExportBundle::from_json(&read_limited(file, MAX_EXPORT_BYTES as u64)?)
+    let bundle = AnyExport::from_json(&read_limited(file, MAX_EXPORT_BYTES as u64)?)
         .map_err(|error| format!("export: {error}"))?;
     let (verified, trust, against) = match (policy_file, vkey) {
         (Some(policy_file), _) => (
-            verify_export(&bundle, ExportTrust::Policy(&policy(policy_file)?)),
+            bundle.verify(ExportTrust::Policy(&policy(policy_file)?)),
             "policy",
             "the policy (log key, witness quorum, timestamps)",
         ),
         (None, Some(vkey)) => (
-            verify_export(&bundle, ExportTrust::LogKey(&log_key(vkey)?)),
+            bundle.verify(ExportTrust::LogKey(&log_key(vkey)?)),
             "log-key",
             "the log's key",
         ),

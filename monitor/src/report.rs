@@ -10,7 +10,7 @@ use cairn_monitor::alert::{ActiveAlert, Alerter};
 use cairn_monitor::follow::PollReport;
 use cairn_monitor::state::Incident;
 use cairn_spec::evidence::Conflict;
-use cairn_spec::export::VerifiedExport;
+use cairn_spec::export::VerifiedExportV2;
 use cairn_spec::receipt::VerifiedReceipt;
 use cairn_spec::time::Instant;
 use serde_json::{json, Value};
@@ -164,13 +164,21 @@ pub fn conflict_json(conflict: &Conflict) -> Value {
 }
 
 /// What a verified export holds, for people; `against` names what it was verified against.
-pub fn describe_export(verified: &VerifiedExport, against: &str) -> String {
+pub fn describe_export(verified: &VerifiedExportV2, against: &str) -> String {
+    let complete = complete_events(verified);
     let mut text = format!(
         "the export verifies against {against}:\n  \
-         {} events of log {}, {} with their payload (the others erased or never given)\n  \
+         {} events of log {}, {complete} with all their contents (the others erased, or \
+         without a payload)\n  \
          each included in its tree of {} leaves with root {}\n",
-        verified.events, verified.origin, verified.payloads, verified.tree_size, verified.root
+        verified.events.len(),
+        verified.origin,
+        verified.tree_size,
+        verified.root
     );
+    for event in verified.events.iter().filter(|e| !e.contents.is_complete()) {
+        let _ = writeln!(text, "  {event}");
+    }
     if verified.unchecked_timestamps > 0 {
         let _ = writeln!(
             text,
@@ -183,17 +191,32 @@ pub fn describe_export(verified: &VerifiedExport, against: &str) -> String {
 }
 
 /// What a verified export holds, for scripts; `trust` is `policy` or `log-key`.
-pub fn export_json(verified: &VerifiedExport, trust: &str) -> Value {
+pub fn export_json(verified: &VerifiedExportV2, trust: &str) -> Value {
     json!({
         "ok": true,
         "trust": trust,
         "origin": verified.origin,
         "tree_size": verified.tree_size,
         "root": verified.root.to_base64(),
-        "events": verified.events,
-        "payloads": verified.payloads,
+        "events": verified.events.len(),
+        "complete": complete_events(verified),
+        "erased": verified
+            .events
+            .iter()
+            .filter(|event| !event.contents.is_complete())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         "unchecked_timestamps": verified.unchecked_timestamps,
     })
+}
+
+/// The events shown with every committed part (a schema 1 event without a payload counts).
+fn complete_events(verified: &VerifiedExportV2) -> usize {
+    verified
+        .events
+        .iter()
+        .filter(|event| event.contents.is_complete())
+        .count()
 }
 
 /// The `--out` of the bundle after `cursor`: the same name with the cursor before its

@@ -97,7 +97,7 @@ pub fn verify_one(
             .map_err(|error| format!("{}: {error}", bundle.path()))?;
         if event_log {
             for (position, entry) in decoded.iter().enumerate() {
-                cairn_spec::event::EventLeaf::parse(entry).map_err(|error| {
+                cairn_spec::event::AnyEventLeaf::parse(entry).map_err(|error| {
                     format!(
                         "{} entry {position}: not a valid event: {error}",
                         bundle.path()

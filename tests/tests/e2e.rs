@@ -94,6 +94,8 @@ impl Cluster {
         let response = self
             .client
             .get(format!("{}{path}", self.sandbox.log_url()))
+            // The auditor reads entry bundles (a reader's, since they are not public).
+            .bearer_auth(self.sandbox.auditor_token().expect("auditor token"))
             .send()
             .await
             .unwrap_or_else(|error| panic!("GET {path}: {error}"));

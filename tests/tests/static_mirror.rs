@@ -40,8 +40,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
-    let response = client.get(url).send().await.expect("GET");
+/// GETs `url` as the sandbox's auditor (entry bundles need a reader).
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> (u16, Vec<u8>) {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET");
     let status = response.status().as_u16();
     (status, response.bytes().await.expect("body").to_vec())
 }
@@ -58,6 +64,7 @@ async fn a_static_copy_of_the_objects_passes_the_monitors_audit() {
     let monitor = binaries.path("cairn-monitor").expect("cairn-monitor");
     let mut sandbox = Sandbox::start(&options, binaries).expect("the sandbox starts");
     let token = sandbox.producer_token().expect("token");
+    let auditor = sandbox.auditor_token().expect("auditor token");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -98,7 +105,7 @@ async fn a_static_copy_of_the_objects_passes_the_monitors_audit() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let (_, served) = get(&client, &format!("{log}/checkpoint")).await;
+    let (_, served) = get(&client, &format!("{log}/checkpoint"), &auditor).await;
     assert_eq!(
         served, checkpoint,
         "the checkpoint object is the served checkpoint"
@@ -114,7 +121,7 @@ async fn a_static_copy_of_the_objects_passes_the_monitors_audit() {
         "tile/entries/000",
         "tile/entries/002.p/88",
     ] {
-        let (status, served) = get(&client, &format!("{log}/{path}")).await;
+        let (status, served) = get(&client, &format!("{log}/{path}"), &auditor).await;
         assert_eq!(status, 200, "{path}");
         let copied = std::fs::read(mirror.join(path)).unwrap_or_else(|_| panic!("{path}"));
         assert_eq!(copied, served, "{path} differs from what cairn-log serves");

@@ -81,7 +81,9 @@ async fn the_log_over_tls_takes_leaves_and_the_monitor_audits_it_with_the_ca() {
     let log = DevLog::start(
         dir,
         &format!(
-            "[http]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n",
+            // A log of raw leaves: its entry bundles are public, for the audit below.
+            "[privacy]\npublic_entries = true\n\n\
+             [http]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n",
             cert = dir.join("server.pem").display().to_string(),
             key = dir.join("server.key").display().to_string(),
         ),

@@ -1,5 +1,6 @@
-//! The admin actions, which are themselves events: erasure of a payload, legal holds, and the
-//! retention task's erasures.
+//! The admin actions, which are themselves events: erasure of a payload, legal holds, the
+//! retention task's erasures, and the erasure of a data subject (crypto-shredding: its data
+//! keys destroyed, [`super::privacy`]).
 //!
 //! Each is recorded as an event, submitted by the acting principal, *before* it takes effect:
 //! the log may hold the record of an erasure that a crash interrupted (it is finished when the
@@ -9,10 +10,12 @@
 
 use std::sync::Arc;
 
+use cairn_spec::event::IndexedField;
 use serde_json::json;
 
+use super::privacy::SubjectField;
 use super::records::{self, is_reserved};
-use super::store::{EventStoreError, Hold, HoldTarget};
+use super::store::{EventStoreError, Hold, HoldTarget, QueryFilter, MAX_QUERY_LIMIT};
 use super::submit::{audit_event, Events, SubmitError, Submitted};
 
 /// Why an admin action was refused or failed.
@@ -29,6 +32,12 @@ pub enum AdminError {
         /// The holds, described.
         holds: String,
     },
+    /// Legal holds block the erasure of a data subject.
+    #[error("the data subject is under legal hold: {holds}")]
+    SubjectHeld {
+        /// The holds, described.
+        holds: String,
+    },
     /// The state does not allow it (a hold already set, ...).
     #[error("{0}")]
     Conflict(String),
@@ -42,6 +51,21 @@ impl From<EventStoreError> for AdminError {
         AdminError::Submit(SubmitError::Store(error))
     }
 }
+
+/// The result of the erasure of a data subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shredding {
+    /// The subject's key ID (`tag:` and 64 hex digits), which the record names instead of the
+    /// subject.
+    pub subject_key: String,
+    /// How many data keys were destroyed.
+    pub data_keys: usize,
+    /// The event that records the erasure.
+    pub recorded_by: Submitted,
+}
+
+/// Most events of one subject examined for holds before its erasure.
+const MAX_SUBJECT_EVENTS: usize = 10_000_000;
 
 /// The result of an erasure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +96,7 @@ impl Events {
                 summary.action
             )));
         }
-        let holds = self.store.holds_on(&summary);
+        let holds = self.store.holds_on(&summary)?;
         if !holds.is_empty() {
             return Err(AdminError::Held {
                 event_id: event_id.to_string(),
@@ -180,7 +204,7 @@ impl Events {
                 continue;
             };
             if !is_reserved(&summary.action)
-                && self.store.holds_on(&summary).is_empty()
+                && self.store.holds_on(&summary)?.is_empty()
                 && self.store.payload(&summary)?.is_some()
             {
                 erasable.push(summary);
@@ -208,6 +232,101 @@ impl Events {
             .into_iter()
             .map(|summary| summary.event_id)
             .collect())
+    }
+
+    /// Erases the data subject `subject` for `admin` (crypto-shredding): refused if a legal
+    /// hold covers the subject or any of its events; else recorded as an event (naming the
+    /// subject's key ID and data keys, never the subject), then its data keys are destroyed.
+    /// Every contents record sealed under them is unreadable from then on; every leaf, root
+    /// and proof stays valid.
+    pub async fn shred_subject(
+        self: &Arc<Self>,
+        subject: &str,
+        admin: &str,
+        reason: Option<&str>,
+    ) -> Result<Shredding, AdminError> {
+        let _serial = self.admin.lock().await;
+        let store = self.store.clone();
+        let owned = subject.to_string();
+        let (keys, subject_key) = tokio::task::spawn_blocking(move || {
+            let privacy = store.privacy();
+            let (field, target): (_, fn(String) -> HoldTarget) = match privacy.subject_field() {
+                SubjectField::Actor => (IndexedField::ActorId, HoldTarget::Actor),
+                SubjectField::Resource => (IndexedField::ResourceId, HoldTarget::Resource),
+            };
+            let keys = privacy.subject_keys(&owned)?;
+            let Some(tag) = store.tag(field, &owned)?.filter(|_| !keys.is_empty()) else {
+                return Err(AdminError::NotFound(
+                    "no data key for this subject: never seen, or erased already".to_string(),
+                ));
+            };
+            let mut holds: Vec<Hold> = [target(tag.clone()), target(owned.clone())]
+                .into_iter()
+                .filter_map(|target| store.hold(&target))
+                .collect();
+            let mut filter = match field {
+                IndexedField::ActorId => QueryFilter {
+                    actor: Some(tag),
+                    ..QueryFilter::default()
+                },
+                _ => QueryFilter {
+                    resource: Some(tag),
+                    ..QueryFilter::default()
+                },
+            };
+            let mut examined = 0usize;
+            loop {
+                let page = store.query(&filter, MAX_QUERY_LIMIT, MAX_QUERY_LIMIT)?;
+                examined += MAX_QUERY_LIMIT;
+                for summary in &page.events {
+                    for hold in store.holds_on(summary)? {
+                        if !holds.contains(&hold) {
+                            holds.push(hold);
+                        }
+                    }
+                }
+                match page.next_after {
+                    Some(after) if examined < MAX_SUBJECT_EVENTS => filter.after = Some(after),
+                    Some(_) => {
+                        return Err(AdminError::Conflict(format!(
+                            "the subject has more than {MAX_SUBJECT_EVENTS} events to check \
+                             for holds"
+                        )))
+                    }
+                    None => break,
+                }
+            }
+            if !holds.is_empty() {
+                return Err(AdminError::SubjectHeld {
+                    holds: describe_holds(&holds),
+                });
+            }
+            Ok((keys, privacy.subject_text(&owned)))
+        })
+        .await
+        .map_err(|error| AdminError::Conflict(format!("the erasure task failed: {error}")))??;
+        let record_event = audit_event(
+            admin,
+            records::SUBJECT_SHRED,
+            "subject",
+            &subject_key,
+            json!({"subject": subject_key, "data_keys": keys, "reason": reason}),
+        )
+        .map_err(|source| SubmitError::Invalid {
+            position: 0,
+            source,
+        })?;
+        let recorded_by = self.submit_one(record_event, admin).await?;
+        let store = self.store.clone();
+        let destroyed = keys.clone();
+        tokio::task::spawn_blocking(move || store.privacy().destroy_keys(&destroyed))
+            .await
+            .map_err(|error| AdminError::Conflict(format!("the erasure task failed: {error}")))??;
+        Ok(Shredding {
+            subject_key,
+            data_keys: keys.len(),
+            recorded_by,
+        })
     }
 
     async fn record_hold_event(

@@ -2,10 +2,11 @@
 //! [`Events`](super::Events) and the event store, with the role each route needs.
 //!
 //! Here: submitting events, reading one and its proof, and how the events' errors answer.
-//! [`query`]: queries and exports; [`verify`]: `POST /v1/verify`; [`admin`]: erasure and legal
-//! holds.
+//! [`query`]: queries and exports; [`verify`]: `POST /v1/verify`; [`admin`]: erasure, legal
+//! holds and the erasure of data subjects; [`contents`]: how a schema 2 event is shown.
 
 mod admin;
+mod contents;
 mod query;
 mod verify;
 
@@ -19,7 +20,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use cairn_spec::event::{event_limits, EventId, EventInput};
+use cairn_spec::event::{event_limits, AnyEventLeaf, EventId, EventInput, EventLeafV2};
 use cairn_spec::jcs::{self, Limits, Value};
 use cairn_spec::Hash;
 use serde::Deserialize;
@@ -27,6 +28,7 @@ use serde_json::json;
 
 use super::admin::AdminError;
 use super::auth::{authorize, Principal, Role};
+use super::privacy::Contents;
 use super::store::{EventStoreError, EventSummary};
 use super::submit::{SubmitError, Submitted};
 use crate::http::body::{json_response, read_body};
@@ -59,6 +61,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
                 .delete(admin::lift_hold),
         )
         .route("/v1/export", get(query::export))
+        .route("/v1/subjects/{subject}", delete(admin::shred_subject))
 }
 
 impl From<SubmitError> for ApiError {
@@ -98,7 +101,9 @@ impl From<AdminError> for ApiError {
         let detail = error.to_string();
         match error {
             AdminError::NotFound(_) => ApiError::not_found(detail),
-            AdminError::Held { .. } => ApiError::new(ErrorCode::Held, detail),
+            AdminError::Held { .. } | AdminError::SubjectHeld { .. } => {
+                ApiError::new(ErrorCode::Held, detail)
+            }
             AdminError::Conflict(_) => ApiError::new(ErrorCode::Conflict, detail),
             AdminError::Submit(error) => ApiError::from(error),
         }
@@ -266,6 +271,11 @@ async fn get_event(
     authorize(&state.principals, &headers, READERS)?;
     let event_id = parse_event_id(&event_id)?;
     let (summary, leaf) = logged_event(&state, &event_id).await?;
+    if summary.is_tagged() {
+        if let Ok(AnyEventLeaf::V2(parsed)) = AnyEventLeaf::parse(&leaf) {
+            return event_v2(&state, summary.index, parsed).await;
+        }
+    }
     let index = summary.index;
     let store = &state.events.store;
     let payload = store.payload(&summary)?;
@@ -280,7 +290,7 @@ async fn get_event(
     };
     // The leaf and the payload are embedded as the exact canonical bytes that were hashed.
     let text = format!(
-        r#"{{"event_id":{},"index":{index},"leaf_hash":{},"payload_status":"{status}","erased_by":{},"event":{},"payload":{}}}"#,
+        r#"{{"event_id":{},"index":{index},"leaf_hash":{},"schema_version":1,"payload_status":"{status}","erased_by":{},"event":{},"payload":{}}}"#,
         json!(event_id.as_str()),
         json!(Hash::of_leaf(&leaf).to_base64()),
         json!(erased_by),
@@ -289,6 +299,42 @@ async fn get_event(
             Some(payload) => raw(payload)?,
             None => "null".to_string(),
         },
+    );
+    Ok(json_response(text))
+}
+
+/// `GET /v1/events/{id}` of a schema 2 event: the leaf (commitments), and, unless erased, the
+/// event in clear and the openings that check it against the leaf.
+async fn event_v2(
+    state: &Arc<AppState>,
+    index: u64,
+    leaf: EventLeafV2,
+) -> Result<Response, ApiError> {
+    let store = state.events.store.clone();
+    let event_id = leaf.clear.event_id.clone();
+    let (opened, erased_by) = blocking(move || {
+        let opened = store.contents(index, &event_id)?;
+        Ok((opened, store.erasure(event_id.as_str())?))
+    })
+    .await?;
+    let (event, openings) = match &opened {
+        Contents::Held(openings) => (
+            contents::event_json(&leaf, openings)?,
+            contents::openings_json(openings)?,
+        ),
+        Contents::Erased => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    let leaf_text = String::from_utf8(leaf.leaf.clone())
+        .map_err(|_| ApiError::internal("a stored event is not UTF-8"))?;
+    // The leaf is embedded as the exact canonical bytes that were hashed.
+    let text = format!(
+        r#"{{"event_id":{},"index":{index},"leaf_hash":{},"schema_version":2,"contents":"{}","erased_by":{},"leaf":{leaf_text},"event":{},"openings":{}}}"#,
+        json!(leaf.clear.event_id.as_str()),
+        json!(leaf.leaf_hash().to_base64()),
+        contents::status(&opened),
+        json!(erased_by),
+        event,
+        openings,
     );
     Ok(json_response(text))
 }

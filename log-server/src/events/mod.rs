@@ -7,6 +7,8 @@
 //! - [`store`]: the database beside the log: indexes, holds, erasure marks, all derived from
 //!   the log (payloads are stored in the log, beside their leaves).
 //! - [`records`]: legal holds and erasure marks, read back from the log's admin events.
+//! - [`privacy`]: schema 2 contents encrypted under per-subject data keys, index tags,
+//!   crypto-shredding.
 //! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`admin`]: erasure, legal holds and retention erasures, each recorded as an event first.
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod http;
 pub mod index;
 pub mod model;
+pub mod privacy;
 pub mod records;
 pub mod retention;
 pub mod store;

@@ -2,7 +2,9 @@
 //! summary, queries and their pages, legal holds, the database's errors, and the seam a backend
 //! of the events index implements, [`EventIndexStore`].
 
-use cairn_spec::event::EventLeaf;
+use cairn_spec::event::{EventLeaf, EventLeafV2};
+
+use super::privacy::{tag_text, Tags, TAG_PREFIX};
 
 use crate::storage::StoreError;
 
@@ -71,6 +73,29 @@ impl EventSummary {
             action: leaf.action,
             has_payload: leaf.payload_hash.is_some(),
         }
+    }
+
+    /// The summary of the schema 2 `leaf` at `index`, whose contents record carries `tags`
+    /// (`None`: the record was erased). The identifiers are the tags (`tag:` and 64 hex
+    /// digits), never the values; the contents record beside the leaf counts as its payload.
+    pub fn of_v2(index: u64, leaf: &EventLeafV2, tags: Option<&Tags>) -> EventSummary {
+        let text = |tag: Option<&[u8; 32]>| tag.map(tag_text).unwrap_or_default();
+        EventSummary {
+            index,
+            event_id: leaf.clear.event_id.as_str().to_string(),
+            time_nanos: leaf.time.unix_nanos(),
+            received_nanos: leaf.clear.received_at.unix_nanos(),
+            actor_id: text(tags.map(|t| &t.actor)),
+            resource_type: text(tags.map(|t| &t.resource_type)),
+            resource_id: text(tags.map(|t| &t.resource_id)),
+            action: leaf.clear.action.clone(),
+            has_payload: true,
+        }
+    }
+
+    /// Whether its identifiers are tags (a schema 2 event), not clear values.
+    pub fn is_tagged(&self) -> bool {
+        self.actor_id.starts_with(TAG_PREFIX) || self.actor_id.is_empty()
     }
 }
 

@@ -30,8 +30,25 @@ pub const HOLD_LIFT: &str = "cairn.hold.lift";
 pub const PAYLOAD_ERASE: &str = "cairn.payload.erase";
 /// The retention task erased expired payloads.
 pub const RETENTION_ERASE: &str = "cairn.retention.erase";
+/// An admin erased a data subject: its data keys destroyed (crypto-shredding).
+pub const SUBJECT_SHRED: &str = "cairn.subject.shred";
 /// The actions whose events make up the records, in no particular order.
-pub const RECORD_ACTIONS: [&str; 4] = [HOLD_SET, HOLD_LIFT, PAYLOAD_ERASE, RETENTION_ERASE];
+pub const RECORD_ACTIONS: [&str; 5] = [
+    HOLD_SET,
+    HOLD_LIFT,
+    PAYLOAD_ERASE,
+    RETENTION_ERASE,
+    SUBJECT_SHRED,
+];
+
+/// What applying one admin event asks to be done (again, if a crash interrupted it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Events whose payloads (contents records) are erased.
+    pub erased: Vec<String>,
+    /// Data keys destroyed (hex IDs).
+    pub shredded_keys: Vec<String>,
+}
 
 /// Whether `action` is reserved for the server.
 pub fn is_reserved(action: &str) -> bool {
@@ -100,8 +117,9 @@ impl Records {
     }
 
     /// Applies one logged admin event. Returns the event IDs whose payloads it says are erased
-    /// (so that the caller finishes an erasure a crash interrupted), or what is wrong with it.
-    pub fn apply(&mut self, event: &RecordEvent<'_>) -> Result<Vec<String>, String> {
+    /// and the data keys it says are destroyed (so that the caller finishes an erasure a crash
+    /// interrupted), or what is wrong with it.
+    pub fn apply(&mut self, event: &RecordEvent<'_>) -> Result<Applied, String> {
         let field = |name: &str| -> Result<&str, String> {
             event.payload[name]
                 .as_str()
@@ -126,12 +144,29 @@ impl Records {
                 } else {
                     self.lift_hold(&target);
                 }
-                Ok(Vec::new())
+                Ok(Applied::default())
             }
             PAYLOAD_ERASE => {
                 let erased = field("event_id")?.to_string();
                 self.mark_erased(&erased, event.event_id);
-                Ok(vec![erased])
+                Ok(Applied {
+                    erased: vec![erased],
+                    ..Applied::default()
+                })
+            }
+            SUBJECT_SHRED => {
+                let keys = event.payload["data_keys"]
+                    .as_array()
+                    .ok_or("its payload has no array \"data_keys\"")?;
+                let mut shredded_keys = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let key = key.as_str().ok_or("a data key ID is not a string")?;
+                    shredded_keys.push(key.to_string());
+                }
+                Ok(Applied {
+                    shredded_keys,
+                    ..Applied::default()
+                })
             }
             RETENTION_ERASE => {
                 let ids = event.payload["event_ids"]
@@ -143,7 +178,10 @@ impl Records {
                     self.mark_erased(id, event.event_id);
                     erased.push(id.to_string());
                 }
-                Ok(erased)
+                Ok(Applied {
+                    erased,
+                    ..Applied::default()
+                })
             }
             other => Err(format!("{other:?} is not an action of the records")),
         }
@@ -156,14 +194,15 @@ mod tests {
     use serde_json::json;
 
     fn apply(records: &mut Records, id: &str, action: &str, payload: Value) -> Vec<String> {
-        records
+        let applied = records
             .apply(&RecordEvent {
                 event_id: id,
                 action,
                 actor: "admin",
                 payload: &payload,
             })
-            .expect("applies")
+            .expect("applies");
+        [applied.erased, applied.shredded_keys].concat()
     }
 
     #[test]
@@ -192,6 +231,13 @@ mod tests {
         );
         assert_eq!(erased, vec!["x".to_string(), "y".to_string()]);
         assert_eq!(records.erasure("x"), Some("e4"));
+        let shredded = apply(
+            &mut records,
+            "e6",
+            SUBJECT_SHRED,
+            json!({"subject": "tag:00", "data_keys": ["0a0b"], "reason": null}),
+        );
+        assert_eq!(shredded, vec!["0a0b".to_string()]);
         assert_eq!(records.erasure("y"), Some("e5"));
     }
 
@@ -206,6 +252,7 @@ mod tests {
             (HOLD_SET, json!({"kind": "actor"})),
             (PAYLOAD_ERASE, json!({"event_id": 7})),
             (RETENTION_ERASE, json!({"event_ids": "x"})),
+            (SUBJECT_SHRED, json!({"data_keys": [1]})),
             ("cairn.other", json!({})),
         ] {
             let event = RecordEvent {

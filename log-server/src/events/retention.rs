@@ -2,7 +2,9 @@
 //! retention has run out, recording what it erased as one event per run and rule.
 //!
 //! A rule applies to events of one `action`, of one `resource_type`, or both; when several rules
-//! apply to an event the shortest retention wins. Payloads under legal hold are kept.
+//! apply to an event the shortest retention wins. Payloads under legal hold are kept. A schema 2
+//! event's `resource.type` is indexed by its tag, which the rule's is compared with; what is
+//! erased of it is its contents record (the openings of all its personal fields).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,22 @@ pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<u
         return Ok(0);
     }
     let now_nanos = now().unix_nanos();
+    // The rules as they match schema 2 events: by the tag of their resource type.
+    let tagged: Vec<RetentionRule> = rules
+        .iter()
+        .map(|rule| {
+            Ok(RetentionRule {
+                resource_type: match &rule.resource_type {
+                    Some(kind) => events
+                        .store
+                        .tag(cairn_spec::event::IndexedField::ResourceType, kind)
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                },
+                ..rule.clone()
+            })
+        })
+        .collect::<Result<_, String>>()?;
     let mut expired: Vec<Vec<String>> = vec![Vec::new(); rules.len()];
     let mut after: Option<u64> = None;
     loop {
@@ -65,7 +83,8 @@ pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<u
             .map_err(|e| format!("retention task failed: {e}"))?
             .map_err(|e| e.to_string())?;
         for summary in &page.events {
-            let shortest = rules
+            let matching = if summary.is_tagged() { &tagged } else { rules };
+            let shortest = matching
                 .iter()
                 .enumerate()
                 .filter(|(_, rule)| rule.applies(&summary.action, &summary.resource_type))

@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_spec::event::{event_limits, EventLeaf};
+use cairn_spec::event::{event_limits, AnyEventLeaf, EventId, EventLeaf, IndexedField};
 use cairn_spec::jcs::{self, Value};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +27,7 @@ pub use super::model::{
     EventIndexStore, EventStoreError, EventSummary, Hold, HoldTarget, InFlightSubmission,
     QueryFilter, QueryPage,
 };
+use super::privacy::{self, Contents, Privacy, PrivacySettings};
 use super::records::{self, RecordEvent, Records};
 use crate::storage::{SequenceStore, StoredPayload};
 
@@ -42,6 +43,9 @@ const CATCH_UP_CHUNK: u64 = 256;
 pub struct EventStoreConfig {
     /// The index's table and run sizes.
     pub index: IndexConfig,
+    /// The KEK and the subject field; `None`: a KEK made in the events directory, subjects by
+    /// actor ([`PrivacySettings::in_dir`]).
+    pub privacy: Option<PrivacySettings>,
 }
 
 /// The events database.
@@ -56,6 +60,8 @@ struct Inner {
     index: Box<dyn EventIndexStore>,
     /// The log, which holds the payloads.
     log: Arc<dyn SequenceStore>,
+    /// Data keys, encryption of contents records, index tags.
+    privacy: Privacy,
 }
 
 impl EventStore {
@@ -82,8 +88,13 @@ impl EventStore {
                 });
             }
         }
+        let settings = config
+            .privacy
+            .clone()
+            .unwrap_or_else(|| PrivacySettings::in_dir(dir));
+        let privacy = Privacy::open(dir, &settings)?;
         let index = EventIndex::open(&dir.join("index"), config.index, log.entry_count())?;
-        EventStore::with_index(Box::new(index), log)
+        EventStore::with_index(Box::new(index), log, privacy)
     }
 
     /// The database over `index`, of any backend, beside `log`: indexes the log's entries from
@@ -91,6 +102,7 @@ impl EventStore {
     pub fn with_index(
         index: Box<dyn EventIndexStore>,
         log: Arc<dyn SequenceStore>,
+        privacy: Privacy,
     ) -> Result<EventStore, EventStoreError> {
         let watermark = index.watermark();
         let store = EventStore {
@@ -98,6 +110,7 @@ impl EventStore {
                 records: Mutex::new(Records::default()),
                 index,
                 log,
+                privacy,
             }),
         };
         store.catch_up(watermark)?;
@@ -152,7 +165,7 @@ impl EventStore {
                 .ok_or_else(|| corrupt("its payload, which records the action, is gone".into()))?;
             let payload: serde_json::Value = serde_json::from_slice(&payload)
                 .map_err(|error| corrupt(format!("its payload is not JSON: {error}")))?;
-            let erased = self
+            let applied = self
                 .inner
                 .records
                 .lock()
@@ -163,7 +176,9 @@ impl EventStore {
                     payload: &payload,
                 })
                 .map_err(corrupt)?;
-            for event_id in erased {
+            // A shredding whose keys a crash left undestroyed is finished.
+            unfinished += self.inner.privacy.destroy_keys(&applied.shredded_keys)?;
+            for event_id in applied.erased {
                 let Some(target) = self.find(&event_id)? else {
                     continue;
                 };
@@ -194,14 +209,29 @@ impl EventStore {
                 if entry.leaf.first() != Some(&b'{') {
                     continue;
                 }
-                let Ok(leaf) = EventLeaf::parse(&entry.leaf) else {
-                    continue;
-                };
                 let index = next + offset as u64;
+                let summary = match AnyEventLeaf::parse(&entry.leaf) {
+                    Ok(AnyEventLeaf::V1(leaf)) => EventSummary::of_leaf(index, leaf),
+                    Ok(AnyEventLeaf::V2(leaf)) => {
+                        // The tags are in the contents record's header, readable without a
+                        // key; an erased record leaves the event untagged.
+                        let tags = match log.read_payload(index)? {
+                            Some(StoredPayload::Held(bytes)) => Some(
+                                privacy::record::header(&bytes)
+                                    .map_err(|detail| EventStoreError::Corrupt {
+                                        what: "contents record",
+                                        detail: format!("at index {index}: {detail}"),
+                                    })?
+                                    .tags,
+                            ),
+                            _ => None,
+                        };
+                        EventSummary::of_v2(index, &leaf, tags.as_ref())
+                    }
+                    Err(_) => continue,
+                };
                 // Every event below `index` is inserted: a table may be cut there.
-                self.inner
-                    .index
-                    .insert(EventSummary::of_leaf(index, leaf), index)?;
+                self.inner.index.insert(summary, index)?;
                 indexed += 1;
             }
             next += count;
@@ -352,17 +382,55 @@ impl EventStore {
         self.inner.records.lock().holds()
     }
 
-    /// The holds that cover the event summarised by `summary`.
-    pub fn holds_on(&self, summary: &EventSummary) -> Vec<Hold> {
-        let records = self.inner.records.lock();
-        [
+    /// The holds that cover the event summarised by `summary`: on the event, its actor or its
+    /// resource (as the index has them, and, for a schema 1 event, as tags too: holds are
+    /// recorded by tag). Blocking.
+    pub fn holds_on(&self, summary: &EventSummary) -> Result<Vec<Hold>, EventStoreError> {
+        let mut targets = vec![
             HoldTarget::Event(summary.event_id.clone()),
             HoldTarget::Actor(summary.actor_id.clone()),
             HoldTarget::Resource(summary.resource_id.clone()),
-        ]
-        .iter()
-        .filter_map(|target| records.hold(target).cloned())
-        .collect()
+        ];
+        if !summary.is_tagged() {
+            if let Some(tag) = self.tag(IndexedField::ActorId, &summary.actor_id)? {
+                targets.push(HoldTarget::Actor(tag));
+            }
+            if let Some(tag) = self.tag(IndexedField::ResourceId, &summary.resource_id)? {
+                targets.push(HoldTarget::Resource(tag));
+            }
+        }
+        let records = self.inner.records.lock();
+        Ok(targets
+            .iter()
+            .filter_map(|target| records.hold(target).cloned())
+            .collect())
+    }
+
+    /// The encryption, tags and subject keys of the events' contents.
+    pub fn privacy(&self) -> &Privacy {
+        &self.inner.privacy
+    }
+
+    /// The tag form of an identifier in the index of schema 2 events (see
+    /// [`Privacy::query_tag`]). Blocking.
+    pub fn tag(&self, field: IndexedField, value: &str) -> Result<Option<String>, EventStoreError> {
+        self.inner.privacy.query_tag(field, value)
+    }
+
+    /// The contents of the schema 2 event `event_id` at `index`: its openings, or erased
+    /// (record erased, or its subject's data key destroyed). Blocking.
+    pub fn contents(&self, index: u64, event_id: &EventId) -> Result<Contents, EventStoreError> {
+        match self.inner.log.read_payload(index)? {
+            Some(StoredPayload::Held(bytes)) => self.inner.privacy.open_record(event_id, &bytes),
+            Some(StoredPayload::Erased) => Ok(Contents::Erased),
+            None => Err(EventStoreError::Corrupt {
+                what: "contents record",
+                detail: format!(
+                    "the schema 2 event {} at {index} has no contents record beside it",
+                    event_id.as_str()
+                ),
+            }),
+        }
     }
 }
 
@@ -415,6 +483,7 @@ mod tests {
                 table_events: 37,
                 max_runs: 3,
             },
+            privacy: None,
         }
     }
 

@@ -12,19 +12,31 @@
 //! indexing them) is owned by a guard that, if the request's future is dropped, finishes it in
 //! a task of its own. Only a dropped submission pays for that task.
 //!
+//! Producers' events become schema 2 leaves: personal fields only as salted commitments, their
+//! openings sealed in a contents record under the data subject's key ([`super::privacy`]) and
+//! stored in the payload slot beside the leaf. A retry of an event ID is compared with what was
+//! logged by its clear fields and opened values (the salts differ): the same event gets the
+//! logged leaf back, never a new one with fresh salts. The server's own records stay schema 1:
+//! their actor is a principal, and what they name of a subject is a tag.
+//!
 //! Actions under `cairn.` are the server's own (admin actions, [`super::admin`]): producers are
 //! refused them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cairn_spec::event::{event_limits, EventError, EventId, EventInput, EventLeaf};
+use cairn_spec::event::{
+    event_limits, AnyEventLeaf, EventError, EventId, EventInput, EventLeaf, EventLeafV2,
+    EventOpenings, EventSalts,
+};
+use cairn_spec::jcs::Value;
 use cairn_spec::time::Instant;
 use cairn_spec::Hash;
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::model::InFlightSubmission;
+use super::privacy::{Contents, SubjectField, Tags};
 use super::records::is_reserved;
 use super::store::{claim_digest, EventStore, EventStoreError, EventSummary};
 use crate::sequencer::{Sequenced, Sequencer, SequencerError};
@@ -84,11 +96,94 @@ pub enum SubmitError {
     Sequencer(#[from] SequencerError),
 }
 
+/// One event ready for the sequencer. (Short-lived, one per event of a submission: the size
+/// of the schema 2 variant costs less than a box per event.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Prepared {
+    /// A schema 1 leaf (the server's own records) and its payload.
+    V1 {
+        leaf: EventLeaf,
+        payload: Option<Vec<u8>>,
+    },
+    /// A schema 2 leaf, its sealed contents record, and the openings and tags it holds.
+    V2 {
+        leaf: EventLeafV2,
+        record: Vec<u8>,
+        openings: EventOpenings,
+        tags: Tags,
+    },
+}
+
+impl Prepared {
+    fn event_id(&self) -> &EventId {
+        match self {
+            Prepared::V1 { leaf, .. } => &leaf.event_id,
+            Prepared::V2 { leaf, .. } => &leaf.clear.event_id,
+        }
+    }
+
+    fn leaf(&self) -> &[u8] {
+        match self {
+            Prepared::V1 { leaf, .. } => &leaf.leaf,
+            Prepared::V2 { leaf, .. } => &leaf.leaf,
+        }
+    }
+
+    /// Moves the leaf bytes and the payload slot's bytes out.
+    fn take_bytes(&mut self) -> (Vec<u8>, Option<Vec<u8>>) {
+        match self {
+            Prepared::V1 { leaf, payload } => (std::mem::take(&mut leaf.leaf), payload.take()),
+            Prepared::V2 { leaf, record, .. } => {
+                (std::mem::take(&mut leaf.leaf), Some(std::mem::take(record)))
+            }
+        }
+    }
+
+    fn summary(self, index: u64) -> EventSummary {
+        match self {
+            Prepared::V1 { leaf, .. } => EventSummary::of_leaf(index, leaf),
+            Prepared::V2 { leaf, tags, .. } => EventSummary::of_v2(index, &leaf, Some(&tags)),
+        }
+    }
+
+    /// What a retry is compared with; `leaf` is the leaf's bytes if moved out.
+    fn claim<'a>(&'a self, leaf: &'a [u8]) -> Claim<'a> {
+        match self {
+            Prepared::V1 { .. } => Claim::V1(leaf),
+            Prepared::V2 { leaf, openings, .. } => Claim::V2(leaf, openings),
+        }
+    }
+}
+
+/// What an event claims, to compare with the event logged under its ID.
+enum Claim<'a> {
+    /// A schema 1 leaf.
+    V1(&'a [u8]),
+    /// A schema 2 leaf's clear fields, and the openings of its personal fields.
+    V2(&'a EventLeafV2, &'a EventOpenings),
+}
+
+/// The `id` of an `actor` or `resource` object, and its `type`.
+fn id_and_type(value: &Value) -> (&str, &str) {
+    let member = |name: &str| match value {
+        Value::Object(members) => members
+            .iter()
+            .find(|(member, _)| member == name)
+            .and_then(|(_, value)| match value {
+                Value::String(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .unwrap_or(""),
+        _ => "",
+    };
+    (member("id"), member("type"))
+}
+
 /// The leaves of a submission handed to the sequencer, and what is left to do once they are
 /// durable.
 struct Sequencing {
     /// The events, by their position in the submission.
-    fresh: Vec<(usize, EventLeaf)>,
+    fresh: Vec<(usize, Prepared)>,
     /// The leaf bytes, shared with the sequencer's entries.
     leaves: Vec<bytes::Bytes>,
     /// Keeps the index from being cut past these events before they are in it.
@@ -112,16 +207,20 @@ impl Sequencing {
         let answers = answer.unwrap_or(Err(SequencerError::ShuttingDown))?;
         let mut answered = Vec::with_capacity(self.fresh.len());
         let sequenced = self.fresh.into_iter().zip(answers).zip(self.leaves);
-        for (((position, leaf), answer), bytes) in sequenced {
+        for (((position, prepared), answer), bytes) in sequenced {
             if answer.duplicate {
                 // Logged before (by an earlier or a concurrent submission): nothing was stored.
                 answered.push((
                     position,
-                    events.logged_before(answer.index, &leaf.event_id, &bytes),
+                    events.logged_before(
+                        answer.index,
+                        prepared.event_id(),
+                        &prepared.claim(&bytes),
+                    ),
                 ));
                 continue;
             }
-            let summary = EventSummary::of_leaf(answer.index, leaf);
+            let summary = prepared.summary(answer.index);
             let event_id = summary.event_id.clone();
             events.store.index_event(summary, events.log_size())?;
             answered.push((
@@ -237,10 +336,91 @@ impl Events {
                 action: input.action.clone(),
             });
         }
-        self.submit_any(inputs, submitted_by).await
+        let prepared = self.prepare_v2(inputs, submitted_by).await?;
+        self.submit_prepared(prepared).await
     }
 
-    /// [`Events::submit`] without the check of reserved actions: for the server's own records.
+    /// Schema 2 leaves of `inputs` with their sealed contents records: the data keys of their
+    /// subjects are found (or made, durably, before any leaf that needs them is sequenced).
+    async fn prepare_v2(
+        self: &Arc<Self>,
+        inputs: Vec<EventInput>,
+        submitted_by: &str,
+    ) -> Result<Vec<Prepared>, SubmitError> {
+        let received_at = now();
+        let privacy = self.store.privacy();
+        let subjects: Vec<String> = inputs
+            .iter()
+            .map(|input| {
+                let of = match privacy.subject_field() {
+                    SubjectField::Actor => &input.actor,
+                    SubjectField::Resource => &input.resource,
+                };
+                id_and_type(of).0.to_string()
+            })
+            .collect();
+        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let keys = if privacy.all_cached(&names) {
+            privacy.keys_for(&names)?
+        } else {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+                store.privacy().keys_for(&names)
+            })
+            .await
+            .map_err(|error| {
+                SubmitError::Sequencer(SequencerError::StoreFailed(format!(
+                    "the subject key task failed: {error}"
+                )))
+            })??
+        };
+        let max_record = self.log.limits().max_payload_bytes as usize;
+        let batch = inputs.len() > 1;
+        let mut seen = HashSet::with_capacity(if batch { inputs.len() } else { 0 });
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for ((position, mut input), key) in inputs.into_iter().enumerate().zip(keys) {
+            let (actor_id, _) = id_and_type(&input.actor);
+            let (resource_id, resource_type) = id_and_type(&input.resource);
+            let tags = privacy.tags(actor_id, resource_type, resource_id, &key);
+            let event_id = input
+                .event_id
+                .take()
+                .unwrap_or_else(|| EventId::new_v4(rand::random()));
+            let salts = EventSalts::from_random(rand::random());
+            let (leaf, openings) = input
+                .into_leaf_v2(event_id, received_at, submitted_by, &salts)
+                .map_err(|source| SubmitError::Invalid { position, source })?;
+            let record = privacy.seal(&leaf.clear.event_id, &openings, &key, &tags);
+            if record.len() > max_record {
+                return Err(SubmitError::Invalid {
+                    position,
+                    source: EventError::Invalid {
+                        field: "event".into(),
+                        reason: format!(
+                            "its personal fields take {} bytes sealed, the limit is {max_record}",
+                            record.len()
+                        ),
+                    },
+                });
+            }
+            if batch && !seen.insert(leaf.clear.event_id.clone()) {
+                return Err(SubmitError::RepeatedId {
+                    position,
+                    event_id: leaf.clear.event_id.as_str().to_string(),
+                });
+            }
+            prepared.push(Prepared::V2 {
+                leaf,
+                record,
+                openings,
+                tags,
+            });
+        }
+        Ok(prepared)
+    }
+
+    /// Schema 1 leaves, for the server's own records (no check of reserved actions).
     async fn submit_any(
         self: &Arc<Self>,
         inputs: Vec<EventInput>,
@@ -275,14 +455,14 @@ impl Events {
                     event_id: leaf.event_id.as_str().to_string(),
                 });
             }
-            prepared.push((leaf, payload));
+            prepared.push(Prepared::V1 { leaf, payload });
         }
         self.submit_prepared(prepared).await
     }
 
     async fn submit_prepared(
         self: &Arc<Self>,
-        prepared: Vec<(EventLeaf, Option<Vec<u8>>)>,
+        prepared: Vec<Prepared>,
     ) -> Result<Vec<Submitted>, SubmitError> {
         let mut results: Vec<Option<Submitted>> = vec![None; prepared.len()];
         let mut fresh = Vec::with_capacity(prepared.len());
@@ -290,18 +470,21 @@ impl Events {
         // it. In a batch, the IDs are looked up first, so that a conflict refuses the whole
         // batch before anything of it is stored.
         let batch = prepared.len() > 1;
-        for (position, (leaf, payload)) in prepared.into_iter().enumerate() {
+        for (position, event) in prepared.into_iter().enumerate() {
             let existing = if batch {
-                self.store.find(leaf.event_id.as_str())?
+                self.store.find(event.event_id().as_str())?
             } else {
                 None
             };
             match existing {
                 Some(existing) => {
-                    results[position] =
-                        Some(self.logged_before(existing.index, &leaf.event_id, &leaf.leaf)?);
+                    results[position] = Some(self.logged_before(
+                        existing.index,
+                        event.event_id(),
+                        &event.claim(event.leaf()),
+                    )?);
                 }
-                None => fresh.push((position, leaf, payload)),
+                None => fresh.push((position, event)),
             }
         }
         if !fresh.is_empty() {
@@ -330,20 +513,21 @@ impl Events {
     /// comes back as that event (or a conflict).
     async fn sequence(
         self: &Arc<Self>,
-        fresh: Vec<(usize, EventLeaf, Option<Vec<u8>>)>,
+        fresh: Vec<(usize, Prepared)>,
     ) -> Result<Answers, SubmitError> {
         let in_flight = self.store.begin_submission(self.log_size())?;
         let mut entries = Vec::with_capacity(fresh.len());
         let mut leaves = Vec::with_capacity(fresh.len());
         let mut events = Vec::with_capacity(fresh.len());
-        for (position, mut leaf, payload) in fresh {
+        for (position, mut event) in fresh {
             // The leaf bytes move into a shared buffer, which the sequencer's entry holds too.
-            let bytes = bytes::Bytes::from(std::mem::take(&mut leaf.leaf));
-            let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, leaf.event_id.as_str())
+            let (leaf, payload) = event.take_bytes();
+            let bytes = bytes::Bytes::from(leaf);
+            let key = IdempotencyKey::new(IDEMPOTENCY_SCOPE, event.event_id().as_str())
                 .expect("an event ID is 36 bytes, a valid idempotency key");
             entries.push(NewEntry::new(bytes.clone(), Some(key)).with_payload(payload));
             leaves.push(bytes);
-            events.push((position, leaf));
+            events.push((position, event));
         }
         let answer = self.sequencer.try_submit(entries)?;
         let mut guard = FinishOnDrop {
@@ -363,13 +547,13 @@ impl Events {
         sequencing.finish(self, answers)
     }
 
-    /// The answer for `leaf`, whose `event_id` is logged at `index` already: that event if it
+    /// The answer for `claim`, whose `event_id` is logged at `index` already: that event if it
     /// is the same claim (a retry), a conflict if not.
     fn logged_before(
         &self,
         index: u64,
         event_id: &EventId,
-        leaf: &[u8],
+        claim: &Claim<'_>,
     ) -> Result<Submitted, SubmitError> {
         let logged = self
             .log
@@ -381,7 +565,7 @@ impl Events {
                 )))
             })?
             .leaf;
-        if claim_digest(&logged) != claim_digest(leaf) {
+        if !self.same_claim(index, &logged, claim)? {
             return Err(SubmitError::Store(EventStoreError::Conflict {
                 event_id: event_id.as_str().to_string(),
             }));
@@ -392,6 +576,52 @@ impl Events {
             leaf_hash: Hash::of_leaf(&logged),
             duplicate: true,
         })
+    }
+
+    /// Whether `claim` is the event logged at `index` as `logged`: for schema 1, the leaves
+    /// but `received_at`; for schema 2, the clear fields but `received_at` and the opened
+    /// values (the salts are drawn per submission). An event whose contents were erased is
+    /// compared by its clear fields. A schema 2 claim is never the same as a schema 1 leaf
+    /// logged before the log wrote schema 2.
+    fn same_claim(
+        &self,
+        index: u64,
+        logged: &[u8],
+        claim: &Claim<'_>,
+    ) -> Result<bool, SubmitError> {
+        match claim {
+            Claim::V1(leaf) => Ok(claim_digest(logged) == claim_digest(leaf)),
+            Claim::V2(leaf, openings) => {
+                let Ok(AnyEventLeaf::V2(old)) = AnyEventLeaf::parse(logged) else {
+                    return Ok(false);
+                };
+                let (new, old_clear) = (&leaf.clear, &old.clear);
+                if (
+                    &new.event_id,
+                    &new.timestamp,
+                    &new.submitted_by,
+                    &new.action,
+                    &new.outcome,
+                ) != (
+                    &old_clear.event_id,
+                    &old_clear.timestamp,
+                    &old_clear.submitted_by,
+                    &old_clear.action,
+                    &old_clear.outcome,
+                ) {
+                    return Ok(false);
+                }
+                Ok(match self.store.contents(index, &old_clear.event_id)? {
+                    Contents::Erased => true,
+                    Contents::Held(stored) => cairn_spec::event::PersonalField::ALL
+                        .into_iter()
+                        .all(|field| {
+                            openings.get(field).map(|o| &o.value)
+                                == stored.get(field).map(|o| &o.value)
+                        }),
+                })
+            }
+        }
     }
 
     /// The number of durable entries in the log.
@@ -482,6 +712,8 @@ mod tests {
             "0b5e7c1a-3d2f-4e8b-9a6c-1f0e2d3c4b5a",
             "1c6f8d2b-4e3a-4f9c-8b7d-2a1f3e4d5c6b",
         );
+        // The subject's data key is made first: then a submission waits only on the sequencer.
+        events.store.privacy().keys_for(&["a"]).expect("a data key");
         for (id, payload) in [(plain, false), (with_payload, true)] {
             // Polled until it waits for the sequencer, then dropped, as when the connection of
             // its request goes away.
@@ -517,10 +749,15 @@ mod tests {
             assert!(retried[0].duplicate);
             let summary = events.store.find(id).expect("find").expect("indexed");
             assert_eq!(summary.index, retried[0].index);
-            assert_eq!(
-                events.store.payload(&summary).expect("payload").is_some(),
-                payload
-            );
+            let event_id = EventId::parse(id).expect("an event ID");
+            match events
+                .store
+                .contents(summary.index, &event_id)
+                .expect("contents")
+            {
+                Contents::Held(openings) => assert_eq!(openings.payload.is_some(), payload),
+                Contents::Erased => panic!("the contents of {id} are gone"),
+            }
         }
         sequencer.shutdown().await.expect("shutdown");
     }

@@ -242,6 +242,7 @@ pub fn config(url: &str, dir: &Path) -> Config {
             stale_after_secs: None,
             recheck_tiles: 64,
             check_entries: true,
+            token_file: None,
         }],
         http: Default::default(),
     }

@@ -254,7 +254,8 @@ pub(super) fn initialise(
             "state_dir = {state}\nevidence_dir = {evidence}\nlisten = \"{monitor_addr}\"\n\
              poll_interval_secs = {poll}\n{ca}\n\
              [[logs]]\nurl = \"{scheme}://{log_addr}\"\nkey = {vkey}\npolicy = {policy}\n\
-             witnesses = [{witnesses}]\n{http_table}",
+             token_file = {token}\nwitnesses = [{witnesses}]\n{http_table}",
+            token = path("auditor.token"),
             ca = trust("ca_file"),
             state = path("monitor-state"),
             evidence = path("monitor-evidence"),

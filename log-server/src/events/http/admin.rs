@@ -1,11 +1,17 @@
-//! The admin's routes: erasing a payload (`DELETE /v1/events/{id}/payload`) and legal holds
-//! (`/v1/holds`). Each action is logged as an event before it takes effect.
+//! The admin's routes: erasing a payload (`DELETE /v1/events/{id}/payload`), legal holds
+//! (`/v1/holds`) and erasing a data subject (`DELETE /v1/subjects/{subject}`). Each action is
+//! logged as an event before it takes effect.
+//!
+//! Holds on an actor or a resource are recorded by the identifier's tag (as the index of
+//! schema 2 events has it), so that no admin record puts a subject's identifier in a public
+//! leaf; `GET /v1/holds` lists them so.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cairn_spec::event::IndexedField;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,7 +20,8 @@ use crate::events::auth::{authorize, Role};
 use crate::events::store::HoldTarget;
 use crate::http::body::read_body;
 use crate::http::extract::{Path, Query};
-use crate::http::ApiError;
+use crate::http::state::blocking;
+use crate::http::{ApiError, AppState};
 
 /// Most bytes of a hold request.
 const MAX_HOLD_BODY: usize = 16 * 1024;
@@ -52,6 +59,40 @@ pub(super) async fn erase_payload(
         "event_id": erasure.event_id,
         "erased": true,
         "recorded_by": submitted_json(&erasure.recorded_by),
+    }))
+    .into_response())
+}
+
+/// `DELETE /v1/subjects/{subject}?reason=`: crypto-shredding of a data subject.
+pub(super) async fn shred_subject(
+    State(state): Shared,
+    Path(subject): Path<String>,
+    Query(query): Query<EraseQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let admin = authorize(&state.principals, &headers, &[Role::Admin])?;
+    if subject.is_empty() || subject.len() > MAX_HOLD_TEXT {
+        return Err(ApiError::bad_request(format!(
+            "subject: 1 to {MAX_HOLD_TEXT} bytes"
+        )));
+    }
+    if query
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_HOLD_TEXT)
+    {
+        return Err(ApiError::bad_request(format!(
+            "reason: at most {MAX_HOLD_TEXT} bytes"
+        )));
+    }
+    let shredding = state
+        .events
+        .shred_subject(&subject, &admin.name, query.reason.as_deref())
+        .await?;
+    Ok(Json(json!({
+        "subject_key": shredding.subject_key,
+        "data_keys_destroyed": shredding.data_keys,
+        "recorded_by": submitted_json(&shredding.recorded_by),
     }))
     .into_response())
 }
@@ -96,6 +137,34 @@ async fn hold_request(body: Body) -> Result<(HoldTarget, String), ApiError> {
     Ok((target, reason))
 }
 
+/// The target as holds are recorded: an actor or resource by its tag. `create`: make the data
+/// key of a subject never seen (a hold may come before its events); otherwise such a target
+/// is left as given.
+async fn tagged(
+    state: &std::sync::Arc<AppState>,
+    target: HoldTarget,
+    create: bool,
+) -> Result<HoldTarget, ApiError> {
+    let (field, value) = match &target {
+        HoldTarget::Actor(value) => (IndexedField::ActorId, value.clone()),
+        HoldTarget::Resource(value) => (IndexedField::ResourceId, value.clone()),
+        HoldTarget::Event(_) => return Ok(target),
+    };
+    let store = state.events.store.clone();
+    let tag = blocking(move || {
+        if create {
+            store.privacy().keys_for(&[value.as_str()])?;
+        }
+        Ok(store.tag(field, &value)?)
+    })
+    .await?;
+    Ok(match (target, tag) {
+        (HoldTarget::Actor(_), Some(tag)) => HoldTarget::Actor(tag),
+        (HoldTarget::Resource(_), Some(tag)) => HoldTarget::Resource(tag),
+        (target, _) => target,
+    })
+}
+
 pub(super) async fn set_hold(
     State(state): Shared,
     headers: HeaderMap,
@@ -103,6 +172,7 @@ pub(super) async fn set_hold(
 ) -> Result<Response, ApiError> {
     let admin = authorize(&state.principals, &headers, &[Role::Admin])?;
     let (target, reason) = hold_request(body).await?;
+    let target = tagged(&state, target, true).await?;
     let hold = state.events.set_hold(target, &reason, &admin.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -122,7 +192,12 @@ pub(super) async fn lift_hold(
     body: Body,
 ) -> Result<Response, ApiError> {
     let admin = authorize(&state.principals, &headers, &[Role::Admin])?;
-    let (target, reason) = hold_request(body).await?;
+    let (given, reason) = hold_request(body).await?;
+    // Recorded by tag; a hold of an older version, by the identifier itself.
+    let target = match tagged(&state, given.clone(), false).await? {
+        tag if state.events.store.hold(&tag).is_some() => tag,
+        _ => given,
+    };
     let recorded_by = state
         .events
         .lift_hold(target.clone(), &reason, &admin.name)

@@ -1,19 +1,30 @@
 //! `GET /v1/events` (a page of events by actor, resource, action and time, with a cursor) and
-//! `GET /v1/export` (a `cairn.export/v1` bundle of them, within the published checkpoint).
+//! `GET /v1/export` (a `cairn.export/v2` bundle of them, within the published checkpoint).
+//!
+//! The index holds schema 1 events by their identifiers and schema 2 events by tags
+//! ([`crate::events::privacy`]): a query by actor or resource asks for both and merges them in
+//! log order. A schema 2 event is shown with its identifiers opened from its contents record,
+//! or as erased; an export carries its openings (salts and values), or names its fields as
+//! erased.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_spec::export::{ExportBundle, ExportedEvent, EXPORT_FORMAT};
+use cairn_spec::event::{AnyEventLeaf, IndexedField, PersonalField};
+use cairn_spec::export::{
+    ExportBundleV2, ExportOpening, ExportOpenings, ExportedEventV2, EXPORT_FORMAT_V2,
+};
 use cairn_spec::merkle::inclusion_proof;
 use cairn_spec::receipt::ReceiptTimestamp;
 use cairn_spec::time::Instant;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{EventSummary, Shared, READERS};
+use super::{contents, EventSummary, Shared, READERS};
 use crate::events::auth::authorize;
+use crate::events::privacy::Contents;
+use crate::events::store::{EventStore, EventStoreError, QueryPage};
 use crate::events::store::{QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT};
 use crate::http::body::json_response;
 use crate::http::extract::Query;
@@ -100,17 +111,93 @@ fn time_text(nanos: i128) -> String {
     .to_rfc3339()
 }
 
-fn summary_json(summary: &EventSummary) -> serde_json::Value {
-    json!({
+/// One page of `filter` over events of both schemas: by the identifiers the filter gives
+/// (schema 1) and by their tags (schema 2), merged in log order. Blocking.
+pub(crate) fn query_any(
+    store: &EventStore,
+    filter: &QueryFilter,
+    limit: usize,
+    max_scan: usize,
+) -> Result<QueryPage, EventStoreError> {
+    if filter.actor.is_none() && filter.resource.is_none() {
+        return store.query(filter, limit, max_scan);
+    }
+    let clear = store.query(filter, limit, max_scan)?;
+    let tag = |field, value: &Option<String>| match value {
+        Some(value) => store.tag(field, value).map(|tag| tag.map(Some)),
+        None => Ok(Some(None)),
+    };
+    let (Some(actor), Some(resource)) = (
+        tag(IndexedField::ActorId, &filter.actor)?,
+        tag(IndexedField::ResourceId, &filter.resource)?,
+    ) else {
+        // The subject was never seen, or was erased: no schema 2 event can match.
+        return Ok(clear);
+    };
+    let tagged = store.query(
+        &QueryFilter {
+            actor,
+            resource,
+            ..filter.clone()
+        },
+        limit,
+        max_scan,
+    )?;
+    Ok(merge_pages(clear, tagged, limit))
+}
+
+/// Two pages of one query's answers (each in log order, each with its cursor) as one: only
+/// events up to where both pages reached, at most `limit`.
+fn merge_pages(first: QueryPage, second: QueryPage, limit: usize) -> QueryPage {
+    let reached = |page: &QueryPage| page.next_after.unwrap_or(u64::MAX);
+    let bound = reached(&first).min(reached(&second));
+    let mut events: Vec<EventSummary> = first
+        .events
+        .into_iter()
+        .chain(second.events)
+        .filter(|summary| summary.index <= bound)
+        .collect();
+    events.sort_by_key(|summary| summary.index);
+    events.dedup_by_key(|summary| summary.index);
+    let next_after = if events.len() > limit {
+        events.truncate(limit);
+        events.last().map(|summary| summary.index)
+    } else if bound == u64::MAX {
+        None
+    } else {
+        Some(bound)
+    };
+    QueryPage { events, next_after }
+}
+
+/// One event of a query's page: a schema 2 event's identifiers opened from its contents record
+/// (`null`, and `contents: erased`, once it is erased). Blocking.
+fn summary_json(store: &EventStore, summary: &EventSummary) -> Result<serde_json::Value, ApiError> {
+    let mut shown = json!({
         "index": summary.index,
         "event_id": summary.event_id,
         "time": time_text(summary.time_nanos),
         "received_at": time_text(summary.received_nanos),
-        "actor": summary.actor_id,
-        "resource_type": summary.resource_type,
-        "resource": summary.resource_id,
         "action": summary.action,
-    })
+    });
+    if !summary.is_tagged() {
+        shown["schema_version"] = json!(1);
+        shown["actor"] = json!(summary.actor_id);
+        shown["resource_type"] = json!(summary.resource_type);
+        shown["resource"] = json!(summary.resource_id);
+        return Ok(shown);
+    }
+    let event_id = cairn_spec::event::EventId::parse(&summary.event_id)
+        .map_err(|error| ApiError::internal(format!("an indexed event ID: {error}")))?;
+    let opened = store.contents(summary.index, &event_id)?;
+    let (actor, _) = contents::id_and_type(&opened, PersonalField::Actor);
+    let (resource, resource_type) = contents::id_and_type(&opened, PersonalField::Resource);
+    shown["schema_version"] = json!(2);
+    shown["contents"] = json!(contents::status(&opened));
+    shown["actor"] = actor;
+    shown["resource_type"] = resource_type;
+    shown["resource"] = resource;
+    Ok(shown)
 }
 
 pub(super) async fn query_events(
@@ -122,10 +209,19 @@ pub(super) async fn query_events(
     let filter = filter_of(&query)?;
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT)?;
     let store = state.events.store.clone();
-    let page = blocking(move || Ok(store.query(&filter, limit, MAX_SCAN)?)).await?;
+    let (events, next_after) = blocking(move || {
+        let page = query_any(&store, &filter, limit, MAX_SCAN)?;
+        let events = page
+            .events
+            .iter()
+            .map(|summary| summary_json(&store, summary))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, page.next_after))
+    })
+    .await?;
     Ok(Json(json!({
-        "events": page.events.iter().map(summary_json).collect::<Vec<_>>(),
-        "next_cursor": page.next_after.map(format_cursor),
+        "events": events,
+        "next_cursor": next_after.map(format_cursor),
     }))
     .into_response())
 }
@@ -147,7 +243,7 @@ pub(super) async fn export(
     let events = state.events.clone();
     let store = state.store.clone();
     let (bundle, next) = blocking(move || {
-        let page = events.store.query(&filter, limit, MAX_SCAN)?;
+        let page = query_any(&events.store, &filter, limit, MAX_SCAN)?;
         let reader = StoreHashes::new(store.as_ref());
         let mut exported = Vec::with_capacity(page.events.len());
         for summary in &page.events {
@@ -156,13 +252,41 @@ pub(super) async fn export(
                 .pop()
                 .ok_or_else(|| ApiError::internal("the store returned no entry"))?
                 .leaf;
-            exported.push(ExportedEvent {
+            let inclusion_proof = inclusion_proof(summary.index, published.size, &reader)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut event = ExportedEventV2 {
                 index: summary.index,
-                leaf,
-                payload: events.store.payload(summary)?,
-                inclusion_proof: inclusion_proof(summary.index, published.size, &reader)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            });
+                leaf: Vec::new(),
+                payload: None,
+                openings: ExportOpenings::default(),
+                erased: Vec::new(),
+                inclusion_proof,
+            };
+            match AnyEventLeaf::parse(&leaf) {
+                Ok(AnyEventLeaf::V2(parsed)) => {
+                    match events
+                        .store
+                        .contents(summary.index, &parsed.clear.event_id)?
+                    {
+                        Contents::Held(openings) => {
+                            for field in PersonalField::ALL {
+                                if let Some(opening) = openings.get(field) {
+                                    event.openings.set(field, ExportOpening::of(opening));
+                                }
+                            }
+                        }
+                        Contents::Erased => {
+                            event.erased = PersonalField::ALL
+                                .into_iter()
+                                .filter(|field| parsed.commitments.get(*field).is_some())
+                                .collect();
+                        }
+                    }
+                }
+                _ => event.payload = events.store.payload(summary)?,
+            }
+            event.leaf = leaf;
+            exported.push(event);
         }
         let timestamps = store
             .timestamp_tokens(published.size)?
@@ -170,8 +294,8 @@ pub(super) async fn export(
             .map(|(_, token)| ReceiptTimestamp { token })
             .collect();
         Ok((
-            ExportBundle {
-                format: EXPORT_FORMAT.to_string(),
+            ExportBundleV2 {
+                format: EXPORT_FORMAT_V2.to_string(),
                 checkpoint: published.note,
                 timestamps,
                 events: exported,
@@ -191,4 +315,61 @@ pub(super) async fn export(
         header::HeaderValue::from_static("attachment; filename=\"cairn-export.json\""),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(indices: &[u64], next_after: Option<u64>) -> QueryPage {
+        QueryPage {
+            events: indices
+                .iter()
+                .map(|&index| EventSummary {
+                    index,
+                    event_id: format!("e{index}"),
+                    time_nanos: 0,
+                    received_nanos: 0,
+                    actor_id: String::new(),
+                    resource_type: String::new(),
+                    resource_id: String::new(),
+                    action: String::new(),
+                    has_payload: false,
+                })
+                .collect(),
+            next_after,
+        }
+    }
+
+    fn merged(first: QueryPage, second: QueryPage, limit: usize) -> (Vec<u64>, Option<u64>) {
+        let page = merge_pages(first, second, limit);
+        (
+            page.events.iter().map(|summary| summary.index).collect(),
+            page.next_after,
+        )
+    }
+
+    #[test]
+    fn merged_pages_stop_where_either_page_stopped() {
+        // Both complete: everything, no cursor.
+        assert_eq!(
+            merged(page(&[1, 5], None), page(&[2, 3], None), 10),
+            (vec![1, 2, 3, 5], None)
+        );
+        // One stopped at 4 (its scan budget): nothing past 4, the cursor at 4.
+        assert_eq!(
+            merged(page(&[1, 5, 9], None), page(&[2, 3], Some(4)), 10),
+            (vec![1, 2, 3], Some(4))
+        );
+        // More than the limit: the cursor at the last one shown.
+        assert_eq!(
+            merged(page(&[1, 5], Some(5)), page(&[2, 3], Some(3)), 2),
+            (vec![1, 2], Some(2))
+        );
+        // Nothing below the bound: an empty page that still moves on.
+        assert_eq!(
+            merged(page(&[], Some(7)), page(&[9], None), 5),
+            (vec![], Some(7))
+        );
+    }
 }

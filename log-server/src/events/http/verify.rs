@@ -1,5 +1,7 @@
 //! `POST /v1/verify`: whether a receipt or an event is what this log holds. Always 200, with
-//! `valid` and, when not, the reason.
+//! `valid` and, when not, the reason. An event is a schema 1 event (with its payload), or a
+//! schema 2 leaf with the openings of any of its fields (`GET /v1/events/{id}` answers either
+//! form, and takes it back).
 
 use std::sync::Arc;
 
@@ -8,8 +10,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine as _;
 use cairn_spec::checkpoint::Checkpoint;
-use cairn_spec::event::EventLeaf;
+use cairn_spec::event::{EventLeaf, EventLeafV2, FieldOpening, PersonalField, Salt};
 use cairn_spec::jcs::{self, Limits, Value};
 use cairn_spec::merkle::{tree_root, verify_inclusion};
 use cairn_spec::receipt::{Receipt, MAX_RECEIPT_BYTES};
@@ -51,6 +54,9 @@ pub(super) async fn verify(
     };
     if members.iter().any(|(name, _)| name == "format") {
         return verify_receipt(&state, &body).await;
+    }
+    if members.iter().any(|(name, _)| name == "leaf") {
+        return verify_event_v2(&state, members).await;
     }
     verify_event(&state, members).await
 }
@@ -122,7 +128,8 @@ async fn verify_event(
                 "event" => event = Some(value),
                 "payload" => payload = Some(value),
                 // What GET /v1/events/{id} answers beside the event is informative only.
-                "event_id" | "index" | "leaf_hash" | "payload_status" | "erased_by" => {}
+                "event_id" | "index" | "leaf_hash" | "payload_status" | "erased_by"
+                | "schema_version" => {}
                 other => {
                     return Ok(invalid(format!(
                         "unknown member `{}`",
@@ -171,6 +178,118 @@ async fn verify_event(
         "index": index,
         "leaf_hash": Hash::of_leaf(&leaf).to_base64(),
         "payload_checked": payload.is_some(),
+    }))
+    .into_response())
+}
+
+/// One opening as `GET /v1/events/{id}` shows it: `{"salt": "<base64>", "value": <JSON>}`.
+fn opening_of(field: PersonalField, value: Value) -> Result<FieldOpening, String> {
+    let Value::Object(members) = value else {
+        return Err(format!("openings.{field}: an object with salt and value"));
+    };
+    let (mut salt, mut opened) = (None, None);
+    for (name, member) in members {
+        match (name.as_str(), member) {
+            ("salt", Value::String(text)) => {
+                salt = base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()
+                    .and_then(|bytes| Salt::from_slice(&bytes));
+                if salt.is_none() {
+                    return Err(format!("openings.{field}.salt: 32 bytes in base64"));
+                }
+            }
+            ("value", member) => opened = Some(member),
+            (other, _) => {
+                return Err(format!(
+                    "openings.{field}: unknown member `{}`",
+                    other.chars().take(64).collect::<String>()
+                ))
+            }
+        }
+    }
+    match (salt, opened) {
+        (Some(salt), Some(value)) => Ok(FieldOpening {
+            salt,
+            value: jcs::canonicalize(&value).into_bytes(),
+        }),
+        _ => Err(format!("openings.{field}: needs salt and value")),
+    }
+}
+
+/// A schema 2 leaf (`leaf`) and the openings of any of its fields (`openings`): the leaf must
+/// be the one logged for its event ID, and every opening must open its commitment.
+async fn verify_event_v2(
+    state: &Arc<AppState>,
+    members: Vec<(String, Value)>,
+) -> Result<Response, ApiError> {
+    let (mut leaf, mut openings) = (None, Vec::new());
+    for (name, value) in members {
+        match name.as_str() {
+            "leaf" => leaf = Some(value),
+            "openings" => match value {
+                Value::Object(fields) => {
+                    for (field, opening) in fields {
+                        let Some(field) = PersonalField::from_name(&field) else {
+                            return Ok(invalid(format!(
+                                "openings: `{}` is not a personal field",
+                                field.chars().take(64).collect::<String>()
+                            )));
+                        };
+                        match opening_of(field, opening) {
+                            Ok(opening) => openings.push((field, opening)),
+                            Err(reason) => return Ok(invalid(reason)),
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => return Ok(invalid("openings: an object of fields")),
+            },
+            // What GET /v1/events/{id} answers beside them is informative only.
+            "event_id" | "index" | "leaf_hash" | "schema_version" | "contents" | "erased_by"
+            | "event" => {}
+            other => {
+                return Ok(invalid(format!(
+                    "unknown member `{}`",
+                    other.chars().take(64).collect::<String>()
+                )))
+            }
+        }
+    }
+    let leaf = jcs::canonicalize(&leaf.expect("the member is present")).into_bytes();
+    let parsed = match EventLeafV2::parse(&leaf) {
+        Ok(parsed) => parsed,
+        Err(error) => return Ok(invalid(format!("not a schema 2 event leaf: {error}"))),
+    };
+    let index = match logged_event(state, &parsed.clear.event_id).await {
+        Ok((summary, logged)) if logged == leaf => summary.index,
+        Ok((summary, _)) => {
+            return Ok(invalid(format!(
+                "the leaf differs from the leaf logged at index {} for this event_id",
+                summary.index
+            )))
+        }
+        Err(error) if error.code() == ErrorCode::NotFound => {
+            return Ok(invalid(format!(
+                "no event {} is in the log",
+                parsed.clear.event_id.as_str()
+            )))
+        }
+        Err(error) => return Err(error),
+    };
+    openings.sort_by_key(|(field, _)| *field);
+    let mut opened = Vec::new();
+    for (field, opening) in &openings {
+        if let Err(error) = parsed.verify_opening(*field, opening) {
+            return Ok(invalid(error.to_string()));
+        }
+        opened.push(field.name());
+    }
+    Ok(Json(json!({
+        "valid": true,
+        "index": index,
+        "leaf_hash": parsed.leaf_hash().to_base64(),
+        "opened": opened,
     }))
     .into_response())
 }

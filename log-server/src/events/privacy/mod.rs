@@ -1,0 +1,342 @@
+//! Privacy by design for audit events (issue 27): what keeps personal data out of the public
+//! log, encrypted at rest, and erasable by subject.
+//!
+//! - Events are logged as schema 2 leaves (cairn-spec `event::v2`): the leaf holds only salted
+//!   commitments to `actor`, `resource`, `context` and `payload`. The salts and clear values
+//!   (the openings) go in a contents record beside the leaf ([`record`]), encrypted with
+//!   AES-256-GCM under the data key of the event's data subject (its `actor.id` by default,
+//!   `resource.id` if configured).
+//! - Data keys are random, one per subject, wrapped by the key-encryption key (KEK) read from
+//!   a file (mode 0600) and kept in [`keystore`]. Erasing a subject destroys its data keys
+//!   (crypto-shredding): every contents record of that subject becomes unreadable at once,
+//!   while leaves, roots and proofs stay valid.
+//! - The events index holds index tags instead of identifiers (cairn-spec `index_tag`): the
+//!   subject's tags are keyed by a key derived from the subject's data key, so they become
+//!   meaningless once it is destroyed; other fields' tags are keyed by the server's index key,
+//!   derived from the KEK.
+
+pub mod keystore;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+
+use cairn_spec::event::{index_tag, IndexKey, IndexedField};
+use sha2::{Digest, Sha256};
+
+use self::keystore::{hex, DataKey, DekId, KeyStore, SubjectId};
+pub use self::record::Tags;
+use crate::events::model::EventStoreError;
+
+/// How a tag is written where the index keeps identifiers: `tag:` and 64 hex digits.
+pub const TAG_PREFIX: &str = "tag:";
+
+/// Which field of an event names its data subject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectField {
+    /// `actor.id` (the default).
+    #[default]
+    Actor,
+    /// `resource.id`.
+    Resource,
+}
+
+/// Where the KEK is and whose data keys events are sealed under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivacySettings {
+    /// The KEK file (32 random bytes as 64 hex digits, mode 0600).
+    pub kek_file: PathBuf,
+    /// Whether to make the KEK file if it does not exist (the default location only).
+    pub create_kek: bool,
+    /// The subject field.
+    pub subject: SubjectField,
+    /// Whether `/tile/entries` is served without a token.
+    pub public_entries: bool,
+}
+
+impl PrivacySettings {
+    /// The default: a KEK made at `<events dir>/kek` on first start, subjects by actor.
+    pub fn in_dir(events_dir: &Path) -> PrivacySettings {
+        PrivacySettings {
+            kek_file: events_dir.join("kek"),
+            create_kek: true,
+            subject: SubjectField::Actor,
+            public_entries: false,
+        }
+    }
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> EventStoreError {
+    EventStoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// Reads the KEK file: 64 hex digits (a trailing newline allowed), mode 0600 or stricter.
+/// Makes one if it is missing and `create` is set.
+pub fn read_kek(path: &Path, create: bool) -> Result<[u8; 32], EventStoreError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let problem = |detail: String| corrupt("key-encryption key", detail);
+    if create && !path.exists() {
+        let key: [u8; 32] = rand::random();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| problem(format!("making {}: {e}", path.display())))?;
+        file.write_all(format!("{}\n", hex(&key)).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| problem(format!("writing {}: {e}", path.display())))?;
+        if let Some(parent) = path.parent() {
+            std::fs::File::open(parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| problem(format!("syncing {}: {e}", parent.display())))?;
+        }
+        tracing::warn!(
+            path = %path.display(),
+            "made a new key-encryption key for audit events' contents; keep it apart from \
+             the data (and backed up): without it no contents can be read"
+        );
+    }
+    let metadata =
+        std::fs::metadata(path).map_err(|e| problem(format!("reading {}: {e}", path.display())))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(problem(format!(
+            "{} has mode {mode:o}: group and others must have no access (chmod 600)",
+            path.display()
+        )));
+    }
+    if metadata.len() > 1024 {
+        return Err(problem(format!(
+            "{} is {} bytes, not a key",
+            path.display(),
+            metadata.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| problem(format!("reading {}: {e}", path.display())))?;
+    let text = text.trim();
+    let bytes: Option<Vec<u8>> = (text.len() == 64)
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+    bytes
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            problem(format!(
+                "{} must hold 32 bytes as 64 hex digits",
+                path.display()
+            ))
+        })
+}
+
+/// A key derived from `secret` for `purpose`.
+fn derive(secret: &[u8; 32], purpose: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"cairn-log key derivation\0");
+    hash.update(purpose.as_bytes());
+    hash.update([0]);
+    hash.update(secret);
+    hash.finalize().into()
+}
+
+/// What a contents record read back holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// The openings.
+    Held(Box<cairn_spec::event::EventOpenings>),
+    /// The subject's data key is destroyed, or the record erased: committed, contents erased.
+    Erased,
+}
+
+/// Encryption at rest, index tags and crypto-shredding of the events' contents.
+pub struct Privacy {
+    public_entries: bool,
+    index_key: IndexKey,
+    /// Keys the subject key IDs (apart from the index tags, so that neither reveals the other).
+    subject_id_key: IndexKey,
+    subject: SubjectField,
+    keys: KeyStore,
+}
+
+impl Privacy {
+    /// Opens the subject key store in `events_dir` under the KEK of `settings`. Blocking.
+    pub fn open(events_dir: &Path, settings: &PrivacySettings) -> Result<Privacy, EventStoreError> {
+        std::fs::create_dir_all(events_dir)
+            .map_err(|e| corrupt("events directory", format!("{}: {e}", events_dir.display())))?;
+        let kek = read_kek(&settings.kek_file, settings.create_kek)?;
+        let keys = KeyStore::open(
+            &events_dir.join("subjects.sqlite"),
+            &derive(&kek, "wrap subject keys"),
+        )?;
+        Ok(Privacy {
+            public_entries: settings.public_entries,
+            index_key: IndexKey::from_bytes(derive(&kek, "index tags")),
+            subject_id_key: IndexKey::from_bytes(derive(&kek, "subject key ids")),
+            subject: settings.subject,
+            keys,
+        })
+    }
+
+    /// Whether `/tile/entries` is served without a token.
+    pub fn public_entries(&self) -> bool {
+        self.public_entries
+    }
+
+    /// The subject field.
+    pub fn subject_field(&self) -> SubjectField {
+        self.subject
+    }
+
+    /// The subject's key ID: a keyed hash of the subject (never stored in clear).
+    pub fn subject_id(&self, subject: &str) -> SubjectId {
+        index_tag(&self.subject_id_key, IndexedField::ActorId, subject).0
+    }
+
+    /// Whether every subject of `subjects` has a data key in memory (so that sealing needs no
+    /// database read).
+    pub fn all_cached(&self, subjects: &[&str]) -> bool {
+        subjects
+            .iter()
+            .all(|subject| self.keys.cached(&self.subject_id(subject)).is_some())
+    }
+
+    /// The data keys of `subjects`, made (durably) for those that have none. Blocking for a
+    /// subject not in memory.
+    pub fn keys_for(&self, subjects: &[&str]) -> Result<Vec<DataKey>, EventStoreError> {
+        let ids: Vec<SubjectId> = subjects.iter().map(|s| self.subject_id(s)).collect();
+        self.keys.find_or_create(&ids)
+    }
+
+    /// The tag of `value` of `field` for an event sealed under `key` (the subject's field is
+    /// keyed by the data key, the others by the server's index key).
+    fn tag(&self, field: IndexedField, value: &str, key: &DataKey) -> [u8; 32] {
+        let subject_field = match self.subject {
+            SubjectField::Actor => IndexedField::ActorId,
+            SubjectField::Resource => IndexedField::ResourceId,
+        };
+        if field == subject_field {
+            let subject_key = IndexKey::from_bytes(derive(&key.key, "subject index tags"));
+            index_tag(&subject_key, field, value).0
+        } else {
+            index_tag(&self.index_key, field, value).0
+        }
+    }
+
+    /// The tags of an event with these identifiers, sealed under `key`.
+    pub fn tags(
+        &self,
+        actor_id: &str,
+        resource_type: &str,
+        resource_id: &str,
+        key: &DataKey,
+    ) -> Tags {
+        Tags {
+            actor: self.tag(IndexedField::ActorId, actor_id, key),
+            resource_id: self.tag(IndexedField::ResourceId, resource_id, key),
+            resource_type: self.tag(IndexedField::ResourceType, resource_type, key),
+        }
+    }
+
+    /// The form an identifier takes in the index of schema 2 events, for a query or a hold:
+    /// `None` when the value is the subject's and the subject has no data key (never seen, or
+    /// shredded: no event can match). Blocking for a subject not in memory.
+    pub fn query_tag(
+        &self,
+        field: IndexedField,
+        value: &str,
+    ) -> Result<Option<String>, EventStoreError> {
+        let subject_field = match self.subject {
+            SubjectField::Actor => IndexedField::ActorId,
+            SubjectField::Resource => IndexedField::ResourceId,
+        };
+        let tag = if field == subject_field {
+            match self.keys.find(&self.subject_id(value))? {
+                Some(key) => self.tag(field, value, &key),
+                None => return Ok(None),
+            }
+        } else {
+            index_tag(&self.index_key, field, value).0
+        };
+        Ok(Some(tag_text(&tag)))
+    }
+
+    /// Seals the openings of one event with the data key `key`.
+    pub fn seal(
+        &self,
+        event_id: &cairn_spec::event::EventId,
+        openings: &cairn_spec::event::EventOpenings,
+        key: &DataKey,
+        tags: &Tags,
+    ) -> Vec<u8> {
+        record::seal(event_id, openings, &key.id, &key.key, tags)
+    }
+
+    /// Opens a contents record. Blocking (once per data key: then cached).
+    pub fn open_record(
+        &self,
+        event_id: &cairn_spec::event::EventId,
+        bytes: &[u8],
+    ) -> Result<Contents, EventStoreError> {
+        let header = record::header(bytes).map_err(|e| corrupt("contents record", e))?;
+        match self.keys.key(&header.dek_id)? {
+            None => Ok(Contents::Erased),
+            Some(key) => record::open(event_id, bytes, &key)
+                .map(|openings| Contents::Held(Box::new(openings)))
+                .map_err(|e| {
+                    corrupt(
+                        "contents record",
+                        format!("of event {}: {e}", event_id.as_str()),
+                    )
+                }),
+        }
+    }
+
+    /// The IDs of every data key of `subject`, as text, for the record of a shredding.
+    /// Blocking.
+    pub fn subject_keys(&self, subject: &str) -> Result<Vec<String>, EventStoreError> {
+        Ok(self
+            .keys
+            .key_ids(&self.subject_id(subject))?
+            .iter()
+            .map(|id| hex(id))
+            .collect())
+    }
+
+    /// Destroys the data keys with these IDs (as [`Privacy::subject_keys`] wrote them).
+    /// Blocking. Returns how many were there to destroy.
+    pub fn destroy_keys(&self, ids: &[String]) -> Result<usize, EventStoreError> {
+        let parsed: Vec<DekId> = ids
+            .iter()
+            .map(|text| {
+                (text.len() == 32)
+                    .then(|| {
+                        (0..16)
+                            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                            .collect::<Option<Vec<u8>>>()
+                    })
+                    .flatten()
+                    .and_then(|bytes| DekId::try_from(bytes).ok())
+                    .ok_or_else(|| corrupt("shredding record", format!("key ID {text:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        self.keys.destroy(&parsed)
+    }
+
+    /// The subject key ID as text, which a shredding record names instead of the subject.
+    pub fn subject_text(&self, subject: &str) -> String {
+        tag_text(&self.subject_id(subject))
+    }
+}
+
+/// `tag:` and 64 hex digits.
+pub fn tag_text(tag: &[u8; 32]) -> String {
+    format!("{TAG_PREFIX}{}", hex(tag))
+}

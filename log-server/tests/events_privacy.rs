@@ -1,0 +1,481 @@
+//! Privacy by design (issue 27) over real loopback HTTP: events logged as schema 2 leaves
+//! (commitments only), their contents encrypted at rest under per-subject data keys, a subject
+//! erased by destroying its keys (crypto-shredding) while every proof stays valid, entry
+//! bundles for readers only, and a scan of the whole data directory for clear personal values.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_log::config::token_digest_hex;
+use cairn_log::events::{EventSettings, Principal, Role};
+use cairn_log::sequencer::SequencerConfig;
+use cairn_log::server::{RunningServer, ServerSettings};
+use cairn_log::storage::Backend;
+use cairn_spec::export::{AnyExport, EventContents, ExportTrust};
+use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::policy::Policy;
+use cairn_spec::receipt::{self, Receipt};
+use serde_json::{json, Value};
+
+const ORIGIN: &str = "example.com/private-log";
+const PRODUCER: &str = "producer-token";
+const READER: &str = "reader-token";
+const ADMIN: &str = "admin-token";
+
+/// Personal values that must never be found in clear on disk (nor in an entry bundle).
+const ALICE: &str = "alice.k7q2@example.org";
+const ALICE_RESOURCE: &str = "invoice-alice-5521";
+const ALICE_IP: &str = "203.0.113.77";
+const ALICE_NOTE: &str = "alice-payload-note-3318";
+const BOB: &str = "bob.z9w4@example.org";
+const BOB_RESOURCE: &str = "invoice-bob-8834";
+const BOB_NOTE: &str = "bob-payload-note-6620";
+
+fn signer() -> Ed25519Signer {
+    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [11; 32])
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let hex = token_digest_hex(token);
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    bytes
+}
+
+fn settings(dir: &Path) -> ServerSettings {
+    let mut producers = HashMap::new();
+    producers.insert(digest(PRODUCER), "billing".to_string());
+    let mut principals = HashMap::new();
+    for (token, name, role) in [
+        (READER, "auditor", Role::Reader),
+        (ADMIN, "root", Role::Admin),
+    ] {
+        principals.insert(
+            digest(token),
+            Principal {
+                name: name.to_string(),
+                role,
+            },
+        );
+    }
+    ServerSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.to_path_buf(),
+        storage: Backend::Embedded,
+        objects_dir: None,
+        signer: std::sync::Arc::new(signer().into()),
+        producers,
+        max_leaf_bytes: 65_535,
+        max_batch_body_bytes: 1 << 20,
+        sequencer: SequencerConfig::default(),
+        checkpoint_interval: Duration::from_millis(50),
+        witnesses: Vec::new(),
+        quorum: 0,
+        witness_timeout: Duration::from_secs(2),
+        witness_roots: Vec::new(),
+        checkpoint_wait: Duration::from_secs(10),
+        events: EventSettings {
+            principals,
+            ..EventSettings::default()
+        },
+        edge: Default::default(),
+        access: Default::default(),
+    }
+}
+
+fn policy() -> Policy {
+    Policy::parse(format!("log {}\nquorum none\n", signer().verifier().to_vkey()).as_bytes())
+        .expect("policy")
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(server: &RunningServer) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", server.addr),
+        }
+    }
+
+    async fn bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Vec<u8>) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let (status, bytes) = self.bytes(method, path, token, body).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.json(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.json(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn delete(&self, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+        self.json(reqwest::Method::DELETE, path, Some(token), body)
+            .await
+    }
+
+    async fn wait_published(&self, size: u64) {
+        for _ in 0..800 {
+            let (status, body) = self
+                .json(reqwest::Method::GET, "/healthz", None, None)
+                .await;
+            if status == 200 && body["published_size"].as_u64().unwrap_or(0) >= size {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no checkpoint of size {size} was published");
+    }
+
+    /// The indices of the events `query` finds, following cursors.
+    async fn query_all(&self, query: &str) -> Vec<Value> {
+        let mut found = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = self
+                .get(&format!("/v1/events?limit=2&{query}{cursor}"), READER)
+                .await;
+            assert_eq!(status, 200, "{page}");
+            found.extend(page["events"].as_array().expect("events").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return found,
+            }
+        }
+    }
+}
+
+fn alice_event(note: &str) -> Value {
+    json!({
+        "timestamp": "2026-12-07T10:00:00Z",
+        "actor": {"id": ALICE, "type": "user"},
+        "action": "invoice.pay",
+        "resource": {"type": "invoice", "id": ALICE_RESOURCE},
+        "outcome": "success",
+        "context": {"ip": ALICE_IP},
+        "payload": {"note": note},
+    })
+}
+
+fn bob_event() -> Value {
+    json!({
+        "timestamp": "2026-12-07T10:01:00Z",
+        "actor": {"id": BOB, "type": "user"},
+        "action": "invoice.read",
+        "resource": {"type": "invoice", "id": BOB_RESOURCE},
+        "outcome": "success",
+        "payload": {"note": BOB_NOTE},
+    })
+}
+
+/// The leaves of an entry bundle (each a 2-byte big-endian length and its bytes).
+fn leaves_of(bundle: &[u8]) -> Vec<Vec<u8>> {
+    let mut leaves = Vec::new();
+    let mut rest = bundle;
+    while rest.len() >= 2 {
+        let length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        assert!(rest.len() >= 2 + length, "a truncated bundle");
+        leaves.push(rest[2..2 + length].to_vec());
+        rest = &rest[2 + length..];
+    }
+    assert!(rest.is_empty(), "a truncated bundle");
+    leaves
+}
+
+/// Every file under `dir` that holds one of `values` in clear: (file, value).
+fn clear_values_in(dir: &Path, values: &[&str]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                pending.push(entry.expect("entry").path());
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read file");
+        for value in values {
+            let needle = value.as_bytes();
+            if bytes.windows(needle.len()).any(|window| window == needle) {
+                found.push((path.display().to_string(), value.to_string()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path()))
+        .await
+        .expect("server starts");
+    let client = Client::new(&server);
+
+    // Two events of alice, one of bob.
+    let mut alice_ids = Vec::new();
+    for note in [ALICE_NOTE, "alice-second-note"] {
+        let (status, answer) = client
+            .post("/v1/events", PRODUCER, &alice_event(note))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        alice_ids.push(answer["event_id"].as_str().expect("id").to_string());
+    }
+    let (status, bob) = client
+        .post("/v1/events?wait=checkpoint", PRODUCER, &bob_event())
+        .await;
+    assert_eq!(status, 200, "{bob}");
+    let bob_id = bob["event_id"].as_str().expect("id").to_string();
+    client.wait_published(3).await;
+
+    // A retry of an event ID gets the logged leaf back; another content is a conflict.
+    let mut first = alice_event(ALICE_NOTE);
+    first["event_id"] = json!(alice_ids[0]);
+    let (status, retried) = client.post("/v1/events", PRODUCER, &first).await;
+    assert_eq!(
+        (status, &retried["duplicate"]),
+        (200, &json!(true)),
+        "{retried}"
+    );
+    assert_eq!(retried["index"], 0);
+    let mut changed = first.clone();
+    changed["payload"]["note"] = json!("another note");
+    let (status, _) = client.post("/v1/events", PRODUCER, &changed).await;
+    assert_eq!(status, 409, "a different content under the same ID");
+
+    // The public read API: checkpoints and hash tiles, not the entry bundles.
+    let (status, _) = client
+        .bytes(reqwest::Method::GET, "/tile/0/000.p/3", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, refused) = client
+        .json(reqwest::Method::GET, "/tile/entries/000.p/3", None, None)
+        .await;
+    assert_eq!((status, &refused["error"]), (401, &json!("unauthorized")));
+    let (status, bundle) = client
+        .bytes(
+            reqwest::Method::GET,
+            "/tile/entries/000.p/3",
+            Some(READER),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let leaves = leaves_of(&bundle);
+    assert_eq!(leaves.len(), 3);
+    for leaf in &leaves {
+        let text = String::from_utf8(leaf.clone()).expect("UTF-8");
+        assert!(text.contains("\"commitments\""), "{text}");
+        for value in [ALICE, ALICE_RESOURCE, ALICE_IP, ALICE_NOTE, BOB, BOB_NOTE] {
+            assert!(!text.contains(value), "{value} in the leaf {text}");
+        }
+    }
+
+    // A reader sees the contents, and checks them against the leaf.
+    let (status, shown) = client
+        .get(&format!("/v1/events/{}", alice_ids[0]), READER)
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["schema_version"], 2);
+    assert_eq!(shown["contents"], "held");
+    assert_eq!(shown["event"]["actor"]["id"], ALICE);
+    assert_eq!(shown["event"]["context"]["ip"], ALICE_IP);
+    let (_, verdict) = client.post("/v1/verify", READER, &shown).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(
+        verdict["opened"],
+        json!(["actor", "resource", "context", "payload"])
+    );
+    let mut forged = shown.clone();
+    forged["openings"]["actor"]["value"]["id"] = json!("mallory");
+    let (_, verdict) = client.post("/v1/verify", READER, &forged).await;
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    let by_actor = client.query_all(&format!("actor={ALICE}")).await;
+    assert_eq!(by_actor.len(), 2);
+    assert!(by_actor.iter().all(|event| event["actor"] == ALICE));
+    let (status, receipt_before) = client
+        .get(&format!("/v1/events/{}/proof", alice_ids[0]), READER)
+        .await;
+    assert_eq!(status, 200);
+    let receipt_before =
+        Receipt::from_json(receipt_before.to_string().as_bytes()).expect("a receipt");
+
+    // A legal hold on the subject blocks its erasure until lifted.
+    let hold = json!({"actor": ALICE, "reason": "case 12"});
+    let (status, set) = client.post("/v1/holds", ADMIN, &hold).await;
+    assert_eq!(status, 201, "{set}");
+    assert!(set["actor"].as_str().expect("tag").starts_with("tag:"));
+    let path = format!("/v1/subjects/{ALICE}?reason=gdpr");
+    let (status, held) = client.delete(&path, ADMIN, None).await;
+    assert_eq!((status, &held["error"]), (409, &json!("held")), "{held}");
+    assert_eq!(client.delete(&path, READER, None).await.0, 403);
+    let (status, _) = client.delete("/v1/holds", ADMIN, Some(&hold)).await;
+    assert_eq!(status, 200);
+    let (status, shredded) = client.delete(&path, ADMIN, None).await;
+    assert_eq!(status, 200, "{shredded}");
+    assert_eq!(shredded["data_keys_destroyed"], 1);
+    let recorded_by = shredded["recorded_by"]["event_id"]
+        .as_str()
+        .expect("record")
+        .to_string();
+    assert_eq!(client.delete(&path, ADMIN, None).await.0, 404, "done once");
+
+    // The shredding is an audit event that names no subject in clear.
+    let (_, record) = client
+        .get(&format!("/v1/events/{recorded_by}"), READER)
+        .await;
+    assert_eq!(record["event"]["action"], "cairn.subject.shred");
+    assert!(!record.to_string().contains(ALICE));
+
+    // A reader sees commitments only for alice's events; bob's are intact.
+    for id in &alice_ids {
+        let (status, shown) = client.get(&format!("/v1/events/{id}"), READER).await;
+        assert_eq!(status, 200);
+        assert_eq!(shown["contents"], "erased", "{shown}");
+        assert_eq!(shown["event"], Value::Null);
+        assert!(shown["leaf"]["commitments"]["actor"].is_string());
+    }
+    assert!(client.query_all(&format!("actor={ALICE}")).await.is_empty());
+    let (_, shown) = client.get(&format!("/v1/events/{bob_id}"), READER).await;
+    assert_eq!(shown["event"]["payload"]["note"], BOB_NOTE);
+
+    // Every receipt still verifies, the one taken before and one taken after.
+    receipt::verify(&receipt_before, &policy()).expect("the receipt taken before verifies");
+    let (status, receipt_after) = client
+        .get(&format!("/v1/events/{}/proof", alice_ids[0]), READER)
+        .await;
+    assert_eq!(status, 200);
+    let receipt_after =
+        Receipt::from_json(receipt_after.to_string().as_bytes()).expect("a receipt");
+    receipt::verify(&receipt_after, &policy()).expect("the receipt taken after verifies");
+    assert_eq!(receipt_after.leaf_hash, receipt_before.leaf_hash);
+
+    // The export says which events were erased, and verifies offline.
+    client.wait_published(6).await;
+    let (status, export) = client
+        .bytes(reqwest::Method::GET, "/v1/export", Some(READER), None)
+        .await;
+    assert_eq!(status, 200);
+    let verified = AnyExport::from_json(&export)
+        .expect("a bundle")
+        .verify(ExportTrust::Policy(&policy()))
+        .expect("verifies");
+    let said: HashMap<String, String> = verified
+        .events
+        .iter()
+        .map(|event| (event.event_id.as_str().to_string(), event.to_string()))
+        .collect();
+    for id in &alice_ids {
+        assert!(
+            said[id].ends_with("committed, contents erased"),
+            "{}",
+            said[id]
+        );
+    }
+    assert!(said[&bob_id].ends_with("verified with contents"));
+    assert!(verified.events.iter().any(|event| matches!(
+        &event.contents,
+        EventContents::Committed(contents) if contents.is_complete()
+    )));
+    server.shutdown().await.expect("shutdown");
+
+    // Nothing of alice is left in clear anywhere, and nothing of bob outside the encrypted
+    // contents records.
+    let found = clear_values_in(
+        dir.path(),
+        &[
+            ALICE,
+            ALICE_RESOURCE,
+            ALICE_IP,
+            ALICE_NOTE,
+            "alice-second-note",
+            BOB,
+            BOB_RESOURCE,
+            BOB_NOTE,
+        ],
+    );
+    assert!(found.is_empty(), "clear personal values on disk: {found:?}");
+
+    // After a restart, and with the index rebuilt from the log: alice stays erased, bob is
+    // found by his actor.
+    std::fs::remove_dir_all(dir.path().join("events/index")).expect("drop the index");
+    let server = RunningServer::start(settings(dir.path()))
+        .await
+        .expect("server restarts");
+    let client = Client::new(&server);
+    let by_bob = client.query_all(&format!("actor={BOB}")).await;
+    assert_eq!(by_bob.len(), 1);
+    assert_eq!(by_bob[0]["resource"], BOB_RESOURCE);
+    let (_, shown) = client
+        .get(&format!("/v1/events/{}", alice_ids[1]), READER)
+        .await;
+    assert_eq!(shown["contents"], "erased");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_bundles_are_public_only_when_configured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut public = settings(dir.path());
+    public.events.store.privacy = Some(cairn_log::events::privacy::PrivacySettings {
+        public_entries: true,
+        ..cairn_log::events::privacy::PrivacySettings::in_dir(&dir.path().join("events"))
+    });
+    let server = RunningServer::start(public).await.expect("server starts");
+    let client = Client::new(&server);
+    let (status, _) = client
+        .bytes(
+            reqwest::Method::POST,
+            "/add",
+            Some(PRODUCER),
+            Some(&json!("a raw leaf")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    client.wait_published(1).await;
+    let (status, bundle) = client
+        .bytes(reqwest::Method::GET, "/tile/entries/000.p/1", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(leaves_of(&bundle)[0], b"\"a raw leaf\"".to_vec());
+    server.shutdown().await.expect("shutdown");
+}
