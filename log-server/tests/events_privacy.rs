@@ -66,6 +66,7 @@ fn settings(dir: &Path) -> ServerSettings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
         storage: Backend::Embedded,
+        scaled: None,
         objects_dir: None,
         signer: std::sync::Arc::new(signer().into()),
         producers,
