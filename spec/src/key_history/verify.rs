@@ -292,10 +292,12 @@ fn read_vkey(vkey: &str, expected_type: Option<u8>) -> Result<KeyRange, String> 
                 parsed.signature_type
             ))
         }
-        None if !allowed.contains(&parsed.signature_type) => return Err(format!(
+        None if !allowed.contains(&parsed.signature_type) => {
+            return Err(format!(
             "signature type 0x{:02x}: a history holds note keys (0x01) or cosignature keys (0x04)",
             parsed.signature_type
-        )),
+        ))
+        }
         _ => {}
     }
     let public_key: [u8; 32] = parsed
