@@ -111,6 +111,23 @@ impl<K: Ed25519Kind> NoteSigner<K> {
     }
 }
 
+impl<K: Ed25519Kind> NoteSigner<K> {
+    /// This key's signature of a key history statement (spec/docs/key-history.md): a type-0x01
+    /// note signature under the key's name, whatever its kind, so a witness's cosignature key
+    /// signs its history as a log's key does. Only a statement's text is signed (never, say, a
+    /// cosignature message). May block on the token.
+    pub fn sign_statement(&self, note: &Note) -> Result<NoteSignature, KeyError> {
+        cairn_spec::key_history::Statement::parse(note.text(), 0)
+            .map_err(|error| KeyError::Note(format!("not a key history statement: {error}")))?;
+        let signature = self.sign_bytes(note.text().as_bytes())?;
+        Ok(cairn_spec::key_history::statement_signature(
+            &self.key_name,
+            &self.public_key,
+            signature,
+        ))
+    }
+}
+
 impl<K: Ed25519Kind> From<SignerKey<K>> for NoteSigner<K> {
     fn from(key: SignerKey<K>) -> NoteSigner<K> {
         NoteSigner::from_key(key)

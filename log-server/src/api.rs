@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/add", post(add))
         .route("/add-batch", post(add_batch))
         .route("/checkpoint", get(checkpoint))
+        .route("/key-history", get(crate::key_history::serve_history))
         .route("/tile/{*path}", get(tile))
         .route("/proof/inclusion", get(proof_inclusion))
         .route("/proof/consistency", get(proof_consistency))

@@ -11,6 +11,7 @@
 //! objects_dir = "/var/www/log"     # optional: the tree as tlog-tiles files for a static server
 //! origin = "example.com/audit"
 //! key_file = "/etc/cairn/log.key"   # or the key in a PKCS#11 token: [pkcs11] below
+//! # key_history_dir = "/etc/cairn/key-history"   # rotations: cairn-log rotate-key (docs/keys.md)
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! witness_quorum = 1
@@ -226,6 +227,11 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub pkcs11: Option<cairn_keys::Pkcs11Config>,
+    /// Directory of the log's key history (spec/docs/key-history.md), written by `rotate-key`,
+    /// `retire-key` and `revoke-key`: checkpoints are signed by every held key the history
+    /// makes valid at their size [default: none, the one key signs everything].
+    #[arg(long, env = "CAIRN_LOG_KEY_HISTORY_DIR")]
+    pub key_history_dir: Option<PathBuf>,
     /// Largest leaf in bytes [default and maximum: 65535].
     #[arg(long, env = "CAIRN_LOG_MAX_LEAF_BYTES")]
     pub max_leaf_bytes: Option<u32>,
@@ -338,6 +344,7 @@ impl Settings {
             objects_dir,
             origin,
             key_file,
+            key_history_dir,
             max_leaf_bytes,
             max_batch_body_bytes,
             batch_max_entries,

@@ -10,6 +10,8 @@
 //!   with its index only once that index is durable.
 //!
 //! - [`integrator`]: grows the tree over the durable entries and signs checkpoints.
+//! - [`key_history`]: the log's keys across rotations: dual signatures during an overlap, the
+//!   key history read, served and logged.
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
 //! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
 //!   legal holds), erasure, retention, export.
@@ -28,6 +30,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod integrator;
+pub mod key_history;
 pub mod metrics;
 mod os;
 pub mod publisher;

@@ -1,4 +1,5 @@
-//! `cairn-log`: the Cairn log server (`serve`), and its key and token tools (`keygen`, `token`).
+//! `cairn-log`: the Cairn log server (`serve`), and its key and token tools (`keygen`,
+//! `rotate-key`, `retire-key`, `revoke-key`, `token`).
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,7 @@ use cairn_edge::log::LogFormat;
 use cairn_log::config::{
     new_token_key, token_digest_hex, watch_principals, write_new_key, Settings,
 };
+use cairn_log::key_history::command::{self as history, HistoryCommand, NewKey};
 use cairn_log::server::RunningServer;
 use clap::{Parser, Subcommand};
 use rand::RngCore as _;
@@ -57,6 +59,61 @@ enum Command {
         /// in use is refused. The private key never leaves the token.
         #[arg(long, value_name = "LOG_TOML")]
         pkcs11: Option<PathBuf>,
+    },
+    /// Introduces a new log key in the key history (`key_history_dir`): made now (a key file
+    /// in the directory, mode 0600), read from --new-key-file, or in a token (--pkcs11). The
+    /// statement is signed by a current key and by the new one; a running log reads it within
+    /// a second, logs it as a leaf and signs with both keys from --from-size on.
+    #[command(group(clap::ArgGroup::new("new").args(["new_key_file", "pkcs11"])))]
+    RotateKey {
+        /// The log's TOML configuration (its key and key_history_dir).
+        #[arg(long, env = "CAIRN_LOG_CONFIG")]
+        config: PathBuf,
+        /// The key history directory, instead of the configuration's key_history_dir.
+        #[arg(long, env = "CAIRN_LOG_KEY_HISTORY_DIR")]
+        key_history_dir: Option<PathBuf>,
+        /// The smallest tree size the new key signs (the log's current size is a good choice).
+        #[arg(long)]
+        from_size: u64,
+        /// Take the new key from this key file (a copy goes into the directory).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// The new key is in the token this configuration file's `[pkcs11]` table names (made
+        /// with `keygen --pkcs11`, under a key label of its own).
+        #[arg(long, value_name = "TOML")]
+        pkcs11: Option<PathBuf>,
+    },
+    /// Retires a log key: it signs no checkpoint larger than --after-size; its signatures up to
+    /// that size stay valid. Another current key must sign the next size.
+    RetireKey {
+        /// The log's TOML configuration.
+        #[arg(long, env = "CAIRN_LOG_CONFIG")]
+        config: PathBuf,
+        /// The key history directory, instead of the configuration's key_history_dir.
+        #[arg(long, env = "CAIRN_LOG_KEY_HISTORY_DIR")]
+        key_history_dir: Option<PathBuf>,
+        /// The key's vkey.
+        #[arg(long)]
+        vkey: String,
+        /// The largest tree size it signs.
+        #[arg(long)]
+        after_size: u64,
+    },
+    /// Revokes a compromised log key: its signature on any checkpoint of --from-size or more
+    /// is a compromise, which monitors raise an alert for. Signed by another current key.
+    RevokeKey {
+        /// The log's TOML configuration.
+        #[arg(long, env = "CAIRN_LOG_CONFIG")]
+        config: PathBuf,
+        /// The key history directory, instead of the configuration's key_history_dir.
+        #[arg(long, env = "CAIRN_LOG_KEY_HISTORY_DIR")]
+        key_history_dir: Option<PathBuf>,
+        /// The key's vkey.
+        #[arg(long)]
+        vkey: String,
+        /// The first tree size whose signature by it is a compromise.
+        #[arg(long)]
+        from_size: u64,
     },
     /// Prints a new random producer token and the configuration lines with its hash.
     Token {
@@ -120,6 +177,50 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{vkey}");
             Ok(())
         }
+        Command::RotateKey {
+            config,
+            key_history_dir,
+            from_size,
+            new_key_file,
+            pkcs11,
+        } => {
+            let new_key = match (new_key_file, pkcs11) {
+                (Some(path), _) => NewKey::File(path),
+                (None, Some(config)) => NewKey::Token(config),
+                (None, None) => NewKey::Generate,
+            };
+            let command = HistoryCommand::Rotate {
+                new_key,
+                from: from_size,
+            };
+            run_history(&config, key_history_dir, command)
+        }
+        Command::RetireKey {
+            config,
+            key_history_dir,
+            vkey,
+            after_size,
+        } => run_history(
+            &config,
+            key_history_dir,
+            HistoryCommand::Retire {
+                vkey,
+                last: after_size,
+            },
+        ),
+        Command::RevokeKey {
+            config,
+            key_history_dir,
+            vkey,
+            from_size,
+        } => run_history(
+            &config,
+            key_history_dir,
+            HistoryCommand::Revoke {
+                vkey,
+                from: from_size,
+            },
+        ),
         Command::Token { name, role } => {
             // The name goes into a TOML string and into every event's `submitted_by`: keep it
             // to characters that need no escaping anywhere.
@@ -187,6 +288,22 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
     }
+}
+
+/// Runs a key history command against the log configured in `config` (its key history
+/// directory replaced by `key_history_dir` if given) and prints its report.
+fn run_history(
+    config: &std::path::Path,
+    key_history_dir: Option<PathBuf>,
+    command: HistoryCommand,
+) -> Result<(), String> {
+    let mut settings = Settings::from_file(config).map_err(|e| e.to_string())?;
+    if key_history_dir.is_some() {
+        settings.key_history_dir = key_history_dir;
+    }
+    let report = history::run(&settings, command)?;
+    print!("{report}");
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -11,8 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_keys::NoteSigner;
-use cairn_spec::note::PlainEd25519;
 use tokio::sync::watch;
 
 use crate::config::ScaledSettings;
@@ -31,9 +29,10 @@ use crate::storage::scaled::lease::LeaseKeeper;
 use crate::storage::scaled::{publication, ScaledStore};
 use crate::storage::{Backend, LogStore, StoreLimits};
 
-/// The log's checkpoint key, in a key file or a PKCS#11 token: signing may block (a token's
-/// call), so it is made off the runtime's workers.
-pub type LogSigner = Arc<NoteSigner<PlainEd25519>>;
+/// The log's checkpoint keys, in key files or PKCS#11 tokens, across rotations
+/// (crate::key_history): signing may block (a token's call), so it is made off the runtime's
+/// workers.
+pub type LogSigner = Arc<crate::key_history::LogKeys>;
 
 /// What a server needs, resolved from the configuration.
 #[derive(Clone, Debug)]
@@ -273,6 +272,12 @@ impl RunningServer {
             rate_limits: settings.access.rate_limits.clone(),
         }));
         let (stop, stopped) = watch::channel(false);
+        // Each key history statement becomes a leaf (crate::key_history).
+        tokio::spawn(crate::key_history::log_statements(
+            settings.signer.clone(),
+            sequencer.clone(),
+            stop.subscribe(),
+        ));
         let maintenance = tokio::spawn(retention::run(
             events.clone(),
             settings.events.retention.clone(),

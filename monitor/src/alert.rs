@@ -37,11 +37,13 @@ pub enum AlertKind {
     StaleLog,
     /// The checkpoint's cosignatures do not satisfy the witness policy.
     WitnessPolicyUnmet,
+    /// A checkpoint is signed by a key the log's key history revoked at or before its size.
+    RevokedKey,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::SplitView,
         AlertKind::BadSignature,
         AlertKind::RootMismatch,
@@ -50,6 +52,7 @@ impl AlertKind {
         AlertKind::CheckpointGoingBack,
         AlertKind::StaleLog,
         AlertKind::WitnessPolicyUnmet,
+        AlertKind::RevokedKey,
     ];
 
     /// The kind of a name as [`AlertKind::name`] gives it.
@@ -68,6 +71,7 @@ impl AlertKind {
             AlertKind::CheckpointGoingBack => "checkpoint-going-back",
             AlertKind::StaleLog => "stale-log",
             AlertKind::WitnessPolicyUnmet => "witness-policy-unmet",
+            AlertKind::RevokedKey => "revoked-key",
         }
     }
 }

@@ -40,6 +40,10 @@ pub(crate) enum Command {
         /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
         #[arg(long)]
         leaf: Option<PathBuf>,
+        /// The log's key history (its `GET /key-history`), verified from the policy's log key:
+        /// every key it makes valid at the receipt's tree size is accepted.
+        #[arg(long)]
+        key_history: Option<PathBuf>,
         /// Print the result as one JSON object (`"ok"`, and what was verified or the error).
         #[arg(long)]
         json: bool,

@@ -23,6 +23,9 @@ pub enum FollowError {
     /// The log's location is not one the monitor reads.
     #[error(transparent)]
     Location(#[from] BadLocation),
+    /// The configured log key cannot start a key history.
+    #[error("the log key: {0}")]
+    Keys(String),
     /// The runtime shut down while a verifier or writer thread ran.
     #[error("stopped while verifying")]
     Stopped,

@@ -17,6 +17,7 @@
 
 mod gossip;
 mod grow;
+mod keys;
 mod state;
 
 use std::collections::BTreeSet;
@@ -151,6 +152,10 @@ pub struct Follower {
     unsaved_evidence: Vec<StoredEvidence>,
     /// Show a progress line on stderr while growing.
     progress: bool,
+    /// The log's keys: the pinned one and its verified key history (`follow/keys.rs`).
+    keys: crate::key_history::LogKeys,
+    /// The revoked keys' signatures found (alert subject → detail), raised at every poll.
+    compromises: std::collections::BTreeMap<String, String>,
 }
 
 fn now() -> u64 {
@@ -178,7 +183,10 @@ impl Follower {
         )?;
         let hashes = HashFiles::open(hash_dir, &origin).map_err(FollowError::Hashes)?;
         let state = store.verified(&origin)?;
+        let keys = crate::key_history::LogKeys::pinned(&settings.key).map_err(FollowError::Keys)?;
         Ok(Follower {
+            keys,
+            compromises: std::collections::BTreeMap::new(),
             settings,
             source,
             fetcher,
@@ -426,7 +434,7 @@ impl Follower {
             self.refused(source);
             return None;
         }
-        match Checkpoint::open(note, &self.settings.key) {
+        match self.keys.open(note) {
             Ok(signed) => Some(signed),
             Err(error) => {
                 tracing::warn!(%error, source, "refused a checkpoint");
@@ -482,7 +490,8 @@ impl Follower {
                 ))));
             }
         };
-        let outcome = match Checkpoint::open(&note, &self.settings.key) {
+        self.check_keys(&note).await;
+        let outcome = match self.keys.open(&note) {
             Err(error) => {
                 self.refused("log");
                 let detail = format!("log checkpoint does not verify: {error}");

@@ -6,6 +6,8 @@
 //!   and the log source: its HTTP read API or a local directory in the tlog-tiles layout.
 //! - [`verify`]: level-0 tiles checked against their entry bundles on every core.
 //! - [`hashes`]: the verified tree's hashes in flat files.
+//! - [`key_history`]: the log's keys across rotations: its key history fetched, verified from
+//!   the pinned key, and the revoked keys' signatures found.
 //! - [`pipeline`]: the stages of a growth beside the follower: fetch ahead, verify, commit.
 //! - [`follow`]: the follower of one log: checkpoint, witness policy, every tile and entry
 //!   bundle re-verified in a pipeline (fetch ahead, verify on every core, commit behind),
@@ -36,6 +38,7 @@ pub mod export;
 pub mod fetch;
 pub mod follow;
 pub mod hashes;
+pub mod key_history;
 pub mod names;
 pub mod pipeline;
 pub mod state;

@@ -115,8 +115,9 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             receipt,
             policy,
             leaf,
+            key_history,
             json,
-        } => verify_receipt(&receipt, &policy, leaf.as_ref(), json),
+        } => verify_receipt(&receipt, &policy, leaf.as_ref(), key_history.as_ref(), json),
         Command::Receipt(ReceiptCommand::Convert {
             file,
             to,
@@ -243,10 +244,18 @@ fn verify_receipt(
     receipt: &PathBuf,
     policy_file: &PathBuf,
     leaf: Option<&PathBuf>,
+    key_history: Option<&PathBuf>,
     json: bool,
 ) -> Result<ExitCode, String> {
-    let policy = policy(policy_file)?;
+    let mut policy = policy(policy_file)?;
     let (receipt, _) = read_receipt(receipt, leaf)?;
+    if let Some(path) = key_history {
+        let bytes = read(path)?;
+        let origin = receipt.checkpoint.lines().next().unwrap_or_default();
+        policy
+            .attach_key_history(origin, &bytes)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+    }
     let verified =
         verify(&receipt, &policy).map_err(|error| format!("receipt does not verify: {error}"))?;
     print(

@@ -22,6 +22,8 @@
 //!   answer holds every matching event (`cairn.index/v1`).
 //! - [`cosignature`]: C2SP tlog-cosignature: timestamped Ed25519 `cosignature/v1` witness
 //!   cosignatures.
+//! - [`key_history`]: a log's or witness's signed, append-only key history: which keys may
+//!   sign which tree sizes, across rotations, retirements and revocations.
 //! - [`policy`]: C2SP tlog-policy, with Cairn's trusted-TSA lines: whom a verifier trusts.
 //! - [`receipt`]: the portable proof of one leaf, its JSON form, its offline verification,
 //!   and C2SP tlog-proof export.
@@ -49,6 +51,7 @@ pub mod example;
 pub mod export;
 pub mod hash;
 pub mod jcs;
+pub mod key_history;
 pub mod merkle;
 pub mod note;
 pub mod policy;

@@ -10,13 +10,19 @@
 //! quorum <name>|none
 //! ```
 //!
-//! Cairn adds two line types, which a plain tlog-policy parser would refuse (so a Cairn policy
+//! Cairn adds three line types, which a plain tlog-policy parser would refuse (so a Cairn policy
 //! is never silently read as a weaker one):
 //!
 //! ```text
+//! witness-key <name> <vkey>
 //! tsa <name> <base64 of the DER trust anchor certificate> [<url>]
 //! tsa-quorum <k>
 //! ```
+//!
+//! `witness-key` gives a witness one more cosignature key (a rotation's new key beside the old
+//! one). A log's key history (spec/docs/key-history.md), verified from the key of its `log`
+//! line and attached with [`Policy::attach_key_history`], makes the policy accept every key the
+//! history makes valid at a checkpoint's size (module `keys`).
 //!
 //! `tsa-quorum k` asks for valid RFC 3161 timestamps over the checkpoint from at least `k`
 //! distinct trusted TSAs (default 0, or 1 when any `tsa` line is present). The page
@@ -60,6 +66,8 @@ pub struct PolicyLog {
     pub key: Ed25519Verifier,
     /// Where the log is served, if given.
     pub url: Option<String>,
+    /// Its verified key history, once attached ([`Policy::attach_key_history`]).
+    history: Option<crate::key_history::KeyHistory>,
 }
 
 /// A witness the policy knows.
@@ -71,6 +79,8 @@ pub struct PolicyWitness {
     pub key: CosignatureVerifier,
     /// Its submission prefix, if given.
     pub url: Option<String>,
+    /// Its other cosignature keys (`witness-key` lines: a rotation's old and new keys).
+    extra_keys: Vec<CosignatureVerifier>,
 }
 
 /// A timestamp authority the policy trusts.
@@ -122,7 +132,7 @@ pub enum PolicyError {
     #[error("the policy must end with a newline")]
     MissingFinalNewline,
     /// A line whose first word is not a known line type.
-    #[error("line {line}: unknown line type {found:?}; expected log, witness, group, quorum, tsa or tsa-quorum")]
+    #[error("line {line}: unknown line type {found:?}; expected log, witness, witness-key, group, quorum, tsa or tsa-quorum")]
     UnknownLineType {
         /// Where.
         line: usize,
@@ -288,6 +298,7 @@ impl Builder {
         match words[0] {
             "log" => self.log(line, &words[1..]),
             "witness" => self.witness(line, &words[1..]),
+            "witness-key" => self.witness_key(line, &words[1..]),
             "group" => self.group(line, &words[1..]),
             "quorum" => self.quorum(line, &words[1..]),
             "tsa" => self.tsa(line, &words[1..]),
@@ -316,7 +327,11 @@ impl Builder {
             reason: error.to_string(),
         })?;
         self.check_new_key(line, key.public_key().as_bytes())?;
-        self.logs.push(PolicyLog { key, url });
+        self.logs.push(PolicyLog {
+            key,
+            url,
+            history: None,
+        });
         Ok(())
     }
 
@@ -342,7 +357,34 @@ impl Builder {
             name: name.to_string(),
             key,
             url,
+            extra_keys: Vec::new(),
         });
+        Ok(())
+    }
+
+    fn witness_key(&mut self, line: usize, args: &[&str]) -> Result<(), PolicyError> {
+        let [name, vkey] = args else {
+            return Err(PolicyError::Malformed {
+                line,
+                expected: "witness-key <witness name> <vkey>",
+            });
+        };
+        let extra: usize = self.witnesses.iter().map(|w| w.extra_keys.len()).sum();
+        check_count(line, extra, "witness keys")?;
+        let key = CosignatureVerifier::from_vkey(vkey).map_err(|error| PolicyError::BadKey {
+            line,
+            reason: error.to_string(),
+        })?;
+        self.check_new_key(line, key.public_key().as_bytes())?;
+        let witness = self
+            .witnesses
+            .iter_mut()
+            .find(|witness| witness.name == *name)
+            .ok_or_else(|| PolicyError::Undefined {
+                line,
+                name: name.to_string(),
+            })?;
+        witness.extra_keys.push(key);
         Ok(())
     }
 
@@ -554,5 +596,9 @@ fn parse_decimal(text: &str) -> Option<usize> {
     text.parse().ok()
 }
 
+mod keys;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;

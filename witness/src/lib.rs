@@ -8,7 +8,8 @@
 //! - [`anchor`]: the background timestamping of cosigned checkpoints.
 //! - [`health`]: liveness and readiness (`/healthz`, `/readyz`).
 //! - [`http`]: the HTTP API (`spec/docs/witness-api.md`), every error in JSON.
-//! - [`config`], [`keys`]: configuration and key files.
+//! - [`config`], [`keys`]: configuration and key files; [`key_history`]: the witness's key
+//!   history and `rotate-key`.
 //! - [`metrics`]: Prometheus text metrics.
 //! - [`tsa`]: the timestamp authority.
 
@@ -18,6 +19,7 @@ pub mod anchor;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod key_history;
 pub mod keys;
 pub mod metrics;
 pub mod service;

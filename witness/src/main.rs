@@ -60,6 +60,27 @@ enum Command {
         #[arg(long, value_name = "WITNESS_TOML")]
         pkcs11: Option<PathBuf>,
     },
+    /// Makes a new witness key (a file, mode 0600) and writes the statement introducing it,
+    /// signed by the current key and the new one, into the witness's key history directory
+    /// (spec/docs/key-history.md). Prints the new vkey and the policy line that adds it beside
+    /// the old one; then serve with the new key.
+    RotateKey {
+        /// The witness's TOML configuration (its key_file, or [pkcs11] and key_name).
+        #[arg(long, env = "CAIRN_WITNESS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The current key file (instead of the configuration's).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The key history directory (pinned.vkey and history; made at the first rotation).
+        #[arg(long)]
+        history_dir: PathBuf,
+        /// The new key file to create; an existing file is never overwritten.
+        #[arg(long)]
+        new_key_out: PathBuf,
+        /// The smallest tree size the new key cosigns [default: 0, every size].
+        #[arg(long, default_value_t = 0)]
+        from_size: u64,
+    },
     /// A small RFC 3161 timestamp authority.
     Tsa {
         #[command(subcommand)]
@@ -153,6 +174,29 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen { name, out, pkcs11 } => keygen(&name, out.as_deref(), pkcs11.as_deref()),
         Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::RotateKey {
+            config,
+            key_file,
+            history_dir,
+            new_key_out,
+            from_size,
+        } => {
+            let file = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            let current = witness_signer(key_file.or(file.key_file.clone()), &file)?;
+            let rotated = cairn_witness::key_history::rotate(
+                &history_dir,
+                &current,
+                &new_key_out,
+                from_size,
+            )?;
+            println!("new key: {}", rotated.vkey);
+            println!("policy line: witness-key <name> {}", rotated.vkey);
+            print!("statement:\n{}", rotated.statement);
+            Ok(())
+        }
         Command::Tsa { command } => match command {
             TsaCommand::Init {
                 dir,

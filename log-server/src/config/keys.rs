@@ -1,13 +1,32 @@
-//! The log's signing key: a key file or a key in a PKCS#11 token, and making either.
+//! The log's signing key: a key file or a key in a PKCS#11 token, and making either; with a
+//! key history directory, the keys of its rotations beside it (crate::key_history).
 
 use super::*;
+use crate::key_history::LogKeys;
+use cairn_spec::note::PlainEd25519;
 
 impl Settings {
-    /// The log's key: the key file, or the key in the `[pkcs11]` token (named after
-    /// `origin`), opened.
+    /// The log's keys: the configured key, and with `key_history_dir` the keys its verified
+    /// history introduced that the directory holds.
     pub(super) fn resolve_signer(&self) -> Result<LogSigner, ConfigError> {
+        let primary = self.resolve_primary()?;
+        let keys = match &self.key_history_dir {
+            None => LogKeys::single(primary),
+            Some(dir) => {
+                LogKeys::with_history(primary, dir).map_err(|error| ConfigError::Value {
+                    key: "key_history_dir",
+                    detail: error.to_string(),
+                })?
+            }
+        };
+        Ok(Arc::new(keys))
+    }
+
+    /// The configured key: the key file, or the key in the `[pkcs11]` token (named after
+    /// `origin`), opened.
+    pub fn resolve_primary(&self) -> Result<NoteSigner<PlainEd25519>, ConfigError> {
         match (&self.key_file, &self.pkcs11) {
-            (Some(path), None) => Ok(Arc::new(NoteSigner::from_key(read_key_file(path)?))),
+            (Some(path), None) => Ok(NoteSigner::from_key(read_key_file(path)?)),
             (None, Some(table)) => {
                 let value = |detail: String| ConfigError::Value {
                     key: "pkcs11",
@@ -22,7 +41,7 @@ impl Settings {
                 })?;
                 let settings = table.settings().map_err(value)?;
                 let key = Pkcs11Key::open(&settings).map_err(|error| value(error.to_string()))?;
-                Ok(Arc::new(NoteSigner::from_token(key_name, Arc::new(key))))
+                Ok(NoteSigner::from_token(key_name, Arc::new(key)))
             }
             (None, None) => Err(ConfigError::Value {
                 key: "key_file",

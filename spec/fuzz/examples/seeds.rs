@@ -108,6 +108,7 @@ fn main() -> std::io::Result<()> {
     write("receipt", "tlog-proof", receipt.to_tlog_proof().as_bytes())?;
     write("export", "export.json", export(&world).as_bytes())?;
     write("policy", "policy", policy_text(&world).as_bytes())?;
+    write("key_history", "rotation", &key_history())?;
 
     write("event", "event.json", EVENT.as_bytes())?;
     let input = EventInput::parse(EVENT.as_bytes()).expect("the documented event is valid");
@@ -237,4 +238,28 @@ fn policy_text(world: &World) -> String {
         base64::engine::general_purpose::STANDARD.encode(&world.tsa.root_der)
     ));
     text
+}
+
+/// The example of spec/docs/key-history.md: the log's first key (seed 0x01) introduces a second
+/// (seed 0x03) from size 8, which retires the first after 15 and revokes it from 12.
+fn key_history() -> Vec<u8> {
+    use cairn_spec::key_history::{Action, KeyHistory};
+    use cairn_spec::note::{Ed25519Signer, KeyName};
+    let name = KeyName::new("example.com/cairn-log").expect("name");
+    let first = Ed25519Signer::from_seed(name.clone(), [0x01; 32]);
+    let second = Ed25519Signer::from_seed(name, [0x03; 32]);
+    let mut history = KeyHistory::new(&first.verifier().to_vkey()).expect("pinned");
+    let steps = [
+        (Action::Introduce { vkey: second.verifier().to_vkey(), from: 8 }, vec![&first, &second]),
+        (Action::Retire { vkey: first.verifier().to_vkey(), last: 15 }, vec![&second]),
+        (Action::Revoke { vkey: first.verifier().to_vkey(), from: 12 }, vec![&second]),
+    ];
+    for (action, signers) in steps {
+        let mut note = history.next_statement(action).to_note().expect("note");
+        for signer in signers {
+            note.add_signature(signer.sign(&note)).expect("signs");
+        }
+        history.append(&note.to_bytes().expect("bytes")).expect("verifies");
+    }
+    history.to_bytes()
 }

@@ -64,21 +64,28 @@ pub(super) fn verify_note(
             origin: checkpoint.origin.clone(),
         })?;
 
-    // One pass over the signatures with every key the policy knows: a bad signature by any of
-    // them is an error (a tampered receipt), signatures by other keys are ignored.
-    let mut verifiers: Vec<&dyn NoteVerifier> = vec![&log.key];
+    // One pass over the signatures with every key the policy knows (every key of the log's
+    // history, every key of each witness): a bad signature by any of them is an error (a
+    // tampered receipt), signatures by other keys are ignored.
+    let log_keys = log.all_keys();
+    let mut verifiers: Vec<&dyn NoteVerifier> = log_keys
+        .iter()
+        .map(|key| key as &dyn NoteVerifier)
+        .collect();
     verifiers.extend(
         policy
             .witnesses
             .iter()
-            .map(|witness| &witness.key as &dyn NoteVerifier),
+            .flat_map(|witness| witness.keys())
+            .map(|key| key as &dyn NoteVerifier),
     );
     let verification = note
         .verify_with(&verifiers, signatures)
         .map_err(|error| ReceiptError::Signature(error.to_string()))?;
-    if !verification.is_signed_by(log.key.key_name(), log.key.key_id()) {
+    if !log.signed_at(&verification, checkpoint.size) {
         return Err(ReceiptError::Signature(format!(
-            "no signature by the log key {}",
+            "no signature by a key of the log valid at size {} (pinned key {})",
+            checkpoint.size,
             log.key.to_vkey()
         )));
     }
@@ -86,8 +93,9 @@ pub(super) fn verify_note(
     let mut witnesses = Vec::new();
     for witness in &policy.witnesses {
         let signature = verification.verified.iter().find(|signature| {
-            signature.key_name == *witness.key.key_name()
-                && signature.key_id == witness.key.key_id()
+            witness.keys().any(|key| {
+                signature.key_name == *key.key_name() && signature.key_id == key.key_id()
+            })
         });
         if let Some(signature) = signature {
             // Already verified as a cosignature by `note.verify_with` above; only read its time.
