@@ -50,7 +50,7 @@ pub fn call<const N: usize>(
 
 /// The event `index` of the example log: every other one with a payload.
 pub fn event_json(index: usize) -> String {
-    let payload = if index % 2 == 0 {
+    let payload = if index.is_multiple_of(2) {
         format!(r#","payload":{{"amount":{index}.5,"note":"é ü"}}"#)
     } else {
         String::new()
