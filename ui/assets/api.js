@@ -51,7 +51,8 @@ export async function request(method, path, { auth = true, body, tokenOverride }
   const text = await response.text();
   if (response.ok) return { status: response.status, text, headers: response.headers };
   let code = 'http_' + response.status;
-  let detail = text.slice(0, 300);
+  // Not Cairn's JSON error (a proxy's page, say): its first words, without markup.
+  let detail = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 160);
   try {
     const parsed = JSON.parse(text);
     if (parsed && typeof parsed.error === 'string') {
