@@ -1,5 +1,6 @@
-//! The router of the whole API: the tree API ([`crate::api`]) and the audit-event API
-//! ([`crate::events::http`]) side by side, with the answers for an unknown path (404) and an
+//! The router of the whole API: the tree API ([`crate::api`]), the audit-event API
+//! ([`crate::events::http`]) and the auditor's web UI ([`cairn_ui`], under `/ui/`, with `/`
+//! redirecting to it) side by side, with the answers for an unknown path (404) and an
 //! unknown method (405, with `Allow`), and the layer around every route. The one place that
 //! knows both sets of routes.
 
@@ -16,6 +17,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::api::routes())
         .merge(crate::events::http::routes())
+        .merge(cairn_ui::router())
         .fallback(not_found)
         // Set on every route above, so it comes after them.
         .method_not_allowed_fallback(method_not_allowed)
