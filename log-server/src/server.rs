@@ -190,7 +190,18 @@ impl RunningServer {
                 )
             }
         };
-        let sequencer = Arc::new(Sequencer::start(store.clone(), settings.sequencer.clone())?);
+        // Starting asks the store for its end, which may be a call to a database: off the
+        // runtime's workers.
+        let sequencer = {
+            let (store, config) = (store.clone(), settings.sequencer.clone());
+            Arc::new(
+                tokio::task::spawn_blocking(move || Sequencer::start(store, config))
+                    .await
+                    .map_err(|e| {
+                        crate::storage::StoreError::BadConfig(format!("start task failed: {e}"))
+                    })??,
+            )
+        };
         let coordination = scaled
             .as_ref()
             .map(|(_, keeper)| keeper.clone() as Arc<dyn Coordination>);

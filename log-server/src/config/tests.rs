@@ -101,7 +101,7 @@ fn the_scaled_backend_needs_both_tables_and_the_embedded_one_neither() {
     for (text, names) in [
         (format!("storage = \"scaled\"\n{bucket}"), "[postgres]"),
         (format!("storage = \"scaled\"\n{postgres}"), "[bucket]"),
-        (format!("{postgres}"), "embedded"),
+        (postgres.to_string(), "embedded"),
         (
             format!("storage = \"scaled\"\n{postgres}lease_term_ms = 10\n{bucket}"),
             "lease_term_ms",
