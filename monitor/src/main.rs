@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod receipts;
 mod report;
 
 use cli::*;
@@ -234,14 +235,20 @@ fn convert_receipt(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `verify-receipt`: a receipt against a policy, and what it proves.
+/// `verify-receipt`: a receipt against a policy, and what it proves; or many, one result each.
 fn verify_receipt(
-    receipt: &PathBuf,
+    arguments: &[PathBuf],
     policy_file: &PathBuf,
     leaf: Option<&PathBuf>,
     json: bool,
 ) -> Result<ExitCode, String> {
     let policy = policy(policy_file)?;
+    let files = receipts::receipt_files(arguments)?;
+    let receipt = match (files.as_slice(), leaf) {
+        ([file], _) if arguments.len() == 1 && files[0] == arguments[0] => file,
+        (_, Some(_)) => return Err("--leaf is for one receipt".into()),
+        _ => return receipts::verify_many(&files, &policy, json),
+    };
     let (receipt, _) = read_receipt(receipt, leaf)?;
     let verified =
         verify(&receipt, &policy).map_err(|error| format!("receipt does not verify: {error}"))?;
