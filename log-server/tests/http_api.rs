@@ -54,6 +54,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         witness_timeout: Duration::from_secs(2),
         witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
+        receipt_policy: None,
         events: Default::default(),
         edge: Default::default(),
         access: Default::default(),
