@@ -16,6 +16,7 @@
 //! checkpoint_interval_ms = 1000
 //! witness_quorum = 1
 //! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
+//! # receipt_policy = "/etc/cairn/policy.txt"   # ?wait=checkpoint receipts verify under it
 //!
 //! [[producers]]
 //! name = "billing"
@@ -260,6 +261,10 @@ pub struct Settings {
     /// Longest wait of POST /add?wait=checkpoint, ms [default: 30000].
     #[arg(long, env = "CAIRN_LOG_CHECKPOINT_WAIT_MS")]
     pub checkpoint_wait_ms: Option<u64>,
+    /// A tlog-policy file (as handed to verifiers): `?wait=checkpoint` then answers only a
+    /// receipt that verifies under it, waiting for the timestamp tokens it needs.
+    #[arg(long, env = "CAIRN_LOG_RECEIPT_POLICY")]
+    pub receipt_policy: Option<PathBuf>,
     /// Milliseconds between retention runs [default: 60000].
     #[arg(long, env = "CAIRN_LOG_MAINTENANCE_INTERVAL_MS")]
     pub maintenance_interval_ms: Option<u64>,
@@ -354,6 +359,7 @@ impl Settings {
             witness_timeout_ms,
             witness_ca_file,
             checkpoint_wait_ms,
+            receipt_policy,
             maintenance_interval_ms,
             max_batch_events,
             config_reload_interval_ms
@@ -468,6 +474,7 @@ impl Settings {
                 ..crate::storage::StoreLimits::default()
             },
         )?;
+        let receipt_policy = self.resolve_receipt_policy(signer.key_name().as_str())?;
         let defaults = SequencerConfig::default();
         let max_entries = self.batch_max_entries.unwrap_or(defaults.max_batch_entries);
         let sequencer = SequencerConfig {
@@ -497,10 +504,34 @@ impl Settings {
             witness_timeout: Duration::from_millis(self.witness_timeout_ms.unwrap_or(5000)),
             witness_roots,
             checkpoint_wait: Duration::from_millis(self.checkpoint_wait_ms.unwrap_or(30_000)),
+            receipt_policy,
             events,
             edge: self.http.resolve()?,
             access,
         })
+    }
+
+    /// The receipt policy's file, read and parsed; it must name this log.
+    fn resolve_receipt_policy(
+        &self,
+        origin: &str,
+    ) -> Result<Option<Arc<cairn_spec::policy::Policy>>, ConfigError> {
+        let Some(path) = &self.receipt_policy else {
+            return Ok(None);
+        };
+        let invalid = |detail: String| ConfigError::Value {
+            key: "receipt_policy",
+            detail: format!("{}: {detail}", path.display()),
+        };
+        let bytes = read_bounded(path)?;
+        let policy = cairn_spec::policy::Policy::parse(&bytes)
+            .map_err(|error| invalid(error.to_string()))?;
+        if policy.log(origin).is_none() {
+            return Err(invalid(format!(
+                "names no log with this log's origin `{origin}`"
+            )));
+        }
+        Ok(Some(Arc::new(policy)))
     }
 
     /// How often the configuration file is checked for a change.

@@ -58,6 +58,45 @@ pub struct Published {
     pub note: String,
 }
 
+/// The timestamp tokens of published checkpoints, between the publisher and the receipts of
+/// `?wait=checkpoint`: the size whose tokens were fetched last (a round over every witness,
+/// done after each publication), and asks to fetch the published checkpoint's tokens again
+/// (a witness's TSA may answer after the witness answered the log).
+#[derive(Debug)]
+pub struct TokenRounds {
+    fetched: watch::Sender<Option<u64>>,
+    wanted: tokio::sync::Notify,
+}
+
+impl TokenRounds {
+    /// Rounds, the last of them (if any) over the checkpoint of `size`.
+    pub fn new(size: Option<u64>) -> TokenRounds {
+        TokenRounds {
+            fetched: watch::Sender::new(size),
+            wanted: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Sees each round end: the size whose tokens were fetched last.
+    pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
+        self.fetched.subscribe()
+    }
+
+    /// Asks for one more round over the published checkpoint (asks made during a round
+    /// count as one).
+    pub fn want_more(&self) {
+        self.wanted.notify_one();
+    }
+
+    fn done(&self, size: u64) {
+        self.fetched.send_replace(Some(size));
+    }
+}
+
+/// The shortest pause before a round that was asked for, so that waiting clients cannot make
+/// the log ask its witnesses in a loop.
+const ROUND_PAUSE: Duration = Duration::from_millis(100);
+
 /// How the publisher works.
 #[derive(Clone, Debug)]
 pub struct PublisherConfig {
@@ -199,12 +238,13 @@ pub async fn write_objects(
     }
 }
 
-/// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it.
+/// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it,
+/// then fetches its timestamp tokens (and again for the published one when `tokens` asks).
 pub async fn run(
     store: Arc<dyn LogStore>,
     mut signed: watch::Receiver<Option<StoredCheckpoint>>,
     config: PublisherConfig,
-    published: watch::Sender<Option<Published>>,
+    (published, tokens): (watch::Sender<Option<Published>>, Arc<TokenRounds>),
     metrics: Arc<Metrics>,
 ) {
     let mut builder = reqwest::Client::builder().timeout(config.request_timeout);
@@ -225,8 +265,17 @@ pub async fn run(
         };
         let already = published.borrow().as_ref().map(|p| p.size);
         if already.is_some_and(|size| size >= checkpoint.size) {
-            if signed.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = signed.changed() => if changed.is_err() { return; },
+                () = tokens.wanted.notified() => {
+                    tokio::time::sleep(ROUND_PAUSE).await;
+                    let latest = published.borrow().clone();
+                    if let Some(latest) = latest {
+                        fetch_tokens(&store, latest.size, latest.note.as_bytes(), &config, &client)
+                            .await;
+                        tokens.done(latest.size);
+                    }
+                }
             }
             continue;
         }
@@ -235,7 +284,8 @@ pub async fn run(
                 metrics.set_published(done.size);
                 published.send_replace(Some(done));
                 backoff = Duration::from_millis(200);
-                fetch_tokens(&store, &checkpoint, &config, &client).await;
+                fetch_tokens(&store, checkpoint.size, &checkpoint.note, &config, &client).await;
+                tokens.done(checkpoint.size);
             }
             Err(problem) => {
                 tracing::warn!(size = checkpoint.size, %problem, "checkpoint not published yet; retrying");
@@ -469,11 +519,12 @@ struct TokenAnswer {
 /// receipt without tokens is still a receipt.
 async fn fetch_tokens(
     store: &Arc<dyn LogStore>,
-    checkpoint: &StoredCheckpoint,
+    size: u64,
+    note: &[u8],
     config: &PublisherConfig,
     client: &reqwest::Client,
 ) {
-    let Ok(note) = Note::parse(&checkpoint.note) else {
+    let Ok(note) = Note::parse(note) else {
         return;
     };
     let imprint = checkpoint_imprint(note.text().as_bytes());
@@ -485,7 +536,7 @@ async fn fetch_tokens(
             "{}/timestamps/{}/{}",
             witness.url,
             escape_path(&origin),
-            checkpoint.size
+            size
         );
         let answer = match client.get(&url).send().await {
             Ok(response) if response.status().is_success() => read_limited(response).await,
@@ -500,7 +551,7 @@ async fn fetch_tokens(
                 .map_err(|e| WitnessError::Answer(e.to_string()))
         });
         let answer = match parsed {
-            Ok(answer) if answer.size == checkpoint.size => answer,
+            Ok(answer) if answer.size == size => answer,
             Ok(_) => continue,
             Err(error) => {
                 tracing::warn!(witness = %witness.name, %error, "could not fetch timestamp tokens");
@@ -526,7 +577,6 @@ async fn fetch_tokens(
                 continue;
             }
             let store = store.clone();
-            let size = checkpoint.size;
             let authority = format!("{}/{}", witness.name, token.tsa);
             let _ = tokio::task::spawn_blocking(move || {
                 store.store_timestamp_token(size, &authority, &der)

@@ -17,11 +17,11 @@ use crate::config::ScaledSettings;
 use crate::events::auth::{Access, Credentials, Principals};
 use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status, Writers};
-use crate::http::{self, ApiLimits, AppState};
+use crate::http::{self, ApiLimits, AppState, ReceiptWait};
 use crate::integrator::Coordination;
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
-use crate::publisher::{self, Published, PublisherConfig, Witness};
+use crate::publisher::{self, Published, PublisherConfig, TokenRounds, Witness};
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
@@ -69,6 +69,8 @@ pub struct ServerSettings {
     pub witness_roots: Vec<reqwest::Certificate>,
     /// Longest `?wait=checkpoint`.
     pub checkpoint_wait: Duration,
+    /// The policy a `?wait=checkpoint` receipt must verify under, if one is configured.
+    pub receipt_policy: Option<Arc<cairn_spec::policy::Policy>>,
     /// Audit events: principals with roles, retention, limits.
     pub events: EventSettings,
     /// The HTTP edge: timeouts and the connection cap.
@@ -234,6 +236,7 @@ impl RunningServer {
         if let Some(restored) = &restored {
             metrics.set_published(restored.size);
         }
+        let token_rounds = Arc::new(TokenRounds::new(restored.as_ref().map(|p| p.size)));
         let (published_sender, published) = watch::channel::<Option<Published>>(restored);
         let publisher = {
             let mut signed = integrator.checkpoints();
@@ -254,7 +257,7 @@ impl RunningServer {
                 store,
                 signed,
                 config,
-                published_sender,
+                (published_sender, token_rounds.clone()),
                 metrics,
             ))
         };
@@ -355,6 +358,10 @@ impl RunningServer {
                 max_batch_body_bytes: settings.max_batch_body_bytes,
                 checkpoint_wait: settings.checkpoint_wait,
                 max_batch_events: settings.events.max_batch_events,
+            },
+            receipts: ReceiptWait {
+                policy: settings.receipt_policy.clone(),
+                tokens: token_rounds,
             },
             metrics,
             health,

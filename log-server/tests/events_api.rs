@@ -73,6 +73,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
         witness_timeout: Duration::from_secs(2),
         witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
+        receipt_policy: None,
         events: EventSettings {
             principals,
             retention,

@@ -67,6 +67,7 @@ fn settings(dir: &Path) -> ServerSettings {
         data_dir: dir.to_path_buf(),
         storage: Backend::Embedded,
         scaled: None,
+        receipt_policy: None,
         objects_dir: None,
         signer: std::sync::Arc::new(signer().into()),
         producers,

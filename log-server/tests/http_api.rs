@@ -55,6 +55,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         witness_timeout: Duration::from_secs(2),
         witness_roots: Vec::new(),
         checkpoint_wait: Duration::from_secs(10),
+        receipt_policy: None,
         // A log of raw leaves: its entry bundles are public.
         events: cairn_log::events::EventSettings {
             store: cairn_log::events::EventStoreConfig {

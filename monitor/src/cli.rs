@@ -28,23 +28,32 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Follow the configured logs (TOML config; CAIRN_MONITOR_* env and flags override).
     Run(RunArguments),
-    /// Verify a receipt against a policy and say what it proves. Exits 0 when it verifies, 1
-    /// otherwise.
+    /// Verify a receipt against a policy and say what it proves; or many receipts (several
+    /// files, or directories of them) in one run, one result a line. Exits 0 when every
+    /// receipt verifies, 1 otherwise.
     VerifyReceipt {
         /// The receipt: cairn.receipt/v1 JSON, or a C2SP tlog-proof (which carries no
-        /// timestamps: a policy that asks for some refuses it).
-        receipt: PathBuf,
+        /// timestamps: a policy that asks for some refuses it). Several receipts, or a
+        /// directory (every file directly in it but those named `.*`), are verified together:
+        /// a checkpoint or TSA certificate that verified for one receipt is not verified again
+        /// for the next, and signatures are checked in batches; each receipt is still checked
+        /// entirely, with the result it would get alone.
+        #[arg(required = true, num_args = 1..)]
+        receipt: Vec<PathBuf>,
         /// The tlog-policy file.
         #[arg(long)]
         policy: PathBuf,
-        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data.
+        /// The leaf (a file of its bytes), for a tlog-proof without `extra` data (one receipt
+        /// only).
         #[arg(long)]
         leaf: Option<PathBuf>,
         /// The log's key history (its `GET /key-history`), verified from the policy's log key:
         /// every key it makes valid at the receipt's tree size is accepted.
         #[arg(long)]
         key_history: Option<PathBuf>,
-        /// Print the result as one JSON object (`"ok"`, and what was verified or the error).
+        /// Print the result as one JSON object (`"ok"`, and what was verified or the error);
+        /// for many receipts, one such object a line with its `"file"`, then a last line
+        /// `{"ok", "receipts", "verified", "failed"}`.
         #[arg(long)]
         json: bool,
     },

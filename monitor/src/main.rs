@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod receipts;
 mod report;
 
 use cli::*;
@@ -239,22 +240,40 @@ fn convert_receipt(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `verify-receipt`: a receipt against a policy, and what it proves.
+/// Attaches the key history in `path` to the policy's log whose checkpoint is `checkpoint`.
+fn attach_key_history(policy: &mut Policy, path: &PathBuf, checkpoint: &str) -> Result<(), String> {
+    let bytes = read(path)?;
+    let origin = checkpoint.lines().next().unwrap_or_default();
+    policy
+        .attach_key_history(origin, &bytes)
+        .map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// `verify-receipt`: a receipt against a policy, and what it proves; or many, one result each.
 fn verify_receipt(
-    receipt: &PathBuf,
+    arguments: &[PathBuf],
     policy_file: &PathBuf,
     leaf: Option<&PathBuf>,
     key_history: Option<&PathBuf>,
     json: bool,
 ) -> Result<ExitCode, String> {
     let mut policy = policy(policy_file)?;
+    let files = receipts::receipt_files(arguments)?;
+    let receipt = match (files.as_slice(), leaf) {
+        ([file], _) if arguments.len() == 1 && files[0] == arguments[0] => file,
+        (_, Some(_)) => return Err("--leaf is for one receipt".into()),
+        _ => {
+            if let (Some(path), Some(first)) = (key_history, files.first()) {
+                // The history is of the log the receipts are from: the first receipt names it.
+                let (first, _) = read_receipt(first, None)?;
+                attach_key_history(&mut policy, path, &first.checkpoint)?;
+            }
+            return receipts::verify_many(&files, &policy, json);
+        }
+    };
     let (receipt, _) = read_receipt(receipt, leaf)?;
     if let Some(path) = key_history {
-        let bytes = read(path)?;
-        let origin = receipt.checkpoint.lines().next().unwrap_or_default();
-        policy
-            .attach_key_history(origin, &bytes)
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+        attach_key_history(&mut policy, path, &receipt.checkpoint)?;
     }
     let verified =
         verify(&receipt, &policy).map_err(|error| format!("receipt does not verify: {error}"))?;

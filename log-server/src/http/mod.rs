@@ -22,5 +22,6 @@ mod router;
 pub(crate) mod state;
 
 pub use error::{ApiError, ErrorCode};
+pub use receipt::ReceiptWait;
 pub use router::router;
 pub use state::{ApiLimits, AppState};

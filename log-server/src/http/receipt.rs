@@ -7,11 +7,13 @@ use std::sync::Arc;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::merkle::{inclusion_proof, tree_root};
 use cairn_spec::note::{Note, NoteSignature};
-use cairn_spec::receipt::{Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
+use cairn_spec::policy::Policy;
+use cairn_spec::receipt::{verify, Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
 
 use super::error::{ApiError, ErrorCode};
 use super::state::{blocking, published, AppState};
 use crate::integrator::StoreHashes;
+use crate::publisher::TokenRounds;
 
 /// `wait=checkpoint` (answer with the receipt once a published checkpoint covers the leaf) or
 /// no `wait` at all (answer once the leaf is durable).
@@ -25,28 +27,91 @@ pub(crate) fn wait_for_checkpoint(wait: Option<&str>) -> Result<bool, ApiError> 
     }
 }
 
-/// Waits (at most the configured time) for a published checkpoint that covers `index`, and
-/// returns the receipt of `index` in it; 202 if none came in time.
+/// What a `?wait=checkpoint` receipt waits for: a published checkpoint that covers the leaf,
+/// its timestamp tokens as the witnesses had them (a round of the publisher over every
+/// witness), and, if the log has a receipt policy, a receipt that verifies under it (more
+/// rounds are asked for while the policy's timestamps are missing).
+#[derive(Clone, Debug)]
+pub struct ReceiptWait {
+    /// The policy a receipt must verify under, if one is configured (`receipt_policy`).
+    pub policy: Option<Arc<Policy>>,
+    /// The publisher's rounds of timestamp tokens.
+    pub tokens: Arc<TokenRounds>,
+}
+
+/// What is still missing for the receipt of a leaf, said in the 202 answer.
+enum Missing {
+    Checkpoint,
+    Tokens(u64),
+    Policy(u64, String),
+}
+
+/// Waits (at most the configured time) for the receipt of `index` that `?wait=checkpoint`
+/// promises (see [`ReceiptWait`]); 202 `not_yet_published` saying what is missing if it did
+/// not come in time.
 pub(crate) async fn wait_for_receipt(
     state: &Arc<AppState>,
     index: u64,
 ) -> Result<Receipt, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.limits.checkpoint_wait;
     let mut published = state.published.clone();
-    let wait = published.wait_for(|p| p.as_ref().is_some_and(|p| p.size > index));
-    match tokio::time::timeout(state.limits.checkpoint_wait, wait).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => return Err(ApiError::internal("the publisher stopped")),
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorCode::NotYetPublished,
-                format!(
-                    "leaf {index} is durable but no checkpoint that meets the witness policy \
-                     covers it yet; fetch /receipt/{index} later"
-                ),
-            ))
+    let mut fetched = state.receipts.tokens.subscribe();
+    loop {
+        let size = published.borrow_and_update().as_ref().map(|p| p.size);
+        let fetched_size = *fetched.borrow_and_update();
+        let missing = match size {
+            Some(size) if size > index => {
+                if fetched_size.is_some_and(|fetched| fetched >= size) {
+                    let receipt = build_receipt(state, index, None).await?;
+                    let Some(policy) = &state.receipts.policy else {
+                        return Ok(receipt);
+                    };
+                    match verify(&receipt, policy) {
+                        Ok(_) => return Ok(receipt),
+                        Err(error) => {
+                            // A round may bring tokens a TSA issued since the last one.
+                            state.receipts.tokens.want_more();
+                            Missing::Policy(size, error.to_string())
+                        }
+                    }
+                } else {
+                    Missing::Tokens(size)
+                }
+            }
+            _ => Missing::Checkpoint,
+        };
+        let changed = async {
+            tokio::select! {
+                changed = published.changed() => changed.is_ok(),
+                changed = fetched.changed() => changed.is_ok(),
+            }
+        };
+        match tokio::time::timeout_at(deadline, changed).await {
+            Ok(true) => continue,
+            Ok(false) => return Err(ApiError::internal("the publisher stopped")),
+            Err(_) => return Err(not_yet(index, &missing)),
         }
     }
-    build_receipt(state, index, None).await
+}
+
+/// The 202 answer: the leaf is durable, and what its receipt still lacks.
+fn not_yet(index: u64, missing: &Missing) -> ApiError {
+    let detail = match missing {
+        Missing::Checkpoint => format!(
+            "leaf {index} is durable but no checkpoint that meets the witness policy covers it \
+             yet; fetch /receipt/{index} later"
+        ),
+        Missing::Tokens(size) => format!(
+            "leaf {index} is in the published checkpoint of size {size}, whose timestamp tokens \
+             are still being fetched from the witnesses; fetch /receipt/{index} later"
+        ),
+        Missing::Policy(size, error) => format!(
+            "leaf {index} is in the published checkpoint of size {size}, but its receipt does \
+             not verify under the log's receipt policy yet: {error}; fetch /receipt/{index} \
+             later"
+        ),
+    };
+    ApiError::new(ErrorCode::NotYetPublished, detail)
 }
 
 /// `size`, or the published size if none, if it is within the published tree.

@@ -46,6 +46,8 @@ pub struct AppState {
     pub quorum: usize,
     /// Limits.
     pub limits: ApiLimits,
+    /// What a `?wait=checkpoint` receipt waits for.
+    pub receipts: super::receipt::ReceiptWait,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Readiness.

@@ -207,8 +207,11 @@ pub(super) fn initialise(
 
     let mut log_config = format!(
         "listen = \"{log_addr}\"\ndata_dir = {data}\norigin = {origin}\nkey_file = {key}\n\
-         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n{witness_ca}\n\
+         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\
+         receipt_policy = {policy}\n{witness_ca}\n\
          {producer_block}\n{principals_block}",
+        // `?wait=checkpoint` answers a receipt that verifies under the policy handed out.
+        policy = path("policy.txt"),
         witness_ca = trust("witness_ca_file"),
         data = path("log-data"),
         origin = toml_string(&options.origin),
