@@ -30,9 +30,10 @@ impl Rotating {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         let history = path.join("key-history");
+        // A log of raw leaves: the monitor reads its entry bundles without a token.
         let log = DevLog::start(
             &path,
-            "",
+            "[privacy]\npublic_entries = true\n",
             &format!(
                 "export CAIRN_LOG_KEY_HISTORY_DIR={:?};",
                 history.display().to_string()

@@ -123,7 +123,7 @@ async fn export_over_tls_says_what_it_verified_and_never_overwrites() {
         said.starts_with("the export verifies against the log's key:\n  2 events of log "),
         "{said}"
     );
-    assert!(said.contains("2 with their payload"), "{said}");
+    assert!(said.contains("2 with all their contents"), "{said}");
     assert!(
         !said.contains("VerifiedExport") && !said.contains("Hash(") && !said.contains('{'),
         "{said}"

@@ -145,7 +145,8 @@ impl Cluster {
                  {producer}\n[postgres]\nurl = {url:?}\nlease_term_ms = 2000\n\
                  connect_timeout_ms = 2000\nstatement_timeout_ms = 5000\n\n\
                  [bucket]\nendpoint = {endpoint:?}\nbucket = {BUCKET:?}\n\
-                 credentials_file = {credentials:?}\n",
+                 credentials_file = {credentials:?}\n\n\
+                 [privacy]\npublic_entries = true\n",
                 data = dir.join(name).display().to_string(),
                 key = dir.join("log.key").display().to_string(),
                 producer = self.producer,

@@ -239,6 +239,26 @@ impl KeyStore {
                 })
                 .collect::<Result<_, EventStoreError>>()?;
             let mut connection = self.connection.lock();
+            // Another request may have made a key for one of these subjects since `find` looked:
+            // asked again under the lock that every maker holds through its commit, so that a
+            // subject never gets two keys (its events would then carry two index tags).
+            let mut found = Vec::new();
+            let mut to_make = Vec::with_capacity(made.len());
+            for made in made {
+                let row: Option<(Vec<u8>, Vec<u8>)> = connection
+                    .query_row(
+                        "SELECT dek_id, wrapped FROM data_keys WHERE subject = ?1 LIMIT 1",
+                        params![made.0.as_slice()],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(|error| self.sqlite(error))?;
+                match row {
+                    Some(row) => found.push((made.0, row)),
+                    None => to_make.push(made),
+                }
+            }
+            let made = to_make;
             cairn_sqlite::write(
                 &mut connection,
                 |error| self.sqlite(error),
@@ -257,6 +277,16 @@ impl KeyStore {
             drop(connection);
             for (subject, key, _) in &made {
                 self.remember(*subject, key);
+            }
+            for (subject, (id, wrapped)) in found {
+                let id: DekId = id
+                    .try_into()
+                    .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))?;
+                let key = DataKey {
+                    id,
+                    key: self.unwrap_key(&id, &subject, &wrapped)?,
+                };
+                self.remember(subject, &key);
             }
         }
         let mut answered = Vec::with_capacity(subjects.len());
@@ -357,6 +387,33 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_first_sights_of_a_subject_make_one_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = std::sync::Arc::new(
+            KeyStore::open(&dir.path().join("subjects.sqlite"), &[7; 32]).expect("open"),
+        );
+        for round in 0..20u8 {
+            let subject = [round; 32];
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let makers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (store, barrier) = (store.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store.find_or_create(&[subject]).expect("made")[0].id
+                    })
+                })
+                .collect();
+            let ids: Vec<DekId> = makers
+                .into_iter()
+                .map(|maker| maker.join().expect("thread"))
+                .collect();
+            assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+            assert_eq!(store.key_ids(&subject).expect("ids"), vec![ids[0]]);
+        }
+    }
 
     #[test]
     fn keys_survive_a_reopen_open_under_their_kek_only_and_are_destroyed_for_good() {
