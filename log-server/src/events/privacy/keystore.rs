@@ -44,6 +44,9 @@ const SCHEMA: Schema = Schema {
     upgrades: &[],
 };
 
+/// A subject's key as `data_keys` stores it: its ID and the key wrapped by the KEK.
+type StoredRow = (Vec<u8>, Vec<u8>);
+
 /// A data subject's key, unwrapped.
 #[derive(Clone)]
 pub struct DataKey {
@@ -174,28 +177,44 @@ impl KeyStore {
         if let Some(key) = self.cached(subject) {
             return Ok(Some(key));
         }
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .connection
-            .lock()
+        let row = self.stored_row(&self.connection.lock(), subject)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let key = self.open_row(subject, row)?;
+        self.remember(*subject, &key);
+        Ok(Some(key))
+    }
+
+    /// The stored row of `subject`'s key, if it has one.
+    fn stored_row(
+        &self,
+        connection: &Connection,
+        subject: &SubjectId,
+    ) -> Result<Option<StoredRow>, EventStoreError> {
+        connection
             .query_row(
                 "SELECT dek_id, wrapped FROM data_keys WHERE subject = ?1 LIMIT 1",
                 params![subject.as_slice()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
-            .map_err(|error| self.sqlite(error))?;
-        let Some((id, wrapped)) = row else {
-            return Ok(None);
-        };
+            .map_err(|error| self.sqlite(error))
+    }
+
+    /// The key a stored row of `subject` holds, unwrapped.
+    fn open_row(
+        &self,
+        subject: &SubjectId,
+        (id, wrapped): StoredRow,
+    ) -> Result<DataKey, EventStoreError> {
         let id: DekId = id
             .try_into()
             .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))?;
-        let key = DataKey {
+        Ok(DataKey {
             id,
             key: self.unwrap_key(&id, subject, &wrapped)?,
-        };
-        self.remember(*subject, &key);
-        Ok(Some(key))
+        })
     }
 
     /// The live key of each subject, made (and durable) for those that had none. Blocking.
@@ -245,15 +264,7 @@ impl KeyStore {
             let mut found = Vec::new();
             let mut to_make = Vec::with_capacity(made.len());
             for made in made {
-                let row: Option<(Vec<u8>, Vec<u8>)> = connection
-                    .query_row(
-                        "SELECT dek_id, wrapped FROM data_keys WHERE subject = ?1 LIMIT 1",
-                        params![made.0.as_slice()],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(|error| self.sqlite(error))?;
-                match row {
+                match self.stored_row(&connection, &made.0)? {
                     Some(row) => found.push((made.0, row)),
                     None => to_make.push(made),
                 }
@@ -278,14 +289,8 @@ impl KeyStore {
             for (subject, key, _) in &made {
                 self.remember(*subject, key);
             }
-            for (subject, (id, wrapped)) in found {
-                let id: DekId = id
-                    .try_into()
-                    .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))?;
-                let key = DataKey {
-                    id,
-                    key: self.unwrap_key(&id, &subject, &wrapped)?,
-                };
+            for (subject, row) in found {
+                let key = self.open_row(&subject, row)?;
                 self.remember(subject, &key);
             }
         }
