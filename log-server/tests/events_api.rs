@@ -568,6 +568,22 @@ async fn roles_are_enforced() {
     assert_eq!(status, 400, "{body}");
     // The submitting principal is bound into the leaf.
     assert_eq!(got["event"]["submitted_by"], "shipping");
+
+    // Every principal may ask who it is; no token may not.
+    for (token, name, role) in [
+        (PRODUCER, "billing", "producer"),
+        (READER, "auditor", "reader"),
+        (ADMIN, "root", "admin"),
+    ] {
+        let (status, answer) = client.get("/v1/whoami", token).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({"name": name, "role": role}));
+    }
+    assert_eq!(client.get("/v1/whoami", "wrong-token").await.0, 401);
+    let (status, _) = client
+        .send(reqwest::Method::GET, "/v1/whoami", None, None)
+        .await;
+    assert_eq!(status, 401);
     server.shutdown().await.expect("shutdown");
 }
 

@@ -1,7 +1,8 @@
 // One event: the events API's answer and the event's receipt, verified together in the browser
 // (cairn_verify_event: the receipt against the auditor's policy, then the event shown must be
-// the proven leaf and the payload must hash to its payload_hash). An erased payload shows as
-// erased, with its proof intact. Admins also see the payload erasure.
+// the proven leaf, and its payload must hash to its payload_hash (schema 1) or every opening of
+// a personal field must open the leaf's commitment (schema 2). An erased payload or erased
+// contents show as erased, with the proof intact. Admins also see the payload erasure.
 
 import * as api from './api.js';
 import { verifyEvent } from './verify.js';
@@ -102,7 +103,9 @@ export async function showEvent(id) {
     el('h3', {}, 'Checks'),
     table(null, ['Check', 'Result', 'Detail'], verdict.checks.map((check) =>
       [check.name, el('span', { class: check.ok ? 'good' : 'bad' }, check.ok ? 'passed' : 'FAILED'), check.detail])),
-    el('h3', {}, 'The event (canonical form, the proven leaf)'),
+    verdict.event.opened ? el('h3', {}, 'The event in clear (each personal field checked against the leaf\'s commitment)') : null,
+    verdict.event.opened ? el('pre', { tabindex: 0, 'aria-label': 'event in clear, canonical JSON' }, pretty(verdict.event.opened)) : null,
+    el('h3', {}, 'The event as logged (canonical form, the proven leaf)'),
     el('pre', { tabindex: 0, 'aria-label': 'event, canonical JSON' }, pretty(verdict.event.canonical ?? '')),
     facts([['Schema version', String(verdict.event.schema_version)], ['Event ID', verdict.event.event_id, true]]),
     el('h3', {}, 'Payload'),

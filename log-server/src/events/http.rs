@@ -45,6 +45,7 @@ const READERS: &[Role] = &[Role::Reader, Role::Admin];
 /// The `/v1` routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/v1/whoami", get(whoami))
         .route("/v1/events", post(post_event).get(query::query_events))
         .route("/v1/events/batch", post(post_batch))
         .route("/v1/events/{event_id}", get(get_event))
@@ -261,6 +262,18 @@ async fn logged_event(
         Ok((summary, leaf))
     })
     .await
+}
+
+/// `GET /v1/whoami`: the principal the request's credentials name, and its role, for any
+/// role. It reads and changes nothing else, so a client (the web UI's sign-in) learns what a
+/// token may do without trying something it may not.
+async fn whoami(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    let principal = authorize(
+        &state.principals,
+        &headers,
+        &[Role::Producer, Role::Reader, Role::Admin],
+    )?;
+    Ok(Json(json!({"name": principal.name, "role": principal.role.as_str()})).into_response())
 }
 
 async fn get_event(

@@ -329,3 +329,127 @@ fn consistency_between_two_checkpoints_is_proved_and_a_fork_is_caught() {
     let own = forked.receipt_at(0, 6, &[0, 1]).checkpoint;
     assert_eq!(consistency(&own, &fork_note, &fork_answer)["ok"], true);
 }
+
+/// A schema 2 event of the example log, and the events API's answer for it (built as cairn-log's
+/// `GET /v1/events/{id}` builds it: the leaf, the event in clear and the openings).
+fn event_v2_world() -> (cairn_spec::example::World, String) {
+    use base64::Engine as _;
+    use cairn_spec::event::{EventId, EventInput, EventSalts, PersonalField};
+    use cairn_spec::time::Instant;
+    let input = support::event_json(2).replace(
+        r#""outcome":"success""#,
+        r#""outcome":"success","context":{"ip":"192.0.2.7"}"#,
+    );
+    let (leaf, openings) = EventInput::parse(input.as_bytes())
+        .expect("a valid event")
+        .into_leaf_v2(
+            EventId::new_v4([0; 16]),
+            Instant::from_unix(1_764_064_800, 0),
+            "billing",
+            &EventSalts::from_random(std::array::from_fn(|field| [field as u8 + 1; 32])),
+        )
+        .expect("a schema 2 leaf");
+    let mut event = serde_json::json!({
+        "event_id": leaf.clear.event_id.as_str(),
+        "timestamp": leaf.clear.timestamp,
+        "received_at": leaf.clear.received_at.to_rfc3339(),
+        "submitted_by": leaf.clear.submitted_by,
+        "action": leaf.clear.action,
+        "outcome": leaf.clear.outcome,
+    });
+    let mut shown = serde_json::Map::new();
+    for field in PersonalField::ALL {
+        if let Some(opening) = openings.get(field) {
+            let value: Value = serde_json::from_slice(&opening.value).expect("JSON");
+            event[field.name()] = value.clone();
+            shown.insert(
+                field.name().to_string(),
+                serde_json::json!({
+                    "salt": base64::engine::general_purpose::STANDARD.encode(opening.salt.as_bytes()),
+                    "value": value,
+                }),
+            );
+        }
+    }
+    let world = cairn_spec::example::world_of(vec![
+        b"first".to_vec(),
+        leaf.leaf.clone(),
+        b"third".to_vec(),
+    ]);
+    let answer = format!(
+        r#"{{"event_id":"{}","index":1,"leaf_hash":"{}","schema_version":2,"contents":"held","erased_by":null,"leaf":{},"event":{},"openings":{}}}"#,
+        leaf.clear.event_id.as_str(),
+        leaf.leaf_hash().to_base64(),
+        std::str::from_utf8(&leaf.leaf).expect("UTF-8"),
+        event,
+        Value::Object(shown),
+    );
+    (world, answer)
+}
+
+#[test]
+fn a_schema_2_event_page_verifies_each_opening_and_refuses_a_changed_one() {
+    let (world, answer) = event_v2_world();
+    let policy = policy_text(&world, "two", true);
+    let receipt = world.receipt(1, &[0, 1]).to_json();
+
+    let verdict = verify_event(&answer, &receipt, &policy);
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["payload"]["status"], "held");
+    assert_eq!(
+        verdict["payload"]["canonical"],
+        r#"{"amount":2.5,"note":"é ü"}"#
+    );
+    let opened = verdict["event"]["opened"]
+        .as_str()
+        .expect("the event in clear");
+    assert!(opened.contains(r#""ip":"192.0.2.7""#), "{opened}");
+    assert!(check(&verdict, "contents")["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("actor, resource, context, payload opened"));
+
+    // An opened value changed (in the opening and in the event shown alike): its commitment
+    // does not open.
+    let changed = answer.replace("192.0.2.7", "192.0.2.8");
+    let verdict = verify_event(&changed, &receipt, &policy);
+    assert_eq!(verdict["ok"], false);
+    assert_eq!(check(&verdict, "contents")["ok"], false, "{verdict}");
+    assert_eq!(check(&verdict, "event")["ok"], true);
+
+    // The event shown in clear differs from the openings (which still open).
+    let shown: Value = serde_json::from_str(&answer).expect("JSON");
+    let mut lying = shown.clone();
+    lying["event"]["actor"]["id"] = Value::String("mallory".into());
+    let verdict = verify_event(&lying.to_string(), &receipt, &policy);
+    assert_eq!(check(&verdict, "contents")["ok"], false, "{verdict}");
+
+    // An opening left out: every committed field must be opened.
+    let mut partial = shown.clone();
+    partial["openings"]
+        .as_object_mut()
+        .expect("openings")
+        .remove("context");
+    partial["event"]
+        .as_object_mut()
+        .expect("event")
+        .remove("context");
+    let verdict = verify_event(&partial.to_string(), &receipt, &policy);
+    assert_eq!(check(&verdict, "contents")["ok"], false, "{verdict}");
+
+    // Erased contents: nothing shown, the commitments and the proof intact.
+    let mut erased = shown.clone();
+    erased["contents"] = Value::String("erased".into());
+    erased["event"] = Value::Null;
+    erased["openings"] = Value::Null;
+    let verdict = verify_event(&erased.to_string(), &receipt, &policy);
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["payload"]["status"], "erased");
+    assert!(verdict["event"]["opened"].is_null());
+
+    // "Erased", but still showing the contents: refused.
+    let mut both = shown;
+    both["contents"] = Value::String("erased".into());
+    let verdict = verify_event(&both.to_string(), &receipt, &policy);
+    assert_eq!(check(&verdict, "contents")["ok"], false, "{verdict}");
+}

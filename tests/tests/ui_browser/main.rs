@@ -1,0 +1,207 @@
+//! End-to-end: the auditor's web UI in a real headless Chromium against a real sandbox (log,
+//! witness, TSA). An auditor signs in with a reader token, keeps the sandbox's policy, finds an
+//! event by actor, opens it and sees it verified **by the browser** (cairn-spec built to
+//! WebAssembly), then drops its receipt onto the offline verifier. The page's verdicts must
+//! depend on the evidence and the auditor's policy, not on the server: a receipt with one byte
+//! of its proof changed, and a policy that trusts another key for the witness, both give
+//! "NOT verified".
+//!
+//! Chromium comes from the Debian package `chromium` (`.ci/run` installs it); without it the
+//! test fails with the command that installs it.
+
+mod cdp;
+
+use std::time::Duration;
+
+use cairn_spec::cosignature::CosignatureSigner;
+use cairn_spec::note::KeyName;
+use cairn_tests::sandbox::{Binaries, Options, Sandbox};
+use serde_json::Value;
+
+/// How long the page may take for one step (the first loads the 1 MB verifier).
+const STEP_BOUND: Duration = Duration::from_secs(60);
+
+/// The text of the element `id`, as JavaScript (empty while it is missing).
+fn text_of(id: &str) -> String {
+    format!("(document.getElementById({id:?}) || {{innerText: ''}}).innerText")
+}
+
+/// A JavaScript string literal of `text`.
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a string")
+}
+
+/// JavaScript that answers `text_of(id)` once it shows a verdict, and "" before.
+fn verdict_of(id: &str) -> String {
+    format!(
+        "(() => {{ const t = {}; return /Verified\\.|NOT verified|could not be read|Not verified/.test(t) ? t : ''; }})()",
+        text_of(id)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
+    let chromium = cdp::chromium()
+        .expect("Chromium is missing: `apt-get install chromium` (.ci/run installs it)");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = Options::new(dir.path().join("sandbox"));
+    options.witnesses = 1;
+    options.witness_quorum = 1;
+    options.monitor = false;
+    options.checkpoint_interval_ms = 200;
+    let sandbox = Sandbox::start(&options, Binaries::locate().expect("binaries"))
+        .unwrap_or_else(|error| panic!("the sandbox starts: {error}"));
+    let log = sandbox.log_url();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .expect("a client");
+
+    // A producer's event, answered once a checkpoint with the policy's timestamps covers it.
+    let actor = "ui-auditor-test@example.com";
+    let event = serde_json::json!({
+        "timestamp": "2026-12-07T10:00:00Z",
+        "actor": {"id": actor, "type": "user"},
+        "action": "invoice.approve",
+        "resource": {"type": "invoice", "id": "INV-77"},
+        "outcome": "success",
+        "payload": {"amount_cents": 4200, "currency": "EUR"},
+        "schema_version": 1
+    });
+    let response = client
+        .post(format!("{log}/v1/events?wait=checkpoint"))
+        .bearer_auth(sandbox.producer_token().expect("producer token"))
+        .header("content-type", "application/json")
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let answer: Value =
+        serde_json::from_slice(&response.bytes().await.expect("a body")).expect("JSON");
+    let event_id = answer["event_id"].as_str().expect("an event ID").to_owned();
+
+    let auditor = sandbox.auditor_token().expect("auditor token");
+    let receipt = client
+        .get(format!("{log}/v1/events/{event_id}/proof"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("GET proof");
+    assert_eq!(receipt.status(), 200);
+    let receipt = receipt.text().await.expect("the receipt");
+    let policy = std::fs::read_to_string(sandbox.policy_path()).expect("policy.txt");
+
+    let mut browser = cdp::Browser::start(&chromium);
+    browser.navigate(&format!("{log}/ui/#sign-in"));
+    browser.wait_for_text(
+        "document.readyState === 'complete' && document.getElementById('sign-in-form') ? 'ready' : ''",
+        STEP_BOUND,
+        "the page loads",
+    );
+
+    // Sign in as a user would: the form, with the reader's token.
+    browser.eval(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in-form').requestSubmit(); ''",
+        js(&auditor)
+    ));
+    let who = browser.wait_for_text(
+        "/Signed in/.test(document.getElementById('who').innerText) ? document.getElementById('who').innerText : ''",
+        STEP_BOUND,
+        "signed in",
+    );
+    assert!(who.contains("Signed in (reader)"), "{who}");
+
+    // Keep the sandbox's policy (checked in the browser).
+    let keep_policy = |browser: &mut cdp::Browser, text: &str| {
+        browser.eval(&format!(
+            "location.hash = '#policy'; document.getElementById('policy-status').textContent = ''; document.getElementById('policy-text').value = {}; document.getElementById('policy-form').requestSubmit(); ''",
+            js(text)
+        ));
+        browser.wait_for_text(
+            &text_of("policy-status"),
+            STEP_BOUND,
+            "the policy is checked",
+        )
+    };
+    let status = keep_policy(&mut browser, &policy);
+    assert!(status.contains("Policy checked."), "{status}");
+
+    // Find the event by its actor.
+    browser.eval(&format!(
+        "location.hash = '#search'; document.getElementById('q-actor').value = {}; document.getElementById('search-form').requestSubmit(); ''",
+        js(actor)
+    ));
+    let found = browser.wait_for_text(
+        &format!(
+            "document.querySelector('#search-results a[href=\"#event/' + encodeURIComponent({}) + '\"]') ? {} : ''",
+            js(&event_id),
+            text_of("search-results")
+        ),
+        STEP_BOUND,
+        "the search finds the event, linked to its page",
+    );
+    assert!(found.contains("invoice.approve"), "{found}");
+
+    // Open it: verified in the browser, with its witness and timestamp shown.
+    let show_event = |browser: &mut cdp::Browser| {
+        browser.eval(&format!(
+            "document.getElementById('event-body').textContent = ''; location.hash = '#event/' + encodeURIComponent({}); ''",
+            js(&event_id)
+        ));
+        browser.wait_for_text(&verdict_of("event-body"), STEP_BOUND, "the event's verdict")
+    };
+    let shown = show_event(&mut browser);
+    assert!(
+        shown.starts_with("Verified.") && !shown.contains("NOT verified"),
+        "{shown}"
+    );
+    assert!(shown.contains("computed in this browser"), "{shown}");
+    assert!(
+        shown.contains("sandbox-tsa"),
+        "the timestamp's TSA: {shown}"
+    );
+    let witness_name = &sandbox.layout().witnesses[0].name;
+    assert!(shown.contains(witness_name.as_str()), "{shown}");
+    assert!(shown.contains(actor), "the canonical event: {shown}");
+
+    // The receipt dropped onto the offline verifier: verified; one changed byte: not.
+    let files = tempfile::tempdir().expect("tempdir");
+    let verify_file = |browser: &mut cdp::Browser, name: &str, contents: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, contents).expect("writes");
+        browser.eval("location.hash = '#verify'; document.getElementById('verify-result').textContent = ''; ''");
+        browser.choose_file("#document-file", &path);
+        browser.wait_for_text(&verdict_of("verify-result"), STEP_BOUND, name)
+    };
+    let verdict = verify_file(&mut browser, "receipt.json", &receipt);
+    assert!(
+        verdict.contains("Verified.") && !verdict.contains("NOT verified"),
+        "{verdict}"
+    );
+    let mut tampered: Value = serde_json::from_str(&receipt).expect("receipt JSON");
+    let hash = tampered["leaf_hash"]
+        .as_str()
+        .expect("a leaf hash")
+        .to_owned();
+    let changed = if hash.starts_with('A') { "B" } else { "A" };
+    tampered["leaf_hash"] = Value::String(format!("{changed}{}", &hash[1..]));
+    let verdict = verify_file(&mut browser, "tampered.json", &tampered.to_string());
+    assert!(verdict.contains("NOT verified"), "{verdict}");
+
+    // A policy that trusts another key under the witness's name: the same event is not
+    // verified (the page believes the policy, not the server).
+    let impostor = CosignatureSigner::from_seed(KeyName::new(witness_name).expect("name"), [9; 32])
+        .verifier()
+        .to_vkey();
+    let witness_vkey = &sandbox.layout().witnesses[0].vkey;
+    assert!(policy.contains(witness_vkey.as_str()));
+    let status = keep_policy(
+        &mut browser,
+        &policy.replace(witness_vkey.as_str(), &impostor),
+    );
+    assert!(status.contains("Policy checked."), "{status}");
+    let shown = show_event(&mut browser);
+    assert!(shown.contains("NOT verified"), "{shown}");
+}
