@@ -147,6 +147,29 @@ fn a_flush_indexes_what_a_front_end_sequenced_and_never_indexed() {
         .expect("query");
     assert_eq!(page.events.len(), 150);
     assert_eq!(page.next_after, None);
+    // A selective filter examines at most `max_scan` candidates a page: short pages with a
+    // cursor, until the one match (bob's last event) is reached.
+    let mut filter = QueryFilter {
+        actor: Some("bob".into()),
+        resource: Some("doc-299".into()),
+        ..QueryFilter::default()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = reopened.query(&filter, 5, 10).expect("query");
+        pages.push(page.events.len());
+        match page.next_after {
+            Some(after) => filter.after = Some(after),
+            None => break,
+        }
+        assert!(pages.len() < 100, "the cursor moves on");
+    }
+    assert_eq!(pages[0], 0, "the first 10 of bob's events do not match");
+    assert!(
+        pages.len() >= 15,
+        "150 candidates in pages of at most 10: {pages:?}"
+    );
+    assert_eq!(pages.iter().sum::<usize>(), 1);
 }
 
 fn key_store(server: &TestPostgres, kek: u8) -> Result<KeyStore, String> {
