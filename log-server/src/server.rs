@@ -266,11 +266,16 @@ impl RunningServer {
             // between sequencing and writing the index out) before queries are served.
             let dir = settings.data_dir.join("events");
             let (log, config) = (store.clone(), settings.events.store.clone());
-            let event_store =
-                tokio::task::spawn_blocking(move || EventStore::open(&dir, config, log))
-                    .await
-                    .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
-                    .map_err(|e| ServerError::Events(e.to_string()))?;
+            // With the scaled backend, the events database is the front-ends' shared one.
+            let shared = scaled.as_ref().and(settings.scaled.as_ref());
+            let postgres = shared.map(|scaled| scaled.postgres.clone());
+            let event_store = tokio::task::spawn_blocking(move || match postgres {
+                Some(postgres) => EventStore::open_shared(&dir, config, log, postgres),
+                None => EventStore::open(&dir, config, log),
+            })
+            .await
+            .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
+            .map_err(|e| ServerError::Events(e.to_string()))?;
             Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
         };
         let mut tokens: HashMap<[u8; 32], Principal> = settings.events.principals.clone();

@@ -496,7 +496,10 @@ fn sigkill_at_each_step_of_a_publish_an_erasure_and_a_hold() {
                 }
                 Call::AppendEntries => {
                     assert!(
-                        events.hold(&HoldTarget::Actor("alice".into())).is_some(),
+                        events
+                            .hold(&HoldTarget::Actor("alice".into()))
+                            .expect("read the holds")
+                            .is_some(),
                         "{name}: a logged hold is in force at the next start"
                     );
                 }

@@ -4,7 +4,8 @@
 //! ```toml
 //! [privacy]
 //! kek_file = "/etc/cairn/events.kek"   # 64 hex digits, mode 0600 [default: <data_dir>/events/kek,
-//!                                      # made on first start]
+//!                                      # made on first start; with storage = "scaled",
+//!                                      # the same file on every front-end]
 //! data_subject = "actor"               # or "resource": whose data key seals an event
 //! public_entries = false               # true: /tile/entries without a token (raw-leaf logs)
 //! ```

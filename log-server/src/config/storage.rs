@@ -1,10 +1,11 @@
-//! The scaled backend's tables in `log.toml`: `[postgres]` (the sequence, the small state and
-//! the integrator lease) and `[bucket]` (the tree, the entry bundles and the published
-//! checkpoint), read only with `storage = "scaled"`. Secrets never come from a flag: the
-//! database password is in the url, a file (`password_file`) or an environment variable
-//! (`password_env`); the bucket's keys come from environment variables (by default
-//! `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) or a file (`credentials_file`: the access
-//! key id on its first line, the secret on its second).
+//! The scaled backend's tables in `log.toml`: `[postgres]` (the sequence, the small state,
+//! the integrator lease and the events database: the events index and the data subjects' keys,
+//! through a second pool of `pool_size` connections) and `[bucket]` (the tree, the entry
+//! bundles and the published checkpoint), read only with `storage = "scaled"`. Secrets never
+//! come from a flag: the database password is in the url, a file (`password_file`) or an
+//! environment variable (`password_env`); the bucket's keys come from environment variables (by
+//! default `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) or a file (`credentials_file`: the
+//! access key id on its first line, the secret on its second).
 //!
 //! ```toml
 //! storage = "scaled"

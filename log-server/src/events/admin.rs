@@ -145,7 +145,7 @@ impl Events {
         admin: &str,
     ) -> Result<Hold, AdminError> {
         let _serial = self.admin.lock().await;
-        if let Some(existing) = self.store.hold(&target) {
+        if let Some(existing) = self.store.hold(&target)? {
             return Err(AdminError::Conflict(format!(
                 "a hold on {} {} is already set (by {}, event {})",
                 target.kind(),
@@ -163,7 +163,7 @@ impl Events {
             set_by: admin.to_string(),
             event_id: recorded_by.event_id,
         };
-        self.store.set_hold(&hold);
+        self.store.set_hold(&hold)?;
         Ok(hold)
     }
 
@@ -175,7 +175,7 @@ impl Events {
         admin: &str,
     ) -> Result<Submitted, AdminError> {
         let _serial = self.admin.lock().await;
-        if self.store.hold(&target).is_none() {
+        if self.store.hold(&target)?.is_none() {
             return Err(AdminError::NotFound(format!(
                 "no hold on {} {}",
                 target.kind(),
@@ -185,7 +185,7 @@ impl Events {
         let recorded_by = self
             .record_hold_event(records::HOLD_LIFT, &target, reason, admin)
             .await?;
-        self.store.lift_hold(&target);
+        self.store.lift_hold(&target)?;
         Ok(recorded_by)
     }
 
@@ -260,10 +260,10 @@ impl Events {
                     "no data key for this subject: never seen, or erased already".to_string(),
                 ));
             };
-            let mut holds: Vec<Hold> = [target(tag.clone()), target(owned.clone())]
-                .into_iter()
-                .filter_map(|target| store.hold(&target))
-                .collect();
+            let mut holds = Vec::new();
+            for target in [target(tag.clone()), target(owned.clone())] {
+                holds.extend(store.hold(&target)?);
+            }
             let mut filter = match field {
                 IndexedField::ActorId => QueryFilter {
                     actor: Some(tag),

@@ -1,17 +1,28 @@
-//! The events database beside the log, in `<data_dir>/events`:
+//! The events database beside the log. Two backends:
 //!
-//! ```text
-//! index/     the events index: summaries and postings by event ID, actor, resource, action
-//!            and time, as sorted run files (see [`super::index`]); derived from the log's
-//!            leaves, rebuilt from them if lost
-//! ```
+//! - embedded ([`EventStore::open`]), in `<data_dir>/events`:
 //!
-//! Nothing here is this database's own: everything is derived from the log. Payloads are
-//! stored in the log beside their events' leaves ([`crate::storage::NewEntry::with_payload`]),
-//! made durable by the same write, and erased in place there; the index reads back the log's
-//! entries past its last run on open; legal holds and erasure marks are the log's admin events
-//! read back and applied in order on open ([`super::records`]). So a crash between two writes
-//! cannot leave this database and the log disagreeing.
+//!   ```text
+//!   index/           the events index: summaries and postings by event ID, actor, resource,
+//!                    action and time, as sorted run files (see [`super::index`]); derived from
+//!                    the log's leaves, rebuilt from them if lost
+//!   subjects.sqlite  the data subjects' keys (see [`super::privacy::keystore`])
+//!   ```
+//!
+//! - shared by the front-ends of the scaled backend ([`EventStore::open_shared`]): the index and
+//!   the subjects' keys in the log's PostgreSQL schema
+//!   ([`crate::storage::postgres::events`], [`crate::storage::postgres::keys`]); only the KEK
+//!   file (by default) is in `<data_dir>/events`.
+//!
+//! Apart from the subjects' keys, nothing here is this database's own: everything is derived
+//! from the log. Payloads are stored in the log beside their events' leaves
+//! ([`crate::storage::NewEntry::with_payload`]), made durable by the same write, and erased in
+//! place there; the index reads back the log's entries past its watermark on open; legal holds
+//! and erasure marks are the log's admin events read back and applied in order
+//! ([`super::records`]): on open, and, when the log is shared by several front-ends, again
+//! before every read of them, from where the last reading stopped (another front-end may have
+//! logged a hold since). So a crash between two writes cannot leave this database and the log
+//! disagreeing, and every front-end applies the same records in the same order.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,15 +31,19 @@ use cairn_spec::event::{event_limits, AnyEventLeaf, EventId, EventLeaf, IndexedF
 use cairn_spec::jcs::{self, Value};
 use sha2::{Digest, Sha256};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::index::{EventIndex, IndexConfig};
 pub use super::model::{
     EventIndexStore, EventStoreError, EventSummary, Hold, HoldTarget, InFlightSubmission,
     QueryFilter, QueryPage,
 };
+use super::privacy::keystore::KeyRows;
 use super::privacy::{self, Contents, Privacy, PrivacySettings};
 use super::records::{self, RecordEvent, Records};
+use crate::storage::postgres::events::PostgresEventIndex;
+use crate::storage::postgres::keys::PostgresKeyRows;
+use crate::storage::postgres::{PostgresConfig, PostgresStore};
 use crate::storage::{SequenceStore, StoredPayload};
 
 /// Most results of one query page.
@@ -56,7 +71,7 @@ pub struct EventStore {
 
 struct Inner {
     /// Holds and erasure marks, derived from the log's admin events.
-    records: Mutex<Records>,
+    records: Mutex<AppliedRecords>,
     index: Box<dyn EventIndexStore>,
     /// The log, which holds the payloads.
     log: Arc<dyn SequenceStore>,
@@ -64,7 +79,38 @@ struct Inner {
     privacy: Privacy,
 }
 
+/// The records and how far into the log their admin events are applied.
+#[derive(Default)]
+struct AppliedRecords {
+    records: Records,
+    /// Every admin event below this log index is applied.
+    applied_below: u64,
+}
+
 impl EventStore {
+    /// Opens the database of a log shared by several front-ends (the scaled backend): the index
+    /// and the subjects' keys in the log's PostgreSQL schema (a connection pool of its own, from
+    /// `postgres`), the KEK as `config` says (every front-end must have the same: checked). The
+    /// index is first brought up to the log's end (the events that a front-end which died
+    /// after sequencing them did not index are indexed now). Blocking.
+    pub fn open_shared(
+        dir: &Path,
+        config: EventStoreConfig,
+        log: Arc<dyn SequenceStore>,
+        postgres: PostgresConfig,
+    ) -> Result<EventStore, EventStoreError> {
+        let database = Arc::new(PostgresStore::open_for_events(postgres)?);
+        let settings = config
+            .privacy
+            .clone()
+            .unwrap_or_else(|| PrivacySettings::in_dir(dir));
+        let keys: Box<dyn KeyRows> = Box::new(PostgresKeyRows::new(Arc::clone(&database)));
+        let privacy = Privacy::open_with(dir, &settings, Some(keys))?;
+        let index = PostgresEventIndex::open(database)?;
+        index.flush(log.entry_count())?;
+        EventStore::with_index(Box::new(index), log, privacy)
+    }
+
     /// Opens (or creates) the database in `dir` beside `log`, with the embedded events index,
     /// and indexes the log's entries that the index does not cover yet. Blocking.
     pub fn open(
@@ -107,24 +153,48 @@ impl EventStore {
         let watermark = index.watermark();
         let store = EventStore {
             inner: Arc::new(Inner {
-                records: Mutex::new(Records::default()),
+                records: Mutex::new(AppliedRecords::default()),
                 index,
                 log,
                 privacy,
             }),
         };
         store.catch_up(watermark)?;
-        store.derive_records()?;
+        let size = store.inner.log.entry_count();
+        if store.inner.log.shared_by_front_ends() {
+            // Other front-ends may have logged events since the catch-up read the end.
+            store.inner.index.flush(size)?;
+        }
+        store.apply_logged(&mut store.inner.records.lock(), size)?;
         Ok(store)
     }
 
-    /// Reads the log's admin events back (the index has them all after the catch-up) and
-    /// applies them in log order; finishes the erasures that a crash left undone.
-    fn derive_records(&self) -> Result<(), EventStoreError> {
+    /// The records, with every admin event of the log applied: when the log is shared by
+    /// several front-ends, the admin events logged since the last reading (by any of them) are
+    /// applied first. Blocking.
+    fn records(&self) -> Result<MutexGuard<'_, AppliedRecords>, EventStoreError> {
+        let mut applied = self.inner.records.lock();
+        if self.inner.log.shared_by_front_ends() {
+            let size = self.inner.log.entry_count();
+            if size > applied.applied_below {
+                // Every event below `size` indexed, whichever front-end logged it.
+                self.inner.index.flush(size)?;
+                self.apply_logged(&mut applied, size)?;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Reads the log's admin events in `[applied_below, size)` back (the index has them all
+    /// after a catch-up or a flush) and applies them in log order; finishes the erasures that a
+    /// crash left undone.
+    fn apply_logged(&self, applied: &mut AppliedRecords, size: u64) -> Result<(), EventStoreError> {
         let mut logged = Vec::new();
         for action in records::RECORD_ACTIONS {
             let mut filter = QueryFilter {
                 action: Some(action.to_string()),
+                after: applied.applied_below.checked_sub(1),
+                below: Some(size),
                 ..QueryFilter::default()
             };
             loop {
@@ -165,10 +235,8 @@ impl EventStore {
                 .ok_or_else(|| corrupt("its payload, which records the action, is gone".into()))?;
             let payload: serde_json::Value = serde_json::from_slice(&payload)
                 .map_err(|error| corrupt(format!("its payload is not JSON: {error}")))?;
-            let applied = self
-                .inner
+            let done = applied
                 .records
-                .lock()
                 .apply(&RecordEvent {
                     event_id: &summary.event_id,
                     action: &summary.action,
@@ -177,8 +245,8 @@ impl EventStore {
                 })
                 .map_err(corrupt)?;
             // A shredding whose keys a crash left undestroyed is finished.
-            unfinished += self.inner.privacy.destroy_keys(&applied.shredded_keys)?;
-            for event_id in applied.erased {
+            unfinished += self.inner.privacy.destroy_keys(&done.shredded_keys)?;
+            for event_id in done.erased {
                 let Some(target) = self.find(&event_id)? else {
                     continue;
                 };
@@ -187,6 +255,7 @@ impl EventStore {
                 }
             }
         }
+        applied.applied_below = applied.applied_below.max(size);
         if !logged.is_empty() {
             tracing::info!(
                 admin_events = logged.len(),
@@ -210,25 +279,10 @@ impl EventStore {
                     continue;
                 }
                 let index = next + offset as u64;
-                let summary = match AnyEventLeaf::parse(&entry.leaf) {
-                    Ok(AnyEventLeaf::V1(leaf)) => EventSummary::of_leaf(index, leaf),
-                    Ok(AnyEventLeaf::V2(leaf)) => {
-                        // The tags are in the contents record's header, readable without a
-                        // key; an erased record leaves the event untagged.
-                        let tags = match log.read_payload(index)? {
-                            Some(StoredPayload::Held(bytes)) => Some(
-                                privacy::record::header(&bytes)
-                                    .map_err(|detail| EventStoreError::Corrupt {
-                                        what: "contents record",
-                                        detail: format!("at index {index}: {detail}"),
-                                    })?
-                                    .tags,
-                            ),
-                            _ => None,
-                        };
-                        EventSummary::of_v2(index, &leaf, tags.as_ref())
-                    }
-                    Err(_) => continue,
+                let Some(summary) =
+                    summary_of_entry(index, &entry.leaf, || Ok(log.read_payload(index)?))?
+                else {
+                    continue;
                 };
                 // Every event below `index` is inserted: a table may be cut there.
                 self.inner.index.insert(summary, index)?;
@@ -332,11 +386,11 @@ impl EventStore {
     }
 
     /// The event that recorded the erasure of `event_id`'s payload, if it was erased.
+    /// Blocking.
     pub fn erasure(&self, event_id: &str) -> Result<Option<String>, EventStoreError> {
         Ok(self
-            .inner
+            .records()?
             .records
-            .lock()
             .erasure(event_id)
             .map(str::to_string))
     }
@@ -353,33 +407,40 @@ impl EventStore {
             return Ok(false);
         }
         let erased = self.inner.log.erase_payload(summary.index)?;
-        self.inner
+        self.records()?
             .records
-            .lock()
             .mark_erased(&summary.event_id, erasure_event_id);
         Ok(erased)
     }
 
     /// Sets a hold, whose event is logged already; returns false if one was already on that
-    /// target (it is left as it was).
-    pub fn set_hold(&self, hold: &Hold) -> bool {
-        self.inner.records.lock().set_hold(hold.clone())
+    /// target (it is left as it was). Blocking.
+    pub fn set_hold(&self, hold: &Hold) -> Result<bool, EventStoreError> {
+        let mut applied = self.records()?;
+        if applied.records.hold(&hold.target) == Some(hold) {
+            // Its event was read back from the log just now.
+            return Ok(true);
+        }
+        Ok(applied.records.set_hold(hold.clone()))
     }
 
-    /// The hold on `target`, if any.
-    pub fn hold(&self, target: &HoldTarget) -> Option<Hold> {
-        self.inner.records.lock().hold(target).cloned()
+    /// The hold on `target`, if any. Blocking.
+    pub fn hold(&self, target: &HoldTarget) -> Result<Option<Hold>, EventStoreError> {
+        Ok(self.records()?.records.hold(target).cloned())
     }
 
     /// Lifts the hold on `target`, whose lifting event is logged already; returns it if there
-    /// was one.
-    pub fn lift_hold(&self, target: &HoldTarget) -> Option<Hold> {
-        self.inner.records.lock().lift_hold(target)
+    /// was one. Blocking.
+    pub fn lift_hold(&self, target: &HoldTarget) -> Result<Option<Hold>, EventStoreError> {
+        let before = self.inner.records.lock().records.hold(target).cloned();
+        let mut applied = self.records()?;
+        // Read back from the log just now, the lifting event may have lifted it already.
+        Ok(applied.records.lift_hold(target).or(before))
     }
 
-    /// Every hold.
-    pub fn holds(&self) -> Vec<Hold> {
-        self.inner.records.lock().holds()
+    /// Every hold. Blocking.
+    pub fn holds(&self) -> Result<Vec<Hold>, EventStoreError> {
+        Ok(self.records()?.records.holds())
     }
 
     /// The holds that cover the event summarised by `summary`: on the event, its actor or its
@@ -399,10 +460,10 @@ impl EventStore {
                 targets.push(HoldTarget::Resource(tag));
             }
         }
-        let records = self.inner.records.lock();
+        let applied = self.records()?;
         Ok(targets
             .iter()
-            .filter_map(|target| records.hold(target).cloned())
+            .filter_map(|target| applied.records.hold(target).cloned())
             .collect())
     }
 
@@ -434,6 +495,39 @@ impl EventStore {
     }
 }
 
+/// The summary of the log's entry at `index` with `leaf`, if it is an event (schema 1 or 2):
+/// what the events index holds for it, whoever derives it (the front-end that sequenced it, or
+/// a catch-up). `payload` reads the entry's payload, which only a schema 2 event needs (its
+/// tags are in the contents record's header, readable without a key; an erased record leaves
+/// the event untagged).
+pub fn summary_of_entry(
+    index: u64,
+    leaf: &[u8],
+    payload: impl FnOnce() -> Result<Option<StoredPayload>, EventStoreError>,
+) -> Result<Option<EventSummary>, EventStoreError> {
+    if leaf.first() != Some(&b'{') {
+        return Ok(None);
+    }
+    Ok(match AnyEventLeaf::parse(leaf) {
+        Ok(AnyEventLeaf::V1(leaf)) => Some(EventSummary::of_leaf(index, leaf)),
+        Ok(AnyEventLeaf::V2(leaf)) => {
+            let tags = match payload()? {
+                Some(StoredPayload::Held(bytes)) => Some(
+                    privacy::record::header(&bytes)
+                        .map_err(|detail| EventStoreError::Corrupt {
+                            what: "contents record",
+                            detail: format!("at index {index}: {detail}"),
+                        })?
+                        .tags,
+                ),
+                _ => None,
+            };
+            Some(EventSummary::of_v2(index, &leaf, tags.as_ref()))
+        }
+        Err(_) => None,
+    })
+}
+
 /// SHA-256 of the canonical leaf without `received_at`: two submissions of one event ID are the
 /// same event exactly when this agrees (the server's receive time differs between retries).
 pub fn claim_digest(leaf: &[u8]) -> [u8; 32] {
@@ -451,335 +545,4 @@ pub fn claim_digest(leaf: &[u8]) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
-    use crate::storage::LogStore;
-    use crate::storage::NewEntry;
-    use cairn_spec::event::{EventId, EventInput};
-    use cairn_spec::time::Instant;
-    use rand::{Rng as _, SeedableRng as _};
-
-    fn input(random: &mut rand::rngs::StdRng) -> EventInput {
-        let payload = if random.gen_bool(0.5) {
-            format!(r#","payload":{{"n":{}}}"#, random.gen_range(0..1000))
-        } else {
-            String::new()
-        };
-        let json = format!(
-            r#"{{"timestamp":"2026-11-25T{:02}:{:02}:00Z","actor":{{"id":"a{}","type":"user"}},"action":"act{}","resource":{{"type":"t","id":"r{}"}},"outcome":"success"{payload}}}"#,
-            random.gen_range(0..24),
-            random.gen_range(0..60),
-            random.gen_range(0..4),
-            random.gen_range(0..3),
-            random.gen_range(0..5),
-        );
-        EventInput::parse(json.as_bytes()).expect("valid")
-    }
-
-    fn config() -> EventStoreConfig {
-        EventStoreConfig {
-            index: IndexConfig {
-                table_events: 37,
-                max_runs: 3,
-            },
-            privacy: None,
-        }
-    }
-
-    fn open_log(dir: &Path) -> Arc<dyn LogStore> {
-        Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("log"))).expect("log"))
-    }
-
-    /// `leaf` appended to `log` at its end, with `payload` beside it.
-    fn append(log: &dyn LogStore, leaf: &EventLeaf, payload: Option<Vec<u8>>) -> u64 {
-        let index = log.entry_count();
-        let entry = NewEntry::new(leaf.leaf.clone(), None).with_payload(payload);
-        log.append_entries(index, &[entry]).expect("append");
-        index
-    }
-
-    fn all_pages(store: &EventStore, filter: &QueryFilter, limit: usize, scan: usize) -> Vec<u64> {
-        let mut filter = filter.clone();
-        let mut found = Vec::new();
-        loop {
-            let page = store.query(&filter, limit, scan).expect("query");
-            assert!(page.events.len() <= limit);
-            found.extend(page.events.iter().map(|e| e.index));
-            match page.next_after {
-                Some(after) => filter.after = Some(after),
-                None => return found,
-            }
-        }
-    }
-
-    fn filters(random: &mut rand::rngs::StdRng) -> Vec<QueryFilter> {
-        let base = Instant::parse_rfc3339("2026-11-25T00:00:00Z")
-            .expect("time")
-            .unix_nanos();
-        let hour = 3_600_000_000_000i128;
-        let mut filters = vec![QueryFilter::default()];
-        for _ in 0..200 {
-            filters.push(QueryFilter {
-                actor: random
-                    .gen_bool(0.4)
-                    .then(|| format!("a{}", random.gen_range(0..5))),
-                resource: random
-                    .gen_bool(0.4)
-                    .then(|| format!("r{}", random.gen_range(0..6))),
-                action: random
-                    .gen_bool(0.4)
-                    .then(|| format!("act{}", random.gen_range(0..4))),
-                from_nanos: random
-                    .gen_bool(0.4)
-                    .then(|| base + random.gen_range(0..24) * hour),
-                to_nanos: random
-                    .gen_bool(0.4)
-                    .then(|| base + random.gen_range(0..24) * hour),
-                after: random.gen_bool(0.2).then(|| random.gen_range(0..1200)),
-                below: random.gen_bool(0.2).then(|| random.gen_range(0..1200)),
-            });
-        }
-        filters
-    }
-
-    /// Every query, paged with random limits and scan budgets, against a brute-force scan;
-    /// every event found by ID with its payload.
-    fn check(
-        store: &EventStore,
-        events: &[(EventSummary, Option<Vec<u8>>)],
-        filters: &[QueryFilter],
-        random: &mut rand::rngs::StdRng,
-    ) {
-        for filter in filters {
-            let expected: Vec<u64> = events
-                .iter()
-                .filter(|(summary, _)| filter.matches(summary))
-                .map(|(summary, _)| summary.index)
-                .collect();
-            let limit = random.gen_range(1..30);
-            let scan = random.gen_range(1..200);
-            assert_eq!(
-                all_pages(store, filter, limit, scan),
-                expected,
-                "{filter:?}"
-            );
-        }
-        for (summary, payload) in events {
-            let found = store.find(&summary.event_id).expect("find").expect("found");
-            assert_eq!(found.index, summary.index);
-            assert_eq!(
-                store.summary(summary.index).expect("read").as_ref(),
-                Some(&found)
-            );
-            assert_eq!(&store.payload(&found).expect("payload"), payload);
-        }
-    }
-
-    #[test]
-    fn paged_queries_equal_a_brute_force_scan_through_runs_merges_reopen_and_rebuild() {
-        let dir = tempfile::tempdir().expect("dir");
-        let log = open_log(dir.path());
-        let events_dir = dir.path().join("events");
-        let mut random = rand::rngs::StdRng::seed_from_u64(7);
-        let filters = filters(&mut random);
-        let mut events = Vec::new();
-        {
-            let store = EventStore::open(&events_dir, config(), log.clone()).expect("open");
-            for round in 0..400 {
-                // Raw leaves between events leave gaps in the indices.
-                for _ in 0..random.gen_range(0..3) {
-                    let raw = format!("raw {round} {}", random.gen::<u64>()).into_bytes();
-                    log.append_entries(log.entry_count(), &[NewEntry::new(raw, None)])
-                        .expect("append");
-                }
-                let event = input(&mut random);
-                let (leaf, payload) = leaf_of(event, "p", &mut random);
-                let ticket = store
-                    .begin_submission(log.entry_count())
-                    .expect("not overloaded");
-                let index = append(log.as_ref(), &leaf, payload.clone());
-                let summary = EventSummary::of_leaf(index, leaf);
-                store
-                    .index_event(summary.clone(), log.entry_count())
-                    .expect("index");
-                drop(ticket);
-                events.push((summary, payload));
-                if round % 97 == 0 {
-                    check(&store, &events, &filters[..20], &mut random);
-                }
-            }
-            check(&store, &events, &filters, &mut random);
-            store.close(log.entry_count()).expect("close");
-        }
-        // Reopened: everything is in runs.
-        let store = EventStore::open(&events_dir, config(), log.clone()).expect("reopen");
-        check(&store, &events, &filters, &mut random);
-        drop(store);
-        // The index deleted: rebuilt from the log, payloads still beside their leaves.
-        std::fs::remove_dir_all(events_dir.join("index")).expect("delete the index");
-        let store = EventStore::open(&events_dir, config(), log.clone()).expect("rebuild");
-        check(&store, &events, &filters, &mut random);
-    }
-
-    /// A catch-up that fills a table cuts it mid-way, writes that run out, and the process dies
-    /// with the rest in memory: the next catch-up indexes the rest, every payload found.
-    #[test]
-    fn a_catch_up_that_cuts_a_table_is_finished_by_the_next_one() {
-        let dir = tempfile::tempdir().expect("dir");
-        let log = open_log(dir.path());
-        let events_dir = dir.path().join("events");
-        let mut random = rand::rngs::StdRng::seed_from_u64(11);
-        let events = 60; // a table of 37, cut during the first catch-up
-        let mut expected = Vec::new();
-        for n in 0..events {
-            let json = format!(
-                r#"{{"timestamp":"2026-11-25T00:00:00Z","actor":{{"id":"a","type":"user"}},"action":"act","resource":{{"type":"t","id":"r"}},"outcome":"success","payload":{{"n":{n}}}}}"#
-            );
-            let input = EventInput::parse(json.as_bytes()).expect("valid");
-            let (leaf, payload) = leaf_of(input, "p", &mut random);
-            append(log.as_ref(), &leaf, payload.clone());
-            expected.push((leaf.event_id.as_str().to_string(), payload));
-        }
-        {
-            let _store =
-                EventStore::open(&events_dir, config(), log.clone()).expect("first catch-up");
-            let index_dir = events_dir.join("index");
-            let written = (0..500).any(|_| {
-                let runs = std::fs::read_dir(&index_dir)
-                    .expect("index dir")
-                    .filter_map(Result::ok)
-                    .any(|entry| entry.file_name().to_string_lossy().ends_with(".evr"));
-                if !runs {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                runs
-            });
-            assert!(written, "the cut table was written out");
-        }
-        let store = EventStore::open(&events_dir, config(), log).expect("second catch-up");
-        for (id, payload) in &expected {
-            let found = store.find(id).expect("find").expect("indexed");
-            assert_eq!(&store.payload(&found).expect("payload"), payload, "{id}");
-        }
-    }
-
-    /// An admin event as the server records it: by `admin`, who is also its actor.
-    fn admin_event(
-        admin: &str,
-        action: &str,
-        resource: (&str, &str),
-        details: serde_json::Value,
-        random: &mut rand::rngs::StdRng,
-    ) -> (EventLeaf, Option<Vec<u8>>) {
-        let input =
-            crate::events::submit::audit_event(admin, action, resource.0, resource.1, details)
-                .expect("valid");
-        leaf_of(input, admin, random)
-    }
-
-    /// `input` as a leaf submitted by `submitted_by`, with a random event ID.
-    fn leaf_of(
-        input: EventInput,
-        submitted_by: &str,
-        random: &mut rand::rngs::StdRng,
-    ) -> (EventLeaf, Option<Vec<u8>>) {
-        input
-            .into_leaf(
-                EventId::new_v4(random.gen()),
-                Instant::from_unix(1_764_000_000, 0),
-                submitted_by,
-            )
-            .expect("leaf")
-    }
-
-    /// The crash windows of admin actions: each action's event is logged, and the process dies
-    /// before the action took effect (the hold never set, the payload never erased). Opening
-    /// puts the hold in force and finishes the erasure; a record the server did not write is
-    /// ignored.
-    #[test]
-    fn admin_events_logged_before_a_crash_take_effect_at_open() {
-        use crate::events::records::{HOLD_LIFT, HOLD_SET, PAYLOAD_ERASE};
-        let dir = tempfile::tempdir().expect("dir");
-        let log = open_log(dir.path());
-        let events_dir = dir.path().join("events");
-        let mut random = rand::rngs::StdRng::seed_from_u64(23);
-        let json = r#"{"timestamp":"2026-11-25T00:00:00Z","actor":{"id":"a","type":"user"},"action":"read","resource":{"type":"t","id":"r"},"outcome":"success","payload":{"secret":1}}"#;
-        let input = EventInput::parse(json.as_bytes()).expect("valid");
-        let (target, payload) = leaf_of(input, "p", &mut random);
-        let target_id = target.event_id.as_str().to_string();
-        let target_index = append(log.as_ref(), &target, payload);
-        let (erase, payload) = admin_event(
-            "root",
-            PAYLOAD_ERASE,
-            ("event", &target_id),
-            serde_json::json!({"event_id": target_id, "index": target_index, "reason": "gdpr"}),
-            &mut random,
-        );
-        let erase_id = erase.event_id.as_str().to_string();
-        append(log.as_ref(), &erase, payload);
-        for (action, value) in [(HOLD_SET, "a"), (HOLD_SET, "c"), (HOLD_LIFT, "c")] {
-            let (hold, payload) = admin_event(
-                "root",
-                action,
-                ("hold", &format!("actor:{value}")),
-                serde_json::json!({"kind": "actor", "value": value, "reason": "case 7"}),
-                &mut random,
-            );
-            append(log.as_ref(), &hold, payload);
-        }
-        // A producer's event under a reserved action (refused at submission since; an older
-        // log could hold one): its principal is not its actor.
-        let (forged, payload) = admin_event(
-            "root",
-            HOLD_SET,
-            ("hold", "actor:b"),
-            serde_json::json!({"kind": "actor", "value": "b", "reason": "forged"}),
-            &mut random,
-        );
-        let forged = EventLeaf::parse(
-            &String::from_utf8(forged.leaf)
-                .expect("UTF-8")
-                .replace(r#""submitted_by":"root""#, r#""submitted_by":"p""#)
-                .into_bytes(),
-        )
-        .expect("a leaf");
-        append(log.as_ref(), &forged, payload);
-
-        let store = EventStore::open(&events_dir, config(), log.clone()).expect("open");
-        let hold = store
-            .hold(&HoldTarget::Actor("a".into()))
-            .expect("the logged hold is in force");
-        assert_eq!(
-            (hold.set_by.as_str(), hold.reason.as_str()),
-            ("root", "case 7")
-        );
-        assert_eq!(store.hold(&HoldTarget::Actor("c".into())), None, "lifted");
-        assert_eq!(store.hold(&HoldTarget::Actor("b".into())), None, "forged");
-        assert_eq!(store.erasure(&target_id).expect("read"), Some(erase_id));
-        assert_eq!(
-            log.read_payload(target_index).expect("read"),
-            Some(StoredPayload::Erased),
-            "the erasure is finished"
-        );
-        drop(store);
-        // And again: the same state, nothing to finish.
-        let store = EventStore::open(&events_dir, config(), log.clone()).expect("reopen");
-        assert_eq!(store.holds().len(), 1);
-    }
-
-    #[test]
-    fn refuses_the_events_directory_of_an_older_version() {
-        let dir = tempfile::tempdir().expect("dir");
-        let log = open_log(dir.path());
-        let events_dir = dir.path().join("events");
-        std::fs::create_dir_all(events_dir.join("payloads")).expect("an older payload log");
-        match EventStore::open(&events_dir, config(), log) {
-            Err(EventStoreError::Corrupt { detail, .. }) => {
-                assert!(detail.contains("payload log"), "{detail}");
-            }
-            Err(other) => panic!("expected Corrupt, got {other}"),
-            Ok(_) => panic!("an older payload log was ignored"),
-        }
-    }
-}
+mod tests;

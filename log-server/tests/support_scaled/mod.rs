@@ -108,6 +108,17 @@ impl Cluster {
             .skip_while(|line| !line.starts_with("[[producers]]"))
             .map(|line| format!("{line}\n"))
             .collect();
+        // One key-encryption key for every front-end: the data keys they share are wrapped
+        // under it (a front-end with another is refused).
+        let kek: [u8; 32] = rand::random();
+        let kek: String = kek.iter().map(|byte| format!("{byte:02x}")).collect();
+        let kek_file = dir.path().join("events.kek");
+        std::fs::write(&kek_file, format!("{kek}\n")).expect("write the KEK");
+        std::fs::set_permissions(
+            &kek_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
         let credentials = dir.path().join("s3-credentials");
         std::fs::write(&credentials, format!("{ACCESS_KEY}\n{SECRET_KEY}\n")).expect("write");
         std::fs::set_permissions(
@@ -131,6 +142,12 @@ impl Cluster {
 
     /// Starts front-end `name` (its own data directory and port) and waits until it answers.
     pub async fn front_end(&self, name: &str) -> FrontEnd {
+        self.front_end_with(name, "").await
+    }
+
+    /// [`Cluster::front_end`], with `extra` (top-level keys and `[[principals]]`) added to its
+    /// configuration.
+    pub async fn front_end_with(&self, name: &str, extra: &str) -> FrontEnd {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -142,17 +159,18 @@ impl Cluster {
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nstorage = \"scaled\"\n\
                  key_file = {key:?}\nwitness_quorum = 0\ncheckpoint_interval_ms = 200\n\n\
-                 {producer}\n[postgres]\nurl = {url:?}\nlease_term_ms = 2000\n\
+                 {producer}\n{extra}\n[postgres]\nurl = {url:?}\nlease_term_ms = 2000\n\
                  connect_timeout_ms = 2000\nstatement_timeout_ms = 5000\n\n\
                  [bucket]\nendpoint = {endpoint:?}\nbucket = {BUCKET:?}\n\
                  credentials_file = {credentials:?}\n\n\
-                 [privacy]\npublic_entries = true\n",
+                 [privacy]\npublic_entries = true\nkek_file = {kek:?}\n",
                 data = dir.join(name).display().to_string(),
                 key = dir.join("log.key").display().to_string(),
                 producer = self.producer,
                 url = self.pg.url(),
                 endpoint = self.s3.endpoint(),
                 credentials = dir.join("s3-credentials").display().to_string(),
+                kek = dir.join("events.kek").display().to_string(),
             ),
         )
         .expect("write the configuration");

@@ -195,7 +195,7 @@ pub(super) async fn lift_hold(
     let (given, reason) = hold_request(body).await?;
     // Recorded by tag; a hold of an older version, by the identifier itself.
     let target = match tagged(&state, given.clone(), false).await? {
-        tag if state.events.store.hold(&tag).is_some() => tag,
+        tag if state.events.store.hold(&tag)?.is_some() => tag,
         _ => given,
     };
     let recorded_by = state
@@ -215,7 +215,7 @@ pub(super) async fn list_holds(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, READERS)?;
-    let holds = state.events.store.holds();
+    let holds = state.events.store.holds()?;
     Ok(Json(json!({
         "holds": holds.iter().map(|hold| json!({
             hold.target.kind(): hold.target.value(),

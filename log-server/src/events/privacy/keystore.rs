@@ -1,15 +1,23 @@
-//! The data keys of data subjects, wrapped by the key-encryption key, in
-//! `<data_dir>/events/subjects.sqlite` (cairn-sqlite: a commit returns once it is fsynced).
+//! The data keys of data subjects, wrapped by the key-encryption key: [`KeyStore`] wraps and
+//! unwraps them and keeps them in memory; where the wrapped keys are stored is a [`KeyRows`]:
+//!
+//! - [`SqliteKeyRows`], the embedded backend: `<data_dir>/events/subjects.sqlite`
+//!   (cairn-sqlite: a commit returns once it is fsynced);
+//! - `PostgresKeyRows` (`crate::storage::postgres::keys`), the scaled backend: one table shared
+//!   by every front-end of the log.
 //!
 //! One row per data key: its random 16-byte ID, the subject's key ID (a keyed hash of the
 //! subject, never the subject itself) and the key wrapped with AES-256-GCM under the KEK (a
 //! fresh nonce; the data key ID and subject key ID bound as associated data). A subject has one
-//! live data key at a time; crypto-shredding deletes its rows with `secure_delete` on, so that
-//! SQLite overwrites the deleted cells with zeros in the file. A subject shredded and seen again
-//! later gets a new data key: events after the erasure are new data.
+//! live data key at a time; crypto-shredding deletes its rows (in SQLite with `secure_delete`
+//! on, so that the deleted cells are overwritten with zeros in the file). A subject shredded and
+//! seen again later gets a new data key: events after the erasure are new data.
 //!
-//! Unwrapped keys are cached in memory (at most [`MAX_CACHED`], the cache emptied when full),
-//! so that the submission path reads the database only for a subject it has not seen.
+//! Over rows of this process only, unwrapped keys are cached in memory (at most [`MAX_CACHED`],
+//! the cache emptied when full), so that the submission path reads the database only for a
+//! subject it has not seen. Over shared rows nothing is cached: another front-end may destroy a
+//! key at any moment, and from the moment its deletion commits no front-end may open a record
+//! or seal a new one under that key, so every use asks the rows.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +27,7 @@ use aes_gcm::Aes256Gcm;
 use cairn_sqlite::rusqlite::{params, Connection, OptionalExtension};
 use cairn_sqlite::Schema;
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 
 use super::record::{cipher, nonce, NONCE};
 use crate::events::model::EventStoreError;
@@ -44,8 +53,42 @@ const SCHEMA: Schema = Schema {
     upgrades: &[],
 };
 
-/// A subject's key as `data_keys` stores it: its ID and the key wrapped by the KEK.
-type StoredRow = (Vec<u8>, Vec<u8>);
+/// A subject's key as the rows store it: its ID and the key wrapped by the KEK.
+pub type StoredRow = (Vec<u8>, Vec<u8>);
+
+/// A data key made for a subject that had none: the subject, the key's ID and the key wrapped by
+/// the KEK.
+pub type MadeRow = (SubjectId, DekId, Vec<u8>);
+
+/// Where the wrapped data keys are kept. Every call is blocking; a failure is an
+/// [`EventStoreError`] naming the store.
+pub trait KeyRows: Send + Sync + 'static {
+    /// Whether other processes use these rows too (then [`KeyStore`] caches nothing).
+    fn shared(&self) -> bool;
+
+    /// Checks that these rows may be wrapped under the KEK whose fingerprint is `fingerprint`:
+    /// shared rows remember the first KEK and refuse any other (a front-end given another KEK
+    /// file could open nothing the others sealed, and would seal what they cannot open).
+    fn check_wrapping_key(&self, fingerprint: &[u8; 32]) -> Result<(), EventStoreError>;
+
+    /// The row of `subject`'s live key, if it has one.
+    fn subject_row(&self, subject: &SubjectId) -> Result<Option<StoredRow>, EventStoreError>;
+
+    /// Stores, durably, the rows of `made` whose subjects have no key yet, and answers the row
+    /// each subject of `made` has now, in the same order: its own from `made`, or the one that
+    /// another maker stored first. A subject never gets two live keys, however many makers
+    /// race (its events would then carry two index tags).
+    fn insert_missing(&self, made: &[MadeRow]) -> Result<Vec<StoredRow>, EventStoreError>;
+
+    /// The subject key ID and the wrapped key of the key `id`, unless it is destroyed.
+    fn id_row(&self, id: &DekId) -> Result<Option<StoredRow>, EventStoreError>;
+
+    /// The IDs of every key of `subject`.
+    fn ids(&self, subject: &SubjectId) -> Result<Vec<DekId>, EventStoreError>;
+
+    /// Deletes the keys `ids` durably, in one transaction; answers how many were there.
+    fn delete(&self, ids: &[DekId]) -> Result<usize, EventStoreError>;
+}
 
 /// A data subject's key, unwrapped.
 #[derive(Clone)]
@@ -69,12 +112,18 @@ struct Cache {
     by_id: HashMap<DekId, Option<[u8; 32]>>,
 }
 
-/// The subject key store.
+/// The subject key store: wraps, unwraps and (over rows of this process only) caches the keys
+/// kept in its [`KeyRows`].
 pub struct KeyStore {
-    path: PathBuf,
     kek: Aes256Gcm,
-    connection: Mutex<Connection>,
+    rows: Box<dyn KeyRows>,
     cache: Mutex<Cache>,
+}
+
+/// The rows of `<data_dir>/events/subjects.sqlite`, this process's alone.
+pub struct SqliteKeyRows {
+    path: PathBuf,
+    connection: Mutex<Connection>,
 }
 
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> EventStoreError {
@@ -89,19 +138,24 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-impl KeyStore {
-    /// Opens (or creates) the store at `path`, with keys wrapped under `kek`.
-    pub fn open(path: &Path, kek: &[u8; 32]) -> Result<KeyStore, EventStoreError> {
+/// A data key ID read back from the rows.
+pub fn dek_id(bytes: Vec<u8>) -> Result<DekId, EventStoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))
+}
+
+impl SqliteKeyRows {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteKeyRows, EventStoreError> {
         let connection = cairn_sqlite::open(path, &SCHEMA)
             .map_err(|error| corrupt("subject key store", error))?;
         connection
             .execute_batch("PRAGMA secure_delete = ON;")
             .map_err(|error| corrupt("subject key store", error))?;
-        Ok(KeyStore {
+        Ok(SqliteKeyRows {
             path: path.to_path_buf(),
-            kek: cipher(kek),
             connection: Mutex::new(connection),
-            cache: Mutex::new(Cache::default()),
         })
     }
 
@@ -110,6 +164,139 @@ impl KeyStore {
             "subject key store",
             format!("{}: {error}", self.path.display()),
         )
+    }
+
+    /// The stored row of `subject`'s key, if it has one.
+    fn stored_row(
+        &self,
+        connection: &Connection,
+        subject: &SubjectId,
+    ) -> Result<Option<StoredRow>, EventStoreError> {
+        connection
+            .query_row(
+                "SELECT dek_id, wrapped FROM data_keys WHERE subject = ?1 LIMIT 1",
+                params![subject.as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|error| self.sqlite(error))
+    }
+}
+
+impl KeyRows for SqliteKeyRows {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The file is this process's: a wrong KEK shows when a key does not unwrap.
+    fn check_wrapping_key(&self, _fingerprint: &[u8; 32]) -> Result<(), EventStoreError> {
+        Ok(())
+    }
+
+    fn subject_row(&self, subject: &SubjectId) -> Result<Option<StoredRow>, EventStoreError> {
+        self.stored_row(&self.connection.lock(), subject)
+    }
+
+    fn insert_missing(&self, made: &[MadeRow]) -> Result<Vec<StoredRow>, EventStoreError> {
+        let mut connection = self.connection.lock();
+        // Another request may have made a key for one of these subjects since the caller
+        // looked: asked again under the lock that every maker holds through its commit.
+        let mut answered = Vec::with_capacity(made.len());
+        let mut to_make = Vec::with_capacity(made.len());
+        for (subject, id, wrapped) in made {
+            match self.stored_row(&connection, subject)? {
+                Some(row) => answered.push(row),
+                None => {
+                    to_make.push((subject, id, wrapped));
+                    answered.push((id.to_vec(), wrapped.clone()));
+                }
+            }
+        }
+        cairn_sqlite::write(
+            &mut connection,
+            |error| self.sqlite(error),
+            |transaction| {
+                for (subject, id, wrapped) in &to_make {
+                    transaction
+                        .execute(
+                            "INSERT INTO data_keys (dek_id, subject, wrapped) VALUES (?1, ?2, ?3)",
+                            params![id.as_slice(), subject.as_slice(), wrapped],
+                        )
+                        .map_err(|error| self.sqlite(error))?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(answered)
+    }
+
+    fn id_row(&self, id: &DekId) -> Result<Option<StoredRow>, EventStoreError> {
+        self.connection
+            .lock()
+            .query_row(
+                "SELECT subject, wrapped FROM data_keys WHERE dek_id = ?1",
+                params![id.as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|error| self.sqlite(error))
+    }
+
+    fn ids(&self, subject: &SubjectId) -> Result<Vec<DekId>, EventStoreError> {
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare("SELECT dek_id FROM data_keys WHERE subject = ?1")
+            .map_err(|error| self.sqlite(error))?;
+        let rows = statement
+            .query_map(params![subject.as_slice()], |row| row.get::<_, Vec<u8>>(0))
+            .map_err(|error| self.sqlite(error))?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(dek_id(row.map_err(|error| self.sqlite(error))?)?);
+        }
+        Ok(ids)
+    }
+
+    /// Deleted with `secure_delete` on: the cells are overwritten in the file.
+    fn delete(&self, ids: &[DekId]) -> Result<usize, EventStoreError> {
+        let mut connection = self.connection.lock();
+        cairn_sqlite::write(
+            &mut connection,
+            |error| self.sqlite(error),
+            |transaction| {
+                let mut deleted = 0;
+                for id in ids {
+                    deleted += transaction
+                        .execute(
+                            "DELETE FROM data_keys WHERE dek_id = ?1",
+                            params![id.as_slice()],
+                        )
+                        .map_err(|error| self.sqlite(error))?;
+                }
+                Ok(deleted)
+            },
+        )
+    }
+}
+
+impl KeyStore {
+    /// Opens (or creates) the embedded store at `path`, with keys wrapped under `kek`.
+    pub fn open(path: &Path, kek: &[u8; 32]) -> Result<KeyStore, EventStoreError> {
+        KeyStore::with_rows(Box::new(SqliteKeyRows::open(path)?), kek)
+    }
+
+    /// The store over `rows`, with keys wrapped under `kek` (checked against the rows'
+    /// [`KeyRows::check_wrapping_key`]).
+    pub fn with_rows(rows: Box<dyn KeyRows>, kek: &[u8; 32]) -> Result<KeyStore, EventStoreError> {
+        let mut fingerprint = Sha256::new();
+        fingerprint.update(b"cairn.subject-key-wrapping-key/v1\0");
+        fingerprint.update(kek);
+        rows.check_wrapping_key(&fingerprint.finalize().into())?;
+        Ok(KeyStore {
+            kek: cipher(kek),
+            rows,
+            cache: Mutex::new(Cache::default()),
+        })
     }
 
     fn associated(id: &DekId, subject: &SubjectId) -> Vec<u8> {
@@ -158,7 +345,34 @@ impl KeyStore {
             .map_err(|_| corrupt("subject key", "an unwrapped key is not 32 bytes"))
     }
 
+    /// A new data key for `subject`, and its row wrapped by the KEK.
+    fn make(&self, subject: &SubjectId) -> Result<(DataKey, MadeRow), EventStoreError> {
+        let key = DataKey {
+            id: rand::random(),
+            key: rand::random(),
+        };
+        let drawn: [u8; NONCE] = rand::random();
+        let aad = KeyStore::associated(&key.id, subject);
+        let sealed = self
+            .kek
+            .encrypt(
+                &nonce(drawn),
+                Payload {
+                    msg: &key.key,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| corrupt("subject key", "wrapping failed"))?;
+        let mut wrapped = drawn.to_vec();
+        wrapped.extend_from_slice(&sealed);
+        let row = (*subject, key.id, wrapped);
+        Ok((key, row))
+    }
+
     fn remember(&self, subject: SubjectId, key: &DataKey) {
+        if self.rows.shared() {
+            return;
+        }
         let mut cache = self.cache.lock();
         if cache.by_subject.len() >= MAX_CACHED || cache.by_id.len() >= 2 * MAX_CACHED {
             *cache = Cache::default();
@@ -167,7 +381,7 @@ impl KeyStore {
         cache.by_id.insert(key.id, Some(key.key));
     }
 
-    /// The live key of `subject`, from memory only.
+    /// The live key of `subject`, from memory only (never, over shared rows).
     pub fn cached(&self, subject: &SubjectId) -> Option<DataKey> {
         self.cache.lock().by_subject.get(subject).cloned()
     }
@@ -177,29 +391,12 @@ impl KeyStore {
         if let Some(key) = self.cached(subject) {
             return Ok(Some(key));
         }
-        let row = self.stored_row(&self.connection.lock(), subject)?;
-        let Some(row) = row else {
+        let Some(row) = self.rows.subject_row(subject)? else {
             return Ok(None);
         };
         let key = self.open_row(subject, row)?;
         self.remember(*subject, &key);
         Ok(Some(key))
-    }
-
-    /// The stored row of `subject`'s key, if it has one.
-    fn stored_row(
-        &self,
-        connection: &Connection,
-        subject: &SubjectId,
-    ) -> Result<Option<StoredRow>, EventStoreError> {
-        connection
-            .query_row(
-                "SELECT dek_id, wrapped FROM data_keys WHERE subject = ?1 LIMIT 1",
-                params![subject.as_slice()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(|error| self.sqlite(error))
     }
 
     /// The key a stored row of `subject` holds, unwrapped.
@@ -208,9 +405,7 @@ impl KeyStore {
         subject: &SubjectId,
         (id, wrapped): StoredRow,
     ) -> Result<DataKey, EventStoreError> {
-        let id: DekId = id
-            .try_into()
-            .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))?;
+        let id = dek_id(id)?;
         Ok(DataKey {
             id,
             key: self.unwrap_key(&id, subject, &wrapped)?,
@@ -219,110 +414,64 @@ impl KeyStore {
 
     /// The live key of each subject, made (and durable) for those that had none. Blocking.
     pub fn find_or_create(&self, subjects: &[SubjectId]) -> Result<Vec<DataKey>, EventStoreError> {
-        let mut keys = Vec::with_capacity(subjects.len());
+        let mut known: HashMap<SubjectId, DataKey> = HashMap::with_capacity(subjects.len());
         let mut missing = Vec::new();
         for subject in subjects {
-            match self.find(subject)? {
-                Some(key) => keys.push(Some(key)),
-                None => {
-                    keys.push(None);
-                    missing.push(*subject);
+            if known.contains_key(subject) {
+                continue;
+            }
+            // Over shared rows, one statement makes or finds them all (below).
+            let found = if self.rows.shared() {
+                None
+            } else {
+                self.find(subject)?
+            };
+            match found {
+                Some(key) => {
+                    known.insert(*subject, key);
                 }
+                None => missing.push(*subject),
             }
         }
         if !missing.is_empty() {
+            // Sorted: makers that race over several subjects take them in one order.
             missing.sort_unstable();
             missing.dedup();
-            let made: Vec<(SubjectId, DataKey, Vec<u8>)> = missing
+            let made: Vec<MadeRow> = missing
                 .iter()
-                .map(|subject| {
-                    let key = DataKey {
-                        id: rand::random(),
-                        key: rand::random(),
-                    };
-                    let drawn: [u8; NONCE] = rand::random();
-                    let aad = KeyStore::associated(&key.id, subject);
-                    let sealed = self
-                        .kek
-                        .encrypt(
-                            &nonce(drawn),
-                            Payload {
-                                msg: &key.key,
-                                aad: &aad,
-                            },
-                        )
-                        .map_err(|_| corrupt("subject key", "wrapping failed"))?;
-                    let mut wrapped = drawn.to_vec();
-                    wrapped.extend_from_slice(&sealed);
-                    Ok((*subject, key, wrapped))
-                })
-                .collect::<Result<_, EventStoreError>>()?;
-            let mut connection = self.connection.lock();
-            // Another request may have made a key for one of these subjects since `find` looked:
-            // asked again under the lock that every maker holds through its commit, so that a
-            // subject never gets two keys (its events would then carry two index tags).
-            let mut found = Vec::new();
-            let mut to_make = Vec::with_capacity(made.len());
-            for made in made {
-                match self.stored_row(&connection, &made.0)? {
-                    Some(row) => found.push((made.0, row)),
-                    None => to_make.push(made),
-                }
+                .map(|subject| self.make(subject).map(|(_, row)| row))
+                .collect::<Result<_, _>>()?;
+            let rows = self.rows.insert_missing(&made)?;
+            if rows.len() != made.len() {
+                return Err(corrupt(
+                    "subject key store",
+                    format!("{} rows answered for {} subjects", rows.len(), made.len()),
+                ));
             }
-            let made = to_make;
-            cairn_sqlite::write(
-                &mut connection,
-                |error| self.sqlite(error),
-                |transaction| {
-                    for (subject, key, wrapped) in &made {
-                        transaction
-                            .execute(
-                                "INSERT INTO data_keys (dek_id, subject, wrapped) VALUES (?1, ?2, ?3)",
-                                params![key.id.as_slice(), subject.as_slice(), wrapped],
-                            )
-                            .map_err(|error| self.sqlite(error))?;
-                    }
-                    Ok(())
-                },
-            )?;
-            drop(connection);
-            for (subject, key, _) in &made {
-                self.remember(*subject, key);
-            }
-            for (subject, row) in found {
-                let key = self.open_row(&subject, row)?;
-                self.remember(subject, &key);
+            for (subject, row) in missing.iter().zip(rows) {
+                let key = self.open_row(subject, row)?;
+                self.remember(*subject, &key);
+                known.insert(*subject, key);
             }
         }
-        let mut answered = Vec::with_capacity(subjects.len());
-        for (subject, key) in subjects.iter().zip(keys) {
-            match key {
-                Some(key) => answered.push(key),
-                None => answered.push(
-                    self.cached(subject)
-                        .ok_or_else(|| corrupt("subject key", "a key just made is gone"))?,
-                ),
-            }
-        }
-        Ok(answered)
+        subjects
+            .iter()
+            .map(|subject| {
+                known
+                    .get(subject)
+                    .cloned()
+                    .ok_or_else(|| corrupt("subject key", "a key just made is gone"))
+            })
+            .collect()
     }
 
-    /// The key with ID `id`, unless destroyed. Blocking (once per key: then cached).
+    /// The key with ID `id`, unless destroyed. Blocking (once per key over the rows of this
+    /// process: then cached; every time over shared rows).
     pub fn key(&self, id: &DekId) -> Result<Option<[u8; 32]>, EventStoreError> {
         if let Some(known) = self.cache.lock().by_id.get(id) {
             return Ok(*known);
         }
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .connection
-            .lock()
-            .query_row(
-                "SELECT subject, wrapped FROM data_keys WHERE dek_id = ?1",
-                params![id.as_slice()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(|error| self.sqlite(error))?;
-        let key = match row {
+        let key = match self.rows.id_row(id)? {
             Some((subject, wrapped)) => {
                 let subject: SubjectId = subject
                     .try_into()
@@ -331,59 +480,31 @@ impl KeyStore {
             }
             None => None,
         };
-        let mut cache = self.cache.lock();
-        if cache.by_id.len() >= 2 * MAX_CACHED {
-            *cache = Cache::default();
+        if !self.rows.shared() {
+            let mut cache = self.cache.lock();
+            if cache.by_id.len() >= 2 * MAX_CACHED {
+                *cache = Cache::default();
+            }
+            cache.by_id.insert(*id, key);
         }
-        cache.by_id.insert(*id, key);
         Ok(key)
     }
 
     /// The IDs of every key of `subject` (live or none). Blocking.
     pub fn key_ids(&self, subject: &SubjectId) -> Result<Vec<DekId>, EventStoreError> {
-        let connection = self.connection.lock();
-        let mut statement = connection
-            .prepare("SELECT dek_id FROM data_keys WHERE subject = ?1")
-            .map_err(|error| self.sqlite(error))?;
-        let rows = statement
-            .query_map(params![subject.as_slice()], |row| row.get::<_, Vec<u8>>(0))
-            .map_err(|error| self.sqlite(error))?;
-        let mut ids = Vec::new();
-        for row in rows {
-            let id = row.map_err(|error| self.sqlite(error))?;
-            ids.push(
-                id.try_into()
-                    .map_err(|_| corrupt("subject key", "a key ID is not 16 bytes"))?,
-            );
-        }
-        Ok(ids)
+        self.rows.ids(subject)
     }
 
     /// Destroys the keys `ids` durably (their cells overwritten in the file), and forgets them.
     /// Destroying a key destroyed before does nothing. Blocking.
     pub fn destroy(&self, ids: &[DekId]) -> Result<usize, EventStoreError> {
-        let mut connection = self.connection.lock();
-        let deleted = cairn_sqlite::write(
-            &mut connection,
-            |error| self.sqlite(error),
-            |transaction| {
-                let mut deleted = 0;
-                for id in ids {
-                    deleted += transaction
-                        .execute(
-                            "DELETE FROM data_keys WHERE dek_id = ?1",
-                            params![id.as_slice()],
-                        )
-                        .map_err(|error| self.sqlite(error))?;
-                }
-                Ok(deleted)
-            },
-        )?;
-        drop(connection);
+        let deleted = self.rows.delete(ids)?;
         let mut cache = self.cache.lock();
         cache.by_subject.retain(|_, key| !ids.contains(&key.id));
-        for id in ids {
-            cache.by_id.insert(*id, None);
+        if !self.rows.shared() {
+            for id in ids {
+                cache.by_id.insert(*id, None);
+            }
         }
         Ok(deleted)
     }

@@ -169,13 +169,24 @@ pub struct Privacy {
 impl Privacy {
     /// Opens the subject key store in `events_dir` under the KEK of `settings`. Blocking.
     pub fn open(events_dir: &Path, settings: &PrivacySettings) -> Result<Privacy, EventStoreError> {
+        Privacy::open_with(events_dir, settings, None)
+    }
+
+    /// [`Privacy::open`], with the subject keys in `shared_keys` (the scaled backend's
+    /// PostgreSQL) instead of `events_dir`, if given. Blocking.
+    pub fn open_with(
+        events_dir: &Path,
+        settings: &PrivacySettings,
+        shared_keys: Option<Box<dyn keystore::KeyRows>>,
+    ) -> Result<Privacy, EventStoreError> {
         std::fs::create_dir_all(events_dir)
             .map_err(|e| corrupt("events directory", format!("{}: {e}", events_dir.display())))?;
         let kek = read_kek(&settings.kek_file, settings.create_kek)?;
-        let keys = KeyStore::open(
-            &events_dir.join("subjects.sqlite"),
-            &derive(&kek, "wrap subject keys"),
-        )?;
+        let wrapping = derive(&kek, "wrap subject keys");
+        let keys = match shared_keys {
+            Some(rows) => KeyStore::with_rows(rows, &wrapping)?,
+            None => KeyStore::open(&events_dir.join("subjects.sqlite"), &wrapping)?,
+        };
         Ok(Privacy {
             public_entries: settings.public_entries,
             index_key: IndexKey::from_bytes(derive(&kek, "index tags")),

@@ -23,9 +23,13 @@
 //! | `payloads` | the payload beside an entry, deleted to erase it |
 //! | `checkpoint`, `witnesses`, `attachments` | [`StateStore`](super::StateStore): writes that never go back |
 //! | `leases` | who may integrate and sign, with a fencing token ([`lease`]) |
+//! | `events`, `events_watermark` | the events index of the scaled backend ([`events`]) |
+//! | `subject_keys`, `subject_key_check` | the data subjects' keys, wrapped by the KEK ([`keys`]) |
 //!
 //! The traits are synchronous and called from blocking threads; the store keeps a small tokio
-//! runtime of its own for the client's connections and blocks the calling thread on it. Every
+//! runtime of its own for the client's connections and blocks the calling thread on it (a
+//! caller on an async runtime's worker is moved out of the worker's way first, see
+//! [`PostgresStore::call`]). Every
 //! call is bounded in time: connecting ([`PostgresConfig::connect_timeout`]), waiting for a
 //! pooled connection, and each statement ([`PostgresConfig::statement_timeout`], enforced by
 //! the server and again by the client, so that a server that stops answering gives an error,
@@ -36,6 +40,8 @@
 //! elsewhere (tiles in an object store), so a checkpoint is checked here against the durable
 //! entries only; the caller that composes the two checks the synced leaf hashes.
 
+pub mod events;
+pub mod keys;
 pub mod lease;
 mod schema;
 mod sequence;
@@ -201,10 +207,32 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// Whether a connection's commits wait for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commits {
+    /// Every commit is durable when it returns (the log's sequence and state).
+    Durable,
+    /// Commits return before their WAL is flushed (`synchronous_commit = off`): for what is
+    /// derived from the log and made durable at explicit points by a transaction that sets
+    /// `synchronous_commit` on (the events index, [`events`]).
+    Lazy,
+}
+
 impl PostgresStore {
     /// Connects to the database, creates or checks this log's schema, and refuses a server
     /// whose commits are not durable (`fsync` or `synchronous_commit` off).
     pub fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with(config, Commits::Durable)
+    }
+
+    /// Like [`PostgresStore::open`], for the events database: a pool of its own whose commits
+    /// do not wait for the disk unless a transaction asks (`SET LOCAL synchronous_commit = on`:
+    /// the events index's watermark and the subject keys do). Refuses a server with `fsync` off.
+    pub fn open_for_events(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with(config, Commits::Lazy)
+    }
+
+    fn open_with(config: PostgresConfig, commits: Commits) -> Result<PostgresStore, StoreError> {
         config.check()?;
         let mut pg_config: tokio_postgres::Config = config
             .url
@@ -217,11 +245,15 @@ impl PostgresStore {
         // The server enforces the statement timeout and the lock wait too; the search path
         // makes this log's schema the one its unqualified table names mean.
         pg_config.options(format!(
-            "-c search_path={} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c search_path={} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}{}",
             config.schema,
             config.statement_timeout.as_millis(),
             config.statement_timeout.as_millis(),
             config.statement_timeout.as_millis() * 2,
+            match commits {
+                Commits::Durable => "",
+                Commits::Lazy => " -c synchronous_commit=off",
+            },
         ));
         pg_config.connect_timeout(config.connect_timeout);
         pg_config.keepalives(true);
@@ -261,7 +293,7 @@ impl PostgresStore {
         };
         store.call("opening the schema", |client| {
             let schema = config.schema.clone();
-            async move { schema::open(client, &schema).await }
+            async move { schema::open(client, &schema, commits == Commits::Lazy).await }
         })?;
         let count = store.read_entry_count()?;
         store.known_entries.fetch_max(count, Ordering::Relaxed);
@@ -275,20 +307,40 @@ impl PostgresStore {
 
     /// Runs `work` on a pooled connection, blocking this thread until it is done or the call's
     /// time is up. `what` names the work in errors.
+    ///
+    /// A caller on a worker of a multi-threaded tokio runtime (an async handler that reads the
+    /// events database, say) is allowed to block through `block_in_place`, which hands the
+    /// worker's other tasks to another thread; on a current-thread runtime the work runs on a
+    /// thread of its own. A runtime cannot block on another from inside its own workers.
     fn call<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        T: Send,
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send,
         Fut: Future<Output = Result<T, DbError>>,
     {
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
         let pool = &self.pool;
-        let outcome = runtime.block_on(async {
-            tokio::time::timeout(self.call_timeout, async {
-                let client = pool.get().await.map_err(DbError::Pool)?;
-                work(client).await
+        let call_timeout = self.call_timeout;
+        let run = move || {
+            runtime.block_on(async move {
+                tokio::time::timeout(call_timeout, async move {
+                    let client = pool.get().await.map_err(DbError::Pool)?;
+                    work(client).await
+                })
+                .await
             })
-            .await
-        });
+        };
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let outcome = match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+            Err(_) => run(),
+            Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|scope| {
+                scope
+                    .spawn(run)
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+            Ok(_) => tokio::task::block_in_place(run),
+        };
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(DbError::Store(error))) => Err(error),

@@ -4,20 +4,24 @@
 //! one where there is none, and refuses a newer one (written by a newer cairn-log, whose rows it
 //! might misread) rather than guess. Opening takes a transaction-scoped advisory lock, so that
 //! front-ends starting together create the tables once.
+//!
+//! Version 1 holds the log (entries, payloads, state, the lease); version 2 adds the events
+//! database of the scaled backend ([`super::events`], [`super::keys`]): the events index, its
+//! watermark and the data subjects' keys.
 
 use super::DbError;
 use crate::storage::StoreError;
 
 /// The version of the tables below. A change to them adds a step to [`MIGRATIONS`] and raises
 /// this.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key under which schemas are created ("cairnpg1" as a number).
 const OPEN_LOCK: i64 = 0x6361_6972_6e70_6731;
 
 /// What takes a schema from version `n` to `n + 1`, at position `n`. Version 0 is an empty
 /// schema.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = ["
 CREATE TABLE meta (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -67,15 +71,56 @@ CREATE TABLE leases (
     expires_at TIMESTAMPTZ NOT NULL
 );
 INSERT INTO leases (name, holder, token, expires_at) VALUES ('integrator', '', 0, '1970-01-01 00:00:00+00');
+", "
+CREATE TABLE events (
+    idx BIGINT PRIMARY KEY CHECK (idx >= 0),
+    event_id TEXT NOT NULL,
+    time_secs BIGINT NOT NULL,
+    time_subsec INTEGER NOT NULL CHECK (time_subsec >= 0 AND time_subsec < 1000000000),
+    received_secs BIGINT NOT NULL,
+    received_subsec INTEGER NOT NULL CHECK (received_subsec >= 0 AND received_subsec < 1000000000),
+    actor_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    has_payload BOOLEAN NOT NULL
+);
+CREATE INDEX events_by_event_id ON events (event_id, idx);
+CREATE INDEX events_by_actor ON events (actor_id, idx);
+CREATE INDEX events_by_resource ON events (resource_id, idx);
+CREATE INDEX events_by_action ON events (action, idx);
+CREATE INDEX events_with_payload ON events (idx) WHERE has_payload;
+CREATE TABLE events_watermark (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    below BIGINT NOT NULL CHECK (below >= 0)
+);
+INSERT INTO events_watermark (id, below) VALUES (1, 0);
+CREATE TABLE subject_keys (
+    dek_id BYTEA PRIMARY KEY CHECK (length(dek_id) = 16),
+    subject BYTEA NOT NULL UNIQUE CHECK (length(subject) = 32),
+    wrapped BYTEA NOT NULL
+);
+CREATE TABLE subject_key_check (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    fingerprint BYTEA NOT NULL CHECK (length(fingerprint) = 32)
+);
 "];
 
 /// Creates `schema` and its tables if they are missing, migrates an older version, and refuses
-/// a newer one or a server that would not make commits durable.
+/// a newer one or a server that would not make commits durable. `lazy_commits`: the connection
+/// was opened with `synchronous_commit` off on purpose ([`super::Commits::Lazy`]), so only
+/// `fsync` is checked.
 pub(super) async fn open(
     mut client: deadpool_postgres::Object,
     schema: &str,
+    lazy_commits: bool,
 ) -> Result<(), DbError> {
-    for (setting, refused) in [("fsync", "off"), ("synchronous_commit", "off")] {
+    let settings: &[(&str, &str)] = if lazy_commits {
+        &[("fsync", "off")]
+    } else {
+        &[("fsync", "off"), ("synchronous_commit", "off")]
+    };
+    for &(setting, refused) in settings {
         let row = client
             .query_one("SELECT current_setting($1)", &[&setting])
             .await?;
