@@ -13,6 +13,7 @@
 //! - [`key_history`]: the log's keys across rotations: dual signatures during an overlap, the
 //!   key history read, served and logged.
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
+//! - [`migrate`]: copies an embedded log into the scaled backend and proves the copy.
 //! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
 //!   legal holds), erasure, retention, export.
 //! - [`api`]: the tree API (leaves, tiles, proofs, receipts); [`http`]: what it and the `/v1`
@@ -32,6 +33,7 @@ pub mod http;
 pub mod integrator;
 pub mod key_history;
 pub mod metrics;
+pub mod migrate;
 mod os;
 pub mod publisher;
 pub mod sequencer;

@@ -1,5 +1,6 @@
-//! `cairn-log`: the Cairn log server (`serve`), and its key and token tools (`keygen`,
-//! `rotate-key`, `retire-key`, `revoke-key`, `token`).
+//! `cairn-log`: the Cairn log server (`serve`), its key and token tools (`keygen`,
+//! `rotate-key`, `retire-key`, `revoke-key`, `token`), and `migrate` (an embedded log into the
+//! scaled backend).
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +36,23 @@ struct Cli {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start
 enum Command {
+    /// Copies a log from the embedded store (the data_dir of a log that ran on one machine)
+    /// into the scaled backend that --config names (`storage = "scaled"`: its [postgres] and
+    /// [bucket]), then proves the copy: every tile hash of both stores is compared (the same
+    /// root at every tree size) and the copy's root at the latest checkpoint is the one it
+    /// signs. The checkpoint is carried over with its cosignatures and timestamp tokens and
+    /// published to the bucket. Stop the old log and every front-end first (the migration
+    /// takes the integrator lease); a migration that stopped is run again and goes on.
+    /// Each front-end builds its events index from the log when it starts; legal holds are
+    /// not carried over.
+    Migrate {
+        /// The embedded log's data directory (the old `data_dir`).
+        #[arg(long, value_name = "DATA_DIR")]
+        from: PathBuf,
+        /// The TOML configuration of the scaled log (the same key and witnesses).
+        #[arg(long, env = "CAIRN_LOG_CONFIG")]
+        config: PathBuf,
+    },
     /// Runs the log. Every key of the TOML file can be overridden by CAIRN_LOG_* or a flag.
     Serve {
         /// The TOML configuration file; its principals, producers and rate limits are read
@@ -163,6 +181,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Migrate { from, config } => run_migrate(&from, &config),
         Command::Keygen {
             origin,
             out,
@@ -303,6 +322,56 @@ fn run_history(
     }
     let report = history::run(&settings, command)?;
     print!("{report}");
+    Ok(())
+}
+
+/// `cairn-log migrate`: opens both stores, copies, proves and says what it did.
+fn run_migrate(from: &std::path::Path, config: &std::path::Path) -> Result<(), String> {
+    use cairn_log::publisher::PublisherConfig;
+    use cairn_log::storage::embedded::{EmbeddedConfig, EmbeddedStore};
+    use cairn_log::storage::scaled::ScaledStore;
+
+    let resolved = Settings::from_file(config)
+        .and_then(|settings| settings.resolve())
+        .map_err(|e| e.to_string())?;
+    let Some(scaled) = resolved.scaled else {
+        return Err(format!(
+            "{} does not configure the scaled backend (storage = \"scaled\" with [postgres] \
+             and [bucket]): nothing to migrate into",
+            config.display()
+        ));
+    };
+    if !from.join("lock").exists() {
+        return Err(format!(
+            "{} holds no embedded log (no lock file): give the old data_dir",
+            from.display()
+        ));
+    }
+    let source = EmbeddedStore::open(EmbeddedConfig::new(from))
+        .map_err(|e| format!("opening the embedded log in {}: {e}", from.display()))?;
+    let target = ScaledStore::open(scaled.postgres, scaled.bucket)
+        .map_err(|e| format!("opening the scaled backend: {e}"))?;
+    let witnesses = PublisherConfig {
+        witnesses: resolved.witnesses,
+        quorum: resolved.quorum,
+        request_timeout: resolved.witness_timeout,
+        max_backoff: std::time::Duration::from_secs(30),
+        roots: resolved.witness_roots,
+    };
+    let report =
+        cairn_log::migrate::migrate(&source, &target, &witnesses, &mut |line| println!("{line}"))
+            .map_err(|e| format!("the migration stopped: {e}"))?;
+    println!(
+        "migrated: {} entries ({} copied now), {} tile hashes compared, checkpoint {}",
+        report.entries,
+        report.copied,
+        report.hashes_compared,
+        match (report.checkpoint, report.published) {
+            (Some(size), true) => format!("of size {size} carried over and published"),
+            (Some(size), false) => format!("of size {size} carried over, not yet published"),
+            (None, _) => "none".into(),
+        }
+    );
     Ok(())
 }
 

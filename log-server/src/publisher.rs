@@ -3,38 +3,40 @@
 //!
 //! Each checkpoint the integrator signs is sent to every witness concurrently
 //! (`POST <witness>/add-checkpoint`, tlog-witness §"add-checkpoint"), with the size that witness
-//! last cosigned as the old size and a consistency proof from it. A `409 Conflict` names the
-//! size the witness knows and the request is sent again from it. Cosignatures are verified with
-//! the witness's key before they count. Once `k` witnesses cosigned, the checkpoint is published
-//! (with every cosignature collected) and the witnesses' timestamp tokens for it are fetched
-//! (`GET <witness>/timestamps/<origin>/<size>`) and stored, so that receipts carry them.
+//! last cosigned as the old size and a consistency proof from it ([`witnesses`]). A `409
+//! Conflict` names the size the witness knows and the request is sent again from it.
+//! Cosignatures are verified with the witness's key before they count. Once `k` witnesses
+//! cosigned, the checkpoint is published (with every cosignature collected) and the witnesses'
+//! timestamp tokens for it are fetched (`GET <witness>/timestamps/<origin>/<size>`) and stored,
+//! so that receipts carry them.
 //!
 //! Witnesses never hold up sequencing: a witness that is down only delays publication, which is
 //! retried with backoff, counted in the metrics and logged.
+//!
+//! A log shared by several front-ends ([`Role::Shared`]) asks its witnesses from one process
+//! only, the holder of the integrator lease, so each witness is asked once per checkpoint
+//! however many front-ends there are. The holder marks each finished round (cosignatures and
+//! timestamp tokens stored) in the store; the other front-ends follow ([`follow`]): they
+//! publish a checkpoint once a round at least that large is marked, with the cosignatures the
+//! holder stored. A front-end that loses the lease stops asking at its next attempt.
+
+mod follow;
+mod witnesses;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureVerifier;
-use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Note, NoteSignature};
-use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
-use cairn_spec::witness::{parse_conflict_body, parse_cosignature_response, AddCheckpointRequest};
 use cairn_spec::Hash;
 use tokio::sync::watch;
 
 use crate::health::Status;
-use crate::integrator::StoreHashes;
+use crate::integrator::Coordination;
 use crate::metrics::Metrics;
 use crate::storage::objects::ObjectDir;
-use crate::storage::{LogStore, StoredCheckpoint};
-
-/// The largest answer read from a witness, in bytes.
-const MAX_WITNESS_RESPONSE: usize = 1 << 20;
-/// The most timestamp tokens stored per witness and checkpoint.
-const MAX_TOKENS_PER_WITNESS: usize = 4;
+use crate::storage::{LogStore, StoreError, StoredCheckpoint};
 
 /// A witness the log asks to cosign.
 #[derive(Clone, Debug)]
@@ -112,21 +114,6 @@ pub struct PublisherConfig {
     pub roots: Vec<reqwest::Certificate>,
 }
 
-/// Why a witness did not cosign.
-#[derive(Debug, thiserror::Error)]
-enum WitnessError {
-    #[error("request failed: {0}")]
-    Http(String),
-    #[error("answered {status}: {detail}")]
-    Status { status: u16, detail: String },
-    #[error("bad answer: {0}")]
-    Answer(String),
-    #[error("the witness knows size {0}, beyond this checkpoint")]
-    Ahead(u64),
-    #[error("store: {0}")]
-    Store(String),
-}
-
 /// The checkpoint to serve right after a start: the latest signed one with the cosignatures
 /// stored for it, if those still verify with the configured witnesses' keys and meet the
 /// quorum. Without it a restarted log would answer 404 on `/checkpoint` until its witnesses had
@@ -135,10 +122,20 @@ enum WitnessError {
 pub fn restore(
     store: &dyn LogStore,
     config: &PublisherConfig,
-) -> Result<Option<Published>, crate::storage::StoreError> {
-    let Some(stored) = store.latest_checkpoint()? else {
-        return Ok(None);
-    };
+) -> Result<Option<Published>, StoreError> {
+    match store.latest_checkpoint()? {
+        None => Ok(None),
+        Some(stored) => cosigned(store, &stored, config),
+    }
+}
+
+/// `stored` with the cosignatures stored for its size that verify with the configured
+/// witnesses' keys, if they meet the quorum; `None` otherwise (or if the note does not parse).
+fn cosigned(
+    store: &dyn LogStore,
+    stored: &StoredCheckpoint,
+    config: &PublisherConfig,
+) -> Result<Option<Published>, StoreError> {
     let Ok(mut note) = Note::parse(&stored.note) else {
         return Ok(None);
     };
@@ -217,7 +214,7 @@ pub async fn write_objects(
         })
         .await
         .unwrap_or_else(|error| {
-            Err(crate::storage::StoreError::BadConfig(format!(
+            Err(StoreError::BadConfig(format!(
                 "the object task failed: {error}"
             )))
         });
@@ -238,28 +235,111 @@ pub async fn write_objects(
     }
 }
 
+/// Which process asks the witnesses.
+#[derive(Clone)]
+pub enum Role {
+    /// The only process of its log (the embedded backend): it asks them.
+    Alone,
+    /// One of several front-ends of a log (the scaled backend): it asks them while it holds the
+    /// integrator lease, and otherwise follows the holder's rounds, looking at the store every
+    /// `poll`.
+    Shared {
+        /// Whether this process holds the lease now.
+        lease: Arc<dyn Coordination>,
+        /// How often a follower looks for the holder's rounds, and the holder retries marking
+        /// one.
+        poll: Duration,
+    },
+}
+
+impl Role {
+    /// Whether this process asks the witnesses now.
+    fn asks_witnesses(&self) -> bool {
+        match self {
+            Role::Alone => true,
+            Role::Shared { lease, .. } => lease.lease().is_some(),
+        }
+    }
+
+    /// Sleeps one poll interval (forever for a lone process: it has nobody to look at).
+    async fn poll(&self) {
+        match self {
+            Role::Alone => std::future::pending().await,
+            Role::Shared { poll, .. } => tokio::time::sleep(*poll).await,
+        }
+    }
+}
+
+/// The name under which the lease holder marks, among the witnesses' progress in the store, the
+/// size of the last checkpoint it published and fetched timestamp tokens for (the followers
+/// publish up to it). No configured witness may have it ([`check_witness_names`]).
+pub const ROUND_MARK: &str = "cairn-log publication round";
+
+/// Refuses witnesses the store could not tell from the publisher's own mark.
+pub fn check_witness_names(witnesses: &[Witness]) -> Result<(), StoreError> {
+    match witnesses.iter().find(|witness| witness.name == ROUND_MARK) {
+        Some(witness) => Err(StoreError::BadConfig(format!(
+            "a witness may not be named `{}`: the log keeps its own progress under that name",
+            witness.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The first and the longest pause before a failed round is tried again.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The HTTP client the witnesses are asked with.
+fn witness_client(config: &PublisherConfig) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(config.request_timeout);
+    for root in &config.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build().unwrap_or_else(|error| {
+        tracing::error!(%error, "the witness client could not be built with witness_ca_file's certificates; only public roots are trusted");
+        reqwest::Client::default()
+    })
+}
+
 /// Runs until `signed` closes: publishes every signed checkpoint once the quorum cosigned it,
 /// then fetches its timestamp tokens (and again for the published one when `tokens` asks).
+/// With [`Role::Shared`], only while this process holds the lease; it follows the holder
+/// otherwise ([`follow`]).
 pub async fn run(
     store: Arc<dyn LogStore>,
     mut signed: watch::Receiver<Option<StoredCheckpoint>>,
     config: PublisherConfig,
     (published, tokens): (watch::Sender<Option<Published>>, Arc<TokenRounds>),
     metrics: Arc<Metrics>,
+    role: Role,
 ) {
-    let mut builder = reqwest::Client::builder().timeout(config.request_timeout);
-    for root in &config.roots {
-        builder = builder.add_root_certificate(root.clone());
-    }
-    let client = builder.build().unwrap_or_else(|error| {
-        tracing::error!(%error, "the witness client could not be built with witness_ca_file's certificates; only public roots are trusted");
-        reqwest::Client::default()
-    });
-    let mut backoff = Duration::from_millis(200);
+    let client = witness_client(&config);
+    let mut follower = follow::Follower::default();
+    let mut backoff = FIRST_BACKOFF;
+    // A round published but not marked yet (the store failed): marked again at the next wake.
+    let mut unmarked: Option<u64> = None;
     loop {
-        let Some(checkpoint) = signed.borrow_and_update().clone() else {
-            if signed.changed().await.is_err() {
+        if !role.asks_witnesses() {
+            let step = follower.step(
+                &store,
+                &mut signed,
+                &config,
+                (&published, &tokens),
+                &metrics,
+                (&client, &role),
+            );
+            if step.await.is_break() {
                 return;
+            }
+            continue;
+        }
+        if let Some(size) = unmarked {
+            unmarked = mark_round(&store, &role, size).await.err();
+        }
+        let Some(checkpoint) = signed.borrow_and_update().clone() else {
+            tokio::select! {
+                changed = signed.changed() => if changed.is_err() { return; },
+                () = role.poll() => {}
             }
             continue;
         };
@@ -267,11 +347,12 @@ pub async fn run(
         if already.is_some_and(|size| size >= checkpoint.size) {
             tokio::select! {
                 changed = signed.changed() => if changed.is_err() { return; },
+                () = role.poll() => {}
                 () = tokens.wanted.notified() => {
                     tokio::time::sleep(ROUND_PAUSE).await;
                     let latest = published.borrow().clone();
                     if let Some(latest) = latest {
-                        fetch_tokens(&store, latest.size, latest.note.as_bytes(), &config, &client)
+                        witnesses::fetch_tokens(&store, latest.size, latest.note.as_bytes(), &config, &client)
                             .await;
                         tokens.done(latest.size);
                     }
@@ -279,12 +360,20 @@ pub async fn run(
             }
             continue;
         }
-        match publish_one(&store, &checkpoint, &config, &client, &metrics).await {
+        match witnesses::publish_one(&store, &checkpoint, &config, &client, &metrics, &role).await {
             Ok(done) => {
                 metrics.set_published(done.size);
                 published.send_replace(Some(done));
-                backoff = Duration::from_millis(200);
-                fetch_tokens(&store, checkpoint.size, &checkpoint.note, &config, &client).await;
+                backoff = FIRST_BACKOFF;
+                witnesses::fetch_tokens(
+                    &store,
+                    checkpoint.size,
+                    &checkpoint.note,
+                    &config,
+                    &client,
+                )
+                .await;
+                unmarked = mark_round(&store, &role, checkpoint.size).await.err();
                 tokens.done(checkpoint.size);
             }
             Err(problem) => {
@@ -302,300 +391,33 @@ pub async fn run(
     }
 }
 
-async fn publish_one(
-    store: &Arc<dyn LogStore>,
-    stored: &StoredCheckpoint,
-    config: &PublisherConfig,
-    client: &reqwest::Client,
-    metrics: &Arc<Metrics>,
-) -> Result<Published, String> {
-    let text = String::from_utf8(stored.note.clone()).map_err(|_| "the note is not UTF-8")?;
-    let mut note = Note::parse(text.as_bytes()).map_err(|e| e.to_string())?;
-    let checkpoint = Checkpoint::from_note(&note).map_err(|e| e.to_string())?;
-    let mut attempts = Vec::with_capacity(config.witnesses.len());
-    for witness in &config.witnesses {
-        let (store, witness, note, checkpoint, client) = (
-            store.clone(),
-            witness.clone(),
-            note.clone(),
-            checkpoint.clone(),
-            client.clone(),
-        );
-        attempts.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let result = cosign(&store, &witness, &note, &checkpoint, &client).await;
-            if let Err(error) = &result {
-                tracing::warn!(witness = %witness.name, size = checkpoint.size, %error, "witness did not cosign");
-            }
-            let ok = result.is_ok();
-            (witness, result, ok, started.elapsed())
-        }));
+/// Marks the round over the checkpoint of `size` as finished, for the followers of a shared log
+/// (nothing for a lone process). Answers the size again if it must be marked later.
+async fn mark_round(store: &Arc<dyn LogStore>, role: &Role, size: u64) -> Result<(), u64> {
+    if matches!(role, Role::Alone) {
+        return Ok(());
     }
-    let mut results = Vec::with_capacity(attempts.len());
-    for attempt in attempts {
-        results.push(
-            attempt
-                .await
-                .map_err(|e| format!("witness task failed: {e}"))?,
-        );
-    }
-    let mut cosigned = 0usize;
-    for (witness, result, ok, elapsed) in results {
-        metrics.record_witness(&witness.name, ok, elapsed);
-        if let Ok(signature) = result {
-            cosigned += 1;
-            let line = signature.to_line();
-            let store2 = store.clone();
-            let name = witness.name.clone();
-            let size = checkpoint.size;
-            let saved = tokio::task::spawn_blocking(move || {
-                store2.store_cosignature(size, &name, line.as_bytes())?;
-                let old = store2.witness_size(&name)?.unwrap_or(0);
-                if size > old {
-                    store2.set_witness_size(&name, size)?;
-                }
-                Ok::<_, crate::storage::StoreError>(())
-            })
-            .await;
-            if !matches!(saved, Ok(Ok(()))) {
-                return Err(format!(
-                    "could not store the cosignature of {}",
-                    witness.name
-                ));
-            }
-            note.add_signature(signature).map_err(|e| e.to_string())?;
+    let store = Arc::clone(store);
+    let marked = tokio::task::spawn_blocking(move || {
+        let known = store.witness_size(ROUND_MARK)?.unwrap_or(0);
+        if size > known {
+            store.set_witness_size(ROUND_MARK, size)?;
         }
-    }
-    if cosigned < config.quorum {
-        return Err(format!(
-            "{cosigned} of {} witnesses cosigned, {} needed",
-            config.witnesses.len(),
-            config.quorum
-        ));
-    }
-    let bytes = note.to_bytes().map_err(|e| e.to_string())?;
-    Ok(Published {
-        size: checkpoint.size,
-        root: checkpoint.root,
-        note: String::from_utf8(bytes).map_err(|_| "the note is not UTF-8")?,
+        Ok::<_, StoreError>(())
     })
-}
-
-async fn cosign(
-    store: &Arc<dyn LogStore>,
-    witness: &Witness,
-    note: &Note,
-    checkpoint: &Checkpoint,
-    client: &reqwest::Client,
-) -> Result<NoteSignature, WitnessError> {
-    let name = witness.name.clone();
-    let reader = store.clone();
-    let mut old_size = tokio::task::spawn_blocking(move || reader.witness_size(&name))
-        .await
-        .map_err(|e| WitnessError::Store(e.to_string()))?
-        .map_err(|e| WitnessError::Store(e.to_string()))?
-        .unwrap_or(0)
-        .min(checkpoint.size);
-    let mut delay = Duration::from_millis(100);
-    for _attempt in 0..4 {
-        let reader = store.clone();
-        let new_size = checkpoint.size;
-        let proof = tokio::task::spawn_blocking(move || {
-            consistency_proof(old_size, new_size, &StoreHashes::new(reader.as_ref()))
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| WitnessError::Store(e.to_string()))?
-        .map_err(WitnessError::Store)?;
-        let body = AddCheckpointRequest::new(note.clone(), old_size, proof)
-            .and_then(|request| request.to_bytes())
-            .map_err(|e| WitnessError::Answer(e.to_string()))?;
-        let sent = client
-            .post(format!("{}/add-checkpoint", witness.url))
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                if _attempt == 3 {
-                    return Err(WitnessError::Http(error.to_string()));
-                }
-                continue;
-            }
-        };
-        let status = response.status().as_u16();
-        let bytes = read_limited(response).await?;
-        match status {
-            200 => {
-                let signatures = parse_cosignature_response(&bytes)
-                    .map_err(|e| WitnessError::Answer(e.to_string()))?;
-                for signature in signatures {
-                    if witness
-                        .verifier
-                        .verify_cosignature(checkpoint, &signature)
-                        .is_ok()
-                    {
-                        return Ok(signature);
-                    }
-                }
-                return Err(WitnessError::Answer(
-                    "no cosignature verified with the witness's key".into(),
-                ));
-            }
-            409 => {
-                let known =
-                    parse_conflict_body(&bytes).map_err(|e| WitnessError::Answer(e.to_string()))?;
-                if known > checkpoint.size {
-                    return Err(WitnessError::Ahead(known));
-                }
-                if known == old_size {
-                    return Err(WitnessError::Status {
-                        status,
-                        detail: "conflict at the size sent".into(),
-                    });
-                }
-                old_size = known;
-            }
-            _ => {
-                let detail = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-                if status < 500 {
-                    return Err(WitnessError::Status { status, detail });
-                }
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
+    .await
+    .unwrap_or_else(|error| {
+        Err(StoreError::Poisoned(format!(
+            "the mark task failed: {error}"
+        )))
+    });
+    match marked {
+        Ok(()) => Ok(()),
+        // Another holder marked a later round meanwhile: this one is covered.
+        Err(StoreError::WitnessGoesBack { .. }) => Ok(()),
+        Err(error) => {
+            tracing::warn!(%error, size, "could not mark the publication round for the other front-ends; trying again");
+            Err(size)
         }
-    }
-    Err(WitnessError::Http("gave up after retries".into()))
-}
-
-/// An origin as URL path segments: RFC 3986 `pchar`s and `/` as they are, every other byte
-/// percent-encoded, so that an origin with a space, `?`, `#` or `%` reaches the witness intact.
-fn escape_path(origin: &str) -> String {
-    let mut escaped = String::with_capacity(origin.len());
-    for byte in origin.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&byte) {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    escaped
-}
-
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, WitnessError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| WitnessError::Http(e.to_string()))?
-    {
-        if bytes.len() + chunk.len() > MAX_WITNESS_RESPONSE {
-            return Err(WitnessError::Answer(format!(
-                "answer longer than {MAX_WITNESS_RESPONSE} bytes"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-#[derive(serde::Deserialize)]
-struct TimestampsAnswer {
-    size: u64,
-    tokens: Vec<TokenAnswer>,
-}
-
-#[derive(serde::Deserialize)]
-struct TokenAnswer {
-    tsa: String,
-    token: String,
-}
-
-/// Fetches and stores each witness's timestamp tokens over `checkpoint`. Best effort: a
-/// receipt without tokens is still a receipt.
-async fn fetch_tokens(
-    store: &Arc<dyn LogStore>,
-    size: u64,
-    note: &[u8],
-    config: &PublisherConfig,
-    client: &reqwest::Client,
-) {
-    let Ok(note) = Note::parse(note) else {
-        return;
-    };
-    let imprint = checkpoint_imprint(note.text().as_bytes());
-    let Some(origin) = note.text().lines().next().map(str::to_owned) else {
-        return;
-    };
-    for witness in &config.witnesses {
-        let url = format!(
-            "{}/timestamps/{}/{}",
-            witness.url,
-            escape_path(&origin),
-            size
-        );
-        let answer = match client.get(&url).send().await {
-            Ok(response) if response.status().is_success() => read_limited(response).await,
-            Ok(response) => {
-                tracing::debug!(witness = %witness.name, status = %response.status(), "no timestamp tokens");
-                continue;
-            }
-            Err(error) => Err(WitnessError::Http(error.to_string())),
-        };
-        let parsed = answer.and_then(|bytes| {
-            serde_json::from_slice::<TimestampsAnswer>(&bytes)
-                .map_err(|e| WitnessError::Answer(e.to_string()))
-        });
-        let answer = match parsed {
-            Ok(answer) if answer.size == size => answer,
-            Ok(_) => continue,
-            Err(error) => {
-                tracing::warn!(witness = %witness.name, %error, "could not fetch timestamp tokens");
-                continue;
-            }
-        };
-        for token in answer.tokens.into_iter().take(MAX_TOKENS_PER_WITNESS) {
-            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(token.token.as_bytes())
-            else {
-                tracing::warn!(witness = %witness.name, "a timestamp token that is not base64; not stored");
-                continue;
-            };
-            // Only a token that is over this checkpoint and whose signature holds is stored:
-            // receipts must not carry garbage. Whether its TSA is trusted is the verifier's
-            // policy, which the log does not know.
-            let expectation = Expectation {
-                imprint,
-                nonce: None,
-                trust_anchors: None,
-            };
-            if let Err(error) = verify_token(&der, &expectation) {
-                tracing::warn!(witness = %witness.name, tsa = %token.tsa, %error, "a timestamp token that does not verify; not stored");
-                continue;
-            }
-            let store = store.clone();
-            let authority = format!("{}/{}", witness.name, token.tsa);
-            let _ = tokio::task::spawn_blocking(move || {
-                store.store_timestamp_token(size, &authority, &der)
-            })
-            .await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_path;
-
-    #[test]
-    fn origins_are_escaped_byte_by_byte_outside_pchar() {
-        assert_eq!(escape_path("log.example/a-b_c~1"), "log.example/a-b_c~1");
-        assert_eq!(
-            escape_path("odd origin?#%/é"),
-            "odd%20origin%3F%23%25/%C3%A9"
-        );
     }
 }

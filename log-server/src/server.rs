@@ -2,8 +2,9 @@
 //! graceful stop (stop accepting, finish in-flight batches, sign a final checkpoint).
 //!
 //! With the scaled backend this process is one front-end of several: it also keeps asking for
-//! the integrator lease ([`LeaseKeeper`]), integrates only while it holds it, publishes the
-//! checkpoints it stores to the bucket ([`publication`]), and gives the lease up when it stops.
+//! the integrator lease ([`LeaseKeeper`]), integrates and asks the witnesses only while it holds
+//! it ([`publisher::Role::Shared`]), publishes the checkpoints it stores to the bucket
+//! ([`publication`]), and gives the lease up when it stops.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -218,6 +219,14 @@ impl RunningServer {
         )
         .await?;
         let metrics = Arc::new(Metrics::default());
+        publisher::check_witness_names(&settings.witnesses)?;
+        let role = match &scaled {
+            Some((_, keeper)) => publisher::Role::Shared {
+                lease: keeper.clone() as Arc<dyn Coordination>,
+                poll: settings.checkpoint_interval,
+            },
+            None => publisher::Role::Alone,
+        };
         let config = PublisherConfig {
             witnesses: settings.witnesses.clone(),
             quorum: settings.quorum,
@@ -259,6 +268,7 @@ impl RunningServer {
                 config,
                 (published_sender, token_rounds.clone()),
                 metrics,
+                role,
             ))
         };
         let events = {
@@ -309,7 +319,7 @@ impl RunningServer {
             let publication = tokio::spawn(publication::run(
                 scaled_store,
                 keeper.clone(),
-                integrator.checkpoints(),
+                published.clone(),
                 objects_status.clone(),
                 metrics.clone(),
                 settings.checkpoint_interval,

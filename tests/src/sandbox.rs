@@ -1,6 +1,7 @@
 //! A whole Cairn on this machine, as real processes on loopback: one `cairn-log`, N
 //! `cairn-witness` (two by default), one timestamp authority (`cairn-witness tsa serve`) and one
-//! `cairn-monitor`, configured to trust each other.
+//! `cairn-monitor`, configured to trust each other. With [`Options::scale`] the log runs as
+//! several front-ends on a PostgreSQL and an S3 server of the sandbox's own ([`scaled`]).
 //!
 //! The first start makes every key, certificate, token and configuration file in a directory of
 //! its own and records the addresses in `sandbox.json`; later starts from the same directory
@@ -28,8 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod scaled;
 mod setup;
-use setup::initialise;
+use scaled::ScaledLayout;
+use setup::{initialise, read_layout};
 
 /// Name of the file that records a sandbox's addresses and public keys.
 pub const LAYOUT_FILE: &str = "sandbox.json";
@@ -164,6 +167,9 @@ pub struct Options {
     pub monitor_poll_secs: u64,
     /// Every server over HTTPS with certificates of a local CA (needs `openssl`).
     pub tls: bool,
+    /// 0 for one log on its embedded store; N for N front-ends of one log on a PostgreSQL and
+    /// an S3 server of the sandbox's own ([`scaled`]).
+    pub scale: usize,
 }
 
 impl Options {
@@ -180,6 +186,7 @@ impl Options {
             checkpoint_interval_ms: 1000,
             monitor_poll_secs: 2,
             tls: false,
+            scale: 0,
         }
     }
 }
@@ -215,6 +222,9 @@ pub struct Layout {
     /// Whether every server speaks HTTPS with a certificate of the sandbox's CA (`ca.pem`).
     #[serde(default)]
     pub tls: bool,
+    /// With `--scale`: the database, the S3 server and the front-ends after the first.
+    #[serde(default)]
+    pub scaled: Option<ScaledLayout>,
 }
 
 impl Layout {
@@ -272,9 +282,13 @@ impl Sandbox {
 
     /// The component names, in start order.
     pub fn components(&self) -> Vec<String> {
-        let mut names = vec!["tsa".to_owned()];
+        let mut names = Vec::new();
+        if self.layout.scaled.is_some() {
+            names.extend(["postgres".to_owned(), "s3".to_owned()]);
+        }
+        names.push("tsa".to_owned());
         names.extend(self.layout.witnesses.iter().map(|w| w.name.clone()));
-        names.push("log".to_owned());
+        names.extend(self.front_ends().into_iter().map(|(name, _)| name));
         if self.layout.monitor.is_some() {
             names.push("monitor".to_owned());
         }
@@ -291,9 +305,22 @@ impl Sandbox {
         &self.layout
     }
 
-    /// The log's base URL.
+    /// The log's base URL (its first front-end's, with `--scale`).
     pub fn log_url(&self) -> String {
         format!("{}://{}", self.layout.scheme(), self.layout.log)
+    }
+
+    /// The log's front-ends: `log` alone, or with `--scale` also `log-2`, `log-3`, ….
+    pub fn front_ends(&self) -> Vec<(String, SocketAddr)> {
+        let mut front_ends = vec![("log".to_owned(), self.layout.log)];
+        if let Some(scaled) = &self.layout.scaled {
+            front_ends.extend(
+                (2..)
+                    .zip(&scaled.more_front_ends)
+                    .map(|(number, addr)| (format!("log-{number}"), *addr)),
+            );
+        }
+        front_ends
     }
 
     /// The monitor's base URL, if there is a monitor.
@@ -381,6 +408,13 @@ impl Sandbox {
                 return Err(not_ready(name, format!("it exited ({status})"), &out_path));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                if name == "postgres" {
+                    if let Err(reason) = scaled::wait_for_postgres(addr, deadline) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(not_ready(name, reason, &out_path));
+                    }
+                }
                 break;
             }
             if Instant::now() > deadline {
@@ -487,12 +521,17 @@ impl Sandbox {
             }
             return Ok((self.layout.tsa, command));
         }
-        if name == "log" {
+        if let Some(scaled) = &self.layout.scaled {
+            if let Some(found) = scaled::command(dir, scaled, name)? {
+                return Ok(found);
+            }
+        }
+        if let Some((_, addr)) = self.front_ends().into_iter().find(|(n, _)| n == name) {
             let mut command = Command::new(self.binaries.path("cairn-log")?);
             command
                 .args(["serve", "--config"])
-                .arg(dir.join("log.toml"));
-            return Ok((self.layout.log, command));
+                .arg(dir.join(format!("{name}.toml")));
+            return Ok((addr, command));
         }
         if name == "monitor" {
             let addr = self
@@ -546,52 +585,6 @@ fn not_ready(name: &str, reason: String, log: &Path) -> SandboxError {
         reason,
         log: log.to_path_buf(),
         output: tail,
-    }
-}
-
-fn read_layout(dir: &Path) -> Result<Option<Layout>, SandboxError> {
-    let path = dir.join(LAYOUT_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            SandboxError::Unexpected(format!(
-                "{} is not a sandbox layout: {e}; remove the directory to start afresh",
-                path.display()
-            ))
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(SandboxError::Io {
-            what: format!("reading {}", path.display()),
-            source: error,
-        }),
-    }
-}
-
-/// Picks `count` addresses: consecutive ports from `base`, or ports the system hands out now
-/// (free at this moment; another process could take one before the component binds it).
-fn pick_addrs(base: Option<u16>, count: usize) -> Result<Vec<SocketAddr>, SandboxError> {
-    match base {
-        Some(base) => (0..count)
-            .map(|offset| {
-                let port = u16::try_from(offset)
-                    .ok()
-                    .and_then(|offset| base.checked_add(offset))
-                    .ok_or_else(|| {
-                        SandboxError::Unexpected(format!("ports from {base} overflow"))
-                    })?;
-                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
-            })
-            .collect(),
-        None => {
-            // Hold every listener until all are picked, so that no two picks are the same.
-            let listeners = (0..count)
-                .map(|_| TcpListener::bind("127.0.0.1:0"))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(io_error("picking free ports"))?;
-            listeners
-                .iter()
-                .map(|l| l.local_addr().map_err(io_error("picking free ports")))
-                .collect()
-        }
     }
 }
 

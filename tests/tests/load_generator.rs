@@ -148,6 +148,31 @@ async fn counts_match_what_the_server_saw() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_spread_over_every_target() {
+    let servers = [
+        spawn_counting_server().await,
+        spawn_counting_server().await,
+        spawn_counting_server().await,
+    ];
+    let mut config = config_for(servers[0].0, unique_leaves(32));
+    config.also_targets = servers[1..]
+        .iter()
+        .map(|(addr, _)| Target::parse(&format!("http://{addr}"), false).expect("loopback"))
+        .collect();
+    config.connections = 6;
+    config.duration = Duration::from_secs(1);
+
+    let report = run(config).await.expect("run");
+
+    assert_eq!(report.connections_opened, 6);
+    let total: u64 = servers.iter().map(|(_, seen)| seen.requests()).sum();
+    assert_eq!(total, report.requests);
+    for (addr, seen) in &servers {
+        assert!(seen.requests() > 0, "{addr} got no request");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_arrive_framed_and_their_leaves_are_counted() {
     let (addr, seen) = spawn_counting_server().await;
     let mut config = config_for(

@@ -24,6 +24,17 @@ pub fn monitor_binary() -> PathBuf {
     path
 }
 
+/// The cairn-log binary's sibling `cairn-witness` (built with the workspace).
+pub fn witness_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_cairn-log")).with_file_name("cairn-witness");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo build -p cairn-witness)",
+        path.display()
+    );
+    path
+}
+
 pub fn run(command: &mut Command) -> String {
     let output = command.output().expect("runs");
     assert!(
@@ -32,6 +43,13 @@ pub fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// One PostgreSQL, one bucket, a key and a producer; front-ends are started on them.
@@ -43,6 +61,24 @@ pub struct Cluster {
     pub token: String,
     pub producer: String,
     pub http: reqwest::Client,
+    /// The front-ends' witness settings: the quorum and a `[[witnesses]]` table per witness.
+    pub witness_quorum: usize,
+    pub witness_tables: String,
+}
+
+/// A running `cairn-witness` that witnesses the cluster's log, killed when dropped.
+pub struct WitnessProcess {
+    pub name: String,
+    pub child: Child,
+    pub base: String,
+    pub stderr: PathBuf,
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A running front-end, killed when dropped.
@@ -137,6 +173,74 @@ impl Cluster {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            witness_quorum: 0,
+            witness_tables: String::new(),
+        }
+    }
+
+    /// Starts a `cairn-witness` named `name` (no TSA) that witnesses this log, and makes the
+    /// front-ends started after ask it, raising their quorum by one. Waits until it answers.
+    pub async fn start_witness(&mut self, name: &str) -> WitnessProcess {
+        let dir = self.dir.path();
+        let key = dir.join(format!("{name}.key"));
+        let vkey = run(Command::new(witness_binary()).args([
+            "keygen",
+            "--name",
+            &format!("scaled.cairn.example/{name}"),
+            "--out",
+            &key.display().to_string(),
+        ]))
+        .trim()
+        .lines()
+        .last()
+        .expect("a vkey line")
+        .to_owned();
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nkey_file = {key:?}\n\n\
+                 [[log]]\norigin = {ORIGIN:?}\nvkey = {log_vkey:?}\n",
+                data = dir.join(format!("{name}-data")).display().to_string(),
+                key = key.display().to_string(),
+                log_vkey = self.vkey,
+            ),
+        )
+        .expect("write the witness's configuration");
+        let stderr = dir.join(format!("{name}.err"));
+        let child = Command::new(witness_binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start cairn-witness");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while !self
+            .http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+        {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "witness {name} did not answer: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.witness_quorum += 1;
+        self.witness_tables.push_str(&format!(
+            "\n[[witnesses]]\nname = {name:?}\nurl = {base:?}\nvkey = {vkey:?}\n"
+        ));
+        WitnessProcess {
+            name: name.to_owned(),
+            child,
+            base,
+            stderr,
         }
     }
 
@@ -148,36 +252,64 @@ impl Cluster {
     /// [`Cluster::front_end`], with `extra` (top-level keys and `[[principals]]`) added to its
     /// configuration.
     pub async fn front_end_with(&self, name: &str, extra: &str) -> FrontEnd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let (config, port) = self.write_config_with(name, true, extra);
+        self.start_log(name, &config, port).await
+    }
+
+    /// Writes the configuration of log process `name` (its own data directory and port):
+    /// a front-end of the scaled log, or with `scaled` false a log on its embedded store in
+    /// that data directory (same key, producer, witnesses and KEK). Answers the file and the
+    /// port.
+    pub fn write_config(&self, name: &str, scaled: bool) -> (PathBuf, u16) {
+        self.write_config_with(name, scaled, "")
+    }
+
+    /// [`Cluster::write_config`], with `extra` (top-level keys and `[[principals]]`) added.
+    pub fn write_config_with(&self, name: &str, scaled: bool, extra: &str) -> (PathBuf, u16) {
+        let port = free_port();
         let dir = self.dir.path();
         let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
+        let storage = if scaled {
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nstorage = \"scaled\"\n\
-                 key_file = {key:?}\nwitness_quorum = 0\ncheckpoint_interval_ms = 200\n\n\
-                 {producer}\n{extra}\n[postgres]\nurl = {url:?}\nlease_term_ms = 2000\n\
+                "[postgres]\nurl = {url:?}\nlease_term_ms = 2000\n\
                  connect_timeout_ms = 2000\nstatement_timeout_ms = 5000\n\n\
                  [bucket]\nendpoint = {endpoint:?}\nbucket = {BUCKET:?}\n\
-                 credentials_file = {credentials:?}\n\n\
-                 [privacy]\npublic_entries = true\nkek_file = {kek:?}\n",
-                data = dir.join(name).display().to_string(),
-                key = dir.join("log.key").display().to_string(),
-                producer = self.producer,
+                 credentials_file = {credentials:?}\n\n",
                 url = self.pg.url(),
                 endpoint = self.s3.endpoint(),
                 credentials = dir.join("s3-credentials").display().to_string(),
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nstorage = {backend:?}\n\
+                 key_file = {key:?}\nwitness_quorum = {quorum}\ncheckpoint_interval_ms = 200\n\n\
+                 {producer}\n{extra}\n{storage}\
+                 [privacy]\npublic_entries = true\nkek_file = {kek:?}\n{witnesses}",
+                backend = if scaled { "scaled" } else { "embedded" },
+                quorum = self.witness_quorum,
+                witnesses = self.witness_tables,
+                data = dir.join(name).display().to_string(),
+                key = dir.join("log.key").display().to_string(),
+                producer = self.producer,
                 kek = dir.join("events.kek").display().to_string(),
             ),
         )
         .expect("write the configuration");
+        (config, port)
+    }
+
+    /// Starts `cairn-log serve --config <config>` listening on `port`, and waits until it
+    /// answers.
+    pub async fn start_log(&self, name: &str, config: &Path, port: u16) -> FrontEnd {
+        let dir = self.dir.path();
         let stderr = dir.join(format!("{name}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))

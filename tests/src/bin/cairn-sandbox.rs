@@ -8,8 +8,9 @@ use std::time::Duration;
 use cairn_tests::sandbox::{Binaries, Options, Sandbox};
 use clap::Parser;
 
-/// Runs one cairn-log, two cairn-witness, one RFC 3161 timestamp authority and one
-/// cairn-monitor on loopback, configured to trust each other. Keys, certificates, a producer
+/// Runs one cairn-log (or, with --scale, several front-ends of one log on PostgreSQL and an S3
+/// server), two cairn-witness, one RFC 3161 timestamp authority and one cairn-monitor on
+/// loopback, configured to trust each other. Keys, certificates, a producer
 /// token and every configuration file are made in --dir on first start and reused after, so the
 /// log's history survives restarts. Ctrl-C stops everything cleanly.
 #[derive(Debug, Parser)]
@@ -38,6 +39,11 @@ struct Cli {
     /// `openssl` in --dir (first start only); every client is given the CA's file, ca.pem.
     #[arg(long)]
     tls: bool,
+    /// Run the log as this many front-ends of one log (`storage = "scaled"`) on a PostgreSQL
+    /// server and an S3 server (s3s-fs) of the sandbox's own (first start only; 1 to 16; as
+    /// root, --dir must be reachable by the postgres user, e.g. under /tmp).
+    #[arg(long, value_name = "N")]
+    scale: Option<usize>,
     /// Where the Cairn binaries are (default: beside this one).
     #[arg(long, env = "CAIRN_BIN_DIR")]
     bin_dir: Option<PathBuf>,
@@ -66,6 +72,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     options.monitor = !cli.no_monitor;
     options.base_port = (cli.base_port != 0).then_some(cli.base_port);
     options.tls = cli.tls;
+    options.scale = match cli.scale {
+        Some(0) => return Err("--scale takes 1 or more front-ends".into()),
+        Some(front_ends) => front_ends,
+        None => 0,
+    };
     println!("== starting the sandbox in {}", cli.dir.display());
     let mut sandbox = Sandbox::start(&options, binaries.clone()).map_err(|e| e.to_string())?;
     print_guide(&sandbox, &binaries);
@@ -132,6 +143,20 @@ fn print_guide(sandbox: &Sandbox, binaries: &Binaries) {
     println!("\nCairn is running (each component's output in {dir}/<name>.out):");
     println!("  log       {log}   origin {}", layout.origin);
     println!("            vkey {}", layout.log_vkey);
+    if let Some(scaled) = &layout.scaled {
+        for (name, addr) in sandbox.front_ends().iter().skip(1) {
+            println!("  {name:<9} {scheme}://{addr}   (a front-end of the same log)");
+        }
+        println!(
+            "  postgres  {}   (the sequence, the state, the integrator lease)",
+            scaled.postgres
+        );
+        println!(
+            "  s3        http://{}   bucket {}   (tiles, entry bundles, checkpoint; files in {dir}/s3)",
+            scaled.s3,
+            cairn_tests::sandbox::scaled::BUCKET
+        );
+    }
     for witness in &layout.witnesses {
         println!("  {:<9} {scheme}://{}", witness.name, witness.addr);
         println!("            vkey {}", witness.vkey);

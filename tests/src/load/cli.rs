@@ -16,13 +16,14 @@ const ABOUT: &str = "Load generator for Cairn's log server and its baselines.";
 const LONG_ABOUT: &str = "\
 Load generator for Cairn's log server and its baselines.
 
-Sends POST requests over keep-alive HTTP/1.1 connections (one request in flight per connection)
+Sends POST requests over keep-alive HTTP/1.1 connections (one request in flight per connection;
+with --also-target, the connections are spread over several servers of one log)
 and reports requests/s, leaves/s, bytes/s, latency percentiles, answers by status code and
 errors. Closed loop by default; with --rate, an open loop at a fixed total rate whose latencies
 are measured from when each request was due (no coordinated omission).
 
-This is a tool for measuring YOUR OWN servers. It connects only to the address given with
---target, which must be a loopback address (127.0.0.0/8, [::1], localhost) unless --allow-remote
+This is a tool for measuring YOUR OWN servers. It connects only to the addresses given with
+--target and --also-target, which must be loopback addresses (127.0.0.0/8, [::1], localhost) unless --allow-remote
 is passed; it never looks up other names. Every run is bounded: at most 1 hour of measurement
 and at most 10 M requests/s.";
 
@@ -30,7 +31,8 @@ const AFTER_HELP: &str = "\
 Examples:
   cairn-load add --target http://127.0.0.1:8080 -c 64 -d 10s --leaf-size 256
   cairn-load add-batch --batch-size 256 --rate 2000 -d 30s --token \"$TOKEN\"
-  cairn-load raw --target http://127.0.0.1:8081 --path /add --body-size 256 --json";
+  cairn-load raw --target http://127.0.0.1:8081 --path /add --body-size 256 --json
+  cairn-load add --target http://127.0.0.1:8080 --also-target http://127.0.0.1:8082 -c 96";
 
 /// `cairn-load`: load generator for Cairn's log server and its baselines.
 #[derive(Debug, Parser)]
@@ -113,6 +115,10 @@ pub struct CommonArgs {
     /// localhost.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub target: String,
+    /// Another server of the same log (a front-end of a scaled log), http:// only; repeat for
+    /// more (at most 63). The connections are spread over --target and these, round robin.
+    #[arg(long = "also-target", value_name = "URL")]
+    pub also_targets: Vec<String>,
     /// PEM CA certificates an https:// target's certificate must chain to (needed for
     /// https://: no public root is trusted).
     #[arg(long)]
@@ -246,6 +252,11 @@ impl Cli {
         };
         let target = Target::parse(&common.target, common.allow_remote)?;
         let mut config = LoadConfig::new(target, workload);
+        config.also_targets = common
+            .also_targets
+            .iter()
+            .map(|url| Target::parse(url, common.allow_remote))
+            .collect::<Result<_, _>>()?;
         if let Some(path) = common.path {
             config.path = path;
         }
@@ -450,6 +461,28 @@ mod tests {
             "--allow-remote"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn also_targets_are_loopback_http_servers_of_the_same_run() {
+        let (config, _) = parse(&[
+            "add",
+            "--also-target",
+            "http://127.0.0.1:8082",
+            "--also-target",
+            "http://127.0.0.1:8083",
+        ])
+        .expect("valid");
+        let ports: Vec<u16> = config.also_targets.iter().map(|t| t.addr.port()).collect();
+        assert_eq!(ports, [8082, 8083]);
+        assert!(matches!(
+            parse(&["add", "--also-target", "http://198.51.100.1:80"]),
+            Err(CliError::Config(ConfigError::RemoteTargetRefused(_)))
+        ));
+        assert!(matches!(
+            parse(&["add", "--also-target", "https://127.0.0.1:8443"]),
+            Err(CliError::Config(ConfigError::Tls(_)))
+        ));
     }
 
     #[test]

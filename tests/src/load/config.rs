@@ -22,6 +22,8 @@ pub const MAX_WARMUP: Duration = Duration::from_secs(600);
 pub const MAX_RATE: f64 = 10_000_000.0;
 /// The most connections a run may open at once.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// The most servers one run spreads its connections over (`--target` and `--also-target`).
+pub const MAX_TARGETS: usize = 64;
 /// The largest leaf the generator builds.
 pub const MAX_LEAF_BYTES: usize = 16 << 20;
 /// The most leaves in one `add-batch` request.
@@ -326,6 +328,9 @@ pub enum Pacing {
 pub struct LoadConfig {
     /// The server.
     pub target: Target,
+    /// Further servers of the same log (front-ends of a scaled log): the connections are
+    /// spread over `target` and these, round robin. Plain http:// only.
+    pub also_targets: Vec<Target>,
     /// The request path (an absolute path, with an optional query).
     pub path: String,
     /// What each request carries.
@@ -355,6 +360,7 @@ impl LoadConfig {
     pub fn new(target: Target, workload: Workload) -> LoadConfig {
         LoadConfig {
             target,
+            also_targets: Vec::new(),
             path: workload.default_path().to_owned(),
             workload,
             connections: 1,
@@ -374,6 +380,19 @@ impl LoadConfig {
         if self.target.tls && self.ca_file.is_none() {
             return Err(ConfigError::Tls(
                 "an https:// target needs --ca-file: the CA its certificate chains to".into(),
+            ));
+        }
+        if self.also_targets.len() > MAX_TARGETS - 1 {
+            return Err(ConfigError::OutOfRange {
+                what: "targets",
+                min: 1,
+                max: MAX_TARGETS as u64,
+                found: self.also_targets.len() as u64 + 1,
+            });
+        }
+        if self.also_targets.iter().any(|target| target.tls) {
+            return Err(ConfigError::Tls(
+                "--also-target takes http:// servers only (one CA and server name per run)".into(),
             ));
         }
         if !self.path.starts_with('/')

@@ -74,7 +74,11 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     };
     let elapsed = measured_until.saturating_duration_since(plan.measure_from);
     let identity = RunIdentity {
-        target: format!("{}{}", config.target, config.path),
+        target: std::iter::once(&config.target)
+            .chain(&config.also_targets)
+            .map(|target| format!("{target}{}", config.path))
+            .collect::<Vec<_>>()
+            .join(" "),
         mode: config.workload.mode_name(),
         connections: config.connections,
         target_rate: match config.pacing {
@@ -90,11 +94,11 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
 
 /// Everything the connection tasks share, fixed before the first request.
 struct Plan {
-    target: SocketAddr,
+    /// The servers, each with its Host header: connection `i` goes to server `i % len`.
+    servers: Vec<(SocketAddr, HeaderValue)>,
     /// TLS for an https:// target.
     tls: Option<ClientTls>,
     uri: Uri,
-    host: HeaderValue,
     content_type: HeaderValue,
     authorization: Option<HeaderValue>,
     source: RequestSource,
@@ -114,12 +118,18 @@ impl Plan {
             found: config.path.clone(),
         };
         let uri: Uri = config.path.parse().map_err(|_| bad_path())?;
-        let host = HeaderValue::from_str(&config.target.authority).map_err(|_| {
-            ConfigError::BadTarget {
-                found: config.target.authority.clone(),
-                reason: "not a valid Host header",
-            }
-        })?;
+        let servers = std::iter::once(&config.target)
+            .chain(&config.also_targets)
+            .map(|target| {
+                let host = HeaderValue::from_str(&target.authority).map_err(|_| {
+                    ConfigError::BadTarget {
+                        found: target.authority.clone(),
+                        reason: "not a valid Host header",
+                    }
+                })?;
+                Ok((target.addr, host))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let source = RequestSource::new(&config.workload, &mut rand::thread_rng());
         let content_type = HeaderValue::from_str(source.content_type()).map_err(|_| {
             ConfigError::BadContentType {
@@ -144,10 +154,9 @@ impl Plan {
             (false, _) => None,
         };
         Ok(Plan {
-            target: config.target.addr,
+            servers,
             tls,
             uri,
-            host,
             content_type,
             authorization,
             source,
@@ -222,12 +231,12 @@ impl Plan {
         }
     }
 
-    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+    fn request(&self, server: usize, body: Bytes) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone());
+        headers.insert(HOST, self.servers[server].1.clone());
         headers.insert(CONTENT_TYPE, self.content_type.clone());
         if let Some(authorization) = &self.authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
@@ -277,6 +286,7 @@ async fn drive_connection(plan: Arc<Plan>, connection_index: u64) -> Recorder {
     let mut connection: Option<Connection> = None;
     let mut next_slot = connection_index;
     let mut consecutive_connect_failures = 0u32;
+    let server = (connection_index % plan.servers.len() as u64) as usize;
     loop {
         let now = Instant::now();
         let due = match plan.pacing {
@@ -308,7 +318,8 @@ async fn drive_connection(plan: Arc<Plan>, connection_index: u64) -> Recorder {
         }
 
         let payload = plan.source.next_payload();
-        let (outcome, sent_at) = attempt(&plan, &mut connection, &mut recorder, &payload).await;
+        let (outcome, sent_at) =
+            attempt(&plan, server, &mut connection, &mut recorder, &payload).await;
         if let Outcome::ConnectFailed = outcome {
             consecutive_connect_failures = consecutive_connect_failures.saturating_add(1);
         } else {
@@ -339,18 +350,19 @@ async fn drive_connection(plan: Arc<Plan>, connection_index: u64) -> Recorder {
 /// Returns how it ended and when the request was handed to the connection.
 async fn attempt(
     plan: &Plan,
+    server: usize,
     connection: &mut Option<Connection>,
     recorder: &mut Recorder,
     payload: &Payload,
 ) -> (Outcome, Instant) {
     let deadline = Instant::now() + plan.timeout;
     let Some(Connection { sender, driver }) =
-        ready_connection(plan, connection, recorder, deadline).await
+        ready_connection(plan, server, connection, recorder, deadline).await
     else {
         return (Outcome::ConnectFailed, Instant::now());
     };
     let sent_at = Instant::now();
-    let request = plan.request(payload.body.clone());
+    let request = plan.request(server, payload.body.clone());
     let exchanged = driving(driver, exchange(sender, request, payload.leaves));
     let outcome = match timeout_at(deadline, exchanged).await {
         Ok(Ok(answer)) => Outcome::Answered(answer),
@@ -370,6 +382,7 @@ async fn attempt(
 /// new one. `None` if no connection could be made before `deadline`.
 async fn ready_connection<'c>(
     plan: &Plan,
+    server: usize,
     connection: &'c mut Option<Connection>,
     recorder: &mut Recorder,
     deadline: Instant,
@@ -380,10 +393,11 @@ async fn ready_connection<'c>(
     };
     if !kept {
         *connection = None;
-        let fresh = match timeout_at(deadline, connect(plan.target, plan.tls.as_ref())).await {
-            Ok(Ok(fresh)) => fresh,
-            Ok(Err(_)) | Err(_) => return None,
-        };
+        let fresh =
+            match timeout_at(deadline, connect(plan.servers[server].0, plan.tls.as_ref())).await {
+                Ok(Ok(fresh)) => fresh,
+                Ok(Err(_)) | Err(_) => return None,
+            };
         recorder.connections_opened += 1;
         if !is_ready(connection.insert(fresh), deadline).await {
             *connection = None;

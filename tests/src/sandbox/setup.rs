@@ -112,8 +112,34 @@ pub(super) fn initialise(
     if options.monitor {
         bins.path("cairn-monitor")?;
     }
-    let addrs = pick_addrs(options.base_port, 3 + options.witnesses)?;
+    if options.scale > scaled::MAX_FRONT_ENDS {
+        return Err(SandboxError::Unexpected(format!(
+            "{} front-ends: at most {} are run",
+            options.scale,
+            scaled::MAX_FRONT_ENDS
+        )));
+    }
+    // The scaled setup's servers come after the witnesses: PostgreSQL, S3, the front-ends
+    // after the first.
+    let scaled_ports = if options.scale > 0 {
+        options.scale + 1
+    } else {
+        0
+    };
+    let addrs = pick_addrs(options.base_port, 3 + options.witnesses + scaled_ports)?;
     let (log_addr, tsa_addr, monitor_addr) = (addrs[0], addrs[1], addrs[2]);
+    let scaled_layout = (options.scale > 0).then(|| {
+        let rest = &addrs[3 + options.witnesses..];
+        scaled::ScaledLayout {
+            postgres: rest[0],
+            s3: rest[1],
+            more_front_ends: rest[2..].to_vec(),
+        }
+    });
+    let (scaled_top, scaled_tables) = match &scaled_layout {
+        Some(layout) => scaled::initialise(dir, layout)?,
+        None => (String::new(), String::new()),
+    };
     if options.tls {
         make_certificates(dir)?;
     }
@@ -145,7 +171,7 @@ pub(super) fn initialise(
         &["tsa", "init", "--dir", "tsa", "--name", "Cairn sandbox TSA"],
     )?;
     let mut witnesses = Vec::new();
-    for (number, addr) in (1..).zip(&addrs[3..]) {
+    for (number, addr) in (1..).zip(&addrs[3..3 + options.witnesses]) {
         let name = format!("witness-{number}");
         let key_name = format!("sandbox.cairn.example/witness-{number}");
         let out = run(
@@ -206,14 +232,13 @@ pub(super) fn initialise(
     }
 
     let mut log_config = format!(
-        "listen = \"{log_addr}\"\ndata_dir = {data}\norigin = {origin}\nkey_file = {key}\n\
-         witness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\
+        "listen = \"{{listen}}\"\ndata_dir = {{data_dir}}\n{scaled_top}origin = {origin}\n\
+         key_file = {key}\nwitness_quorum = {quorum}\ncheckpoint_interval_ms = {interval}\n\
          receipt_policy = {policy}\n{witness_ca}\n\
          {producer_block}\n{principals_block}",
         // `?wait=checkpoint` answers a receipt that verifies under the policy handed out.
         policy = path("policy.txt"),
         witness_ca = trust("witness_ca_file"),
-        data = path("log-data"),
         origin = toml_string(&options.origin),
         key = path("log.key"),
         quorum = options.witness_quorum,
@@ -228,7 +253,20 @@ pub(super) fn initialise(
         ));
     }
     log_config.push_str(&http_table);
-    write_file(&dir.join("log.toml"), &log_config, false)?;
+    log_config.push_str(&scaled_tables);
+    // One file per front-end, each with its address and data directory (the first is `log`).
+    let mut front_ends = vec![("log".to_owned(), log_addr, "log-data".to_owned())];
+    if let Some(layout) = &scaled_layout {
+        for (number, addr) in (2..).zip(&layout.more_front_ends) {
+            front_ends.push((format!("log-{number}"), *addr, format!("log-{number}-data")));
+        }
+    }
+    for (name, addr, data) in &front_ends {
+        let config = log_config
+            .replacen("{listen}", &addr.to_string(), 1)
+            .replacen("{data_dir}", &path(data), 1);
+        write_file(&dir.join(format!("{name}.toml")), &config, false)?;
+    }
 
     let mut policy =
         format!("# Who a verifier of this sandbox's receipts trusts.\nlog {log_vkey}\n");
@@ -282,6 +320,7 @@ pub(super) fn initialise(
         witnesses,
         witness_quorum: options.witness_quorum,
         tls: options.tls,
+        scaled: scaled_layout,
     };
     let json = serde_json::to_string_pretty(&layout)
         .map_err(|e| SandboxError::Unexpected(format!("encoding the layout: {e}")))?;
@@ -366,4 +405,50 @@ pub(super) fn make_certificates(dir: &Path) -> Result<(), SandboxError> {
             .map_err(io_error(format!("restricting {key}")))?;
     }
     Ok(())
+}
+
+pub(super) fn read_layout(dir: &Path) -> Result<Option<Layout>, SandboxError> {
+    let path = dir.join(LAYOUT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            SandboxError::Unexpected(format!(
+                "{} is not a sandbox layout: {e}; remove the directory to start afresh",
+                path.display()
+            ))
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(SandboxError::Io {
+            what: format!("reading {}", path.display()),
+            source: error,
+        }),
+    }
+}
+
+/// Picks `count` addresses: consecutive ports from `base`, or ports the system hands out now
+/// (free at this moment; another process could take one before the component binds it).
+pub(super) fn pick_addrs(base: Option<u16>, count: usize) -> Result<Vec<SocketAddr>, SandboxError> {
+    match base {
+        Some(base) => (0..count)
+            .map(|offset| {
+                let port = u16::try_from(offset)
+                    .ok()
+                    .and_then(|offset| base.checked_add(offset))
+                    .ok_or_else(|| {
+                        SandboxError::Unexpected(format!("ports from {base} overflow"))
+                    })?;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .collect(),
+        None => {
+            // Hold every listener until all are picked, so that no two picks are the same.
+            let listeners = (0..count)
+                .map(|_| TcpListener::bind("127.0.0.1:0"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io_error("picking free ports"))?;
+            listeners
+                .iter()
+                .map(|l| l.local_addr().map_err(io_error("picking free ports")))
+                .collect()
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! Publishing stored checkpoints to the bucket, for monitors and mirrors that read the log from
-//! there: the lease holder writes the entry bundles and then the `checkpoint` object of every
-//! checkpoint the integrator stored (the tiles it covers were synced before it was stored).
+//! Publishing checkpoints to the bucket, for monitors and mirrors that read the log from there:
+//! the lease holder writes the entry bundles and then the `checkpoint` object of every
+//! checkpoint it published (stored by the integrator, the tiles it covers synced before, and
+//! cosigned by the witness quorum: the note in the bucket carries the cosignatures).
 //!
 //! Publication comes after the state commit in PostgreSQL and never holds up sequencing: while
 //! the bucket fails, entries are still sequenced, the failure is reported (the status behind
@@ -18,19 +19,20 @@ use super::lease::LeaseKeeper;
 use super::ScaledStore;
 use crate::health::Status;
 use crate::metrics::Metrics;
+use crate::publisher::Published;
 use crate::storage::{SequenceStore, StoreError, StoredCheckpoint};
 
 /// The first pause before a failed publication is tried again; doubled up to the longest.
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
-/// Publishes the checkpoints announced on `signed` while this process holds the lease, and
+/// Publishes the checkpoints announced on `published` while this process holds the lease, and
 /// keeps the lag metric, until `stop`. `interval` is how often the lag is measured when
 /// nothing new is signed.
 pub async fn run(
     store: Arc<ScaledStore>,
     lease: Arc<LeaseKeeper>,
-    mut signed: watch::Receiver<Option<StoredCheckpoint>>,
+    mut published: watch::Receiver<Option<Published>>,
     status: Arc<Status>,
     metrics: Arc<Metrics>,
     interval: Duration,
@@ -40,7 +42,7 @@ pub async fn run(
     loop {
         let pause = retry.unwrap_or(interval);
         tokio::select! {
-            changed = signed.changed(), if retry.is_none() => {
+            changed = published.changed(), if retry.is_none() => {
                 if changed.is_err() {
                     break;
                 }
@@ -48,7 +50,7 @@ pub async fn run(
             _ = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
-        let checkpoint = signed.borrow_and_update().clone();
+        let checkpoint = published.borrow_and_update().as_ref().map(stored);
         let (store, lease) = (Arc::clone(&store), Arc::clone(&lease));
         let outcome = tokio::task::spawn_blocking(move || publish_once(&store, &lease, checkpoint))
             .await
@@ -75,13 +77,21 @@ pub async fn run(
         }
     }
     // A clean stop: the last checkpoint, once more (the next holder publishes it otherwise).
-    let checkpoint = signed.borrow().clone();
+    let checkpoint = published.borrow().as_ref().map(stored);
     match tokio::task::spawn_blocking(move || publish_once(&store, &lease, checkpoint)).await {
         Ok(Ok(lag)) => metrics.set_publication_lag(lag),
         Ok(Err(error)) => {
             tracing::warn!(%error, "the last checkpoint was not published to the bucket; the next lease holder publishes it")
         }
         Err(error) => tracing::warn!(%error, "the last publication task failed"),
+    }
+}
+
+/// The published checkpoint as the bucket takes it.
+fn stored(published: &Published) -> StoredCheckpoint {
+    StoredCheckpoint {
+        size: published.size,
+        note: published.note.clone().into_bytes(),
     }
 }
 
