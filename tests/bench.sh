@@ -43,6 +43,10 @@
 #                           (row "log-base") and then the built one, each on a fresh data
 #                           directory, and the notes give the built log's figures as ratios
 #                           to it. ROUNDS (1) repeats that pair, interleaved
+#   NO_BUILD                1: run the release binaries already in the target directory
+#                           without building (e.g. when they were built together with
+#                           `cargo build --release -p cairn-log -p cairn-tests --bins`, whose
+#                           features differ from building each package alone)
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
 #                           for the default log)
 #   BENCHMARKS_FILE         where results are appended (benchmarks/history.md; /dev/null for
@@ -71,6 +75,7 @@ RATE=${RATE:-}
 HALF_RATE=${HALF_RATE:-0}
 HALF_RATE_CONNECTIONS=${HALF_RATE_CONNECTIONS:-256}
 BASELINE_LOG=${BASELINE_LOG:-}
+NO_BUILD=${NO_BUILD:-0}
 ROUNDS=${ROUNDS:-1}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
@@ -104,10 +109,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building (release)"
-cargo build --release --locked -p cairn-tests --bins
-if [ -d "$ROOT/log-server" ]; then
-    cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
+if [ "$NO_BUILD" = 1 ]; then
+    echo "== not building: the release binaries in $BIN as they are"
+else
+    echo "== building (release)"
+    cargo build --release --locked -p cairn-tests --bins
+    if [ -d "$ROOT/log-server" ]; then
+        cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
+    fi
 fi
 
 # The default log: a key, a producer token and a configuration without witnesses, so that
