@@ -38,6 +38,15 @@
 #                           and cairn-load reaches it at https://CAIRN_LOG_ADDR trusting this
 #                           PEM CA; cairn-noop stays plain HTTP, so log ÷ noop of a TLS run
 #                           against that of a plain run gives what TLS costs
+#   BASELINE_LOG            another cairn-log binary (e.g. a release build of an older commit)
+#                           to A/B against: with the default log, each mode runs it first
+#                           (row "log-base") and then the built one, each on a fresh data
+#                           directory, and the notes give the built log's figures as ratios
+#                           to it. ROUNDS (1) repeats that pair, interleaved
+#   NO_BUILD                1: run the release binaries already in the target directory
+#                           without building (e.g. when they were built together with
+#                           `cargo build --release -p cairn-log -p cairn-tests --bins`, whose
+#                           features differ from building each package alone)
 #   CAIRN_LOG_TOKEN         bearer token cairn-load sends to cairn-log (default: the token made
 #                           for the default log)
 #   BENCHMARKS_FILE         where results are appended (benchmarks/history.md; /dev/null for
@@ -65,6 +74,9 @@ MODES=${MODES:-add}
 RATE=${RATE:-}
 HALF_RATE=${HALF_RATE:-0}
 HALF_RATE_CONNECTIONS=${HALF_RATE_CONNECTIONS:-256}
+BASELINE_LOG=${BASELINE_LOG:-}
+NO_BUILD=${NO_BUILD:-0}
+ROUNDS=${ROUNDS:-1}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 NOOP_ADDR=${NOOP_ADDR:-127.0.0.1:18081}
@@ -97,10 +109,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building (release)"
-cargo build --release --locked -p cairn-tests --bins
-if [ -d "$ROOT/log-server" ]; then
-    cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
+if [ "$NO_BUILD" = 1 ]; then
+    echo "== not building: the release binaries in $BIN as they are"
+else
+    echo "== building (release)"
+    cargo build --release --locked -p cairn-tests --bins
+    if [ -d "$ROOT/log-server" ]; then
+        cargo build --release --locked -p cairn-log --bins || echo "bench.sh: cairn-log did not build" >&2
+    fi
 fi
 
 # The default log: a key, a producer token and a configuration without witnesses, so that
@@ -119,6 +135,13 @@ if [ -z "${CAIRN_LOG_START:-}" ] && [ -x "$BIN/cairn-log" ]; then
         sed -n '/^\[\[producers\]\]/,$p' "$BENCH_WORK/token.txt"
     } >"$BENCH_WORK/log.toml"
     CAIRN_LOG_START="$BIN/cairn-log serve --config $BENCH_WORK/log.toml"
+    if [ -n "$BASELINE_LOG" ]; then
+        [ -x "$BASELINE_LOG" ] || { echo "bench.sh: BASELINE_LOG $BASELINE_LOG is not an executable" >&2; exit 2; }
+        BASELINE_START="$BASELINE_LOG serve --config $BENCH_WORK/log.toml"
+    fi
+elif [ -n "$BASELINE_LOG" ]; then
+    echo "bench.sh: BASELINE_LOG needs the default log (CAIRN_LOG_START unset)" >&2
+    exit 2
 fi
 CAIRN_LOG_START=${CAIRN_LOG_START:-$BIN/cairn-log}
 
@@ -236,16 +259,31 @@ if [ -x "$LOG_BIN" ]; then
     # afresh in an empty directory, so that no run is measured on the leaves, segments and
     # indexes another one left behind.
     measure_fresh_log() {
+        local start=${5:-$CAIRN_LOG_START}
         rm -rf "$BENCH_WORK/log"
         mkdir -p "$BENCH_WORK/log"
         # shellcheck disable=SC2086 # the start command is a list of words
-        start_server log "$CAIRN_LOG_ADDR" $CAIRN_LOG_START
+        start_server log "$CAIRN_LOG_ADDR" $start
         measure "$1" "$CAIRN_LOG_ADDR" "$2" "${CAIRN_LOG_TOKEN:-}" "${3:-}" "${4:-}"
         RESULTS+=("$BENCH_WORK/$1-$2.json")
         stop_server
     }
-    for mode in $MODES; do
-        measure_fresh_log log "$mode"
+    for round in $(seq "$ROUNDS"); do
+        # Rounds after the first keep their reports under names of their own.
+        suffix=
+        if [ "$round" -gt 1 ]; then suffix="-$round"; fi
+        for mode in $MODES; do
+            if [ -n "$BASELINE_LOG" ]; then
+                measure_fresh_log "log-base$suffix" "$mode" "" "" "$BASELINE_START"
+            fi
+            measure_fresh_log "log$suffix" "$mode"
+            if [ -n "$BASELINE_LOG" ]; then
+                NOTES+=("$(jq -rn --slurpfile base "$BENCH_WORK/log-base$suffix-$mode.json" --slurpfile log "$BENCH_WORK/log$suffix-$mode.json" --arg round "$round" '
+                  def ratio(a; b): if b == null or b == 0 or a == null then "-" else "\(((a / b) * 100 | round) / 100)" end;
+                  def per_core(x): if x.server_cpu_seconds <= 0 then null else x.leaves_per_second * x.wall_seconds / x.server_cpu_seconds end;
+                  "round \($round), cairn-log / BASELINE_LOG (\($log[0].mode)): leaves/s \(ratio($log[0].leaves_per_second; $base[0].leaves_per_second)), leaves/s per server core \(ratio(per_core($log[0]); per_core($base[0]))), p50 \(ratio($log[0].latency_micros.p50; $base[0].latency_micros.p50)), p99 \(ratio($log[0].latency_micros.p99; $base[0].latency_micros.p99))"')")
+            fi
+        done
     done
     if [ "$HALF_RATE" = 1 ]; then
         for mode in $MODES; do
@@ -293,7 +331,7 @@ SECTION="
 ## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT
 
 Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average before the run: $LOAD_AVERAGE_BEFORE.
-Command: \`DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${RATE:+ RATE=$RATE}$HALF_SETTINGS${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, $LOOP).
+Command: \`${BASELINE_LOG:+BASELINE_LOG=$BASELINE_LOG ROUNDS=$ROUNDS }DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LEAF_SIZE=$LEAF_SIZE MODES=\"$MODES\"${RATE:+ RATE=$RATE}$HALF_SETTINGS${REALTIME:+ REALTIME=$REALTIME} tests/bench.sh\` (server on core $SERVER_CORE, cairn-load on core $LOAD_CORE, $LOOP).
 
 $TABLE
 "

@@ -360,8 +360,8 @@ impl Events {
             })
             .collect();
         let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        let keys = if privacy.all_cached(&names) {
-            privacy.keys_for(&names)?
+        let keys = if let Some(keys) = privacy.cached_keys(&names) {
+            keys
         } else {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || {

@@ -211,12 +211,14 @@ impl Privacy {
         index_tag(&self.subject_id_key, IndexedField::ActorId, subject).0
     }
 
-    /// Whether every subject of `subjects` has a data key in memory (so that sealing needs no
-    /// database read).
-    pub fn all_cached(&self, subjects: &[&str]) -> bool {
+    /// The data keys of `subjects` if every one is in memory (then sealing needs no database
+    /// read), else `None`. Each subject's key ID is computed once, here, rather than once to
+    /// ask and again to fetch.
+    pub fn cached_keys(&self, subjects: &[&str]) -> Option<Vec<DataKey>> {
         subjects
             .iter()
-            .all(|subject| self.keys.cached(&self.subject_id(subject)).is_some())
+            .map(|subject| self.keys.cached(&self.subject_id(subject)))
+            .collect()
     }
 
     /// The data keys of `subjects`, made (durably) for those that have none. Blocking for a
@@ -347,7 +349,34 @@ impl Privacy {
     }
 }
 
-/// `tag:` and 64 hex digits.
+/// `tag:` and 64 hex digits. Made three times an event on the submission path: written
+/// digit by digit into one string of the right size rather than through `format!` per byte.
 pub fn tag_text(tag: &[u8; 32]) -> String {
-    format!("{TAG_PREFIX}{}", hex(tag))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(TAG_PREFIX.len() + 2 * tag.len());
+    text.push_str(TAG_PREFIX);
+    for byte in tag {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_is_written_as_its_prefix_and_lowercase_hex() {
+        let mut tag = [0u8; 32];
+        for (at, byte) in tag.iter_mut().enumerate() {
+            *byte = (at as u8).wrapping_mul(37).wrapping_add(5);
+        }
+        assert_eq!(tag_text(&tag), format!("{TAG_PREFIX}{}", hex(&tag)));
+        assert_eq!(
+            tag_text(&[0xff; 32]),
+            format!("tag:{}", "ff".repeat(32)),
+            "the top digit"
+        );
+    }
 }

@@ -17,7 +17,7 @@
 //! big-endian) and the canonical value. Destroying the data key (crypto-shredding) leaves the
 //! record unreadable; erasing the slot (an event's contents erased) removes it.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use cairn_spec::event::{EventId, EventOpenings, FieldOpening, PersonalField, Salt, SALT_SIZE};
 
@@ -27,6 +27,8 @@ use super::keystore::{DekId, DEK_ID_SIZE};
 pub const MAGIC: &[u8; 4] = b"CSC1";
 const HEADER: usize = 4 + DEK_ID_SIZE + 3 * 32;
 pub(super) const NONCE: usize = 12;
+/// Bytes of AES-GCM's authentication tag, after the ciphertext.
+const TAG: usize = 16;
 
 /// AES-256-GCM under `key`.
 pub(super) fn cipher(key: &[u8; 32]) -> Aes256Gcm {
@@ -65,7 +67,7 @@ pub fn is_record(bytes: &[u8]) -> bool {
 
 /// Reads the header of a record.
 pub fn header(bytes: &[u8]) -> Result<Header, String> {
-    if !is_record(bytes) || bytes.len() < HEADER + NONCE + 16 {
+    if !is_record(bytes) || bytes.len() < HEADER + NONCE + TAG {
         return Err(format!(
             "not a contents record ({} bytes, no magic or too short)",
             bytes.len()
@@ -97,7 +99,9 @@ fn associated(event_id: &EventId, header: &[u8]) -> Vec<u8> {
     data
 }
 
-/// Seals `openings` of the event `event_id` under `key` (ID `dek_id`) with its tags.
+/// Seals `openings` of the event `event_id` under `key` (ID `dek_id`) with its tags. The
+/// fields are written straight into the record and encrypted where they lie: one allocation
+/// of the record's exact size, no copy of the plaintext or the ciphertext.
 pub fn seal(
     event_id: &EventId,
     openings: &EventOpenings,
@@ -105,37 +109,39 @@ pub fn seal(
     key: &[u8; 32],
     tags: &Tags,
 ) -> Vec<u8> {
-    let mut plain = Vec::with_capacity(256);
-    for field in PersonalField::ALL {
-        match openings.get(field) {
-            None => plain.push(0),
-            Some(opening) => {
-                plain.push(1);
-                plain.extend_from_slice(opening.salt.as_bytes());
-                plain.extend_from_slice(&(opening.value.len() as u32).to_be_bytes());
-                plain.extend_from_slice(&opening.value);
-            }
-        }
-    }
-    let mut record = Vec::with_capacity(HEADER + NONCE + plain.len() + 16);
+    let sealed_length: usize = PersonalField::ALL
+        .into_iter()
+        .map(|field| {
+            1 + openings
+                .get(field)
+                .map_or(0, |opening| SALT_SIZE + 4 + opening.value.len())
+        })
+        .sum();
+    let mut record = Vec::with_capacity(HEADER + NONCE + sealed_length + TAG);
     record.extend_from_slice(MAGIC);
     record.extend_from_slice(dek_id);
     record.extend_from_slice(&tags.actor);
     record.extend_from_slice(&tags.resource_id);
     record.extend_from_slice(&tags.resource_type);
     let drawn: [u8; NONCE] = rand::random();
-    let aad = associated(event_id, &record);
-    let sealed = cipher(key)
-        .encrypt(
-            &nonce(drawn),
-            Payload {
-                msg: &plain,
-                aad: &aad,
-            },
-        )
-        .expect("AES-GCM seals any message under 64 GiB");
     record.extend_from_slice(&drawn);
-    record.extend_from_slice(&sealed);
+    for field in PersonalField::ALL {
+        match openings.get(field) {
+            None => record.push(0),
+            Some(opening) => {
+                record.push(1);
+                record.extend_from_slice(opening.salt.as_bytes());
+                record.extend_from_slice(&(opening.value.len() as u32).to_be_bytes());
+                record.extend_from_slice(&opening.value);
+            }
+        }
+    }
+    let (head, plain) = record.split_at_mut(HEADER + NONCE);
+    let aad = associated(event_id, &head[..HEADER]);
+    let tag = cipher(key)
+        .encrypt_in_place_detached(&nonce(drawn), &aad, plain)
+        .expect("AES-GCM seals any message under 64 GiB");
+    record.extend_from_slice(&tag);
     record
 }
 
