@@ -62,6 +62,9 @@ struct Inner {
     log: Arc<dyn SequenceStore>,
     /// Data keys, encryption of contents records, index tags.
     privacy: Privacy,
+    /// The completeness index kept beside this database (held by the server; here weakly, as
+    /// it holds this store).
+    completeness: std::sync::OnceLock<std::sync::Weak<crate::completeness::CompletenessIndex>>,
 }
 
 impl EventStore {
@@ -111,6 +114,7 @@ impl EventStore {
                 index,
                 log,
                 privacy,
+                completeness: std::sync::OnceLock::new(),
             }),
         };
         store.catch_up(watermark)?;
@@ -404,6 +408,16 @@ impl EventStore {
             .iter()
             .filter_map(|target| records.hold(target).cloned())
             .collect())
+    }
+
+    /// Makes `index` the completeness index that answers prove against (once).
+    pub fn attach_completeness(&self, index: &Arc<crate::completeness::CompletenessIndex>) {
+        let _ = self.inner.completeness.set(Arc::downgrade(index));
+    }
+
+    /// The completeness index, if the server keeps one.
+    pub fn completeness(&self) -> Option<Arc<crate::completeness::CompletenessIndex>> {
+        self.inner.completeness.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The encryption, tags and subject keys of the events' contents.
