@@ -64,9 +64,8 @@ impl Rig {
         let sequencer =
             Arc::new(Sequencer::start(store.clone(), SequencerConfig::default()).expect("start"));
         let events_dir = dir.path().join("events");
-        let event_store =
-            EventStore::open(&events_dir, EventStoreConfig::default(), store.clone())
-                .expect("events");
+        let event_store = EventStore::open(&events_dir, EventStoreConfig::default(), store.clone())
+            .expect("events");
         let index = CompletenessIndex::open(&events_dir, event_store.clone()).expect("index");
         Rig {
             events: Arc::new(Events::new(event_store, sequencer, store.clone())),

@@ -185,12 +185,18 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         last = client.submit(actor, action).await;
     }
     client.wait_published(last + 1).await;
-    assert!(client.index_root().await.is_some(), "no cairn-index/v1 line");
+    assert!(
+        client.index_root().await.is_some(),
+        "no cairn-index/v1 line"
+    );
 
     // Every event of alice, proven complete.
     let bundle = client.export(&format!("actor={ALICE}")).await;
     let verified = verify(&bundle).expect("the export verifies");
-    let complete = verified.completeness.as_ref().expect("a completeness proof");
+    let complete = verified
+        .completeness
+        .as_ref()
+        .expect("a completeness proof");
     assert_eq!(verified.events.len(), 4);
     assert_eq!((complete.value_checked, complete.keys), (4, 2));
     // The reproduction: drop one event and the bundle no longer verifies.
@@ -216,7 +222,10 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
     let second = client
         .export(&format!("actor={ALICE}&cursor={cursor}"))
         .await;
-    let second_proof = verify(&second).expect("page 2").completeness.expect("proof");
+    let second_proof = verify(&second)
+        .expect("page 2")
+        .completeness
+        .expect("proof");
     assert_eq!(second.events.len(), 2);
     assert_eq!(first_proof.to, second_proof.from);
 
@@ -233,8 +242,7 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let answer: Value = serde_json::from_slice(&answer).expect("json");
-    let proof: ExportBundleV2 =
-        serde_json::from_value(answer["proof"].clone()).expect("a bundle");
+    let proof: ExportBundleV2 = serde_json::from_value(answer["proof"].clone()).expect("a bundle");
     let proven = verify(&proof).expect("the query's proof verifies");
     let listed: Vec<u64> = answer["events"]
         .as_array()
@@ -263,7 +271,13 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         .expect("server starts again");
     let client = Client::new(&server);
     let again = client.export(&format!("actor={ALICE}")).await;
-    assert_eq!(verify(&again).expect("verifies after a restart").events.len(), 4);
+    assert_eq!(
+        verify(&again)
+            .expect("verifies after a restart")
+            .events
+            .len(),
+        4
+    );
     assert_eq!(client.index_root().await, root);
     // And it goes on from there.
     let next = client.submit(ALICE, "invoice.pay").await;

@@ -330,6 +330,6 @@ fn check_payload(leaf: &EventLeaf, payload: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_v2;
-#[cfg(test)]
 mod tests_complete;
+#[cfg(test)]
+mod tests_v2;

@@ -422,7 +422,9 @@ async fn cosigns_a_checkpoint_with_an_index_extension_line_and_signs_the_line_to
     let mut other_root = with_line.clone();
     other_root.extensions = vec![extension_line(&Hash([0x5b; 32]))];
     assert!(
-        verifier.verify_cosignature(&other_root, &signature).is_err(),
+        verifier
+            .verify_cosignature(&other_root, &signature)
+            .is_err(),
         "a cosignature must not hold for another index root"
     );
 }

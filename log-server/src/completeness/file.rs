@@ -167,7 +167,8 @@ impl IndexFile {
     /// Queues an item record.
     pub fn push_item(&mut self, item: &Item, keys: &[MapKey]) {
         self.pending.push(b'I');
-        self.pending.extend_from_slice(&item.leaf_index.to_be_bytes());
+        self.pending
+            .extend_from_slice(&item.leaf_index.to_be_bytes());
         self.pending.extend_from_slice(&item.leaf_hash.0);
         // At most MAX_KEYS_PER_LEAF keys: the caller never gives more.
         self.pending.push(keys.len().min(MAX_KEYS_PER_LEAF) as u8);

@@ -228,7 +228,10 @@ pub struct ProofRequest {
 
 impl CompletenessIndex {
     /// Opens the index in `events_dir` (replaying its file) beside `events`. Blocking.
-    pub fn open(events_dir: &Path, events: EventStore) -> Result<Arc<CompletenessIndex>, IndexError> {
+    pub fn open(
+        events_dir: &Path,
+        events: EventStore,
+    ) -> Result<Arc<CompletenessIndex>, IndexError> {
         std::fs::create_dir_all(events_dir)
             .map_err(|e| IndexError::File(format!("{}: {e}", events_dir.display())))?;
         let path = events_dir.join(FILE_NAME);
@@ -260,7 +263,11 @@ impl CompletenessIndex {
 
     /// Brings the index to the tree of `size` leaves and gives the checkpoint's extension
     /// lines: the `cairn-index/v1` line. Blocking (reads the new entries, syncs the file).
-    pub fn extensions_at(&self, store: &dyn LogStore, size: u64) -> Result<Vec<String>, IndexError> {
+    pub fn extensions_at(
+        &self,
+        store: &dyn LogStore,
+        size: u64,
+    ) -> Result<Vec<String>, IndexError> {
         let mut guard = self.state.lock();
         let state = self.state(&mut guard)?;
         if let Err(error) = state.extend(store, &self.events, size) {
@@ -400,8 +407,8 @@ fn leaf_hashes(store: &dyn LogStore, indices: &[u64]) -> Result<Vec<Hash>, Index
 /// The map root a stored checkpoint note carries, if any.
 pub fn map_root_of(note: &[u8]) -> Result<Option<Hash>, IndexError> {
     let note = Note::parse(note).map_err(|e| IndexError::Corrupt(format!("a stored note: {e}")))?;
-    let checkpoint =
-        Checkpoint::from_note(&note).map_err(|e| IndexError::Corrupt(format!("a stored checkpoint: {e}")))?;
+    let checkpoint = Checkpoint::from_note(&note)
+        .map_err(|e| IndexError::Corrupt(format!("a stored checkpoint: {e}")))?;
     root_from_extensions(&checkpoint.extensions)
         .map_err(|e| IndexError::Corrupt(format!("a stored checkpoint: {e}")))
 }

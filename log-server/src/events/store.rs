@@ -417,7 +417,10 @@ impl EventStore {
 
     /// The completeness index, if the server keeps one.
     pub fn completeness(&self) -> Option<Arc<crate::completeness::CompletenessIndex>> {
-        self.inner.completeness.get().and_then(std::sync::Weak::upgrade)
+        self.inner
+            .completeness
+            .get()
+            .and_then(std::sync::Weak::upgrade)
     }
 
     /// The encryption, tags and subject keys of the events' contents.

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{map::PathEnd, range_proof, verify_range, Item, ListHead, MapKey, MapProof, RangeError};
+use super::{
+    map::PathEnd, range_proof, verify_range, Item, ListHead, MapKey, MapProof, RangeError,
+};
 use crate::hash::Hash;
 
 /// Most keys one answer rests on.
@@ -352,14 +354,20 @@ impl KeyProof {
         if run.items.len() > MAX_RUN_ITEMS {
             return Err(key_error(
                 key,
-                format!("a run of {} items, more than {MAX_RUN_ITEMS}", run.items.len()),
+                format!(
+                    "a run of {} items, more than {MAX_RUN_ITEMS}",
+                    run.items.len()
+                ),
             ));
         }
         let items: Vec<Item> = run.items.iter().copied().map(Item::from).collect();
         let hashes: Vec<Hash> = items.iter().map(Item::hash).collect();
         verify_range(head.count, run.start, &hashes, &run.proof, &head.root)
             .map_err(|error: RangeError| key_error(key, error))?;
-        if !items.windows(2).all(|pair| pair[0].leaf_index < pair[1].leaf_index) {
+        if !items
+            .windows(2)
+            .all(|pair| pair[0].leaf_index < pair[1].leaf_index)
+        {
             return Err(key_error(key, "its items are not in increasing leaf order"));
         }
         // verify_range refused an empty run, so there is a first and a last item.

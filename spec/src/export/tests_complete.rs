@@ -81,10 +81,7 @@ fn world(count: usize) -> World {
             leaf_index: index as u64,
             leaf_hash,
         };
-        for key in [
-            action_key(ACTIONS[index % 2]),
-            actor_key(ACTORS[index % 3]),
-        ] {
+        for key in [action_key(ACTIONS[index % 2]), actor_key(ACTORS[index % 3])] {
             map.add(key, item).expect("in order");
             lists.entry(key).or_default().push(item);
         }
@@ -123,17 +120,20 @@ impl World {
             payload: None,
             openings: exported,
             erased: Vec::new(),
-            inclusion_proof: merkle::inclusion_proof(
-                index,
-                self.events.len() as u64,
-                &self.stored,
-            )
-            .expect("proof"),
+            inclusion_proof: merkle::inclusion_proof(index, self.events.len() as u64, &self.stored)
+                .expect("proof"),
         }
     }
 
     /// The bundle of every event with `key` in `[from, to)`, with its completeness proof.
-    fn bundle(&mut self, field: &str, value: &str, key: MapKey, from: u64, to: u64) -> ExportBundleV2 {
+    fn bundle(
+        &mut self,
+        field: &str,
+        value: &str,
+        key: MapKey,
+        from: u64,
+        to: u64,
+    ) -> ExportBundleV2 {
         let list = self.lists.get(&key).cloned().unwrap_or_default();
         let proof = KeyProof::build(key, &self.map.prove(&key), &list, from, to).expect("proof");
         let events = list
@@ -186,7 +186,10 @@ fn a_bundle_of_every_event_of_an_actor_verifies_and_dropping_one_fails() {
     let mut dropped = bundle.clone();
     dropped.events.remove(5);
     let reason = completeness_error(verify(&dropped));
-    assert!(reason.contains("leaves out the event at leaf 15"), "{reason}");
+    assert!(
+        reason.contains("leaves out the event at leaf 15"),
+        "{reason}"
+    );
     // Without its completeness proof, the dropped bundle verifies as before (and says so by
     // carrying no completeness).
     dropped.completeness = None;

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{contents, EventSummary, Shared, READERS};
-use crate::events::auth::authorize;
 use crate::completeness::http as complete;
 use crate::completeness::ProofRequest;
+use crate::events::auth::authorize;
 use crate::events::store::{EventStore, EventStoreError, QueryPage};
 use crate::events::store::{QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT};
 use crate::http::body::json_response;
@@ -313,8 +313,7 @@ fn proven(
         query.resource.as_deref(),
         query.action.as_deref(),
     );
-    let Some((field, value)) = single.filter(|_| query.from.is_none() && query.to.is_none())
-    else {
+    let Some((field, value)) = single.filter(|_| query.from.is_none() && query.to.is_none()) else {
         return Err(ApiError::bad_request(
             "a completeness proof is for exactly one of actor, resource and action, without \
              from or to",
