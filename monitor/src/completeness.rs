@@ -143,7 +143,11 @@ mod tests {
         let (mut leaves, mut list) = (Vec::new(), Vec::new());
         let login = action_key("login");
         for index in 0..6u64 {
-            let action = if index % 2 == 0 { "login" } else { "read" };
+            let action = if index.is_multiple_of(2) {
+                "login"
+            } else {
+                "read"
+            };
             let json = format!(
                 r#"{{"event_id":"00000000-0000-4000-8000-{index:012}","timestamp":"2026-11-25T10:00:00Z","actor":{{"id":"a","type":"user"}},"action":"{action}","resource":{{"type":"t","id":"r"}},"outcome":"success"}}"#
             );

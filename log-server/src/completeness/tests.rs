@@ -18,7 +18,11 @@ fn item(index: u64) -> Item {
 
 fn keys(index: u64) -> Vec<MapKey> {
     vec![
-        action_key(if index % 2 == 0 { "login" } else { "read" }),
+        action_key(if index.is_multiple_of(2) {
+            "login"
+        } else {
+            "read"
+        }),
         MapKey([index as u8 % 3; 32]),
     ]
 }

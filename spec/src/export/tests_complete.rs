@@ -39,7 +39,7 @@ fn event(index: usize) -> (Vec<u8>, Option<EventOpenings>) {
     );
     let input = EventInput::parse(json.as_bytes()).expect("valid event");
     let received_at = Instant::from_unix(1_764_064_800 + index as i64, 0);
-    if index % 4 != 0 {
+    if !index.is_multiple_of(4) {
         let salts =
             EventSalts::from_random(std::array::from_fn(|field| [(index * 4 + field) as u8; 32]));
         let (leaf, openings) = input
