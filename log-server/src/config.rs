@@ -14,6 +14,7 @@
 //! # key_history_dir = "/etc/cairn/key-history"   # rotations: cairn-log rotate-key (docs/keys.md)
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
+//! # completeness_index = true   # the event index whose root checkpoints carry (false: raw leaves)
 //! witness_quorum = 1
 //! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
 //! # receipt_policy = "/etc/cairn/policy.txt"   # ?wait=checkpoint receipts verify under it
@@ -271,6 +272,10 @@ pub struct Settings {
     /// Most events in one POST /v1/events/batch [default: 1000].
     #[arg(long, env = "CAIRN_LOG_MAX_BATCH_EVENTS")]
     pub max_batch_events: Option<usize>,
+    /// Keep the completeness index of audit events and carry its root in every checkpoint
+    /// (`false` for a log of raw leaves) [default: true].
+    #[arg(long, env = "CAIRN_LOG_COMPLETENESS_INDEX")]
+    pub completeness_index: Option<bool>,
     /// How often the configuration file is checked for a change, ms; principals, producers and
     /// rate limits are then read again (as on SIGHUP) [default: 2000].
     #[arg(long, env = "CAIRN_LOG_CONFIG_RELOAD_INTERVAL_MS")]
@@ -362,6 +367,7 @@ impl Settings {
             receipt_policy,
             maintenance_interval_ms,
             max_batch_events,
+            completeness_index,
             config_reload_interval_ms
         );
         self.http = self.http.overlay(&over.http);
@@ -427,6 +433,7 @@ impl Settings {
                 privacy: Some(self.privacy.resolve(&data_dir)?),
                 ..Default::default()
             },
+            completeness_index: self.completeness_index.unwrap_or(true),
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {

@@ -60,6 +60,9 @@ pub enum IntegratorError {
     /// The checkpoint could not be signed.
     #[error("signing the checkpoint: {0}")]
     Sign(String),
+    /// The completeness index could not be brought to the tree.
+    #[error("{0}")]
+    Index(#[from] crate::completeness::IndexError),
 }
 
 /// Reads any node of the tree from the store's hash levels: a node at height `8·L + r` is the
@@ -191,12 +194,16 @@ pub trait Coordination: Send + Sync + 'static {
 pub struct IntegratorConfig {
     /// The shortest time between two checkpoints.
     pub checkpoint_interval: Duration,
+    /// The completeness index whose root every checkpoint carries (an events log); `None`:
+    /// checkpoints without extension lines.
+    pub index: Option<Arc<crate::completeness::CompletenessIndex>>,
 }
 
 impl Default for IntegratorConfig {
     fn default() -> IntegratorConfig {
         IntegratorConfig {
             checkpoint_interval: Duration::from_secs(1),
+            index: None,
         }
     }
 }
@@ -231,6 +238,8 @@ struct Work {
     coordination: Option<Arc<dyn Coordination>>,
     /// The lease token the last run integrated under (`None`: it followed, or never ran).
     lease_token: Mutex<Option<u64>>,
+    /// The completeness index, brought to the tree before each checkpoint.
+    index: Option<Arc<crate::completeness::CompletenessIndex>>,
 }
 
 impl Work {
@@ -356,11 +365,15 @@ impl Work {
         if last.is_some_and(|size| size >= tree.size()) {
             return Ok(());
         }
+        let extensions = match &self.index {
+            Some(index) => index.extensions_at(self.store.as_ref(), tree.size())?,
+            None => Vec::new(),
+        };
         let checkpoint = Checkpoint {
             origin: self.origin.clone(),
             size: tree.size(),
             root: tree.root(),
-            extensions: Vec::new(),
+            extensions,
         };
         // May block on a token: this runs on a blocking thread.
         let note = match self.signer.sign_checkpoint(&checkpoint) {
@@ -449,6 +462,7 @@ impl Integrator {
             published,
             coordination,
             lease_token: Mutex::new(None),
+            index: config.index.clone(),
         });
         let first = *durable.borrow();
         let retry = match run_blocking(&work, first).await {

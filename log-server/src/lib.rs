@@ -10,6 +10,8 @@
 //!   with its index only once that index is durable.
 //!
 //! - [`integrator`]: grows the tree over the durable entries and signs checkpoints.
+//! - [`completeness`]: the event index whose root every checkpoint of an events log carries,
+//!   and the proofs that an answer holds every event of one value.
 //! - [`key_history`]: the log's keys across rotations: dual signatures during an overlap, the
 //!   key history read, served and logged.
 //! - [`publisher`]: gets checkpoints cosigned by witnesses and publishes them.
@@ -26,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod completeness;
 pub mod config;
 pub mod events;
 pub mod health;

@@ -208,12 +208,46 @@ impl RunningServer {
         let coordination = scaled
             .as_ref()
             .map(|(_, keeper)| keeper.clone() as Arc<dyn Coordination>);
+        let events = {
+            // Opening indexes whatever the log holds that the events index missed (a crash
+            // between sequencing and writing the index out) before queries are served.
+            let dir = settings.data_dir.join("events");
+            let (log, config) = (store.clone(), settings.events.store.clone());
+            // With the scaled backend, the events database is the front-ends' shared one.
+            let shared = scaled.as_ref().and(settings.scaled.as_ref());
+            let postgres = shared.map(|scaled| scaled.postgres.clone());
+            let event_store = tokio::task::spawn_blocking(move || match postgres {
+                Some(postgres) => EventStore::open_shared(&dir, config, log, postgres),
+                None => EventStore::open(&dir, config, log),
+            })
+            .await
+            .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
+            .map_err(|e| ServerError::Events(e.to_string()))?;
+            Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
+        };
+        // The completeness index is opened before the integrator, whose checkpoints carry its
+        // root.
+        let index = if settings.events.completeness_index {
+            let dir = settings.data_dir.join("events");
+            let event_store = events.store.clone();
+            let index = tokio::task::spawn_blocking(move || {
+                crate::completeness::CompletenessIndex::open(&dir, event_store)
+            })
+            .await
+            .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
+            .map_err(|e| ServerError::Events(e.to_string()))?;
+            events.store.attach_completeness(&index);
+            Some(index)
+        } else {
+            None
+        };
         let integrator = Integrator::start_coordinated(
             store.clone(),
             sequencer.clone(),
             settings.signer.clone(),
             IntegratorConfig {
                 checkpoint_interval: settings.checkpoint_interval,
+                index,
             },
             coordination,
         )
@@ -270,23 +304,6 @@ impl RunningServer {
                 metrics,
                 role,
             ))
-        };
-        let events = {
-            // Opening indexes whatever the log holds that the events index missed (a crash
-            // between sequencing and writing the index out) before queries are served.
-            let dir = settings.data_dir.join("events");
-            let (log, config) = (store.clone(), settings.events.store.clone());
-            // With the scaled backend, the events database is the front-ends' shared one.
-            let shared = scaled.as_ref().and(settings.scaled.as_ref());
-            let postgres = shared.map(|scaled| scaled.postgres.clone());
-            let event_store = tokio::task::spawn_blocking(move || match postgres {
-                Some(postgres) => EventStore::open_shared(&dir, config, log, postgres),
-                None => EventStore::open(&dir, config, log),
-            })
-            .await
-            .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
-            .map_err(|e| ServerError::Events(e.to_string()))?;
-            Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
         };
         let mut tokens: HashMap<[u8; 32], Principal> = settings.events.principals.clone();
         for (digest, name) in &settings.producers {

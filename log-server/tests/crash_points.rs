@@ -266,6 +266,7 @@ async fn start(dir: &Path, store: Arc<dyn LogStore>) -> Running {
         Arc::new(signer().into()),
         IntegratorConfig {
             checkpoint_interval: Duration::from_millis(20),
+            ..IntegratorConfig::default()
         },
     )
     .await

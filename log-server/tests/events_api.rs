@@ -79,6 +79,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
             retention,
             maintenance_interval: Duration::from_millis(100),
             max_batch_events: 100,
+            completeness_index: true,
             // Small tables, so that runs and merges happen here too.
             store: EventStoreConfig {
                 index: IndexConfig {

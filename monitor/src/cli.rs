@@ -97,6 +97,23 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a saved answer of the log's GET /v1/events?…&proof=true offline: its proof (an
+    /// export bundle with a completeness proof) against a policy or the log's key, and that
+    /// the events it lists are exactly every event of the asked value in its window, in log
+    /// order (one dropped, added or moved fails). Exits 0 when it verifies, 1 otherwise.
+    VerifyQuery {
+        /// The answer file (the JSON the log answered).
+        file: PathBuf,
+        /// The tlog-policy file (log key, witness quorum, trusted TSAs).
+        #[arg(long, conflicts_with = "log_key", required_unless_present = "log_key")]
+        policy: Option<PathBuf>,
+        /// Only the log's vkey: cosignatures and timestamps are then not checked.
+        #[arg(long)]
+        log_key: Option<String>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the incidents kept in a monitor's state: the proven forks and inconsistencies
     /// (alerts with evidence), each with its number, evidence file and acknowledgement. Works
     /// beside a monitor running on the same state.

@@ -21,17 +21,20 @@
 //! - [`alert`]: alerts as a state (raised, reminded while active, resolved: log lines, a gauge,
 //!   webhook notices) and the metrics behind /metrics.
 //! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
+//! - [`completeness`]: what an export's completeness proof shows, and `verify-query`: a
+//!   saved query answer and its proof.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
 //!   /gossip), specified in spec/docs/monitor-api.md.
 //!
 //! The binary adds the auditor's commands: `verify-receipt`, `verify-consistency`,
-//! `verify-evidence`, `export`, `verify-export`, `audit` (a whole log re-verified from its
+//! `verify-evidence`, `export`, `verify-export`, `verify-query`, `audit` (a whole log re-verified from its
 //! tiles, resumable), and the operator's `incidents` and `acknowledge`; what they print and
 //! their exit codes are in `src/report.rs` of the binary (spec/docs/monitor-api.md).
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod completeness;
 pub mod daemon;
 pub mod error;
 pub mod export;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod query_command;
 mod receipts;
 mod report;
 
@@ -90,6 +91,7 @@ fn wants_json(command: &Command) -> bool {
         Command::VerifyReceipt { json, .. }
         | Command::VerifyEvidence { json, .. }
         | Command::VerifyExport { json, .. }
+        | Command::VerifyQuery { json, .. }
         | Command::Incidents { json, .. }
         | Command::Acknowledge { json, .. }
         | Command::Audit { json, .. } => *json,
@@ -138,6 +140,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             log_key,
             json,
         } => verify_export_file(&file, policy.as_ref(), log_key.as_deref(), json),
+        Command::VerifyQuery {
+            file,
+            policy,
+            log_key,
+            json,
+        } => query_command::verify_query_file(&file, policy.as_ref(), log_key.as_deref(), json),
         Command::Incidents { state, json } => incidents(&state, json),
         Command::Acknowledge {
             state,

@@ -179,6 +179,7 @@ pub fn describe_export(verified: &VerifiedExportV2, against: &str) -> String {
     for event in verified.events.iter().filter(|e| !e.contents.is_complete()) {
         let _ = writeln!(text, "  {event}");
     }
+    text.push_str(&cairn_monitor::completeness::describe(verified));
     if verified.unchecked_timestamps > 0 {
         let _ = writeln!(
             text,
@@ -207,6 +208,7 @@ pub fn export_json(verified: &VerifiedExportV2, trust: &str) -> Value {
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         "unchecked_timestamps": verified.unchecked_timestamps,
+        "completeness": cairn_monitor::completeness::json(verified),
     })
 }
 

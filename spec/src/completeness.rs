@@ -10,7 +10,10 @@
 //!   checkpoint carries ([`extension_line`], [`root_from_extensions`]), updated in place as
 //!   leaves are integrated.
 //! - [`MapProof`]: a key's list head, or its absence, against a map root.
+//! - [`CompletenessProof`]: an answer's proof that it holds every event of one value in a
+//!   window of leaf indices (§3.3), as query answers and export bundles carry it.
 
+mod answer;
 mod map;
 mod range;
 #[cfg(test)]
@@ -21,7 +24,11 @@ use sha2::{Digest, Sha256};
 use crate::event::{IndexTag, INDEX_DOMAIN};
 use crate::hash::{Hash, HashError, HASH_SIZE};
 
-pub use map::{IndexMap, MapProof, MapProofError, PathEnd, MAX_MAP_DEPTH};
+pub use answer::{
+    run_bounds, CompletenessError, CompletenessProof, KeyProof, ProvenComplete, Run, WireEnd,
+    WireItem, MAX_ANSWER_KEYS, MAX_RUN_ITEMS,
+};
+pub use map::{IndexMap, MapProof, MapProofError, MapUpdateError, PathEnd, MAX_MAP_DEPTH};
 pub use range::{list_root, range_proof, verify_range, RangeError};
 
 /// Bytes of a map key.

@@ -14,11 +14,15 @@
 //! as commitments): per field, its opening or the mark that it was erased, so that
 //! verification says per event "verified with contents" or "committed, contents erased".
 //! [`AnyExport`] reads either format; what both share (the checkpoint and the inclusion proofs
-//! against the trust given) is in `proofs.rs`.
+//! against the trust given) is in `proofs.rs`. A v2 bundle may also carry a completeness
+//! proof (`complete.rs`, spec/docs/completeness.md §3.3): that its events are every event of
+//! one value in a window of the log.
 
+mod complete;
 mod proofs;
 mod v2;
 
+pub use complete::VerifiedCompleteness;
 pub use v2::{
     verify_export_v2, AnyExport, EventContents, ExportBundleV2, ExportOpening, ExportOpenings,
     ExportedEventV2, VerifiedEvent, VerifiedExportV2, EXPORT_FORMAT_V2,
@@ -152,6 +156,9 @@ pub enum ExportError {
     /// The checkpoint does not open with the log's key.
     #[error("export checkpoint: {0}")]
     Checkpoint(String),
+    /// The completeness proof does not verify: an event left out, added, or not of the value.
+    #[error("export completeness: {0}")]
+    Completeness(String),
     /// A leaf's proof (or, with a policy, the checkpoint's signatures or timestamps).
     #[error("event {position} (index {index}): {source}")]
     Proof {
@@ -322,5 +329,7 @@ fn check_payload(leaf: &EventLeaf, payload: &[u8]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_complete;
 #[cfg(test)]
 mod tests_v2;

@@ -389,3 +389,42 @@ async fn read_routes_answer_404_for_unknown_logs_and_400_for_bad_sizes() {
     assert_eq!(get(format!("/timestamps/{long}/3")).await, 404);
     assert_eq!(get("/timestamps/3".to_owned()).await, 400);
 }
+
+/// An events log's checkpoints carry the `cairn-index/v1` extension line (completeness.md
+/// §1.3): the witness cosigns them, and its cosignature covers the line.
+#[tokio::test]
+async fn cosigns_a_checkpoint_with_an_index_extension_line_and_signs_the_line_too() {
+    use cairn_spec::completeness::extension_line;
+    use cairn_spec::note::NoteSignature;
+    let witness = start().await;
+    let log = tree(6, "event");
+    let with_line = Checkpoint {
+        origin: ORIGIN.to_owned(),
+        size: 6,
+        root: log.roots[6],
+        extensions: vec![extension_line(&Hash([0x5a; 32]))],
+    };
+    let note = with_line.sign(&log_signer()).expect("signs");
+    let proof = consistency_proof(0, 6, &log.stored).expect("proof");
+    let request = format_add_checkpoint_request(&note, 0, &proof).expect("request");
+    let (status, _, cosignature) = witness.post(request).await;
+    assert_eq!(status, 200, "{cosignature}");
+    let line = cosignature
+        .lines()
+        .next()
+        .expect("a cosignature line")
+        .to_owned();
+    let signature = NoteSignature::parse_line(&line).expect("a signature line");
+    let verifier = witness_key().verifier();
+    verifier
+        .verify_cosignature(&with_line, &signature)
+        .expect("the cosignature covers the checkpoint with its line");
+    let mut other_root = with_line.clone();
+    other_root.extensions = vec![extension_line(&Hash([0x5b; 32]))];
+    assert!(
+        verifier
+            .verify_cosignature(&other_root, &signature)
+            .is_err(),
+        "a cosignature must not hold for another index root"
+    );
+}

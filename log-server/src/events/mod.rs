@@ -54,6 +54,9 @@ pub struct EventSettings {
     pub max_batch_events: usize,
     /// Sizes of the events database (index tables and runs).
     pub store: EventStoreConfig,
+    /// Whether the log keeps the completeness index and carries its root in every checkpoint
+    /// (`crate::completeness`); off for a log of raw leaves.
+    pub completeness_index: bool,
 }
 
 impl Default for EventSettings {
@@ -64,6 +67,7 @@ impl Default for EventSettings {
             maintenance_interval: Duration::from_secs(60),
             max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
             store: EventStoreConfig::default(),
+            completeness_index: true,
         }
     }
 }

@@ -77,6 +77,9 @@ struct Inner {
     log: Arc<dyn SequenceStore>,
     /// Data keys, encryption of contents records, index tags.
     privacy: Privacy,
+    /// The completeness index kept beside this database (held by the server; here weakly, as
+    /// it holds this store).
+    completeness: std::sync::OnceLock<std::sync::Weak<crate::completeness::CompletenessIndex>>,
 }
 
 /// The records and how far into the log their admin events are applied.
@@ -157,6 +160,7 @@ impl EventStore {
                 index,
                 log,
                 privacy,
+                completeness: std::sync::OnceLock::new(),
             }),
         };
         store.catch_up(watermark)?;
@@ -465,6 +469,19 @@ impl EventStore {
             .iter()
             .filter_map(|target| applied.records.hold(target).cloned())
             .collect())
+    }
+
+    /// Makes `index` the completeness index that answers prove against (once).
+    pub fn attach_completeness(&self, index: &Arc<crate::completeness::CompletenessIndex>) {
+        let _ = self.inner.completeness.set(Arc::downgrade(index));
+    }
+
+    /// The completeness index, if the server keeps one.
+    pub fn completeness(&self) -> Option<Arc<crate::completeness::CompletenessIndex>> {
+        self.inner
+            .completeness
+            .get()
+            .and_then(std::sync::Weak::upgrade)
     }
 
     /// The encryption, tags and subject keys of the events' contents.

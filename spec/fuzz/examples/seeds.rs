@@ -193,6 +193,7 @@ fn export_v2() -> String {
                 vec![PersonalField::Actor],
             ),
         ],
+        completeness: None,
     };
     let policy = world.policy("two", true);
     let verified = verify_export_v2(&bundle, ExportTrust::Policy(&policy))

@@ -88,6 +88,7 @@ fn bundle(count: usize, exported: &[usize]) -> ExportBundleV2 {
                 }
             })
             .collect(),
+        completeness: None,
     }
 }
 

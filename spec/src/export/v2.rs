@@ -11,11 +11,13 @@
 
 use std::fmt;
 
+use super::complete::{verify_completeness, VerifiedCompleteness};
 use super::proofs::{receipt_of, verify_proofs, ProvenLeaf};
 use super::{
     check_order, check_payload, check_sizes, ExportBundle, ExportError, ExportTrust, EXPORT_FORMAT,
     MAX_EXPORT_BYTES,
 };
+use crate::completeness::CompletenessProof;
 use crate::event::{
     event_limits, AnyEventLeaf, Contents, Disclosure, EventDisclosure, EventId, FieldOpening,
     PersonalField, Salt, SALT_SIZE,
@@ -39,6 +41,9 @@ pub struct ExportBundleV2 {
     pub timestamps: Vec<ReceiptTimestamp>,
     /// The events, in increasing index order.
     pub events: Vec<ExportedEventV2>,
+    /// The proof that the events are every event of one value in a window of the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<CompletenessProof>,
 }
 
 /// One event of a version 2 export.
@@ -248,6 +253,8 @@ pub struct VerifiedExportV2 {
     pub unchecked_timestamps: usize,
     /// Every event, in bundle order.
     pub events: Vec<VerifiedEvent>,
+    /// What the completeness proof showed, if the bundle carries one.
+    pub completeness: Option<VerifiedCompleteness>,
 }
 
 impl ExportBundleV2 {
@@ -283,6 +290,7 @@ impl ExportBundleV2 {
                     inclusion_proof: event.inclusion_proof.clone(),
                 })
                 .collect(),
+            completeness: None,
         }
     }
 
@@ -404,12 +412,18 @@ pub fn verify_export_v2(
         })
         .collect();
     let proven = verify_proofs(&bundle.checkpoint, &bundle.timestamps, &leaves, trust)?;
+    let completeness = bundle
+        .completeness
+        .as_ref()
+        .map(|proof| verify_completeness(bundle, proof))
+        .transpose()?;
     Ok(VerifiedExportV2 {
         origin: proven.origin,
         tree_size: proven.tree_size,
         root: proven.root,
         unchecked_timestamps: proven.unchecked_timestamps,
         events,
+        completeness,
     })
 }
 

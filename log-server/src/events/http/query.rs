@@ -11,26 +11,23 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cairn_spec::event::{AnyEventLeaf, IndexedField, PersonalField};
-use cairn_spec::export::{
-    ExportBundleV2, ExportOpening, ExportOpenings, ExportedEventV2, EXPORT_FORMAT_V2,
-};
-use cairn_spec::merkle::inclusion_proof;
+use cairn_spec::event::{IndexedField, PersonalField};
+use cairn_spec::export::{ExportBundleV2, EXPORT_FORMAT_V2};
 use cairn_spec::receipt::ReceiptTimestamp;
 use cairn_spec::time::Instant;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{contents, EventSummary, Shared, READERS};
+use crate::completeness::http as complete;
+use crate::completeness::ProofRequest;
 use crate::events::auth::authorize;
-use crate::events::privacy::Contents;
 use crate::events::store::{EventStore, EventStoreError, QueryPage};
 use crate::events::store::{QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT};
 use crate::http::body::json_response;
 use crate::http::extract::Query;
 use crate::http::state::{blocking, published};
-use crate::http::ApiError;
-use crate::integrator::StoreHashes;
+use crate::http::{ApiError, AppState};
 
 /// Most index entries one query request scans (a page may be short, with a cursor).
 const MAX_SCAN: usize = 100_000;
@@ -48,6 +45,8 @@ pub(super) struct EventQuery {
     to: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
+    /// `true`: carry a completeness proof (one of actor, resource, action; no time range).
+    proof: Option<String>,
 }
 
 /// The opaque form of a cursor: the last index a page covered.
@@ -208,6 +207,36 @@ pub(super) async fn query_events(
     authorize(&state.principals, &headers, READERS)?;
     let filter = filter_of(&query)?;
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT)?;
+    match query.proof.as_deref() {
+        None | Some("false") => {}
+        Some("true") => {
+            let (bundle, next_after) = proven(&state, &query, &filter, limit)?.await?;
+            let store = state.events.store.clone();
+            let events = blocking(move || {
+                let mut shown = Vec::with_capacity(bundle.events.len());
+                for event in &bundle.events {
+                    let summary = store.summary(event.index)?.ok_or_else(|| {
+                        ApiError::internal(format!("no event indexed at {}", event.index))
+                    })?;
+                    shown.push(summary_json(&store, &summary)?);
+                }
+                Ok(json!({
+                    "events": shown,
+                    "next_cursor": next_after.map(format_cursor),
+                    "proof": serde_json::from_str::<serde_json::Value>(&bundle.to_json())
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                }))
+            })
+            .await?;
+            return Ok(Json(events).into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "proof must be true or false, found `{}`",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    }
     let store = state.events.store.clone();
     let (events, next_after) = blocking(move || {
         let page = query_any(&store, &filter, limit, MAX_SCAN)?;
@@ -232,61 +261,106 @@ pub(super) async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, READERS)?;
-    let mut filter = filter_of(&query)?;
+    let filter = filter_of(&query)?;
     let limit = parse_limit(
         query.limit.as_deref(),
         DEFAULT_EXPORT_LIMIT,
         MAX_EXPORT_LIMIT,
     )?;
-    let published = published(&state)?;
+    let (bundle, next) = match query.proof.as_deref() {
+        Some("false") => plain_export(&state, filter, limit)?.await?,
+        Some("true") => proven(&state, &query, &filter, limit)?.await?,
+        // Proven when it can be; otherwise (not one value, no index) as before, unproven.
+        None => match proven(&state, &query, &filter, limit) {
+            Ok(work) => work.await?,
+            Err(_) => plain_export(&state, filter, limit)?.await?,
+        },
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "proof must be true or false, found `{}`",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    };
+    let mut response = json_response(bundle.to_json());
+    if let Some(after) = next {
+        if let Ok(value) = format_cursor(after).parse() {
+            response.headers_mut().insert("cairn-next-cursor", value);
+        }
+    }
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("attachment; filename=\"cairn-export.json\""),
+    );
+    Ok(response)
+}
+
+type BundleWork = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(ExportBundleV2, Option<u64>), ApiError>> + Send>,
+>;
+
+/// The proven export of the query's one value (completeness.md §3.3), or why there is none:
+/// the query does not ask for exactly one of actor, resource, action without a time range,
+/// or the log keeps no completeness index.
+fn proven(
+    state: &AppState,
+    query: &EventQuery,
+    filter: &QueryFilter,
+    limit: usize,
+) -> Result<BundleWork, ApiError> {
+    let single = complete::single_value(
+        query.actor.as_deref(),
+        query.resource.as_deref(),
+        query.action.as_deref(),
+    );
+    let Some((field, value)) = single.filter(|_| query.from.is_none() && query.to.is_none()) else {
+        return Err(ApiError::bad_request(
+            "a completeness proof is for exactly one of actor, resource and action, without \
+             from or to",
+        ));
+    };
+    let index = state.events.store.completeness().ok_or_else(|| {
+        ApiError::bad_request("this log keeps no completeness index (completeness_index = false)")
+    })?;
+    let (field, value, after) = (field.to_string(), value.to_string(), filter.after);
+    let (events, store, published) = (
+        state.events.store.clone(),
+        state.store.clone(),
+        state.published.clone(),
+    );
+    Ok(Box::pin(blocking(move || {
+        let keys = complete::keys_for(&events, &field, &value)?;
+        let request = ProofRequest {
+            field,
+            value,
+            keys,
+            after,
+            limit,
+        };
+        complete::proven_export(&index, &events, store.as_ref(), &published, request)
+    })))
+}
+
+/// The export of `filter` within the published checkpoint, from the events index.
+fn plain_export(
+    state: &AppState,
+    mut filter: QueryFilter,
+    limit: usize,
+) -> Result<BundleWork, ApiError> {
+    let published = published(state)?;
     filter.below = Some(published.size);
     let events = state.events.clone();
     let store = state.store.clone();
-    let (bundle, next) = blocking(move || {
+    Ok(Box::pin(blocking(move || {
         let page = query_any(&events.store, &filter, limit, MAX_SCAN)?;
-        let reader = StoreHashes::new(store.as_ref());
         let mut exported = Vec::with_capacity(page.events.len());
         for summary in &page.events {
-            let leaf = store
-                .read_entries(summary.index, 1)?
-                .pop()
-                .ok_or_else(|| ApiError::internal("the store returned no entry"))?
-                .leaf;
-            let inclusion_proof = inclusion_proof(summary.index, published.size, &reader)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut event = ExportedEventV2 {
-                index: summary.index,
-                leaf: Vec::new(),
-                payload: None,
-                openings: ExportOpenings::default(),
-                erased: Vec::new(),
-                inclusion_proof,
-            };
-            match AnyEventLeaf::parse(&leaf) {
-                Ok(AnyEventLeaf::V2(parsed)) => {
-                    match events
-                        .store
-                        .contents(summary.index, &parsed.clear.event_id)?
-                    {
-                        Contents::Held(openings) => {
-                            for field in PersonalField::ALL {
-                                if let Some(opening) = openings.get(field) {
-                                    event.openings.set(field, ExportOpening::of(opening));
-                                }
-                            }
-                        }
-                        Contents::Erased => {
-                            event.erased = PersonalField::ALL
-                                .into_iter()
-                                .filter(|field| parsed.commitments.get(*field).is_some())
-                                .collect();
-                        }
-                    }
-                }
-                _ => event.payload = events.store.payload(summary)?,
-            }
-            event.leaf = leaf;
-            exported.push(event);
+            exported.push(complete::exported_event(
+                &events.store,
+                store.as_ref(),
+                summary.index,
+                published.size,
+            )?);
         }
         let timestamps = store
             .timestamp_tokens(published.size)?
@@ -299,22 +373,11 @@ pub(super) async fn export(
                 checkpoint: published.note,
                 timestamps,
                 events: exported,
+                completeness: None,
             },
             page.next_after,
         ))
-    })
-    .await?;
-    let mut response = json_response(bundle.to_json());
-    if let Some(after) = next {
-        if let Ok(value) = format_cursor(after).parse() {
-            response.headers_mut().insert("cairn-next-cursor", value);
-        }
-    }
-    response.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        header::HeaderValue::from_static("attachment; filename=\"cairn-export.json\""),
-    );
-    Ok(response)
+    })))
 }
 
 #[cfg(test)]

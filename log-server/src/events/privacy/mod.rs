@@ -243,6 +243,11 @@ impl Privacy {
         }
     }
 
+    /// The tag of `value` of `field` under the log's index key (a schema 1 leaf's fields).
+    pub fn log_tag(&self, field: IndexedField, value: &str) -> [u8; 32] {
+        index_tag(&self.index_key, field, value).0
+    }
+
     /// The tags of an event with these identifiers, sealed under `key`.
     pub fn tags(
         &self,
