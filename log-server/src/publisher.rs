@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use cairn_spec::checkpoint::Checkpoint;
-use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Note, NoteSignature};
 use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
@@ -43,8 +42,8 @@ pub struct Witness {
     pub name: String,
     /// Its base URL, without a final slash.
     pub url: String,
-    /// Checks its cosignatures.
-    pub verifier: CosignatureVerifier,
+    /// Checks its cosignatures: each of its keys (across a rotation, the old and the new).
+    pub verifier: crate::config::WitnessKeys,
 }
 
 /// The latest published checkpoint.
