@@ -1,5 +1,7 @@
-//! What a signature costs: a key file against a key in a PKCS#11 token (SoftHSM2), one
-//! checkpoint note's signature at a time, as the log's publisher makes them.
+//! What a signature costs: a key file against a key in a PKCS#11 token (SoftHSM2), one at a
+//! time: a checkpoint note's Ed25519 signature, as the log's publisher makes them, and a
+//! timestamp's ECDSA P-256 signature (over a CMS signed-attributes block's size of bytes), as
+//! `cairn-witness tsa serve` makes them.
 //!
 //! `cargo bench -p cairn-keys --bench sign` (needs `softhsm2-util` and
 //! /usr/lib/softhsm/libsofthsm2.so: apt-get install softhsm2).
@@ -8,13 +10,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use cairn_keys::{NoteSigner, Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};
+use cairn_keys::{NoteSigner, Pin, Pkcs11EcdsaKey, Pkcs11Key, Pkcs11Settings, TokenChoice};
 use cairn_spec::note::{KeyName, Note, PlainEd25519, SignerKey};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
-fn token_key(dir: &std::path::Path) -> Pkcs11Key {
+/// A token in `dir` (SOFTHSM2_CONF set for this process); the settings of a key `label` in it.
+fn token(dir: &std::path::Path) -> impl Fn(&str) -> Pkcs11Settings {
     use std::os::unix::fs::PermissionsExt as _;
     let tokens = dir.join("tokens");
     std::fs::create_dir(&tokens).expect("makes the token directory");
@@ -46,13 +49,12 @@ fn token_key(dir: &std::path::Path) -> Pkcs11Key {
     let pin = dir.join("pin");
     std::fs::write(&pin, "1234\n").expect("writes the PIN");
     std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    Pkcs11Key::generate(&Pkcs11Settings {
+    move |label: &str| Pkcs11Settings {
         module: PathBuf::from(MODULE),
         token: TokenChoice::Label("bench".into()),
-        key_label: "checkpoint".into(),
-        pin: Pin::File(pin),
-    })
-    .expect("makes a key in the token")
+        key_label: label.into(),
+        pin: Pin::File(pin.clone()),
+    }
 }
 
 fn signatures(c: &mut Criterion) {
@@ -62,12 +64,34 @@ fn signatures(c: &mut Criterion) {
         "example.com/bench-log\n16777216\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
     )
     .expect("a note");
+    let settings = token(dir.path());
     let file = NoteSigner::from_key(SignerKey::<PlainEd25519>::from_seed(name.clone(), [9; 32]));
-    let token = NoteSigner::<PlainEd25519>::from_token(name, Arc::new(token_key(dir.path())));
+    let in_token = Pkcs11Key::generate(&settings("checkpoint")).expect("makes a key in the token");
+    let in_token = NoteSigner::<PlainEd25519>::from_token(name, Arc::new(in_token));
 
     let mut group = c.benchmark_group("checkpoint_signature");
     group.bench_function("key_file", |b| b.iter(|| file.sign(&note).expect("signs")));
-    group.bench_function("softhsm2", |b| b.iter(|| token.sign(&note).expect("signs")));
+    group.bench_function("softhsm2", |b| {
+        b.iter(|| in_token.sign(&note).expect("signs"))
+    });
+    group.finish();
+
+    // A CMS signed-attributes block of a timestamp token is about 200 bytes.
+    let attributes = [0x31u8; 200];
+    let file = p256::ecdsa::SigningKey::from_slice(&[9; 32]).expect("a P-256 scalar");
+    let in_token =
+        Pkcs11EcdsaKey::generate(&settings("timestamp")).expect("makes a P-256 key in the token");
+    let mut group = c.benchmark_group("timestamp_signature");
+    group.bench_function("key_file", |b| {
+        b.iter(|| {
+            use p256::ecdsa::signature::Signer as _;
+            let signature: p256::ecdsa::Signature = file.sign(&attributes);
+            signature.to_der()
+        })
+    });
+    group.bench_function("softhsm2", |b| {
+        b.iter(|| in_token.sign_sha256(&attributes).expect("signs"))
+    });
     group.finish();
 }
 

@@ -9,6 +9,10 @@
 //!   chosen by label or slot, used through `CKM_EDDSA`, never leaving the token
 //!   ([`pkcs11`]).
 //!
+//! A timestamp authority's key may also live in a token: an ECDSA P-256 key
+//! ([`Pkcs11EcdsaKey`], `CKM_ECDSA`), which `cairn_spec::timestamp::TsaSigner` signs tokens
+//! with.
+//!
 //! [`NoteSigner`] puts a name on either and signs what its kind signs: a checkpoint note's text
 //! ([`NoteSigner::sign`]) or a cosignature ([`NoteSigner::cosign`]). Verification stays in
 //! `cairn-spec` and needs only the public key ([`NoteSigner::verifier`]).
@@ -26,5 +30,6 @@ mod signer;
 pub mod test_token;
 
 pub use config::Pkcs11Config;
-pub use pkcs11::{Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};
+pub use pkcs11::ecdsa::Pkcs11EcdsaKey;
+pub use pkcs11::{Pin, Pkcs11Error, Pkcs11Key, Pkcs11Settings, TokenChoice};
 pub use signer::{KeyError, NoteSigner};

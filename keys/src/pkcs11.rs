@@ -11,7 +11,12 @@
 //! process) and kept for its life. Each key keeps one logged-in session, used by one signature
 //! at a time; a signature that fails because the session or the login was lost (a token
 //! pulled and put back, a module restarted) opens a new session and tries once more, so the
-//! error a caller sees is the token's own.
+//! error a caller sees is the token's own ([`session`]).
+//!
+//! A timestamp authority's key is an ECDSA P-256 key in a token instead ([`ecdsa`]).
+
+pub mod ecdsa;
+mod session;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use parking_lot::Mutex;
+
+use session::KeySession;
 
 /// DER of the object identifier id-Ed25519 (1.3.101.112, RFC 8410): `CKA_EC_PARAMS` of an
 /// Ed25519 key.
@@ -190,121 +197,33 @@ fn read_pin(pin: &Pin) -> Result<AuthPin, Pkcs11Error> {
 
 /// An Ed25519 key pair in a PKCS#11 token.
 pub struct Pkcs11Key {
-    settings: Pkcs11Settings,
-    module: Pkcs11,
-    slot: Slot,
-    token_label: String,
-    pin: AuthPin,
+    key: KeySession,
     public_key: ed25519_dalek::VerifyingKey,
-    /// The logged-in session and the private key's handle in it; `None` after a failure that
-    /// lost them, until the next signature opens another.
-    session: Mutex<Option<(Session, ObjectHandle)>>,
 }
 
 impl Pkcs11Key {
     /// Opens the key pair `settings` names: loads the module, finds the token, logs in, finds
     /// the private key and reads the public key.
     pub fn open(settings: &Pkcs11Settings) -> Result<Pkcs11Key, Pkcs11Error> {
-        let (module, slot, token_label, pin) = Pkcs11Key::token(settings)?;
+        let (module, slot, token_label, pin) = open_token(settings)?;
         let session = login(&module, slot, &token_label, &pin, false)?;
         let (private, public_key) = find_pair(&session, &token_label, &settings.key_label)?;
         Ok(Pkcs11Key {
-            settings: settings.clone(),
-            module,
-            slot,
-            token_label,
-            pin,
+            key: KeySession::new(settings, module, slot, token_label, pin, session, private),
             public_key,
-            session: Mutex::new(Some((session, private))),
         })
     }
 
     /// Makes a new Ed25519 key pair in the token under `settings.key_label` (refusing a label
     /// already taken), then opens it.
     pub fn generate(settings: &Pkcs11Settings) -> Result<Pkcs11Key, Pkcs11Error> {
-        let (module, slot, token_label, pin) = Pkcs11Key::token(settings)?;
-        let session = login(&module, slot, &token_label, &pin, true)?;
-        let label = settings.key_label.as_bytes().to_vec();
-        let taken = session
-            .find_objects(&[Attribute::Label(label.clone())])
-            .map_err(|error| call(&token_label, "C_FindObjects", error))?;
-        if !taken.is_empty() {
-            return Err(Pkcs11Error::Exists {
-                token: token_label,
-                label: settings.key_label.clone(),
-            });
-        }
-        let public_template = [
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::EcParams(ED25519_EC_PARAMS.to_vec()),
-            Attribute::Label(label.clone()),
-        ];
-        let private_template = [
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Label(label),
-        ];
-        session
-            .generate_key_pair(
-                &Mechanism::EccEdwardsKeyPairGen,
-                &public_template,
-                &private_template,
-            )
-            .map_err(|error| call(&token_label, "C_GenerateKeyPair (edwards25519)", error))?;
-        drop(session);
+        generate_pair(
+            settings,
+            &Mechanism::EccEdwardsKeyPairGen,
+            &ED25519_EC_PARAMS,
+            "C_GenerateKeyPair (edwards25519)",
+        )?;
         Pkcs11Key::open(settings)
-    }
-
-    /// The module, the token's slot and label, and the PIN, checked.
-    fn token(settings: &Pkcs11Settings) -> Result<(Pkcs11, Slot, String, AuthPin), Pkcs11Error> {
-        if settings.key_label.is_empty() || settings.key_label.len() > MAX_LABEL_BYTES {
-            return Err(Pkcs11Error::Setting(format!(
-                "a key label is 1 to {MAX_LABEL_BYTES} bytes"
-            )));
-        }
-        let pin = read_pin(&settings.pin)?;
-        let module = module(&settings.module)?;
-        let shown = settings.module.display().to_string();
-        let slots =
-            module
-                .get_slots_with_initialized_token()
-                .map_err(|error| Pkcs11Error::Module {
-                    module: shown.clone(),
-                    detail: format!("C_GetSlotList: {error}"),
-                })?;
-        let mut seen = Vec::new();
-        for slot in slots {
-            let Ok(info) = module.get_token_info(slot) else {
-                continue;
-            };
-            let label = info.label().trim_end().to_owned();
-            let chosen = match &settings.token {
-                TokenChoice::Label(wanted) => *wanted == label,
-                TokenChoice::Slot(wanted) => *wanted == slot.id(),
-            };
-            if chosen {
-                return Ok((module, slot, label, pin));
-            }
-            seen.push(format!("{label:?} in slot {}", slot.id()));
-        }
-        let wanted = match &settings.token {
-            TokenChoice::Label(label) => format!("no initialised token labelled {label:?}"),
-            TokenChoice::Slot(slot) => format!("no initialised token in slot {slot}"),
-        };
-        let detail = if seen.is_empty() {
-            format!("{wanted} (the module has no initialised token: was it removed?)")
-        } else {
-            format!("{wanted} (it has {})", seen.join(", "))
-        };
-        Err(Pkcs11Error::NoToken {
-            module: shown,
-            detail,
-        })
     }
 
     /// The public key.
@@ -314,108 +233,142 @@ impl Pkcs11Key {
 
     /// Where the key is: module, token and label (never the PIN).
     pub fn location(&self) -> String {
-        format!(
-            "PKCS#11 key {:?} in token {:?} (slot {}) of {}",
-            self.settings.key_label,
-            self.token_label,
-            self.slot.id(),
-            self.settings.module.display()
-        )
+        self.key.location()
     }
 
     /// The Ed25519 signature of `message` (pure Ed25519, RFC 8032), made in the token. Blocks
     /// for the token's call; one signature at a time per key.
     pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], Pkcs11Error> {
-        let mut session = self.session.lock();
-        match self.sign_in(&mut session, message) {
-            Err(SignFailure::SessionLost(_)) => {
-                *session = None;
-                match self.sign_in(&mut session, message) {
-                    Ok(signature) => Ok(signature),
-                    Err(SignFailure::SessionLost(error) | SignFailure::Other(error)) => Err(error),
-                }
-            }
-            Err(SignFailure::Other(error)) => Err(error),
-            Ok(signature) => Ok(signature),
-        }
-    }
-
-    fn sign_in(
-        &self,
-        session: &mut Option<(Session, ObjectHandle)>,
-        message: &[u8],
-    ) -> Result<[u8; 64], SignFailure> {
-        if session.is_none() {
-            let opened = login(&self.module, self.slot, &self.token_label, &self.pin, false)
-                .map_err(SignFailure::Other)?;
-            let (private, public_key) =
-                find_pair(&opened, &self.token_label, &self.settings.key_label)
-                    .map_err(SignFailure::Other)?;
+        const OPERATION: &str = "C_Sign (EdDSA)";
+        let token = &self.key.token_label;
+        let label = &self.key.settings.key_label;
+        let refind = |session: &Session| {
+            let (private, public_key) = find_pair(session, token, label)?;
             if public_key != self.public_key {
-                return Err(SignFailure::Other(Pkcs11Error::NoKey {
-                    token: self.token_label.clone(),
-                    detail: format!(
-                        "the key labelled {:?} is not the one opened at the start (it was replaced)",
-                        self.settings.key_label
-                    ),
-                }));
+                return Err(replaced(token, label));
             }
-            *session = Some((opened, private));
-        }
-        let Some((open, private)) = session.as_ref() else {
-            unreachable!("a session was opened above");
+            Ok(private)
         };
         let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
-        match open.sign(&mechanism, *private, message) {
-            Ok(signature) => {
-                let signature: [u8; 64] = signature.try_into().map_err(|bytes: Vec<u8>| {
-                    SignFailure::Other(Pkcs11Error::Call {
-                        token: self.token_label.clone(),
-                        operation: "C_Sign (EdDSA)",
-                        detail: format!("{} bytes answered, not 64", bytes.len()),
-                    })
+        let signature = self.key.sign(&mechanism, OPERATION, message, &refind)?;
+        let signature: [u8; 64] =
+            signature
+                .try_into()
+                .map_err(|bytes: Vec<u8>| Pkcs11Error::Call {
+                    token: token.clone(),
+                    operation: OPERATION,
+                    detail: format!("{} bytes answered, not 64", bytes.len()),
                 })?;
-                // A token that signs with another key than the one it showed fails here,
-                // not at a verifier's.
-                let checked = ed25519_dalek::Signature::from_bytes(&signature);
-                if self.public_key.verify_strict(message, &checked).is_err() {
-                    return Err(SignFailure::Other(Pkcs11Error::Call {
-                        token: self.token_label.clone(),
-                        operation: "C_Sign (EdDSA)",
-                        detail: "the signature does not verify under the key's public key".into(),
-                    }));
-                }
-                Ok(signature)
-            }
-            Err(error) => {
-                let lost = matches!(
-                    error,
-                    CryptokiError::Pkcs11(
-                        RvError::SessionHandleInvalid
-                            | RvError::SessionClosed
-                            | RvError::UserNotLoggedIn
-                            | RvError::DeviceRemoved
-                            | RvError::TokenNotPresent
-                            | RvError::ObjectHandleInvalid
-                            | RvError::KeyHandleInvalid,
-                        _
-                    )
-                );
-                let error = call(&self.token_label, "C_Sign (EdDSA)", error);
-                Err(if lost {
-                    SignFailure::SessionLost(error)
-                } else {
-                    SignFailure::Other(error)
-                })
-            }
+        // A token that signs with another key than the one it showed fails here, not at a
+        // verifier's.
+        let checked = ed25519_dalek::Signature::from_bytes(&signature);
+        if self.public_key.verify_strict(message, &checked).is_err() {
+            return Err(Pkcs11Error::Call {
+                token: token.clone(),
+                operation: OPERATION,
+                detail: "the signature does not verify under the key's public key".into(),
+            });
         }
+        Ok(signature)
     }
 }
 
-enum SignFailure {
-    /// The session or login is gone: a new session may do.
-    SessionLost(Pkcs11Error),
-    Other(Pkcs11Error),
+/// The error for a key found again under its label that is not the one opened at the start.
+fn replaced(token: &str, label: &str) -> Pkcs11Error {
+    Pkcs11Error::NoKey {
+        token: token.to_owned(),
+        detail: format!(
+            "the key labelled {label:?} is not the one opened at the start (it was replaced)"
+        ),
+    }
+}
+
+/// Makes a key pair with `mechanism` on the curve whose `CKA_EC_PARAMS` are `ec_params` in the
+/// token, under `settings.key_label`, refusing a label already taken. The private half is
+/// sensitive and not extractable.
+fn generate_pair(
+    settings: &Pkcs11Settings,
+    mechanism: &Mechanism<'_>,
+    ec_params: &[u8],
+    operation: &'static str,
+) -> Result<(), Pkcs11Error> {
+    let (module, slot, token_label, pin) = open_token(settings)?;
+    let session = login(&module, slot, &token_label, &pin, true)?;
+    let label = settings.key_label.as_bytes().to_vec();
+    let taken = session
+        .find_objects(&[Attribute::Label(label.clone())])
+        .map_err(|error| call(&token_label, "C_FindObjects", error))?;
+    if !taken.is_empty() {
+        return Err(Pkcs11Error::Exists {
+            token: token_label,
+            label: settings.key_label.clone(),
+        });
+    }
+    let public_template = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(ec_params.to_vec()),
+        Attribute::Label(label.clone()),
+    ];
+    let private_template = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label),
+    ];
+    session
+        .generate_key_pair(mechanism, &public_template, &private_template)
+        .map_err(|error| call(&token_label, operation, error))?;
+    Ok(())
+}
+
+/// The module, the token's slot and label, and the PIN, checked.
+fn open_token(settings: &Pkcs11Settings) -> Result<(Pkcs11, Slot, String, AuthPin), Pkcs11Error> {
+    if settings.key_label.is_empty() || settings.key_label.len() > MAX_LABEL_BYTES {
+        return Err(Pkcs11Error::Setting(format!(
+            "a key label is 1 to {MAX_LABEL_BYTES} bytes"
+        )));
+    }
+    let pin = read_pin(&settings.pin)?;
+    let module = module(&settings.module)?;
+    let shown = settings.module.display().to_string();
+    let slots = module
+        .get_slots_with_initialized_token()
+        .map_err(|error| Pkcs11Error::Module {
+            module: shown.clone(),
+            detail: format!("C_GetSlotList: {error}"),
+        })?;
+    let mut seen = Vec::new();
+    for slot in slots {
+        let Ok(info) = module.get_token_info(slot) else {
+            continue;
+        };
+        let label = info.label().trim_end().to_owned();
+        let chosen = match &settings.token {
+            TokenChoice::Label(wanted) => *wanted == label,
+            TokenChoice::Slot(wanted) => *wanted == slot.id(),
+        };
+        if chosen {
+            return Ok((module, slot, label, pin));
+        }
+        seen.push(format!("{label:?} in slot {}", slot.id()));
+    }
+    let wanted = match &settings.token {
+        TokenChoice::Label(label) => format!("no initialised token labelled {label:?}"),
+        TokenChoice::Slot(slot) => format!("no initialised token in slot {slot}"),
+    };
+    let detail = if seen.is_empty() {
+        format!("{wanted} (the module has no initialised token: was it removed?)")
+    } else {
+        format!("{wanted} (it has {})", seen.join(", "))
+    };
+    Err(Pkcs11Error::NoToken {
+        module: shown,
+        detail,
+    })
 }
 
 impl fmt::Debug for Pkcs11Key {
@@ -465,12 +418,12 @@ fn login(
     }
 }
 
-/// The private key labelled `label` and its public key, both Ed25519.
-fn find_pair(
+/// The private and the public key labelled `label`: one of each.
+fn find_handles(
     session: &Session,
     token: &str,
     label: &str,
-) -> Result<(ObjectHandle, ed25519_dalek::VerifyingKey), Pkcs11Error> {
+) -> Result<(ObjectHandle, ObjectHandle), Pkcs11Error> {
     let find = |class: ObjectClass| {
         session
             .find_objects(&[
@@ -500,6 +453,20 @@ fn find_pair(
             publics.len()
         )))
         }
+    };
+    Ok((private, public))
+}
+
+/// The private key labelled `label` and its public key, both Ed25519.
+fn find_pair(
+    session: &Session,
+    token: &str,
+    label: &str,
+) -> Result<(ObjectHandle, ed25519_dalek::VerifyingKey), Pkcs11Error> {
+    let (private, public) = find_handles(session, token, label)?;
+    let no_key = |detail: String| Pkcs11Error::NoKey {
+        token: token.to_owned(),
+        detail,
     };
     let attributes = session
         .get_attributes(public, &[AttributeType::KeyType, AttributeType::EcPoint])

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use cairn_keys::{NoteSigner, Pin, Pkcs11Key, Pkcs11Settings, TokenChoice};
+use cairn_keys::{NoteSigner, Pin, Pkcs11EcdsaKey, Pkcs11Key, Pkcs11Settings, TokenChoice};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureV1;
 use cairn_spec::note::{KeyName, Note, NoteVerifier, PlainEd25519};
@@ -19,7 +19,7 @@ use cairn_spec::note::{KeyName, Note, NoteVerifier, PlainEd25519};
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const USER_PIN: &str = "246810";
 /// One token per test, so that no test sees another's keys.
-const TOKENS: [&str; 5] = ["sign", "taken", "refusals", "destroyed", "threads"];
+const TOKENS: [&str; 6] = ["sign", "taken", "refusals", "destroyed", "threads", "ecdsa"];
 
 struct Tokens {
     dir: PathBuf,
@@ -274,4 +274,42 @@ fn signatures_from_several_threads_all_verify() {
     for worker in workers {
         worker.join().expect("no thread panics");
     }
+}
+
+#[test]
+fn a_p256_key_made_in_the_token_signs_der_ecdsa_that_verifies_with_its_public_key() {
+    use p256::ecdsa::signature::Verifier as _;
+    let tokens = tokens();
+    let settings = tokens.settings("ecdsa", "tsa-key");
+    let key = Pkcs11EcdsaKey::generate(&settings).expect("makes a P-256 key in the token");
+    let message = b"the signed attributes of a timestamp token, say";
+    let der = key.sign_sha256(message).expect("the token signs");
+    let signature = p256::ecdsa::Signature::from_der(&der).expect("a DER ECDSA-Sig-Value");
+    key.public_key()
+        .verify(message, &signature)
+        .expect("verifies with the public key alone");
+    assert!(key
+        .public_key()
+        .verify(b"another message", &signature)
+        .is_err());
+
+    // Opened again by label, it is the same key; the label is not taken twice.
+    let again = Pkcs11EcdsaKey::open(&settings).expect("opens the key by its label");
+    assert_eq!(again.public_key(), key.public_key());
+    let error = Pkcs11EcdsaKey::generate(&settings).expect_err("a second key of that label");
+    assert!(error.to_string().contains("already exists"), "{error}");
+
+    // An Ed25519 key is not a P-256 key, and the other way round: each says so.
+    let edwards = tokens.settings("ecdsa", "note-key");
+    Pkcs11Key::generate(&edwards).expect("makes an Ed25519 key");
+    let error = Pkcs11EcdsaKey::open(&edwards).expect_err("not a P-256 key");
+    assert!(
+        error.to_string().contains("not an ECDSA P-256 key"),
+        "{error}"
+    );
+    let error = Pkcs11Key::open(&settings).expect_err("not an Ed25519 key");
+    assert!(
+        error.to_string().contains("not an Edwards-curve"),
+        "{error}"
+    );
 }

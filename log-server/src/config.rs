@@ -63,6 +63,8 @@
 //! name = "witness.example"
 //! url = "https://witness.example"
 //! vkey = "witness.example+abcd1234+AQ..."
+//! # across the witness's key rotation, its old and new keys (config/witnesses.rs):
+//! # vkeys = ["witness.example+abcd1234+AQ...", "witness.example+5e6f7a8b+BK..."]
 //!
 //! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
 //! # CAIRN_LOG_<KEY> and --<key>.
@@ -82,7 +84,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_keys::{NoteSigner, Pkcs11Key};
-use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 
 use crate::server::LogSigner;
@@ -99,11 +100,13 @@ mod access;
 mod keys;
 mod privacy;
 mod storage;
+mod witnesses;
 
 pub use access::token_digest_hex;
 use access::Resolved;
 pub use keys::{new_token_key, read_key_file, write_new_key};
 pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};
+pub use witnesses::{WitnessConfig, WitnessKeys, MAX_KEYS_PER_WITNESS};
 
 /// The largest leaf: C2SP tlog-tiles entry bundles prefix each entry with a u16 length.
 pub const MAX_LEAF_BYTES: u32 = 65535;
@@ -184,18 +187,6 @@ pub struct RateLimitsConfig {
     /// Limits by principal name.
     #[serde(default)]
     pub principals: BTreeMap<String, Rate>,
-}
-
-/// A witness to ask for cosignatures.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WitnessConfig {
-    /// Its name in the log's state and metrics.
-    pub name: String,
-    /// Its base URL.
-    pub url: String,
-    /// Its cosignature verifier key (C2SP tlog-cosignature vkey).
-    pub vkey: String,
 }
 
 /// Every key of `log.toml`. Scalars are optional here; defaults apply after overrides.
@@ -437,11 +428,9 @@ impl Settings {
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {
-            let verifier = CosignatureVerifier::from_vkey(&witness.vkey).map_err(|error| {
-                ConfigError::Value {
-                    key: "witnesses.vkey",
-                    detail: format!("of `{}`: {error}", witness.name),
-                }
+            let verifier = witness.keys().map_err(|detail| ConfigError::Value {
+                key: "witnesses.vkey",
+                detail,
             })?;
             witnesses.push(Witness {
                 name: witness.name.clone(),

@@ -25,7 +25,7 @@ use std::time::Duration;
 use cairn_keys::{KeyError, NoteSigner};
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::key_history::{KeyHistory, KeyStatus};
-use cairn_spec::note::{Ed25519Signer, Ed25519Verifier, KeyName, Note, PlainEd25519};
+use cairn_spec::note::{Ed25519Signer, Ed25519Verifier, KeyName, Note, NoteVerifier, PlainEd25519};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -125,6 +125,40 @@ impl LogKeys {
             },
         }
         Some(Arc::clone(&loaded.history))
+    }
+
+    /// Opens a checkpoint note this log signed (a receipt's, say): with a key history, by any
+    /// key the verified history introduced, one of them valid at the checkpoint's size (a
+    /// retired key's later signature, or a revoked key's from its revocation size on, does
+    /// not count, and any signature by a history key that does not verify refuses the note);
+    /// without one, by the configured key. May read the history file again.
+    pub fn open_checkpoint(&self, note: &[u8]) -> Result<Checkpoint, String> {
+        let Some(history) = self.history() else {
+            return Checkpoint::open(note, &self.verifier())
+                .map(|opened| opened.checkpoint)
+                .map_err(|error| error.to_string());
+        };
+        let keys: Vec<Ed25519Verifier> = history
+            .keys()
+            .iter()
+            .map(|key| Ed25519Verifier::new(key.key_name.clone(), key.public_key))
+            .collect();
+        let verifiers: Vec<&dyn NoteVerifier> =
+            keys.iter().map(|key| key as &dyn NoteVerifier).collect();
+        let opened = Checkpoint::open_with_origin(note, self.key_name().as_str(), &verifiers)
+            .map_err(|error| error.to_string())?;
+        let size = opened.checkpoint.size;
+        let valid = history.keys().iter().any(|key| {
+            opened.verification.is_signed_by(&key.key_name, key.key_id)
+                && key.status(size) == KeyStatus::Valid
+        });
+        if valid {
+            Ok(opened.checkpoint)
+        } else {
+            Err(format!(
+                "no key of this log valid at size {size} by its key history signed it"
+            ))
+        }
     }
 
     /// `checkpoint` signed by every held key valid at its size. May block on a token.

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_spec::checkpoint::Checkpoint;
-use cairn_spec::cosignature::CosignatureVerifier;
 use cairn_spec::note::{Note, NoteSignature};
 use cairn_spec::Hash;
 use tokio::sync::watch;
@@ -45,8 +44,8 @@ pub struct Witness {
     pub name: String,
     /// Its base URL, without a final slash.
     pub url: String,
-    /// Checks its cosignatures.
-    pub verifier: CosignatureVerifier,
+    /// Checks its cosignatures: each of its keys (across a rotation, the old and the new).
+    pub verifier: crate::config::WitnessKeys,
 }
 
 /// The latest published checkpoint.

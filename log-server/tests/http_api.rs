@@ -743,7 +743,7 @@ async fn start_witness(name: &str, seed: u8, known: Option<TreeState>) -> (Witne
         Witness {
             name: name.to_string(),
             url: format!("http://{addr}"),
-            verifier,
+            verifier: verifier.into(),
         },
         witness,
     )

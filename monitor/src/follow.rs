@@ -449,20 +449,16 @@ impl Follower {
         let policy = self.settings.policy.as_ref()?;
         let mut cosigned = BTreeSet::new();
         for witness in &policy.witnesses {
-            let valid = signed
-                .verification
-                .unverified
-                .iter()
-                .filter(|signature| {
-                    signature.key_name == *witness.key.key_name()
-                        && signature.key_id == witness.key.key_id()
+            let valid = signed.verification.unverified.iter().any(|signature| {
+                // Any of the witness's keys (across its rotation, the old and the new).
+                witness.keys().any(|key| {
+                    signature.key_name == *key.key_name()
+                        && signature.key_id == key.key_id()
+                        && key
+                            .verify_cosignature(&signed.checkpoint, signature)
+                            .is_ok()
                 })
-                .any(|signature| {
-                    witness
-                        .key
-                        .verify_cosignature(&signed.checkpoint, signature)
-                        .is_ok()
-                });
+            });
             if valid {
                 cosigned.insert(witness.name.clone());
             }

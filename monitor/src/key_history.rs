@@ -2,7 +2,7 @@
 //! history (spec/docs/key-history.md) the log serves at `GET /key-history`, verified from the
 //! pinned key and only ever extended. A checkpoint opens when a key valid at its size signed it;
 //! a signature by a key revoked at or before its size is a compromise, which the follower
-//! raises as a `revoked-key` alert (kept active for as long as the monitor runs).
+//! raises as a `revoked-key` incident, kept in the state until acknowledged.
 
 use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_spec::key_history::{KeyHistory, KeyStatus, MAX_HISTORY_BYTES};
@@ -31,6 +31,16 @@ impl Compromise {
         format!(
             "a checkpoint of size {} is signed by {}, revoked from size {}: the key is compromised",
             self.size, self.vkey, self.revoked_from
+        )
+    }
+
+    /// What the incident says: one incident per revoked key, whichever checkpoint showed it
+    /// first (that checkpoint is in the evidence).
+    pub fn incident_detail(&self) -> String {
+        format!(
+            "{} signed a checkpoint at or above size {}, from which the log's key history revoked \
+             it: the key is compromised",
+            self.vkey, self.revoked_from
         )
     }
 }

@@ -126,6 +126,15 @@ pub fn describe_conflict(conflict: &Conflict) -> String {
             "log {origin} signed root {signed_root} for size {size}, but the tiles it served \
              give {computed_root}"
         ),
+        Conflict::RevokedKeySigned {
+            origin,
+            size,
+            vkey,
+            revoked_from,
+        } => format!(
+            "a checkpoint of log {origin} of size {size} is signed by {vkey}, which the log's key \
+             history revoked from size {revoked_from}: the key is compromised"
+        ),
     }
 }
 
@@ -157,6 +166,13 @@ pub fn conflict_json(conflict: &Conflict) -> Value {
         } => json!({"conflict": "root-mismatch", "origin": origin, "size": size,
                     "signed_root": signed_root.to_base64(),
                     "computed_root": computed_root.to_base64()}),
+        Conflict::RevokedKeySigned {
+            origin,
+            size,
+            vkey,
+            revoked_from,
+        } => json!({"conflict": "revoked-key", "origin": origin, "size": size,
+                    "vkey": vkey, "revoked_from": revoked_from}),
     };
     value["ok"] = true.into();
     value["description"] = describe_conflict(conflict).into();

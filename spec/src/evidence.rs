@@ -2,7 +2,7 @@
 //! when it finds a split view, and [`verify_evidence`], which anyone can run offline with only
 //! the log's verifier key. The format is described in `spec/docs/evidence.md`.
 //!
-//! Four kinds of evidence, strongest first:
+//! Five kinds of evidence; the first four prove a split view, strongest first:
 //!
 //! - `same-size`: two checkpoints of one origin, both validly signed by the log's key, with the
 //!   same tree size and different roots. Nothing else is needed: by RFC 9162 §2.1 a tree of a
@@ -21,6 +21,10 @@
 //!   a later checkpoint C, and the level-0 tiles the log served for the leaves between them: the
 //!   frontier folds to A's root, and extending it with the tiles' leaf hashes does not give C's
 //!   root. The same caveat as for `tile-mismatch` applies to the tiles.
+//!
+//! The fifth, `revoked-key`, proves a compromise: a checkpoint signed by a key that the log's
+//! key history (spec/docs/key-history.md, verified from the pinned key) revoked at or below
+//! the checkpoint's size. Whoever signed it held a key the log itself declared stolen.
 //!
 //! Every field is checked; the file holds no free-form text, so changing any byte of it either
 //! breaks its parsing, a signature, a digest or a proof.
@@ -93,7 +97,7 @@ impl ServedTile {
 pub struct Evidence {
     /// Always [`EVIDENCE_FORMAT`].
     pub format: String,
-    /// `same-size`, `not-an-extension`, `tile-mismatch` or `root-mismatch`.
+    /// `same-size`, `not-an-extension`, `tile-mismatch`, `root-mismatch` or `revoked-key`.
     pub kind: String,
     /// The signed checkpoint notes, smaller tree first.
     pub checkpoints: Vec<String>,
@@ -111,6 +115,10 @@ pub struct Evidence {
     /// of the new leaves, in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiles: Vec<ServedTile>,
+    /// The log's key history in its canonical encoding, as `GET /key-history` serves it
+    /// (`revoked-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_history: Option<String>,
 }
 
 /// What verified evidence proves.
@@ -147,6 +155,18 @@ pub enum Conflict {
         size: u64,
         /// The tile.
         tile: Tile,
+    },
+    /// A checkpoint is signed by a key the log's verified key history revoked at or below its
+    /// size.
+    RevokedKeySigned {
+        /// The log.
+        origin: String,
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The revoked key's vkey.
+        vkey: String,
+        /// The size it is revoked from.
+        revoked_from: u64,
     },
     /// The tiles the log served do not hash to the root it signed.
     RootMismatch {
@@ -224,6 +244,9 @@ pub enum EvidenceError {
     /// A proof does not prove what the evidence needs it to.
     #[error("proof: {0}")]
     Proof(#[from] ProofError),
+    /// The key history does not verify from the log's key.
+    #[error("key history: {0}")]
+    KeyHistory(#[from] crate::key_history::KeyHistoryError),
     /// The data is consistent: there is no conflict to prove.
     #[error("no conflict: {0}")]
     NoConflict(&'static str),
@@ -304,6 +327,14 @@ impl Evidence {
         evidence
     }
 
+    /// A checkpoint signed by a key the log's key history (`history`, canonical bytes) revoked
+    /// at or below its size.
+    pub fn revoked_key(note: &[u8], history: &[u8]) -> Evidence {
+        let mut evidence = Evidence::bare("revoked-key", vec![note_text(note)]);
+        evidence.key_history = Some(String::from_utf8_lossy(history).into_owned());
+        evidence
+    }
+
     fn bare(kind: &str, checkpoints: Vec<String>) -> Evidence {
         Evidence {
             format: EVIDENCE_FORMAT.to_owned(),
@@ -313,6 +344,7 @@ impl Evidence {
             node_hash: None,
             frontier: Vec::new(),
             tiles: Vec::new(),
+            key_history: None,
         }
     }
 }

@@ -171,7 +171,14 @@ fn timestamps(c: &mut Criterion) {
         ("ed25519", KeyAlgorithm::Ed25519),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        tsa::init(dir.path(), "Bench TSA", algorithm, 30).expect("tsa init");
+        tsa::init(
+            dir.path(),
+            "Bench TSA",
+            algorithm,
+            30,
+            &tsa::TsaKeyPlace::File,
+        )
+        .expect("tsa init");
         let authority = Arc::new(Authority::load(dir.path(), policy, None).expect("loads"));
 
         group.bench_function(format!("{name}/in_process"), |b| {

@@ -86,6 +86,17 @@ impl ApiError {
         }
     }
 
+    /// A 503 with Retry-After: what failed may heal by itself (a key in a token that cannot
+    /// sign for now).
+    pub(crate) fn unavailable(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            detail: detail.into(),
+            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+        }
+    }
+
     /// A request body that could not be read: larger than `limit` (413) or broken (400).
     pub(crate) fn body(rejection: &BytesRejection, limit: usize) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -128,7 +128,8 @@ struct ServeArgs {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start
 enum TsaCommand {
-    /// Makes a root CA and a TSA certificate and keys in a directory.
+    /// Makes a root CA and a TSA certificate and keys in a directory: key files, or with
+    /// --pkcs11 the TSA's key (ECDSA P-256) inside a PKCS#11 token.
     Init {
         /// Directory to create the TSA in.
         #[arg(long, env = "CAIRN_WITNESS_TSA_DIR")]
@@ -144,6 +145,18 @@ enum TsaCommand {
         /// Validity of the certificates, days.
         #[arg(long, default_value_t = 3650)]
         validity_days: u32,
+        /// Make the TSA's key (ECDSA P-256, CKM_EC_KEY_PAIR_GEN) inside the token that this
+        /// file's `[pkcs11]` table names (module, token_label or slot, key_label, pin_file or
+        /// pin_env; the file holds that table only); a key label already in use is refused. The
+        /// table is copied into the TSA directory as tsa-key.toml, which `tsa serve` signs
+        /// through (CKM_ECDSA); the private key never leaves the token. The root's key stays a
+        /// file (root.key), needed only to certify a new TSA key.
+        #[arg(long, value_name = "TOKEN_TOML")]
+        pkcs11: Option<PathBuf>,
+        /// With --pkcs11: certify the P-256 key already in the token under key_label (made by
+        /// the HSM's own tools) instead of making one.
+        #[arg(long, requires = "pkcs11")]
+        existing_key: bool,
     },
     /// Serves timestamps: POST application/timestamp-query → application/timestamp-reply.
     Serve {
@@ -203,8 +216,17 @@ fn main() -> anyhow::Result<()> {
                 name,
                 algorithm,
                 validity_days,
+                pkcs11,
+                existing_key,
             } => {
-                tsa::init(&dir, &name, algorithm, validity_days)?;
+                let place = match &pkcs11 {
+                    Some(path) => tsa::TsaKeyPlace::Token {
+                        table: tsa::token_key::read_table(path)?,
+                        existing: existing_key,
+                    },
+                    None => tsa::TsaKeyPlace::File,
+                };
+                tsa::init(&dir, &name, algorithm, validity_days, &place)?;
                 println!("TSA {name} created in {}", dir.display());
                 Ok(())
             }

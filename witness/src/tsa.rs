@@ -1,7 +1,7 @@
 //! `cairn-witness tsa`: a small RFC 3161 timestamp authority for private deployments and
 //! tests. `init` makes a root CA and a TSA certificate (critical EKU id-kp-timeStamping,
 //! RFC 3161 §2.3) with cairn-spec; `serve` answers `application/timestamp-query` POSTs with
-//! `application/timestamp-reply` (RFC 3161 §3.4) made by `cairn_spec::timestamp::respond`.
+//! `application/timestamp-reply` (RFC 3161 §3.4) made by `cairn_spec::timestamp::issue_response`.
 //!
 //! Serial numbers must be unique per TSA (RFC 3161 §2.4.2), also across restarts. The TSA
 //! reserves them in blocks: before it hands out any serial of a block it durably records the
@@ -11,7 +11,13 @@
 //! Files in the TSA directory: `root.pem` and `tsa.pem` (PEM certificates: what
 //! `openssl ts -verify -CAfile root.pem -untrusted tsa.pem` and a witness's `trust_anchor`
 //! take), `root.key` and `tsa.key` (keys as `ed25519 <hex seed>` or `p256 <hex scalar>`, mode
-//! 0600), `serial`.
+//! 0600), `serial`. With `init --pkcs11`, the TSA's key is an ECDSA P-256 key in a PKCS#11
+//! token and `tsa-key.toml` names it instead of `tsa.key` ([`token_key`]); `root.key` is needed
+//! only to certify a new TSA key, and may then be kept offline.
+//!
+//! Signing may block (a token's call): the server makes each timestamp off the runtime's
+//! workers. A key that cannot sign (a token removed, a PIN changed) is answered with HTTP 503
+//! `key_unavailable` and Retry-After, not with a timestamp, and logged with the token's error.
 //!
 //! P-256 (the default of `tsa init`) is what OpenSSL can check: OpenSSL 3.0 verifies
 //! timestamps through its PKCS #7 code, which has no Ed25519, so Ed25519 tokens verify with
@@ -29,15 +35,19 @@ use axum::routing::post;
 use axum::Router;
 use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
-    certificate_to_pem, certificates_from_pem, make_root_certificate, make_tsa_certificate,
-    respond, Accuracy, CertificateSpec, KeyPair, ObjectIdentifier, TimestampError, TimestampGrant,
-    TsaSigner, MAX_REQUEST_SIZE,
+    certificate_to_pem, certificates_from_pem, issue_response, make_root_certificate,
+    make_tsa_certificate, rejection_response, Accuracy, CertificateSpec, FailureInfo, KeyPair,
+    ObjectIdentifier, TimestampError, TimestampGrant, TimestampRequest, TsaSigner,
+    MAX_REQUEST_SIZE,
 };
 use rand::RngCore;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+pub mod token_key;
+pub use token_key::TOKEN_KEY_FILE;
 
 /// Serials reserved per durable write.
 pub const SERIAL_BLOCK: u64 = 4096;
@@ -88,6 +98,18 @@ pub enum TsaError {
         /// What is wrong.
         detail: String,
     },
+    /// A key in a PKCS#11 token could not be made or opened.
+    #[error("TSA key in a PKCS#11 token: {0}")]
+    Token(String),
+    /// The TSA's key could not sign now (a token removed, a session lost, a PIN changed).
+    #[error("{0}")]
+    KeyUnavailable(String),
+    /// The TSA directory names two keys.
+    #[error("{dir} holds both tsa.key and tsa-key.toml: keep the one that names the TSA's key")]
+    TwoKeys {
+        /// The TSA directory.
+        dir: PathBuf,
+    },
     /// The TSA directory already holds a TSA.
     #[error("{path} already exists; refusing to overwrite a TSA")]
     Exists {
@@ -96,7 +118,7 @@ pub enum TsaError {
     },
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TsaError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TsaError + '_ {
     move |error| TsaError::Io {
         path: path.to_owned(),
         error,
@@ -177,15 +199,44 @@ fn random_serial() -> [u8; 8] {
     serial
 }
 
-/// `tsa init`: makes the root and TSA keys and certificates in `dir` for a TSA named `name`.
+/// Where `init` puts the TSA's own key.
+#[derive(Clone, Debug)]
+pub enum TsaKeyPlace {
+    /// A new key file `tsa.key` of the root's algorithm.
+    File,
+    /// An ECDSA P-256 key in the PKCS#11 token the table names: made there, or with
+    /// `existing` the one already there under its label.
+    Token {
+        /// The `[pkcs11]` table (copied into the directory as [`TOKEN_KEY_FILE`]).
+        table: token_key::TokenKeyTable,
+        /// Use the key already in the token instead of making one.
+        existing: bool,
+    },
+}
+
+/// `tsa init`: makes the root and TSA keys and certificates in `dir` for a TSA named `name`;
+/// the TSA's key goes where `place` says (a key in a token is P-256, and so must the root be).
 pub fn init(
     dir: &Path,
     name: &str,
     algorithm: KeyAlgorithm,
     validity_days: u32,
+    place: &TsaKeyPlace,
 ) -> Result<(), TsaError> {
+    if matches!(place, TsaKeyPlace::Token { .. }) && algorithm != KeyAlgorithm::P256 {
+        return Err(TsaError::Token(
+            "a TSA key in a token is ECDSA P-256: use --algorithm p256".into(),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    for file in ["root.pem", "root.key", "tsa.pem", "tsa.key", "serial"] {
+    for file in [
+        "root.pem",
+        "root.key",
+        "tsa.pem",
+        "tsa.key",
+        TOKEN_KEY_FILE,
+        "serial",
+    ] {
         let path = dir.join(file);
         if path.exists() {
             return Err(TsaError::Exists { path });
@@ -195,7 +246,19 @@ pub fn init(
     let not_after = Instant::from_seconds(not_before.seconds + i64::from(validity_days) * 86_400);
     let not_before = Instant::from_seconds(not_before.seconds - 60);
     let (root_key, root_key_text) = generate_key(algorithm);
-    let (tsa_key, tsa_key_text) = generate_key(algorithm);
+    let (tsa_key, tsa_key_text) = match place {
+        TsaKeyPlace::File => {
+            let (key, text) = generate_key(algorithm);
+            (key, Some(text))
+        }
+        TsaKeyPlace::Token { table, existing } => {
+            (token_key::make_or_open(&table.table, *existing)?, None)
+        }
+    };
+    let tsa_key_table = match place {
+        TsaKeyPlace::Token { table, .. } => Some(table),
+        TsaKeyPlace::File => None,
+    };
     let root_subject = format!("CN={name} Root,O=Cairn");
     let tsa_subject = format!("CN={name},O=Cairn");
     let root_certificate = make_root_certificate(
@@ -225,7 +288,12 @@ pub fn init(
         vec![root_certificate.clone()],
     )?;
     write_key_file(&dir.join("root.key"), &root_key_text)?;
-    write_key_file(&dir.join("tsa.key"), &tsa_key_text)?;
+    if let Some(text) = &tsa_key_text {
+        write_key_file(&dir.join("tsa.key"), text)?;
+    }
+    if let Some(table) = tsa_key_table {
+        token_key::write_table(dir, table)?;
+    }
     write_durably(
         &dir.join("root.pem"),
         certificate_to_pem(&root_certificate).as_bytes(),
@@ -240,7 +308,7 @@ pub fn init(
 
 /// Writes `contents` to `path` atomically and durably: a temporary file, fsync, rename, fsync
 /// of the directory.
-fn write_durably(path: &Path, contents: &[u8]) -> Result<(), TsaError> {
+pub(crate) fn write_durably(path: &Path, contents: &[u8]) -> Result<(), TsaError> {
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temporary).map_err(io_error(&temporary))?;
     file.write_all(contents).map_err(io_error(&temporary))?;
@@ -313,7 +381,17 @@ impl Authority {
         policy: ObjectIdentifier,
         accuracy: Option<Accuracy>,
     ) -> Result<Authority, TsaError> {
-        let key = read_key(&dir.join("tsa.key"))?;
+        let key_file = dir.join("tsa.key");
+        let token_file = dir.join(TOKEN_KEY_FILE);
+        let key = match (key_file.exists(), token_file.exists()) {
+            (true, true) => {
+                return Err(TsaError::TwoKeys {
+                    dir: dir.to_owned(),
+                })
+            }
+            (false, true) => token_key::open(&token_key::read_table(&token_file)?.table)?,
+            (_, false) => read_key(&key_file)?,
+        };
         let read_pem = |file: &str| -> Result<Vec<u8>, TsaError> {
             let path = dir.join(file);
             let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
@@ -335,8 +413,18 @@ impl Authority {
         })
     }
 
-    /// The DER TimeStampResp for a DER TimeStampReq (a rejection for a bad request).
+    /// The DER TimeStampResp for a DER TimeStampReq (a rejection for a bad request), or
+    /// [`TsaError::KeyUnavailable`] when the key cannot sign now. May block on a token.
     pub fn answer(&self, request_der: &[u8]) -> Result<Vec<u8>, TsaError> {
+        let request = match TimestampRequest::from_der(request_der) {
+            Ok(request) => request,
+            Err(error) => {
+                return Ok(rejection_response(
+                    FailureInfo::BadDataFormat,
+                    &error.to_string(),
+                ))
+            }
+        };
         let serial = self
             .serials
             .lock()
@@ -344,16 +432,25 @@ impl Authority {
             .next_serial()?;
         let serial = serial.to_be_bytes();
         let first = serial.iter().position(|&byte| byte != 0).unwrap_or(7);
-        Ok(respond(
-            request_der,
-            &self.signer,
-            &TimestampGrant {
-                serial_number: &serial[first..],
-                gen_time: now(),
-                policy: self.policy,
-                accuracy: self.accuracy,
-            },
-        ))
+        let grant = TimestampGrant {
+            serial_number: &serial[first..],
+            gen_time: now(),
+            policy: self.policy,
+            accuracy: self.accuracy,
+        };
+        match issue_response(&request, &self.signer, &grant) {
+            Ok(response) => Ok(response),
+            Err(TimestampError::RequestRefused { fail_info, reason }) => {
+                Ok(rejection_response(fail_info, &reason))
+            }
+            Err(error @ TimestampError::SigningFailed { .. }) => {
+                Err(TsaError::KeyUnavailable(error.to_string()))
+            }
+            Err(other) => Ok(rejection_response(
+                FailureInfo::SystemFailure,
+                &other.to_string(),
+            )),
+        }
     }
 }
 
@@ -379,13 +476,28 @@ async fn timestamp(
         Ok(body) => body,
         Err(rejection) => return ApiError::body(&rejection, MAX_REQUEST_SIZE).into_response(),
     };
-    match authority.answer(&body) {
+    // Off the runtime's workers: a key in a token blocks for its call.
+    let answered = tokio::task::spawn_blocking(move || authority.answer(&body)).await;
+    let answered = answered.unwrap_or_else(|error| {
+        Err(TsaError::KeyUnavailable(format!(
+            "the signing task failed: {error}"
+        )))
+    });
+    match answered {
         Ok(reply) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, TIMESTAMP_REPLY_TYPE)],
             reply,
         )
             .into_response(),
+        Err(TsaError::KeyUnavailable(detail)) => {
+            tracing::error!("timestamp not made: {detail}");
+            ApiError::unavailable(
+                "key_unavailable",
+                "the TSA's key cannot sign for now; no timestamp was made: retry later",
+            )
+            .into_response()
+        }
         Err(error) => {
             tracing::error!("timestamp failed: {error}");
             ApiError::new(
@@ -420,9 +532,22 @@ mod tests {
     #[test]
     fn init_refuses_to_overwrite_a_tsa() {
         let dir = tempfile::tempdir().expect("tempdir");
-        init(dir.path(), "t", KeyAlgorithm::Ed25519, 30).expect("init");
+        init(
+            dir.path(),
+            "t",
+            KeyAlgorithm::Ed25519,
+            30,
+            &TsaKeyPlace::File,
+        )
+        .expect("init");
         assert!(matches!(
-            init(dir.path(), "t", KeyAlgorithm::Ed25519, 30),
+            init(
+                dir.path(),
+                "t",
+                KeyAlgorithm::Ed25519,
+                30,
+                &TsaKeyPlace::File
+            ),
             Err(TsaError::Exists { .. })
         ));
         let policy = ObjectIdentifier::new(DEFAULT_POLICY).expect("oid");

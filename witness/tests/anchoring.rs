@@ -23,7 +23,14 @@ const ORIGIN: &str = "example.com/anchored";
 async fn stores_verified_tokens_and_survives_a_dead_tsa() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tsa_dir = dir.path().join("tsa");
-    tsa::init(&tsa_dir, "Test TSA", KeyAlgorithm::P256, 30).expect("tsa init");
+    tsa::init(
+        &tsa_dir,
+        "Test TSA",
+        KeyAlgorithm::P256,
+        30,
+        &tsa::TsaKeyPlace::File,
+    )
+    .expect("tsa init");
     let authority = Authority::load(
         &tsa_dir,
         ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
@@ -166,7 +173,14 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
 #[tokio::test]
 async fn tsa_refuses_oversized_queries_with_413_and_rejects_malformed_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    tsa::init(dir.path(), "Limits TSA", KeyAlgorithm::P256, 30).expect("tsa init");
+    tsa::init(
+        dir.path(),
+        "Limits TSA",
+        KeyAlgorithm::P256,
+        30,
+        &tsa::TsaKeyPlace::File,
+    )
+    .expect("tsa init");
     let authority = Authority::load(
         dir.path(),
         ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),

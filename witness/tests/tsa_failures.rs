@@ -210,7 +210,14 @@ struct Setup {
 async fn setup(settings: AnchorSettings) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let tsa_dir = dir.path().join("tsa");
-    tsa::init(&tsa_dir, "Flaky TSA", KeyAlgorithm::P256, 30).expect("tsa init");
+    tsa::init(
+        &tsa_dir,
+        "Flaky TSA",
+        KeyAlgorithm::P256,
+        30,
+        &tsa::TsaKeyPlace::File,
+    )
+    .expect("tsa init");
     let authority = Authority::load(
         &tsa_dir,
         ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),

@@ -48,6 +48,8 @@ impl Follower {
     /// Checks a checkpoint someone else was shown (a witness, a peer, an uploader) against
     /// the verified tree. It never enters the verified state: only the log's own tiles do.
     pub async fn gossip(&mut self, note: &[u8], source: &str) -> GossipOutcome {
+        // A checkpoint made with a revoked key does not open, but is a compromise to raise.
+        self.check_compromises(note).await;
         let Some(signed) = self.open(note, source) else {
             return GossipOutcome::Refused;
         };

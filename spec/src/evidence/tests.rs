@@ -253,3 +253,74 @@ fn refuses_oversized_and_unknown_fields() {
     )
     .is_err());
 }
+
+/// A key history in which the test log's key (pinned) hands over to another key from size 0
+/// and is then revoked from size `revoked_from`.
+fn history_revoking_the_log_key(revoked_from: u64) -> Vec<u8> {
+    use crate::key_history::{Action, KeyHistory};
+    let pinned = signer();
+    let successor = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [8; 32]);
+    let mut history = KeyHistory::new(&pinned.verifier().to_vkey()).expect("pinned");
+    let sign = |history: &KeyHistory, action: Action, signers: &[&Ed25519Signer]| {
+        let mut note = history.next_statement(action).to_note().expect("note");
+        for key in signers {
+            note.add_signature(key.sign(&note)).expect("signs");
+        }
+        note.to_bytes().expect("bytes")
+    };
+    let introduce = Action::Introduce {
+        vkey: successor.verifier().to_vkey(),
+        from: 0,
+    };
+    history
+        .append(&sign(&history, introduce, &[&pinned, &successor]))
+        .expect("introduced");
+    let revoke = Action::Revoke {
+        vkey: pinned.verifier().to_vkey(),
+        from: revoked_from,
+    };
+    history
+        .append(&sign(&history, revoke, &[&successor]))
+        .expect("revoked");
+    history.to_bytes()
+}
+
+#[test]
+fn a_checkpoint_signed_by_a_revoked_key_at_a_revoked_size_is_a_compromise() {
+    let history = history_revoking_the_log_key(10);
+    let evidence = Evidence::revoked_key(&Tree::new(12, None).note(), &history);
+    let conflict = verify_evidence(&evidence, &verifier()).expect("a compromise");
+    assert_eq!(
+        conflict,
+        Conflict::RevokedKeySigned {
+            origin: ORIGIN.to_owned(),
+            size: 12,
+            vkey: verifier().to_vkey(),
+            revoked_from: 10,
+        }
+    );
+    assert_every_byte_flip_is_detected(&evidence);
+    // Below the revocation size the key's signature stands: no compromise.
+    let early = Evidence::revoked_key(&Tree::new(9, None).note(), &history);
+    assert!(matches!(
+        verify_evidence(&early, &verifier()),
+        Err(EvidenceError::NoConflict(_))
+    ));
+    // A history that does not verify from the pinned key proves nothing.
+    let other_log = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [9; 32]);
+    assert!(matches!(
+        verify_evidence(&evidence, &other_log.verifier()),
+        Err(EvidenceError::KeyHistory(_))
+    ));
+    // The history belongs to this kind only.
+    let mut same_size =
+        Evidence::same_size(&Tree::new(3, None).note(), &Tree::new(3, Some(1)).note());
+    same_size.key_history = Some(String::from_utf8_lossy(&history).into_owned());
+    assert!(matches!(
+        verify_evidence(&same_size, &verifier()),
+        Err(EvidenceError::Malformed {
+            field: "key_history",
+            ..
+        })
+    ));
+}

@@ -6,8 +6,9 @@ use super::{
     MAX_EVIDENCE_TILES,
 };
 use crate::checkpoint::Checkpoint;
+use crate::key_history::KeyHistory;
 use crate::merkle::{verify_inclusion, CompactRange, ProofError};
-use crate::note::NoteVerifier;
+use crate::note::{Ed25519Verifier, NoteVerifier};
 use crate::tiles::{TILE_HEIGHT, TILE_WIDTH};
 
 fn open_checkpoints(
@@ -53,6 +54,11 @@ fn expect_fields(
         ("node_hash", evidence.node_hash.is_some(), node_hash),
         ("frontier", !evidence.frontier.is_empty(), frontier),
         ("tiles", !evidence.tiles.is_empty(), tiles),
+        (
+            "key_history",
+            evidence.key_history.is_some(),
+            evidence.kind == "revoked-key",
+        ),
     ];
     for (field, is_present, allowed) in present {
         if is_present && !allowed {
@@ -65,11 +71,12 @@ fn expect_fields(
     Ok(())
 }
 
-/// Checks evidence against the log's key and says which conflict it proves.
+/// Checks evidence against the log's (pinned) key and says which conflict it proves.
 pub fn verify_evidence(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
+    let log_verifier: &dyn NoteVerifier = log_key;
     if evidence.format != EVIDENCE_FORMAT {
         return Err(EvidenceError::Malformed {
             field: "format",
@@ -81,9 +88,10 @@ pub fn verify_evidence(
         "not-an-extension" => verify_not_an_extension(evidence, log_verifier),
         "tile-mismatch" => verify_tile_mismatch(evidence, log_verifier),
         "root-mismatch" => verify_root_mismatch(evidence, log_verifier),
+        "revoked-key" => verify_revoked_key(evidence, log_key),
         _ => Err(EvidenceError::Malformed {
             field: "kind",
-            expected: "same-size, not-an-extension, tile-mismatch or root-mismatch",
+            expected: "same-size, not-an-extension, tile-mismatch, root-mismatch or revoked-key",
         }),
     }
 }
@@ -295,4 +303,51 @@ fn verify_root_mismatch(
         signed_root: new.root,
         computed_root,
     })
+}
+
+/// `revoked-key`: the history verifies from the pinned key, and a key it revoked from some size
+/// signed the checkpoint, whose size is that or more.
+fn verify_revoked_key(
+    evidence: &Evidence,
+    log_key: &Ed25519Verifier,
+) -> Result<Conflict, EvidenceError> {
+    expect_fields(evidence, 1..=1, false, false, false, false)?;
+    let history = evidence
+        .key_history
+        .as_ref()
+        .ok_or(EvidenceError::Malformed {
+            field: "key_history",
+            expected: "the log's key history",
+        })?;
+    let history = KeyHistory::verify(&log_key.to_vkey(), history.as_bytes())?;
+    let note = evidence.checkpoints[0].as_bytes();
+    let origin = history.subject().as_str();
+    for range in history.keys() {
+        let Some(revoked_from) = range.revoked_from else {
+            continue;
+        };
+        let key = Ed25519Verifier::new(range.key_name.clone(), range.public_key);
+        // A key that did not sign it, or a signature that does not verify: not this key.
+        let Ok(opened) = Checkpoint::open_with_origin(note, origin, &[&key as &dyn NoteVerifier])
+        else {
+            continue;
+        };
+        if !opened
+            .verification
+            .is_signed_by(&range.key_name, range.key_id)
+        {
+            continue;
+        }
+        if opened.checkpoint.size >= revoked_from {
+            return Ok(Conflict::RevokedKeySigned {
+                origin: opened.checkpoint.origin,
+                size: opened.checkpoint.size,
+                vkey: range.vkey.clone(),
+                revoked_from,
+            });
+        }
+    }
+    Err(EvidenceError::NoConflict(
+        "no key revoked at or below the checkpoint's size signed it",
+    ))
 }

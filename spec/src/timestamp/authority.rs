@@ -185,7 +185,7 @@ fn sign_certificate(
     let tbs_der = tbs_certificate
         .to_der()
         .map_err(|error| bad(format!("tbsCertificate: {error}")))?;
-    let signature = BitString::from_bytes(&issuer_key.sign(&tbs_der))
+    let signature = BitString::from_bytes(&issuer_key.sign(&tbs_der)?)
         .map_err(|error| bad(format!("signature: {error}")))?;
     Certificate {
         tbs_certificate,

@@ -329,6 +329,13 @@ pub enum TimestampError {
         /// What was wrong.
         detail: String,
     },
+    /// The TSA's key, held elsewhere (a PKCS#11 token), could not sign, or answered a
+    /// signature that does not verify.
+    #[error("the TSA's key could not sign: {detail}")]
+    SigningFailed {
+        /// What the key's holder answered.
+        detail: String,
+    },
     /// The TSA signer's key, certificate or parameters do not fit together.
     #[error("TSA signer: {detail}")]
     BadSigner {

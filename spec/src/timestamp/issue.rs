@@ -8,6 +8,11 @@
 //! signing-certificate-v2 (an ESSCertIDv2 with the SHA-256 of the TSA certificate and its
 //! issuer and serial, RFC 5816). The certificate, and the chain given, are included when the
 //! request sets certReq.
+//!
+//! The TSA's key may be held outside the process (a PKCS#11 token, an HSM): an
+//! [`ExternalP256Key`] is asked for each signature, which may block and may fail; its answer
+//! is checked against its public key before it goes into a token, so a token that signs with
+//! another key, or answers garbage, fails here and not at a verifier's.
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -32,6 +37,19 @@ use super::time::{fits_generalized_time, GenTime};
 use super::verify::{Accuracy, MAX_SERIAL_SIZE};
 use super::{MAX_CERTIFICATES, MAX_TOKEN_SIZE};
 use crate::time::Instant;
+use std::sync::Arc;
+
+/// A P-256 key held outside this process, such as in a PKCS#11 token: the caller holds the key
+/// and makes each signature. Signing may block (a call into a token) and may fail (a token
+/// removed, a session lost); the failure is reported as [`TimestampError::SigningFailed`].
+pub trait ExternalP256Key: Send + Sync + std::fmt::Debug {
+    /// The key's public half.
+    fn verifying_key(&self) -> p256::ecdsa::VerifyingKey;
+
+    /// The ECDSA signature over the SHA-256 digest of `message`, as a DER ECDSA-Sig-Value
+    /// (RFC 5480 §2.2, RFC 5758 §3.2), or why the key could not sign.
+    fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, String>;
+}
 
 /// A private key that signs timestamps or certificates.
 #[derive(Clone, Debug)]
@@ -40,6 +58,8 @@ pub enum KeyPair {
     Ed25519(ed25519_dalek::SigningKey),
     /// ECDSA over P-256 with SHA-256 and RFC 6979 nonces.
     P256(p256::ecdsa::SigningKey),
+    /// ECDSA over P-256 with SHA-256, made by a key held elsewhere (a PKCS#11 token).
+    ExternalP256(Arc<dyn ExternalP256Key>),
 }
 
 impl KeyPair {
@@ -83,6 +103,16 @@ impl KeyPair {
                     .as_bytes()
                     .to_vec(),
             ),
+            KeyPair::ExternalP256(key) => (
+                AlgorithmIdentifierOwned {
+                    oid: oid::EC_PUBLIC_KEY,
+                    parameters: Some(Any::from(oid::SECP256R1)),
+                },
+                key.verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
         };
         SubjectPublicKeyInfoOwned {
             algorithm,
@@ -96,7 +126,7 @@ impl KeyPair {
         AlgorithmIdentifierOwned {
             oid: match self {
                 KeyPair::Ed25519(_) => oid::ED25519,
-                KeyPair::P256(_) => oid::ECDSA_WITH_SHA256,
+                KeyPair::P256(_) | KeyPair::ExternalP256(_) => oid::ECDSA_WITH_SHA256,
             },
             parameters: None,
         }
@@ -106,18 +136,37 @@ impl KeyPair {
     pub(crate) fn cms_digest(&self) -> HashAlgorithm {
         match self {
             KeyPair::Ed25519(_) => HashAlgorithm::Sha512,
-            KeyPair::P256(_) => HashAlgorithm::Sha256,
+            KeyPair::P256(_) | KeyPair::ExternalP256(_) => HashAlgorithm::Sha256,
         }
     }
 
-    /// Signs `message`: 64 bytes for Ed25519, a DER ECDSA-Sig-Value for P-256.
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        use signature::Signer;
+    /// Signs `message`: 64 bytes for Ed25519, a DER ECDSA-Sig-Value for P-256. Only a key held
+    /// elsewhere can fail, and its signature is verified before it is returned.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TimestampError> {
+        use signature::{Signer, Verifier};
         match self {
-            KeyPair::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
+            KeyPair::Ed25519(key) => Ok(key.sign(message).to_bytes().to_vec()),
             KeyPair::P256(key) => {
                 let signature: p256::ecdsa::Signature = key.sign(message);
-                signature.to_der().as_bytes().to_vec()
+                Ok(signature.to_der().as_bytes().to_vec())
+            }
+            KeyPair::ExternalP256(key) => {
+                let failed = |detail: String| TimestampError::SigningFailed { detail };
+                let der = key.sign_sha256(message).map_err(failed)?;
+                let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| {
+                    failed(format!(
+                        "{key:?} answered {} bytes that are not a DER ECDSA-Sig-Value",
+                        der.len()
+                    ))
+                })?;
+                key.verifying_key()
+                    .verify(message, &signature)
+                    .map_err(|_| {
+                        failed(format!(
+                            "{key:?} answered a signature its public key does not verify"
+                        ))
+                    })?;
+                Ok(der)
             }
         }
     }
@@ -127,6 +176,7 @@ impl KeyPair {
         match (self, key) {
             (KeyPair::Ed25519(own), PublicKey::Ed25519(other)) => own.verifying_key() == *other,
             (KeyPair::P256(own), PublicKey::P256(other)) => own.verifying_key() == other,
+            (KeyPair::ExternalP256(own), PublicKey::P256(other)) => own.verifying_key() == *other,
             _ => false,
         }
     }
@@ -321,7 +371,7 @@ pub fn issue_response(
         &attributes
             .to_der()
             .map_err(|error| encoding("signed attributes", error))?,
-    );
+    )?;
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(signer.sid.clone()),

@@ -41,7 +41,8 @@ pub use chain::{TrustAnchors, MAX_PATH_LENGTH};
 pub use const_oid::ObjectIdentifier;
 pub use error::{ChainFailure, TimestampError};
 pub use issue::{
-    check_request, issue_response, rejection_response, respond, KeyPair, TimestampGrant, TsaSigner,
+    check_request, issue_response, rejection_response, respond, ExternalP256Key, KeyPair,
+    TimestampGrant, TsaSigner,
 };
 pub use pem::{certificate_to_pem, certificates_from_pem, MAX_PEM_CERTIFICATES};
 pub use request::{TimestampRequest, MAX_NONCE_SIZE, MAX_REQUEST_SIZE};

@@ -23,8 +23,14 @@ impl Running {
     /// Starts `cairn-witness args…` on a port of its choosing and waits for its "listening on"
     /// line.
     pub fn start(args: &[&str]) -> Running {
+        Running::start_with_env(args, &[])
+    }
+
+    /// [`Running::start`] with these environment variables added.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-witness"))
             .args(args)
+            .envs(env.iter().copied())
             .env("CAIRN_WITNESS_LISTEN", "127.0.0.1:0")
             .env("CAIRN_WITNESS_TSA_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())

@@ -1,7 +1,8 @@
 //! `POST /v1/verify`: whether a receipt or an event is what this log holds. Always 200, with
 //! `valid` and, when not, the reason. An event is a schema 1 event (with its payload), or a
 //! schema 2 leaf with the openings of any of its fields (`GET /v1/events/{id}` answers either
-//! form, and takes it back).
+//! form, and takes it back). A receipt's checkpoint may be signed by any key of the log's
+//! verified key history valid at its size, not only the key in service.
 
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::event::{EventLeaf, EventLeafV2, FieldOpening, PersonalField, Salt};
 use cairn_spec::jcs::{self, Limits, Value};
 use cairn_spec::merkle::{tree_root, verify_inclusion};
@@ -66,8 +66,12 @@ async fn verify_receipt(state: &Arc<AppState>, body: &[u8]) -> Result<Response, 
         Ok(receipt) => receipt,
         Err(error) => return Ok(invalid(error.to_string())),
     };
-    let opened = match Checkpoint::open(receipt.checkpoint.as_bytes(), &state.signer.verifier()) {
-        Ok(opened) => opened.checkpoint,
+    // Any key of the log's verified key history counts, each for the sizes it may sign: a
+    // receipt signed before a rotation stays valid after it.
+    let keys = Arc::clone(&state.signer);
+    let note = receipt.checkpoint.clone();
+    let opened = match blocking(move || Ok(keys.open_checkpoint(note.as_bytes()))).await? {
+        Ok(opened) => opened,
         Err(error) => {
             return Ok(invalid(format!(
                 "the checkpoint is not signed by this log: {error}"
