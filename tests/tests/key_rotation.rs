@@ -1,8 +1,10 @@
 //! Key rotation end to end, with the real binaries on loopback: a dev `cairn-log` with a key
 //! history directory rotates its key under load (`rotate-key`, then `retire-key`), every
 //! receipt fetched before, during and after the overlap verifies with `cairn-monitor
-//! verify-receipt --key-history`, a one-shot `cairn-monitor run` follows across the rotations,
-//! and after a second rotation a revoked key's signature raises a `revoked-key` alert.
+//! verify-receipt --key-history` and with the log's own `POST /v1/verify`, a one-shot
+//! `cairn-monitor run` follows across the rotations, and after a second rotation a revoked key's
+//! signature raises a `revoked-key` incident with evidence that verifies offline, which fails
+//! every later run, once the log has moved past that checkpoint too, until it is acknowledged.
 
 mod common;
 
@@ -23,6 +25,8 @@ struct Rotating {
     log: DevLog,
     base: String,
     client: reqwest::Client,
+    /// A reader's bearer token (for POST /v1/verify).
+    reader: String,
 }
 
 impl Rotating {
@@ -30,10 +34,22 @@ impl Rotating {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         let history = path.join("key-history");
+        let lines = run(Command::new(binary("cairn-log"))
+            .args(["token", "--name", "auditor", "--role", "reader"]));
+        let reader = lines
+            .lines()
+            .find_map(|line| line.strip_prefix("token: "))
+            .expect("a token line")
+            .to_owned();
+        let principal: String = lines
+            .lines()
+            .skip_while(|line| !line.starts_with("[[principals]]"))
+            .map(|line| format!("{line}\n"))
+            .collect();
         // A log of raw leaves: the monitor reads its entry bundles without a token.
         let log = DevLog::start(
             &path,
-            "[privacy]\npublic_entries = true\n",
+            &format!("{principal}\n[privacy]\npublic_entries = true\n"),
             &format!(
                 "export CAIRN_LOG_KEY_HISTORY_DIR={:?};",
                 history.display().to_string()
@@ -49,7 +65,24 @@ impl Rotating {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            reader,
         }
+    }
+
+    /// Whether the log's `POST /v1/verify` finds the receipt in `file` valid; its answer.
+    async fn log_verifies(&self, file: &Path) -> (bool, String) {
+        let answer: serde_json::Value = self
+            .client
+            .post(format!("{}/v1/verify", self.base))
+            .bearer_auth(&self.reader)
+            .body(std::fs::read(file).expect("the receipt"))
+            .send()
+            .await
+            .expect("the log answers")
+            .json()
+            .await
+            .expect("JSON");
+        (answer["valid"] == true, answer.to_string())
     }
 
     /// Runs a `cairn-log` key history command; its standard output.
@@ -300,6 +333,11 @@ async fn the_log_key_rotates_under_load_and_every_receipt_keeps_verifying() {
         let (ok, words) = verify_receipt(&policy, receipt, Some(&history_file));
         assert!(ok, "{}: {words}", receipt.display());
     }
+    // The log itself takes every receipt, the old key's included, with its key history.
+    for receipt in receipts.iter().chain(&after_receipts) {
+        let (valid, answer) = log.log_verifies(receipt).await;
+        assert!(valid, "{}: {answer}", receipt.display());
+    }
     // Without the history, the old key's receipts still verify, the new key's do not.
     for receipt in &receipts {
         assert!(
@@ -342,6 +380,54 @@ async fn the_log_key_rotates_under_load_and_every_receipt_keeps_verifying() {
     let words = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "an alert: {words}");
     assert!(words.contains("revoked-key"), "{words}");
+
+    // The compromise is an incident, with evidence anyone can check with the pinned key.
+    let state = log.dir.join("monitor-state");
+    let listed = run(Command::new(binary("cairn-monitor"))
+        .args(["incidents", "--json", "--state"])
+        .arg(&state));
+    let incidents: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    let incident = incidents
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|incident| incident["kind"] == "revoked-key")
+        .unwrap_or_else(|| panic!("no revoked-key incident in {listed}"));
+    let evidence = log.dir.join("evidence").join(
+        incident["evidence_file"]
+            .as_str()
+            .expect("an evidence file"),
+    );
+    let checked = run(Command::new(binary("cairn-monitor"))
+        .arg("verify-evidence")
+        .arg(&evidence)
+        .args(["--log-key", &k1]));
+    assert!(checked.contains("revoked"), "{checked}");
+    // The log moves on, signed by the third key alone: the monitor's verified checkpoint is no
+    // longer the compromised one, and the incident still fails the run.
+    let moved = log.checkpoint().await.expect("a checkpoint").0 + 5;
+    log.checkpoint_with(moved, 1).await;
+    let output = log.monitor_once();
+    let words = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "the incident stands: {words}"
+    );
+    assert!(words.contains("revoked-key"), "{words}");
+    let id = incident["id"].as_i64().expect("an incident number");
+    run(Command::new(binary("cairn-monitor"))
+        .args(["acknowledge", "--state"])
+        .arg(&state)
+        .arg(id.to_string())
+        .args(["--reason", "the key was rotated out", "--by", "test"]));
+    let output = log.monitor_once();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "acknowledged: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     stop.store(true, Ordering::Relaxed);
     let added = loader.await.expect("the load ran");

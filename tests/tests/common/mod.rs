@@ -57,7 +57,13 @@ impl DevLog {
     /// `sh -c` prefix such as `ulimit -n 256 &&`, or empty). Its standard error goes to
     /// `dir/log.err`.
     pub fn start(dir: &Path, extra: &str, shell_prefix: &str) -> DevLog {
-        let vkey = run(Command::new(binary("cairn-log")).args([
+        let vkey = DevLog::keygen(dir);
+        DevLog::start_keyed(dir, vkey, extra, shell_prefix)
+    }
+
+    /// Makes the log's key `dir/log.key` (origin `e2e.cairn.example/log`); its vkey.
+    pub fn keygen(dir: &Path) -> String {
+        run(Command::new(binary("cairn-log")).args([
             "keygen",
             "--origin",
             "e2e.cairn.example/log",
@@ -65,7 +71,11 @@ impl DevLog {
             &dir.join("log.key").display().to_string(),
         ]))
         .trim()
-        .to_owned();
+        .to_owned()
+    }
+
+    /// [`DevLog::start`] with the key [`DevLog::keygen`] made before (whose vkey is `vkey`).
+    pub fn start_keyed(dir: &Path, vkey: String, extra: &str, shell_prefix: &str) -> DevLog {
         let lines = run(Command::new(binary("cairn-log")).args(["token", "--name", "producer"]));
         let token = lines
             .lines()
