@@ -5,15 +5,15 @@
 //! everything else overlaps with that fold and with each other:
 //!
 //! ```text
-//! fetch     k+2..k+1+FETCH_AHEAD ─▶ (several batches at once)
+//! fetch     k+2.. ─────────▶         (from a directory, several batches at once)
 //! verify    k+1 ──────▶            (all cores)
 //! fold      k   ─▶                 (the follower)
 //! commit    k-1 ──────────────▶    (write, fdatasync, then the progress, one transaction)
 //! ```
 //!
-//! Several batches are fetched at once, so that a slow read or request at the end of one batch
-//! does not leave the reads of the next waiting for it (from a directory whose files are not in
-//! the page cache, reads block on the disk, and many in flight are what make the disk fast).
+//! From a directory, several batches are read at once, so that a slow read at the end of one
+//! batch does not leave the reads of the next waiting for it: reads of files that are not in the
+//! page cache block on the disk, and many in flight are what make the disk fast.
 //! A batch is verified as soon as it is fetched and the previous one is verified; commits are
 //! queued to one thread that applies them in order, so a slow disk delays only durability, not
 //! hashing, until its queue is full.
@@ -34,7 +34,9 @@ use cairn_spec::merkle::CompactRange;
 
 /// How many verified batches may wait for the disk before the fold waits for it.
 const QUEUED_COMMITS: usize = 4;
-/// How many batches are fetched at once, ahead of the one being verified.
+/// How many batches are read at once from a directory, ahead of the one being verified. Over
+/// HTTP one batch is fetched at a time: its [`crate::fetch`] workers keep enough requests in
+/// flight, and three batches' worth slowed a loopback audit down in the one run measured.
 const FETCH_AHEAD: usize = 3;
 
 /// Awaits a task of the pipeline: a panic in it is resumed here.
@@ -58,7 +60,7 @@ pub struct Verified {
 }
 
 /// Fetches and verifies the level-0 tiles `first_tile..end_tile` of a tree of `size`, in
-/// batches of `batch_tiles`, one batch verified while the next [`FETCH_AHEAD`] are fetched.
+/// batches of `batch_tiles`, one batch verified while the next are fetched.
 pub struct Pipeline {
     source: LogSource,
     size: u64,
@@ -67,8 +69,10 @@ pub struct Pipeline {
     entries: bool,
     event_log: bool,
     threads: usize,
-    /// The batches being fetched, in order (at most [`FETCH_AHEAD`]).
+    /// The batches being fetched, in order (at most `ahead`).
     fetching: VecDeque<JoinHandle<Level0Batch>>,
+    /// How many batches are fetched at once: [`FETCH_AHEAD`] from a directory, 1 over HTTP.
+    ahead: usize,
     /// The first tile of the next batch to start fetching.
     next_tile: u64,
     buffers: Arc<BufferPool>,
@@ -85,6 +89,10 @@ impl Pipeline {
         entries: bool,
         event_log: bool,
     ) -> Pipeline {
+        let ahead = match source {
+            LogSource::Dir(_) => FETCH_AHEAD,
+            LogSource::Http { .. } => 1,
+        };
         let mut pipeline = Pipeline {
             source,
             size,
@@ -93,6 +101,7 @@ impl Pipeline {
             entries,
             event_log,
             threads: std::thread::available_parallelism().map_or(2, |count| count.get()),
+            ahead,
             fetching: VecDeque::with_capacity(FETCH_AHEAD),
             next_tile: first_tile,
             buffers: Arc::default(),
@@ -102,9 +111,9 @@ impl Pipeline {
         pipeline
     }
 
-    /// Starts fetching batches until [`FETCH_AHEAD`] are being fetched or none is left.
+    /// Starts fetching batches until `ahead` are being fetched or none is left.
     fn fetch_ahead(&mut self) {
-        while self.fetching.len() < FETCH_AHEAD && self.next_tile < self.end_tile {
+        while self.fetching.len() < self.ahead && self.next_tile < self.end_tile {
             let (source, size, entries) = (self.source.clone(), self.size, self.entries);
             let buffers = self.buffers.clone();
             let batch = self.next_tile..self.end_tile.min(self.next_tile + self.batch_tiles);
