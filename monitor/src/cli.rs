@@ -154,7 +154,7 @@ pub(crate) enum Command {
     /// layout (`--log file:///srv/mirror`: `checkpoint`, `tile/<L>/<N>[.p/<W>]`,
     /// `tile/entries/<N>[.p/<W>]`), the fastest way on one machine.
     ///
-    /// Progress is kept in --state (synced every 128 tiles): an interrupted audit, killed
+    /// Progress is kept in --state (synced every 256 tiles): an interrupted audit, killed
     /// included, resumes where it stopped, and a later audit of a grown log verifies only the new
     /// leaves (and their consistency with the old). A proven fork or inconsistency is kept in
     /// the state with its evidence and fails every later audit until `cairn-monitor

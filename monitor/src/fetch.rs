@@ -21,11 +21,13 @@ pub const MAX_CHECKPOINT_BYTES: usize = 64 * 1024;
 pub const MAX_TILE_BYTES: usize = cairn_spec::tiles::FULL_TILE_BYTES;
 /// Largest entry bundle (256 entries of at most 64 KiB with their length prefixes).
 pub const MAX_BUNDLE_BYTES: usize = 256 * (2 + cairn_spec::tiles::MAX_ENTRY_LEN);
-/// How many tiles (with their bundles) are fetched over HTTP at once.
+/// How many tiles (with their bundles) of one batch are fetched over HTTP at once (the pipeline
+/// fetches a few batches at once).
 const CONCURRENT_FETCHES: usize = 32;
-/// How many threads read a local directory's tiles at once: more than the cores, so that reads
-/// from disk overlap.
-const READER_THREADS: usize = 4;
+/// How many threads read one batch of a local directory's tiles (the pipeline reads a few
+/// batches at once): many more than the cores, since a read of a file that is not in the page
+/// cache blocks its thread on the disk, and the disk is fastest with many reads in flight.
+const READER_THREADS: usize = 8;
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,8 @@ use cairn_sqlite::{DirLock, Failure, Schema};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Mutex;
 
-use crate::follow::VerifiedState;
+mod verified;
+pub use verified::VerifiedState;
 
 const SCHEMA: Schema = Schema {
     reader: "cairn-monitor",

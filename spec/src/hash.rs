@@ -194,9 +194,22 @@ impl serde::Serialize for Hash {
 }
 
 impl<'de> serde::Deserialize<'de> for Hash {
+    /// From its base64 string, decoded where the deserializer holds it (an export carries
+    /// millions of hashes: none is copied into a string of its own first).
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Hash, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Hash::from_base64(&text).map_err(serde::de::Error::custom)
+        struct Base64Hash;
+        impl serde::de::Visitor<'_> for Base64Hash {
+            type Value = Hash;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Hash, E> {
+                Hash::from_base64(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Base64Hash)
     }
 }
 

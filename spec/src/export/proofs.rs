@@ -1,12 +1,15 @@
 //! The half of export verification that both formats share: the checkpoint checked against the
 //! trust given, and every leaf's inclusion proof against its root.
 
+use super::parallel::check_all;
 use super::{ExportError, ExportTrust};
 use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
 use crate::merkle;
 use crate::policy::Policy;
-use crate::receipt::{Receipt, ReceiptError, ReceiptTimestamp, ReceiptVerifier, RECEIPT_FORMAT};
+use crate::receipt::{
+    Receipt, ReceiptError, ReceiptTimestamp, ReceiptVerifier, MAX_LEAF_BYTES, RECEIPT_FORMAT,
+};
 
 /// One leaf of a bundle to prove.
 pub(super) struct ProvenLeaf<'a> {
@@ -46,75 +49,92 @@ pub(super) fn receipt_of(
 }
 
 /// Checks `checkpoint` (with `timestamps`) against `trust`, and every leaf's inclusion proof
-/// against its root. With a policy, each leaf is verified as the receipt it makes with the
-/// checkpoint (the checkpoint and its tokens checked once); with a log key, the checkpoint
-/// must be signed by it and the proofs lead to its root.
+/// against its root. With a policy, the first leaf is verified as the receipt it makes with the
+/// checkpoint (the checkpoint's signatures, its witnesses and its tokens, which every leaf of the
+/// bundle shares), and every other leaf's proof then leads to the root so verified: what
+/// verifying each leaf as its own receipt checks, without repeating the shared part. With a log
+/// key, the checkpoint must be signed by it and the proofs lead to its root. The proofs are
+/// checked on every core ([`check_all`]); an error names the first leaf that fails.
 pub(super) fn verify_proofs(
     checkpoint: &str,
     timestamps: &[ReceiptTimestamp],
     leaves: &[ProvenLeaf<'_>],
     trust: ExportTrust<'_>,
 ) -> Result<Proven, ExportError> {
-    match trust {
+    // A receipt refuses a leaf over its size limit: so does a bundle verified under a policy,
+    // whose leaves are verified as receipts.
+    let leaf_limit = match trust {
+        ExportTrust::Policy(_) => MAX_LEAF_BYTES,
+        ExportTrust::LogKey(_) => usize::MAX,
+    };
+    let proven = match trust {
         ExportTrust::Policy(policy) => {
-            let mut verifier = ReceiptVerifier::new(policy);
-            let mut last = None;
-            for (position, leaf) in leaves.iter().enumerate() {
-                let receipt = receipt_of(checkpoint, timestamps, leaf);
-                let verified = verifier
-                    .verify(&receipt)
-                    .map_err(|source| ExportError::Proof {
-                        position,
-                        index: receipt.index,
-                        source: Box::new(source),
-                    })?;
-                last = Some((verified.origin, verified.tree_size, verified.root));
-            }
-            let (origin, tree_size, root) = match last {
-                Some(found) => found,
-                None => {
-                    // No events: the checkpoint must still open with a key of the policy.
-                    let opened = open_with_policy(checkpoint, policy)?;
-                    (opened.origin, opened.size, opened.root)
-                }
+            let Some(first) = leaves.first() else {
+                // No events: the checkpoint must still open with a key of the policy.
+                let opened = open_with_policy(checkpoint, policy)?;
+                return Ok(Proven {
+                    origin: opened.origin,
+                    tree_size: opened.size,
+                    root: opened.root,
+                    unchecked_timestamps: 0,
+                });
             };
-            Ok(Proven {
-                origin,
-                tree_size,
-                root,
+            let receipt = receipt_of(checkpoint, timestamps, first);
+            let verified = ReceiptVerifier::new(policy)
+                .verify(&receipt)
+                .map_err(|source| ExportError::Proof {
+                    position: 0,
+                    index: receipt.index,
+                    source: Box::new(source),
+                })?;
+            Proven {
+                origin: verified.origin,
+                tree_size: verified.tree_size,
+                root: verified.root,
                 unchecked_timestamps: 0,
-            })
+            }
         }
         ExportTrust::LogKey(key) => {
             let opened = Checkpoint::open(checkpoint.as_bytes(), key)
                 .map_err(|e| ExportError::Checkpoint(e.to_string()))?
                 .checkpoint;
-            for (position, leaf) in leaves.iter().enumerate() {
-                merkle::verify_inclusion(
-                    leaf.index,
-                    opened.size,
-                    &Hash::of_leaf(leaf.leaf),
-                    leaf.inclusion_proof,
-                    &opened.root,
-                )
-                .map_err(|source| ExportError::Proof {
-                    position,
-                    index: leaf.index,
-                    source: Box::new(ReceiptError::Inclusion {
-                        index: leaf.index,
-                        tree_size: opened.size,
-                        source,
-                    }),
-                })?;
-            }
-            Ok(Proven {
+            Proven {
                 origin: opened.origin,
                 tree_size: opened.size,
                 root: opened.root,
                 unchecked_timestamps: timestamps.len(),
-            })
+            }
         }
-    }
+    };
+    check_all(leaves, |position, leaf| {
+        let failed = |source| ExportError::Proof {
+            position,
+            index: leaf.index,
+            source: Box::new(source),
+        };
+        if leaf.leaf.len() > leaf_limit {
+            return Err(failed(ReceiptError::TooLarge {
+                what: "leaf bytes",
+                found: leaf.leaf.len(),
+                limit: leaf_limit,
+            }));
+        }
+        merkle::verify_inclusion(
+            leaf.index,
+            proven.tree_size,
+            &Hash::of_leaf(leaf.leaf),
+            leaf.inclusion_proof,
+            &proven.root,
+        )
+        .map_err(|source| {
+            failed(ReceiptError::Inclusion {
+                index: leaf.index,
+                tree_size: proven.tree_size,
+                source,
+            })
+        })
+    })?;
+    Ok(proven)
 }
 
 fn open_with_policy(note: &str, policy: &Policy) -> Result<Checkpoint, ExportError> {
