@@ -767,12 +767,13 @@ async fn checkpoints_are_published_once_the_witness_quorum_cosigned() {
     // One of two witnesses is down: publication needs one, and it carries that cosignature.
     let opened = Checkpoint::open(note.as_bytes(), &signer().verifier()).expect("open");
     let cosigned = cairn_spec::note::Note::parse(note.as_bytes()).expect("note");
-    let first_verifier: &dyn NoteVerifier = &first.verifier;
+    let first_key = &first.verifier.keys()[0];
+    let first_verifier: &dyn NoteVerifier = first_key;
     let log_verifier = signer().verifier();
     let verification = cosigned
         .verify(&[&log_verifier, first_verifier])
         .expect("verify");
-    assert!(verification.is_signed_by(first.verifier.key_name(), first.verifier.key_id()));
+    assert!(verification.is_signed_by(first_key.key_name(), first_key.key_id()));
     assert_eq!(opened.checkpoint.size, 20);
 
     // Receipts carry the timestamp tokens fetched from the witness.

@@ -131,7 +131,7 @@ fn main() {
         .map(|text| text.parse().expect("CAIRN_EXPORT_BENCH_EVENTS is a number"))
         .unwrap_or(EVENTS);
     assert!(
-        count >= EVENTS_PER_BUNDLE && count % EVENTS_PER_BUNDLE == 0,
+        count >= EVENTS_PER_BUNDLE && count.is_multiple_of(EVENTS_PER_BUNDLE),
         "a multiple of {EVENTS_PER_BUNDLE} events"
     );
     let binary = std::env::var("CAIRN_EXPORT_BENCH_BIN")

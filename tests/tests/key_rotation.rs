@@ -79,9 +79,10 @@ impl Rotating {
             .send()
             .await
             .expect("the log answers")
-            .json()
+            .bytes()
             .await
-            .expect("JSON");
+            .map(|body| serde_json::from_slice(&body).expect("JSON"))
+            .expect("a body");
         (answer["valid"] == true, answer.to_string())
     }
 

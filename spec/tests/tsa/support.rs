@@ -161,6 +161,7 @@ pub fn sign_with(key: &KeyPair, message: &[u8]) -> Vec<u8> {
             let signature: p256::ecdsa::Signature = key.sign(message);
             signature.to_der().as_bytes().to_vec()
         }
+        KeyPair::ExternalP256(key) => key.sign_sha256(message).expect("the external key signs"),
     }
 }
 
