@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{binary, run, DevLog};
+use common::{binary, reader_principal, run, DevLog};
 
 /// How long a condition is waited for before the test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -34,18 +34,7 @@ impl Rotating {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         let history = path.join("key-history");
-        let lines = run(Command::new(binary("cairn-log"))
-            .args(["token", "--name", "auditor", "--role", "reader"]));
-        let reader = lines
-            .lines()
-            .find_map(|line| line.strip_prefix("token: "))
-            .expect("a token line")
-            .to_owned();
-        let principal: String = lines
-            .lines()
-            .skip_while(|line| !line.starts_with("[[principals]]"))
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let (reader, principal) = reader_principal("auditor");
         // A log of raw leaves: the monitor reads its entry bundles without a token.
         let log = DevLog::start(
             &path,

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{binary, run, DevLog};
+use common::{binary, reader_principal, run, DevLog};
 
 /// How long a condition is waited for before the test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -211,19 +211,7 @@ async fn a_witness_rotating_its_key_mid_run_keeps_the_log_at_quorum_and_receipts
     let witness = Witness::start(&witness_config, &old_key);
     forwarder.point_at(&witness.address);
 
-    let reader =
-        run(Command::new(binary("cairn-log"))
-            .args(["token", "--name", "auditor", "--role", "reader"]));
-    let reader_token = reader
-        .lines()
-        .find_map(|line| line.strip_prefix("token: "))
-        .expect("a token line")
-        .to_owned();
-    let principal: String = reader
-        .lines()
-        .skip_while(|line| !line.starts_with("[[principals]]"))
-        .map(|line| format!("{line}\n"))
-        .collect();
+    let (reader_token, principal) = reader_principal("auditor");
     let log = DevLog::start_keyed(
         dir,
         log_vkey.clone(),

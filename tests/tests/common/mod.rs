@@ -28,6 +28,24 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
+/// A new reader principal `name` made by `cairn-log token`: its bearer token, and the
+/// `[[principals]]` entry to put in the log's configuration.
+pub fn reader_principal(name: &str) -> (String, String) {
+    let lines =
+        run(Command::new(binary("cairn-log")).args(["token", "--name", name, "--role", "reader"]));
+    let token = lines
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .expect("a token line")
+        .to_owned();
+    let principal = lines
+        .lines()
+        .skip_while(|line| !line.starts_with("[[principals]]"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    (token, principal)
+}
+
 /// A running dev log, killed when dropped.
 pub struct DevLog {
     child: Child,
