@@ -2,6 +2,11 @@
 //! assignment) and the writer (one durable append per batch, then the answers), and the
 //! pending batch between them.
 //!
+//! The committer takes every submission already queued together and asks the store about all
+//! of their keys in one lookup: a store across the network (PostgreSQL) costs a round trip a
+//! lookup whatever its size, and a lookup per submission capped a front-end at a few thousand
+//! single-leaf submissions a second.
+//!
 //! They are plain threads, not tasks: both block on the store, which may block on the disk or
 //! the network, and neither should hold a runtime worker while it does.
 //!
@@ -135,6 +140,9 @@ impl Waiter {
         let _ = reply.send(answer.map(|()| answers));
     }
 }
+
+/// The most submissions numbered after one dedup lookup (besides the batch's entry limit).
+const MAX_GROUP_SUBMISSIONS: usize = 4096;
 
 /// The first pause before healing the store after a failed append; doubled after each failed
 /// heal, up to [`MAX_HEAL_PAUSE`].
@@ -325,8 +333,30 @@ impl Committer {
         mut queue: mpsc::UnboundedReceiver<Message>,
         writer: JoinHandle<()>,
     ) -> Result<(), SequencerError> {
-        while let Some(Message::Submit(submission)) = queue.blocking_recv() {
-            self.commit(submission);
+        let mut shutting_down = false;
+        while !shutting_down {
+            let Some(Message::Submit(first)) = queue.blocking_recv() else {
+                break;
+            };
+            // Whatever else is already queued joins it, so that one dedup lookup in the store
+            // covers them all: a store across the network answers a lookup of one leaf and of
+            // thousands in about the same time.
+            let mut leaves = first.entries.len();
+            let mut group = vec![first];
+            while leaves < self.config.max_batch_entries && group.len() < MAX_GROUP_SUBMISSIONS {
+                match queue.try_recv() {
+                    Ok(Message::Submit(next)) => {
+                        leaves += next.entries.len();
+                        group.push(next);
+                    }
+                    Ok(Message::Shutdown) => {
+                        shutting_down = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
         }
         // Submissions that raced with shutdown are dropped with the queue: their submitters
         // hear ShuttingDown and their reservations are given back.
@@ -344,12 +374,9 @@ impl Committer {
         }
     }
 
-    fn commit(&mut self, submission: Submission) {
-        let Submission {
-            entries,
-            reply,
-            reservation,
-        } = submission;
+    /// Deduplicates and numbers a group of submissions taken from the queue together, and
+    /// adds each to the pending batch in turn.
+    fn commit(&mut self, group: Vec<Submission>) {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             // The numbering started again after a failed append: nothing numbered before is
             // in flight any more.
@@ -359,21 +386,41 @@ impl Committer {
             self.in_flight.clear();
         }
         if self.shared.refusing.load(Ordering::Acquire) {
-            let _ = reply.send(Err(self.shared.refusal_now()));
+            for submission in group {
+                let _ = submission.reply.send(Err(self.shared.refusal_now()));
+            }
             return;
         }
+        // Entries are forgotten only here, before the lookup: an entry in flight when the
+        // store was asked stays known until the whole group is numbered.
         self.in_flight
             .forget_below(self.shared.durable.load(Ordering::Acquire));
-        let (answers, new_entries) = match self.sequence(entries) {
-            Ok(sequenced) => sequenced,
+        let stored = match self.stored_duplicates(group.iter().flat_map(|s| &s.entries)) {
+            Ok(stored) => stored,
             Err(error) => {
-                // A failed lookup changes nothing: this submission alone is refused.
+                // A failed lookup changes nothing: these submissions alone are refused.
                 self.shared.status.failed(None);
-                tracing::warn!(%error, "a dedup lookup failed; the submission is refused");
-                let _ = reply.send(Err(refusal(&error)));
+                tracing::warn!(%error, submissions = group.len(), "a dedup lookup failed; the submissions are refused");
+                for submission in group {
+                    let _ = submission.reply.send(Err(refusal(&error)));
+                }
                 return;
             }
         };
+        for submission in group {
+            self.enqueue(submission, &stored);
+        }
+    }
+
+    /// Numbers one submission (against what is in flight, then what the store had) and adds it
+    /// to the pending batch, waiting for room.
+    fn enqueue(&mut self, submission: Submission, stored: &HashMap<[u8; 32], DuplicateHit>) {
+        let Submission {
+            entries,
+            reply,
+            reservation,
+        } = submission;
+        let (answers, new_entries) = self.sequence(entries, stored);
         let new_bytes: usize = new_entries.iter().map(NewEntry::stored_bytes).sum();
         let mut pending = self.shared.pending.lock();
         while !pending.entries.is_empty()
@@ -406,14 +453,15 @@ impl Committer {
         self.shared.ready.notify_one();
     }
 
-    /// Deduplicates and numbers one submission's entries. Returns the answers (in order) and
+    /// Deduplicates one submission's entries against what is in flight and then `stored` (what
+    /// the store had of its group's keys), and numbers the new ones. Returns the answers (in order) and
     /// the entries to append: the submission's own vector, emptied only of its duplicates (most
     /// submissions have none, and then no entry is moved).
     fn sequence(
         &mut self,
         mut entries: Vec<NewEntry>,
-    ) -> Result<(Vec<Sequenced>, Vec<NewEntry>), StoreError> {
-        let stored = self.stored_duplicates(&entries)?;
+        stored: &HashMap<[u8; 32], DuplicateHit>,
+    ) -> (Vec<Sequenced>, Vec<NewEntry>) {
         let mut answers = Vec::with_capacity(entries.len());
         for entry in &entries {
             let known = |digest: &[u8; 32]| {
@@ -450,15 +498,15 @@ impl Committer {
             let mut fresh = answers.iter().map(|answer| !answer.duplicate);
             entries.retain(|_| fresh.next().unwrap_or(false));
         }
-        Ok((answers, entries))
+        (answers, entries)
     }
 
     /// What the store knows of the keys that are not in flight. In-flight entries are looked up
     /// first, so an entry that becomes durable meanwhile is still found: it leaves the in-flight
     /// map only after the store has it.
-    fn stored_duplicates(
+    fn stored_duplicates<'e>(
         &self,
-        entries: &[NewEntry],
+        entries: impl Iterator<Item = &'e NewEntry>,
     ) -> Result<HashMap<[u8; 32], DuplicateHit>, StoreError> {
         let mut lookups = Vec::new();
         for entry in entries {
