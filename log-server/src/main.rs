@@ -349,8 +349,24 @@ fn run_migrate(from: &std::path::Path, config: &std::path::Path) -> Result<(), S
     }
     let source = EmbeddedStore::open(EmbeddedConfig::new(from))
         .map_err(|e| format!("opening the embedded log in {}: {e}", from.display()))?;
+    let keys_database = scaled.postgres.clone();
     let target = ScaledStore::open(scaled.postgres, scaled.bucket)
         .map_err(|e| format!("opening the scaled backend: {e}"))?;
+    // The data subjects' keys first: a KEK that does not open them stops the migration
+    // before any entry is copied.
+    if let Some(privacy) = &resolved.events.store.privacy {
+        let database = cairn_log::storage::postgres::PostgresStore::open_for_events(keys_database)
+            .map_err(|e| format!("opening the scaled backend's key rows: {e}"))?;
+        let rows =
+            cairn_log::storage::postgres::keys::PostgresKeyRows::new(std::sync::Arc::new(database));
+        let keys = cairn_log::events::privacy::Privacy::copy_subject_keys(
+            &from.join("events"),
+            privacy,
+            Box::new(rows),
+        )
+        .map_err(|e| format!("the migration stopped copying the data subjects' keys: {e}"))?;
+        println!("data subjects' keys: {keys} in the target, wrapped under the same KEK");
+    }
     let witnesses = PublisherConfig {
         witnesses: resolved.witnesses,
         quorum: resolved.quorum,

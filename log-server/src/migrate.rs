@@ -17,8 +17,15 @@
 //!    progress, marked as published for the front-ends, and published to the bucket (entry
 //!    bundles, then the `checkpoint` object) if its cosignatures meet the witness quorum.
 //!
-//! What is not copied: the events index (each front-end builds its own from the log when it
-//! starts), the legal holds kept in it, and the cosignatures of checkpoints older than the
+//! Before these steps `cairn-log migrate` copies the data subjects' keys of the log's audit
+//! events into PostgreSQL as they are, wrapped under the same KEK (the scaled configuration's
+//! `[privacy] kek_file` must be the old log's KEK: a key it does not open stops the migration
+//! before anything is written), so that every contents record sealed before the move opens
+//! after it ([`crate::events::privacy::Privacy::copy_subject_keys`]).
+//!
+//! What is not copied: the events index (the front-ends' shared index is derived from the log:
+//! the first flush indexes every event, and the legal holds and erasure marks with them, since
+//! they are the log's own admin events), and the cosignatures of checkpoints older than the
 //! latest (a receipt at an older size is then answered from a newer checkpoint).
 
 use std::time::Duration;

@@ -2,7 +2,9 @@
 //! PostgreSQL and a bucket (s3s-fs), the copy is proved, and a front-end of the scaled backend
 //! then serves the same checkpoint and goes on from it; the bucket passes `cairn-monitor
 //! audit`. A second run finds everything there and copies nothing; the copy of another log
-//! into the same target is refused.
+//! into the same target is refused. The log's audit events come along: the data subjects' keys
+//! are copied (wrapped under the same KEK), so the scaled front-end opens an event's contents
+//! that the embedded log sealed, and finds it by actor.
 
 mod support_pg;
 mod support_s3;
@@ -10,7 +12,65 @@ mod support_scaled;
 
 use std::process::Command;
 
-use support_scaled::Cluster;
+use cairn_log::config::token_digest_hex;
+use serde_json::{json, Value};
+use support_scaled::{Cluster, FrontEnd};
+
+const READER: &str = "reader-token-for-the-migration-test";
+const ACTOR: &str = "carol.migrated@example.org";
+
+/// A reader principal, for both logs' configurations.
+fn reader() -> String {
+    format!(
+        "[[principals]]\nname = \"auditor\"\nrole = \"reader\"\ntoken_sha256 = \"{}\"\n",
+        token_digest_hex(READER)
+    )
+}
+
+/// `GET path` on `front_end` as the reader: the status and the JSON answered.
+async fn read(cluster: &Cluster, front_end: &FrontEnd, path: &str) -> (u16, Value) {
+    let response = cluster
+        .http
+        .get(format!("{}{path}", front_end.base))
+        .bearer_auth(READER)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Submits an audit event of [`ACTOR`] through `front_end`: its ID.
+async fn submit_event(cluster: &Cluster, front_end: &FrontEnd, note: &str) -> String {
+    let event = json!({
+        "timestamp": "2026-12-07T10:00:00Z",
+        "actor": {"id": ACTOR, "type": "user"},
+        "action": "ledger.close",
+        "resource": {"type": "ledger", "id": "ledger-2026"},
+        "outcome": "success",
+        "payload": {"note": note},
+    });
+    let response = cluster
+        .http
+        .post(format!("{}/v1/events", front_end.base))
+        .bearer_auth(&cluster.token)
+        .header("content-type", "application/json")
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+    answer["event_id"]
+        .as_str()
+        .expect("an event ID")
+        .to_string()
+}
 
 /// The checkpoint note `base` serves.
 async fn checkpoint(cluster: &Cluster, base: &str) -> String {
@@ -46,11 +106,16 @@ async fn an_embedded_log_moves_into_postgres_and_a_bucket_with_the_same_tree() {
     let cluster = Cluster::start();
 
     // A log on one machine: 700 leaves, some named by an idempotency key.
-    let (embedded_config, port) = cluster.write_config("embedded", false);
+    let (embedded_config, port) = cluster.write_config_with("embedded", false, &reader());
     let mut embedded = cluster.start_log("embedded", &embedded_config, port).await;
     cluster.add(&embedded, b"first", Some("key-1")).await;
-    let leaves: Vec<Vec<u8>> = (0..699).map(|n| format!("leaf {n}").into_bytes()).collect();
+    let leaves: Vec<Vec<u8>> = (0..697).map(|n| format!("leaf {n}").into_bytes()).collect();
     cluster.add_batch(&embedded, &leaves).await;
+    // Two audit events, their contents sealed under the actor's data key.
+    let events = [
+        submit_event(&cluster, &embedded, "closed in the old home").await,
+        submit_event(&cluster, &embedded, "and audited there").await,
+    ];
     cluster.wait_for_checkpoint(&embedded, 700).await;
     // A clean stop signs the final checkpoint.
     embedded.signal("-TERM");
@@ -63,8 +128,12 @@ async fn an_embedded_log_moves_into_postgres_and_a_bucket_with_the_same_tree() {
     assert!(status.success(), "{}", embedded.log());
     let data_dir = cluster.dir.path().join("embedded");
 
-    let (scaled_config, port) = cluster.write_config("front", true);
+    let (scaled_config, port) = cluster.write_config_with("front", true, &reader());
     let report = migrate(&data_dir, &scaled_config).expect("the migration succeeds");
+    assert!(
+        report.contains("data subjects' keys: 1 in the target"),
+        "{report}"
+    );
     assert!(
         report.contains("migrated: 700 entries (700 copied now)"),
         "{report}"
@@ -84,7 +153,7 @@ async fn an_embedded_log_moves_into_postgres_and_a_bucket_with_the_same_tree() {
     assert!(audit.contains("verified"), "{audit}");
     let in_bucket = cluster.bucket_leaves();
     assert_eq!(in_bucket[0], b"first");
-    assert_eq!(in_bucket[699], b"leaf 698");
+    assert_eq!(in_bucket[697], b"leaf 696");
 
     // Again: everything is there and matches; nothing is copied.
     let again = migrate(&data_dir, &scaled_config).expect("a second run succeeds");
@@ -93,6 +162,10 @@ async fn an_embedded_log_moves_into_postgres_and_a_bucket_with_the_same_tree() {
         "{again}"
     );
     assert!(again.contains("(0 copied now)"), "{again}");
+    assert!(
+        again.contains("data subjects' keys: 1 in the target"),
+        "{again}"
+    );
 
     // A front-end serves the same signed checkpoint, and goes on from it.
     let front = cluster.start_log("front", &scaled_config, port).await;
@@ -107,6 +180,26 @@ async fn an_embedded_log_moves_into_postgres_and_a_bucket_with_the_same_tree() {
         cluster.add(&front, b"first", Some("key-1")).await,
         (0, true)
     );
+    // The events sealed on the old home open here, and are found by their actor.
+    for (id, note) in events
+        .iter()
+        .zip(["closed in the old home", "and audited there"])
+    {
+        let (status, shown) = read(&cluster, &front, &format!("/v1/events/{id}")).await;
+        assert_eq!(status, 200, "{shown}");
+        assert_eq!(shown["contents"], "held", "{shown}");
+        assert_eq!(shown["event"]["actor"]["id"], ACTOR, "{shown}");
+        assert_eq!(shown["event"]["payload"]["note"], note, "{shown}");
+    }
+    let (status, page) = read(&cluster, &front, &format!("/v1/events?actor={ACTOR}")).await;
+    assert_eq!(status, 200, "{page}");
+    let found: Vec<&str> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|event| event["event_id"].as_str())
+        .collect();
+    assert_eq!(found, events.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(
         cluster.add(&front, b"after the move", None).await,
         (700, false)

@@ -183,6 +183,38 @@ impl SqliteKeyRows {
     }
 }
 
+impl SqliteKeyRows {
+    /// Every row, as (subject key ID, data key ID, wrapped key), in data key ID order: what
+    /// `cairn-log migrate` carries into the scaled backend.
+    pub fn all_rows(&self) -> Result<Vec<MadeRow>, EventStoreError> {
+        let connection = self.connection.lock();
+        let mut statement = connection
+            .prepare("SELECT subject, dek_id, wrapped FROM data_keys ORDER BY dek_id")
+            .map_err(|error| self.sqlite(error))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|error| self.sqlite(error))?;
+        let mut all = Vec::new();
+        for row in rows {
+            let (subject, id, wrapped) = row.map_err(|error| self.sqlite(error))?;
+            let subject: SubjectId = subject
+                .try_into()
+                .map_err(|_| corrupt("subject key", "a subject ID is not 32 bytes"))?;
+            all.push((subject, dek_id(id)?, wrapped));
+        }
+        Ok(all)
+    }
+}
+
+/// The most keys copied in one statement by [`KeyStore::copy_rows`].
+const COPY_CHUNK: usize = 1000;
+
 impl KeyRows for SqliteKeyRows {
     fn shared(&self) -> bool {
         false
@@ -490,6 +522,46 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// Copies `rows` (another store's, wrapped under the same KEK) into this store's rows as
+    /// they are, so that every contents record sealed under them opens here too. Each row is
+    /// first unwrapped (a KEK that does not open it stops the copy before anything is written);
+    /// a subject that already has another key here stops it too (the target holds another
+    /// log's keys). Rows already here are left alone: a copy that stopped is run again.
+    /// Answers how many keys the store has of `rows` now. Blocking.
+    pub fn copy_rows(&self, rows: &[MadeRow]) -> Result<usize, EventStoreError> {
+        for (subject, id, wrapped) in rows {
+            self.unwrap_key(id, subject, wrapped).map_err(|_| {
+                corrupt(
+                    "key-encryption key",
+                    format!(
+                        "the data key {} does not open under this KEK: give [privacy] kek_file \
+                         the KEK of the log the keys come from",
+                        hex(id)
+                    ),
+                )
+            })?;
+        }
+        let mut copied = 0;
+        for chunk in rows.chunks(COPY_CHUNK) {
+            let stored = self.rows.insert_missing(chunk)?;
+            for ((_, id, wrapped), (stored_id, stored_wrapped)) in chunk.iter().zip(stored) {
+                if stored_id != id.as_slice() || &stored_wrapped != wrapped {
+                    return Err(corrupt(
+                        "subject key",
+                        format!(
+                            "the target already holds another data key ({}) for the subject of \
+                             {}: it holds another log's keys",
+                            hex(&stored_id),
+                            hex(id)
+                        ),
+                    ));
+                }
+                copied += 1;
+            }
+        }
+        Ok(copied)
+    }
+
     /// The IDs of every key of `subject` (live or none). Blocking.
     pub fn key_ids(&self, subject: &SubjectId) -> Result<Vec<DekId>, EventStoreError> {
         self.rows.ids(subject)
@@ -539,6 +611,45 @@ mod tests {
             assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
             assert_eq!(store.key_ids(&subject).expect("ids"), vec![ids[0]]);
         }
+    }
+
+    #[test]
+    fn keys_are_copied_unchanged_under_their_kek_only_and_never_over_another_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let source_path = dir.path().join("source.sqlite");
+        let (alice, bob) = ([1u8; 32], [2u8; 32]);
+        let made = KeyStore::open(&source_path, &[7; 32])
+            .expect("open")
+            .find_or_create(&[alice, bob])
+            .expect("made");
+        let rows = SqliteKeyRows::open(&source_path)
+            .expect("open")
+            .all_rows()
+            .expect("rows");
+        assert_eq!(rows.len(), 2);
+
+        // Under another KEK nothing is written.
+        let target_path = dir.path().join("target.sqlite");
+        let wrong = KeyStore::open(&target_path, &[8; 32]).expect("open");
+        let refused = wrong.copy_rows(&rows).expect_err("another KEK").to_string();
+        assert!(refused.contains("kek_file"), "{refused}");
+        assert!(wrong.key_ids(&alice).expect("ids").is_empty());
+        drop(wrong);
+
+        // Under the same KEK every key opens as it did, and a second copy changes nothing.
+        let target = KeyStore::open(&target_path, &[7; 32]).expect("open");
+        assert_eq!(target.copy_rows(&rows).expect("copied"), 2);
+        assert_eq!(target.copy_rows(&rows).expect("again"), 2);
+        for key in &made {
+            assert_eq!(target.key(&key.id).expect("read"), Some(key.key));
+        }
+
+        // A target where a subject has another key is another log's: refused.
+        let other_path = dir.path().join("other.sqlite");
+        let other = KeyStore::open(&other_path, &[7; 32]).expect("open");
+        other.find_or_create(&[bob]).expect("made");
+        let refused = other.copy_rows(&rows).expect_err("a clash").to_string();
+        assert!(refused.contains("another log"), "{refused}");
     }
 
     #[test]

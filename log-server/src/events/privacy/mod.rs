@@ -196,6 +196,25 @@ impl Privacy {
         })
     }
 
+    /// Copies the subject keys of an embedded log's events directory `source_events_dir` into
+    /// `target` (the scaled backend's shared rows), unchanged: `settings` must name the KEK the
+    /// source's keys are wrapped under (it is never made here). Answers how many keys the
+    /// target holds of the source's (0 if the source has no key store). Blocking.
+    pub fn copy_subject_keys(
+        source_events_dir: &Path,
+        settings: &PrivacySettings,
+        target: Box<dyn keystore::KeyRows>,
+    ) -> Result<usize, EventStoreError> {
+        let path = source_events_dir.join("subjects.sqlite");
+        if !path.exists() {
+            return Ok(0);
+        }
+        let rows = keystore::SqliteKeyRows::open(&path)?.all_rows()?;
+        let kek = read_kek(&settings.kek_file, false)?;
+        let keys = KeyStore::with_rows(target, &derive(&kek, "wrap subject keys"))?;
+        keys.copy_rows(&rows)
+    }
+
     /// Whether `/tile/entries` is served without a token.
     pub fn public_entries(&self) -> bool {
         self.public_entries
