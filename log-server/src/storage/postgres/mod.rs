@@ -9,9 +9,9 @@
 //! would not flush its commits), and an append that lost the race to another front-end fails
 //! with [`StoreError::NotAtEnd`], naming the new end to retry at. A front-end that does not
 //! know the end appends with [`PostgresStore::append_at_end`] instead, which the database
-//! places at the end it has. Either way the row lock is held through the commit, so batches
-//! from all front-ends commit one after another, each with its own WAL flush: batch sizes, not
-//! the number of front-ends, set the throughput.
+//! places at the end it has, holding the row lock only while its statement runs: its commit
+//! does not wait for the disk, and a durable commit that follows it does (see [`sequence`]), so
+//! the batches of all front-ends are ordered by the lock and share their WAL flushes.
 //!
 //! What lives where (all in one PostgreSQL schema per log, [`PostgresConfig::schema`]):
 //!
@@ -23,6 +23,7 @@
 //! | `payloads` | the payload beside an entry, deleted to erase it |
 //! | `checkpoint`, `witnesses`, `attachments` | [`StateStore`](super::StateStore): writes that never go back |
 //! | `leases` | who may integrate and sign, with a fencing token ([`lease`]) |
+//! | `flush_marks` | one row per process, whose durable commits flush the WAL after a lazy append ([`sequence`]) |
 //! | `events`, `events_watermark` | the events index of the scaled backend ([`events`]) |
 //! | `subject_keys`, `subject_key_check` | the data subjects' keys, wrapped by the KEK ([`keys`]) |
 //!
@@ -194,6 +195,12 @@ pub struct PostgresStore {
     /// The most entries ever seen durable, answered by `entry_count` when the database cannot
     /// be asked (it never goes back, and appends fail anyway while the database is away).
     known_entries: AtomicU64,
+    /// The entries known to be on disk: below the end of an append this store flushed, or a
+    /// count read before a flush ([`sequence`]).
+    flushed_entries: AtomicU64,
+    /// This process's row in `flush_marks`, drawn at random when the store opens, so that
+    /// front-ends' flushes do not wait for each other's row lock.
+    flush_slot: i32,
     /// The integrator lease this store holds, if it ever took one ([`lease`]).
     lease: Mutex<Option<lease::Held>>,
 }
@@ -289,6 +296,8 @@ impl PostgresStore {
             limits: config.limits,
             call_timeout: config.connect_timeout + config.statement_timeout,
             known_entries: AtomicU64::new(0),
+            flushed_entries: AtomicU64::new(0),
+            flush_slot: rand::random::<u16>().into(),
             lease: Mutex::new(None),
         };
         store.call("opening the schema", |client| {

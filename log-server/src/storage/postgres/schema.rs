@@ -7,21 +7,22 @@
 //!
 //! Version 1 holds the log (entries, payloads, state, the lease); version 2 adds the events
 //! database of the scaled backend ([`super::events`], [`super::keys`]): the events index, its
-//! watermark and the data subjects' keys.
+//! watermark and the data subjects' keys; version 3 adds `flush_marks`, the rows whose
+//! durable commits make the log's lazily committed appends durable ([`super::sequence`]).
 
 use super::DbError;
 use crate::storage::StoreError;
 
 /// The version of the tables below. A change to them adds a step to [`MIGRATIONS`] and raises
 /// this.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock key under which schemas are created ("cairnpg1" as a number).
 const OPEN_LOCK: i64 = 0x6361_6972_6e70_6731;
 
 /// What takes a schema from version `n` to `n + 1`, at position `n`. Version 0 is an empty
 /// schema.
-const MIGRATIONS: [&str; 2] = ["
+const MIGRATIONS: [&str; 3] = ["
 CREATE TABLE meta (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -103,6 +104,11 @@ CREATE TABLE subject_keys (
 CREATE TABLE subject_key_check (
     id SMALLINT PRIMARY KEY CHECK (id = 1),
     fingerprint BYTEA NOT NULL CHECK (length(fingerprint) = 32)
+);
+", "
+CREATE TABLE flush_marks (
+    slot INTEGER PRIMARY KEY CHECK (slot >= 0 AND slot < 65536),
+    flushes BIGINT NOT NULL
 );
 "];
 

@@ -6,6 +6,21 @@
 //! durable when it returns. Readers ask `head` for the count and then read rows below it: a
 //! batch and the count that covers it commit together, so no reader sees a torn batch.
 //!
+//! The append at the end, which every front-end's sequencer uses, holds the `head` row lock
+//! only while its statement runs, not through the disk flush: its transaction commits with
+//! `synchronous_commit` off (the lock is released as soon as the commit is in the WAL buffers),
+//! and then a second, durable commit of this process's row in `flush_marks` waits until the
+//! WAL is on disk up to it. The WAL is flushed in order, so that wait covers the append and every
+//! commit before it; PostgreSQL flushes for every waiter at once, so front-ends that append
+//! together share their flushes instead of taking turns at one each. Held through its flush,
+//! the lock made the log's commits one after another, each a WAL flush long.
+//!
+//! A commit that is visible but not yet flushed (another front-end's, between its append and
+//! its flush) could be lost in a crash of the server. Nothing is answered from one: this store
+//! flushes before it answers a count, entries or a duplicate hit beyond what it knows to be
+//! flushed (`flushed_entries`), so an integrator never publishes, and a submitter never hears
+//! of, an entry that is not durable.
+//!
 //! The dedup index is two indexes of `entries`: by leaf hash and by the idempotency key's
 //! digest, each with the index, so that the first entry of a key is found without a sort.
 //! Two front-ends may append the same leaf at once (each looked before either appended); the
@@ -50,9 +65,13 @@ SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM new_entries),
        (SELECT count(*) FROM new_payloads)";
 
 /// The append at whatever end the log has: `$1` how many, `$2..$6` one array per column, `$7`
-/// and `$8` the payloads as in [`APPEND`]. Answers the first index the batch got.
+/// and `$8` the payloads as in [`APPEND`]. Answers the first index the batch got. Its commit
+/// does not wait for the disk (`lazy`: `synchronous_commit` off for this transaction only):
+/// [`FLUSH`] follows it.
 const APPEND_AT_END: &str = "
-WITH moved AS (
+WITH lazy AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), moved AS (
     UPDATE head SET entry_count = entry_count + $1 WHERE id = 1
     RETURNING entry_count - $1 AS first
 ), new_entries AS (
@@ -69,7 +88,20 @@ WITH moved AS (
     RETURNING 1
 )
 SELECT (SELECT first FROM moved), (SELECT count(*) FROM new_entries),
-       (SELECT count(*) FROM new_payloads)";
+       (SELECT count(*) FROM new_payloads), (SELECT count(*) FROM lazy)";
+
+/// A durable commit of this process's row (`$1` its slot): when it returns, the WAL is on disk
+/// up to it, and so is every commit made before it, by any connection.
+const FLUSH: &str = "
+INSERT INTO flush_marks (slot, flushes) VALUES ($1, 1)
+ON CONFLICT (slot) DO UPDATE SET flushes = flush_marks.flushes + 1";
+
+/// Waits until every commit made before this call is on disk (see [`FLUSH`]).
+async fn flush(client: &deadpool_postgres::Object, slot: i32) -> Result<(), DbError> {
+    let statement = client.prepare_cached(FLUSH).await?;
+    client.execute(&statement, &[&slot]).await?;
+    Ok(())
+}
 
 /// A batch as the arrays an append statement takes, one per column.
 struct Columns<'a> {
@@ -138,6 +170,7 @@ impl PostgresStore {
         let columns = Columns::of(entries);
         let payload_count = columns.payloads.len() as i64;
         let place = &self.place;
+        let slot = self.flush_slot;
         let (first, inserted, held) = self.call("appending entries", |client| async move {
             let statement = client.prepare_cached(APPEND_AT_END).await?;
             let row = client
@@ -160,6 +193,8 @@ impl PostgresStore {
                 StoreError::corrupt(place, 0, "the head row of the log is missing")
             })?;
             let (inserted, held): (i64, i64) = (row.get(1), row.get(2));
+            // Committed, perhaps not yet on disk: nothing is answered before the flush.
+            flush(&client, slot).await?;
             Ok((
                 from_sql_int(first, place, "the first index")?,
                 inserted,
@@ -175,9 +210,36 @@ impl PostgresStore {
                 ),
             ));
         }
+        // Every entry below the batch's end committed before the batch took the head's lock,
+        // so the flush covered them too.
         self.known_entries
             .fetch_max(first + added as u64, Ordering::Relaxed);
+        self.flushed_entries
+            .fetch_max(first + added as u64, Ordering::Relaxed);
         Ok(first)
+    }
+
+    /// The number of entries, all of them on disk: the count is read first, then a flush
+    /// makes durable every commit it saw (another front-end's append may be committed and not
+    /// yet flushed).
+    pub(super) fn read_flushed_entry_count(&self) -> Result<u64, StoreError> {
+        let slot = self.flush_slot;
+        let count = self.call("reading the entry count", |client| async move {
+            let count = entry_count(&client).await?;
+            flush(&client, slot).await?;
+            Ok(count)
+        })?;
+        self.known_entries.fetch_max(count, Ordering::Relaxed);
+        self.flushed_entries.fetch_max(count, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Makes sure the entries below `end` are on disk before they are answered for.
+    fn flushed_through(&self, end: u64) -> Result<(), StoreError> {
+        if self.flushed_entries.load(Ordering::Relaxed) >= end {
+            return Ok(());
+        }
+        self.read_flushed_entry_count().map(drop)
     }
 
     fn not_at_end(&self, first_index: u64) -> StoreError {
@@ -199,7 +261,7 @@ impl SequenceStore for PostgresStore {
     /// Asks the database; if it cannot be asked, answers the most it ever saw (which appends
     /// cannot build on while the database is away: they fail).
     fn entry_count(&self) -> u64 {
-        match self.read_entry_count() {
+        match self.read_flushed_entry_count() {
             Ok(count) => count,
             Err(error) => {
                 tracing::warn!(%error, "reading the entry count from PostgreSQL failed; answering the last one seen");
@@ -275,7 +337,7 @@ impl SequenceStore for PostgresStore {
     /// Nothing a failed append leaves needs undoing (it was one transaction): healed means the
     /// database answers again, so that the count read next is the truth.
     fn heal(&self) -> Result<(), StoreError> {
-        self.read_entry_count().map(drop)
+        self.read_flushed_entry_count().map(drop)
     }
 
     /// This store writes nothing in the background.
@@ -310,6 +372,7 @@ impl SequenceStore for PostgresStore {
         ) else {
             return Err(out_of_range(self.read_entry_count()?));
         };
+        self.flushed_through(start.saturating_add(count))?;
         let place = &self.place;
         let rows = self.call("reading entries", |client| async move {
             let statement = client
@@ -506,6 +569,16 @@ impl SequenceStore for PostgresStore {
                     },
                 );
             }
+        }
+        // A hit may be another front-end's append that is committed and not yet flushed: it
+        // is answered only once it is on disk.
+        let highest_hit = by_leaf
+            .values()
+            .map(|&(index, _)| index)
+            .chain(by_key.values().map(|hit| hit.index))
+            .max();
+        if let Some(highest) = highest_hit {
+            self.flushed_through(highest + 1)?;
         }
         Ok(keys
             .iter()
