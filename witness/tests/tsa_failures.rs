@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const ORIGIN: &str = "example.com/tsa-failures";
 const TSA: &str = "flaky";
 /// How long an add-checkpoint answer may wait for timestamps.
@@ -209,25 +211,7 @@ struct Setup {
 /// Makes the flaky TSA (not yet listening) and a witness that uses it.
 async fn setup(settings: AnchorSettings) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tsa_dir = dir.path().join("tsa");
-    tsa::init(
-        &tsa_dir,
-        "Flaky TSA",
-        KeyAlgorithm::P256,
-        30,
-        &tsa::TsaKeyPlace::File,
-    )
-    .expect("tsa init");
-    let authority = Authority::load(
-        &tsa_dir,
-        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
-        None,
-    )
-    .expect("loads");
-    let anchors = Arc::new(
-        TrustAnchors::from_pem(&std::fs::read_to_string(tsa_dir.join("root.pem")).expect("pem"))
-            .expect("anchors"),
-    );
+    let (authority, anchors) = common::test_tsa(&dir.path().join("tsa"), "Flaky TSA");
     // The TSA's port, held but not listening: connections to it are refused until
     // `bring_tsa_up`, and no other socket can take it meanwhile.
     let tsa_socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -261,15 +245,7 @@ async fn setup(settings: AnchorSettings) -> Setup {
         ANCHOR_WAIT,
     )
     .expect("starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(listener, cairn_witness::http::router(witness))
-            .await
-            .expect("serves")
-    });
+    let url = common::serve(cairn_witness::http::router(witness)).await;
     Setup {
         _dir: dir,
         tsa: Arc::new(FlakyTsa {
@@ -340,14 +316,7 @@ impl Setup {
     }
 
     async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text")
+        common::scrape_metrics(&self.client, &self.url).await
     }
 
     /// The value of the failure counter of `kind`, 0 if absent.
