@@ -31,7 +31,7 @@ use crate::http::receipt::{build_receipt, check_size, wait_for_checkpoint, wait_
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState};
 use crate::integrator::StoreHashes;
-use crate::metrics::{self, ScrapeFigures};
+use crate::metrics::ScrapeFigures;
 use crate::sequencer::Sequenced;
 use crate::storage::{IdempotencyKey, NewEntry};
 
@@ -447,7 +447,11 @@ async fn metrics(State(state): Shared) -> Response {
     );
     state.principals.expose_metrics(&mut exposition);
     let text = exposition.encode();
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+    (
+        [(header::CONTENT_TYPE, cairn_edge::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

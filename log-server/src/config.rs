@@ -79,7 +79,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,6 +105,7 @@ mod witnesses;
 
 pub use access::token_digest_hex;
 use access::Resolved;
+use file::read_bounded;
 pub use file::{watch_principals, ConfigVersion};
 pub use keys::{new_token_key, read_key_file, write_new_key};
 pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};

@@ -6,15 +6,11 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::hash::Hash;
 use cairn_spec::note::{Ed25519Signer, KeyName};
-use cairn_spec::timestamp::{
-    checkpoint_imprint, verify_token, Expectation, ObjectIdentifier, TrustAnchors,
-};
+use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
 use cairn_spec::witness::format_add_checkpoint_request;
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
 use cairn_witness::store::Store;
-use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
 use cairn_witness::{start_witness, LogSpec};
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;

@@ -10,15 +10,15 @@
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::hash::Hash;
-use cairn_spec::merkle::{consistency_proof, CompactRange};
+use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::timestamp::{
-    checkpoint_imprint, verify_token, Expectation, ObjectIdentifier, TimestampRequest, TrustAnchors,
+    checkpoint_imprint, verify_token, Expectation, TimestampRequest, TrustAnchors,
 };
 use cairn_spec::witness::format_add_checkpoint_request;
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
 use cairn_witness::store::Store;
-use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
+use cairn_witness::tsa::Authority;
 use cairn_witness::{start_witness, LogSpec};
 
 use axum::body::Bytes;
@@ -153,18 +153,8 @@ struct Log {
 
 impl Log {
     fn new(count: u64) -> Log {
-        let mut range = CompactRange::new();
-        let mut stored = Vec::new();
-        let mut roots = vec![range.root()];
-        for index in 0..count {
-            range
-                .append_with(
-                    Hash::of_leaf(format!("event {index}").as_bytes()),
-                    |_, hash| stored.push(*hash),
-                )
-                .expect("appends");
-            roots.push(range.root());
-        }
+        let common::Tree { stored, roots } =
+            common::Tree::new(count, |index| format!("event {index}").into_bytes());
         Log {
             signer: Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [21; 32]),
             stored,

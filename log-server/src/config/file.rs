@@ -115,7 +115,7 @@ pub async fn watch_principals(
     }
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
     let read = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
