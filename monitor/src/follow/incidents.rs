@@ -3,8 +3,7 @@
 //! state file cannot take it), and keeps the incidents of the state file, acknowledged or not,
 //! in its alerts.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::evidence::Evidence;
