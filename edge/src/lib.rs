@@ -27,7 +27,7 @@
 //!
 //! [`settings!`] makes the `clap` and TOML settings that configure all of this in each server,
 //! and [`log`] sets up every binary's log lines the same way (filter, JSON, no colours off a
-//! terminal, no floods).
+//! terminal, no floods); [`metrics`] writes every server's `GET /metrics` text.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -36,6 +36,7 @@ pub mod accept;
 pub mod body;
 pub mod connection;
 pub mod log;
+pub mod metrics;
 mod settings;
 pub mod tls;
 

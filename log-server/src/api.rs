@@ -16,6 +16,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cairn_edge::metrics::Exposition;
 use cairn_spec::merkle::{consistency_proof, inclusion_proof};
 use cairn_spec::tiles::{encode_entry_bundle, tile_width_in_tree, TilePath};
 use cairn_spec::Hash;
@@ -30,6 +31,7 @@ use crate::http::receipt::{build_receipt, check_size, wait_for_checkpoint, wait_
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState};
 use crate::integrator::StoreHashes;
+use crate::metrics::ScrapeFigures;
 use crate::sequencer::Sequenced;
 use crate::storage::{IdempotencyKey, NewEntry};
 
@@ -432,15 +434,24 @@ async fn readyz(State(state): Shared) -> Response {
 
 async fn metrics(State(state): Shared) -> Response {
     let durable = *state.sequencer.durable_size().borrow();
-    let mut text = state.metrics.render(
-        state.sequencer.pending_leaves(),
-        durable,
-        state.sequencer.submitted_leaves(),
-        &state.sequencer.commit_figures(),
-        &state.health.readiness(),
+    let mut exposition = Exposition::new();
+    state.metrics.expose(
+        &mut exposition,
+        &ScrapeFigures {
+            queue_depth: state.sequencer.pending_leaves(),
+            durable_size: durable,
+            submitted: state.sequencer.submitted_leaves(),
+            commits: &state.sequencer.commit_figures(),
+            readiness: &state.health.readiness(),
+        },
     );
-    state.principals.render_metrics(&mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    state.principals.expose_metrics(&mut exposition);
+    let text = exposition.encode();
+    (
+        [(header::CONTENT_TYPE, cairn_edge::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
-//! The log's metrics, rendered in the Prometheus text exposition format (version 0.0.4).
+//! The log's metrics for `GET /metrics`: the figures the log keeps between scrapes, and their
+//! exposition, written by the `prometheus-client` crate (through [`cairn_edge::metrics`]) in the
+//! Prometheus text format (version 0.0.4).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cairn_edge::metrics::{Exposition, Labels};
 use parking_lot::Mutex;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use crate::health::Readiness;
 use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
@@ -13,32 +18,16 @@ use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
 /// Upper bounds, in seconds, of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// A latency histogram with [`LATENCY_BUCKETS`].
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(self.buckets.iter_mut()) {
-            if seconds <= *bound {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(self.buckets.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {bucket}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
+/// One witness's cosigning attempts.
+struct WitnessFigures {
+    ok: u64,
+    failed: u64,
+    seconds: Histogram,
 }
 
 /// Counters and gauges of one log server.
@@ -46,7 +35,7 @@ pub struct Metrics {
     started: Instant,
     /// Latency by route, then status: looked up by `&str`, so a request allocates nothing.
     requests: Mutex<BTreeMap<String, BTreeMap<u16, Histogram>>>,
-    witnesses: Mutex<BTreeMap<String, (u64, u64, Histogram)>>,
+    witnesses: Mutex<BTreeMap<String, WitnessFigures>>,
     tree_size: AtomicU64,
     published_size: AtomicU64,
     published_at_ms: AtomicU64,
@@ -75,6 +64,20 @@ impl Default for Metrics {
     }
 }
 
+/// What the sequencer and the health checks say at the time of a scrape.
+pub struct ScrapeFigures<'a> {
+    /// Leaves admitted and not yet durable.
+    pub queue_depth: usize,
+    /// Durable entries.
+    pub durable_size: u64,
+    /// Leaves submitted to the sequencer since start.
+    pub submitted: u64,
+    /// The group commit's figures.
+    pub commits: &'a CommitFigures,
+    /// The log's readiness.
+    pub readiness: &'a Readiness,
+}
+
 impl Metrics {
     /// Records one HTTP request.
     pub fn record_request(&self, route: &str, status: u16, elapsed: Duration) {
@@ -85,20 +88,26 @@ impl Metrics {
         };
         by_status
             .entry(status)
-            .or_default()
+            .or_insert_with(latency_histogram)
             .observe(elapsed.as_secs_f64());
     }
 
     /// Records one attempt to get a witness's cosignature.
     pub fn record_witness(&self, witness: &str, ok: bool, elapsed: Duration) {
         let mut witnesses = self.witnesses.lock();
-        let entry = witnesses.entry(witness.to_string()).or_default();
+        let entry = witnesses
+            .entry(witness.to_string())
+            .or_insert_with(|| WitnessFigures {
+                ok: 0,
+                failed: 0,
+                seconds: latency_histogram(),
+            });
         if ok {
-            entry.0 += 1;
+            entry.ok += 1;
         } else {
-            entry.1 += 1;
+            entry.failed += 1;
         }
-        entry.2.observe(elapsed.as_secs_f64());
+        entry.seconds.observe(elapsed.as_secs_f64());
     }
 
     /// Records how many durable entries the bucket's published checkpoint does not cover.
@@ -119,169 +128,195 @@ impl Metrics {
         self.published_at_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
-    /// The text exposition, with the sequencer's figures passed in.
-    pub fn render(
-        &self,
-        queue_depth: usize,
-        durable_size: u64,
-        submitted: u64,
-        commits: &CommitFigures,
-        readiness: &Readiness,
-    ) -> String {
-        let mut out = String::new();
-        render_commits(&mut out, commits);
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_ready Whether the log is ready (1) or not (0), as /readyz says.\n\
-             # TYPE cairn_log_ready gauge\ncairn_log_ready {}",
-            u8::from(readiness.is_ready())
+    /// Adds the log's metrics to `exposition`, with the sequencer's and the health checks'
+    /// figures of this scrape.
+    pub fn expose(&self, exposition: &mut Exposition, now: &ScrapeFigures<'_>) {
+        expose_commits(exposition, now.commits);
+        exposition.gauge(
+            "cairn_log_ready",
+            "Whether the log is ready (1) or not (0), as /readyz says.",
+            i64::from(now.readiness.is_ready()),
         );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_storage_errors_total Failed storage calls, by component.\n\
-             # TYPE cairn_log_storage_errors_total counter"
+        exposition.counters(
+            "cairn_log_storage_errors_total",
+            "Failed storage calls, by component.",
+            now.readiness
+                .storage_errors
+                .iter()
+                .map(|(component, errors)| (vec![("component", component.to_string())], *errors))
+                .collect(),
         );
-        for (component, errors) in readiness.storage_errors {
-            let _ = writeln!(
-                out,
-                "cairn_log_storage_errors_total{{component=\"{component}\"}} {errors}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_signing_errors_total Failed checkpoint signatures (the key in its file or PKCS#11 token).\n\
-             # TYPE cairn_log_signing_errors_total counter\ncairn_log_signing_errors_total {}",
-            readiness.signing_errors
+        exposition.counter(
+            "cairn_log_signing_errors_total",
+            "Failed checkpoint signatures (the key in its file or PKCS#11 token).",
+            now.readiness.signing_errors,
         );
-        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_queue_depth",
             "Leaves admitted and not yet durable.",
-            queue_depth as f64,
+            now.queue_depth as u64,
         );
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_durable_entries",
             "Durable entries.",
-            durable_size as f64,
+            now.durable_size,
         );
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_submitted_leaves_total",
             "Leaves submitted to the sequencer since start.",
-            submitted as f64,
+            now.submitted,
         );
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_tree_size",
             "Size of the latest signed checkpoint.",
-            self.tree_size.load(Ordering::Relaxed) as f64,
+            self.tree_size.load(Ordering::Relaxed),
         );
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_published_size",
             "Size of the latest published checkpoint.",
-            self.published_size.load(Ordering::Relaxed) as f64,
+            self.published_size.load(Ordering::Relaxed),
         );
         let lag = self.publication_lag.load(Ordering::Relaxed);
         if lag != u64::MAX {
-            gauge(
-                &mut out,
+            exposition.gauge(
                 "cairn_log_publication_lag_entries",
                 "Durable entries the checkpoint published in the bucket does not cover.",
-                lag as f64,
+                lag,
             );
         }
-        let published_at = self.published_at_ms.load(Ordering::Relaxed);
-        let age = if published_at == 0 {
-            -1.0
-        } else {
-            (self.started.elapsed().as_millis() as f64 - published_at as f64) / 1000.0
-        };
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_checkpoint_age_seconds",
             "Seconds since the latest publication (-1: none yet).",
-            age,
+            self.checkpoint_age_seconds(),
         );
-        gauge(
-            &mut out,
+        exposition.gauge(
             "cairn_log_publication_failures_total",
             "Rounds in which the witness quorum was not met.",
-            self.publication_failures.load(Ordering::Relaxed) as f64,
+            self.publication_failures.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# HELP cairn_log_request_seconds HTTP request latency by route and status.\n# TYPE cairn_log_request_seconds histogram");
-        for (route, by_status) in self.requests.lock().iter() {
-            for (status, histogram) in by_status {
-                histogram.render(
-                    &mut out,
-                    "cairn_log_request_seconds",
-                    &format!("route=\"{route}\",status=\"{status}\""),
-                );
-            }
+        self.expose_requests(exposition);
+        self.expose_witnesses(exposition);
+    }
+
+    /// Seconds since the latest publication, -1 before the first.
+    fn checkpoint_age_seconds(&self) -> f64 {
+        let published_at = self.published_at_ms.load(Ordering::Relaxed);
+        if published_at == 0 {
+            return -1.0;
         }
-        let _ = writeln!(out, "# HELP cairn_log_witness_requests_total Cosigning attempts by witness and outcome.\n# TYPE cairn_log_witness_requests_total counter");
+        (self.started.elapsed().as_millis() as f64 - published_at as f64) / 1000.0
+    }
+
+    fn expose_requests(&self, exposition: &mut Exposition) {
+        let series: Vec<(Labels, Histogram)> = self
+            .requests
+            .lock()
+            .iter()
+            .flat_map(|(route, by_status)| {
+                by_status.iter().map(move |(status, histogram)| {
+                    let labels = vec![("route", route.clone()), ("status", status.to_string())];
+                    (labels, histogram.clone())
+                })
+            })
+            .collect();
+        exposition.family(
+            "cairn_log_request_seconds",
+            "HTTP request latency by route and status.",
+            series,
+        );
+    }
+
+    fn expose_witnesses(&self, exposition: &mut Exposition) {
         let witnesses = self.witnesses.lock();
-        for (name, (ok, failed, _)) in witnesses.iter() {
-            let _ = writeln!(
-                out,
-                "cairn_log_witness_requests_total{{witness=\"{name}\",outcome=\"ok\"}} {ok}"
-            );
-            let _ = writeln!(out, "cairn_log_witness_requests_total{{witness=\"{name}\",outcome=\"failed\"}} {failed}");
+        let mut attempts = Vec::new();
+        let mut latency = Vec::new();
+        for (name, figures) in witnesses.iter() {
+            for (outcome, count) in [("ok", figures.ok), ("failed", figures.failed)] {
+                let labels = vec![("witness", name.clone()), ("outcome", outcome.to_string())];
+                attempts.push((labels, count));
+            }
+            latency.push((vec![("witness", name.clone())], figures.seconds.clone()));
         }
-        let _ = writeln!(out, "# HELP cairn_log_witness_seconds Cosigning latency by witness.\n# TYPE cairn_log_witness_seconds histogram");
-        for (name, (_, _, histogram)) in witnesses.iter() {
-            histogram.render(
-                &mut out,
-                "cairn_log_witness_seconds",
-                &format!("witness=\"{name}\""),
-            );
-        }
-        out
+        exposition.counters(
+            "cairn_log_witness_requests_total",
+            "Cosigning attempts by witness and outcome.",
+            attempts,
+        );
+        exposition.family(
+            "cairn_log_witness_seconds",
+            "Cosigning latency by witness.",
+            latency,
+        );
     }
 }
 
 /// The group commit's histograms: entries per durable write, and how long each write (append and
-/// fdatasync) took.
-fn render_commits(out: &mut String, commits: &CommitFigures) {
-    let _ = writeln!(
-        out,
-        "# HELP cairn_log_batch_entries Entries per durable write (group commit).\n\
-         # TYPE cairn_log_batch_entries histogram"
-    );
-    for (bound, count) in BATCH_SIZE_BOUNDS.iter().zip(&commits.size_buckets) {
-        let _ = writeln!(
-            out,
-            "cairn_log_batch_entries_bucket{{le=\"{bound}\"}} {count}"
-        );
+/// fdatasync) took. The sequencer keeps them as cumulative buckets; the crate takes each
+/// bucket's own count.
+fn expose_commits(exposition: &mut Exposition, commits: &CommitFigures) {
+    let batch_bounds = BATCH_SIZE_BOUNDS.map(|bound| bound as f64);
+    for (name, help, bounds, cumulative, sum) in [
+        (
+            "cairn_log_batch_entries",
+            "Entries per durable write (group commit).",
+            &batch_bounds[..],
+            &commits.size_buckets[..],
+            commits.entries as f64,
+        ),
+        (
+            "cairn_log_durable_write_seconds",
+            "Time of one durable write (append and fdatasync).",
+            &WRITE_SECONDS_BOUNDS[..],
+            &commits.write_buckets[..],
+            commits.write_seconds,
+        ),
+    ] {
+        let histogram = Buckets::new(bounds, cumulative, sum, commits.batches);
+        exposition.family(name, help, vec![(Vec::new(), histogram)]);
     }
-    let _ = writeln!(
-        out,
-        "cairn_log_batch_entries_bucket{{le=\"+Inf\"}} {}\n\
-         cairn_log_batch_entries_sum {}\ncairn_log_batch_entries_count {}",
-        commits.batches, commits.entries, commits.batches
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cairn_log_durable_write_seconds Time of one durable write (append and fdatasync).\n\
-         # TYPE cairn_log_durable_write_seconds histogram"
-    );
-    for (bound, count) in WRITE_SECONDS_BOUNDS.iter().zip(&commits.write_buckets) {
-        let _ = writeln!(
-            out,
-            "cairn_log_durable_write_seconds_bucket{{le=\"{bound}\"}} {count}"
-        );
+}
+
+/// A histogram counted elsewhere (the sequencer's group commit), encoded by the crate.
+#[derive(Debug)]
+struct Buckets {
+    /// `(upper bound, observations in this bucket alone)`.
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+impl Buckets {
+    /// From cumulative bucket counts, as [`CommitFigures`] keeps them.
+    fn new(bounds: &[f64], cumulative: &[u64], sum: f64, count: u64) -> Buckets {
+        let mut below = 0;
+        let buckets = bounds
+            .iter()
+            .copied()
+            .zip(cumulative)
+            .map(|(bound, total)| {
+                let own = total.saturating_sub(below);
+                below = *total;
+                (bound, own)
+            })
+            .collect();
+        Buckets {
+            buckets,
+            sum,
+            count,
+        }
     }
-    let _ = writeln!(
-        out,
-        "cairn_log_durable_write_seconds_bucket{{le=\"+Inf\"}} {}\n\
-         cairn_log_durable_write_seconds_sum {}\ncairn_log_durable_write_seconds_count {}",
-        commits.batches, commits.write_seconds, commits.batches
-    );
+}
+
+impl TypedMetric for Buckets {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Buckets {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }

@@ -138,6 +138,21 @@ impl Api {
         serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
     }
 
+    /// `GET /metrics`, read as a strict scraper reads the text format (every sample in its
+    /// family, every histogram's buckets adding up), so that each scrape here checks it.
+    async fn metrics(&self) -> String {
+        let response = self.get("/metrics").await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = response.text().await.expect("text");
+        if let Err(error) = cairn_edge::metrics::parse(&text) {
+            panic!("the metrics do not parse: {error}\n{text}");
+        }
+        text
+    }
+
     async fn wait_published(&self, size: u64) -> String {
         for _ in 0..200 {
             let response = self.get("/checkpoint").await;
@@ -194,6 +209,19 @@ fn check_error(body: &serde_json::Value, status: u16, code: &str, dir: &Path) {
     assert!(
         !detail.contains(data_dir) && !detail.contains(".rs"),
         "{detail}"
+    );
+}
+
+/// Sends `request` as bytes on a new connection and checks its error answer as [`error_of`]
+/// does (the status line's status, then the JSON body).
+async fn raw_error(addr: SocketAddr, request: &[u8], status: u16, code: &str, dir: &Path) {
+    let (answered, body) = raw(addr, request).await;
+    assert_eq!(answered, status);
+    check_error(
+        &serde_json::from_slice(&body).expect("json"),
+        status,
+        code,
+        dir,
     );
 }
 
@@ -355,7 +383,7 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
     assert_eq!(receipt.index, 310);
 
     api.get_json("/healthz").await;
-    let metrics = api.get("/metrics").await.text().await.expect("text");
+    let metrics = api.metrics().await;
     for name in [
         "cairn_log_queue_depth",
         "cairn_log_tree_size",
@@ -370,16 +398,38 @@ async fn add_sequences_leaves_and_serves_proofs_tiles_and_receipts() {
     let entries_sum = metrics
         .lines()
         .find_map(|line| line.strip_prefix("cairn_log_batch_entries_sum "))
-        .and_then(|value| value.parse::<u64>().ok())
+        .and_then(|value| value.parse::<f64>().ok())
         .expect("cairn_log_batch_entries_sum");
     assert!(
-        entries_sum >= 311,
+        entries_sum >= 311.0,
         "{entries_sum} entries in durable writes"
     );
     assert!(
         metrics.contains("cairn_log_witness_requests_total"),
         "{metrics}"
     );
+    // The families keep the types dashboards read them as.
+    let families = cairn_edge::metrics::parse(&metrics).expect("parses");
+    for (name, kind) in [
+        ("cairn_log_ready", "gauge"),
+        ("cairn_log_storage_errors_total", "counter"),
+        ("cairn_log_signing_errors_total", "counter"),
+        ("cairn_log_durable_entries", "gauge"),
+        ("cairn_log_batch_entries", "histogram"),
+        ("cairn_log_durable_write_seconds", "histogram"),
+        ("cairn_log_request_seconds", "histogram"),
+        ("cairn_log_witness_requests_total", "counter"),
+        ("cairn_log_witness_seconds", "histogram"),
+        ("cairn_log_config_reloads_total", "counter"),
+        ("cairn_log_credentials", "gauge"),
+    ] {
+        assert!(
+            families
+                .iter()
+                .any(|family| family.name == name && family.kind == kind),
+            "{name} is not a {kind}:\n{metrics}"
+        );
+    }
     server.shutdown().await.expect("shutdown");
 }
 
@@ -438,7 +488,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     ] {
         error_of(api.get(path).await, 404, "not_found", dir).await;
     }
-    let metrics = api.get("/metrics").await.text().await.expect("text");
+    let metrics = api.metrics().await;
     assert!(
         metrics.contains("cairn_log_durable_entries 1\n"),
         "{metrics}"
@@ -493,20 +543,9 @@ async fn every_refusal_is_json_with_a_documented_code() {
     ] {
         error_of(api.get(path).await, 400, "bad_request", dir).await;
     }
-    error_of(
-        api.post("/add?wait=later", "x").await,
-        400,
-        "bad_request",
-        dir,
-    )
-    .await;
-    error_of(
-        api.post("/add?wait=%FF%FE", "x").await,
-        400,
-        "bad_request",
-        dir,
-    )
-    .await;
+    for path in ["/add?wait=later", "/add?wait=%FF%FE"] {
+        error_of(api.post(path, "x").await, 400, "bad_request", dir).await;
+    }
     // A path whose parameter is not UTF-8 once decoded.
     error_of(api.get("/receipt/%FF").await, 400, "bad_request", dir).await;
     error_of(api.get("/tile/0/%C0").await, 400, "bad_request", dir).await;
@@ -519,32 +558,15 @@ async fn every_refusal_is_json_with_a_documented_code() {
     };
     // A body that declares far more than the limit (more than the server would read and throw
     // away) is refused at once, before any of it is sent.
-    let (status, body) = raw(
-        server.addr,
-        head("Content-Length: 1000000000\r\n", "").as_bytes(),
-    )
-    .await;
-    assert_eq!(status, 413);
-    check_error(
-        &serde_json::from_slice(&body).expect("json"),
-        413,
-        "too_large",
-        dir,
-    );
+    let declared = head("Content-Length: 1000000000\r\n", "");
+    raw_error(server.addr, declared.as_bytes(), 413, "too_large", dir).await;
     // A chunked body (no declared length) is counted as it comes: over the limit, 413 ...
     let chunk = format!("200\r\n{}\r\n", "a".repeat(0x200));
     let chunked = head(
         "Transfer-Encoding: chunked\r\n",
         &format!("{}0\r\n\r\n", chunk.repeat(3)),
     );
-    let (status, body) = raw(server.addr, chunked.as_bytes()).await;
-    assert_eq!(status, 413);
-    check_error(
-        &serde_json::from_slice(&body).expect("json"),
-        413,
-        "too_large",
-        dir,
-    );
+    raw_error(server.addr, chunked.as_bytes(), 413, "too_large", dir).await;
     // ... and within it, its chunks make one leaf.
     let chunked = head(
         "Transfer-Encoding: chunked\r\n",
@@ -558,7 +580,7 @@ async fn every_refusal_is_json_with_a_documented_code() {
         Hash::of_leaf(b"three chunks").to_base64()
     );
 
-    let metrics = api.get("/metrics").await.text().await.expect("text");
+    let metrics = api.metrics().await;
     assert!(
         metrics.contains("cairn_log_durable_entries 2\n"),
         "{metrics}"

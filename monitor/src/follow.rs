@@ -7,7 +7,7 @@
 //! What the log did wrong becomes an alert ([`crate::alert`]: raised once, active while it
 //! lasts, resolved when a poll no longer finds it), with a `cairn.evidence/v1` file where the
 //! wrong can be proven to others (spec/docs/evidence.md). An alert with evidence is an incident,
-//! kept in the state and active until an operator acknowledges it. Only the monitor's own
+//! kept in the state and active until an operator acknowledges it (`follow/incidents.rs`). Only the monitor's own
 //! failures are errors ([`FollowError`]); each poll says what it verified, or why it did not
 //! ([`PollReport`]). What was verified is persisted in the monitor's state file
 //! ([`crate::state`], `follow/state.rs`) and the verified tree's hashes in flat files
@@ -17,6 +17,7 @@
 
 mod gossip;
 mod grow;
+mod incidents;
 mod keys;
 mod state;
 
@@ -26,15 +27,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
-use cairn_spec::evidence::Evidence;
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
 
-use crate::alert::{Alert, AlertKind, Alerter};
+use crate::alert::{AlertKind, Alerter};
 use crate::fetch::{FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES};
 use crate::hashes::HashFiles;
-use crate::names::sanitize;
-use crate::state::{write_durably, Incident, StateStore, StoredEvidence};
+use crate::state::{StateStore, StoredEvidence};
 
 pub use crate::error::{FollowError, StoreError};
 pub use crate::names::percent_encode;
@@ -237,195 +236,6 @@ impl Follower {
             ),
             1,
         );
-    }
-
-    async fn raise(&mut self, kind: AlertKind, detail: String, evidence: Option<Evidence>) {
-        self.raise_about(kind, String::new(), detail, evidence)
-            .await;
-    }
-
-    /// Raises an alert of `kind` about `subject` (empty, or what tells apart several alerts of
-    /// one kind). Without evidence it is active while polls find it; with evidence it is an
-    /// incident, kept in the state: the same finding again (same kind and detail) is the same
-    /// incident, and one an operator acknowledged is not raised again.
-    async fn raise_about(
-        &mut self,
-        kind: AlertKind,
-        subject: String,
-        detail: String,
-        evidence: Option<Evidence>,
-    ) {
-        let origin = self.settings.origin().to_owned();
-        let (incident, path) = match evidence {
-            None => (None, None),
-            Some(evidence) => match self.store.find_incident(&origin, kind.name(), &detail) {
-                Ok(Some(known)) if known.acknowledged.is_some() => {
-                    tracing::info!(
-                        incident = known.id,
-                        kind = kind.name(),
-                        "found again, acknowledged before: {detail}"
-                    );
-                    return;
-                }
-                Ok(Some(known)) => (
-                    Some(known.id),
-                    Some(self.evidence_dir.join(&known.evidence_file)),
-                ),
-                Ok(None) => self.keep_evidence(kind, &detail, &evidence),
-                Err(error) => {
-                    tracing::error!(%error, "could not read the kept incidents");
-                    self.metric("cairn_monitor_store_errors_total");
-                    let unsaved = self
-                        .unsaved_evidence
-                        .iter()
-                        .any(|stored| stored.kind == kind.name() && stored.detail == detail);
-                    if unsaved {
-                        (None, None)
-                    } else {
-                        self.keep_evidence(kind, &detail, &evidence)
-                    }
-                }
-            },
-        };
-        if incident.is_none() {
-            self.observed.insert((kind, subject.clone()));
-        }
-        self.alerter
-            .raise(Alert {
-                kind,
-                origin,
-                detail,
-                evidence: path,
-                incident,
-                subject,
-            })
-            .await;
-    }
-
-    /// The alert of a kept incident.
-    fn alert_of(&self, incident: &Incident) -> Option<Alert> {
-        Some(Alert {
-            kind: AlertKind::from_name(&incident.kind)?,
-            origin: incident.origin.clone(),
-            detail: incident.detail.clone(),
-            evidence: Some(self.evidence_dir.join(&incident.evidence_file)),
-            incident: Some(incident.id),
-            subject: String::new(),
-        })
-    }
-
-    /// Makes this log's standing incidents active (those found before this process started
-    /// included), and resolves those an operator acknowledged since.
-    async fn refresh_incidents(&mut self) {
-        let incidents = match self.store.incidents(Some(self.settings.origin())) {
-            Ok(incidents) => incidents,
-            Err(error) => {
-                tracing::error!(%error, "could not read the kept incidents");
-                self.metric("cairn_monitor_store_errors_total");
-                return;
-            }
-        };
-        for incident in incidents.iter().filter(|i| i.acknowledged.is_none()) {
-            if let Some(alert) = self.alert_of(incident) {
-                self.alerter.restore(alert, incident.found_at);
-            }
-        }
-        self.alerter
-            .resolve(self.settings.origin(), |alert| {
-                let id = alert.incident?;
-                let acknowledged = incidents
-                    .iter()
-                    .find(|i| i.id == id)?
-                    .acknowledged
-                    .as_ref()?;
-                Some(format!(
-                    "acknowledged by {}: {}",
-                    acknowledged.by, acknowledged.reason
-                ))
-            })
-            .await;
-    }
-
-    /// Resolves this log's alerts without evidence that this poll did not find again: a
-    /// `rewritten-tile` only once its tile was fetched again unchanged.
-    async fn resolve_unobserved(&mut self) {
-        let (observed, rechecked) = (&self.observed, &self.rechecked);
-        self.alerter
-            .resolve(self.settings.origin(), |alert| {
-                let found = alert.incident.is_some()
-                    || observed.contains(&(alert.kind, alert.subject.clone()))
-                    || (alert.kind == AlertKind::RewrittenTile
-                        && !rechecked.contains(&alert.subject));
-                (!found).then(|| "no longer found".to_owned())
-            })
-            .await;
-    }
-
-    /// Keeps evidence: committed to the state file first, then written to its file in the
-    /// evidence directory; returns the file's path once it is written. A file that cannot be
-    /// written now is written from the state at the next poll ([`StateStore::export_evidence`]);
-    /// evidence the state file cannot take now waits in memory and is committed at the next
-    /// poll.
-    fn keep_evidence(
-        &mut self,
-        kind: AlertKind,
-        detail: &str,
-        evidence: &Evidence,
-    ) -> (Option<i64>, Option<PathBuf>) {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or(0);
-        let stored = StoredEvidence {
-            origin: self.settings.origin().to_owned(),
-            kind: kind.name().to_owned(),
-            file: format!(
-                "{}-{}-{nanos}.json",
-                sanitize(self.settings.origin()),
-                kind.name()
-            ),
-            document: evidence.to_json().into_bytes(),
-            detail: detail.to_owned(),
-            found_at: now(),
-        };
-        let incident = match self.store.record_evidence(&stored) {
-            Ok(incident) => Some(incident),
-            Err(error) => {
-                tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
-                self.metric("cairn_monitor_store_errors_total");
-                if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
-                    self.unsaved_evidence.push(stored.clone());
-                }
-                None
-            }
-        };
-        let path = match write_durably(&self.evidence_dir, &stored.file, &stored.document) {
-            Ok(path) => Some(path),
-            Err(error) => {
-                tracing::error!(%error, file = stored.file, "could not write an evidence file; it is written again from the state");
-                None
-            }
-        };
-        (incident, path)
-    }
-
-    /// Commits the evidence the state could not take before, and writes this log's evidence
-    /// files that could not be written. A failure waits for the next poll: it does not stop
-    /// this one.
-    fn retry_evidence(&mut self) {
-        while let Some(stored) = self.unsaved_evidence.first() {
-            if let Err(error) = self.store.record_evidence(stored) {
-                tracing::error!(%error, "evidence still waits for the state file");
-                return;
-            }
-            self.unsaved_evidence.remove(0);
-        }
-        if let Err(error) = self
-            .store
-            .export_evidence(self.settings.origin(), &self.evidence_dir)
-        {
-            tracing::error!(%error, "could not read the kept evidence");
-        }
     }
 
     /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.

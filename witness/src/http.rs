@@ -330,7 +330,7 @@ async fn readyz(State(witness): State<Arc<Witness>>) -> Response {
 async fn metrics(State(witness): State<Arc<Witness>>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, cairn_edge::metrics::CONTENT_TYPE)],
         witness.metrics().render(&witness.readiness()),
     )
         .into_response()

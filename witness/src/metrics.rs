@@ -1,25 +1,21 @@
-//! The witness's counters, rendered in the Prometheus text exposition format (version 0.0.4)
-//! for `GET /metrics`.
+//! The witness's counters for `GET /metrics`, and their exposition, written by the
+//! `prometheus-client` crate (through [`cairn_edge::metrics`]) in the Prometheus text format
+//! (version 0.0.4).
 //!
-//! A handful of labelled counters and one latency histogram per TSA do not justify a metrics
-//! framework: a mutex-guarded map per family is enough at the request rates a witness sees.
+//! A handful of labelled counters and one latency histogram per TSA: a mutex-guarded map per
+//! family is enough at the request rates a witness sees.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use cairn_edge::metrics::{Exposition, Labels};
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::health::Readiness;
 
 /// Upper bounds (seconds) of the TSA latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-#[derive(Default, Clone)]
-struct Histogram {
-    bucket_counts: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum_seconds: f64,
-}
 
 #[derive(Default)]
 struct Families {
@@ -73,15 +69,10 @@ impl Metrics {
     pub fn observe_tsa_success(&self, tsa: &str, latency: Duration) {
         self.with(|f| {
             *f.tsa_tokens.entry(tsa.to_owned()).or_default() += 1;
-            let histogram = f.tsa_latency.entry(tsa.to_owned()).or_default();
-            let seconds = latency.as_secs_f64();
-            for (bound, count) in LATENCY_BUCKETS.iter().zip(&mut histogram.bucket_counts) {
-                if seconds <= *bound {
-                    *count += 1;
-                }
-            }
-            histogram.count += 1;
-            histogram.sum_seconds += seconds;
+            f.tsa_latency
+                .entry(tsa.to_owned())
+                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+                .observe(latency.as_secs_f64());
         });
     }
 
@@ -113,80 +104,89 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric, with the witness's `readiness` now.
     pub fn render(&self, readiness: &Readiness) -> String {
+        let mut out = Exposition::new();
         self.with(|f| {
-            let mut out = String::new();
-            let _ = writeln!(out, "# HELP cairn_witness_ready Whether the witness is ready (1) or not (0), as /readyz says.");
-            let _ = writeln!(out, "# TYPE cairn_witness_ready gauge");
-            let _ = writeln!(out, "cairn_witness_ready {}", u8::from(readiness.is_ready()));
-            family(&mut out, "cairn_witness_storage_errors_total", "Failed calls to the witness's storage.");
-            sample(&mut out, "cairn_witness_storage_errors_total", &[], readiness.storage_errors);
-            family(&mut out, "cairn_witness_signing_errors_total", "Cosignatures the witness's key failed to make (a key in a token removed or refusing).");
-            sample(&mut out, "cairn_witness_signing_errors_total", &[], f.signing_errors);
-            family(&mut out, "cairn_witness_cosigned_total", "Checkpoints cosigned, by log origin.");
-            for (origin, count) in &f.cosigned {
-                sample(&mut out, "cairn_witness_cosigned_total", &[("origin", origin)], *count);
+            out.gauge(
+                "cairn_witness_ready",
+                "Whether the witness is ready (1) or not (0), as /readyz says.",
+                i64::from(readiness.is_ready()),
+            );
+            out.counter(
+                "cairn_witness_storage_errors_total",
+                "Failed calls to the witness's storage.",
+                readiness.storage_errors,
+            );
+            out.counter(
+                "cairn_witness_signing_errors_total",
+                "Cosignatures the witness's key failed to make (a key in a token removed or \
+                 refusing).",
+                f.signing_errors,
+            );
+            let labelled = [
+                (
+                    "cairn_witness_cosigned_total",
+                    "Checkpoints cosigned, by log origin.",
+                    by("origin", &f.cosigned),
+                ),
+                (
+                    "cairn_witness_refusals_total",
+                    "add-checkpoint requests refused, by reason.",
+                    by("reason", &f.refusals),
+                ),
+                (
+                    "cairn_witness_log_misbehaviour_total",
+                    "Validly signed requests that contradict a cosigned checkpoint (forks, bad \
+                     proofs), kept as evidence.",
+                    by("origin", &f.misbehaviour),
+                ),
+                (
+                    "cairn_witness_tsa_tokens_total",
+                    "Timestamp tokens obtained and verified, by TSA.",
+                    by("tsa", &f.tsa_tokens),
+                ),
+                (
+                    "cairn_witness_tsa_failures_total",
+                    "Failed timestamp attempts, by TSA and kind.",
+                    f.tsa_failures
+                        .iter()
+                        .map(|((tsa, kind), count)| {
+                            (
+                                vec![("tsa", tsa.clone()), ("kind", kind.to_string())],
+                                *count,
+                            )
+                        })
+                        .collect(),
+                ),
+                (
+                    "cairn_witness_tsa_given_up_total",
+                    "Checkpoints left without a token from a TSA after every retry.",
+                    by("tsa", &f.tsa_given_up),
+                ),
+            ];
+            for (name, help, series) in labelled {
+                out.counters(name, help, series);
             }
-            family(&mut out, "cairn_witness_refusals_total", "add-checkpoint requests refused, by reason.");
-            for (reason, count) in &f.refusals {
-                sample(&mut out, "cairn_witness_refusals_total", &[("reason", reason)], *count);
-            }
-            family(&mut out, "cairn_witness_log_misbehaviour_total", "Validly signed requests that contradict a cosigned checkpoint (forks, bad proofs), kept as evidence.");
-            for (origin, count) in &f.misbehaviour {
-                sample(&mut out, "cairn_witness_log_misbehaviour_total", &[("origin", origin)], *count);
-            }
-            family(&mut out, "cairn_witness_tsa_tokens_total", "Timestamp tokens obtained and verified, by TSA.");
-            for (tsa, count) in &f.tsa_tokens {
-                sample(&mut out, "cairn_witness_tsa_tokens_total", &[("tsa", tsa)], *count);
-            }
-            family(&mut out, "cairn_witness_tsa_failures_total", "Failed timestamp attempts, by TSA and kind.");
-            for ((tsa, kind), count) in &f.tsa_failures {
-                sample(&mut out, "cairn_witness_tsa_failures_total", &[("tsa", tsa), ("kind", kind)], *count);
-            }
-            family(&mut out, "cairn_witness_tsa_given_up_total", "Checkpoints left without a token from a TSA after every retry.");
-            for (tsa, count) in &f.tsa_given_up {
-                sample(&mut out, "cairn_witness_tsa_given_up_total", &[("tsa", tsa)], *count);
-            }
-            family(&mut out, "cairn_witness_anchor_queue_full_total", "Checkpoints not anchored because the anchoring queue was full.");
-            sample(&mut out, "cairn_witness_anchor_queue_full_total", &[], f.anchor_queue_full);
-            let _ = writeln!(out, "# HELP cairn_witness_tsa_latency_seconds Time to obtain and verify a token, by TSA.");
-            let _ = writeln!(out, "# TYPE cairn_witness_tsa_latency_seconds histogram");
-            for (tsa, histogram) in &f.tsa_latency {
-                let tsa = escape(tsa);
-                for (bound, count) in LATENCY_BUCKETS.iter().zip(histogram.bucket_counts) {
-                    let _ = writeln!(out, "cairn_witness_tsa_latency_seconds_bucket{{tsa=\"{tsa}\",le=\"{bound}\"}} {count}");
-                }
-                let _ = writeln!(out, "cairn_witness_tsa_latency_seconds_bucket{{tsa=\"{tsa}\",le=\"+Inf\"}} {}", histogram.count);
-                let _ = writeln!(out, "cairn_witness_tsa_latency_seconds_sum{{tsa=\"{tsa}\"}} {}", histogram.sum_seconds);
-                let _ = writeln!(out, "cairn_witness_tsa_latency_seconds_count{{tsa=\"{tsa}\"}} {}", histogram.count);
-            }
-            out
-        })
+            out.counter(
+                "cairn_witness_anchor_queue_full_total",
+                "Checkpoints not anchored because the anchoring queue was full.",
+                f.anchor_queue_full,
+            );
+            out.family(
+                "cairn_witness_tsa_latency_seconds",
+                "Time to obtain and verify a token, by TSA.",
+                by("tsa", &f.tsa_latency),
+            );
+        });
+        out.encode()
     }
 }
 
-fn family(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
-    let labels: Vec<String> = labels
+/// One series per key of `values`, labelled `label="<key>"`.
+fn by<K: ToString, V: Clone>(label: &'static str, values: &BTreeMap<K, V>) -> Vec<(Labels, V)> {
+    values
         .iter()
-        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-        .collect();
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {value}");
-    } else {
-        let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
-    }
-}
-
-/// Label values escape backslash, double quote and newline (exposition format 0.0.4).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+        .map(|(key, value)| (vec![(label, key.to_string())], value.clone()))
+        .collect()
 }
 
 #[cfg(test)]

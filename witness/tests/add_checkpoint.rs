@@ -5,13 +5,17 @@
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::hash::Hash;
-use cairn_spec::merkle::{consistency_proof, CompactRange};
+use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Ed25519Signer, KeyName, Note};
 use cairn_spec::witness::{format_add_checkpoint_request, MAX_REQUEST_SIZE};
 use cairn_witness::anchor::AnchorSettings;
 use cairn_witness::store::Store;
 use cairn_witness::{start_witness, LogSpec};
 use std::time::Duration;
+
+mod common;
+
+use common::{scrape_metrics, Tree};
 
 const ORIGIN: &str = "example.com/cairn/log";
 
@@ -23,26 +27,9 @@ fn witness_key() -> CosignatureSigner {
     CosignatureSigner::from_seed(KeyName::new("witness.example/w1").expect("name"), [9; 32])
 }
 
-/// A log of `count` leaves: its stored hashes (for proofs) and roots by size.
-struct Tree {
-    stored: Vec<Hash>,
-    roots: Vec<Hash>,
-}
-
+/// A log of `count` leaves, each `<salt><index>`.
 fn tree(count: u64, salt: &str) -> Tree {
-    let mut range = CompactRange::new();
-    let mut stored = Vec::new();
-    let mut roots = vec![range.root()];
-    for index in 0..count {
-        range
-            .append_with(
-                Hash::of_leaf(format!("{salt}{index}").as_bytes()),
-                |_, hash| stored.push(*hash),
-            )
-            .expect("appends");
-        roots.push(range.root());
-    }
-    Tree { stored, roots }
+    Tree::new(count, |index| format!("{salt}{index}").into_bytes())
 }
 
 fn signed(origin: &str, size: u64, root: Hash) -> Note {
@@ -84,15 +71,7 @@ async fn start() -> Running {
         Duration::from_millis(250),
     )
     .expect("starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(listener, cairn_witness::http::router(witness))
-            .await
-            .expect("serves")
-    });
+    let url = common::serve(cairn_witness::http::router(witness)).await;
     Running {
         url,
         store,
@@ -218,15 +197,7 @@ async fn refuses_a_fork_and_keeps_it_as_evidence() {
     let evidence = witness.store.evidence().expect("reads");
     assert_eq!(evidence.len(), 1);
     assert!(String::from_utf8_lossy(&evidence[0]).contains("\"kind\":\"fork\""));
-    let metrics = witness
-        .client
-        .get(format!("{}/metrics", witness.url))
-        .send()
-        .await
-        .expect("sends")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape_metrics(&witness.client, &witness.url).await;
     assert!(metrics.contains("cairn_witness_refusals_total{reason=\"fork\"} 1"));
 }
 

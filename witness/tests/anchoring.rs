@@ -6,55 +6,27 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::hash::Hash;
 use cairn_spec::note::{Ed25519Signer, KeyName};
-use cairn_spec::timestamp::{
-    checkpoint_imprint, verify_token, Expectation, ObjectIdentifier, TrustAnchors,
-};
+use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
 use cairn_spec::witness::format_add_checkpoint_request;
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
 use cairn_witness::store::Store;
-use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
 use cairn_witness::{start_witness, LogSpec};
-use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 const ORIGIN: &str = "example.com/anchored";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_verified_tokens_and_survives_a_dead_tsa() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tsa_dir = dir.path().join("tsa");
-    tsa::init(
-        &tsa_dir,
-        "Test TSA",
-        KeyAlgorithm::P256,
-        30,
-        &tsa::TsaKeyPlace::File,
-    )
-    .expect("tsa init");
-    let authority = Authority::load(
-        &tsa_dir,
-        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
-        None,
-    )
-    .expect("loads");
-    let tsa_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let tsa_url = format!("http://{}/", tsa_listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(tsa_listener, tsa::router(Arc::new(authority)))
-            .await
-            .expect("serves")
-    });
+    let (authority, anchors) = common::test_tsa(&dir.path().join("tsa"), "Test TSA");
+    let tsa_url = common::serve_tsa(authority).await;
     // A port nothing listens on.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let dead_url = format!("http://{}/", dead.local_addr().expect("address"));
     drop(dead);
 
-    let anchors = Arc::new(
-        TrustAnchors::from_pem(&std::fs::read_to_string(tsa_dir.join("root.pem")).expect("pem"))
-            .expect("anchors"),
-    );
     let log = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [5; 32]);
     let store = Store::open(&dir.path().join("db")).expect("store");
     let witness = start_witness(
@@ -91,15 +63,7 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
         Duration::from_millis(250),
     )
     .expect("starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(listener, cairn_witness::http::router(witness))
-            .await
-            .expect("serves")
-    });
+    let url = common::serve(cairn_witness::http::router(witness)).await;
 
     let root = Hash::of_leaf(b"only leaf");
     let note = Checkpoint {
@@ -131,14 +95,7 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
             .await
             .expect("text");
         document = serde_json::from_str(&text).expect("json");
-        let metrics = client
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text");
+        let metrics = common::scrape_metrics(&client, &url).await;
         if document["tokens"]
             .as_array()
             .is_some_and(|tokens| !tokens.is_empty())
@@ -163,7 +120,7 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
         &Expectation {
             imprint: checkpoint_imprint(body.as_bytes()),
             nonce: None,
-            trust_anchors: Some(&anchors),
+            trust_anchors: Some(anchors.as_ref()),
         },
     )
     .expect("the token verifies");
@@ -173,29 +130,8 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
 #[tokio::test]
 async fn tsa_refuses_oversized_queries_with_413_and_rejects_malformed_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    tsa::init(
-        dir.path(),
-        "Limits TSA",
-        KeyAlgorithm::P256,
-        30,
-        &tsa::TsaKeyPlace::File,
-    )
-    .expect("tsa init");
-    let authority = Authority::load(
-        dir.path(),
-        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
-        None,
-    )
-    .expect("loads");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let url = format!("http://{}/", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(listener, tsa::router(Arc::new(authority)))
-            .await
-            .expect("serves")
-    });
+    let (authority, anchors) = common::test_tsa(dir.path(), "Limits TSA");
+    let url = common::serve_tsa(authority).await;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>| {
         client
@@ -212,15 +148,12 @@ async fn tsa_refuses_oversized_queries_with_413_and_rejects_malformed_ones() {
     let malformed = post(b"not a TimeStampReq".to_vec()).await.expect("answers");
     assert_eq!(malformed.status().as_u16(), 200);
     let reply = malformed.bytes().await.expect("body");
-    let anchors =
-        TrustAnchors::from_pem(&std::fs::read_to_string(dir.path().join("root.pem")).expect("pem"))
-            .expect("anchors");
     let refused = cairn_spec::timestamp::verify_response(
         &reply,
         &Expectation {
             imprint: [0; 32],
             nonce: None,
-            trust_anchors: Some(&anchors),
+            trust_anchors: Some(anchors.as_ref()),
         },
     );
     assert!(

@@ -92,15 +92,7 @@ async fn a_full_disk_refuses_cosigning_then_heals_by_itself_and_loses_nothing() 
     let key = keygen(work.path(), "witness.example/full-disk");
     let log = TestLog::new(ORIGIN, 40);
     let data_dir = disk.path().join("state");
-    let config = work.path().join("witness.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {data_dir:?}\nkey_file = {key:?}\n{}",
-            log.config_table()
-        ),
-    )
-    .expect("writes the config");
+    let config = common::write_config(work.path(), &data_dir, &key, &log);
     let args = ["serve", "--config", config.to_str().expect("UTF-8")];
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

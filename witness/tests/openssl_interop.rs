@@ -384,14 +384,7 @@ async fn witness_accepts_tokens_made_by_openssl_ts_reply() {
     expected.sort();
     assert_eq!(names, expected);
 
-    let metrics = client
-        .get(format!("{}/metrics", witness.url))
-        .send()
-        .await
-        .expect("sends")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::scrape_metrics(&client, &witness.url).await;
     for (name, _) in OPENSSL_SECTIONS {
         assert!(
             metrics.contains(&format!(

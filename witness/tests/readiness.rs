@@ -156,16 +156,8 @@ async fn every_error_is_json_with_its_status_and_names_no_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = keygen(dir.path(), "witness.example/errors");
     let log = TestLog::new(ORIGIN, 10);
-    let config = dir.path().join("witness.toml");
     let data_dir = dir.path().join("state");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {data_dir:?}\nkey_file = {key:?}\n{}",
-            log.config_table()
-        ),
-    )
-    .expect("writes the config");
+    let config = common::write_config(dir.path(), &data_dir, &key, &log);
     let witness = Running::start(&["serve", "--config", config.to_str().expect("UTF-8")]);
     let url = &witness.url;
     let client = reqwest::Client::new();

@@ -10,15 +10,15 @@
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::hash::Hash;
-use cairn_spec::merkle::{consistency_proof, CompactRange};
+use cairn_spec::merkle::consistency_proof;
 use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::timestamp::{
-    checkpoint_imprint, verify_token, Expectation, ObjectIdentifier, TimestampRequest, TrustAnchors,
+    checkpoint_imprint, verify_token, Expectation, TimestampRequest, TrustAnchors,
 };
 use cairn_spec::witness::format_add_checkpoint_request;
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
 use cairn_witness::store::Store;
-use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
+use cairn_witness::tsa::Authority;
 use cairn_witness::{start_witness, LogSpec};
 
 use axum::body::Bytes;
@@ -30,6 +30,8 @@ use axum::Router;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
 
 const ORIGIN: &str = "example.com/tsa-failures";
 const TSA: &str = "flaky";
@@ -151,18 +153,8 @@ struct Log {
 
 impl Log {
     fn new(count: u64) -> Log {
-        let mut range = CompactRange::new();
-        let mut stored = Vec::new();
-        let mut roots = vec![range.root()];
-        for index in 0..count {
-            range
-                .append_with(
-                    Hash::of_leaf(format!("event {index}").as_bytes()),
-                    |_, hash| stored.push(*hash),
-                )
-                .expect("appends");
-            roots.push(range.root());
-        }
+        let common::Tree { stored, roots } =
+            common::Tree::new(count, |index| format!("event {index}").into_bytes());
         Log {
             signer: Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("name"), [21; 32]),
             stored,
@@ -209,25 +201,7 @@ struct Setup {
 /// Makes the flaky TSA (not yet listening) and a witness that uses it.
 async fn setup(settings: AnchorSettings) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tsa_dir = dir.path().join("tsa");
-    tsa::init(
-        &tsa_dir,
-        "Flaky TSA",
-        KeyAlgorithm::P256,
-        30,
-        &tsa::TsaKeyPlace::File,
-    )
-    .expect("tsa init");
-    let authority = Authority::load(
-        &tsa_dir,
-        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
-        None,
-    )
-    .expect("loads");
-    let anchors = Arc::new(
-        TrustAnchors::from_pem(&std::fs::read_to_string(tsa_dir.join("root.pem")).expect("pem"))
-            .expect("anchors"),
-    );
+    let (authority, anchors) = common::test_tsa(&dir.path().join("tsa"), "Flaky TSA");
     // The TSA's port, held but not listening: connections to it are refused until
     // `bring_tsa_up`, and no other socket can take it meanwhile.
     let tsa_socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -261,15 +235,7 @@ async fn setup(settings: AnchorSettings) -> Setup {
         ANCHOR_WAIT,
     )
     .expect("starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        axum::serve(listener, cairn_witness::http::router(witness))
-            .await
-            .expect("serves")
-    });
+    let url = common::serve(cairn_witness::http::router(witness)).await;
     Setup {
         _dir: dir,
         tsa: Arc::new(FlakyTsa {
@@ -340,14 +306,7 @@ impl Setup {
     }
 
     async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text")
+        common::scrape_metrics(&self.client, &self.url).await
     }
 
     /// The value of the failure counter of `kind`, 0 if absent.

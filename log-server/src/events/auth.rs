@@ -27,12 +27,12 @@
 //! state of a principal whose limit did not change carries over.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap};
+use cairn_edge::metrics::Exposition;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -345,56 +345,51 @@ impl Principals {
         self.last_reload_failed.store(true, Ordering::Relaxed);
     }
 
-    /// Writes the principals' metrics in the Prometheus text format.
-    pub fn render_metrics(&self, out: &mut String) {
+    /// Adds the principals' metrics to a scrape of `GET /metrics`.
+    pub fn expose_metrics(&self, exposition: &mut Exposition) {
         let table = self.table();
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_credentials Credentials in service (bearer tokens and client \
-             certificates).\n# TYPE cairn_log_credentials gauge\ncairn_log_credentials {}",
-            table.len()
+        exposition.gauge(
+            "cairn_log_credentials",
+            "Credentials in service (bearer tokens and client certificates).",
+            table.len() as u64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_config_reloads_total Reloads of the principals from the \
-             configuration file (SIGHUP or a change), by result.\n\
-             # TYPE cairn_log_config_reloads_total counter\n\
-             cairn_log_config_reloads_total{{result=\"ok\"}} {}\n\
-             cairn_log_config_reloads_total{{result=\"failed\"}} {}",
-            self.reloads.load(Ordering::Relaxed),
-            self.failed_reloads.load(Ordering::Relaxed),
+        exposition.counters(
+            "cairn_log_config_reloads_total",
+            "Reloads of the principals from the configuration file (SIGHUP or a change), by \
+             result.",
+            vec![
+                (
+                    vec![("result", "ok".to_string())],
+                    self.reloads.load(Ordering::Relaxed),
+                ),
+                (
+                    vec![("result", "failed".to_string())],
+                    self.failed_reloads.load(Ordering::Relaxed),
+                ),
+            ],
         );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_config_reload_failing 1 while the configuration file does not \
-             load (the principals loaded before stay in service; the log says why).\n\
-             # TYPE cairn_log_config_reload_failing gauge\ncairn_log_config_reload_failing {}",
-            u8::from(self.last_reload_failed.load(Ordering::Relaxed))
+        exposition.gauge(
+            "cairn_log_config_reload_failing",
+            "1 while the configuration file does not load (the principals loaded before stay \
+             in service; the log says why).",
+            i64::from(self.last_reload_failed.load(Ordering::Relaxed)),
         );
         if table.limiters.is_empty() {
             return;
         }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_rate_limited_total Requests refused 429 by a principal's rate \
-             limit.\n# TYPE cairn_log_rate_limited_total counter"
+        exposition.counters(
+            "cairn_log_rate_limited_total",
+            "Requests refused 429 by a principal's rate limit.",
+            table
+                .limiters
+                .iter()
+                .map(|(name, limiter)| {
+                    let labels = vec![("principal", name.clone())];
+                    (labels, limiter.refused.load(Ordering::Relaxed))
+                })
+                .collect(),
         );
-        for (name, limiter) in &table.limiters {
-            let _ = writeln!(
-                out,
-                "cairn_log_rate_limited_total{{principal=\"{}\"}} {}",
-                label_value(name),
-                limiter.refused.load(Ordering::Relaxed)
-            );
-        }
     }
-}
-
-/// `text` escaped for a Prometheus label value.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// The token of an `Authorization: Bearer <token>` header, the scheme matched without regard
@@ -670,8 +665,9 @@ mod tests {
         for _ in 0..100 {
             authorize(&map, &bearer("reader-token"), &[Role::Reader]).expect("unlimited");
         }
-        let mut metrics = String::new();
-        map.render_metrics(&mut metrics);
+        let mut exposition = Exposition::new();
+        map.expose_metrics(&mut exposition);
+        let metrics = exposition.encode();
         assert!(
             metrics.contains("cairn_log_rate_limited_total{principal=\"billing\"} 1"),
             "{metrics}"

@@ -1,5 +1,6 @@
-//! What the witness's tests with real processes share: starting `cairn-witness`, a witness key,
-//! and a test log whose add-checkpoint requests they send.
+//! What the witness's tests share: starting `cairn-witness`, a witness key, a test log whose
+//! add-checkpoint requests they send (and the tree behind it), a TSA made and served in process,
+//! and reading `/metrics` as a strict scraper does.
 
 #![allow(dead_code)] // each test file uses its part
 
@@ -7,10 +8,13 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::hash::Hash;
 use cairn_spec::merkle::{consistency_proof, CompactRange};
 use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::timestamp::{ObjectIdentifier, TrustAnchors};
 use cairn_spec::witness::format_add_checkpoint_request;
+use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 /// A `cairn-witness` child process, killed (SIGKILL) when dropped.
 pub struct Running {
@@ -74,6 +78,28 @@ pub fn keygen(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// A log's tree of `count` leaves: its stored hashes (for proofs) and its roots by size.
+pub struct Tree {
+    pub stored: Vec<Hash>,
+    pub roots: Vec<Hash>,
+}
+
+impl Tree {
+    /// The tree of the leaves `leaf(0)`, `leaf(1)`, … `leaf(count - 1)`.
+    pub fn new(count: u64, leaf: impl Fn(u64) -> Vec<u8>) -> Tree {
+        let mut range = CompactRange::new();
+        let mut stored = Vec::new();
+        let mut roots = vec![range.root()];
+        for index in 0..count {
+            range
+                .append_with(Hash::of_leaf(&leaf(index)), |_, hash| stored.push(*hash))
+                .expect("appends");
+            roots.push(range.root());
+        }
+        Tree { stored, roots }
+    }
+}
+
 /// A test log: its key, and the stored hashes and roots of its first leaves.
 pub struct TestLog {
     pub origin: String,
@@ -86,17 +112,7 @@ impl TestLog {
     /// A log of `count` leaves named `origin`.
     pub fn new(origin: &str, count: u64) -> TestLog {
         let signer = Ed25519Signer::from_seed(KeyName::new(origin).expect("name"), [3; 32]);
-        let mut range = CompactRange::new();
-        let mut stored = Vec::new();
-        let mut roots = vec![range.root()];
-        for index in 0..count {
-            range
-                .append_with(Hash::of_leaf(&index.to_be_bytes()), |_, hash| {
-                    stored.push(*hash)
-                })
-                .expect("appends");
-            roots.push(range.root());
-        }
+        let Tree { stored, roots } = Tree::new(count, |index| index.to_be_bytes().to_vec());
         TestLog {
             origin: origin.to_owned(),
             signer,
@@ -139,4 +155,72 @@ impl TestLog {
         )
         .expect("request")
     }
+}
+
+/// A TSA made in `dir` as `cairn-witness tsa init` makes one (a P-256 key in a file, a
+/// certificate of 30 days), loaded with the default policy, and the trust anchors of its root.
+pub fn test_tsa(dir: &Path, name: &str) -> (Authority, Arc<TrustAnchors>) {
+    tsa::init(dir, name, KeyAlgorithm::P256, 30, &tsa::TsaKeyPlace::File).expect("tsa init");
+    let authority = Authority::load(
+        dir,
+        ObjectIdentifier::new(tsa::DEFAULT_POLICY).expect("oid"),
+        None,
+    )
+    .expect("loads");
+    let anchors = Arc::new(
+        TrustAnchors::from_pem(&std::fs::read_to_string(dir.join("root.pem")).expect("pem"))
+            .expect("anchors"),
+    );
+    (authority, anchors)
+}
+
+/// Serves `router` on a loopback port, in this process; returns its base URL
+/// (`http://<address>`).
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serves") });
+    url
+}
+
+/// Serves `authority` on a loopback port, in this process; returns its URL.
+pub async fn serve_tsa(authority: Authority) -> String {
+    format!("{}/", serve(tsa::router(Arc::new(authority))).await)
+}
+
+/// Writes `dir/witness.toml`: state in `data_dir`, the key in `key`, and `log`'s `[[log]]`
+/// table; returns its path.
+pub fn write_config(dir: &Path, data_dir: &Path, key: &Path, log: &TestLog) -> PathBuf {
+    let config = dir.join("witness.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data_dir:?}\nkey_file = {key:?}\n{}",
+            log.config_table()
+        ),
+    )
+    .expect("writes the config");
+    config
+}
+
+/// `GET <url>/metrics`, read as a strict scraper reads the text format (every sample in its
+/// family, every histogram's buckets adding up): each scrape in the tests checks it.
+pub async fn scrape_metrics(client: &reqwest::Client, url: &str) -> String {
+    let response = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = response.text().await.expect("text");
+    if let Err(error) = cairn_edge::metrics::parse(&text) {
+        panic!("the metrics do not parse: {error}\n{text}");
+    }
+    text
 }
