@@ -293,9 +293,7 @@ fn a_session_and_login_lost_under_the_key_are_opened_again_and_signing_goes_on()
         other.logout().expect("C_Logout logs the whole process out");
         drop(other);
         let message = [b'a', b'f', b't', b'e', b'r', round];
-        let signature = key
-            .sign(&message)
-            .expect("the key logs in again and signs");
+        let signature = key.sign(&message).expect("the key logs in again and signs");
         check(&message, signature);
     }
 }
