@@ -1,7 +1,8 @@
 //! What a signature costs: a key file against a key in a PKCS#11 token (SoftHSM2), one at a
 //! time: a checkpoint note's Ed25519 signature, as the log's publisher makes them, and a
 //! timestamp's ECDSA P-256 signature (over a CMS signed-attributes block's size of bytes), as
-//! `cairn-witness tsa serve` makes them.
+//! `cairn-witness tsa serve` makes them; and the batch a publish needs during a key rotation's
+//! overlap, when each checkpoint carries the signatures of two log keys.
 //!
 //! `cargo bench -p cairn-keys --bench sign` (needs `softhsm2-util` and
 //! /usr/lib/softhsm/libsofthsm2.so: apt-get install softhsm2).
@@ -67,12 +68,38 @@ fn signatures(c: &mut Criterion) {
     let settings = token(dir.path());
     let file = NoteSigner::from_key(SignerKey::<PlainEd25519>::from_seed(name.clone(), [9; 32]));
     let in_token = Pkcs11Key::generate(&settings("checkpoint")).expect("makes a key in the token");
-    let in_token = NoteSigner::<PlainEd25519>::from_token(name, Arc::new(in_token));
+    let in_token = NoteSigner::<PlainEd25519>::from_token(name.clone(), Arc::new(in_token));
 
     let mut group = c.benchmark_group("checkpoint_signature");
     group.bench_function("key_file", |b| b.iter(|| file.sign(&note).expect("signs")));
     group.bench_function("softhsm2", |b| {
         b.iter(|| in_token.sign(&note).expect("signs"))
+    });
+    group.finish();
+
+    // During a rotation's overlap a publish signs each checkpoint with both log keys.
+    let second_file =
+        NoteSigner::from_key(SignerKey::<PlainEd25519>::from_seed(name.clone(), [10; 32]));
+    let second_in_token = NoteSigner::<PlainEd25519>::from_token(
+        name,
+        Arc::new(Pkcs11Key::generate(&settings("checkpoint-2")).expect("makes a second key")),
+    );
+    let mut group = c.benchmark_group("overlap_publish_signatures");
+    group.bench_function("key_files", |b| {
+        b.iter(|| {
+            (
+                file.sign(&note).expect("signs"),
+                second_file.sign(&note).expect("signs"),
+            )
+        })
+    });
+    group.bench_function("softhsm2", |b| {
+        b.iter(|| {
+            (
+                in_token.sign(&note).expect("signs"),
+                second_in_token.sign(&note).expect("signs"),
+            )
+        })
     });
     group.finish();
 

@@ -19,7 +19,15 @@ use cairn_spec::note::{KeyName, Note, NoteVerifier, PlainEd25519};
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const USER_PIN: &str = "246810";
 /// One token per test, so that no test sees another's keys.
-const TOKENS: [&str; 6] = ["sign", "taken", "refusals", "destroyed", "threads", "ecdsa"];
+const TOKENS: [&str; 7] = [
+    "sign",
+    "taken",
+    "refusals",
+    "destroyed",
+    "threads",
+    "ecdsa",
+    "sessions",
+];
 
 struct Tokens {
     dir: PathBuf,
@@ -249,6 +257,45 @@ fn a_key_destroyed_in_the_token_gives_a_clear_error_not_a_wrong_signature() {
         shown.contains("destroyed") && shown.contains("doomed"),
         "{shown}"
     );
+}
+
+#[test]
+fn a_session_and_login_lost_under_the_key_are_opened_again_and_signing_goes_on() {
+    let tokens = tokens();
+    let key = Pkcs11Key::generate(&tokens.settings("sessions", "reopened")).expect("makes the key");
+    let public = key.public_key();
+    let check = |message: &[u8], signature: [u8; 64]| {
+        public
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+            .expect("each signature verifies");
+    };
+    check(b"before", key.sign(b"before").expect("signs"));
+
+    // Another session of this process logs out (as a module reset, or a token pulled and put
+    // back, loses the login): the key's session is no longer logged in. The next signature
+    // finds the login lost, opens a new session, logs in again and signs.
+    let module = cryptoki::context::Pkcs11::new(MODULE).expect("loads the module");
+    let _ = module.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    ));
+    let slot = module
+        .get_slots_with_initialized_token()
+        .expect("lists slots")
+        .into_iter()
+        .find(|slot| {
+            module
+                .get_token_info(*slot)
+                .is_ok_and(|info| info.label().trim_end() == "sessions")
+        })
+        .expect("finds the token");
+    for round in 0..3u8 {
+        let other = module.open_ro_session(slot).expect("opens a session");
+        other.logout().expect("C_Logout logs the whole process out");
+        drop(other);
+        let message = [b'a', b'f', b't', b'e', b'r', round];
+        let signature = key.sign(&message).expect("the key logs in again and signs");
+        check(&message, signature);
+    }
 }
 
 #[test]

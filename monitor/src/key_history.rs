@@ -5,6 +5,7 @@
 //! raises as a `revoked-key` incident, kept in the state until acknowledged.
 
 use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
+use cairn_spec::evidence::Evidence;
 use cairn_spec::key_history::{KeyHistory, KeyStatus, MAX_HISTORY_BYTES};
 use cairn_spec::note::{Ed25519Verifier, NoteVerifier};
 
@@ -71,6 +72,17 @@ impl LogKeys {
     /// The verified history.
     pub fn history(&self) -> &KeyHistory {
         &self.history
+    }
+
+    /// `evidence` about this log's checkpoints, carrying the verified history once the log has
+    /// rotated its key, so that checkpoints signed by its newer keys verify offline from the
+    /// pinned key (`cairn-monitor verify-evidence --log-key`); unchanged before any rotation.
+    pub fn attach_history(&self, evidence: Evidence) -> Evidence {
+        if self.history.is_empty() {
+            evidence
+        } else {
+            evidence.with_key_history(&self.history.to_bytes())
+        }
     }
 
     /// Takes a history fetched from the log: it must verify from the pinned key and extend the

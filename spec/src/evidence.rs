@@ -115,8 +115,9 @@ pub struct Evidence {
     /// of the new leaves, in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiles: Vec<ServedTile>,
-    /// The log's key history in its canonical encoding, as `GET /key-history` serves it
-    /// (`revoked-key`).
+    /// The log's key history in its canonical encoding, as `GET /key-history` serves it:
+    /// required by `revoked-key`; for the other kinds, present when the log rotated its key,
+    /// so that checkpoints signed by its newer keys verify from the pinned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_history: Option<String>,
 }
@@ -202,6 +203,16 @@ pub enum EvidenceError {
         field: &'static str,
         /// What it should hold.
         expected: &'static str,
+    },
+    /// A checkpoint opens, but no key of the log's key history valid at its size signed it.
+    #[error(
+        "checkpoint {position}: no key of the log's key history valid at size {size} signed it"
+    )]
+    NoValidKey {
+        /// Its position in `checkpoints`.
+        position: usize,
+        /// Its tree size.
+        size: u64,
     },
     /// A checkpoint does not open with the log's key.
     #[error("checkpoint {position}: {source}")]
@@ -333,6 +344,15 @@ impl Evidence {
         let mut evidence = Evidence::bare("revoked-key", vec![note_text(note)]);
         evidence.key_history = Some(String::from_utf8_lossy(history).into_owned());
         evidence
+    }
+
+    /// The same evidence carrying the log's key history (canonical bytes), against which its
+    /// checkpoints' signatures are then checked. A `revoked-key` evidence keeps its own.
+    pub fn with_key_history(mut self, history: &[u8]) -> Evidence {
+        if self.key_history.is_none() {
+            self.key_history = Some(String::from_utf8_lossy(history).into_owned());
+        }
+        self
     }
 
     fn bare(kind: &str, checkpoints: Vec<String>) -> Evidence {

@@ -36,6 +36,8 @@ impl Follower {
         evidence: Option<Evidence>,
     ) {
         let origin = self.settings.origin().to_owned();
+        // A log that rotated its key: the evidence carries its verified key history.
+        let evidence = evidence.map(|evidence| self.keys.attach_history(evidence));
         let (incident, path) = match evidence {
             None => (None, None),
             Some(evidence) => match self.store.find_incident(&origin, kind.name(), &detail) {

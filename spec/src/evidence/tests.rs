@@ -46,6 +46,10 @@ impl Tree {
     }
 
     fn note(&self) -> Vec<u8> {
+        self.note_by(&signer())
+    }
+
+    fn note_by(&self, key: &Ed25519Signer) -> Vec<u8> {
         let checkpoint = Checkpoint {
             origin: ORIGIN.to_owned(),
             size: self.size,
@@ -53,7 +57,7 @@ impl Tree {
             extensions: Vec::new(),
         };
         checkpoint
-            .sign(&signer())
+            .sign(key)
             .expect("signs")
             .to_bytes()
             .expect("encodes")
@@ -312,15 +316,111 @@ fn a_checkpoint_signed_by_a_revoked_key_at_a_revoked_size_is_a_compromise() {
         verify_evidence(&evidence, &other_log.verifier()),
         Err(EvidenceError::KeyHistory(_))
     ));
-    // The history belongs to this kind only.
-    let mut same_size =
-        Evidence::same_size(&Tree::new(3, None).note(), &Tree::new(3, Some(1)).note());
-    same_size.key_history = Some(String::from_utf8_lossy(&history).into_owned());
+}
+
+/// The test log's second key, and a history in which it signs from size 100 and the pinned key
+/// is retired after size 150.
+fn rotated_history() -> (Ed25519Signer, Vec<u8>) {
+    use crate::key_history::{Action, KeyHistory};
+    let pinned = signer();
+    let second = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [8; 32]);
+    let mut history = KeyHistory::new(&pinned.verifier().to_vkey()).expect("pinned");
+    let sign = |history: &KeyHistory, action: Action, signers: &[&Ed25519Signer]| {
+        let mut note = history.next_statement(action).to_note().expect("note");
+        for key in signers {
+            note.add_signature(key.sign(&note)).expect("signs");
+        }
+        note.to_bytes().expect("bytes")
+    };
+    let introduce = Action::Introduce {
+        vkey: second.verifier().to_vkey(),
+        from: 100,
+    };
+    history
+        .append(&sign(&history, introduce, &[&pinned, &second]))
+        .expect("introduced");
+    let retire = Action::Retire {
+        vkey: pinned.verifier().to_vkey(),
+        last: 150,
+    };
+    history
+        .append(&sign(&history, retire, &[&second]))
+        .expect("retired");
+    (second, history.to_bytes())
+}
+
+#[test]
+fn a_fork_signed_by_a_rotated_key_is_proven_with_the_key_history_from_the_pinned_key() {
+    let (second, history) = rotated_history();
+    let honest = Tree::new(300, None);
+    let forked = Tree::new(300, Some(299));
+    let bare = Evidence::same_size(&honest.note_by(&second), &forked.note_by(&second));
+    assert!(
+        matches!(
+            verify_evidence(&bare, &verifier()),
+            Err(EvidenceError::Checkpoint { position: 0, .. })
+        ),
+        "without the history the new key is no one's"
+    );
+    let evidence = bare.with_key_history(&history);
     assert!(matches!(
-        verify_evidence(&same_size, &verifier()),
-        Err(EvidenceError::Malformed {
-            field: "key_history",
-            ..
+        verify_evidence(&evidence, &verifier()).expect("a conflict"),
+        Conflict::SameSizeDifferentRoots { size: 300, .. }
+    ));
+    assert_every_byte_flip_is_detected(&evidence);
+
+    // Across the rotation: the older checkpoint signed by the pinned key (valid up to 150),
+    // the newer by the second key.
+    let old = Tree::new(120, None);
+    let evidence = Evidence::not_an_extension(
+        &old.note(),
+        &forked.note_by(&second),
+        &forked.prefix_proof(120),
+    );
+    assert!(matches!(
+        verify_evidence(&evidence, &verifier()),
+        Err(EvidenceError::Checkpoint { position: 1, .. })
+    ));
+    let forked_early = Tree::new(300, Some(100));
+    let evidence = Evidence::not_an_extension(
+        &old.note(),
+        &forked_early.note_by(&second),
+        &forked_early.prefix_proof(120),
+    )
+    .with_key_history(&history);
+    assert!(matches!(
+        verify_evidence(&evidence, &verifier()).expect("a conflict"),
+        Conflict::NotAnExtension { old_size: 120, .. }
+    ));
+
+    // A key's signature outside its sizes is not the log's: the second key before 100, the
+    // pinned key after 150.
+    let early = Tree::new(50, None);
+    let evidence = Evidence::same_size(&early.note_by(&second), &Tree::new(50, Some(1)).note())
+        .with_key_history(&history);
+    assert!(matches!(
+        verify_evidence(&evidence, &verifier()),
+        Err(EvidenceError::NoValidKey {
+            position: 0,
+            size: 50
         })
+    ));
+    let evidence =
+        Evidence::same_size(&honest.note_by(&second), &forked.note()).with_key_history(&history);
+    assert!(matches!(
+        verify_evidence(&evidence, &verifier()),
+        Err(EvidenceError::NoValidKey {
+            position: 1,
+            size: 300
+        })
+    ));
+
+    // A history that does not verify from the pinned key proves nothing.
+    let other_log = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [9; 32]);
+    let evidence = Evidence::same_size(&honest.note_by(&second), &forked.note_by(&second))
+        .with_key_history(&history);
+    assert!(matches!(
+        verify_evidence(&evidence, &other_log.verifier()),
+        Err(EvidenceError::KeyHistory(_))
     ));
 }

@@ -6,22 +6,32 @@ use super::{
     MAX_EVIDENCE_TILES,
 };
 use crate::checkpoint::Checkpoint;
-use crate::key_history::KeyHistory;
+use crate::key_history::{KeyHistory, KeyStatus};
 use crate::merkle::{verify_inclusion, CompactRange, ProofError};
 use crate::note::{Ed25519Verifier, NoteVerifier};
 use crate::tiles::{TILE_HEIGHT, TILE_WIDTH};
 
+/// Opens every checkpoint of the evidence as the log's: signed by the pinned key, or, when the
+/// evidence carries the log's key history (a log that rotated its key), by any key that
+/// history (verified from the pinned key) makes valid at the checkpoint's size. Every
+/// signature by a key of the history must verify. All must be of one origin.
 fn open_checkpoints(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Vec<crate::checkpoint::SignedCheckpoint>, EvidenceError> {
+    let history = evidence
+        .key_history
+        .as_ref()
+        .map(|bytes| KeyHistory::verify(&log_key.to_vkey(), bytes.as_bytes()))
+        .transpose()?;
     let opened = evidence
         .checkpoints
         .iter()
         .enumerate()
-        .map(|(position, note)| {
-            Checkpoint::open(note.as_bytes(), log_verifier)
-                .map_err(|source| EvidenceError::Checkpoint { position, source })
+        .map(|(position, note)| match &history {
+            None => Checkpoint::open(note.as_bytes(), log_key)
+                .map_err(|source| EvidenceError::Checkpoint { position, source }),
+            Some(history) => open_by_history(note.as_bytes(), history, position),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if let [first, second] = opened.as_slice() {
@@ -33,6 +43,33 @@ fn open_checkpoints(
         }
     }
     Ok(opened)
+}
+
+/// A checkpoint signed by a key of `history` valid at its size (spec/docs/key-history.md).
+fn open_by_history(
+    note: &[u8],
+    history: &KeyHistory,
+    position: usize,
+) -> Result<crate::checkpoint::SignedCheckpoint, EvidenceError> {
+    let keys: Vec<Ed25519Verifier> = history
+        .keys()
+        .iter()
+        .map(|key| Ed25519Verifier::new(key.key_name.clone(), key.public_key))
+        .collect();
+    let verifiers: Vec<&dyn NoteVerifier> =
+        keys.iter().map(|key| key as &dyn NoteVerifier).collect();
+    let opened = Checkpoint::open_with_origin(note, history.subject().as_str(), &verifiers)
+        .map_err(|source| EvidenceError::Checkpoint { position, source })?;
+    let size = opened.checkpoint.size;
+    let valid = history.keys().iter().any(|key| {
+        opened.verification.is_signed_by(&key.key_name, key.key_id)
+            && key.status(size) == KeyStatus::Valid
+    });
+    if valid {
+        Ok(opened)
+    } else {
+        Err(EvidenceError::NoValidKey { position, size })
+    }
 }
 
 fn expect_fields(
@@ -54,11 +91,6 @@ fn expect_fields(
         ("node_hash", evidence.node_hash.is_some(), node_hash),
         ("frontier", !evidence.frontier.is_empty(), frontier),
         ("tiles", !evidence.tiles.is_empty(), tiles),
-        (
-            "key_history",
-            evidence.key_history.is_some(),
-            evidence.kind == "revoked-key",
-        ),
     ];
     for (field, is_present, allowed) in present {
         if is_present && !allowed {
@@ -71,12 +103,13 @@ fn expect_fields(
     Ok(())
 }
 
-/// Checks evidence against the log's (pinned) key and says which conflict it proves.
+/// Checks evidence against the log's (pinned) key and says which conflict it proves. A log that
+/// rotated its key signs with keys its key history introduced: evidence about its checkpoints
+/// then carries that history (`key_history`), verified here from the pinned key.
 pub fn verify_evidence(
     evidence: &Evidence,
     log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
-    let log_verifier: &dyn NoteVerifier = log_key;
     if evidence.format != EVIDENCE_FORMAT {
         return Err(EvidenceError::Malformed {
             field: "format",
@@ -84,10 +117,10 @@ pub fn verify_evidence(
         });
     }
     match evidence.kind.as_str() {
-        "same-size" => verify_same_size(evidence, log_verifier),
-        "not-an-extension" => verify_not_an_extension(evidence, log_verifier),
-        "tile-mismatch" => verify_tile_mismatch(evidence, log_verifier),
-        "root-mismatch" => verify_root_mismatch(evidence, log_verifier),
+        "same-size" => verify_same_size(evidence, log_key),
+        "not-an-extension" => verify_not_an_extension(evidence, log_key),
+        "tile-mismatch" => verify_tile_mismatch(evidence, log_key),
+        "root-mismatch" => verify_root_mismatch(evidence, log_key),
         "revoked-key" => verify_revoked_key(evidence, log_key),
         _ => Err(EvidenceError::Malformed {
             field: "kind",
@@ -98,10 +131,10 @@ pub fn verify_evidence(
 
 fn verify_same_size(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
     expect_fields(evidence, 2..=2, false, false, false, false)?;
-    let opened = open_checkpoints(evidence, log_verifier)?;
+    let opened = open_checkpoints(evidence, log_key)?;
     let (first, second) = (&opened[0].checkpoint, &opened[1].checkpoint);
     if first.size != second.size {
         return Err(EvidenceError::Malformed {
@@ -123,10 +156,10 @@ fn verify_same_size(
 
 fn verify_not_an_extension(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
     expect_fields(evidence, 2..=2, true, false, false, false)?;
-    let opened = open_checkpoints(evidence, log_verifier)?;
+    let opened = open_checkpoints(evidence, log_key)?;
     let (old, new) = (&opened[0].checkpoint, &opened[1].checkpoint);
     if old.size == 0 || old.size >= new.size {
         return Err(EvidenceError::Malformed {
@@ -159,7 +192,7 @@ fn verify_not_an_extension(
 
 fn verify_tile_mismatch(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
     expect_fields(evidence, 1..=1, true, true, false, true)?;
     if evidence.tiles.len() != 1 {
@@ -168,7 +201,7 @@ fn verify_tile_mismatch(
             expected: "exactly one tile",
         });
     }
-    let opened = open_checkpoints(evidence, log_verifier)?;
+    let opened = open_checkpoints(evidence, log_key)?;
     let checkpoint = &opened[0].checkpoint;
     let (tile, tile_hashes) = evidence.tiles[0].open(0)?;
     if !tile.is_full() {
@@ -224,7 +257,7 @@ fn verify_tile_mismatch(
 
 fn verify_root_mismatch(
     evidence: &Evidence,
-    log_verifier: &dyn NoteVerifier,
+    log_key: &Ed25519Verifier,
 ) -> Result<Conflict, EvidenceError> {
     expect_fields(evidence, 1..=2, false, false, true, true)?;
     if evidence.tiles.len() > MAX_EVIDENCE_TILES {
@@ -233,7 +266,7 @@ fn verify_root_mismatch(
             expected: "at most 4096 tiles",
         });
     }
-    let opened = open_checkpoints(evidence, log_verifier)?;
+    let opened = open_checkpoints(evidence, log_key)?;
     let new = &opened[opened.len() - 1].checkpoint;
     let mut range = if opened.len() == 2 {
         let old = &opened[0].checkpoint;
