@@ -59,6 +59,21 @@ fn expect_fields(
             evidence.key_history.is_some(),
             evidence.kind == "revoked-key",
         ),
+        (
+            "leaf_index",
+            evidence.leaf_index.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
+        (
+            "leaf",
+            evidence.leaf.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
+        (
+            "completeness",
+            evidence.completeness.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
     ];
     for (field, is_present, allowed) in present {
         if is_present && !allowed {
@@ -89,9 +104,15 @@ pub fn verify_evidence(
         "tile-mismatch" => verify_tile_mismatch(evidence, log_verifier),
         "root-mismatch" => verify_root_mismatch(evidence, log_verifier),
         "revoked-key" => verify_revoked_key(evidence, log_key),
+        "index-omits" | "index-invents" => {
+            expect_fields(evidence, 1..=1, true, false, false, false)?;
+            let opened = open_checkpoints(evidence, log_verifier)?;
+            super::index::verify_index_listing(evidence, &opened[0].checkpoint)
+        }
         _ => Err(EvidenceError::Malformed {
             field: "kind",
-            expected: "same-size, not-an-extension, tile-mismatch, root-mismatch or revoked-key",
+            expected: "same-size, not-an-extension, tile-mismatch, root-mismatch, revoked-key, \
+                       index-omits or index-invents",
         }),
     }
 }
