@@ -277,3 +277,31 @@ fn an_index_that_omits_or_invents_an_event_is_proven_so_and_an_honest_one_is_not
     let parsed = Evidence::from_json(json.as_bytes()).expect("parses");
     assert!(verify_evidence(&parsed, &key).is_ok());
 }
+
+#[test]
+fn the_documented_record_stream_vector_holds() {
+    use sha2::{Digest, Sha256};
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let actions = ["login", "logout", "login", "read", "login", "read"];
+    let (mut map, mut stream) = (IndexMap::new(), Vec::new());
+    for (index, action) in actions.iter().enumerate() {
+        let index = index as u64;
+        let item = Item {
+            leaf_index: index,
+            leaf_hash: Hash::of_leaf(&index.to_be_bytes()),
+        };
+        map.add(action_key(action), item).expect("in order");
+        stream.extend(Record::Item(item, vec![action_key(action)]).to_bytes());
+    }
+    stream.extend(Record::Mark(6, map.root()).to_bytes());
+    assert_eq!(stream.len(), 485);
+    assert_eq!(
+        hex(&stream[..74]),
+        "4900000000000000003e7077fd2f66d689e0cee6a7cf5b37bf2dca7c979af356d0a31cbc5c85605c7d01\
+         3aaeef2f2ea5f40b1f6413d4c6e424ab20e52eca1815dd8116ee65eb312957c9"
+    );
+    assert_eq!(
+        hex(&Sha256::digest(&stream)),
+        "1b02d826113dd1f61e8e83e334206f87fd912754300d977e9ea4999b63c5d5ae"
+    );
+}
