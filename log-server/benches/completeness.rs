@@ -2,7 +2,9 @@
 //! in one run on this machine's disk:
 //!
 //! - `index/submit_1024`: 1,024 audit events submitted through `Events::submit` (8 tasks,
-//!   batches of 128: leaves, contents records, sync, events index) — the baseline;
+//!   batches of 128: leaves, contents records, sync, events index) — the baseline for batches;
+//! - `index/submit_single_1024`: the same 1,024 events one event a call (8 tasks), as one
+//!   event a request submits them — the baseline for single events;
 //! - `index/keep_1024`: the index brought over 1,024 new events, as the integrator does before
 //!   each checkpoint: their entries and contents records read back from the store, leaves
 //!   parsed, four keys an event added to the map, its root recomputed, the index file written
@@ -76,8 +78,8 @@ impl Rig {
         }
     }
 
-    /// Submits `count` events from `TASKS` tasks; the time it took.
-    async fn submit(self: &Arc<Self>, count: u64) -> Duration {
+    /// Submits `count` events from `TASKS` tasks, `batch` a call; the time it took.
+    async fn submit(self: &Arc<Self>, count: u64, batch: u64) -> Duration {
         let started = Instant::now();
         let per_task = count / TASKS;
         let mut handles = Vec::new();
@@ -86,7 +88,7 @@ impl Rig {
             handles.push(tokio::spawn(async move {
                 let mut left = per_task;
                 while left > 0 {
-                    let batch = left.min(128);
+                    let batch = left.min(batch);
                     let first = rig.next.fetch_add(batch, Ordering::Relaxed);
                     let inputs = (first..first + batch).map(event).collect();
                     rig.events.submit(inputs, "bench").await.expect("submit");
@@ -122,7 +124,7 @@ fn index(c: &mut Criterion) {
         .and_then(|text| text.parse().ok())
         .unwrap_or(100_000);
     let started = Instant::now();
-    runtime.block_on(rig.submit(preload - preload % (TASKS * 128)));
+    runtime.block_on(rig.submit(preload - preload % (TASKS * 128), 128));
     rig.keep();
     eprintln!(
         "preloaded and indexed {} events in {:.1} s ({:?})",
@@ -139,7 +141,17 @@ fn index(c: &mut Criterion) {
         b.iter_custom(|rounds| {
             let mut total = Duration::ZERO;
             for _ in 0..rounds {
-                total += runtime.block_on(rig.submit(CHUNK));
+                total += runtime.block_on(rig.submit(CHUNK, 128));
+                rig.keep();
+            }
+            total
+        })
+    });
+    group.bench_function("submit_single_1024", |b| {
+        b.iter_custom(|rounds| {
+            let mut total = Duration::ZERO;
+            for _ in 0..rounds {
+                total += runtime.block_on(rig.submit(CHUNK, 1));
                 rig.keep();
             }
             total
@@ -149,7 +161,7 @@ fn index(c: &mut Criterion) {
         b.iter_custom(|rounds| {
             let mut total = Duration::ZERO;
             for _ in 0..rounds {
-                runtime.block_on(rig.submit(CHUNK));
+                runtime.block_on(rig.submit(CHUNK, 128));
                 total += rig.keep();
             }
             total

@@ -303,3 +303,135 @@ async fn a_log_without_the_index_has_no_line_and_exports_as_before() {
     assert!(verified.completeness.is_none());
     server.shutdown().await.expect("stops");
 }
+
+/// The receive time of an exported event.
+fn received(event: &cairn_spec::export::ExportedEventV2) -> cairn_spec::time::Instant {
+    cairn_spec::completeness::received::received_at(&event.leaf).expect("an event leaf")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_time_range_is_proven_and_the_record_stream_replays_to_the_signed_root() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(settings(dir.path(), true))
+        .await
+        .expect("server starts");
+    let client = Client::new(&server);
+    let mut last = 0;
+    for action in ["a.one", "a.two", "a.three", "a.four"] {
+        last = client.submit(ALICE, action).await;
+        last = last.max(client.submit(BOB, action).await);
+    }
+    client.wait_published(last + 1).await;
+    let all = client.export(&format!("actor={ALICE}")).await;
+    assert_eq!(all.events.len(), 4);
+    // From alice's second event's receive time to just after her third's.
+    let (from, to) = (
+        received(&all.events[1]),
+        cairn_spec::time::Instant::from_unix(
+            i64::try_from(received(&all.events[2]).unix_nanos() / 1_000_000_000).expect("fits") + 1,
+            0,
+        ),
+    );
+    let query = format!(
+        "/v1/events?actor={ALICE}&proof=true&received_from={}&received_to={}",
+        from.to_rfc3339(),
+        to.to_rfc3339()
+    );
+    let (status, answer) = client.get(&query, READER).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).expect("json");
+    let proof: ExportBundleV2 = serde_json::from_value(answer["proof"].clone()).expect("a bundle");
+    let proven = verify(&proof).expect("the range's proof verifies");
+    let complete = proven.completeness.as_ref().expect("completeness");
+    let (range, inside) = complete.received.as_ref().expect("a time range");
+    assert_eq!((range.from, range.to), (from, to));
+    // The events were received within seconds: the window is the whole list, and the proof
+    // covers the whole tree.
+    assert_eq!(
+        (range.covers_from, range.covers_to),
+        (0, proof_size(&proof))
+    );
+    let listed: Vec<u64> = answer["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["index"].as_u64().expect("index"))
+        .collect();
+    let expected: Vec<u64> = all
+        .events
+        .iter()
+        .filter(|event| from <= received(event) && received(event) < to)
+        .map(|event| event.index)
+        .collect();
+    assert!(expected.len() >= 2, "{expected:?}");
+    assert_eq!(&listed, inside);
+    assert_eq!(listed, expected);
+    // An event dropped from, added to, or moved within the proof fails.
+    let mut dropped = proof.clone();
+    dropped.events.remove(0);
+    assert!(verify(&dropped).is_err());
+    let mut added = proof.clone();
+    added.events.push(all.events[0].clone());
+    assert!(verify(&added).is_err());
+    let mut moved = proof.clone();
+    moved.events.swap(0, 1);
+    assert!(verify(&moved).is_err());
+    // One end alone, or a range without proof=true, is refused.
+    for bad in [
+        format!(
+            "/v1/events?actor={ALICE}&proof=true&received_from={}",
+            from.to_rfc3339()
+        ),
+        format!(
+            "/v1/events?actor={ALICE}&received_from={}&received_to={}",
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        ),
+    ] {
+        assert_eq!(client.get(&bad, READER).await.0, 400, "{bad}");
+    }
+
+    // The record stream, read in steps, replays to the root the checkpoint carries.
+    let root = client.index_root().await.expect("an index line");
+    let mut stream = Vec::new();
+    loop {
+        let (status, bytes) = client
+            .get(
+                &format!("/v1/index/records?offset={}", stream.len()),
+                READER,
+            )
+            .await;
+        assert_eq!(status, 200);
+        if bytes.is_empty() {
+            break;
+        }
+        stream.extend(bytes);
+    }
+    let mut map = cairn_spec::completeness::IndexMap::new();
+    let (mut offset, mut marked) = (0, None);
+    while let Some((record, length)) =
+        cairn_spec::completeness::records::Record::parse(&stream[offset..]).expect("records")
+    {
+        offset += length;
+        match record {
+            cairn_spec::completeness::records::Record::Item(item, keys) => {
+                for key in keys {
+                    map.add(key, item).expect("in order");
+                }
+            }
+            cairn_spec::completeness::records::Record::Mark(_, mark) => {
+                assert_eq!(map.root(), mark);
+                marked = Some(mark);
+            }
+        }
+    }
+    assert_eq!(offset, stream.len());
+    assert_eq!(marked, Some(root));
+    assert_eq!(client.get("/v1/index/records", PRODUCER).await.0, 403);
+    server.shutdown().await.expect("stops");
+}
+
+fn proof_size(bundle: &ExportBundleV2) -> u64 {
+    let note = Note::parse(bundle.checkpoint.as_bytes()).expect("note");
+    Checkpoint::from_note(&note).expect("checkpoint").size
+}

@@ -39,11 +39,14 @@ pub enum AlertKind {
     WitnessPolicyUnmet,
     /// A checkpoint is signed by a key the log's key history revoked at or before its size.
     RevokedKey,
+    /// The log's completeness index is not what its leaves and its checkpoints say
+    /// (`crate::index_audit`).
+    DishonestIndex,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::SplitView,
         AlertKind::BadSignature,
         AlertKind::RootMismatch,
@@ -53,6 +56,7 @@ impl AlertKind {
         AlertKind::StaleLog,
         AlertKind::WitnessPolicyUnmet,
         AlertKind::RevokedKey,
+        AlertKind::DishonestIndex,
     ];
 
     /// The kind of a name as [`AlertKind::name`] gives it.
@@ -72,6 +76,7 @@ impl AlertKind {
             AlertKind::StaleLog => "stale-log",
             AlertKind::WitnessPolicyUnmet => "witness-policy-unmet",
             AlertKind::RevokedKey => "revoked-key",
+            AlertKind::DishonestIndex => "dishonest-index",
         }
     }
 }

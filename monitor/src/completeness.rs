@@ -27,6 +27,23 @@ pub fn describe(verified: &VerifiedExportV2) -> String {
                 complete.keys,
                 if complete.keys == 1 { "" } else { "s" }
             );
+            if let Some((range, inside)) = &complete.received {
+                let whole = range.covers_from == 0 && range.covers_to >= complete.to;
+                text.push_str(&format!(
+                    "  received in [{}, {}): {} of them; every such event of the value among \
+                     leaves [{}, {}){}\n",
+                    range.from.to_rfc3339(),
+                    range.to.to_rfc3339(),
+                    inside.len(),
+                    range.covers_from,
+                    range.covers_to,
+                    if whole {
+                        ", that is, in the whole checkpoint"
+                    } else {
+                        " (a page: the cursor's pages cover the rest)"
+                    }
+                ));
+            }
             if complete.value_erased > 0 {
                 text.push_str(&format!(
                     "  ({} of them have the asked field erased: listed by the index, their \
@@ -51,6 +68,13 @@ pub fn json(verified: &VerifiedExportV2) -> Value {
             "keys": complete.keys,
             "value_checked": complete.value_checked,
             "value_erased": complete.value_erased,
+            "received": complete.received.as_ref().map(|(range, inside)| json!({
+                "from": range.from.to_rfc3339(),
+                "to": range.to.to_rfc3339(),
+                "covers_from": range.covers_from,
+                "covers_to": range.covers_to,
+                "events": inside,
+            })),
         }),
     }
 }
@@ -90,14 +114,28 @@ pub fn verify_query(answer: &[u8], trust: ExportTrust<'_>) -> Result<VerifiedQue
         .get("events")
         .and_then(Value::as_array)
         .ok_or("the answer has no events list")?;
-    if listed.len() != verified.events.len() {
+    // A time range's proof holds its window's events; the answer lists those received in it.
+    let in_range = |index: u64| match verified
+        .completeness
+        .as_ref()
+        .and_then(|complete| complete.received.as_ref())
+    {
+        None => true,
+        Some((_, inside)) => inside.contains(&index),
+    };
+    let expected: Vec<_> = verified
+        .events
+        .iter()
+        .filter(|event| in_range(event.index))
+        .collect();
+    if listed.len() != expected.len() {
         return Err(format!(
             "the answer lists {} events, its proof holds {}",
             listed.len(),
-            verified.events.len()
+            expected.len()
         ));
     }
-    for (position, (shown, proven)) in listed.iter().zip(&verified.events).enumerate() {
+    for (position, (shown, proven)) in listed.iter().zip(expected).enumerate() {
         let index = shown.get("index").and_then(Value::as_u64);
         let event_id = shown.get("event_id").and_then(Value::as_str);
         if index != Some(proven.index) || event_id != Some(proven.event_id.as_str()) {
@@ -200,6 +238,7 @@ mod tests {
                 from: 0,
                 to: 6,
                 keys: vec![proof],
+                received: None,
             }),
         };
         let events: Vec<Value> = list

@@ -18,6 +18,7 @@
 mod gossip;
 mod grow;
 mod incidents;
+mod index;
 mod keys;
 mod state;
 
@@ -155,6 +156,10 @@ pub struct Follower {
     keys: crate::key_history::LogKeys,
     /// The revoked keys' signatures found (alert subject → detail), raised at every poll.
     compromises: std::collections::BTreeMap<String, String>,
+    /// The audit of the log's completeness index (`follow/index.rs`).
+    index_audit: index::IndexAuditState,
+    /// The size and index root of the checkpoint verified before this process started.
+    index_seed: Option<(u64, cairn_spec::Hash)>,
 }
 
 fn now() -> u64 {
@@ -183,7 +188,12 @@ impl Follower {
         let hashes = HashFiles::open(hash_dir, &origin).map_err(FollowError::Hashes)?;
         let state = store.verified(&origin)?;
         let keys = crate::key_history::LogKeys::pinned(&settings.key).map_err(FollowError::Keys)?;
+        let index_seed = state
+            .as_ref()
+            .and_then(|state| index::index_root_of(state.note.as_bytes()));
         Ok(Follower {
+            index_audit: index::IndexAuditState::default(),
+            index_seed,
             keys,
             compromises: std::collections::BTreeMap::new(),
             settings,
@@ -307,6 +317,9 @@ impl Follower {
             }
             Ok(signed) => self.follow_log_checkpoint(note, signed).await?,
         };
+        if outcome.is_ok() {
+            self.audit_index().await;
+        }
         self.gather_witnesses().await;
         self.recheck_tiles().await;
         self.check_stale().await;

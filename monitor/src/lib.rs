@@ -23,6 +23,8 @@
 //! - [`export`]: event exports (`cairn.export/v1`) fetched from a log for an auditor.
 //! - [`completeness`]: what an export's completeness proof shows, and `verify-query`: a
 //!   saved query answer and its proof.
+//! - [`index_audit`]: the log's completeness index replayed from its record stream, checked
+//!   against every verified checkpoint and re-derived from the verified leaves.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
 //!   /gossip), specified in spec/docs/monitor-api.md.
 //!
@@ -41,6 +43,7 @@ pub mod export;
 pub mod fetch;
 pub mod follow;
 pub mod hashes;
+pub mod index_audit;
 pub mod key_history;
 pub mod names;
 pub mod pipeline;

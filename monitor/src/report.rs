@@ -135,6 +135,26 @@ pub fn describe_conflict(conflict: &Conflict) -> String {
             "a checkpoint of log {origin} of size {size} is signed by {vkey}, which the log's key \
              history revoked from size {revoked_from}: the key is compromised"
         ),
+        Conflict::IndexOmits {
+            origin,
+            size,
+            leaf_index,
+            action,
+        } => format!(
+            "the completeness index of log {origin} signed at size {size} leaves the event at \
+             leaf {leaf_index} out of the list of its action {action:?}"
+        ),
+        Conflict::IndexInvents {
+            origin,
+            size,
+            leaf_index,
+            listed_under,
+            action,
+        } => format!(
+            "the completeness index of log {origin} signed at size {size} lists the leaf \
+             {leaf_index} (action {action:?}) under the action {listed_under:?}, or binds \
+             another leaf there"
+        ),
     }
 }
 
@@ -173,6 +193,21 @@ pub fn conflict_json(conflict: &Conflict) -> Value {
             revoked_from,
         } => json!({"conflict": "revoked-key", "origin": origin, "size": size,
                     "vkey": vkey, "revoked_from": revoked_from}),
+        Conflict::IndexOmits {
+            origin,
+            size,
+            leaf_index,
+            action,
+        } => json!({"conflict": "index-omits", "origin": origin, "size": size,
+                    "leaf_index": leaf_index, "action": action}),
+        Conflict::IndexInvents {
+            origin,
+            size,
+            leaf_index,
+            listed_under,
+            action,
+        } => json!({"conflict": "index-invents", "origin": origin, "size": size,
+                    "leaf_index": leaf_index, "listed_under": listed_under, "action": action}),
     };
     value["ok"] = true.into();
     value["description"] = describe_conflict(conflict).into();

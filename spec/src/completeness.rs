@@ -11,13 +11,19 @@
 //!   leaves are integrated.
 //! - [`MapProof`]: a key's list head, or its absence, against a map root.
 //! - [`CompletenessProof`]: an answer's proof that it holds every event of one value in a
-//!   window of leaf indices (§3.3), as query answers and export bundles carry it.
+//!   window of leaf indices (§3.3), as query answers and export bundles carry it; with a
+//!   receive-time range, [`received`] (§3.5).
+//! - [`records`]: the index's record stream (§1.4), from which an auditor replays it.
 
 mod answer;
 mod map;
 mod range;
+pub mod received;
+pub mod records;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_received;
 
 use sha2::{Digest, Sha256};
 

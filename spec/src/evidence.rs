@@ -26,9 +26,16 @@
 //! key history (spec/docs/key-history.md, verified from the pinned key) revoked at or below
 //! the checkpoint's size. Whoever signed it held a key the log itself declared stolen.
 //!
+//! Two more, `index-omits` and `index-invents`, prove that the log's completeness index
+//! (spec/docs/completeness.md) is false at a checkpoint it signed: one leaf, its inclusion proof,
+//! and the index's own proof (against the checkpoint's `cairn-index/v1` root) that the list of
+//! the leaf's `action` leaves it out, or that the list of another action holds it (or binds
+//! another leaf at its index). See [`index`].
+//!
 //! Every field is checked; the file holds no free-form text, so changing any byte of it either
 //! breaks its parsing, a signature, a digest or a proof.
 
+pub mod index;
 mod prefix;
 mod verification;
 
@@ -97,7 +104,8 @@ impl ServedTile {
 pub struct Evidence {
     /// Always [`EVIDENCE_FORMAT`].
     pub format: String,
-    /// `same-size`, `not-an-extension`, `tile-mismatch`, `root-mismatch` or `revoked-key`.
+    /// `same-size`, `not-an-extension`, `tile-mismatch`, `root-mismatch`, `revoked-key`,
+    /// `index-omits` or `index-invents`.
     pub kind: String,
     /// The signed checkpoint notes, smaller tree first.
     pub checkpoints: Vec<String>,
@@ -120,6 +128,16 @@ pub struct Evidence {
     /// so that checkpoints signed by its newer keys verify from the pinned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_history: Option<String>,
+    /// The leaf's index in the log (`index-omits`, `index-invents`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
+    /// The leaf, base64 (`index-omits`, `index-invents`); `proof` is its inclusion proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<String>,
+    /// The index's proof for one action in the window of that one leaf (`index-omits`,
+    /// `index-invents`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<crate::completeness::CompletenessProof>,
 }
 
 /// What verified evidence proves.
@@ -168,6 +186,31 @@ pub enum Conflict {
         vkey: String,
         /// The size it is revoked from.
         revoked_from: u64,
+    },
+    /// The checkpoint's index leaves a leaf out of the list of the action it carries.
+    IndexOmits {
+        /// The log.
+        origin: String,
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The leaf left out.
+        leaf_index: u64,
+        /// Its action.
+        action: String,
+    },
+    /// The checkpoint's index lists a leaf under an action it does not carry, or binds
+    /// another leaf hash at its index.
+    IndexInvents {
+        /// The log.
+        origin: String,
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The leaf.
+        leaf_index: u64,
+        /// The action whose list holds it.
+        listed_under: String,
+        /// The action the leaf carries.
+        action: String,
     },
     /// The tiles the log served do not hash to the root it signed.
     RootMismatch {
@@ -258,6 +301,9 @@ pub enum EvidenceError {
     /// The key history does not verify from the log's key.
     #[error("key history: {0}")]
     KeyHistory(#[from] crate::key_history::KeyHistoryError),
+    /// A completeness proof in the evidence does not verify.
+    #[error("completeness proof: {0}")]
+    Completeness(#[from] crate::completeness::CompletenessError),
     /// The data is consistent: there is no conflict to prove.
     #[error("no conflict: {0}")]
     NoConflict(&'static str),
@@ -365,6 +411,9 @@ impl Evidence {
             frontier: Vec::new(),
             tiles: Vec::new(),
             key_history: None,
+            leaf_index: None,
+            leaf: None,
+            completeness: None,
         }
     }
 }

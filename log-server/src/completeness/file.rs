@@ -202,6 +202,11 @@ impl IndexFile {
         }
     }
 
+    /// The file's length up to its last mark: the bytes an auditor may read.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
     /// Drops the queued records (a run that failed before its mark).
     pub fn discard(&mut self) {
         self.pending.clear();

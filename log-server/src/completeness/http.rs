@@ -7,8 +7,18 @@
 //! index's size. That checkpoint is the one the integrator signed last; the answer waits a
 //! little (at most [`COSIGNED_WAIT`]) for its witnesses' cosignatures, and carries it signed by
 //! the log alone if they do not come in time.
+//!
+//! `GET /v1/index/records?offset=<bytes>` (reader) serves the index's record stream
+//! (completeness.md §1.4) to index auditors, who replay it and check every checkpoint's root.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 
 use cairn_spec::completeness::{action_key, MapKey};
 use cairn_spec::event::{AnyEventLeaf, IndexedField, PersonalField};
@@ -20,9 +30,12 @@ use cairn_spec::receipt::ReceiptTimestamp;
 use tokio::sync::watch;
 
 use super::{CompletenessIndex, IndexError, ProofRequest};
+use crate::events::auth::{authorize, Role};
 use crate::events::privacy::{Contents, TAG_PREFIX};
 use crate::events::EventStore;
-use crate::http::{ApiError, ErrorCode};
+use crate::http::extract::Query;
+use crate::http::state::blocking;
+use crate::http::{ApiError, AppState, ErrorCode};
 use crate::integrator::StoreHashes;
 use crate::publisher::Published;
 use crate::storage::{LogStore, StoredPayload};
@@ -32,6 +45,35 @@ pub const STORED_WAIT: Duration = Duration::from_secs(5);
 /// How long it waits for that checkpoint's cosignatures before answering without them.
 pub const COSIGNED_WAIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
+/// Most bytes of the record stream one answer carries.
+pub const MAX_RECORDS_BYTES: usize = 1 << 20;
+
+/// The index auditor's route.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/index/records", get(records))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsQuery {
+    offset: Option<u64>,
+}
+
+/// `GET /v1/index/records?offset=`: whole records from the byte `offset`, up to 1 MiB; an empty
+/// body at the end. 400 on a log without the index.
+async fn records(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<RecordsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state.principals, &headers, &[Role::Reader, Role::Admin])?;
+    let index = state.events.store.completeness().ok_or_else(|| {
+        ApiError::bad_request("this log keeps no completeness index (completeness_index = false)")
+    })?;
+    let offset = query.offset.unwrap_or(0);
+    let bytes = blocking(move || Ok(index.records(offset, MAX_RECORDS_BYTES)?)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
 
 impl From<IndexError> for ApiError {
     fn from(error: IndexError) -> ApiError {

@@ -25,6 +25,7 @@
 pub mod file;
 pub mod http;
 pub mod keys;
+pub mod received;
 #[cfg(test)]
 mod tests;
 
@@ -33,8 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_spec::checkpoint::Checkpoint;
+use cairn_spec::completeness::received::ReceivedRange;
 use cairn_spec::completeness::{
-    extension_line, root_from_extensions, CompletenessProof, IndexMap, Item, KeyProof, MapKey,
+    extension_line, root_from_extensions, run_bounds, CompletenessProof, IndexMap, Item, KeyProof,
+    MapKey,
 };
 use cairn_spec::note::Note;
 use cairn_spec::Hash;
@@ -224,6 +227,9 @@ pub struct ProofRequest {
     pub after: Option<u64>,
     /// Most events.
     pub limit: usize,
+    /// Only events received in this range (completeness.md §3.5): the answer is the window of
+    /// leaves that range may lie in, bounded by leaves received well outside it.
+    pub received: Option<(cairn_spec::time::Instant, cairn_spec::time::Instant)>,
 }
 
 impl CompletenessIndex {
@@ -278,6 +284,34 @@ impl CompletenessIndex {
         Ok(vec![extension_line(&state.root)])
     }
 
+    /// Up to `max` bytes of the index's record stream (completeness.md §1.4) from byte
+    /// `offset`, whole records only, up to its last mark: what index auditors replay. Empty at
+    /// the end. Blocking.
+    pub fn records(&self, offset: u64, max: usize) -> Result<Vec<u8>, IndexError> {
+        let committed = {
+            let mut guard = self.state.lock();
+            self.state(&mut guard)?.file.committed()
+        };
+        if offset >= committed {
+            return Ok(Vec::new());
+        }
+        let length = (committed - offset).min(max as u64);
+        let mut bytes = vec![0u8; length as usize];
+        let read = |bytes: &mut [u8]| -> std::io::Result<()> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = std::fs::File::open(&self.path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(bytes)
+        };
+        read(&mut bytes)
+            .map_err(|e| IndexError::File(format!("reading {}: {e}", self.path.display())))?;
+        let whole = cairn_spec::completeness::records::whole_records(&bytes).map_err(|e| {
+            IndexError::Corrupt(format!("{} at byte {offset}: {e}", self.path.display()))
+        })?;
+        bytes.truncate(whole);
+        Ok(bytes)
+    }
+
     /// The leaves it covers and its root.
     pub fn head(&self) -> Option<(u64, Hash)> {
         self.state
@@ -330,11 +364,15 @@ impl CompletenessIndex {
                  proof may rest on"
             )));
         }
+        let (from, end) = match request.received {
+            None => (from, size),
+            Some(range) => received::window(store, &lists, from.min(size), size, range)?,
+        };
         let mut matching: Vec<u64> = lists
             .iter()
             .flat_map(|list| {
                 let start = list.partition_point(|&index| index < from);
-                let end = list.partition_point(|&index| index < size);
+                let end = list.partition_point(|&index| index < end);
                 list[start..end].iter().copied()
             })
             .collect();
@@ -345,9 +383,26 @@ impl CompletenessIndex {
             let last = matching.last().copied().unwrap_or(from);
             (matching, last + 1, Some(last))
         } else {
-            (matching, size, None)
+            (matching, end, None)
         };
         let from = from.min(to);
+        let received = match request.received {
+            None => None,
+            Some((start, end)) => {
+                let mut outside = Vec::new();
+                for list in &lists {
+                    if let Some((first, last)) = run_bounds(list, from, to) {
+                        outside.extend([list[first as usize], list[last as usize - 1]]);
+                    }
+                }
+                outside.retain(|&index| index < from || index >= to);
+                Some(ReceivedRange {
+                    from: start.to_rfc3339(),
+                    to: end.to_rfc3339(),
+                    edges: received::edge_leaves(store, &outside)?,
+                })
+            }
+        };
         let mut proofs = Vec::with_capacity(request.keys.len());
         for (key, list) in request.keys.iter().zip(&lists) {
             let hashes = leaf_hashes(store, list)?;
@@ -374,6 +429,7 @@ impl CompletenessIndex {
                 from,
                 to,
                 keys: proofs,
+                received,
             },
             indices,
             next_after,

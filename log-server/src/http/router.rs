@@ -17,6 +17,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::api::routes())
         .merge(crate::events::http::routes())
+        .merge(crate::completeness::http::routes())
         .merge(cairn_ui::router())
         .fallback(not_found)
         // Set on every route above, so it comes after them.

@@ -174,7 +174,7 @@ impl Follower {
         Ok((prefix_root, proof))
     }
 
-    fn store(&self, size: u64) -> VerifiedHashes<'_> {
+    pub(super) fn store(&self, size: u64) -> VerifiedHashes<'_> {
         VerifiedHashes {
             size,
             files: &self.hashes,
@@ -263,7 +263,7 @@ impl Follower {
 
 /// The hashes of the verified tree as the monitor stored them: every leaf hash and every full
 /// tile's subtree root. Nodes above height 8 are folded from those.
-struct VerifiedHashes<'a> {
+pub(super) struct VerifiedHashes<'a> {
     size: u64,
     files: &'a HashFiles,
 }

@@ -145,7 +145,7 @@ pub struct Log {
 
 pub type Shared = Arc<Mutex<Log>>;
 
-async fn serve_checkpoint(State(log): State<Shared>) -> Vec<u8> {
+pub async fn serve_checkpoint(State(log): State<Shared>) -> Vec<u8> {
     let mut log = log.lock().expect("lock");
     log.requests.push("/checkpoint".to_owned());
     log.client.checkpoint.clone()
@@ -170,7 +170,7 @@ async fn serve_witness(
     }
 }
 
-async fn serve_tile(
+pub async fn serve_tile(
     State(log): State<Shared>,
     uri: Uri,
     UrlPath(path): UrlPath<String>,

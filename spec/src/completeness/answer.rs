@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use super::received::{ProvenReceived, ReceivedRange};
 use super::{
     map::PathEnd, range_proof, verify_range, Item, ListHead, MapKey, MapProof, RangeError,
 };
@@ -36,6 +37,9 @@ pub struct CompletenessProof {
     pub to: u64,
     /// One proof per index key of the value.
     pub keys: Vec<KeyProof>,
+    /// For a receive-time range (§3.5): the range and the leaves that bound the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<ReceivedRange>,
 }
 
 /// One key's part of a completeness proof.
@@ -248,6 +252,9 @@ pub enum CompletenessError {
     /// The answer's leaf differs from the one the index binds.
     #[error("the event at leaf {0} is not the leaf the index lists there")]
     WrongLeaf(u64),
+    /// The receive-time range or its edge leaves are not right.
+    #[error("receive-time range: {0}")]
+    Received(String),
 }
 
 /// What a verified completeness proof shows.
@@ -261,6 +268,8 @@ pub struct ProvenComplete {
     pub keys: usize,
     /// How many events the window holds: all of them are in the answer.
     pub events: usize,
+    /// For a receive-time range, what it covers.
+    pub received: Option<ProvenReceived>,
 }
 
 fn key_error(key: &MapKey, reason: impl ToString) -> CompletenessError {
@@ -298,8 +307,11 @@ impl CompletenessProof {
             return Err(CompletenessError::Keys(self.keys.len().to_string()));
         }
         let mut listed: BTreeMap<u64, Hash> = BTreeMap::new();
+        let mut edges = Vec::with_capacity(self.keys.len());
         for proof in &self.keys {
-            for item in proof.verify(map_root, tree_size, from, to)? {
+            let (items, edge) = proof.verify(map_root, tree_size, from, to)?;
+            edges.push(edge);
+            for item in items {
                 match listed.insert(item.leaf_index, item.leaf_hash) {
                     Some(other) if other != item.leaf_hash => {
                         return Err(key_error(
@@ -322,31 +334,38 @@ impl CompletenessProof {
         if let Some((index, _)) = given.iter().find(|(index, _)| !listed.contains_key(index)) {
             return Err(CompletenessError::Unexpected(*index));
         }
+        let received = self
+            .received
+            .as_ref()
+            .map(|range| range.cover(&edges, (from, to), tree_size))
+            .transpose()?;
         Ok(ProvenComplete {
             from,
             to,
             keys: self.keys.len(),
             events: listed.len(),
+            received,
         })
     }
 }
 
 impl KeyProof {
-    /// Checks this key's map proof and run; the items of its list inside the window.
+    /// Checks this key's map proof and run; the items of its list inside the window, and
+    /// the items just before and after it.
     fn verify(
         &self,
         map_root: &Hash,
         tree_size: u64,
         from: u64,
         to: u64,
-    ) -> Result<Vec<Item>, CompletenessError> {
+    ) -> Result<(Vec<Item>, Edges), CompletenessError> {
         let key = &self.key;
         let head = self
             .map_proof()
             .verify(key, map_root)
             .map_err(|error| key_error(key, error))?;
         let (head, run) = match (head, &self.run) {
-            (None, None) => return Ok(Vec::new()),
+            (None, None) => return Ok((Vec::new(), (None, None))),
             (None, Some(_)) => return Err(key_error(key, "absent from the map, yet given a run")),
             (Some(_), None) => return Err(key_error(key, "in the map, yet given no run")),
             (Some(head), Some(run)) => (head, run),
@@ -391,12 +410,20 @@ impl KeyProof {
                 "the run ends inside the window: items after it are not shown",
             ));
         }
-        Ok(items
-            .into_iter()
-            .filter(|item| (from..to).contains(&item.leaf_index))
-            .collect())
+        let before = (first.leaf_index < from).then_some(first);
+        let after = (last.leaf_index >= to).then_some(last);
+        Ok((
+            items
+                .into_iter()
+                .filter(|item| (from..to).contains(&item.leaf_index))
+                .collect(),
+            (before, after),
+        ))
     }
 }
+
+/// A key's items just before and just after a window, if its list has them.
+type Edges = (Option<Item>, Option<Item>);
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -91,6 +91,21 @@ fn expect_fields(
         ("node_hash", evidence.node_hash.is_some(), node_hash),
         ("frontier", !evidence.frontier.is_empty(), frontier),
         ("tiles", !evidence.tiles.is_empty(), tiles),
+        (
+            "leaf_index",
+            evidence.leaf_index.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
+        (
+            "leaf",
+            evidence.leaf.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
+        (
+            "completeness",
+            evidence.completeness.is_some(),
+            super::index::is_index_kind(&evidence.kind),
+        ),
     ];
     for (field, is_present, allowed) in present {
         if is_present && !allowed {
@@ -122,9 +137,15 @@ pub fn verify_evidence(
         "tile-mismatch" => verify_tile_mismatch(evidence, log_key),
         "root-mismatch" => verify_root_mismatch(evidence, log_key),
         "revoked-key" => verify_revoked_key(evidence, log_key),
+        "index-omits" | "index-invents" => {
+            expect_fields(evidence, 1..=1, true, false, false, false)?;
+            let opened = open_checkpoints(evidence, log_key)?;
+            super::index::verify_index_listing(evidence, &opened[0].checkpoint)
+        }
         _ => Err(EvidenceError::Malformed {
             field: "kind",
-            expected: "same-size, not-an-extension, tile-mismatch, root-mismatch or revoked-key",
+            expected: "same-size, not-an-extension, tile-mismatch, root-mismatch, revoked-key, \
+                       index-omits or index-invents",
         }),
     }
 }

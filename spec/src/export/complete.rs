@@ -6,6 +6,7 @@
 use super::v2::ExportBundleV2;
 use super::ExportError;
 use crate::checkpoint::Checkpoint;
+use crate::completeness::received::{received_at, ProvenReceived};
 use crate::completeness::{action_key, root_from_extensions, CompletenessProof};
 use crate::event::{AnyEventLeaf, PersonalField};
 use crate::hash::Hash;
@@ -28,6 +29,10 @@ pub struct VerifiedCompleteness {
     pub value_checked: usize,
     /// Events whose value could not be checked (its field erased).
     pub value_erased: usize,
+    /// For a receive-time range (completeness.md §3.5): what the proof covers, and the leaf
+    /// indices of the bundle's events received within the range (the others lie within the
+    /// skew around it).
+    pub received: Option<(ProvenReceived, Vec<u64>)>,
 }
 
 fn invalid(reason: impl ToString) -> ExportError {
@@ -76,7 +81,26 @@ pub(super) fn verify_completeness(
             None => value_erased += 1,
         }
     }
+    let received = match proven.received {
+        None => None,
+        Some(range) => {
+            let mut inside = Vec::new();
+            for event in &bundle.events {
+                let at = received_at(&event.leaf).ok_or_else(|| {
+                    invalid(format!(
+                        "the event at leaf {} is no audit event",
+                        event.index
+                    ))
+                })?;
+                if range.from <= at && at < range.to {
+                    inside.push(event.index);
+                }
+            }
+            Some((range, inside))
+        }
+    };
     Ok(VerifiedCompleteness {
+        received,
         field: proof.field.clone(),
         value: proof.value.clone(),
         from: proven.from,

@@ -152,6 +152,7 @@ impl World {
                 from,
                 to,
                 keys: vec![proof],
+                received: None,
             }),
         }
     }

@@ -47,6 +47,40 @@ pub(super) struct EventQuery {
     limit: Option<String>,
     /// `true`: carry a completeness proof (one of actor, resource, action; no time range).
     proof: Option<String>,
+    /// With `proof=true`: only events received from this instant (RFC 3339, inclusive).
+    received_from: Option<String>,
+    /// With `proof=true`: only events received before this instant (RFC 3339, exclusive).
+    received_to: Option<String>,
+}
+
+/// The receive-time range asked for (both ends, or none).
+fn received_of(query: &EventQuery) -> Result<Option<(Instant, Instant)>, ApiError> {
+    let parse = |field: &str, text: &str| {
+        Instant::parse_rfc3339(text)
+            .map_err(|error| ApiError::bad_request(format!("{field}: {}", error.reason)))
+    };
+    match (query.received_from.as_deref(), query.received_to.as_deref()) {
+        (None, None) => Ok(None),
+        (Some(from), Some(to)) => {
+            let (from, to) = (parse("received_from", from)?, parse("received_to", to)?);
+            if from > to {
+                return Err(ApiError::bad_request("received_to is before received_from"));
+            }
+            Ok(Some((from, to)))
+        }
+        _ => Err(ApiError::bad_request(
+            "received_from and received_to come together",
+        )),
+    }
+}
+
+fn needs_proof(query: &EventQuery) -> Result<(), ApiError> {
+    if query.received_from.is_some() || query.received_to.is_some() {
+        return Err(ApiError::bad_request(
+            "received_from and received_to are for proven answers (proof=true)",
+        ));
+    }
+    Ok(())
 }
 
 /// The opaque form of a cursor: the last index a page covered.
@@ -210,11 +244,20 @@ pub(super) async fn query_events(
     match query.proof.as_deref() {
         None | Some("false") => {}
         Some("true") => {
+            let received = received_of(&query)?;
             let (bundle, next_after) = proven(&state, &query, &filter, limit)?.await?;
             let store = state.events.store.clone();
             let events = blocking(move || {
                 let mut shown = Vec::with_capacity(bundle.events.len());
                 for event in &bundle.events {
+                    // A time range's proof holds the window's events; the answer lists those
+                    // received within the range.
+                    if let Some((from, to)) = received {
+                        let at = cairn_spec::completeness::received::received_at(&event.leaf);
+                        if !at.is_some_and(|at| from <= at && at < to) {
+                            continue;
+                        }
+                    }
                     let summary = store.summary(event.index)?.ok_or_else(|| {
                         ApiError::internal(format!("no event indexed at {}", event.index))
                     })?;
@@ -237,6 +280,7 @@ pub(super) async fn query_events(
             )))
         }
     }
+    needs_proof(&query)?;
     let store = state.events.store.clone();
     let (events, next_after) = blocking(move || {
         let page = query_any(&store, &filter, limit, MAX_SCAN)?;
@@ -268,11 +312,15 @@ pub(super) async fn export(
         MAX_EXPORT_LIMIT,
     )?;
     let (bundle, next) = match query.proof.as_deref() {
-        Some("false") => plain_export(&state, filter, limit)?.await?,
+        Some("false") => {
+            needs_proof(&query)?;
+            plain_export(&state, filter, limit)?.await?
+        }
         Some("true") => proven(&state, &query, &filter, limit)?.await?,
         // Proven when it can be; otherwise (not one value, no index) as before, unproven.
         None => match proven(&state, &query, &filter, limit) {
             Ok(work) => work.await?,
+            Err(error) if received_of(&query)?.is_some() => return Err(error),
             Err(_) => plain_export(&state, filter, limit)?.await?,
         },
         Some(other) => {
@@ -322,6 +370,7 @@ fn proven(
     let index = state.events.store.completeness().ok_or_else(|| {
         ApiError::bad_request("this log keeps no completeness index (completeness_index = false)")
     })?;
+    let received = received_of(query)?;
     let (field, value, after) = (field.to_string(), value.to_string(), filter.after);
     let (events, store, published) = (
         state.events.store.clone(),
@@ -336,6 +385,7 @@ fn proven(
             keys,
             after,
             limit,
+            received,
         };
         complete::proven_export(&index, &events, store.as_ref(), &published, request)
     })))
