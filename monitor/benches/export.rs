@@ -14,7 +14,9 @@
 //! runs over the bundles; the first also brings the files into the page cache); every run must
 //! verify every bundle (exit code 0). `CAIRN_EXPORT_BENCH_EVENTS` sets the number of events
 //! (a multiple of [`EVENTS_PER_BUNDLE`]), `CAIRN_EXPORT_BENCH_BIN` another `cairn-monitor`
-//! binary to measure (an older build, as a baseline in the same run).
+//! binary to measure (an older build, as a baseline in the same run), and
+//! `CAIRN_EXPORT_BENCH_DIR` a directory to write the bundles and the policy to and keep them
+//! there with the log's vkey in `vkey.txt` (to profile one run by hand); by default they go to a temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -138,16 +140,20 @@ fn main() {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cairn-monitor").to_owned());
     let (leaves, payloads) = events(count);
     let world = world_of(leaves);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.txt");
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::var_os("CAIRN_EXPORT_BENCH_DIR")
+        .map_or_else(|| temporary.path().to_owned(), PathBuf::from);
+    std::fs::create_dir_all(&dir).expect("makes the bundles' directory");
+    let policy = dir.join("policy.txt");
     std::fs::write(&policy, policy_text(&world)).expect("writes the policy");
-    let bundles = write_bundles(&world, &payloads, dir.path());
+    let bundles = write_bundles(&world, &payloads, &dir);
     let bytes: u64 = bundles
         .iter()
         .map(|path| std::fs::metadata(path).map_or(0, |meta| meta.len()))
         .sum();
     let policy_arg = policy.display().to_string();
     let vkey = world.log.verifier().to_vkey();
+    std::fs::write(dir.join("vkey.txt"), &vkey).expect("writes the log's vkey");
     for (name, trust) in [
         ("policy", ["--policy", policy_arg.as_str()]),
         ("log_key", ["--log-key", vkey.as_str()]),

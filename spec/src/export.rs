@@ -19,8 +19,11 @@
 //! one value in a window of the log.
 
 mod complete;
+mod events;
 mod parallel;
+mod parse;
 mod proofs;
+mod shared_path;
 mod v2;
 
 pub use complete::VerifiedCompleteness;

@@ -23,13 +23,29 @@ where
     R: Send,
     E: Send,
 {
+    check_all_with(items, || (), |(), position, item| check(position, item))
+}
+
+/// [`check_all`] with a state of each thread's own (made by `state`) that `check` is given
+/// with each item of its run, in order: what one item's check leaves there for the next.
+pub(super) fn check_all_with<T, S, R, E>(
+    items: &[T],
+    state: impl Fn() -> S + Sync,
+    check: impl Fn(&mut S, usize, &T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+{
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let threads = cores.min(items.len() / MIN_EVENTS_PER_THREAD).max(1);
     let run = |first: usize, chunk: &[T]| -> Result<Vec<R>, E> {
+        let mut state = state();
         chunk
             .iter()
             .enumerate()
-            .map(|(offset, item)| check(first + offset, item))
+            .map(|(offset, item)| check(&mut state, first + offset, item))
             .collect()
     };
     if threads == 1 {

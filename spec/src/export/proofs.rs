@@ -1,11 +1,11 @@
 //! The half of export verification that both formats share: the checkpoint checked against the
 //! trust given, and every leaf's inclusion proof against its root.
 
-use super::parallel::check_all;
+use super::parallel::check_all_with;
+use super::shared_path::PathCache;
 use super::{ExportError, ExportTrust};
 use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
-use crate::merkle;
 use crate::policy::Policy;
 use crate::receipt::{
     Receipt, ReceiptError, ReceiptTimestamp, ReceiptVerifier, MAX_LEAF_BYTES, RECEIPT_FORMAT,
@@ -106,7 +106,10 @@ pub(super) fn verify_proofs(
             }
         }
     };
-    check_all(leaves, |position, leaf| {
+    // Each thread remembers the path of the last proof it checked: neighbouring leaves share
+    // most of theirs (`shared_path.rs`).
+    let cache = || PathCache::new(proven.tree_size, proven.root);
+    check_all_with(leaves, cache, |cache, position, leaf| {
         let failed = |source| ExportError::Proof {
             position,
             index: leaf.index,
@@ -119,20 +122,15 @@ pub(super) fn verify_proofs(
                 limit: leaf_limit,
             }));
         }
-        merkle::verify_inclusion(
-            leaf.index,
-            proven.tree_size,
-            &Hash::of_leaf(leaf.leaf),
-            leaf.inclusion_proof,
-            &proven.root,
-        )
-        .map_err(|source| {
-            failed(ReceiptError::Inclusion {
-                index: leaf.index,
-                tree_size: proven.tree_size,
-                source,
+        cache
+            .verify(leaf.index, &Hash::of_leaf(leaf.leaf), leaf.inclusion_proof)
+            .map_err(|source| {
+                failed(ReceiptError::Inclusion {
+                    index: leaf.index,
+                    tree_size: proven.tree_size,
+                    source,
+                })
             })
-        })
     })?;
     Ok(proven)
 }

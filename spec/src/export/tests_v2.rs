@@ -352,3 +352,107 @@ fn verifies_against_a_policy_and_refuses_a_foreign_key() {
         Err(ExportError::Checkpoint(_))
     ));
 }
+
+/// `json` padded with trailing spaces (which JSON allows) to the size read on every core.
+fn large(json: &str) -> Vec<u8> {
+    let mut padded = json.as_bytes().to_vec();
+    padded.resize(padded.len().max(super::parse::MIN_PARALLEL_BYTES), b' ');
+    padded
+}
+
+#[test]
+fn a_large_bundle_read_on_every_core_is_the_bundle_read_in_one_piece() {
+    let mut v2 = bundle(9, &[0, 1, 2, 5, 8]);
+    erase(&mut v2, 1, &[PersonalField::Actor]);
+    let v1 = ExportBundle {
+        format: EXPORT_FORMAT.to_string(),
+        checkpoint: v2.checkpoint.clone(),
+        timestamps: vec![],
+        events: [0usize, 2, 4]
+            .iter()
+            .map(|&position| {
+                let event = &v2.events[position];
+                ExportedEvent {
+                    index: event.index,
+                    leaf: event.leaf.clone(),
+                    payload: event.payload.clone(),
+                    inclusion_proof: event.inclusion_proof.clone(),
+                }
+            })
+            .collect(),
+    };
+    for (json, expected) in [
+        (v2.to_json(), AnyExport::V2(v2.clone())),
+        (v1.to_json(), AnyExport::V1(v1.clone())),
+    ] {
+        assert_eq!(
+            super::parse::read_parallel(json.as_bytes()),
+            Some(expected.clone())
+        );
+        assert_eq!(AnyExport::from_json(&large(&json)), Ok(expected));
+        assert!(verify_json(&large(&json)).is_ok());
+    }
+}
+
+/// Whatever a bundle read in one piece refuses, read on every core it is refused too, with the
+/// same error: above all a v1 bundle with a `completeness` member, even `null`, which the
+/// outline of either format would accept.
+#[test]
+fn a_large_bundle_is_refused_exactly_as_in_one_piece() {
+    let v2 = bundle(5, &[0, 1, 3]);
+    let v2_json = v2.to_json();
+    let v1 = ExportBundle {
+        format: EXPORT_FORMAT.to_string(),
+        checkpoint: v2.checkpoint.clone(),
+        timestamps: vec![],
+        events: vec![ExportedEvent {
+            index: v2.events[0].index,
+            leaf: v2.events[0].leaf.clone(),
+            payload: v2.events[0].payload.clone(),
+            inclusion_proof: v2.events[0].inclusion_proof.clone(),
+        }],
+    };
+    let v1_json = v1.to_json();
+    let refused = vec![
+        v1_json.replacen('{', r#"{"completeness":null,"#, 1),
+        v1_json.replacen(r#""events":[{"#, r#""events":[{"openings":{},"#, 1),
+        v1_json.replacen(r#""events":[{"#, r#""events":[{"index":0,"#, 1),
+        v2_json.replacen(r#""events":[{"#, r#""events":[{"unknown":1,"#, 1),
+        v2_json.replacen('{', r#"{"format":"cairn.export/v2","#, 1),
+        v2_json.replacen(EXPORT_FORMAT_V2, "cairn.export/v9", 1),
+        v2_json.replacen(r#""events":["#, r#""events":[1,"#, 1),
+    ];
+    for json in &refused {
+        let padded = large(json);
+        assert!(
+            AnyExport::from_json_in_one_piece(&padded).is_err(),
+            "{json}"
+        );
+        assert_eq!(
+            AnyExport::from_json(&padded),
+            AnyExport::from_json_in_one_piece(&padded)
+        );
+    }
+    // Every byte of the first event changed to a quote, a brace or a letter: refused or read,
+    // as in one piece.
+    let mut changes = Vec::new();
+    let start = v2_json.find(r#""events":["#).expect("events") + 10;
+    for position in start..start + 200 {
+        for replacement in ['"', '}', 'x'] {
+            let mut changed = v2_json.clone().into_bytes();
+            changed[position] = replacement as u8;
+            if let Ok(text) = String::from_utf8(changed) {
+                changes.push(text);
+            }
+        }
+    }
+    for json in changes {
+        let padded = large(&json);
+        let in_one_piece = AnyExport::from_json_in_one_piece(&padded);
+        assert_eq!(AnyExport::from_json(&padded), in_one_piece, "{json}");
+        assert_eq!(
+            AnyExport::from_json(json.as_bytes()).is_ok(),
+            in_one_piece.is_ok()
+        );
+    }
+}

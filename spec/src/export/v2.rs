@@ -12,16 +12,13 @@
 use std::fmt;
 
 use super::complete::{verify_completeness, VerifiedCompleteness};
-use super::parallel::check_all;
-use super::proofs::{receipt_of, verify_proofs, ProvenLeaf};
-use super::{
-    check_order, check_payload, check_sizes, ExportBundle, ExportError, ExportTrust, EXPORT_FORMAT,
-    MAX_EXPORT_BYTES,
-};
+use super::events::{disclosure_of, verify_events};
+use super::parse::{read_parallel, MIN_PARALLEL_BYTES};
+use super::proofs::{receipt_of, ProvenLeaf};
+use super::{check_sizes, ExportBundle, ExportError, ExportTrust, EXPORT_FORMAT, MAX_EXPORT_BYTES};
 use crate::completeness::CompletenessProof;
 use crate::event::{
-    event_limits, AnyEventLeaf, Contents, Disclosure, EventDisclosure, EventId, FieldOpening,
-    PersonalField, Salt, SALT_SIZE,
+    event_limits, Contents, EventDisclosure, EventId, FieldOpening, PersonalField, Salt, SALT_SIZE,
 };
 use crate::hash::Hash;
 use crate::receipt::{self, Receipt, ReceiptTimestamp};
@@ -156,25 +153,7 @@ impl ExportedEventV2 {
     /// The disclosure this event makes: its openings and erased fields, which must not
     /// overlap, and `erased` in order without repeats.
     pub fn disclosure(&self) -> Result<EventDisclosure, String> {
-        if !self.erased.windows(2).all(|pair| pair[0] < pair[1]) {
-            return Err(
-                "erased must list fields once each, in the order actor, resource, context, payload"
-                    .to_string(),
-            );
-        }
-        let mut disclosure = EventDisclosure::default();
-        for field in PersonalField::ALL {
-            let erased = self.erased.contains(&field);
-            match (self.openings.get(field), erased) {
-                (Some(_), true) => return Err(format!("{field} is both opened and erased")),
-                (Some(opening), false) => {
-                    disclosure.set(field, Disclosure::Opened(opening.to_opening()))
-                }
-                (None, true) => disclosure.set(field, Disclosure::Erased),
-                (None, false) => {}
-            }
-        }
-        Ok(disclosure)
+        disclosure_of(Some(&self.openings), &self.erased)
     }
 }
 
@@ -360,59 +339,12 @@ pub fn verify_export_v2(
     trust: ExportTrust<'_>,
 ) -> Result<VerifiedExportV2, ExportError> {
     bundle.check_shape()?;
-    check_order(bundle.events.iter().map(|event| event.index))?;
-    // Each event on its own, on every core; the first that fails is the error.
-    let events = check_all(&bundle.events, |position, event| {
-        let bad = |reason: String| ExportError::Event {
-            position,
-            index: event.index,
-            reason,
-        };
-        let leaf = AnyEventLeaf::parse(&event.leaf).map_err(|e| bad(format!("leaf: {e}")))?;
-        let contents = match &leaf {
-            AnyEventLeaf::V1(v1) => {
-                if !event.openings.is_empty() || !event.erased.is_empty() {
-                    return Err(bad(
-                        "a schema 1 leaf has no openings or erased fields (its payload goes in payload)".into(),
-                    ));
-                }
-                if let Some(payload) = &event.payload {
-                    check_payload(v1, payload).map_err(bad)?;
-                }
-                EventContents::Clear {
-                    payload_erased: v1.payload_hash.is_some() && event.payload.is_none(),
-                }
-            }
-            AnyEventLeaf::V2(v2) => {
-                if event.payload.is_some() {
-                    return Err(bad(
-                        "a schema 2 leaf's payload is opened in openings.payload, not given as payload".into(),
-                    ));
-                }
-                let disclosure = event.disclosure().map_err(bad)?;
-                EventContents::Committed(
-                    v2.verify_disclosure(&disclosure)
-                        .map_err(|e| bad(e.to_string()))?,
-                )
-            }
-        };
-        Ok(VerifiedEvent {
-            index: event.index,
-            event_id: leaf.event_id().clone(),
-            schema_version: leaf.schema_version(),
-            contents,
-        })
-    })?;
-    let leaves: Vec<ProvenLeaf<'_>> = bundle
-        .events
-        .iter()
-        .map(|event| ProvenLeaf {
-            index: event.index,
-            leaf: &event.leaf,
-            inclusion_proof: &event.inclusion_proof,
-        })
-        .collect();
-    let proven = verify_proofs(&bundle.checkpoint, &bundle.timestamps, &leaves, trust)?;
+    let (events, proven) = verify_events(
+        &bundle.checkpoint,
+        &bundle.timestamps,
+        &bundle.events,
+        trust,
+    )?;
     let completeness = bundle
         .completeness
         .as_ref()
@@ -428,6 +360,28 @@ pub fn verify_export_v2(
     })
 }
 
+/// A `cairn.export/v1` bundle verified under the rules of `cairn.export/v2`, in place.
+fn verify_v1_as_v2(
+    bundle: &ExportBundle,
+    trust: ExportTrust<'_>,
+) -> Result<VerifiedExportV2, ExportError> {
+    bundle.check_shape()?;
+    let (events, proven) = verify_events(
+        &bundle.checkpoint,
+        &bundle.timestamps,
+        &bundle.events,
+        trust,
+    )?;
+    Ok(VerifiedExportV2 {
+        origin: proven.origin,
+        tree_size: proven.tree_size,
+        root: proven.root,
+        unchecked_timestamps: proven.unchecked_timestamps,
+        events,
+        completeness: None,
+    })
+}
+
 /// An export bundle of either format, as an auditor receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyExport {
@@ -439,7 +393,24 @@ pub enum AnyExport {
 
 impl AnyExport {
     /// Reads a bundle of either format, by its `format`, strictly.
+    /// A large bundle is read on every core (`parse.rs`), with the same answer.
     pub fn from_json(json: &[u8]) -> Result<AnyExport, ExportError> {
+        check_json_size(json)?;
+        if json.len() >= MIN_PARALLEL_BYTES {
+            if let Some(bundle) = read_parallel(json) {
+                match &bundle {
+                    AnyExport::V1(v1) => v1.check_shape()?,
+                    AnyExport::V2(v2) => v2.check_shape()?,
+                }
+                return Ok(bundle);
+            }
+        }
+        AnyExport::from_json_in_one_piece(json)
+    }
+
+    /// [`AnyExport::from_json`] in one thread, one pass: the reference the parallel read
+    /// answers as, and where errors get their place in the file.
+    pub(super) fn from_json_in_one_piece(json: &[u8]) -> Result<AnyExport, ExportError> {
         check_json_size(json)?;
         #[derive(serde::Deserialize)]
         struct FormatOnly<'a> {
@@ -462,7 +433,7 @@ impl AnyExport {
     /// `cairn.export/v1` bundle, are its own: schema 1 leaves with their payloads).
     pub fn verify(&self, trust: ExportTrust<'_>) -> Result<VerifiedExportV2, ExportError> {
         match self {
-            AnyExport::V1(bundle) => verify_export_v2(&ExportBundleV2::from_v1(bundle), trust),
+            AnyExport::V1(bundle) => verify_v1_as_v2(bundle, trust),
             AnyExport::V2(bundle) => verify_export_v2(bundle, trust),
         }
     }
