@@ -2,7 +2,9 @@
 //! there by `cairn-log keygen --pkcs11`, used by a running `cairn-log serve`, and its
 //! checkpoints verify with the printed vkey alone. When the token stops signing (deleted under
 //! the running log), the log keeps sequencing, says on `/readyz` that signing fails, counts the
-//! failures in `cairn_log_signing_errors_total`, and signs nothing.
+//! failures in `cairn_log_signing_errors_total`, and signs nothing. Before that, `cairn-log
+//! rotate-key --pkcs11` introduces a second key made in the token, and the running log signs
+//! each checkpoint with both (the key history's overlap).
 
 #[path = "support/faults.rs"]
 #[allow(dead_code)] // this test uses only its HTTP helpers
@@ -31,9 +33,10 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"{ORIGIN}\"\n\
-             witness_quorum = 0\ncheckpoint_interval_ms = 100\n\n{}\n\
+             witness_quorum = 0\ncheckpoint_interval_ms = 100\nkey_history_dir = {:?}\n\n{}\n\
              [[producers]]\nname = \"hsm\"\ntoken_sha256 = \"{}\"\n",
             dir.path().join("data").display(),
+            dir.path().join("key-history"),
             token.config_table("checkpoints"),
             token_digest_hex(PRODUCER),
         ),
@@ -94,9 +97,72 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
     )
     .await;
 
+    // A second key, made in the token under a label of its own, is introduced from size 5:
+    // the running log reads the history and signs with both keys.
+    let second_table = dir.path().join("log-2.toml");
+    std::fs::write(&second_table, token.config_table("checkpoints-2")).expect("writes");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["keygen", "--origin", ORIGIN, "--pkcs11"])
+        .arg(&second_table)
+        .output()
+        .expect("runs cairn-log keygen");
+    assert!(
+        keygen.status.success(),
+        "keygen --pkcs11 of a second key: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let second_vkey = String::from_utf8(keygen.stdout).expect("UTF-8");
+    let second = Ed25519Verifier::from_vkey(second_vkey.trim()).expect("a vkey");
+    let rotate = Command::new(env!("CARGO_BIN_EXE_cairn-log"))
+        .env("SOFTHSM2_CONF", token.conf())
+        .args(["rotate-key", "--from-size", "5", "--config"])
+        .arg(&config)
+        .arg("--pkcs11")
+        .arg(&second_table)
+        .output()
+        .expect("runs cairn-log rotate-key");
+    let report = String::from_utf8_lossy(&rotate.stdout);
+    assert!(
+        rotate.status.success() && report.contains(&format!("new key: {}", second_vkey.trim())),
+        "rotate-key --pkcs11: {report}{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("key-history"))
+            .expect("the history directory")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the directory of private keys is 0700");
+    }
+    for number in 5..8 {
+        assert!(matches!(add(&http, &log.base, number).await, Added::At(_)));
+    }
+    let signed_by_both = || async {
+        let text = http
+            .get(format!("{}/checkpoint", log.base))
+            .send()
+            .await
+            .expect("the log answers")
+            .text()
+            .await
+            .unwrap_or_default();
+        let first = Checkpoint::open(text.as_bytes(), &verifier).ok()?;
+        Checkpoint::open(text.as_bytes(), &second).ok()?;
+        Some(first.checkpoint.size)
+    };
+    // Three leaves and the statement's own leaf.
+    wait_for(
+        Duration::from_secs(30),
+        "a checkpoint of 9 leaves signed by both keys in the token",
+        || async { signed_by_both().await == Some(9) },
+    )
+    .await;
+
     // The token goes away under the running log.
     token.remove();
-    for number in 5..10 {
+    for number in 8..13 {
         assert!(
             matches!(add(&http, &log.base, number).await, Added::At(_)),
             "sequencing goes on while the key cannot sign"
@@ -127,7 +193,7 @@ async fn the_log_signs_with_a_key_made_in_a_token_and_waits_when_the_token_stops
     assert!(errors >= 1, "signing failures are counted: {errors}");
     assert_eq!(
         checkpoint_size().await,
-        Some(5),
+        Some(9),
         "nothing is signed without the key"
     );
 }

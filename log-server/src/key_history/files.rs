@@ -189,9 +189,20 @@ impl HistoryDir {
         )))
     }
 
+    /// Makes the directory if it is missing: mode 0700, since it holds private keys (an
+    /// existing directory's mode is left as its owner set it).
+    fn create(&self) -> Result<(), HistoryError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.path)
+            .map_err(self.io(""))
+    }
+
     /// Writes the pinned key's vkey, if it is not written yet.
     pub fn pin(&self, vkey: &str) -> Result<(), HistoryError> {
-        std::fs::create_dir_all(&self.path).map_err(self.io(""))?;
+        self.create()?;
         let path = self.path.join(PINNED_FILE);
         if path.exists() {
             return Ok(());
@@ -201,7 +212,7 @@ impl HistoryDir {
 
     /// Stores a new key file for the key with this ID (mode 0600, never overwriting).
     pub fn store_key_file(&self, key_id: KeyId, skey: &str) -> Result<PathBuf, HistoryError> {
-        std::fs::create_dir_all(&self.path).map_err(self.io(""))?;
+        self.create()?;
         let name = format!("{key_id}.key");
         let path = self.path.join(&name);
         write_new(&path, format!("{skey}\n").as_bytes(), 0o600).map_err(self.io(&name))?;
@@ -210,7 +221,7 @@ impl HistoryDir {
 
     /// Records that the key with this ID is in the token `config`'s `[pkcs11]` table names.
     pub fn store_token_pointer(&self, key_id: KeyId, config: &Path) -> Result<(), HistoryError> {
-        std::fs::create_dir_all(&self.path).map_err(self.io(""))?;
+        self.create()?;
         let name = format!("{key_id}.pkcs11");
         let config = std::path::absolute(config).map_err(self.io(&name))?;
         write_new(
