@@ -170,6 +170,9 @@ pub struct Options {
     /// 0 for one log on its embedded store; N for N front-ends of one log on a PostgreSQL and
     /// an S3 server of the sandbox's own ([`scaled`]).
     pub scale: usize,
+    /// With `scale`: a bucket on an S3 server the sandbox does not run (a Garage cluster,
+    /// say), used instead of an s3s-fs of its own.
+    pub external_bucket: Option<scaled::ExternalBucket>,
 }
 
 impl Options {
@@ -187,6 +190,7 @@ impl Options {
             monitor_poll_secs: 2,
             tls: false,
             scale: 0,
+            external_bucket: None,
         }
     }
 }
@@ -283,8 +287,11 @@ impl Sandbox {
     /// The component names, in start order.
     pub fn components(&self) -> Vec<String> {
         let mut names = Vec::new();
-        if self.layout.scaled.is_some() {
-            names.extend(["postgres".to_owned(), "s3".to_owned()]);
+        if let Some(scaled) = &self.layout.scaled {
+            names.push("postgres".to_owned());
+            if scaled.external_endpoint.is_none() {
+                names.push("s3".to_owned());
+            }
         }
         names.push("tsa".to_owned());
         names.extend(self.layout.witnesses.iter().map(|w| w.name.clone()));

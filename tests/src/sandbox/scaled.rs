@@ -8,7 +8,9 @@
 //!   root: as root, the cluster belongs to the `postgres` user and its programs run as that
 //!   user, so the sandbox's directory must be one it can reach (under /tmp, say).
 //! - `s3`: `s3s-fs` (`$S3S_FS`, on the `PATH`, or in cargo's bin directory) over
-//!   `<dir>/s3`, with the bucket `cairn-log`: monitors can read the log's tiles there.
+//!   `<dir>/s3`, with the bucket `cairn-log`: monitors can read the log's tiles there. With an
+//!   [`ExternalBucket`] (the scale test's Garage cluster) there is no `s3` component: the
+//!   front-ends use that bucket, and the monitor may follow the log through its website.
 //!
 //! The front-ends share the log's key and one key-encryption key for audit events
 //! (`events.kek`), and each has its own data directory (`log-data`, `log-2-data`, …).
@@ -31,10 +33,32 @@ pub const MAX_FRONT_ENDS: usize = 16;
 pub struct ScaledLayout {
     /// PostgreSQL.
     pub postgres: SocketAddr,
-    /// The S3 server.
+    /// The S3 server of the sandbox's own (unused with an external bucket).
     pub s3: SocketAddr,
     /// The front-ends after the first (`log-2`, …); the first is [`Layout::log`].
     pub more_front_ends: Vec<SocketAddr>,
+    /// The endpoint of an [`ExternalBucket`], if the front-ends use one instead of `s3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_endpoint: Option<String>,
+}
+
+/// A bucket on an S3 server the sandbox does not run (the scale test's Garage cluster): the
+/// front-ends store the log there instead of on an s3s-fs of the sandbox's own.
+#[derive(Debug, Clone)]
+pub struct ExternalBucket {
+    /// The S3 API's base URL (plain `http://` on loopback only).
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The region requests are signed for (Garage checks its `s3_region`).
+    pub region: String,
+    /// The access key id.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret_key: String,
+    /// A base URL that serves the bucket's objects without signing (a static website
+    /// endpoint): the monitor follows the log there if given, else through the first front-end.
+    pub web_url: Option<String>,
 }
 
 /// The user PostgreSQL runs as: `None` to run as ourselves, or the `postgres` user's ids when
@@ -111,19 +135,38 @@ fn postgres_command(program: &str) -> Result<Command, SandboxError> {
     Ok(command)
 }
 
-/// Makes the database cluster, the bucket's directory and the S3 credentials file, and checks
-/// that both servers' programs are there. Answers the scaled configuration tables of
-/// `log.toml` (`storage`, then `[postgres]` and `[bucket]`).
+/// Makes the database cluster, the bucket's directory (without an external bucket) and the S3
+/// credentials file, and checks that the servers' programs are there. Answers the scaled
+/// configuration tables of `log.toml` (`storage`, then `[postgres]` and `[bucket]`).
 pub(super) fn initialise(
     dir: &Path,
     layout: &ScaledLayout,
+    external: Option<&ExternalBucket>,
 ) -> Result<(String, String), SandboxError> {
-    s3_binary()?;
-    std::fs::create_dir_all(dir.join("s3").join(BUCKET))
-        .map_err(io_error("creating the bucket's directory"))?;
+    let (endpoint, bucket, region, access_key, secret_key) = match external {
+        Some(external) => (
+            external.endpoint.clone(),
+            external.bucket.as_str(),
+            format!("region = {}\n", toml_string(&external.region)),
+            external.access_key.as_str(),
+            external.secret_key.as_str(),
+        ),
+        None => {
+            s3_binary()?;
+            std::fs::create_dir_all(dir.join("s3").join(BUCKET))
+                .map_err(io_error("creating the bucket's directory"))?;
+            (
+                format!("http://{}", layout.s3),
+                BUCKET,
+                String::new(),
+                ACCESS_KEY,
+                SECRET_KEY,
+            )
+        }
+    };
     write_file(
         &dir.join("s3-credentials"),
-        &format!("{ACCESS_KEY}\n{SECRET_KEY}\n"),
+        &format!("{access_key}\n{secret_key}\n"),
         true,
     )?;
     let data = dir.join("postgres");
@@ -161,7 +204,7 @@ pub(super) fn initialise(
     let top = "storage = \"scaled\"\n".to_owned();
     let tables = format!(
         "\n[postgres]\nurl = {url}\nlease_term_ms = 5000\n\n\
-         [bucket]\nendpoint = {endpoint}\nbucket = {BUCKET:?}\ncredentials_file = {credentials}\n\n\
+         [bucket]\nendpoint = {endpoint}\nbucket = {bucket}\n{region}credentials_file = {credentials}\n\n\
          [privacy]\nkek_file = {kek}\n",
         kek = toml_string(&dir.join("events.kek").display().to_string()),
         url = toml_string(&format!(
@@ -169,7 +212,8 @@ pub(super) fn initialise(
             layout.postgres.ip(),
             layout.postgres.port()
         )),
-        endpoint = toml_string(&format!("http://{}", layout.s3)),
+        endpoint = toml_string(&endpoint),
+        bucket = toml_string(bucket),
         credentials = toml_string(&dir.join("s3-credentials").display().to_string()),
     );
     Ok((top, tables))
@@ -201,7 +245,7 @@ pub(super) fn command(
                 ]);
             Ok(Some((layout.postgres, command)))
         }
-        "s3" => {
+        "s3" if layout.external_endpoint.is_none() => {
             let mut command = Command::new(s3_binary()?);
             command
                 .args(["--host", "127.0.0.1", "--port"])
@@ -234,4 +278,27 @@ pub(super) fn wait_for_postgres(addr: SocketAddr, deadline: Instant) -> Result<(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Runs one SQL statement with `psql` against the PostgreSQL at `addr` (as the `postgres`
+/// user, database `postgres`) and answers its unaligned, tuples-only output: the scale test
+/// reads the integrator lease's holder with it.
+pub fn query_postgres(addr: SocketAddr, sql: &str) -> Result<String, SandboxError> {
+    let output = postgres_command("psql")?
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args([
+            "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-c", sql,
+        ])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_error("running psql"))?;
+    if !output.status.success() {
+        return Err(SandboxError::Command {
+            command: format!("psql -c {sql:?}"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

@@ -134,10 +134,14 @@ pub(super) fn initialise(
             postgres: rest[0],
             s3: rest[1],
             more_front_ends: rest[2..].to_vec(),
+            external_endpoint: options
+                .external_bucket
+                .as_ref()
+                .map(|bucket| bucket.endpoint.clone()),
         }
     });
     let (scaled_top, scaled_tables) = match &scaled_layout {
-        Some(layout) => scaled::initialise(dir, layout)?,
+        Some(layout) => scaled::initialise(dir, layout, options.external_bucket.as_ref())?,
         None => (String::new(), String::new()),
     };
     if options.tls {
@@ -291,13 +295,24 @@ pub(super) fn initialise(
             .iter()
             .map(|w| toml_string(&format!("{scheme}://{}", w.addr)))
             .collect();
+        // The monitor reads the log from the front-end (with the auditor's token), or from the
+        // bucket's website when an external bucket has one (public objects: no token).
+        let web_url = options
+            .external_bucket
+            .as_ref()
+            .and_then(|bucket| bucket.web_url.clone());
+        let token = match web_url {
+            Some(_) => String::new(),
+            None => format!("token_file = {}\n", path("auditor.token")),
+        };
+        let followed = web_url.unwrap_or_else(|| format!("{scheme}://{log_addr}"));
         let config = format!(
             "state_dir = {state}\nevidence_dir = {evidence}\nlisten = \"{monitor_addr}\"\n\
              poll_interval_secs = {poll}\n{ca}\n\
-             [[logs]]\nurl = \"{scheme}://{log_addr}\"\nkey = {vkey}\npolicy = {policy}\n\
-             token_file = {token}\nwitnesses = [{witnesses}]\n{http_table}",
-            token = path("auditor.token"),
+             [[logs]]\nurl = {followed}\nkey = {vkey}\npolicy = {policy}\n\
+             {token}witnesses = [{witnesses}]\n{http_table}",
             ca = trust("ca_file"),
+            followed = toml_string(&followed),
             state = path("monitor-state"),
             evidence = path("monitor-evidence"),
             poll = options.monitor_poll_secs,
