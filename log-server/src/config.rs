@@ -15,6 +15,7 @@
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! # completeness_index = true   # the event index whose root checkpoints carry (false: raw leaves)
+//! # self_audit = true   # record every search, event view and export as an event (cairn.read.*)
 //! witness_quorum = 1
 //! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
 //! # receipt_policy = "/etc/cairn/policy.txt"   # ?wait=checkpoint receipts verify under it
@@ -267,6 +268,11 @@ pub struct Settings {
     /// (`false` for a log of raw leaves) [default: true].
     #[arg(long, env = "CAIRN_LOG_COMPLETENESS_INDEX")]
     pub completeness_index: Option<bool>,
+    /// Record every search, event view and export of audit events as an event of the reading
+    /// principal (`cairn.read.*`), named in the answer's `Cairn-Self-Audit` header
+    /// [default: true].
+    #[arg(long, env = "CAIRN_LOG_SELF_AUDIT")]
+    pub self_audit: Option<bool>,
     /// How often the configuration file is checked for a change, ms; principals, producers and
     /// rate limits are then read again (as on SIGHUP) [default: 2000].
     #[arg(long, env = "CAIRN_LOG_CONFIG_RELOAD_INTERVAL_MS")]
@@ -359,6 +365,7 @@ impl Settings {
             maintenance_interval_ms,
             max_batch_events,
             completeness_index,
+            self_audit,
             config_reload_interval_ms
         );
         self.http = self.http.overlay(&over.http);
@@ -425,6 +432,7 @@ impl Settings {
                 ..Default::default()
             },
             completeness_index: self.completeness_index.unwrap_or(true),
+            self_audit: self.self_audit.unwrap_or(true),
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {

@@ -223,7 +223,10 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
             .map_err(|e| ServerError::Events(e.to_string()))?;
-            Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
+            Arc::new(
+                Events::new(event_store, sequencer.clone(), store.clone())
+                    .with_self_audit(settings.events.self_audit),
+            )
         };
         // The completeness index is opened before the integrator, whose checkpoints carry its
         // root.

@@ -4,7 +4,8 @@
 //! WebAssembly), then drops its receipt onto the offline verifier. The page's verdicts must
 //! depend on the evidence and the auditor's policy, not on the server: a receipt with one byte
 //! of its proof changed, and a policy that trusts another key for the witness, both give
-//! "NOT verified".
+//! "NOT verified". Every search and event view names the event that recorded it
+//! (self-audit), and that record says what was asked.
 //!
 //! Chromium comes from the Debian package `chromium` (`.ci/run` installs it); without it the
 //! test fails with the command that installs it.
@@ -143,6 +144,31 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
         "the search finds the event, linked to its page",
     );
     assert!(found.contains("invoice.approve"), "{found}");
+    // Self-audit: the page names the event that recorded this search, linked to its page.
+    let recorded = browser.wait_for_text(
+        "document.getElementById('self-audit-link') ? document.getElementById('self-audit').innerText : ''",
+        STEP_BOUND,
+        "the search's self-audit record",
+    );
+    assert!(
+        recorded.contains("this search was recorded as event"),
+        "{recorded}"
+    );
+    let record_id = browser
+        .eval("document.getElementById('self-audit-link').innerText")
+        .as_str()
+        .expect("the record's ID")
+        .to_owned();
+    let record = client
+        .get(format!("{log}/v1/events/{record_id}"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("GET the record");
+    assert_eq!(record.status(), 200);
+    let record: Value = serde_json::from_slice(&record.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(record["event"]["action"], "cairn.read.search");
+    assert_eq!(record["event"]["payload"]["asked"]["actor"], actor);
 
     // Open it: verified in the browser, with its witness and timestamp shown.
     let show_event = |browser: &mut cdp::Browser| {
@@ -165,6 +191,7 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let witness_name = &sandbox.layout().witnesses[0].name;
     assert!(shown.contains(witness_name.as_str()), "{shown}");
     assert!(shown.contains(actor), "the canonical event: {shown}");
+    assert!(shown.contains("this view was recorded as event"), "{shown}");
 
     // The receipt dropped onto the offline verifier: verified; one changed byte: not.
     let files = tempfile::tempdir().expect("tempdir");
