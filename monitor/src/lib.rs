@@ -24,7 +24,9 @@
 //! - [`completeness`]: what an export's completeness proof shows, and `verify-query`: a
 //!   saved query answer and its proof.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
-//!   /gossip), specified in spec/docs/monitor-api.md.
+//!   /gossip, /status), specified in spec/docs/monitor-api.md.
+//! - [`status`]: `GET /status`, the last verdicts of each log and its active alerts, for a
+//!   dashboard (the web UI's health panel).
 //!
 //! The binary adds the auditor's commands: `verify-receipt`, `verify-consistency`,
 //! `verify-evidence`, `export`, `verify-export`, `verify-query`, `audit` (a whole log re-verified from its
@@ -45,4 +47,5 @@ pub mod key_history;
 pub mod names;
 pub mod pipeline;
 pub mod state;
+pub mod status;
 pub mod verify;
