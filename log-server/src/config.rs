@@ -67,6 +67,10 @@
 //! # across the witness's key rotation, its old and new keys (config/witnesses.rs):
 //! # vkeys = ["witness.example+abcd1234+AQ...", "witness.example+5e6f7a8b+BK..."]
 //!
+//! # The web UI (/ui/): the monitor whose GET /status its health panel shows (docs/ui.md).
+//! [ui]
+//! monitor_url = "http://127.0.0.1:8090"
+//!
 //! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
 //! # CAIRN_LOG_<KEY> and --<key>.
 //! [http]
@@ -309,10 +313,23 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub bucket: Option<BucketSettings>,
+    /// The web UI: `[ui]` in the file (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub ui: UiConfig,
     /// The HTTP edge: `[http]` in the file.
     #[command(flatten)]
     #[serde(default)]
     pub http: HttpSettings,
+}
+
+/// `[ui]`: the web UI's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// The monitor whose `GET /status` the health panel reads (its origin is then allowed by
+    /// the page's Content-Security-Policy).
+    pub monitor_url: Option<String>,
 }
 
 cairn_edge::settings!(
@@ -512,6 +529,15 @@ impl Settings {
             events,
             edge: self.http.resolve()?,
             access,
+            ui: match &self.ui.monitor_url {
+                None => cairn_ui::UiOptions::default(),
+                Some(url) => {
+                    cairn_ui::UiOptions::with_monitor(url).map_err(|detail| ConfigError::Value {
+                        key: "ui.monitor_url",
+                        detail,
+                    })?
+                }
+            },
         })
     }
 

@@ -78,6 +78,8 @@ pub struct ServerSettings {
     pub edge: cairn_edge::EdgeConfig,
     /// Principals known by client certificates, and rate limits.
     pub access: Access,
+    /// The web UI's options: the monitor its health panel reads (`[ui]` in log.toml).
+    pub ui: cairn_ui::UiOptions,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -413,7 +415,7 @@ impl RunningServer {
                 addr: settings.listen,
                 source,
             })?;
-        let app = http::router(state);
+        let app = http::router_with(state, settings.ui.clone());
         let mut stopped = stopped;
         let http = tokio::spawn(cairn_edge::serve(
             listener,

@@ -77,6 +77,7 @@ fn settings(dir: &Path, completeness_index: bool) -> ServerSettings {
         },
         edge: Default::default(),
         access: Default::default(),
+        ui: Default::default(),
     }
 }
 

@@ -94,6 +94,7 @@ fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
         },
         edge: Default::default(),
         access: Default::default(),
+        ui: Default::default(),
     }
 }
 

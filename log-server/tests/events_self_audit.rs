@@ -69,6 +69,7 @@ fn settings(dir: &Path, self_audit: bool) -> ServerSettings {
         },
         edge: Default::default(),
         access: Default::default(),
+        ui: Default::default(),
     }
 }
 

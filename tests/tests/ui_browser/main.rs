@@ -5,7 +5,8 @@
 //! depend on the evidence and the auditor's policy, not on the server: a receipt with one byte
 //! of its proof changed, and a policy that trusts another key for the witness, both give
 //! "NOT verified". Every search and event view names the event that recorded it
-//! (self-audit), and that record says what was asked.
+//! (self-audit), and that record says what was asked. The health panel shows the sandbox
+//! monitor's last verdict, read from its `GET /status`.
 //!
 //! Chromium comes from the Debian package `chromium` (`.ci/run` installs it); without it the
 //! test fails with the command that installs it.
@@ -49,7 +50,9 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let mut options = Options::new(dir.path().join("sandbox"));
     options.witnesses = 1;
     options.witness_quorum = 1;
-    options.monitor = false;
+    // A monitor follows the log: the health panel shows its verdicts.
+    options.monitor = true;
+    options.monitor_poll_secs = 1;
     options.checkpoint_interval_ms = 200;
     let sandbox = Sandbox::start(&options, Binaries::locate().expect("binaries"))
         .unwrap_or_else(|error| panic!("the sandbox starts: {error}"));
@@ -128,6 +131,23 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     };
     let status = keep_policy(&mut browser, &policy);
     assert!(status.contains("Policy checked."), "{status}");
+
+    // The health panel: the monitor's verdicts (its GET /status, read across origins), as
+    // words and as a chart.
+    browser.eval("location.hash = '#health'; ''");
+    let monitor = browser.wait_for_text(
+        "(() => { const t = (document.getElementById('monitor-summary') || {innerText: ''}).innerText; return /Last verdict: verified/.test(t) ? t : ''; })()",
+        STEP_BOUND,
+        "the monitor's last verdict",
+    );
+    assert!(monitor.contains("No active alert."), "{monitor}");
+    let chart =
+        browser.eval("document.getElementById('monitor-chart-svg').getAttribute('aria-label')");
+    let chart = chart.as_str().expect("the chart's label");
+    assert!(
+        chart.contains("verified") && chart.contains("0 failed"),
+        "{chart}"
+    );
 
     // Find the event by its actor.
     browser.eval(&format!(
