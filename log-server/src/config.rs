@@ -15,6 +15,7 @@
 //! max_leaf_bytes = 65535
 //! checkpoint_interval_ms = 1000
 //! # completeness_index = true   # the event index whose root checkpoints carry (false: raw leaves)
+//! # self_audit = true   # record every search, event view and export as an event (cairn.read.*)
 //! witness_quorum = 1
 //! # witness_ca_file = "/etc/cairn/private-ca.pem"   # for witnesses behind a private CA
 //! # receipt_policy = "/etc/cairn/policy.txt"   # ?wait=checkpoint receipts verify under it
@@ -65,6 +66,10 @@
 //! vkey = "witness.example+abcd1234+AQ..."
 //! # across the witness's key rotation, its old and new keys (config/witnesses.rs):
 //! # vkeys = ["witness.example+abcd1234+AQ...", "witness.example+5e6f7a8b+BK..."]
+//!
+//! # The web UI (/ui/): the monitor whose GET /status its health panel shows (docs/ui.md).
+//! [ui]
+//! monitor_url = "http://127.0.0.1:8090"
 //!
 //! # The HTTP edge (cairn-edge): timeouts and the connection cap; each key also
 //! # CAIRN_LOG_<KEY> and --<key>.
@@ -270,6 +275,11 @@ pub struct Settings {
     /// (`false` for a log of raw leaves) [default: true].
     #[arg(long, env = "CAIRN_LOG_COMPLETENESS_INDEX")]
     pub completeness_index: Option<bool>,
+    /// Record every search, event view and export of audit events as an event of the reading
+    /// principal (`cairn.read.*`), named in the answer's `Cairn-Self-Audit` header
+    /// [default: true].
+    #[arg(long, env = "CAIRN_LOG_SELF_AUDIT")]
+    pub self_audit: Option<bool>,
     /// How often the configuration file is checked for a change, ms; principals, producers and
     /// rate limits are then read again (as on SIGHUP) [default: 2000].
     #[arg(long, env = "CAIRN_LOG_CONFIG_RELOAD_INTERVAL_MS")]
@@ -306,10 +316,23 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub bucket: Option<BucketSettings>,
+    /// The web UI: `[ui]` in the file (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub ui: UiConfig,
     /// The HTTP edge: `[http]` in the file.
     #[command(flatten)]
     #[serde(default)]
     pub http: HttpSettings,
+}
+
+/// `[ui]`: the web UI's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// The monitor whose `GET /status` the health panel reads (its origin is then allowed by
+    /// the page's Content-Security-Policy).
+    pub monitor_url: Option<String>,
 }
 
 cairn_edge::settings!(
@@ -349,6 +372,7 @@ impl Settings {
             maintenance_interval_ms,
             max_batch_events,
             completeness_index,
+            self_audit,
             config_reload_interval_ms
         );
         self.http = self.http.overlay(&over.http);
@@ -415,6 +439,7 @@ impl Settings {
                 ..Default::default()
             },
             completeness_index: self.completeness_index.unwrap_or(true),
+            self_audit: self.self_audit.unwrap_or(true),
         };
         let mut witnesses = Vec::new();
         for witness in &self.witnesses {
@@ -494,6 +519,15 @@ impl Settings {
             events,
             edge: self.http.resolve()?,
             access,
+            ui: match &self.ui.monitor_url {
+                None => cairn_ui::UiOptions::default(),
+                Some(url) => {
+                    cairn_ui::UiOptions::with_monitor(url).map_err(|detail| ConfigError::Value {
+                        key: "ui.monitor_url",
+                        detail,
+                    })?
+                }
+            },
         })
     }
 

@@ -78,6 +78,8 @@ pub struct ServerSettings {
     pub edge: cairn_edge::EdgeConfig,
     /// Principals known by client certificates, and rate limits.
     pub access: Access,
+    /// The web UI's options: the monitor its health panel reads (`[ui]` in log.toml).
+    pub ui: cairn_ui::UiOptions,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -223,7 +225,10 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
             .map_err(|e| ServerError::Events(e.to_string()))?;
-            Arc::new(Events::new(event_store, sequencer.clone(), store.clone()))
+            Arc::new(
+                Events::new(event_store, sequencer.clone(), store.clone())
+                    .with_self_audit(settings.events.self_audit),
+            )
         };
         // The completeness index is opened before the integrator, whose checkpoints carry its
         // root.
@@ -410,7 +415,7 @@ impl RunningServer {
                 addr: settings.listen,
                 source,
             })?;
-        let app = http::router(state);
+        let app = http::router_with(state, settings.ui.clone());
         let mut stopped = stopped;
         let http = tokio::spawn(cairn_edge::serve(
             listener,

@@ -25,12 +25,15 @@ const TASKS: u64 = 8;
 /// What a producer was told: event ID → (index, payload).
 type Acknowledged = Arc<Mutex<BTreeMap<String, (u64, Option<Value>)>>>;
 
+/// The log's configuration. Self-audit is off: this test compares the index with every event
+/// in the log, and the records of its own queries (tested in events_self_audit.rs) would be
+/// logged between the two.
 fn config(dir: &Path, port: u16) -> PathBuf {
     let key = support::key(dir, "crash.cairn.example/log");
     let path = dir.join("log.toml");
     let text = format!(
         "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\norigin = \"crash.cairn.example/log\"\n\
-         key_file = \"{}\"\nwitness_quorum = 0\ncheckpoint_interval_ms = 200\n\n\
+         key_file = \"{}\"\nwitness_quorum = 0\ncheckpoint_interval_ms = 200\nself_audit = false\n\n\
          [[producers]]\nname = \"crash\"\ntoken_sha256 = \"{}\"\n\n\
          [[principals]]\nname = \"auditor\"\nrole = \"reader\"\ntoken_sha256 = \"{}\"\n",
         dir.join("data").display(),

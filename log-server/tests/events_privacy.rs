@@ -86,6 +86,7 @@ fn settings(dir: &Path) -> ServerSettings {
         },
         edge: Default::default(),
         access: Default::default(),
+        ui: Default::default(),
     }
 }
 

@@ -69,6 +69,7 @@ fn settings(dir: &Path, witnesses: Vec<Witness>, quorum: usize) -> ServerSetting
         },
         edge: Default::default(),
         access: Default::default(),
+        ui: Default::default(),
     }
 }
 

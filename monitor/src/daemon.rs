@@ -1,5 +1,6 @@
 //! The monitor daemon: configuration (TOML), the poll loop over every configured log and peer,
-//! and the HTTP port with /healthz, /metrics and /gossip (GET: the latest verified checkpoint
+//! and the HTTP port with /healthz, /metrics, /status (the last verdicts and active alerts,
+//! [`crate::status`]) and /gossip (GET: the latest verified checkpoint
 //! notes, a JSON array; POST: one checkpoint note someone was shown, checked against what the
 //! monitor verified and answered 200 consistent, 202 held, 409 split view, 400/404/413 refused).
 //! Every error of the port is JSON `{"error": "<code>", "detail": "<what and why>"}` with its
@@ -275,6 +276,8 @@ pub struct Monitor {
     fetcher: Fetcher,
     peers: Vec<String>,
     _state: StateStore,
+    /// The last verdicts of every log, for `GET /status`.
+    pub status: crate::status::StatusBook,
 }
 
 impl Monitor {
@@ -332,6 +335,7 @@ impl Monitor {
             fetcher,
             peers: config.peers.clone(),
             _state: state,
+            status: crate::status::StatusBook::default(),
         })
     }
 
@@ -372,6 +376,7 @@ impl Monitor {
             }
         }
         self.alerter.remind().await;
+        self.status.record(&reports, &self.alerter);
         Ok(reports)
     }
 
@@ -426,6 +431,7 @@ impl Monitor {
                 }),
             )
             .route("/gossip", get(get_gossip).post(post_gossip))
+            .route("/status", get(crate::status::get_status))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_CHECKPOINT_BYTES))
             .fallback(|| async {
                 error_answer(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -26,7 +26,9 @@
 //! - [`index_audit`]: the log's completeness index replayed from its record stream, checked
 //!   against every verified checkpoint and re-derived from the verified leaves.
 //! - [`daemon`]: the configuration, the poll loop and the HTTP port (/healthz, /metrics,
-//!   /gossip), specified in spec/docs/monitor-api.md.
+//!   /gossip, /status), specified in spec/docs/monitor-api.md.
+//! - [`status`]: `GET /status`, the last verdicts of each log and its active alerts, for a
+//!   dashboard (the web UI's health panel).
 //!
 //! The binary adds the auditor's commands: `verify-receipt`, `verify-consistency`,
 //! `verify-evidence`, `export`, `verify-export`, `verify-query`, `audit` (a whole log re-verified from its
@@ -48,4 +50,5 @@ pub mod key_history;
 pub mod names;
 pub mod pipeline;
 pub mod state;
+pub mod status;
 pub mod verify;

@@ -8,6 +8,7 @@ import { initSearch } from './search.js';
 import { showEvent } from './event.js';
 import { initDropZone } from './dropzone.js';
 import { initHealth, showHealth } from './health.js';
+import { initMonitor, showMonitor } from './monitor.js';
 
 const VIEWS = ['sign-in', 'policy', 'search', 'event', 'verify', 'health'];
 
@@ -31,7 +32,7 @@ function route() {
     else link.removeAttribute('aria-current');
   }
   if (view === 'event') showEvent(rest.join('/'));
-  if (view === 'health') showHealth();
+  if (view === 'health') { showHealth(); showMonitor(); }
   const heading = $('view-' + view).querySelector('h2');
   document.title = heading ? heading.textContent + ' — Cairn audit' : 'Cairn audit';
   $('main').focus();
@@ -101,6 +102,7 @@ initPolicy();
 initSearch();
 initDropZone();
 initHealth();
+initMonitor();
 showWho();
 window.addEventListener('hashchange', route);
 route();

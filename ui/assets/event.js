@@ -57,13 +57,26 @@ function payloadSection(verdict) {
   return el('pre', { tabindex: 0, 'aria-label': 'payload, canonical JSON' }, pretty(payload.canonical ?? ''));
 }
 
+/**
+ * Self-audit: the event that records this view (the answer's `Cairn-Self-Audit` header), as a
+ * link, or a plain statement that the log records none.
+ */
+function recordNote(recordId) {
+  if (!recordId) return el('p', { class: 'note warn' }, 'Self-audit: this log does not record event views (self_audit = false).');
+  return el('p', { class: 'note', id: 'view-record' }, 'Self-audit: this view was recorded as event ',
+    el('a', { href: '#event/' + encodeURIComponent(recordId) }, recordId), ', by you.');
+}
+
 /** Shows event `id`. */
 export async function showEvent(id) {
   fill(body(), 'Loading event ' + id + '…');
   let answer;
   let receipt;
+  let recorded;
   try {
-    answer = (await api.request('GET', `/v1/events/${encodeURIComponent(id)}`)).text;
+    const read = await api.request('GET', `/v1/events/${encodeURIComponent(id)}`);
+    answer = read.text;
+    recorded = recordNote(read.headers.get('cairn-self-audit'));
     receipt = await fetchReceipt(id);
   } catch (error) {
     fill(body(), banner('bad', 'The event could not be read.', error.message));
@@ -72,6 +85,7 @@ export async function showEvent(id) {
   if (receipt.pending) {
     fill(body(),
       banner('warn', 'Not yet in a published checkpoint.', 'The event is durable; its receipt exists once a checkpoint covers it (usually within seconds).'),
+      recorded,
       el('button', { type: 'button', onclick: () => showEvent(id) }, 'Try again'),
       el('h3', {}, 'As the server shows it (not verified)'),
       el('pre', { tabindex: 0 }, pretty(answer)));
@@ -81,6 +95,7 @@ export async function showEvent(id) {
   if (!policy) {
     fill(body(),
       banner('warn', 'No policy: nothing verified.', 'Set the policy you trust (Policy) to verify this event in your browser.'),
+      recorded,
       el('h3', {}, 'As the server shows it (not verified)'),
       el('pre', { tabindex: 0 }, pretty(answer)),
       download(`receipt-${id}.json`, receipt.text));
@@ -88,7 +103,7 @@ export async function showEvent(id) {
   }
   const verdict = await verifyEvent(answer, receipt.text, policy);
   if (!verdict.receipt) {
-    fill(body(), banner('bad', 'NOT verified.', verdict.error),
+    fill(body(), banner('bad', 'NOT verified.', verdict.error), recorded,
       el('h3', {}, 'As the server shows it'), el('pre', { tabindex: 0 }, pretty(answer)),
       download(`receipt-${id}.json`, receipt.text));
     return;
@@ -100,6 +115,7 @@ export async function showEvent(id) {
       ? banner('good', erased ? 'Verified: payload erased, proof intact.' : 'Verified.',
         `Event ${proven.index} is in ${proven.origin} at tree size ${proven.tree_size}, as your policy requires; computed in this browser.`)
       : banner('bad', 'NOT verified.', verdict.error),
+    recorded,
     el('h3', {}, 'Checks'),
     table(null, ['Check', 'Result', 'Detail'], verdict.checks.map((check) =>
       [check.name, el('span', { class: check.ok ? 'good' : 'bad' }, check.ok ? 'passed' : 'FAILED'), check.detail])),

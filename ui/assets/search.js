@@ -40,6 +40,7 @@ async function load() {
     ? table(`Page ${state.page + 1}: ${rows.length} event(s), in log order`,
       ['Index', 'Time (producer)', 'Action', 'Actor', 'Resource', 'Received (log)'], rows)
     : el('p', {}, 'No event on this page.'));
+  showRecord(answer.self_audit);
   if (answer.next_cursor && state.cursors.length === state.page + 1) state.cursors.push(answer.next_cursor);
   const more = Boolean(answer.next_cursor);
   fill(status, more && events.length < Number(state.filters.limit)
@@ -50,9 +51,23 @@ async function load() {
   fill($('page-number'), `Page ${state.page + 1}`);
 }
 
+/**
+ * Self-audit: the log records every search as an event of the searching principal and names
+ * it in the answer (`self_audit`); shown with a link to that event, or said plainly when the
+ * log records none (`self_audit = false`).
+ */
+function showRecord(record) {
+  if (record && typeof record.event_id === 'string') {
+    fill($('self-audit'), 'Self-audit: this search was recorded as event ',
+      el('a', { href: '#event/' + encodeURIComponent(record.event_id), id: 'self-audit-link' }, record.event_id),
+      ` (index ${record.index}), by you.`);
+  } else {
+    fill($('self-audit'), banner('warn', 'Self-audit: this log does not record searches (self_audit = false).'));
+  }
+}
+
 export function initSearch() {
-  fill($('self-audit'), 'Self-audit: this log records its admin actions (erasures, holds) as events, but does not yet record reads: ' +
-    'the searches you run here are not logged. See docs/ui.md.');
+  fill($('self-audit'), 'Self-audit: every search you run here is recorded by the log as an event, which is named here once it answers.');
   $('search-form').addEventListener('submit', (event) => {
     event.preventDefault();
     let filters;

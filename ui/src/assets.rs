@@ -34,7 +34,7 @@ const WASM: &str = "application/wasm";
 pub static INDEX: &Asset = &ASSETS[0];
 
 /// Every embedded file.
-pub static ASSETS: [Asset; 11] = [
+pub static ASSETS: [Asset; 12] = [
     asset!("index.html", HTML),
     asset!("style.css", CSS),
     asset!("app.js", JS),
@@ -44,6 +44,7 @@ pub static ASSETS: [Asset; 11] = [
     asset!("event.js", JS),
     asset!("dropzone.js", JS),
     asset!("health.js", JS),
+    asset!("monitor.js", JS),
     asset!("dom.js", JS),
     asset!("cairn_verify.wasm", WASM),
 ];

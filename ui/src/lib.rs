@@ -17,6 +17,8 @@
 //! [`router`] answers, for any state type, so that a server merges it into its own router:
 //! - `GET /` and `GET /ui`: a redirect (303) to `/ui/`;
 //! - `GET /ui/`: the page; `GET /ui/<asset>`: each asset, with its content type;
+//! - `GET /ui/config.json`: what the page is told ([`UiOptions`]: the monitor whose status
+//!   the health panel shows, if any);
 //! - anything else under `/ui/`: 404 with the JSON error body of Cairn's APIs.
 //!
 //! Every answer carries a strict Content-Security-Policy ([`CONTENT_SECURITY_POLICY`]): scripts,
@@ -26,6 +28,11 @@
 //! which the page keeps in the browser session (`sessionStorage`) only.
 
 pub mod assets;
+pub mod options;
+
+pub use options::UiOptions;
+
+use std::sync::Arc;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -43,24 +50,41 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; connect-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The UI's routes, to merge into a server's router (`Router::merge`).
+/// The UI's routes, to merge into a server's router (`Router::merge`), without a monitor.
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    router_with(UiOptions::default())
+}
+
+/// The UI's routes with `options`.
+pub fn router_with<S>(options: UiOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let options = Arc::new(options);
+    let on = |handler: fn(&UiOptions, Option<String>) -> Response| {
+        let options = options.clone();
+        move |path: Option<Path<String>>| {
+            let options = options.clone();
+            async move { handler(&options, path.map(|Path(path)| path)) }
+        }
+    };
     Router::new()
-        .route("/", get(to_ui))
-        .route("/ui", get(to_ui))
-        .route("/ui/", get(index))
-        .route("/ui/{*path}", get(asset))
+        .route("/", get(on(|options, _| to_ui(options))))
+        .route("/ui", get(on(|options, _| to_ui(options))))
+        .route("/ui/", get(on(|options, _| serve(options, assets::INDEX))))
+        .route("/ui/config.json", get(on(|options, _| config(options))))
+        .route("/ui/{*path}", get(on(asset)))
 }
 
 /// Headers every answer of the UI carries.
-fn secured(mut response: Response) -> Response {
+fn secured(options: &UiOptions, mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        options.content_security_policy().clone(),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -74,23 +98,35 @@ fn secured(mut response: Response) -> Response {
     response
 }
 
-async fn to_ui() -> Response {
-    secured(Redirect::to(UI_PREFIX).into_response())
+fn to_ui(options: &UiOptions) -> Response {
+    secured(options, Redirect::to(UI_PREFIX).into_response())
 }
 
-async fn index() -> Response {
-    serve(assets::INDEX)
+fn config(options: &UiOptions) -> Response {
+    secured(
+        options,
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            options.config_json(),
+        )
+            .into_response(),
+    )
 }
 
-async fn asset(Path(path): Path<String>) -> Response {
+fn asset(options: &UiOptions, path: Option<String>) -> Response {
+    let path = path.unwrap_or_default();
     match assets::find(&path) {
-        Some(asset) => serve(asset),
-        None => not_found(&path),
+        Some(asset) => serve(options, asset),
+        None => not_found(options, &path),
     }
 }
 
-fn serve(asset: &'static assets::Asset) -> Response {
+fn serve(options: &UiOptions, asset: &'static assets::Asset) -> Response {
     secured(
+        options,
         (
             [
                 (header::CONTENT_TYPE, asset.content_type),
@@ -104,7 +140,7 @@ fn serve(asset: &'static assets::Asset) -> Response {
 }
 
 /// 404 in the JSON form every error of Cairn's APIs has (`spec/docs/log-api.md`, "Errors").
-fn not_found(path: &str) -> Response {
+fn not_found(options: &UiOptions, path: &str) -> Response {
     let shown: String = path
         .chars()
         .take(64)
@@ -115,6 +151,7 @@ fn not_found(path: &str) -> Response {
         json_string(&format!("no page {shown:?} in the web UI"))
     );
     secured(
+        options,
         (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "application/json")],
@@ -125,7 +162,7 @@ fn not_found(path: &str) -> Response {
 }
 
 /// `text` as a JSON string.
-fn json_string(text: &str) -> String {
+pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for character in text.chars() {

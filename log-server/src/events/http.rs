@@ -2,6 +2,8 @@
 //! [`Events`](super::Events) and the event store, with the role each route needs.
 //!
 //! Here: submitting events, reading one and its proof, and how the events' errors answer.
+//! Searches, event views and exports are recorded before they are answered
+//! ([`super::self_audit`]), and the answer names the record (`Cairn-Self-Audit`).
 //! [`query`]: queries and exports; [`verify`]: `POST /v1/verify`; [`admin`]: erasure, legal
 //! holds and the erasure of data subjects; [`contents`]: how a schema 2 event is shown.
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -29,6 +31,7 @@ use serde_json::json;
 use super::admin::AdminError;
 use super::auth::{authorize, Principal, Role};
 use super::privacy::Contents;
+use super::self_audit::{ReadRecord, SELF_AUDIT_HEADER};
 use super::store::{EventStoreError, EventSummary};
 use super::submit::{SubmitError, Submitted};
 use crate::http::body::{json_response, read_body};
@@ -276,17 +279,39 @@ async fn whoami(State(state): Shared, headers: HeaderMap) -> Result<Response, Ap
     Ok(Json(json!({"name": principal.name, "role": principal.role.as_str()})).into_response())
 }
 
+/// Names `recorded`, the self-audit record of the request ([`super::self_audit`]), in the
+/// answer's `Cairn-Self-Audit` header.
+pub(super) fn mark_recorded(response: &mut Response, recorded: Option<&Submitted>) {
+    let Some(recorded) = recorded else {
+        return;
+    };
+    // An event ID is a UUID in hex: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&recorded.event_id) {
+        response.headers_mut().insert(SELF_AUDIT_HEADER, value);
+    }
+}
+
+/// `GET /v1/events/{id}`: the event, once its view is recorded (self-audit).
 async fn get_event(
     State(state): Shared,
     Path(event_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state.principals, &headers, READERS)?;
+    let principal = authorize(&state.principals, &headers, READERS)?;
     let event_id = parse_event_id(&event_id)?;
-    let (summary, leaf) = logged_event(&state, &event_id).await?;
+    let mut response = event_answer(&state, &event_id).await?;
+    let read = ReadRecord::event(event_id.as_str());
+    let recorded = state.events.record_read(&principal.name, &read).await?;
+    mark_recorded(&mut response, recorded.as_ref());
+    Ok(response)
+}
+
+/// The answer of `GET /v1/events/{id}`.
+async fn event_answer(state: &Arc<AppState>, event_id: &EventId) -> Result<Response, ApiError> {
+    let (summary, leaf) = logged_event(state, event_id).await?;
     if summary.is_tagged() {
         if let Ok(AnyEventLeaf::V2(parsed)) = AnyEventLeaf::parse(&leaf) {
-            return event_v2(&state, summary.index, parsed).await;
+            return event_v2(state, summary.index, parsed).await;
         }
     }
     let index = summary.index;

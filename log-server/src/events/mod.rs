@@ -14,6 +14,7 @@
 //! - [`admin`]: erasure, legal holds and retention erasures, each recorded as an event first.
 //! - [`http`]: the `/v1` routes.
 //! - [`retention`]: the background task that erases expired payloads.
+//! - [`self_audit`]: every search, event view and export recorded as an event of the reader.
 
 pub mod admin;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod privacy;
 pub mod records;
 pub mod retention;
+pub mod self_audit;
 pub mod store;
 pub mod submit;
 
@@ -57,6 +59,9 @@ pub struct EventSettings {
     /// Whether the log keeps the completeness index and carries its root in every checkpoint
     /// (`crate::completeness`); off for a log of raw leaves.
     pub completeness_index: bool,
+    /// Whether every search, event view and export is recorded as an event
+    /// ([`self_audit`]).
+    pub self_audit: bool,
 }
 
 impl Default for EventSettings {
@@ -68,6 +73,7 @@ impl Default for EventSettings {
             max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
             store: EventStoreConfig::default(),
             completeness_index: true,
+            self_audit: true,
         }
     }
 }

@@ -17,7 +17,8 @@
 //! stored in the payload slot beside the leaf. A retry of an event ID is compared with what was
 //! logged by its clear fields and opened values (the salts differ): the same event gets the
 //! logged leaf back, never a new one with fresh salts. The server's own records stay schema 1:
-//! their actor is a principal, and what they name of a subject is a tag.
+//! their actor is a principal, and what they name of a subject is a tag. The self-audit records
+//! of reads are schema 2: what a reader asked for is personal data.
 //!
 //! Actions under `cairn.` are the server's own (admin actions, [`super::admin`]): producers are
 //! refused them.
@@ -275,6 +276,8 @@ pub struct Events {
     log: Arc<dyn LogStore>,
     /// Serialises admin actions, so that a hold and an erasure cannot pass each other.
     pub(super) admin: tokio::sync::Mutex<()>,
+    /// Whether reads are recorded as events ([`super::self_audit`]).
+    pub(super) self_audit: bool,
 }
 
 /// The current time as an RFC 3339 instant.
@@ -314,7 +317,15 @@ impl Events {
             sequencer,
             log,
             admin: tokio::sync::Mutex::new(()),
+            self_audit: true,
         }
+    }
+
+    /// `self` recording reads (searches, event views, exports) as events or not
+    /// ([`super::self_audit`]); on by default.
+    pub fn with_self_audit(mut self, on: bool) -> Events {
+        self.self_audit = on;
+        self
     }
 
     /// Logs `inputs`, submitted by `submitted_by`; answers once leaves and payloads are
@@ -418,6 +429,22 @@ impl Events {
             });
         }
         Ok(prepared)
+    }
+
+    /// Schema 2 leaves of the server's own (no check of reserved actions): the self-audit
+    /// records of reads ([`super::self_audit`]), whose personal fields hold what was asked.
+    pub(super) async fn submit_own_v2(
+        self: &Arc<Self>,
+        input: EventInput,
+        principal: &str,
+    ) -> Result<Submitted, SubmitError> {
+        let prepared = self.prepare_v2(vec![input], principal).await?;
+        let mut answers = self.submit_prepared(prepared).await?;
+        answers.pop().ok_or_else(|| {
+            SubmitError::Sequencer(SequencerError::StoreFailed(
+                "an event was answered with nothing".into(),
+            ))
+        })
     }
 
     /// Schema 1 leaves, for the server's own records (no check of reserved actions).

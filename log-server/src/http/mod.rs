@@ -23,5 +23,5 @@ pub(crate) mod state;
 
 pub use error::{ApiError, ErrorCode};
 pub use receipt::ReceiptWait;
-pub use router::router;
+pub use router::{router, router_with};
 pub use state::{ApiLimits, AppState};

@@ -256,6 +256,12 @@ pub(super) fn initialise(
             toml_string(&witness.vkey)
         ));
     }
+    if options.monitor {
+        // The web UI's health panel reads the monitor's GET /status.
+        log_config.push_str(&format!(
+            "\n[ui]\nmonitor_url = \"{scheme}://{monitor_addr}\"\n"
+        ));
+    }
     log_config.push_str(&http_table);
     log_config.push_str(&scaled_tables);
     // One file per front-end, each with its address and data directory (the first is `log`).

@@ -4,7 +4,9 @@
 //! WebAssembly), then drops its receipt onto the offline verifier. The page's verdicts must
 //! depend on the evidence and the auditor's policy, not on the server: a receipt with one byte
 //! of its proof changed, and a policy that trusts another key for the witness, both give
-//! "NOT verified".
+//! "NOT verified". Every search and event view names the event that recorded it
+//! (self-audit), and that record says what was asked. The health panel shows the sandbox
+//! monitor's last verdict, read from its `GET /status`.
 //!
 //! Chromium comes from the Debian package `chromium` (`.ci/run` installs it); without it the
 //! test fails with the command that installs it.
@@ -48,7 +50,9 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let mut options = Options::new(dir.path().join("sandbox"));
     options.witnesses = 1;
     options.witness_quorum = 1;
-    options.monitor = false;
+    // A monitor follows the log: the health panel shows its verdicts.
+    options.monitor = true;
+    options.monitor_poll_secs = 1;
     options.checkpoint_interval_ms = 200;
     let sandbox = Sandbox::start(&options, Binaries::locate().expect("binaries"))
         .unwrap_or_else(|error| panic!("the sandbox starts: {error}"));
@@ -128,6 +132,23 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let status = keep_policy(&mut browser, &policy);
     assert!(status.contains("Policy checked."), "{status}");
 
+    // The health panel: the monitor's verdicts (its GET /status, read across origins), as
+    // words and as a chart.
+    browser.eval("location.hash = '#health'; ''");
+    let monitor = browser.wait_for_text(
+        "(() => { const t = (document.getElementById('monitor-summary') || {innerText: ''}).innerText; return /Last verdict: verified/.test(t) ? t : ''; })()",
+        STEP_BOUND,
+        "the monitor's last verdict",
+    );
+    assert!(monitor.contains("No active alert."), "{monitor}");
+    let chart =
+        browser.eval("document.getElementById('monitor-chart-svg').getAttribute('aria-label')");
+    let chart = chart.as_str().expect("the chart's label");
+    assert!(
+        chart.contains("verified") && chart.contains("0 failed"),
+        "{chart}"
+    );
+
     // Find the event by its actor.
     browser.eval(&format!(
         "location.hash = '#search'; document.getElementById('q-actor').value = {}; document.getElementById('search-form').requestSubmit(); ''",
@@ -143,6 +164,31 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
         "the search finds the event, linked to its page",
     );
     assert!(found.contains("invoice.approve"), "{found}");
+    // Self-audit: the page names the event that recorded this search, linked to its page.
+    let recorded = browser.wait_for_text(
+        "document.getElementById('self-audit-link') ? document.getElementById('self-audit').innerText : ''",
+        STEP_BOUND,
+        "the search's self-audit record",
+    );
+    assert!(
+        recorded.contains("this search was recorded as event"),
+        "{recorded}"
+    );
+    let record_id = browser
+        .eval("document.getElementById('self-audit-link').innerText")
+        .as_str()
+        .expect("the record's ID")
+        .to_owned();
+    let record = client
+        .get(format!("{log}/v1/events/{record_id}"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("GET the record");
+    assert_eq!(record.status(), 200);
+    let record: Value = serde_json::from_slice(&record.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(record["event"]["action"], "cairn.read.search");
+    assert_eq!(record["event"]["payload"]["asked"]["actor"], actor);
 
     // Open it: verified in the browser, with its witness and timestamp shown.
     let show_event = |browser: &mut cdp::Browser| {
@@ -165,6 +211,7 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let witness_name = &sandbox.layout().witnesses[0].name;
     assert!(shown.contains(witness_name.as_str()), "{shown}");
     assert!(shown.contains(actor), "the canonical event: {shown}");
+    assert!(shown.contains("this view was recorded as event"), "{shown}");
 
     // The receipt dropped onto the offline verifier: verified; one changed byte: not.
     let files = tempfile::tempdir().expect("tempdir");

@@ -18,10 +18,11 @@ use cairn_spec::time::Instant;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{contents, EventSummary, Shared, READERS};
+use super::{contents, mark_recorded, EventSummary, Shared, READERS};
 use crate::completeness::http as complete;
 use crate::completeness::ProofRequest;
 use crate::events::auth::authorize;
+use crate::events::self_audit::ReadRecord;
 use crate::events::store::{EventStore, EventStoreError, QueryPage};
 use crate::events::store::{QueryFilter, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT};
 use crate::http::body::json_response;
@@ -81,6 +82,27 @@ fn needs_proof(query: &EventQuery) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+impl EventQuery {
+    /// The parameters given, for the self-audit record of the request.
+    fn asked(&self) -> Vec<(&'static str, String)> {
+        [
+            ("actor", &self.actor),
+            ("resource", &self.resource),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("cursor", &self.cursor),
+            ("limit", &self.limit),
+            ("proof", &self.proof),
+            ("received_from", &self.received_from),
+            ("received_to", &self.received_to),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|value| (name, value)))
+        .collect()
+    }
 }
 
 /// The opaque form of a cursor: the last index a page covered.
@@ -238,14 +260,34 @@ pub(super) async fn query_events(
     Query(query): Query<EventQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state.principals, &headers, READERS)?;
+    let principal = authorize(&state.principals, &headers, READERS)?;
     let filter = filter_of(&query)?;
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT)?;
+    let mut answer = search(&state, &query, filter, limit).await?;
+    let answered = answer["events"].as_array().map_or(0, Vec::len);
+    let read = ReadRecord::search(query.asked(), answered);
+    let recorded = state.events.record_read(&principal.name, &read).await?;
+    answer["self_audit"] = match &recorded {
+        Some(record) => json!({"event_id": record.event_id, "index": record.index}),
+        None => serde_json::Value::Null,
+    };
+    let mut response = Json(answer).into_response();
+    mark_recorded(&mut response, recorded.as_ref());
+    Ok(response)
+}
+
+/// The answer of a search: its page of events, its cursor, and its proof if asked for.
+async fn search(
+    state: &AppState,
+    query: &EventQuery,
+    filter: QueryFilter,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
     match query.proof.as_deref() {
         None | Some("false") => {}
         Some("true") => {
-            let received = received_of(&query)?;
-            let (bundle, next_after) = proven(&state, &query, &filter, limit)?.await?;
+            let received = received_of(query)?;
+            let (bundle, next_after) = proven(state, query, &filter, limit)?.await?;
             let store = state.events.store.clone();
             let events = blocking(move || {
                 let mut shown = Vec::with_capacity(bundle.events.len());
@@ -271,7 +313,7 @@ pub(super) async fn query_events(
                 }))
             })
             .await?;
-            return Ok(Json(events).into_response());
+            return Ok(events);
         }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
@@ -280,7 +322,7 @@ pub(super) async fn query_events(
             )))
         }
     }
-    needs_proof(&query)?;
+    needs_proof(query)?;
     let store = state.events.store.clone();
     let (events, next_after) = blocking(move || {
         let page = query_any(&store, &filter, limit, MAX_SCAN)?;
@@ -292,11 +334,10 @@ pub(super) async fn query_events(
         Ok((events, page.next_after))
     })
     .await?;
-    Ok(Json(json!({
+    Ok(json!({
         "events": events,
         "next_cursor": next_after.map(format_cursor),
     }))
-    .into_response())
 }
 
 pub(super) async fn export(
@@ -304,7 +345,7 @@ pub(super) async fn export(
     Query(query): Query<EventQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state.principals, &headers, READERS)?;
+    let principal = authorize(&state.principals, &headers, READERS)?;
     let filter = filter_of(&query)?;
     let limit = parse_limit(
         query.limit.as_deref(),
@@ -330,7 +371,10 @@ pub(super) async fn export(
             )))
         }
     };
+    let read = ReadRecord::export(query.asked(), bundle.events.len());
+    let recorded = state.events.record_read(&principal.name, &read).await?;
     let mut response = json_response(bundle.to_json());
+    mark_recorded(&mut response, recorded.as_ref());
     if let Some(after) = next {
         if let Ok(value) = format_cursor(after).parse() {
             response.headers_mut().insert("cairn-next-cursor", value);
