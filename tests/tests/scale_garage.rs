@@ -446,6 +446,9 @@ async fn three_front_ends_on_garage_survive_kills_and_a_node_down() {
         (outage_to - outage_from).as_secs_f64(),
         began.elapsed().as_secs_f64(),
     );
+    for failure in record.failures.iter().take(10) {
+        println!("a failed attempt: {}", failure.reason);
+    }
     let unclean = sandbox.stop();
     if !unclean.is_empty() {
         println!("components that did not stop cleanly on SIGTERM: {unclean:?}");

@@ -172,11 +172,14 @@ fn unescape(text: &str, quote: bool) -> Result<String, String> {
     Ok(out)
 }
 
+/// What one label set of a histogram has: its buckets (bound, count), its `_count`, and
+/// whether it has a `_sum`.
+type HistogramSeries = (Vec<(f64, f64)>, Option<f64>, bool);
+
 /// Per label set: `le` bounds rising to `+Inf`, counts not falling, `+Inf` equal to `_count`,
 /// and a `_sum`.
 fn check_histogram(family: &Family) -> Result<(), String> {
-    let mut series: BTreeMap<Vec<(String, String)>, (Vec<(f64, f64)>, Option<f64>, bool)> =
-        BTreeMap::new();
+    let mut series: BTreeMap<Vec<(String, String)>, HistogramSeries> = BTreeMap::new();
     for sample in &family.samples {
         let mut labels = sample.labels.clone();
         let le = labels
