@@ -64,8 +64,16 @@ fn log(skip: Option<u64>, extra: Option<u64>) -> Log {
             leaf_index: index,
             leaf_hash,
         };
-        let own = if index.is_multiple_of(2) { "login" } else { "read" };
-        let other = if index.is_multiple_of(2) { "read" } else { "login" };
+        let own = if index.is_multiple_of(2) {
+            "login"
+        } else {
+            "read"
+        };
+        let other = if index.is_multiple_of(2) {
+            "read"
+        } else {
+            "login"
+        };
         let mut keys = Vec::new();
         if skip != Some(index) {
             keys.push(action_key(own));
