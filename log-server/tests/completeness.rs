@@ -4,23 +4,20 @@
 //! dropped from does not; a restart replays the index to the same root; a log of raw leaves
 //! has no line.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+mod support_events;
 
-use cairn_log::config::token_digest_hex;
-use cairn_log::events::{EventSettings, Principal, Role};
-use cairn_log::sequencer::SequencerConfig;
+use std::path::Path;
+
+use cairn_log::events::Role;
 use cairn_log::server::{RunningServer, ServerSettings};
-use cairn_log::storage::Backend;
 use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::completeness::root_from_extensions;
 use cairn_spec::export::{
     verify_export_v2, ExportBundleV2, ExportError, ExportTrust, VerifiedExportV2,
 };
-use cairn_spec::note::{Ed25519Signer, KeyName, Note};
+use cairn_spec::note::{Ed25519Signer, Note};
 use serde_json::{json, Value};
+use support_events::Client;
 
 const ORIGIN: &str = "example.com/complete-log";
 const PRODUCER: &str = "producer-token";
@@ -29,137 +26,49 @@ const ALICE: &str = "alice.complete@example.org";
 const BOB: &str = "bob.complete@example.org";
 
 fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [29; 32])
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    let hex = token_digest_hex(token);
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    bytes
+    support_events::signer(ORIGIN, 29)
 }
 
 fn settings(dir: &Path, completeness_index: bool) -> ServerSettings {
-    let mut producers = HashMap::new();
-    producers.insert(digest(PRODUCER), "billing".to_string());
-    let mut principals = HashMap::new();
-    principals.insert(
-        digest(READER),
-        Principal {
-            name: "auditor".to_string(),
-            role: Role::Reader,
-        },
+    let mut settings = support_events::settings(
+        dir,
+        signer(),
+        &[(PRODUCER, "billing")],
+        &[(READER, "auditor", Role::Reader)],
     );
-    ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        storage: Backend::Embedded,
-        scaled: None,
-        receipt_policy: None,
-        objects_dir: None,
-        signer: std::sync::Arc::new(signer().into()),
-        producers,
-        max_leaf_bytes: 65_535,
-        max_batch_body_bytes: 1 << 20,
-        sequencer: SequencerConfig::default(),
-        checkpoint_interval: Duration::from_millis(50),
-        witnesses: Vec::new(),
-        quorum: 0,
-        witness_timeout: Duration::from_secs(2),
-        witness_roots: Vec::new(),
-        checkpoint_wait: Duration::from_secs(10),
-        events: EventSettings {
-            principals,
-            completeness_index,
-            ..EventSettings::default()
-        },
-        edge: Default::default(),
-        access: Default::default(),
-        ui: Default::default(),
-    }
+    settings.events.completeness_index = completeness_index;
+    settings
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+/// Logs one event of `actor`; its index.
+async fn submit(client: &Client, actor: &str, action: &str) -> u64 {
+    let event = json!({
+        "timestamp": "2026-12-07T10:00:00Z",
+        "actor": {"id": actor, "type": "user"},
+        "action": action,
+        "resource": {"type": "invoice", "id": format!("inv-{actor}")},
+        "outcome": "success",
+    });
+    let (status, answer) = client.post("/v1/events", PRODUCER, &event).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["index"].as_u64().expect("an index")
 }
 
-impl Client {
-    fn new(server: &RunningServer) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", server.addr),
-        }
-    }
+/// The index root of the log's latest checkpoint, if it carries one.
+async fn index_root(client: &Client) -> Option<cairn_spec::Hash> {
+    let (status, note) = client.get_bytes("/checkpoint", READER).await;
+    assert_eq!(status, 200);
+    let note = Note::parse(&note).expect("a note");
+    let checkpoint = Checkpoint::from_note(&note).expect("a checkpoint");
+    root_from_extensions(&checkpoint.extensions).expect("a well-formed line")
+}
 
-    async fn get(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.bytes().await.expect("body").to_vec())
-    }
-
-    async fn submit(&self, actor: &str, action: &str) -> u64 {
-        let event = json!({
-            "timestamp": "2026-12-07T10:00:00Z",
-            "actor": {"id": actor, "type": "user"},
-            "action": action,
-            "resource": {"type": "invoice", "id": format!("inv-{actor}")},
-            "outcome": "success",
-        });
-        let response = self
-            .http
-            .post(format!("{}/v1/events", self.base))
-            .bearer_auth(PRODUCER)
-            .body(event.to_string())
-            .send()
-            .await
-            .expect("request");
-        assert!(response.status().is_success(), "{}", response.status());
-        let answer: Value =
-            serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
-        answer["index"].as_u64().expect("an index")
-    }
-
-    async fn wait_published(&self, size: u64) {
-        for _ in 0..800 {
-            let response = self
-                .http
-                .get(format!("{}/healthz", self.base))
-                .send()
-                .await
-                .expect("request");
-            let body: Value = serde_json::from_slice(&response.bytes().await.expect("body"))
-                .unwrap_or(Value::Null);
-            if body["published_size"].as_u64().unwrap_or(0) >= size {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("no checkpoint of size {size} was published");
-    }
-
-    /// The index root of the log's latest checkpoint, if it carries one.
-    async fn index_root(&self) -> Option<cairn_spec::Hash> {
-        let (status, note) = self.get("/checkpoint", READER).await;
-        assert_eq!(status, 200);
-        let note = Note::parse(&note).expect("a note");
-        let checkpoint = Checkpoint::from_note(&note).expect("a checkpoint");
-        root_from_extensions(&checkpoint.extensions).expect("a well-formed line")
-    }
-
-    async fn export(&self, query: &str) -> ExportBundleV2 {
-        let (status, body) = self.get(&format!("/v1/export?{query}"), READER).await;
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        ExportBundleV2::from_json(&body).expect("a bundle")
-    }
+async fn export(client: &Client, query: &str) -> ExportBundleV2 {
+    let (status, body) = client
+        .get_bytes(&format!("/v1/export?{query}"), READER)
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    ExportBundleV2::from_json(&body).expect("a bundle")
 }
 
 fn verify(bundle: &ExportBundleV2) -> Result<VerifiedExportV2, ExportError> {
@@ -183,16 +92,16 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         (BOB, "invoice.pay"),
         (ALICE, "invoice.approve"),
     ] {
-        last = client.submit(actor, action).await;
+        last = submit(&client, actor, action).await;
     }
     client.wait_published(last + 1).await;
     assert!(
-        client.index_root().await.is_some(),
+        index_root(&client).await.is_some(),
         "no cairn-index/v1 line"
     );
 
     // Every event of alice, proven complete.
-    let bundle = client.export(&format!("actor={ALICE}")).await;
+    let bundle = export(&client, &format!("actor={ALICE}")).await;
     let verified = verify(&bundle).expect("the export verifies");
     let complete = verified
         .completeness
@@ -213,16 +122,14 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
     // Pages: two of alice's events, then the rest from the cursor; each page is complete in
     // its window, and the windows meet.
     let (status, first) = client
-        .get(&format!("/v1/export?actor={ALICE}&limit=2"), READER)
+        .get_bytes(&format!("/v1/export?actor={ALICE}&limit=2"), READER)
         .await;
     assert_eq!(status, 200);
     let first = ExportBundleV2::from_json(&first).expect("a bundle");
     let first_proof = verify(&first).expect("page 1").completeness.expect("proof");
     assert_eq!(first.events.len(), 2);
     let cursor = format!("i{:016x}", first.events[1].index);
-    let second = client
-        .export(&format!("actor={ALICE}&cursor={cursor}"))
-        .await;
+    let second = export(&client, &format!("actor={ALICE}&cursor={cursor}")).await;
     let second_proof = verify(&second)
         .expect("page 2")
         .completeness
@@ -231,15 +138,15 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
     assert_eq!(first_proof.to, second_proof.from);
 
     // One action; a value nobody has, proven absent.
-    let actions = client.export("action=invoice.read").await;
+    let actions = export(&client, "action=invoice.read").await;
     assert_eq!(verify(&actions).expect("verifies").events.len(), 2);
-    let nobody = client.export("actor=nobody@example.org").await;
+    let nobody = export(&client, "actor=nobody@example.org").await;
     let proven = verify(&nobody).expect("verifies");
     assert!(proven.events.is_empty() && proven.completeness.is_some());
 
     // A query with proof=true: the events it lists are its proof's.
     let (status, answer) = client
-        .get(&format!("/v1/events?actor={BOB}&proof=true"), READER)
+        .get_bytes(&format!("/v1/events?actor={BOB}&proof=true"), READER)
         .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let answer: Value = serde_json::from_slice(&answer).expect("json");
@@ -256,7 +163,7 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
     assert_eq!(listed.len(), 2);
     // Two values at once cannot be proven.
     let (status, _) = client
-        .get(
+        .get_bytes(
             &format!("/v1/events?actor={BOB}&action=invoice.pay&proof=true"),
             READER,
         )
@@ -271,7 +178,7 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         .as_u64()
         .expect("a recorded query");
     client.wait_published(recorded + 1).await;
-    let root = client.index_root().await;
+    let root = index_root(&client).await;
     server.shutdown().await.expect("stops");
     let server = RunningServer::start(settings(dir.path(), true))
         .await
@@ -279,8 +186,8 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
     let client = Client::new(&server);
     // Compared before the export: the export's self-audit record (spec/docs/log-api.md) is
     // one more event, after which a checkpoint carries a grown root.
-    assert_eq!(client.index_root().await, root);
-    let again = client.export(&format!("actor={ALICE}")).await;
+    assert_eq!(index_root(&client).await, root);
+    let again = export(&client, &format!("actor={ALICE}")).await;
     assert_eq!(
         verify(&again)
             .expect("verifies after a restart")
@@ -289,9 +196,9 @@ async fn answers_of_one_value_are_proven_complete_and_a_dropped_event_is_caught(
         4
     );
     // And it goes on from there.
-    let next = client.submit(ALICE, "invoice.pay").await;
+    let next = submit(&client, ALICE, "invoice.pay").await;
     client.wait_published(next + 1).await;
-    let grown = client.export(&format!("actor={ALICE}")).await;
+    let grown = export(&client, &format!("actor={ALICE}")).await;
     assert_eq!(verify(&grown).expect("verifies").events.len(), 5);
     server.shutdown().await.expect("stops");
 }
@@ -303,10 +210,10 @@ async fn a_log_without_the_index_has_no_line_and_exports_as_before() {
         .await
         .expect("server starts");
     let client = Client::new(&server);
-    let index = client.submit(ALICE, "invoice.pay").await;
+    let index = submit(&client, ALICE, "invoice.pay").await;
     client.wait_published(index + 1).await;
-    assert_eq!(client.index_root().await, None);
-    let bundle = client.export(&format!("actor={ALICE}")).await;
+    assert_eq!(index_root(&client).await, None);
+    let bundle = export(&client, &format!("actor={ALICE}")).await;
     let verified = verify(&bundle).expect("verifies");
     assert_eq!(verified.events.len(), 1);
     assert!(verified.completeness.is_none());
@@ -327,11 +234,11 @@ async fn a_receive_time_range_is_proven_and_the_record_stream_replays_to_the_sig
     let client = Client::new(&server);
     let mut last = 0;
     for action in ["a.one", "a.two", "a.three", "a.four"] {
-        last = client.submit(ALICE, action).await;
-        last = last.max(client.submit(BOB, action).await);
+        last = submit(&client, ALICE, action).await;
+        last = last.max(submit(&client, BOB, action).await);
     }
     client.wait_published(last + 1).await;
-    let all = client.export(&format!("actor={ALICE}")).await;
+    let all = export(&client, &format!("actor={ALICE}")).await;
     assert_eq!(all.events.len(), 4);
     // From alice's second event's receive time to just after her third's.
     let (from, to) = (
@@ -346,7 +253,7 @@ async fn a_receive_time_range_is_proven_and_the_record_stream_replays_to_the_sig
         from.to_rfc3339(),
         to.to_rfc3339()
     );
-    let (status, answer) = client.get(&query, READER).await;
+    let (status, answer) = client.get_bytes(&query, READER).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let answer: Value = serde_json::from_slice(&answer).expect("json");
     let proof: ExportBundleV2 = serde_json::from_value(answer["proof"].clone()).expect("a bundle");
@@ -397,15 +304,15 @@ async fn a_receive_time_range_is_proven_and_the_record_stream_replays_to_the_sig
             to.to_rfc3339()
         ),
     ] {
-        assert_eq!(client.get(&bad, READER).await.0, 400, "{bad}");
+        assert_eq!(client.get_bytes(&bad, READER).await.0, 400, "{bad}");
     }
 
     // The record stream, read in steps, replays to the root the checkpoint carries.
-    let root = client.index_root().await.expect("an index line");
+    let root = index_root(&client).await.expect("an index line");
     let mut stream = Vec::new();
     loop {
         let (status, bytes) = client
-            .get(
+            .get_bytes(
                 &format!("/v1/index/records?offset={}", stream.len()),
                 READER,
             )
@@ -436,7 +343,7 @@ async fn a_receive_time_range_is_proven_and_the_record_stream_replays_to_the_sig
     }
     assert_eq!(offset, stream.len());
     assert_eq!(marked, Some(root));
-    assert_eq!(client.get("/v1/index/records", PRODUCER).await.0, 403);
+    assert_eq!(client.get_bytes("/v1/index/records", PRODUCER).await.0, 403);
     server.shutdown().await.expect("stops");
 }
 

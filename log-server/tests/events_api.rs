@@ -1,24 +1,23 @@
 //! The `/v1` audit-event API over real loopback HTTP: schema errors, roles, idempotency,
 //! proofs, queries against a brute-force scan, erasure, holds, retention, export, restarts.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+mod support_events;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_log::config::token_digest_hex;
 use cairn_log::events::index::IndexConfig;
-use cairn_log::events::{EventSettings, EventStoreConfig, Principal, RetentionRule, Role};
+use cairn_log::events::{EventSettings, EventStoreConfig, RetentionRule, Role};
 use cairn_log::http::ErrorCode;
-use cairn_log::sequencer::SequencerConfig;
 use cairn_log::server::{RunningServer, ServerSettings};
-use cairn_log::storage::Backend;
 use cairn_spec::export::{AnyExport, ExportTrust};
-use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::note::Ed25519Signer;
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{self, Receipt};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{json, Value};
+use support_events::Client;
 
 const ORIGIN: &str = "example.com/events-log";
 const PRODUCER: &str = "producer-token";
@@ -27,197 +26,49 @@ const READER: &str = "reader-token";
 const ADMIN: &str = "admin-token";
 
 fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [9; 32])
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    let hex = token_digest_hex(token);
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    bytes
+    support_events::signer(ORIGIN, 9)
 }
 
 fn settings(dir: &Path, retention: Vec<RetentionRule>) -> ServerSettings {
-    let mut producers = HashMap::new();
-    producers.insert(digest(PRODUCER), "billing".to_string());
-    let mut principals = HashMap::new();
-    for (token, name, role) in [
-        (OTHER_PRODUCER, "shipping", Role::Producer),
-        (READER, "auditor", Role::Reader),
-        (ADMIN, "root", Role::Admin),
-    ] {
-        principals.insert(
-            digest(token),
-            Principal {
-                name: name.to_string(),
-                role,
+    let mut settings = support_events::settings(
+        dir,
+        signer(),
+        &[(PRODUCER, "billing")],
+        &[
+            (OTHER_PRODUCER, "shipping", Role::Producer),
+            (READER, "auditor", Role::Reader),
+            (ADMIN, "root", Role::Admin),
+        ],
+    );
+    settings.max_leaf_bytes = 8192;
+    settings.events = EventSettings {
+        principals: std::mem::take(&mut settings.events.principals),
+        retention,
+        maintenance_interval: Duration::from_millis(100),
+        max_batch_events: 100,
+        completeness_index: true,
+        // Off: these tests compare queries with what they posted and count exact tree
+        // sizes; the records of reads are tested in events_self_audit.rs.
+        self_audit: false,
+        // Small tables, so that runs and merges happen here too.
+        store: EventStoreConfig {
+            index: IndexConfig {
+                table_events: 64,
+                max_runs: 4,
             },
-        );
-    }
-    ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        storage: Backend::Embedded,
-        scaled: None,
-        objects_dir: None,
-        signer: std::sync::Arc::new(signer().into()),
-        producers,
-        max_leaf_bytes: 8192,
-        max_batch_body_bytes: 1 << 20,
-        sequencer: SequencerConfig::default(),
-        checkpoint_interval: Duration::from_millis(50),
-        witnesses: Vec::new(),
-        quorum: 0,
-        witness_timeout: Duration::from_secs(2),
-        witness_roots: Vec::new(),
-        checkpoint_wait: Duration::from_secs(10),
-        receipt_policy: None,
-        events: EventSettings {
-            principals,
-            retention,
-            maintenance_interval: Duration::from_millis(100),
-            max_batch_events: 100,
-            completeness_index: true,
-            // Off: these tests compare queries with what they posted and count exact tree
-            // sizes; the records of reads are tested in events_self_audit.rs.
-            self_audit: false,
-            // Small tables, so that runs and merges happen here too.
-            store: EventStoreConfig {
-                index: IndexConfig {
-                    table_events: 64,
-                    max_runs: 4,
-                },
-                privacy: None,
-            },
+            privacy: None,
         },
-        edge: Default::default(),
-        access: Default::default(),
-        ui: Default::default(),
-    }
+    };
+    settings
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(server: &RunningServer) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", server.addr),
-        }
-    }
-
-    async fn response(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> reqwest::Response {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        request.send().await.expect("request")
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> (u16, Value) {
-        let response = self.response(method, path, token, body).await;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.expect("body");
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
-    }
-
-    async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        self.send(
-            reqwest::Method::POST,
-            path,
-            Some(token),
-            Some(body.to_string().into_bytes()),
-        )
-        .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, Some(token), None)
-            .await
-    }
-
-    async fn delete(&self, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        self.send(
-            reqwest::Method::DELETE,
-            path,
-            Some(token),
-            body.map(|b| b.to_string().into_bytes()),
-        )
-        .await
-    }
-
-    async fn text(&self, path: &str, token: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("text"))
-    }
-
-    /// Every event matching `query`, following cursors.
-    async fn query_all(&self, query: &str, limit: usize) -> Vec<u64> {
-        let mut indices = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/v1/events?limit={limit}");
-            if !query.is_empty() {
-                path.push('&');
-                path.push_str(query);
-            }
-            if let Some(cursor) = &cursor {
-                path.push_str(&format!("&cursor={cursor}"));
-            }
-            let (status, page) = self.get(&path, READER).await;
-            assert_eq!(status, 200, "{path}: {page}");
-            let events = page["events"].as_array().expect("events");
-            assert!(events.len() <= limit);
-            indices.extend(events.iter().map(|e| e["index"].as_u64().expect("index")));
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return indices,
-            }
-        }
-    }
-
-    async fn wait_published(&self, size: u64) {
-        for _ in 0..400 {
-            let (status, body) = self
-                .send(reqwest::Method::GET, "/healthz", None, None)
-                .await;
-            if status == 200 && body["published_size"].as_u64().unwrap_or(0) >= size {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("no checkpoint of size {size} was published");
-    }
+/// The indices of every event `query` finds, in pages of `limit`.
+async fn query_all(client: &Client, query: &str, limit: usize) -> Vec<u64> {
+    let events = client.query_all(query, limit, READER).await;
+    events
+        .iter()
+        .map(|e| e["index"].as_u64().expect("index"))
+        .collect()
 }
 
 fn event(id: Option<&str>, actor: &str, action: &str, resource: &str, payload: Value) -> Value {
@@ -236,8 +87,7 @@ fn event(id: Option<&str>, actor: &str, action: &str, resource: &str, payload: V
 }
 
 fn policy() -> Policy {
-    Policy::parse(format!("log {}\nquorum none\n", signer().verifier().to_vkey()).as_bytes())
-        .expect("policy")
+    support_events::policy(&signer())
 }
 
 async fn start(dir: &Path, retention: Vec<RetentionRule>) -> RunningServer {
@@ -404,7 +254,7 @@ async fn every_v1_refusal_is_json_with_a_documented_code() {
         .await
         .expect("request");
     assert_eq!(untyped.status(), 200);
-    assert_eq!(client.query_all("", 100).await.len(), 1);
+    assert_eq!(query_all(&client, "", 100).await.len(), 1);
     server.shutdown().await.expect("shutdown");
 }
 
@@ -511,7 +361,7 @@ async fn refuses_bad_events_naming_the_field_and_stores_nothing() {
         "{body}"
     );
 
-    assert!(client.query_all("", 100).await.is_empty());
+    assert!(query_all(&client, "", 100).await.is_empty());
     server.shutdown().await.expect("shutdown");
 }
 
@@ -656,7 +506,7 @@ async fn events_are_idempotent_by_event_id() {
             .0,
         413
     );
-    assert_eq!(client.query_all("", 10).await, vec![index, index + 1]);
+    assert_eq!(query_all(&client, "", 10).await, vec![index, index + 1]);
     server.shutdown().await.expect("shutdown");
 }
 
@@ -854,7 +704,7 @@ async fn queries_equal_a_brute_force_scan_and_survive_restart_and_rebuild() {
                     parts.push(format!("to={}", rfc3339(t)));
                 }
                 let query = parts.join("&");
-                let found = client.query_all(&query, limit).await;
+                let found = query_all(&client, &query, limit).await;
                 let expected = brute_force(
                     &posted,
                     actor.as_deref(),
@@ -1132,7 +982,7 @@ async fn exports_verify_offline_and_tampering_is_detected() {
     client.wait_published(8).await;
 
     let (status, text) = client
-        .text(
+        .get_text(
             &format!(
                 "/v1/export?actor=carol&from={}&to={}",
                 rfc3339(1_764_000_060),
@@ -1172,7 +1022,7 @@ async fn exports_verify_offline_and_tampering_is_detected() {
         );
     }
     // The whole log, in pages.
-    let (status, all) = client.text("/v1/export?limit=3", READER).await;
+    let (status, all) = client.get_text("/v1/export?limit=3", READER).await;
     assert_eq!(status, 200);
     assert_eq!(
         match AnyExport::from_json(all.as_bytes()).expect("bundle") {

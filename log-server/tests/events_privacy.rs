@@ -3,21 +3,19 @@
 //! erased by destroying its keys (crypto-shredding) while every proof stays valid, entry
 //! bundles for readers only, and a scan of the whole data directory for clear personal values.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+mod support_events;
 
-use cairn_log::config::token_digest_hex;
-use cairn_log::events::{EventSettings, Principal, Role};
-use cairn_log::sequencer::SequencerConfig;
+use std::collections::HashMap;
+use std::path::Path;
+
+use cairn_log::events::Role;
 use cairn_log::server::{RunningServer, ServerSettings};
-use cairn_log::storage::Backend;
 use cairn_spec::export::{AnyExport, EventContents, ExportTrust};
-use cairn_spec::note::{Ed25519Signer, KeyName};
+use cairn_spec::note::Ed25519Signer;
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{self, Receipt};
 use serde_json::{json, Value};
+use support_events::Client;
 
 const ORIGIN: &str = "example.com/private-log";
 const PRODUCER: &str = "producer-token";
@@ -34,157 +32,23 @@ const BOB_RESOURCE: &str = "invoice-bob-8834";
 const BOB_NOTE: &str = "bob-payload-note-6620";
 
 fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [11; 32])
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    let hex = token_digest_hex(token);
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    bytes
+    support_events::signer(ORIGIN, 11)
 }
 
 fn settings(dir: &Path) -> ServerSettings {
-    let mut producers = HashMap::new();
-    producers.insert(digest(PRODUCER), "billing".to_string());
-    let mut principals = HashMap::new();
-    for (token, name, role) in [
-        (READER, "auditor", Role::Reader),
-        (ADMIN, "root", Role::Admin),
-    ] {
-        principals.insert(
-            digest(token),
-            Principal {
-                name: name.to_string(),
-                role,
-            },
-        );
-    }
-    ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        storage: Backend::Embedded,
-        scaled: None,
-        receipt_policy: None,
-        objects_dir: None,
-        signer: std::sync::Arc::new(signer().into()),
-        producers,
-        max_leaf_bytes: 65_535,
-        max_batch_body_bytes: 1 << 20,
-        sequencer: SequencerConfig::default(),
-        checkpoint_interval: Duration::from_millis(50),
-        witnesses: Vec::new(),
-        quorum: 0,
-        witness_timeout: Duration::from_secs(2),
-        witness_roots: Vec::new(),
-        checkpoint_wait: Duration::from_secs(10),
-        events: EventSettings {
-            principals,
-            ..EventSettings::default()
-        },
-        edge: Default::default(),
-        access: Default::default(),
-        ui: Default::default(),
-    }
+    support_events::settings(
+        dir,
+        signer(),
+        &[(PRODUCER, "billing")],
+        &[
+            (READER, "auditor", Role::Reader),
+            (ADMIN, "root", Role::Admin),
+        ],
+    )
 }
 
 fn policy() -> Policy {
-    Policy::parse(format!("log {}\nquorum none\n", signer().verifier().to_vkey()).as_bytes())
-        .expect("policy")
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(server: &RunningServer) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", server.addr),
-        }
-    }
-
-    async fn bytes(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (u16, Vec<u8>) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.bytes().await.expect("body").to_vec())
-    }
-
-    async fn json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let (status, bytes) = self.bytes(method, path, token, body).await;
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.json(reqwest::Method::GET, path, Some(token), None)
-            .await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        self.json(reqwest::Method::POST, path, Some(token), Some(body))
-            .await
-    }
-
-    async fn delete(&self, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        self.json(reqwest::Method::DELETE, path, Some(token), body)
-            .await
-    }
-
-    async fn wait_published(&self, size: u64) {
-        for _ in 0..800 {
-            let (status, body) = self
-                .json(reqwest::Method::GET, "/healthz", None, None)
-                .await;
-            if status == 200 && body["published_size"].as_u64().unwrap_or(0) >= size {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("no checkpoint of size {size} was published");
-    }
-
-    /// The indices of the events `query` finds, following cursors.
-    async fn query_all(&self, query: &str) -> Vec<Value> {
-        let mut found = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let (status, page) = self
-                .get(&format!("/v1/events?limit=2&{query}{cursor}"), READER)
-                .await;
-            assert_eq!(status, 200, "{page}");
-            found.extend(page["events"].as_array().expect("events").iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = format!("&cursor={next}"),
-                None => return found,
-            }
-        }
-    }
+    support_events::policy(&signer())
 }
 
 fn alice_event(note: &str) -> Value {
@@ -287,7 +151,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
 
     // The public read API: checkpoints and hash tiles, not the entry bundles.
     let (status, _) = client
-        .bytes(reqwest::Method::GET, "/tile/0/000.p/3", None, None)
+        .send_bytes(reqwest::Method::GET, "/tile/0/000.p/3", None, None)
         .await;
     assert_eq!(status, 200);
     let (status, refused) = client
@@ -295,7 +159,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
         .await;
     assert_eq!((status, &refused["error"]), (401, &json!("unauthorized")));
     let (status, bundle) = client
-        .bytes(
+        .send_bytes(
             reqwest::Method::GET,
             "/tile/entries/000.p/3",
             Some(READER),
@@ -332,7 +196,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
     forged["openings"]["actor"]["value"]["id"] = json!("mallory");
     let (_, verdict) = client.post("/v1/verify", READER, &forged).await;
     assert_eq!(verdict["valid"], false, "{verdict}");
-    let by_actor = client.query_all(&format!("actor={ALICE}")).await;
+    let by_actor = client.query_all(&format!("actor={ALICE}"), 2, READER).await;
     assert_eq!(by_actor.len(), 2);
     assert!(by_actor.iter().all(|event| event["actor"] == ALICE));
     let (status, receipt_before) = client
@@ -377,7 +241,10 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
         assert_eq!(shown["event"], Value::Null);
         assert!(shown["leaf"]["commitments"]["actor"].is_string());
     }
-    assert!(client.query_all(&format!("actor={ALICE}")).await.is_empty());
+    assert!(client
+        .query_all(&format!("actor={ALICE}"), 2, READER)
+        .await
+        .is_empty());
     let (_, shown) = client.get(&format!("/v1/events/{bob_id}"), READER).await;
     assert_eq!(shown["event"]["payload"]["note"], BOB_NOTE);
 
@@ -395,7 +262,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
     // The export says which events were erased, and verifies offline.
     client.wait_published(6).await;
     let (status, export) = client
-        .bytes(reqwest::Method::GET, "/v1/export", Some(READER), None)
+        .send_bytes(reqwest::Method::GET, "/v1/export", Some(READER), None)
         .await;
     assert_eq!(status, 200);
     let verified = AnyExport::from_json(&export)
@@ -445,7 +312,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
         .await
         .expect("server restarts");
     let client = Client::new(&server);
-    let by_bob = client.query_all(&format!("actor={BOB}")).await;
+    let by_bob = client.query_all(&format!("actor={BOB}"), 2, READER).await;
     assert_eq!(by_bob.len(), 1);
     assert_eq!(by_bob[0]["resource"], BOB_RESOURCE);
     let (_, shown) = client
@@ -466,17 +333,17 @@ async fn entry_bundles_are_public_only_when_configured() {
     let server = RunningServer::start(public).await.expect("server starts");
     let client = Client::new(&server);
     let (status, _) = client
-        .bytes(
+        .send_bytes(
             reqwest::Method::POST,
             "/add",
             Some(PRODUCER),
-            Some(&json!("a raw leaf")),
+            Some(json!("a raw leaf").to_string().into_bytes()),
         )
         .await;
     assert_eq!(status, 200);
     client.wait_published(1).await;
     let (status, bundle) = client
-        .bytes(reqwest::Method::GET, "/tile/entries/000.p/1", None, None)
+        .send_bytes(reqwest::Method::GET, "/tile/entries/000.p/1", None, None)
         .await;
     assert_eq!(status, 200);
     assert_eq!(leaves_of(&bundle)[0], b"\"a raw leaf\"".to_vec());

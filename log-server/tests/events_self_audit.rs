@@ -3,18 +3,14 @@
 //! the record; nobody erases it; what was asked is sealed, not in the leaf; off, nothing is
 //! recorded.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+mod support_events;
 
-use cairn_log::config::token_digest_hex;
-use cairn_log::events::{EventSettings, Principal, Role};
-use cairn_log::sequencer::SequencerConfig;
+use std::path::Path;
+
+use cairn_log::events::Role;
 use cairn_log::server::{RunningServer, ServerSettings};
-use cairn_log::storage::Backend;
-use cairn_spec::note::{Ed25519Signer, KeyName};
 use serde_json::{json, Value};
+use support_events::Client;
 
 const ORIGIN: &str = "example.com/self-audit-log";
 const PRODUCER: &str = "producer-token";
@@ -23,54 +19,18 @@ const ADMIN: &str = "admin-token";
 /// A personal value a reader searches for: it must not appear in any leaf in clear.
 const ALICE: &str = "alice.m3x8@example.org";
 
-fn digest(token: &str) -> [u8; 32] {
-    let hex = token_digest_hex(token);
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    bytes
-}
-
 fn settings(dir: &Path, self_audit: bool) -> ServerSettings {
-    let signer = Ed25519Signer::from_seed(KeyName::new(ORIGIN).expect("valid name"), [13; 32]);
-    let mut producers = HashMap::new();
-    producers.insert(digest(PRODUCER), "billing".to_string());
-    let mut principals = HashMap::new();
-    for (token, name, role) in [
-        (READER, "auditor", Role::Reader),
-        (ADMIN, "root", Role::Admin),
-    ] {
-        let name = name.to_string();
-        principals.insert(digest(token), Principal { name, role });
-    }
-    ServerSettings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        storage: Backend::Embedded,
-        scaled: None,
-        receipt_policy: None,
-        objects_dir: None,
-        signer: std::sync::Arc::new(signer.into()),
-        producers,
-        max_leaf_bytes: 65_535,
-        max_batch_body_bytes: 1 << 20,
-        sequencer: SequencerConfig::default(),
-        checkpoint_interval: Duration::from_millis(50),
-        witnesses: Vec::new(),
-        quorum: 0,
-        witness_timeout: Duration::from_secs(2),
-        witness_roots: Vec::new(),
-        checkpoint_wait: Duration::from_secs(10),
-        events: EventSettings {
-            principals,
-            self_audit,
-            ..EventSettings::default()
-        },
-        edge: Default::default(),
-        access: Default::default(),
-        ui: Default::default(),
-    }
+    let mut settings = support_events::settings(
+        dir,
+        support_events::signer(ORIGIN, 13),
+        &[(PRODUCER, "billing")],
+        &[
+            (READER, "auditor", Role::Reader),
+            (ADMIN, "root", Role::Admin),
+        ],
+    );
+    settings.events.self_audit = self_audit;
+    settings
 }
 
 /// One answer: status, the `Cairn-Self-Audit` header, the body as JSON (`null` if not JSON).
@@ -80,87 +40,38 @@ struct Answer {
     body: Value,
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+async fn send(client: &Client, method: reqwest::Method, path: &str, token: &str) -> Answer {
+    let response = client.response(method, path, Some(token), None).await;
+    let status = response.status().as_u16();
+    let recorded_by = response
+        .headers()
+        .get("cairn-self-audit")
+        .map(|value| value.to_str().expect("ASCII").to_string());
+    let bytes = response.bytes().await.expect("body");
+    Answer {
+        status,
+        recorded_by,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
 }
 
-impl Client {
-    fn new(server: &RunningServer) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", server.addr),
-        }
-    }
+async fn get(client: &Client, path: &str, token: &str) -> Answer {
+    send(client, reqwest::Method::GET, path, token).await
+}
 
-    async fn send(&self, method: reqwest::Method, path: &str, token: &str) -> Answer {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let recorded_by = response
-            .headers()
-            .get("cairn-self-audit")
-            .map(|value| value.to_str().expect("ASCII").to_string());
-        let bytes = response.bytes().await.expect("body");
-        Answer {
-            status,
-            recorded_by,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Answer {
-        self.send(reqwest::Method::GET, path, token).await
-    }
-
-    /// Logs one event of alice; its index.
-    async fn log_event(&self) -> u64 {
-        let event = json!({
-            "timestamp": "2026-12-07T10:00:00Z",
-            "actor": {"id": ALICE, "type": "user"},
-            "action": "invoice.pay",
-            "resource": {"type": "invoice", "id": "invoice-7"},
-            "outcome": "success",
-            "payload": {"amount": 12},
-        });
-        let response = self
-            .http
-            .post(format!("{}/v1/events", self.base))
-            .bearer_auth(PRODUCER)
-            .body(event.to_string())
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status().as_u16(), 200);
-        let answer: Value =
-            serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
-        answer["index"].as_u64().expect("an index")
-    }
-
-    async fn wait_published(&self, size: u64) {
-        for _ in 0..800 {
-            let body = self
-                .http
-                .get(format!("{}/healthz", self.base))
-                .send()
-                .await
-                .expect("request")
-                .bytes()
-                .await
-                .expect("body");
-            let health: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            if health["published_size"].as_u64().unwrap_or(0) >= size {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("no checkpoint of size {size} was published");
-    }
+/// Logs one event of alice; its index.
+async fn log_event(client: &Client) -> u64 {
+    let event = json!({
+        "timestamp": "2026-12-07T10:00:00Z",
+        "actor": {"id": ALICE, "type": "user"},
+        "action": "invoice.pay",
+        "resource": {"type": "invoice", "id": "invoice-7"},
+        "outcome": "success",
+        "payload": {"amount": 12},
+    });
+    let (status, answer) = client.post("/v1/events", PRODUCER, &event).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["index"].as_u64().expect("an index")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,12 +81,15 @@ async fn a_search_is_recorded_as_the_readers_event_that_an_admin_finds_and_nobod
         .await
         .expect("server starts");
     let client = Client::new(&server);
-    let logged = client.log_event().await;
+    let logged = log_event(&client).await;
 
     // The reader's search: answered with its events, and with the record that logged it.
-    let search = client
-        .get(&format!("/v1/events?actor={ALICE}&limit=5"), READER)
-        .await;
+    let search = get(
+        &client,
+        &format!("/v1/events?actor={ALICE}&limit=5"),
+        READER,
+    )
+    .await;
     assert_eq!(search.status, 200, "{}", search.body);
     assert_eq!(search.body["events"][0]["index"], logged);
     let record = search.recorded_by.expect("the header names the record");
@@ -184,9 +98,12 @@ async fn a_search_is_recorded_as_the_readers_event_that_an_admin_finds_and_nobod
     assert_eq!(search.body["self_audit"]["index"], logged + 1);
 
     // An admin finds it by the reader and the action, and reads it in clear.
-    let found = client
-        .get("/v1/events?actor=auditor&action=cairn.read.search", ADMIN)
-        .await;
+    let found = get(
+        &client,
+        "/v1/events?actor=auditor&action=cairn.read.search",
+        ADMIN,
+    )
+    .await;
     assert_eq!(found.status, 200, "{}", found.body);
     let ids: Vec<&str> = found.body["events"]
         .as_array()
@@ -200,7 +117,7 @@ async fn a_search_is_recorded_as_the_readers_event_that_an_admin_finds_and_nobod
         .expect("the admin's search is recorded too");
     assert_ne!(admin_search, record);
 
-    let shown = client.get(&format!("/v1/events/{record}"), ADMIN).await;
+    let shown = get(&client, &format!("/v1/events/{record}"), ADMIN).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert_eq!(shown.body["schema_version"], 2);
     let event = &shown.body["event"];
@@ -220,27 +137,25 @@ async fn a_search_is_recorded_as_the_readers_event_that_an_admin_finds_and_nobod
     assert!(!leaf.contains(ALICE), "{leaf}");
     // Viewing it was recorded in its turn (one record, by the admin).
     let view = shown.recorded_by.expect("the view is recorded");
-    let view_event = client.get(&format!("/v1/events/{view}"), ADMIN).await;
+    let view_event = get(&client, &format!("/v1/events/{view}"), ADMIN).await;
     assert_eq!(view_event.body["event"]["action"], "cairn.read.event");
     assert_eq!(view_event.body["event"]["actor"]["id"], "root");
     assert_eq!(view_event.body["event"]["resource"]["id"], record.as_str());
 
     // Nobody erases it: a reader may not, and an admin is refused a server record's payload.
     let erase = format!("/v1/events/{record}/payload");
-    let by_reader = client.send(reqwest::Method::DELETE, &erase, READER).await;
+    let by_reader = send(&client, reqwest::Method::DELETE, &erase, READER).await;
     assert_eq!(by_reader.status, 403, "{}", by_reader.body);
-    let by_admin = client.send(reqwest::Method::DELETE, &erase, ADMIN).await;
+    let by_admin = send(&client, reqwest::Method::DELETE, &erase, ADMIN).await;
     assert_eq!(by_admin.status, 409, "{}", by_admin.body);
-    let again = client.get(&format!("/v1/events/{record}"), READER).await;
+    let again = get(&client, &format!("/v1/events/{record}"), READER).await;
     assert_eq!(again.body["contents"], "held");
     assert_eq!(again.body["event"]["payload"]["asked"]["actor"], ALICE);
 
     // And it is proven like any event.
     let index = search.body["self_audit"]["index"].as_u64().expect("index");
     client.wait_published(index + 1).await;
-    let proof = client
-        .get(&format!("/v1/events/{record}/proof"), READER)
-        .await;
+    let proof = get(&client, &format!("/v1/events/{record}/proof"), READER).await;
     assert_eq!(proof.status, 200, "{}", proof.body);
     server.shutdown().await.expect("shutdown");
 }
@@ -252,28 +167,25 @@ async fn an_event_view_and_an_export_are_each_one_record_and_a_refused_read_none
         .await
         .expect("server starts");
     let client = Client::new(&server);
-    let logged = client.log_event().await;
+    let logged = log_event(&client).await;
     client.wait_published(logged + 1).await;
 
     let event_id = {
-        let search = client.get("/v1/events?action=invoice.pay", READER).await;
+        let search = get(&client, "/v1/events?action=invoice.pay", READER).await;
         search.body["events"][0]["event_id"]
             .as_str()
             .expect("an event")
             .to_string()
     };
     // logged + 1 is the search's record; the view is the next one.
-    let view = client.get(&format!("/v1/events/{event_id}"), READER).await;
+    let view = get(&client, &format!("/v1/events/{event_id}"), READER).await;
     assert_eq!(view.status, 200, "{}", view.body);
     let view_record = view.recorded_by.expect("recorded");
-    let export = client
-        .get("/v1/export?action=invoice.pay&proof=false", READER)
-        .await;
+    let export = get(&client, "/v1/export?action=invoice.pay&proof=false", READER).await;
     assert_eq!(export.status, 200, "{}", export.body);
     let export_record = export.recorded_by.expect("recorded");
 
-    let records = client
-        .get("/v1/events?actor=auditor&limit=10", ADMIN)
+    let records = get(&client, "/v1/events?actor=auditor&limit=10", ADMIN)
         .await
         .body;
     let listed: Vec<(u64, &str)> = records["events"]
@@ -295,35 +207,34 @@ async fn an_event_view_and_an_export_are_each_one_record_and_a_refused_read_none
             (logged + 3, "cairn.read.export"),
         ]
     );
-    let export_event = client
-        .get(&format!("/v1/events/{export_record}"), ADMIN)
-        .await;
+    let export_event = get(&client, &format!("/v1/events/{export_record}"), ADMIN).await;
     assert_eq!(
         export_event.body["event"]["payload"],
         json!({"asked": {"action": "invoice.pay", "proof": "false"}, "answered": 1})
     );
-    let view_event = client
-        .get(&format!("/v1/events/{view_record}"), ADMIN)
-        .await;
+    let view_event = get(&client, &format!("/v1/events/{view_record}"), ADMIN).await;
     assert_eq!(
         view_event.body["event"]["resource"]["id"],
         event_id.as_str()
     );
 
     // A refused read (a bad query, an unknown event, a producer's token) records nothing.
-    let bad = client.get("/v1/events?from=yesterday", READER).await;
+    let bad = get(&client, "/v1/events?from=yesterday", READER).await;
     assert_eq!(bad.status, 400);
     assert!(bad.recorded_by.is_none());
-    let missing = client
-        .get("/v1/events/00000000-0000-4000-8000-000000000000", READER)
-        .await;
+    let missing = get(
+        &client,
+        "/v1/events/00000000-0000-4000-8000-000000000000",
+        READER,
+    )
+    .await;
     assert_eq!(missing.status, 404);
     assert!(missing.recorded_by.is_none());
-    let producer = client.get("/v1/events?action=invoice.pay", PRODUCER).await;
+    let producer = get(&client, "/v1/events?action=invoice.pay", PRODUCER).await;
     assert_eq!(producer.status, 403);
     // The admin's listing and two views above were logged + 4 to + 6; nothing since: the
     // next event takes logged + 7.
-    assert_eq!(client.log_event().await, logged + 7);
+    assert_eq!(log_event(&client).await, logged + 7);
     server.shutdown().await.expect("shutdown");
 }
 
@@ -334,17 +245,15 @@ async fn with_self_audit_off_reads_record_nothing() {
         .await
         .expect("server starts");
     let client = Client::new(&server);
-    let logged = client.log_event().await;
-    let search = client
-        .get(&format!("/v1/events?actor={ALICE}"), READER)
-        .await;
+    let logged = log_event(&client).await;
+    let search = get(&client, &format!("/v1/events?actor={ALICE}"), READER).await;
     assert_eq!(search.status, 200, "{}", search.body);
     assert!(search.recorded_by.is_none());
     assert_eq!(search.body["self_audit"], Value::Null);
     let event_id = search.body["events"][0]["event_id"].as_str().expect("id");
-    let view = client.get(&format!("/v1/events/{event_id}"), READER).await;
+    let view = get(&client, &format!("/v1/events/{event_id}"), READER).await;
     assert_eq!(view.status, 200);
     assert!(view.recorded_by.is_none());
-    assert_eq!(client.log_event().await, logged + 1);
+    assert_eq!(log_event(&client).await, logged + 1);
     server.shutdown().await.expect("shutdown");
 }
