@@ -231,6 +231,19 @@ pub trait EventIndexStore: Send + Sync + 'static {
     /// Adds a sequenced event. `durable_size`, the log's, must have been read before the call.
     fn insert(&self, summary: EventSummary, durable_size: u64) -> Result<(), EventStoreError>;
 
+    /// Adds the sequenced events of one submission, in log order, as [`Self::insert`] adds
+    /// each. An index that can add them at once (one lock, one move of what follows them)
+    /// says so by overriding this.
+    fn insert_all(
+        &self,
+        summaries: Vec<EventSummary>,
+        durable_size: u64,
+    ) -> Result<(), EventStoreError> {
+        summaries
+            .into_iter()
+            .try_for_each(|summary| self.insert(summary, durable_size))
+    }
+
     /// Makes every event below `durable_size` (the log's) durable, and waits for it.
     fn flush(&self, durable_size: u64) -> Result<(), EventStoreError>;
 

@@ -327,6 +327,16 @@ impl EventStore {
         self.inner.index.insert(summary, durable_size)
     }
 
+    /// Indexes the sequenced events of one submission, in log order, as [`Self::index_event`]
+    /// indexes each.
+    pub fn index_events(
+        &self,
+        summaries: Vec<EventSummary>,
+        durable_size: u64,
+    ) -> Result<(), EventStoreError> {
+        self.inner.index.insert_all(summaries, durable_size)
+    }
+
     /// Writes every event below `durable_size` (the log's) out to runs and waits for it.
     pub fn flush_index(&self, durable_size: u64) -> Result<(), EventStoreError> {
         self.inner.index.flush(durable_size)

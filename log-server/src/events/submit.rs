@@ -207,6 +207,7 @@ impl Sequencing {
         // A dropped answer means that the pipeline stopped before it reached these leaves.
         let answers = answer.unwrap_or(Err(SequencerError::ShuttingDown))?;
         let mut answered = Vec::with_capacity(self.fresh.len());
+        let mut summaries = Vec::with_capacity(self.fresh.len());
         let sequenced = self.fresh.into_iter().zip(answers).zip(self.leaves);
         for (((position, prepared), answer), bytes) in sequenced {
             if answer.duplicate {
@@ -223,7 +224,7 @@ impl Sequencing {
             }
             let summary = prepared.summary(answer.index);
             let event_id = summary.event_id.clone();
-            events.store.index_event(summary, events.log_size())?;
+            summaries.push(summary);
             answered.push((
                 position,
                 Ok(Submitted {
@@ -234,6 +235,8 @@ impl Sequencing {
                 }),
             ));
         }
+        // All at once: the sequencer gives a submission its own run of increasing indices.
+        events.store.index_events(summaries, events.log_size())?;
         drop(self.in_flight);
         Ok(answered)
     }

@@ -85,6 +85,20 @@ pub(super) fn check_text(what: &'static str, text: &str) -> Result<(), EventStor
     Ok(())
 }
 
+/// [`check_text`] of every text field of `summary` the index keeps.
+pub(super) fn check_summary_text(summary: &EventSummary) -> Result<(), EventStoreError> {
+    for (what, text) in [
+        ("event ID", &summary.event_id),
+        ("actor", &summary.actor_id),
+        ("resource type", &summary.resource_type),
+        ("resource", &summary.resource_id),
+        ("action", &summary.action),
+    ] {
+        check_text(what, text)?;
+    }
+    Ok(())
+}
+
 /// The event time a summary record begins with.
 pub(crate) fn summary_time(value: &[u8]) -> Option<i128> {
     Some(i128::from_be_bytes(value.get(..16)?.try_into().ok()?))

@@ -332,26 +332,34 @@ impl EventIndexStore for EventIndex {
     }
 
     fn insert(&self, summary: EventSummary, durable_size: u64) -> Result<(), EventStoreError> {
-        for (what, text) in [
-            ("event ID", &summary.event_id),
-            ("actor", &summary.actor_id),
-            ("resource type", &summary.resource_type),
-            ("resource", &summary.resource_id),
-            ("action", &summary.action),
-        ] {
-            check_text(what, text)?;
+        self.insert_all(vec![summary], durable_size)
+    }
+
+    fn insert_all(
+        &self,
+        mut summaries: Vec<EventSummary>,
+        durable_size: u64,
+    ) -> Result<(), EventStoreError> {
+        for summary in &summaries {
+            check_summary_text(summary)?;
         }
         let full = {
             let tables = self.shared.tables.read();
             let mut active = tables.active.write();
-            if summary.index < active.start {
-                // Below the cut: already in a frozen table or a run.
-                return Ok(());
+            // Below the cut: already in a frozen table or a run.
+            summaries.retain(|summary| summary.index >= active.start);
+            for summary in &summaries {
+                if let Some(id) = id_bits(&summary.event_id) {
+                    active.ids.insert(id, summary.index);
+                }
             }
-            if let Some(id) = id_bits(&summary.event_id) {
-                active.ids.insert(id, summary.index);
+            match summaries.len() {
+                0 => return Ok(()),
+                1 => summaries
+                    .into_iter()
+                    .for_each(|one| active.events.insert(one)),
+                _ => active.events.insert_run(summaries),
             }
-            active.events.insert(summary);
             active.events.len() >= self.shared.config.table_events
         };
         if full {
@@ -477,6 +485,35 @@ mod tests {
             action: "act".to_string(),
             has_payload: payload,
         }
+    }
+
+    /// Runs of one submission go in whole where nothing lies between their ends, one by one
+    /// where something does or they are out of order; either way the table ends in log order,
+    /// one summary an index, the later of two at the same index kept.
+    #[test]
+    fn runs_go_in_whole_or_one_by_one_and_keep_log_order() {
+        let indices = |summaries: &Summaries| -> Vec<u64> {
+            summaries.0.iter().map(|summary| summary.index).collect()
+        };
+        let run = |from: u64, to: u64| -> Vec<EventSummary> {
+            (from..to).map(|i| summary(i, "a", 0, false)).collect()
+        };
+        let mut table = Summaries::default();
+        table.insert_run(run(0, 3));
+        table.insert_run(run(7, 10));
+        // Between the two: one move.
+        table.insert_run(run(3, 5));
+        assert_eq!(indices(&table), vec![0, 1, 2, 3, 4, 7, 8, 9]);
+        // Overlapping 7: one by one, the newer summary of 7 kept.
+        let mut overlapping = run(5, 8);
+        overlapping[2].actor_id = "newer".to_string();
+        table.insert_run(overlapping);
+        assert_eq!(indices(&table), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(table.get(7).map(|s| s.actor_id.as_str()), Some("newer"));
+        // Out of order: one by one.
+        table.insert_run(vec![summary(12, "a", 0, false), summary(11, "a", 0, false)]);
+        table.insert_run(Vec::new());
+        assert_eq!(indices(&table), (0..10).chain(11..13).collect::<Vec<_>>());
     }
 
     #[test]

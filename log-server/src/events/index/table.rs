@@ -36,18 +36,40 @@ impl Summaries {
     /// Adds `summary`, replacing one at the same index.
     pub(super) fn insert(&mut self, summary: EventSummary) {
         let index = summary.index;
-        // Its place (the first summary not below it) is looked for from the end, where the
-        // summaries are in the cache: a binary search over a whole table touches a cold line
-        // at each step.
-        let tail = self.0.len().saturating_sub(LATE_SEARCH);
-        let at = match self.0[tail..].iter().rposition(|known| known.index < index) {
-            Some(offset) => tail + offset + 1,
-            None => self.0[..tail].partition_point(|known| known.index < index),
-        };
+        let at = self.place(index);
         if self.0.get(at).is_some_and(|known| known.index == index) {
             self.0[at] = summary;
         } else {
             self.0.insert(at, summary);
+        }
+    }
+
+    /// Adds `run`, summaries of strictly increasing indices (one submission's events). When
+    /// no summary known lies between its first and last index, as when its indices were given
+    /// to it alone, it goes in with one move of what follows it; else one by one.
+    pub(super) fn insert_run(&mut self, run: Vec<EventSummary>) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return;
+        };
+        let (first, last) = (first.index, last.index);
+        let increasing = run.windows(2).all(|pair| pair[0].index < pair[1].index);
+        let at = self.place(first);
+        let clear = self.0.get(at).is_none_or(|known| known.index > last);
+        if increasing && clear {
+            self.0.splice(at..at, run);
+        } else {
+            run.into_iter().for_each(|summary| self.insert(summary));
+        }
+    }
+
+    /// Where a summary of `index` goes: the first summary not below it.
+    fn place(&self, index: u64) -> usize {
+        // Looked for from the end, where the summaries are in the cache: a binary search over
+        // a whole table touches a cold line at each step.
+        let tail = self.0.len().saturating_sub(LATE_SEARCH);
+        match self.0[tail..].iter().rposition(|known| known.index < index) {
+            Some(offset) => tail + offset + 1,
+            None => self.0[..tail].partition_point(|known| known.index < index),
         }
     }
 
