@@ -37,7 +37,7 @@ function showReceipt(verdict) {
     banner('good', 'Verified.', `Leaf ${verdict.index} is in ${verdict.origin} at tree size ${verdict.tree_size}, as your policy requires; computed in this browser.`),
     el('h3', {}, 'The leaf'),
     !leaf.present ? el('p', {}, 'The receipt carries only the leaf hash.')
-      : leaf.text !== null ? el('pre', { tabindex: 0 }, leaf.text) : el('p', {}, `${leaf.bytes} bytes, not text.`),
+      : leaf.text !== null ? el('pre', { tabindex: 0, 'aria-label': 'the leaf, as text' }, leaf.text) : el('p', {}, `${leaf.bytes} bytes, not text.`),
     receiptDetails(verdict));
 }
 
@@ -56,7 +56,7 @@ function showExport(verdict) {
       verdict.events.map((event) => [String(event.index), event.event_id, String(event.schema_version),
         el('span', { class: event.erased ? 'erased' : null }, event.contents)])),
     el('h3', {}, 'Checkpoint'),
-    el('pre', { tabindex: 0 }, verdict.checkpoint));
+    el('pre', { tabindex: 0, 'aria-label': 'checkpoint note' }, verdict.checkpoint));
 }
 
 async function verifyFile(file) {

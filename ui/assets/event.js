@@ -88,7 +88,7 @@ export async function showEvent(id) {
       recorded,
       el('button', { type: 'button', onclick: () => showEvent(id) }, 'Try again'),
       el('h3', {}, 'As the server shows it (not verified)'),
-      el('pre', { tabindex: 0 }, pretty(answer)));
+      el('pre', { tabindex: 0, 'aria-label': 'the server\'s answer, not verified' }, pretty(answer)));
     return;
   }
   const policy = api.policy();
@@ -97,14 +97,14 @@ export async function showEvent(id) {
       banner('warn', 'No policy: nothing verified.', 'Set the policy you trust (Policy) to verify this event in your browser.'),
       recorded,
       el('h3', {}, 'As the server shows it (not verified)'),
-      el('pre', { tabindex: 0 }, pretty(answer)),
+      el('pre', { tabindex: 0, 'aria-label': 'the server\'s answer, not verified' }, pretty(answer)),
       download(`receipt-${id}.json`, receipt.text));
     return;
   }
   const verdict = await verifyEvent(answer, receipt.text, policy);
   if (!verdict.receipt) {
     fill(body(), banner('bad', 'NOT verified.', verdict.error), recorded,
-      el('h3', {}, 'As the server shows it'), el('pre', { tabindex: 0 }, pretty(answer)),
+      el('h3', {}, 'As the server shows it'), el('pre', { tabindex: 0, 'aria-label': 'the server\'s answer, not verified' }, pretty(answer)),
       download(`receipt-${id}.json`, receipt.text));
     return;
   }

@@ -143,6 +143,7 @@ fn print_guide(sandbox: &Sandbox, binaries: &Binaries) {
     println!("\nCairn is running (each component's output in {dir}/<name>.out):");
     println!("  log       {log}   origin {}", layout.origin);
     println!("            vkey {}", layout.log_vkey);
+    println!("  web UI    {log}/ui/   (auditors: sign in with the token in {dir}/auditor.token)");
     if let Some(scaled) = &layout.scaled {
         for (name, addr) in sandbox.front_ends().iter().skip(1) {
             println!("  {name:<9} {scheme}://{addr}   (a front-end of the same log)");
@@ -193,8 +194,19 @@ offline against the policy:
   curl -sS {curl_ca}{log}/receipt/0 > receipt.json
   {monitor_bin} verify-receipt receipt.json --policy {dir}/policy.txt
 
-Audit events (spec/docs/event.md) go to {log}/v1/events with the same token; an auditor
-exports them as a bundle that verifies offline:
+Record an audit event (spec/docs/event.md) the same way:
+
+  curl -sS {curl_ca}-H "Authorization: Bearer $(cat {dir}/producer.token)" \
+       -H 'Content-Type: application/json' '{log}/v1/events?wait=checkpoint' \
+       --data '{{"timestamp": "2026-12-07T10:00:00Z", "actor": {{"id": "alice@example.com", "type": "user"}},
+                "action": "invoice.approve", "resource": {{"type": "invoice", "id": "INV-1"}},
+                "outcome": "success", "payload": {{"amount_cents": 4200}}}}'
+
+and find and verify it in a browser: open {log}/ui/, sign in with the token in
+{dir}/auditor.token, open "Policy", choose the file {dir}/policy.txt and "Check and keep",
+then "Search events" for the actor alice@example.com and open the event: its verdict is
+computed in the browser, against that policy. An auditor also exports events as a bundle that
+verifies offline:
 
   CAIRN_TOKEN=$(cat {dir}/auditor.token) {monitor_bin} export --log {log}{monitor_ca} \
        --log-key '{vkey}' --out export.json

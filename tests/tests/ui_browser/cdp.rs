@@ -3,9 +3,10 @@
 //! answers and events to its descriptor 4, each message a JSON object ended by a NUL byte), so
 //! the test needs no WebDriver, no WebSocket client and no network port of the browser's.
 //!
-//! Only what the UI test needs: open a page, evaluate JavaScript in it (awaiting promises), and
-//! put a file into an `<input type=file>` the way a user choosing one does. Every wait has a
-//! bound, and the browser is killed when the [`Browser`] is dropped.
+//! Only what the UI test needs: open a page at a fixed viewport, evaluate JavaScript in it
+//! (awaiting promises), put a file into an `<input type=file>` the way a user choosing one does,
+//! and capture what the page shows as a PNG. Every wait has a bound, and the browser is killed
+//! when the [`Browser`] is dropped.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::fd::AsRawFd as _;
@@ -19,7 +20,8 @@ use serde_json::{json, Value};
 
 /// How long one protocol command may take.
 const COMMAND_BOUND: Duration = Duration::from_secs(30);
-/// The largest message the browser may send (a page's evaluation result is small).
+/// The largest message the browser may send (an evaluation result is small; a screenshot of
+/// the viewport, base64-encoded, is well under a megabyte).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The Chromium binary, if this machine has one.
@@ -220,6 +222,30 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Gives the page a fixed viewport of `width` × `height` CSS pixels at one device pixel per
+    /// CSS pixel, without scrollbars, so that its layout (and a screenshot of it) does not
+    /// depend on the browser's window or the machine's screen.
+    pub fn set_viewport(&mut self, width: u32, height: u32) {
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        self.page("Emulation.setScrollbarsHidden", json!({"hidden": true}));
+    }
+
+    /// What the page's viewport shows now, as the bytes of a PNG file.
+    pub fn screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let answer = self.page(
+            "Page.captureScreenshot",
+            json!({"format": "png", "fromSurface": true}),
+        );
+        let data = answer["data"].as_str().expect("the screenshot's data");
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("the screenshot is base64")
     }
 
     /// Chooses `file` in the `<input type=file>` that `selector` finds, as a user would (the

@@ -8,10 +8,16 @@
 //! (self-audit), and that record says what was asked. The health panel shows the sandbox
 //! monitor's last verdict, read from its `GET /status`.
 //!
+//! Along the way it takes the screenshots of the main views that README.md and docs/ui.md show
+//! (see [`screenshots`]: written to `docs/screenshots/` only with `CAIRN_UPDATE_SCREENSHOTS=1`),
+//! with a few producers' events in the log so that they show real data, and checks that every
+//! form control and button of the page has an accessible name.
+//!
 //! Chromium comes from the Debian package `chromium` (`.ci/run` installs it); without it the
 //! test fails with the command that installs it.
 
 mod cdp;
+mod screenshots;
 
 use std::time::Duration;
 
@@ -19,6 +25,8 @@ use cairn_spec::cosignature::CosignatureSigner;
 use cairn_spec::note::KeyName;
 use cairn_tests::sandbox::{Binaries, Options, Sandbox};
 use serde_json::Value;
+
+use screenshots::Screenshots;
 
 /// How long the page may take for one step (the first loads the 1 MB verifier).
 const STEP_BOUND: Duration = Duration::from_secs(60);
@@ -39,6 +47,61 @@ fn verdict_of(id: &str) -> String {
         "(() => {{ const t = {}; return /Verified\\.|NOT verified|could not be read|Not verified/.test(t) ? t : ''; }})()",
         text_of(id)
     )
+}
+
+/// JavaScript that lists the page's form controls without a label, buttons and links without
+/// an accessible name, regions made focusable without a label, and elements with a positive
+/// `tabindex` (which breaks the keyboard's order): every view is in the document, hidden or
+/// not, so this covers them all as last shown.
+const UNNAMED_CONTROLS: &str = r#"(() => {
+  const name = (node) => (node.getAttribute('aria-label') || node.getAttribute('aria-labelledby') || node.textContent || '').trim();
+  const where = (node) => node.outerHTML.slice(0, 120);
+  const found = [];
+  for (const node of document.querySelectorAll('input, textarea, select')) {
+    if (node.type === 'hidden') continue;
+    if (node.labels.length === 0 && !node.getAttribute('aria-label') && !node.getAttribute('aria-labelledby')) found.push('no label: ' + where(node));
+  }
+  for (const node of document.querySelectorAll('button, a[href], summary')) {
+    if (!name(node)) found.push('no name: ' + where(node));
+  }
+  for (const node of document.querySelectorAll('[tabindex]')) {
+    const index = Number(node.getAttribute('tabindex'));
+    if (index > 0) found.push('positive tabindex: ' + where(node));
+    // A region made focusable (to scroll it by keyboard) is announced by its label.
+    if (index === 0 && !node.getAttribute('aria-label') && !node.getAttribute('aria-labelledby')) found.push('focusable without a label: ' + where(node));
+  }
+  return found;
+})()"#;
+
+/// Submits `event` as the producer and waits until a checkpoint with the policy's timestamps
+/// covers it; answers its event ID.
+async fn submit(client: &reqwest::Client, log: &str, producer: &str, event: &Value) -> String {
+    let response = client
+        .post(format!("{log}/v1/events?wait=checkpoint"))
+        .bearer_auth(producer)
+        .header("content-type", "application/json")
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let answer: Value =
+        serde_json::from_slice(&response.bytes().await.expect("a body")).expect("JSON");
+    answer["event_id"].as_str().expect("an event ID").to_owned()
+}
+
+/// A producer's event: `actor` did `action` on `resource` (`type:id`) at `time`.
+fn event(time: &str, actor: &str, action: &str, resource: &str, payload: Value) -> Value {
+    let (kind, id) = resource.split_once(':').expect("type:id");
+    serde_json::json!({
+        "timestamp": time,
+        "actor": {"id": actor, "type": "user"},
+        "action": action,
+        "resource": {"type": kind, "id": id},
+        "outcome": "success",
+        "payload": payload,
+        "schema_version": 1
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,29 +125,62 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
         .build()
         .expect("a client");
 
-    // A producer's event, answered once a checkpoint with the policy's timestamps covers it.
+    // Producers' events, each answered once a checkpoint with the policy's timestamps covers
+    // it: the one the auditor looks for, and others around it so that the pages (and their
+    // screenshots) show a log in use.
     let actor = "ui-auditor-test@example.com";
-    let event = serde_json::json!({
-        "timestamp": "2026-12-07T10:00:00Z",
-        "actor": {"id": actor, "type": "user"},
-        "action": "invoice.approve",
-        "resource": {"type": "invoice", "id": "INV-77"},
-        "outcome": "success",
-        "payload": {"amount_cents": 4200, "currency": "EUR"},
-        "schema_version": 1
-    });
-    let response = client
-        .post(format!("{log}/v1/events?wait=checkpoint"))
-        .bearer_auth(sandbox.producer_token().expect("producer token"))
-        .header("content-type", "application/json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("POST /v1/events");
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let answer: Value =
-        serde_json::from_slice(&response.bytes().await.expect("a body")).expect("JSON");
-    let event_id = answer["event_id"].as_str().expect("an event ID").to_owned();
+    let producer = sandbox.producer_token().expect("producer token");
+    let others = [
+        event(
+            "2026-12-07T09:12:31Z",
+            "jane.doe@example.com",
+            "user.login",
+            "session:web-5f2a",
+            serde_json::json!({"method": "sso"}),
+        ),
+        event(
+            "2026-12-07T09:41:08Z",
+            actor,
+            "invoice.create",
+            "invoice:INV-77",
+            serde_json::json!({"amount_cents": 4200, "currency": "EUR", "supplier": "ACME GmbH"}),
+        ),
+    ];
+    for other in &others {
+        submit(&client, &log, &producer, other).await;
+    }
+    let event_id = submit(
+        &client,
+        &log,
+        &producer,
+        &event(
+            "2026-12-07T10:00:00Z",
+            actor,
+            "invoice.approve",
+            "invoice:INV-77",
+            serde_json::json!({"amount_cents": 4200, "currency": "EUR"}),
+        ),
+    )
+    .await;
+    let later = [
+        event(
+            "2026-12-07T10:03:52Z",
+            actor,
+            "invoice.pay",
+            "invoice:INV-77",
+            serde_json::json!({"amount_cents": 4200, "currency": "EUR", "iban_last4": "3000"}),
+        ),
+        event(
+            "2026-12-07T10:17:40Z",
+            "jane.doe@example.com",
+            "report.export",
+            "report:Q4-payables",
+            serde_json::json!({"rows": 312}),
+        ),
+    ];
+    for other in &later {
+        submit(&client, &log, &producer, other).await;
+    }
 
     let auditor = sandbox.auditor_token().expect("auditor token");
     let receipt = client
@@ -98,6 +194,8 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     let policy = std::fs::read_to_string(sandbox.policy_path()).expect("policy.txt");
 
     let mut browser = cdp::Browser::start(&chromium);
+    let mut shots = Screenshots::new();
+    browser.set_viewport(screenshots::VIEWPORT.0, screenshots::VIEWPORT.1);
     browser.navigate(&format!("{log}/ui/#sign-in"));
     browser.wait_for_text(
         "document.readyState === 'complete' && document.getElementById('sign-in-form') ? 'ready' : ''",
@@ -107,9 +205,11 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
 
     // Sign in as a user would: the form, with the reader's token.
     browser.eval(&format!(
-        "document.getElementById('token').value = {}; document.getElementById('sign-in-form').requestSubmit(); ''",
+        "document.getElementById('token').value = {}; ''",
         js(&auditor)
     ));
+    shots.capture(&mut browser, "1-sign-in");
+    browser.eval("document.getElementById('sign-in-form').requestSubmit(); ''");
     let who = browser.wait_for_text(
         "/Signed in/.test(document.getElementById('who').innerText) ? document.getElementById('who').innerText : ''",
         STEP_BOUND,
@@ -131,23 +231,6 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     };
     let status = keep_policy(&mut browser, &policy);
     assert!(status.contains("Policy checked."), "{status}");
-
-    // The health panel: the monitor's verdicts (its GET /status, read across origins), as
-    // words and as a chart.
-    browser.eval("location.hash = '#health'; ''");
-    let monitor = browser.wait_for_text(
-        "(() => { const t = (document.getElementById('monitor-summary') || {innerText: ''}).innerText; return /Last verdict: verified/.test(t) ? t : ''; })()",
-        STEP_BOUND,
-        "the monitor's last verdict",
-    );
-    assert!(monitor.contains("No active alert."), "{monitor}");
-    let chart =
-        browser.eval("document.getElementById('monitor-chart-svg').getAttribute('aria-label')");
-    let chart = chart.as_str().expect("the chart's label");
-    assert!(
-        chart.contains("verified") && chart.contains("0 failed"),
-        "{chart}"
-    );
 
     // Find the event by its actor.
     browser.eval(&format!(
@@ -174,6 +257,13 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
         recorded.contains("this search was recorded as event"),
         "{recorded}"
     );
+    assert!(
+        found.contains("invoice.create")
+            && found.contains("invoice.pay")
+            && !found.contains("user.login"),
+        "the actor's events, and only theirs: {found}"
+    );
+    shots.capture(&mut browser, "2-search");
     let record_id = browser
         .eval("document.getElementById('self-audit-link').innerText")
         .as_str()
@@ -212,6 +302,7 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     assert!(shown.contains(witness_name.as_str()), "{shown}");
     assert!(shown.contains(actor), "the canonical event: {shown}");
     assert!(shown.contains("this view was recorded as event"), "{shown}");
+    shots.capture(&mut browser, "3-event");
 
     // The receipt dropped onto the offline verifier: verified; one changed byte: not.
     let files = tempfile::tempdir().expect("tempdir");
@@ -236,6 +327,35 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     tampered["leaf_hash"] = Value::String(format!("{changed}{}", &hash[1..]));
     let verdict = verify_file(&mut browser, "tampered.json", &tampered.to_string());
     assert!(verdict.contains("NOT verified"), "{verdict}");
+    shots.capture(&mut browser, "4-tampered-receipt");
+
+    // The health panel: the monitor's verdicts (its GET /status, read across origins), as
+    // words and as a chart.
+    browser.eval("location.hash = '#health'; ''");
+    // A few of the page's 5-second samples, so that the tree-size chart shows a history.
+    browser.wait_for_text(
+        "(() => { const line = document.querySelector('#health-chart polyline'); return line && line.getAttribute('points').split(' ').length >= 3 ? 'sampled' : ''; })()",
+        STEP_BOUND,
+        "three samples of the checkpoint",
+    );
+    let monitor = browser.wait_for_text(
+        "(() => { const t = (document.getElementById('monitor-summary') || {innerText: ''}).innerText; return /Last verdict: verified/.test(t) ? t : ''; })()",
+        STEP_BOUND,
+        "the monitor's last verdict",
+    );
+    assert!(monitor.contains("No active alert."), "{monitor}");
+    let chart =
+        browser.eval("document.getElementById('monitor-chart-svg').getAttribute('aria-label')");
+    let chart = chart.as_str().expect("the chart's label");
+    assert!(
+        chart.contains("verified") && chart.contains("0 failed"),
+        "{chart}"
+    );
+    shots.capture(&mut browser, "5-health");
+    // Below the fold: the witness's cosignature and the monitor's verdicts, chart and alerts.
+    browser.eval("document.getElementById('health-witnesses').scrollIntoView(); ''");
+    shots.capture(&mut browser, "6-health-monitor");
+    browser.eval("window.scrollTo(0, 0); ''");
 
     // A policy that trusts another key under the witness's name: the same event is not
     // verified (the page believes the policy, not the server).
@@ -251,4 +371,12 @@ async fn an_auditor_finds_and_verifies_an_event_in_the_browser() {
     assert!(status.contains("Policy checked."), "{status}");
     let shown = show_event(&mut browser);
     assert!(shown.contains("NOT verified"), "{shown}");
+
+    // Every control of every view has an accessible name (the views are all in the document).
+    let unnamed = browser.eval(UNNAMED_CONTROLS);
+    assert_eq!(unnamed, serde_json::json!([]), "controls without a name");
+
+    for shot in shots.taken() {
+        eprintln!("screenshot: {}", shot.display());
+    }
 }
