@@ -192,7 +192,7 @@ pub struct PostgresStore {
     limits: StoreLimits,
     /// The client's bound on one call: connect, wait for a connection, run the statements.
     call_timeout: Duration,
-    /// The most entries ever seen durable, answered by `entry_count` when the database cannot
+    /// The most entries ever seen committed, answered by `entry_count` when the database cannot
     /// be asked (it never goes back, and appends fail anyway while the database is away).
     known_entries: AtomicU64,
     /// The entries known to be on disk: below the end of an append this store flushed, or a

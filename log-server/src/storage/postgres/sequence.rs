@@ -17,9 +17,11 @@
 //!
 //! A commit that is visible but not yet flushed (another front-end's, between its append and
 //! its flush) could be lost in a crash of the server. Nothing is answered from one: this store
-//! flushes before it answers a count, entries or a duplicate hit beyond what it knows to be
-//! flushed (`flushed_entries`), so an integrator never publishes, and a submitter never hears
-//! of, an entry that is not durable.
+//! flushes before it answers entries or a duplicate hit beyond what it knows to be flushed
+//! (`flushed_entries`), so an integrator never publishes, and a submitter never hears of, an
+//! entry that is not durable. The entry count is read without a flush: it may count such a
+//! commit, and no caller answers for an entry from the count alone (see
+//! [`SequenceStore::entry_count`] below).
 //!
 //! The dedup index is two indexes of `entries`: by leaf hash and by the idempotency key's
 //! digest, each with the index, so that the first entry of a key is found without a sort.
@@ -258,10 +260,32 @@ impl SequenceStore for PostgresStore {
         &self.limits
     }
 
-    /// Asks the database; if it cannot be asked, answers the most it ever saw (which appends
-    /// cannot build on while the database is away: they fail).
+    /// The entries the database has committed, read without a flush; if it cannot be asked,
+    /// the most this store ever saw (which appends cannot build on while the database is away:
+    /// they fail).
+    ///
+    /// The count may include another front-end's append that is committed and not yet on disk
+    /// (between its lazy commit and its flush, see the [module](self) documentation): a crash
+    /// of the database could still take those entries away. Nothing is answered or published
+    /// from the count alone, which is why no flush is paid here:
+    /// - the integrator grows its tree only from entries it read with
+    ///   [`read_entries`](SequenceStore::read_entries) (which flushes before answering beyond
+    ///   what is known to be on disk) or from this front-end's own flushed appends, so a
+    ///   checkpoint never covers an entry that is not durable;
+    /// - the events database indexes the entries below the count and applies the admin events
+    ///   among them (holds, erasure marks) only after the durable commit of its watermark,
+    ///   which flushes the WAL past every commit it read, so an admin action or a hold check
+    ///   never rests on an entry that could be lost;
+    /// - the bucket bounds each tree level by the count and checks a checkpoint against it
+    ///   before publishing: the hashes and the checkpoint come from durable entries anyway;
+    /// - the sequencer takes it as the durable size when it starts (its integrator reads the
+    ///   entries back as above), the publication's lag metric and `cairn-log migrate` only
+    ///   compare it.
+    ///
+    /// A caller that must answer for the entries below the count reads them, or asks for
+    /// [`heal`](SequenceStore::heal), which flushes.
     fn entry_count(&self) -> u64 {
-        match self.read_flushed_entry_count() {
+        match self.read_entry_count() {
             Ok(count) => count,
             Err(error) => {
                 tracing::warn!(%error, "reading the entry count from PostgreSQL failed; answering the last one seen");
