@@ -9,8 +9,8 @@
 //! The append at the end, which every front-end's sequencer uses, holds the `head` row lock
 //! only while its statement runs, not through the disk flush: its transaction commits with
 //! `synchronous_commit` off (the lock is released as soon as the commit is in the WAL buffers),
-//! and then a second, durable commit of this process's row in `flush_marks` waits until the
-//! WAL is on disk up to it. The WAL is flushed in order, so that wait covers the append and every
+//! and then a second, durable commit of this process's row in `flush_marks`, sent in the same
+//! round trip (pipelined on the connection), waits until the WAL is on disk up to it. The WAL is flushed in order, so that wait covers the append and every
 //! commit before it; PostgreSQL flushes for every waiter at once, so front-ends that append
 //! together share their flushes instead of taking turns at one each. Held through its flush,
 //! the lock made the log's commits one after another, each a WAL flush long.
@@ -39,6 +39,30 @@ use crate::storage::{
 
 /// The most keys one dedup lookup statement carries; longer lookups are split.
 const LOOKUP_CHUNK: usize = 8192;
+
+/// The first entry of each leaf hash in `$1`: one probe of the `(leaf_hash, idx)` index per
+/// hash, whatever the planner believes of the table. Written as `leaf_hash = ANY($1)`, the
+/// lookup's plan rested on estimates: on a table not analyzed yet (a new log, or one grown
+/// since autovacuum last ran) PostgreSQL assumes each hash matches 0.5% of the rows, and
+/// for a few dozen hashes or more it scanned the whole index or table for every lookup, which
+/// held three front-ends to a few thousand leaves a second (docs/scaling.md). A hash that is
+/// in `$1` twice gives two equal rows.
+const LOOKUP_LEAF_HASHES: &str = "
+SELECT wanted.leaf_hash, first.idx
+FROM UNNEST($1::bytea[]) AS wanted(leaf_hash)
+CROSS JOIN LATERAL (
+    SELECT idx FROM entries WHERE entries.leaf_hash = wanted.leaf_hash ORDER BY idx LIMIT 1
+) AS first";
+
+/// The first entry of each idempotency key digest in `$1`, with the key it was stored with:
+/// one probe of the `(key_digest, idx)` index per digest, as in [`LOOKUP_LEAF_HASHES`].
+const LOOKUP_KEY_DIGESTS: &str = "
+SELECT first.key_digest, first.idx, first.leaf_hash, first.producer, first.idempotency_key
+FROM UNNEST($1::bytea[]) AS wanted(key_digest)
+CROSS JOIN LATERAL (
+    SELECT key_digest, idx, leaf_hash, producer, idempotency_key FROM entries
+    WHERE entries.key_digest = wanted.key_digest ORDER BY idx LIMIT 1
+) AS first";
 
 /// The append: `$1` first index, `$2` how many, `$3..$7` one array per column, `$8` the
 /// positions (1-based) of the entries that carry a payload and `$9` those payloads. Answers
@@ -175,28 +199,33 @@ impl PostgresStore {
         let slot = self.flush_slot;
         let (first, inserted, held) = self.call("appending entries", |client| async move {
             let statement = client.prepare_cached(APPEND_AT_END).await?;
-            let row = client
-                .query_one(
-                    &statement,
-                    &[
-                        &added,
-                        &columns.leaves,
-                        &columns.leaf_hashes,
-                        &columns.producers,
-                        &columns.keys,
-                        &columns.digests,
-                        &columns.positions,
-                        &columns.payloads,
-                    ],
-                )
-                .await?;
+            let flush_statement = client.prepare_cached(FLUSH).await?;
+            // The append and the flush go out together (pipelined: one round trip, not two);
+            // the server runs them in order on this connection, so the flush's durable commit
+            // comes after the append's lazy one and covers it. A failed append fails the call
+            // whatever the flush did.
+            let append_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+                &added,
+                &columns.leaves,
+                &columns.leaf_hashes,
+                &columns.producers,
+                &columns.keys,
+                &columns.digests,
+                &columns.positions,
+                &columns.payloads,
+            ];
+            let flush_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&slot];
+            let (appended, flushed) = tokio::join!(
+                client.query_one(&statement, &append_parameters),
+                client.execute(&flush_statement, &flush_parameters),
+            );
+            let row = appended?;
+            flushed?;
             let first: Option<i64> = row.get(0);
             let first = first.ok_or_else(|| {
                 StoreError::corrupt(place, 0, "the head row of the log is missing")
             })?;
             let (inserted, held): (i64, i64) = (row.get(1), row.get(2));
-            // Committed, perhaps not yet on disk: nothing is answered before the flush.
-            flush(&client, slot).await?;
             Ok((
                 from_sql_int(first, place, "the first index")?,
                 inserted,
@@ -554,12 +583,7 @@ impl SequenceStore for PostgresStore {
         let mut by_key: HashMap<[u8; 32], KeyHit> = HashMap::new();
         for chunk in leaf_hashes.chunks(LOOKUP_CHUNK) {
             let rows = self.call("looking up leaf hashes", |client| async move {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT DISTINCT ON (leaf_hash) leaf_hash, idx FROM entries
-                         WHERE leaf_hash = ANY($1) ORDER BY leaf_hash, idx",
-                    )
-                    .await?;
+                let statement = client.prepare_cached(LOOKUP_LEAF_HASHES).await?;
                 Ok(client.query(&statement, &[&chunk]).await?)
             })?;
             for row in rows {
@@ -570,13 +594,7 @@ impl SequenceStore for PostgresStore {
         }
         for chunk in digests.chunks(LOOKUP_CHUNK) {
             let rows = self.call("looking up idempotency keys", |client| async move {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT DISTINCT ON (key_digest) key_digest, idx, leaf_hash, producer,
-                                idempotency_key
-                         FROM entries WHERE key_digest = ANY($1) ORDER BY key_digest, idx",
-                    )
-                    .await?;
+                let statement = client.prepare_cached(LOOKUP_KEY_DIGESTS).await?;
                 Ok(client.query(&statement, &[&chunk]).await?)
             })?;
             for row in rows {
