@@ -10,10 +10,11 @@
 //! only while its statement runs, not through the disk flush: its transaction commits with
 //! `synchronous_commit` off (the lock is released as soon as the commit is in the WAL buffers),
 //! and then a second, durable commit of this process's row in `flush_marks`, sent in the same
-//! round trip (pipelined on the connection), waits until the WAL is on disk up to it. The WAL is flushed in order, so that wait covers the append and every
-//! commit before it; PostgreSQL flushes for every waiter at once, so front-ends that append
-//! together share their flushes instead of taking turns at one each. Held through its flush,
-//! the lock made the log's commits one after another, each a WAL flush long.
+//! round trip (pipelined on the connection), waits until the WAL is on disk up to it. The WAL
+//! is flushed in order, so that wait covers the append and every commit before it; PostgreSQL
+//! flushes for every waiter at once, so front-ends that append together share their flushes
+//! instead of taking turns at one each. Held through its flush, the lock made the log's
+//! commits one after another, each a WAL flush long.
 //!
 //! A commit that is visible but not yet flushed (another front-end's, between its append and
 //! its flush) could be lost in a crash of the server. Nothing is answered from one: this store
