@@ -41,6 +41,7 @@
 //! elsewhere (tiles in an object store), so a checkpoint is checked here against the durable
 //! entries only; the caller that composes the two checks the synced leaf hashes.
 
+mod dedup;
 pub mod events;
 pub mod keys;
 pub mod lease;
