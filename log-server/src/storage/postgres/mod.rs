@@ -41,6 +41,7 @@
 //! elsewhere (tiles in an object store), so a checkpoint is checked here against the durable
 //! entries only; the caller that composes the two checks the synced leaf hashes.
 
+mod dedup;
 pub mod events;
 pub mod keys;
 pub mod lease;
@@ -192,7 +193,7 @@ pub struct PostgresStore {
     limits: StoreLimits,
     /// The client's bound on one call: connect, wait for a connection, run the statements.
     call_timeout: Duration,
-    /// The most entries ever seen durable, answered by `entry_count` when the database cannot
+    /// The most entries ever seen committed, answered by `entry_count` when the database cannot
     /// be asked (it never goes back, and appends fail anyway while the database is away).
     known_entries: AtomicU64,
     /// The entries known to be on disk: below the end of an append this store flushed, or a

@@ -9,34 +9,33 @@
 //! The append at the end, which every front-end's sequencer uses, holds the `head` row lock
 //! only while its statement runs, not through the disk flush: its transaction commits with
 //! `synchronous_commit` off (the lock is released as soon as the commit is in the WAL buffers),
-//! and then a second, durable commit of this process's row in `flush_marks` waits until the
-//! WAL is on disk up to it. The WAL is flushed in order, so that wait covers the append and every
-//! commit before it; PostgreSQL flushes for every waiter at once, so front-ends that append
-//! together share their flushes instead of taking turns at one each. Held through its flush,
-//! the lock made the log's commits one after another, each a WAL flush long.
+//! and then a second, durable commit of this process's row in `flush_marks`, sent in the same
+//! round trip (pipelined on the connection), waits until the WAL is on disk up to it. The WAL
+//! is flushed in order, so that wait covers the append and every commit before it; PostgreSQL
+//! flushes for every waiter at once, so front-ends that append together share their flushes
+//! instead of taking turns at one each. Held through its flush, the lock made the log's
+//! commits one after another, each a WAL flush long.
 //!
 //! A commit that is visible but not yet flushed (another front-end's, between its append and
 //! its flush) could be lost in a crash of the server. Nothing is answered from one: this store
-//! flushes before it answers a count, entries or a duplicate hit beyond what it knows to be
-//! flushed (`flushed_entries`), so an integrator never publishes, and a submitter never hears
-//! of, an entry that is not durable.
+//! flushes before it answers entries or a duplicate hit beyond what it knows to be flushed
+//! (`flushed_entries`), so an integrator never publishes, and a submitter never hears of, an
+//! entry that is not durable. The entry count is read without a flush: it may count such a
+//! commit, and no caller answers for an entry from the count alone (see
+//! [`SequenceStore::entry_count`] below).
 //!
 //! The dedup index is two indexes of `entries`: by leaf hash and by the idempotency key's
-//! digest, each with the index, so that the first entry of a key is found without a sort.
-//! Two front-ends may append the same leaf at once (each looked before either appended); the
+//! digest, each with the index, so that the first entry of a key is found without a sort
+//! ([`dedup`](super::dedup) looks them up). Two front-ends may append the same leaf at once (each looked before either appended); the
 //! index then answers the first.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use super::{from_sql_int, to_sql_int, DbError, PostgresStore};
 use crate::storage::{
-    DedupKey, DuplicateHit, Entry, Hash, IdempotencyKey, NewEntry, SequenceStore, StoreError,
+    DedupKey, DuplicateHit, Entry, IdempotencyKey, NewEntry, SequenceStore, StoreError,
     StoreLimits, StoredPayload,
 };
-
-/// The most keys one dedup lookup statement carries; longer lookups are split.
-const LOOKUP_CHUNK: usize = 8192;
 
 /// The append: `$1` first index, `$2` how many, `$3..$7` one array per column, `$8` the
 /// positions (1-based) of the entries that carry a payload and `$9` those payloads. Answers
@@ -173,28 +172,33 @@ impl PostgresStore {
         let slot = self.flush_slot;
         let (first, inserted, held) = self.call("appending entries", |client| async move {
             let statement = client.prepare_cached(APPEND_AT_END).await?;
-            let row = client
-                .query_one(
-                    &statement,
-                    &[
-                        &added,
-                        &columns.leaves,
-                        &columns.leaf_hashes,
-                        &columns.producers,
-                        &columns.keys,
-                        &columns.digests,
-                        &columns.positions,
-                        &columns.payloads,
-                    ],
-                )
-                .await?;
+            let flush_statement = client.prepare_cached(FLUSH).await?;
+            // The append and the flush go out together (pipelined: one round trip, not two);
+            // the server runs them in order on this connection, so the flush's durable commit
+            // comes after the append's lazy one and covers it. A failed append fails the call
+            // whatever the flush did.
+            let append_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+                &added,
+                &columns.leaves,
+                &columns.leaf_hashes,
+                &columns.producers,
+                &columns.keys,
+                &columns.digests,
+                &columns.positions,
+                &columns.payloads,
+            ];
+            let flush_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&slot];
+            let (appended, flushed) = tokio::join!(
+                client.query_one(&statement, &append_parameters),
+                client.execute(&flush_statement, &flush_parameters),
+            );
+            let row = appended?;
+            flushed?;
             let first: Option<i64> = row.get(0);
             let first = first.ok_or_else(|| {
                 StoreError::corrupt(place, 0, "the head row of the log is missing")
             })?;
             let (inserted, held): (i64, i64) = (row.get(1), row.get(2));
-            // Committed, perhaps not yet on disk: nothing is answered before the flush.
-            flush(&client, slot).await?;
             Ok((
                 from_sql_int(first, place, "the first index")?,
                 inserted,
@@ -235,7 +239,7 @@ impl PostgresStore {
     }
 
     /// Makes sure the entries below `end` are on disk before they are answered for.
-    fn flushed_through(&self, end: u64) -> Result<(), StoreError> {
+    pub(super) fn flushed_through(&self, end: u64) -> Result<(), StoreError> {
         if self.flushed_entries.load(Ordering::Relaxed) >= end {
             return Ok(());
         }
@@ -258,10 +262,32 @@ impl SequenceStore for PostgresStore {
         &self.limits
     }
 
-    /// Asks the database; if it cannot be asked, answers the most it ever saw (which appends
-    /// cannot build on while the database is away: they fail).
+    /// The entries the database has committed, read without a flush; if it cannot be asked,
+    /// the most this store ever saw (which appends cannot build on while the database is away:
+    /// they fail).
+    ///
+    /// The count may include another front-end's append that is committed and not yet on disk
+    /// (between its lazy commit and its flush, see the [module](self) documentation): a crash
+    /// of the database could still take those entries away. Nothing is answered or published
+    /// from the count alone, which is why no flush is paid here:
+    /// - the integrator grows its tree only from entries it read with
+    ///   [`read_entries`](SequenceStore::read_entries) (which flushes before answering beyond
+    ///   what is known to be on disk) or from this front-end's own flushed appends, so a
+    ///   checkpoint never covers an entry that is not durable;
+    /// - the events database indexes the entries below the count and applies the admin events
+    ///   among them (holds, erasure marks) only after the durable commit of its watermark,
+    ///   which flushes the WAL past every commit it read, so an admin action or a hold check
+    ///   never rests on an entry that could be lost;
+    /// - the bucket bounds each tree level by the count and checks a checkpoint against it
+    ///   before publishing: the hashes and the checkpoint come from durable entries anyway;
+    /// - the sequencer takes it as the durable size when it starts (its integrator reads the
+    ///   entries back as above), the publication's lag metric and `cairn-log migrate` only
+    ///   compare it.
+    ///
+    /// A caller that must answer for the entries below the count reads them, or asks for
+    /// [`heal`](SequenceStore::heal), which flushes.
     fn entry_count(&self) -> u64 {
-        match self.read_flushed_entry_count() {
+        match self.read_entry_count() {
             Ok(count) => count,
             Err(error) => {
                 tracing::warn!(%error, "reading the entry count from PostgreSQL failed; answering the last one seen");
@@ -507,114 +533,11 @@ impl SequenceStore for PostgresStore {
         })
     }
 
+    /// One statement per kind of key for all of `keys` ([`dedup`](super::dedup)).
     fn find_duplicates(
         &self,
         keys: &[DedupKey<'_>],
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
-        let leaf_hashes: Vec<&[u8]> = keys
-            .iter()
-            .filter_map(|key| match key {
-                DedupKey::Leaf(hash) => Some(hash.as_bytes().as_slice()),
-                DedupKey::Idempotency(_) => None,
-            })
-            .collect();
-        let digests: Vec<&[u8]> = keys
-            .iter()
-            .filter_map(|key| match key {
-                DedupKey::Idempotency(key) => Some(key.digest().as_slice()),
-                DedupKey::Leaf(_) => None,
-            })
-            .collect();
-        let place = &self.place;
-        let mut by_leaf: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
-        let mut by_key: HashMap<[u8; 32], KeyHit> = HashMap::new();
-        for chunk in leaf_hashes.chunks(LOOKUP_CHUNK) {
-            let rows = self.call("looking up leaf hashes", |client| async move {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT DISTINCT ON (leaf_hash) leaf_hash, idx FROM entries
-                         WHERE leaf_hash = ANY($1) ORDER BY leaf_hash, idx",
-                    )
-                    .await?;
-                Ok(client.query(&statement, &[&chunk]).await?)
-            })?;
-            for row in rows {
-                let hash = hash_of(row.get(0), place)?;
-                let index = from_sql_int(row.get(1), place, "an entry index")?;
-                by_leaf.insert(*hash.as_bytes(), (index, hash));
-            }
-        }
-        for chunk in digests.chunks(LOOKUP_CHUNK) {
-            let rows = self.call("looking up idempotency keys", |client| async move {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT DISTINCT ON (key_digest) key_digest, idx, leaf_hash, producer,
-                                idempotency_key
-                         FROM entries WHERE key_digest = ANY($1) ORDER BY key_digest, idx",
-                    )
-                    .await?;
-                Ok(client.query(&statement, &[&chunk]).await?)
-            })?;
-            for row in rows {
-                let digest = hash_of(row.get(0), place)?;
-                let index = from_sql_int(row.get(1), place, "an entry index")?;
-                let leaf_hash = hash_of(row.get(2), place)?;
-                by_key.insert(
-                    *digest.as_bytes(),
-                    KeyHit {
-                        index,
-                        leaf_hash,
-                        producer: row.get(3),
-                        key: row.get(4),
-                    },
-                );
-            }
-        }
-        // A hit may be another front-end's append that is committed and not yet flushed: it
-        // is answered only once it is on disk.
-        let highest_hit = by_leaf
-            .values()
-            .map(|&(index, _)| index)
-            .chain(by_key.values().map(|hit| hit.index))
-            .max();
-        if let Some(highest) = highest_hit {
-            self.flushed_through(highest + 1)?;
-        }
-        Ok(keys
-            .iter()
-            .map(|key| match key {
-                DedupKey::Leaf(hash) => by_leaf
-                    .get(hash.as_bytes())
-                    .map(|&(index, leaf_hash)| DuplicateHit { index, leaf_hash }),
-                DedupKey::Idempotency(wanted) => by_key
-                    .get(wanted.digest())
-                    .filter(|hit| {
-                        // Equal digests of different keys would be a SHA-256 collision; the
-                        // stored key decides.
-                        hit.producer.as_deref() == Some(wanted.producer())
-                            && hit.key.as_deref() == Some(wanted.key())
-                    })
-                    .map(|hit| DuplicateHit {
-                        index: hit.index,
-                        leaf_hash: hit.leaf_hash,
-                    }),
-            })
-            .collect())
+        self.look_up_duplicates(keys)
     }
-}
-
-/// The first entry of an idempotency key's digest, with the key it was stored with.
-struct KeyHit {
-    index: u64,
-    leaf_hash: Hash,
-    producer: Option<String>,
-    key: Option<String>,
-}
-
-/// A 32-byte column as a hash; anything else is damage (the schema forbids it).
-fn hash_of(bytes: Vec<u8>, place: &std::path::Path) -> Result<Hash, StoreError> {
-    let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        StoreError::corrupt(place, 0, format!("a stored hash of {} bytes", bytes.len()))
-    })?;
-    Ok(Hash(array))
 }
