@@ -186,7 +186,14 @@ fn policy(path: &PathBuf) -> Result<Policy, String> {
 /// A receipt file in either form: cairn.receipt/v1 JSON, or a C2SP tlog-proof (its leaf from
 /// `leaf`, else from its `extra` line); says which.
 fn read_receipt(file: &PathBuf, leaf: Option<&PathBuf>) -> Result<(Receipt, ReceiptForm), String> {
-    let bytes = read(file)?;
+    receipt_from_bytes(read(file)?, leaf)
+}
+
+/// [`read_receipt`] of a file already read.
+fn receipt_from_bytes(
+    bytes: Vec<u8>,
+    leaf: Option<&PathBuf>,
+) -> Result<(Receipt, ReceiptForm), String> {
     let is_tlog_proof = bytes.starts_with(format!("{TLOG_PROOF_HEADER}\n").as_bytes());
     if !is_tlog_proof {
         if leaf.is_some() {

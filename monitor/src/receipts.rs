@@ -47,7 +47,7 @@ pub fn receipt_files(arguments: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 let entry = entry.map_err(|error| format!("{}: {error}", argument.display()))?;
                 let path = entry.path();
                 let hidden = entry.file_name().to_string_lossy().starts_with('.');
-                if !hidden && std::fs::metadata(&path).is_ok_and(|found| found.is_file()) {
+                if !hidden && is_file(&entry) {
                     in_directory.push(path);
                 }
                 if files.len() + in_directory.len() > MAX_RECEIPT_FILES {
@@ -64,6 +64,16 @@ pub fn receipt_files(arguments: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
+}
+
+/// Whether a directory's entry is a file, or a link to one: from the directory's own listing
+/// where it says so (no `stat` a receipt), else from the file the entry leads to.
+fn is_file(entry: &std::fs::DirEntry) -> bool {
+    match entry.file_type() {
+        Ok(kind) if kind.is_file() => true,
+        Ok(kind) if kind.is_dir() => false,
+        _ => std::fs::metadata(entry.path()).is_ok_and(|found| found.is_file()),
+    }
 }
 
 /// What verifying many receipts found.
@@ -84,9 +94,9 @@ pub fn verify_many(files: &[PathBuf], policy: &Policy, json: bool) -> Result<Exi
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut rest = files;
     while !rest.is_empty() {
-        let (chunk, after) = next_chunk(rest);
+        let (chunk, read, after) = read_chunk(rest);
         rest = after;
-        let results = verify_chunk(&mut verifier, chunk);
+        let results = verify_chunk(&mut verifier, read);
         for (file, result) in chunk.iter().zip(results) {
             match &result {
                 Ok(_) => tally.verified += 1,
@@ -121,29 +131,51 @@ pub fn verify_many(files: &[PathBuf], policy: &Policy, json: bool) -> Result<Exi
     })
 }
 
-/// The files of the next chunk (at least one), and those after it. File sizes are known only
-/// when they are read, so the byte bound counts the sizes the directory gives.
-fn next_chunk(files: &[PathBuf]) -> (&[PathBuf], &[PathBuf]) {
+/// Reads the next chunk of receipt files (at least one; at most [`CHUNK_RECEIPTS`], ending at
+/// the first file that brings the bytes read to [`CHUNK_BYTES`]): the files of the chunk, each
+/// one's receipt or why it could not be read, and the files after it.
+fn read_chunk(files: &[PathBuf]) -> (&[PathBuf], Vec<Result<Receipt, String>>, &[PathBuf]) {
     let mut bytes = 0usize;
-    let mut end = 0;
-    while end < files.len() && end < CHUNK_RECEIPTS && (end == 0 || bytes < CHUNK_BYTES) {
-        let size = std::fs::metadata(&files[end]).map_or(0, |metadata| metadata.len());
-        bytes = bytes.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-        end += 1;
+    let mut read = Vec::with_capacity(files.len().min(CHUNK_RECEIPTS));
+    while read.len() < files.len() && read.len() < CHUNK_RECEIPTS && bytes < CHUNK_BYTES {
+        let file = &files[read.len()];
+        read.push(read_file(file).and_then(|contents| {
+            bytes = bytes.saturating_add(contents.len());
+            crate::receipt_from_bytes(contents, None).map(|(receipt, _)| receipt)
+        }));
     }
-    files.split_at(end)
+    let (chunk, after) = files.split_at(read.len());
+    (chunk, read, after)
 }
 
-/// Reads the chunk's receipts and verifies those that could be read, in one batch.
+/// A receipt file's bytes (at most [`crate::MAX_FILE_BYTES`]), read with one path lookup.
+fn read_file(file: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let failed = |error: std::io::Error| format!("{}: {error}", file.display());
+    let mut opened = std::fs::File::open(file).map_err(failed)?;
+    let size = opened.metadata().map_err(failed)?.len();
+    if size > crate::MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than {} bytes",
+            file.display(),
+            crate::MAX_FILE_BYTES
+        ));
+    }
+    let mut contents = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    opened.read_to_end(&mut contents).map_err(failed)?;
+    Ok(contents)
+}
+
+/// Verifies the receipts of a chunk that could be read, in one batch.
 fn verify_chunk(
     verifier: &mut ReceiptVerifier<'_>,
-    chunk: &[PathBuf],
+    read: Vec<Result<Receipt, String>>,
 ) -> Vec<Result<VerifiedReceipt, String>> {
-    let mut receipts: Vec<Receipt> = Vec::with_capacity(chunk.len());
-    let mut unreadable: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-    for file in chunk {
-        match crate::read_receipt(file, None) {
-            Ok((receipt, _)) => {
+    let mut receipts: Vec<Receipt> = Vec::with_capacity(read.len());
+    let mut unreadable: Vec<Option<String>> = Vec::with_capacity(read.len());
+    for result in read {
+        match result {
+            Ok(receipt) => {
                 receipts.push(receipt);
                 unreadable.push(None);
             }

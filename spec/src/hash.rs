@@ -113,10 +113,20 @@ impl Hash {
                 text.len()
             )));
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|error| HashError::Base64(error.to_string()))?;
-        Hash::from_slice(&bytes)
+        // Decoded on the stack (an export carries millions of hashes): 44 characters decode
+        // to at most 33 bytes.
+        let mut bytes = [0u8; 33];
+        let length = base64::engine::general_purpose::STANDARD
+            .decode_slice(text, &mut bytes)
+            .map_err(|error| match error {
+                base64::DecodeSliceError::DecodeError(error) => {
+                    HashError::Base64(error.to_string())
+                }
+                too_small @ base64::DecodeSliceError::OutputSliceTooSmall => {
+                    HashError::Base64(too_small.to_string())
+                }
+            })?;
+        Hash::from_slice(&bytes[..length])
     }
 
     /// Lowercase hex.

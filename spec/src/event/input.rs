@@ -34,7 +34,7 @@ impl EventInput {
     }
 
     /// Validates the members of a submitted event, named by owned or borrowed strings.
-    fn from_members<Name: AsRef<str>>(
+    pub(super) fn from_members<Name: AsRef<str>>(
         members: Vec<(Name, Value)>,
     ) -> Result<EventInput, EventError> {
         let mut event_id = None;

@@ -54,8 +54,10 @@ impl EventLeaf {
         }
         let submitted_by = submitted_by.ok_or_else(|| missing("submitted_by"))?;
         let received_at = received_at.ok_or_else(|| missing("received_at"))?;
-        let input =
-            EventInput::parse(jcs::canonicalize(&Value::Object(producer_members)).as_bytes())?;
+        // The producer's members were parsed with the leaf, under the same limits (which a
+        // subset of a leaf's members always keeps): they are validated as they are, not
+        // written out and parsed a second time.
+        let input = EventInput::from_members(producer_members)?;
         let event_id = input.event_id.clone().ok_or_else(|| missing("event_id"))?;
         let (actor_id, actor_type) = id_and_type(input.actor);
         let (resource_id, resource_type) = id_and_type(input.resource);
@@ -88,13 +90,35 @@ impl EventLeaf {
 /// The members of `leaf`, which must be strict JSON, an object, and its own canonical form.
 fn canonical_members(leaf: &[u8]) -> Result<Vec<(String, Value)>, EventError> {
     let value = jcs::parse(leaf, event_limits())?;
-    if jcs::canonicalize(&value).as_bytes() != leaf {
+    if !is_canonical_form(&value, leaf) {
         return Err(EventError::NotCanonical);
     }
     match value {
         Value::Object(members) => Ok(members),
         _ => Err(EventError::NotAnObject),
     }
+}
+
+/// Whether `text` is the canonical form of `value`, written in a buffer each thread keeps
+/// (a verifier checks leaves by the million: no allocation a leaf).
+fn is_canonical_form(value: &Value, text: &[u8]) -> bool {
+    /// The buffer is kept only while it stays this small (a leaf is usually under 1 KiB).
+    const KEPT_CAPACITY: usize = 64 << 10;
+    thread_local! {
+        static CANONICAL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    CANONICAL.with(|buffer| {
+        let Ok(mut buffer) = buffer.try_borrow_mut() else {
+            return jcs::canonicalize(value).as_bytes() == text;
+        };
+        buffer.clear();
+        jcs::write_canonical(value, &mut buffer);
+        let same = buffer.as_bytes() == text;
+        if buffer.capacity() > KEPT_CAPACITY {
+            *buffer = String::new();
+        }
+        same
+    })
 }
 
 /// An event leaf of either schema version: what a verifier of a log that holds both reads.
