@@ -100,6 +100,26 @@ fn index(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(
+        "publish 1024 events into a 1M-event map, one walk per item (baseline)",
+        |b| {
+            b.iter_custom(|iterations| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iterations {
+                    let start = Instant::now();
+                    for leaf in next..next + PUBLISH_EVENTS {
+                        for key in keys_of(leaf) {
+                            map.add(key, item(leaf)).expect("leaves come in log order");
+                        }
+                    }
+                    black_box(map.root());
+                    spent += start.elapsed();
+                    next += PUBLISH_EVENTS;
+                }
+                spent
+            })
+        },
+    );
     group.throughput(Throughput::Elements(1));
     let root = map.root();
     let probe = keys_of(12_345)[0];

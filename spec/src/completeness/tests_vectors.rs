@@ -210,3 +210,31 @@ fn the_documented_proofs_verify_and_an_answer_must_be_the_window_in_order() {
         Err(CompletenessError::WrongLeaf(2))
     );
 }
+
+#[test]
+fn a_run_longer_than_the_limit_is_refused_with_the_reason() {
+    let (mut map, login, _) = index();
+    let key = action_key("login");
+    let size = ACTIONS.len() as u64;
+    let mut proof = CompletenessProof {
+        field: "action".into(),
+        value: "login".into(),
+        from: 0,
+        to: size,
+        keys: vec![KeyProof::build(key, &map.prove(&key), &login, 0, size).expect("builds")],
+        received: None,
+    };
+    if let Some(run) = proof.keys[0].run.as_mut() {
+        let filler = run.items[0];
+        run.items.resize(MAX_RUN_ITEMS + 1, filler);
+    }
+    let error = proof
+        .verify(&map.root(), size, &[])
+        .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("a run of {} items, more than {MAX_RUN_ITEMS}", MAX_RUN_ITEMS + 1)),
+        "{error}"
+    );
+}
