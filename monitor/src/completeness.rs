@@ -4,6 +4,8 @@
 //! proof) verifies, and the events the answer lists are exactly the bundle's, in order, so
 //! that an answer with an event dropped, added or moved fails.
 
+use std::collections::BTreeSet;
+
 use cairn_spec::export::{AnyExport, ExportBundleV2, ExportTrust, VerifiedExportV2};
 use serde_json::{json, Value};
 
@@ -114,15 +116,14 @@ pub fn verify_query(answer: &[u8], trust: ExportTrust<'_>) -> Result<VerifiedQue
         .get("events")
         .and_then(Value::as_array)
         .ok_or("the answer has no events list")?;
-    // A time range's proof holds its window's events; the answer lists those received in it.
-    let in_range = |index: u64| match verified
+    // A time range's proof holds its window's events; the answer lists those received in it
+    // (a set, so that a long answer is checked in n log n, not n²).
+    let inside: Option<BTreeSet<u64>> = verified
         .completeness
         .as_ref()
         .and_then(|complete| complete.received.as_ref())
-    {
-        None => true,
-        Some((_, inside)) => inside.contains(&index),
-    };
+        .map(|(_, inside)| inside.iter().copied().collect());
+    let in_range = |index: u64| inside.as_ref().is_none_or(|inside| inside.contains(&index));
     let expected: Vec<_> = verified
         .events
         .iter()

@@ -24,6 +24,8 @@ pub mod records;
 mod tests;
 #[cfg(test)]
 mod tests_received;
+#[cfg(test)]
+mod tests_vectors;
 
 use sha2::{Digest, Sha256};
 
@@ -114,6 +116,15 @@ impl Item {
     }
 }
 
+/// The hashes of `items` ([`Item::hash`]), several compressed side by side
+/// ([`Hash::of_leaves`]).
+fn item_hashes(items: &[Item]) -> Vec<Hash> {
+    let bytes: Vec<[u8; ITEM_SIZE]> = items.iter().map(Item::to_bytes).collect();
+    let mut hashes = vec![Hash::default(); items.len()];
+    Hash::of_leaves(&bytes, &mut hashes);
+    hashes
+}
+
 /// What the map holds for a key: how many items its list has and the list tree's root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListHead {
@@ -123,20 +134,32 @@ pub struct ListHead {
     pub root: Hash,
 }
 
+/// The first byte of a map leaf's hashed message.
+const MAP_LEAF_PREFIX: u8 = 0x02;
+/// The first byte of a map node's hashed message.
+const MAP_NODE_PREFIX: u8 = 0x03;
+
+/// What follows [`MAP_LEAF_PREFIX`] in a map leaf's message: `key ‖ count ‖ list root`.
+fn map_leaf_message(key: &MapKey, head: &ListHead) -> [u8; MAP_KEY_SIZE + 8 + HASH_SIZE] {
+    let mut message = [0u8; MAP_KEY_SIZE + 8 + HASH_SIZE];
+    message[..MAP_KEY_SIZE].copy_from_slice(&key.0);
+    message[MAP_KEY_SIZE..MAP_KEY_SIZE + 8].copy_from_slice(&head.count.to_be_bytes());
+    message[MAP_KEY_SIZE + 8..].copy_from_slice(&head.root.0);
+    message
+}
+
 /// The hash of `key`'s leaf in the map: `SHA-256(0x02 ‖ key ‖ count ‖ list root)`.
 pub fn map_leaf_hash(key: &MapKey, head: &ListHead) -> Hash {
     let mut hasher = Sha256::new();
-    hasher.update([0x02]);
-    hasher.update(key.0);
-    hasher.update(head.count.to_be_bytes());
-    hasher.update(head.root.0);
+    hasher.update([MAP_LEAF_PREFIX]);
+    hasher.update(map_leaf_message(key, head));
     Hash(hasher.finalize().into())
 }
 
 /// The hash of a map node: `SHA-256(0x03 ‖ left ‖ right)`.
 pub fn map_node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut block = [0u8; 1 + 2 * HASH_SIZE];
-    block[0] = 0x03;
+    block[0] = MAP_NODE_PREFIX;
     block[1..1 + HASH_SIZE].copy_from_slice(&left.0);
     block[1 + HASH_SIZE..].copy_from_slice(&right.0);
     Hash(Sha256::digest(block).into())

@@ -53,6 +53,8 @@ pub const FILE_NAME: &str = "completeness.idx";
 const READ_CHUNK: u64 = 1024;
 /// Most items of the lists one proof rests on (each item's leaf hash is read and hashed).
 pub const MAX_PROVEN_ITEMS: usize = 4 << 20;
+/// Most (key, item) pairs held while the file is read back, before they go into the map.
+const LOAD_BATCH: usize = 1 << 16;
 /// Most leaf hashes read in one call when gathering a list's items.
 const HASH_SPAN: u64 = 4096;
 
@@ -95,14 +97,17 @@ impl State {
         let mut map = IndexMap::new();
         let mut lists: HashMap<MapKey, Vec<u64>> = HashMap::new();
         let (mut covered, mut root) = (0u64, map.root());
+        let mut pending = Vec::new();
         let file = IndexFile::open(path, |record| {
             match record {
                 Record::Item(item, keys) => {
-                    for key in keys {
-                        add(&mut map, &mut lists, key, item)?;
+                    pending.extend(keys.into_iter().map(|key| (key, item)));
+                    if pending.len() >= LOAD_BATCH {
+                        add_all(&mut map, &mut lists, &mut pending)?;
                     }
                 }
                 Record::Mark(size, stored) => {
+                    add_all(&mut map, &mut lists, &mut pending)?;
                     root = map.root();
                     if root != stored {
                         return Err(IndexError::Corrupt(format!(
@@ -143,6 +148,7 @@ impl State {
         }
         let chunk = store.limits().max_read_count.clamp(1, READ_CHUNK);
         let mut next = self.covered;
+        let mut pending = Vec::with_capacity(chunk as usize * MAX_KEYS_PER_LEAF);
         while next < size {
             let count = (size - next).min(chunk);
             let entries = store.read_entries(next, count)?;
@@ -166,11 +172,10 @@ impl State {
                     leaf_index: entry.index,
                     leaf_hash: entry.leaf_hash(),
                 };
-                for key in keys.iter().take(MAX_KEYS_PER_LEAF) {
-                    add(&mut self.map, &mut self.lists, *key, item)?;
-                }
+                pending.extend(keys.iter().take(MAX_KEYS_PER_LEAF).map(|key| (*key, item)));
                 self.file.push_item(&item, &keys);
             }
+            add_all(&mut self.map, &mut self.lists, &mut pending)?;
             next += count;
         }
         let root = self.map.root();
@@ -181,15 +186,28 @@ impl State {
     }
 }
 
-fn add(
+/// Adds the (key, item) pairs of a run of leaves (in leaf order) to the map and the lists, one
+/// walk down the map per key (the pairs sorted by key, which keeps leaf order within a key and
+/// visits the map in key order), and empties `pairs`.
+fn add_all(
     map: &mut IndexMap,
     lists: &mut HashMap<MapKey, Vec<u64>>,
-    key: MapKey,
-    item: Item,
+    pairs: &mut Vec<(MapKey, Item)>,
 ) -> Result<(), IndexError> {
-    map.add(key, item)
-        .map_err(|error| IndexError::Corrupt(error.to_string()))?;
-    lists.entry(key).or_default().push(item.leaf_index);
+    pairs.sort_by_key(|(key, _)| *key);
+    let mut items = Vec::new();
+    for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let key = run[0].0;
+        items.clear();
+        items.extend(run.iter().map(|(_, item)| *item));
+        map.add_run(key, &items)
+            .map_err(|error| IndexError::Corrupt(error.to_string()))?;
+        lists
+            .entry(key)
+            .or_default()
+            .extend(items.iter().map(|item| item.leaf_index));
+    }
+    pairs.clear();
     Ok(())
 }
 

@@ -9,11 +9,10 @@
 //! list with a range proof (§3.2) that reaches one item beyond the window on each side
 //! (unless the list ends first), so that the verifier sees nothing of the window was left out.
 
-use std::collections::BTreeMap;
-
 use super::received::{ProvenReceived, ReceivedRange};
 use super::{
-    map::PathEnd, range_proof, verify_range, Item, ListHead, MapKey, MapProof, RangeError,
+    item_hashes, map::PathEnd, range_proof, verify_range, Item, ListHead, MapKey, MapProof,
+    RangeError,
 };
 use crate::hash::Hash;
 
@@ -202,8 +201,7 @@ impl KeyProof {
         let run = match run_bounds(&indices, from, to) {
             None => None,
             Some((start, end)) => {
-                let hashes: Vec<Hash> = list.iter().map(Item::hash).collect();
-                let proof = range_proof(&hashes, start, end)?;
+                let proof = range_proof(&item_hashes(list), start, end)?;
                 Some(Run {
                     start,
                     items: list[start as usize..end as usize]
@@ -249,6 +247,12 @@ pub enum CompletenessError {
     /// The answer holds an event the index does not list in the window.
     #[error("the answer holds the event at leaf {0}, which the index does not list for this value in the window")]
     Unexpected(u64),
+    /// The answer's events are not in strictly increasing leaf order (one moved or repeated).
+    #[error("the answer's event at leaf {0} is not after the one before it: an answer is in increasing leaf order, each event once")]
+    NotIncreasing(u64),
+    /// Two of the value's keys list one leaf with different leaf hashes.
+    #[error("two keys of the value list leaf {0} with different leaf hashes")]
+    Conflict(u64),
     /// The answer's leaf differs from the one the index binds.
     #[error("the event at leaf {0} is not the leaf the index lists there")]
     WrongLeaf(u64),
@@ -281,8 +285,10 @@ fn key_error(key: &MapKey, reason: impl ToString) -> CompletenessError {
 
 impl CompletenessProof {
     /// Checks the proof against the map root of a checkpoint of `tree_size` leaves, and that
-    /// `answer` (the answer's events as (leaf index, leaf hash), in increasing index order) is
-    /// exactly the events the index lists for the value in the window.
+    /// `answer` (the answer's events as (leaf index, leaf hash)) is exactly the events the index
+    /// lists for the value in the window, in strictly increasing index order: an answer with an
+    /// event left out, added, moved or repeated is refused. Linear in the run's items and the
+    /// answer's events (one pass over each, item hashes computed side by side).
     pub fn verify(
         &self,
         map_root: &Hash,
@@ -306,34 +312,27 @@ impl CompletenessProof {
         {
             return Err(CompletenessError::Keys(self.keys.len().to_string()));
         }
-        let mut listed: BTreeMap<u64, Hash> = BTreeMap::new();
+        check_increasing(answer)?;
+        let mut listed: Vec<(u64, Hash)> = Vec::new();
         let mut edges = Vec::with_capacity(self.keys.len());
         for proof in &self.keys {
             let (items, edge) = proof.verify(map_root, tree_size, from, to)?;
             edges.push(edge);
-            for item in items {
-                match listed.insert(item.leaf_index, item.leaf_hash) {
-                    Some(other) if other != item.leaf_hash => {
-                        return Err(key_error(
-                            &proof.key,
-                            format!("leaf {} listed with two hashes", item.leaf_index),
-                        ))
-                    }
-                    _ => {}
-                }
+            listed.extend(items.iter().map(|item| (item.leaf_index, item.leaf_hash)));
+        }
+        if self.keys.len() > 1 {
+            // Each key's items are increasing; their union is sorted once, and a leaf two keys
+            // list must be the same leaf in both.
+            listed.sort_unstable_by_key(|&(index, _)| index);
+            if let Some(pair) = listed
+                .windows(2)
+                .find(|pair| pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1)
+            {
+                return Err(CompletenessError::Conflict(pair[0].0));
             }
+            listed.dedup_by_key(|&mut (index, _)| index);
         }
-        let given: BTreeMap<u64, Hash> = answer.iter().copied().collect();
-        for (index, hash) in &listed {
-            match given.get(index) {
-                None => return Err(CompletenessError::Missing(*index)),
-                Some(found) if found != hash => return Err(CompletenessError::WrongLeaf(*index)),
-                Some(_) => {}
-            }
-        }
-        if let Some((index, _)) = given.iter().find(|(index, _)| !listed.contains_key(index)) {
-            return Err(CompletenessError::Unexpected(*index));
-        }
+        compare(&listed, answer)?;
         let received = self
             .received
             .as_ref()
@@ -346,6 +345,40 @@ impl CompletenessProof {
             events: listed.len(),
             received,
         })
+    }
+}
+
+/// Refuses an answer whose leaf indices are not strictly increasing.
+fn check_increasing(answer: &[(u64, Hash)]) -> Result<(), CompletenessError> {
+    match answer.windows(2).find(|pair| pair[0].0 >= pair[1].0) {
+        Some(pair) => Err(CompletenessError::NotIncreasing(pair[1].0)),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `answer` is exactly `listed` (both strictly increasing): one pass over both,
+/// naming the first leaf left out, added, or bound to another hash.
+fn compare(listed: &[(u64, Hash)], answer: &[(u64, Hash)]) -> Result<(), CompletenessError> {
+    let (mut listed, mut answer) = (listed.iter().peekable(), answer.iter().peekable());
+    loop {
+        match (listed.peek(), answer.peek()) {
+            (None, None) => return Ok(()),
+            (Some(&&(index, _)), None) => return Err(CompletenessError::Missing(index)),
+            (None, Some(&&(index, _))) => return Err(CompletenessError::Unexpected(index)),
+            (Some(&&(want, want_hash)), Some(&&(given, given_hash))) => {
+                if want < given {
+                    return Err(CompletenessError::Missing(want));
+                }
+                if given < want {
+                    return Err(CompletenessError::Unexpected(given));
+                }
+                if want_hash != given_hash {
+                    return Err(CompletenessError::WrongLeaf(want));
+                }
+                listed.next();
+                answer.next();
+            }
+        }
     }
 }
 
@@ -380,7 +413,7 @@ impl KeyProof {
             ));
         }
         let items: Vec<Item> = run.items.iter().copied().map(Item::from).collect();
-        let hashes: Vec<Hash> = items.iter().map(Item::hash).collect();
+        let hashes = item_hashes(&items);
         verify_range(head.count, run.start, &hashes, &run.proof, &head.root)
             .map_err(|error: RangeError| key_error(key, error))?;
         if !items

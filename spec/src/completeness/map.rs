@@ -4,12 +4,16 @@
 //!
 //! A subtree holding one key is that key's leaf, as high as it can be, so a path is about
 //! log₂(number of keys) long, not 256. Node hashes are cached: adding an item clears the cache
-//! along one path only, and [`IndexMap::root`] rehashes only what was cleared, so a publish
-//! that adds `m` items to a map of `K` keys costs about `m · log₂ K` node hashes, plus one
-//! list append per item (the list's frontier, [`CompactRange`]).
+//! along one path only, and [`IndexMap::root`] rehashes only what was cleared, a depth at a time
+//! with several hashes computed side by side, so a publish that adds `m` items to a map of `K`
+//! keys costs at most `m · log₂ K` node hashes, plus one list append per item (the list's
+//! frontier, [`CompactRange`]). [`IndexMap::add_run`] adds a key's items of a batch in one walk.
 
-use super::{map_leaf_hash, map_node_hash, Item, ListHead, MapKey, EMPTY, MAP_KEY_SIZE};
-use crate::hash::Hash;
+use super::{
+    item_hashes, map_leaf_hash, map_leaf_message, map_node_hash, Item, ListHead, MapKey, EMPTY,
+    MAP_KEY_SIZE, MAP_LEAF_PREFIX, MAP_NODE_PREFIX,
+};
+use crate::hash::{lanes, Hash, HASH_SIZE};
 use crate::merkle::CompactRange;
 
 /// The longest path of the map: one level per bit of a key.
@@ -158,6 +162,28 @@ impl IndexMap {
     /// Adds `item` to `key`'s list (making the key if it is new). Items of one key must come in
     /// increasing leaf order, as the log integrates them.
     pub fn add(&mut self, key: MapKey, item: Item) -> Result<(), MapUpdateError> {
+        self.add_run(key, &[item])
+    }
+
+    /// Adds `items` (not empty, in increasing leaf order, each after the list's last) to `key`'s
+    /// list in one walk down the map: what an integrator does with the items of one key in a
+    /// batch of leaves. Their hashes are computed side by side. Nothing is added if the run is
+    /// out of order.
+    pub fn add_run(&mut self, key: MapKey, items: &[Item]) -> Result<(), MapUpdateError> {
+        let Some(first) = items.first() else {
+            return Ok(());
+        };
+        if let Some(pair) = items
+            .windows(2)
+            .find(|pair| pair[1].leaf_index <= pair[0].leaf_index)
+        {
+            return Err(MapUpdateError::OutOfOrder {
+                last: pair[0].leaf_index,
+                found: pair[1].leaf_index,
+            });
+        }
+        let hashes = item_hashes(items);
+        let last_index = items[items.len() - 1].leaf_index;
         let mut slot = self.root;
         let mut parent: Option<(u32, usize)> = None;
         let mut depth = 0;
@@ -165,8 +191,8 @@ impl IndexMap {
             let Some(id) = slot else {
                 let leaf = self.push(Node::Leaf {
                     key,
-                    list: list_of(item),
-                    last: item.leaf_index,
+                    list: list_of(&hashes),
+                    last: last_index,
                     hash: None,
                 })?;
                 self.keys += 1;
@@ -187,15 +213,17 @@ impl IndexMap {
                     last,
                     hash,
                 } if *here == key => {
-                    if item.leaf_index <= *last {
+                    if first.leaf_index <= *last {
+                        // The inner nodes above were marked for rehashing: harmless, they
+                        // hash to what they did.
                         return Err(MapUpdateError::OutOfOrder {
                             last: *last,
-                            found: item.leaf_index,
+                            found: first.leaf_index,
                         });
                     }
-                    // A list of fewer than 2^64 items: the frontier always takes one more.
-                    let _ = list.append(item.hash());
-                    *last = item.leaf_index;
+                    // A list of fewer than 2^64 items: the frontier takes these.
+                    let _ = list.extend(&hashes);
+                    *last = last_index;
                     *hash = None;
                     return Ok(());
                 }
@@ -204,8 +232,8 @@ impl IndexMap {
                     let shared = other.common_prefix_bits(&key);
                     let leaf = self.push(Node::Leaf {
                         key,
-                        list: list_of(item),
-                        last: item.leaf_index,
+                        list: list_of(&hashes),
+                        last: last_index,
                         hash: None,
                     })?;
                     // Inner nodes from `depth` down to `shared`, where the two keys part.
@@ -234,11 +262,94 @@ impl IndexMap {
         }
     }
 
-    /// The map root, rehashing what changed since it was last asked.
+    /// The map root, rehashing what changed since it was last asked: the changed nodes are
+    /// gathered by depth and each depth's hashed side by side ([`lanes`]), the deepest first,
+    /// so that a node's children are hashed before it.
     pub fn root(&mut self) -> Hash {
-        match self.root {
-            None => EMPTY,
-            Some(id) => self.hash_of(id),
+        let Some(root) = self.root else {
+            return EMPTY;
+        };
+        for level in self.changed_by_depth(root).iter().rev() {
+            self.rehash(level);
+        }
+        self.hash_of(root)
+    }
+
+    /// The nodes whose hash is not cached, by depth (the root at 0).
+    fn changed_by_depth(&self, root: u32) -> Vec<Vec<u32>> {
+        let mut levels: Vec<Vec<u32>> = Vec::new();
+        let mut stack = vec![(root, 0usize)];
+        while let Some((id, depth)) = stack.pop() {
+            let children = match &self.nodes[id as usize] {
+                Node::Leaf { hash: Some(_), .. } | Node::Inner { hash: Some(_), .. } => continue,
+                Node::Leaf { .. } => [None, None],
+                Node::Inner { children, .. } => *children,
+            };
+            if levels.len() <= depth {
+                levels.resize_with(depth + 1, Vec::new);
+            }
+            levels[depth].push(id);
+            stack.extend(
+                children
+                    .into_iter()
+                    .flatten()
+                    .map(|child| (child, depth + 1)),
+            );
+        }
+        levels
+    }
+
+    /// Hashes the nodes `ids` of one depth, whose children are all hashed already.
+    fn rehash(&mut self, ids: &[u32]) {
+        let (mut leaves, mut leaf_ids) = (Vec::new(), Vec::new());
+        let (mut inners, mut inner_ids) = (Vec::new(), Vec::new());
+        for &id in ids {
+            match &self.nodes[id as usize] {
+                Node::Leaf { key, list, .. } => {
+                    leaves.push(map_leaf_message(key, &head_of(list)));
+                    leaf_ids.push(id);
+                }
+                Node::Inner { children, .. } => {
+                    let mut message = [0u8; 2 * HASH_SIZE];
+                    for (side, child) in children.iter().enumerate() {
+                        let hash = child.map_or(EMPTY, |child| self.cached(child));
+                        message[side * HASH_SIZE..(side + 1) * HASH_SIZE].copy_from_slice(&hash.0);
+                    }
+                    inners.push(message);
+                    inner_ids.push(id);
+                }
+            }
+        }
+        let mut hashes = vec![EMPTY; leaves.len().max(inners.len())];
+        lanes::prefixed(
+            MAP_LEAF_PREFIX,
+            |i| &leaves[i][..],
+            &mut hashes[..leaves.len()],
+        );
+        for (&id, hash) in leaf_ids.iter().zip(&hashes) {
+            self.set_cached(id, *hash);
+        }
+        lanes::prefixed(
+            MAP_NODE_PREFIX,
+            |i| &inners[i][..],
+            &mut hashes[..inners.len()],
+        );
+        for (&id, hash) in inner_ids.iter().zip(&hashes) {
+            self.set_cached(id, *hash);
+        }
+    }
+
+    /// A node's cached hash (the empty hash if it has none, which [`IndexMap::rehash`]'s order
+    /// rules out).
+    fn cached(&self, id: u32) -> Hash {
+        match &self.nodes[id as usize] {
+            Node::Leaf { hash, .. } | Node::Inner { hash, .. } => hash.unwrap_or(EMPTY),
+        }
+    }
+
+    fn set_cached(&mut self, id: u32, value: Hash) {
+        match &mut self.nodes[id as usize] {
+            Node::Leaf { hash, .. } | Node::Inner { hash, .. } => *hash = Some(value),
         }
     }
 
@@ -347,10 +458,10 @@ impl IndexMap {
     }
 }
 
-fn list_of(item: Item) -> CompactRange {
+fn list_of(hashes: &[Hash]) -> CompactRange {
     let mut list = CompactRange::new();
-    // An empty frontier always takes its first leaf.
-    let _ = list.append(item.hash());
+    // An empty frontier takes any run shorter than 2^64.
+    let _ = list.extend(hashes);
     list
 }
 

@@ -9,7 +9,7 @@
 
 use super::Item;
 use crate::hash::Hash;
-use crate::merkle::root_from_leaf_hashes;
+use crate::merkle::{root_from_leaf_hashes, root_from_leaves};
 
 /// The most hashes a range proof can hold: two per level of a tree of 2^64 items.
 pub const MAX_RANGE_PROOF_LEN: usize = 128;
@@ -47,8 +47,8 @@ pub enum RangeError {
 
 /// The root of a list of items: the RFC 9162 tree hash over their 40-byte forms.
 pub fn list_root(items: &[Item]) -> Hash {
-    let hashes: Vec<Hash> = items.iter().map(Item::hash).collect();
-    root_from_leaf_hashes(&hashes)
+    let bytes: Vec<[u8; super::ITEM_SIZE]> = items.iter().map(Item::to_bytes).collect();
+    root_from_leaves(&bytes)
 }
 
 /// The largest power of two below `size` (which is at least 2).

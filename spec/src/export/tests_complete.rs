@@ -1,6 +1,6 @@
 //! Completeness proofs in `cairn.export/v2` bundles: a bundle of every event of one value
-//! verifies, and dropping, adding or swapping an event, or cutting the run short, is refused
-//! (issue 29: "dropping an event from an export bundle still verifies").
+//! verifies, and dropping, adding, swapping or reordering an event, or cutting the run short, is
+//! refused (issue 29: "dropping an event from an export bundle still verifies").
 
 use std::collections::BTreeMap;
 
@@ -198,7 +198,7 @@ fn a_bundle_of_every_event_of_an_actor_verifies_and_dropping_one_fails() {
 }
 
 #[test]
-fn an_added_or_swapped_event_or_a_foreign_value_is_refused() {
+fn an_added_swapped_or_reordered_event_or_a_foreign_value_is_refused() {
     let mut world = world(40);
     let alice = ACTORS[0];
     let bundle = world.bundle("actor", alice, actor_key(alice), 0, 40);
@@ -211,6 +211,13 @@ fn an_added_or_swapped_event_or_a_foreign_value_is_refused() {
     let mut swapped = bundle.clone();
     swapped.events[1] = world.exported(4);
     assert!(completeness_error(verify(&swapped)).contains("leaf"));
+    // Two of Alice's events reordered: refused for its order, whatever the proof says.
+    let mut reordered = bundle.clone();
+    reordered.events.swap(1, 2);
+    assert!(matches!(
+        verify(&reordered),
+        Err(ExportError::OutOfOrder { position: 2, .. })
+    ));
     // The proof of Alice's list shown for the value "bob": the events do not carry it.
     let mut foreign = bundle.clone();
     if let Some(proof) = foreign.completeness.as_mut() {
