@@ -164,7 +164,14 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     toml::from_str(text).map_err(|error| ConfigFileError::Toml {
         path: path.to_owned(),
         position: error.span().map(|span| Position::of(text, span.start)),
-        message: error.message().trim_end().to_owned(),
+        // One line: the parser's message may have several.
+        message: error
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
     })
 }
 

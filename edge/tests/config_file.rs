@@ -145,13 +145,13 @@ fn a_wrong_type_and_a_missing_key_are_refused() {
 
 #[test]
 fn columns_count_characters_not_bytes() {
-    // "é" is two bytes: the fault after it is at column 13 by characters (14 by bytes).
+    // "é" is two bytes: the fault after it is at column 14 by characters (15 by bytes).
     let (_, position, _, _) = toml_error("listen = \"é\" x\n");
     assert_eq!(
         position,
         Some(Position {
             line: 1,
-            column: 13
+            column: 14
         })
     );
 }
