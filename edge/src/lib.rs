@@ -28,12 +28,15 @@
 //! [`settings!`] makes the `clap` and TOML settings that configure all of this in each server,
 //! and [`log`] sets up every binary's log lines the same way (filter, JSON, no colours off a
 //! terminal, no floods); [`metrics`] writes every server's `GET /metrics` text.
+//! [`config_file`] reads every server's TOML configuration file the same way: bounded, UTF-8,
+//! and an error that names the file, line and column.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod accept;
 pub mod body;
+pub mod config_file;
 pub mod connection;
 pub mod log;
 pub mod metrics;
@@ -44,6 +47,7 @@ use std::time::Duration;
 
 pub use accept::serve;
 pub use axum::Router;
+pub use config_file::{ConfigFile, ConfigFileError};
 #[doc(hidden)]
 pub use settings::positive as __positive;
 pub use settings::SettingsError;

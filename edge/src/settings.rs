@@ -106,24 +106,21 @@ macro_rules! settings {
         impl $name {
             /// `self` with every value `over` sets replacing it.
             pub fn overlay(mut self, over: &$name) -> $name {
-                macro_rules! take {
-                    ($field:ident) => {
-                        if over.$field.is_some() {
-                            self.$field = over.$field.clone();
-                        }
-                    };
-                }
-                take!(header_read_timeout_ms);
-                take!(body_read_timeout_ms);
-                take!(body_min_bytes_per_sec);
-                take!(idle_timeout_ms);
-                take!(max_connections);
-                take!(overload_idle_timeout_ms);
-                take!(tls_cert_file);
-                take!(tls_key_file);
-                take!(tls_client_ca_file);
-                take!(tls_client_cert_optional);
-                take!(tls_reload_interval_ms);
+                $crate::overlay!(
+                    self,
+                    over,
+                    header_read_timeout_ms,
+                    body_read_timeout_ms,
+                    body_min_bytes_per_sec,
+                    idle_timeout_ms,
+                    max_connections,
+                    overload_idle_timeout_ms,
+                    tls_cert_file,
+                    tls_key_file,
+                    tls_client_ca_file,
+                    tls_client_cert_optional,
+                    tls_reload_interval_ms
+                );
                 self
             }
 

@@ -110,7 +110,6 @@ mod witnesses;
 
 pub use access::token_digest_hex;
 use access::Resolved;
-use file::read_bounded;
 pub use file::{watch_principals, ConfigVersion};
 pub use keys::{new_token_key, read_key_file, write_new_key};
 pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};
@@ -130,14 +129,10 @@ pub enum ConfigError {
         /// The error.
         source: std::io::Error,
     },
-    /// The TOML is malformed.
-    #[error("{path}: {detail}")]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    /// The configuration file (or the receipt policy) could not be read, or its TOML is
+    /// malformed: the file, and the line and column of a TOML fault.
+    #[error(transparent)]
+    File(#[from] cairn_edge::ConfigFileError),
     /// A key of `[http]` is wrong.
     #[error("configuration table `[http]`: {0}")]
     Http(#[from] cairn_edge::SettingsError),
@@ -340,16 +335,10 @@ cairn_edge::settings!(
     pub struct HttpSettings, "CAIRN_LOG_"
 );
 
-macro_rules! overlay {
-    ($base:ident, $over:ident, $($field:ident),*) => {
-        $( if $over.$field.is_some() { $base.$field = $over.$field.clone(); } )*
-    };
-}
-
 impl Settings {
     /// `self` with every value `over` sets replacing it.
     pub fn overlay(mut self, over: &Settings) -> Settings {
-        overlay!(
+        cairn_edge::overlay!(
             self,
             over,
             listen,
@@ -543,7 +532,7 @@ impl Settings {
             key: "receipt_policy",
             detail: format!("{}: {detail}", path.display()),
         };
-        let bytes = read_bounded(path)?;
+        let bytes = cairn_edge::config_file::read_bounded(path, file::MAX_CONFIG_BYTES)?;
         let policy = cairn_spec::policy::Policy::parse(&bytes)
             .map_err(|error| invalid(error.to_string()))?;
         if policy.log(origin).is_none() {

@@ -8,7 +8,7 @@
 //! specified in spec/docs/monitor-api.md.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,9 +150,10 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The TOML is malformed.
-    #[error("config: {0}")]
-    Toml(#[from] toml::de::Error),
+    /// The configuration file could not be read, or its TOML is malformed: the file, and the
+    /// line and column of a TOML fault.
+    #[error(transparent)]
+    File(#[from] cairn_edge::ConfigFileError),
     /// A value is out of its range.
     #[error("config: {key} = {value} is out of range ({range})")]
     Range {
@@ -179,10 +180,22 @@ pub enum ConfigError {
     Store(#[from] StateError),
 }
 
+/// The largest configuration file read.
+pub const MAX_CONFIG_BYTES: u64 = cairn_edge::config_file::MAX_CONFIG_FILE_BYTES;
+
 impl Config {
-    /// Reads a TOML configuration.
+    /// Reads the configuration file `path` (at most [`MAX_CONFIG_BYTES`]) with cairn-edge's
+    /// loader: an error names the file, and the line and column of a TOML fault.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Ok(cairn_edge::config_file::load(path, MAX_CONFIG_BYTES)?)
+    }
+
+    /// Reads a TOML configuration given as text (errors name it `monitor.toml`).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        Ok(toml::from_str(text)?)
+        Ok(cairn_edge::config_file::parse_toml(
+            Path::new("monitor.toml"),
+            text,
+        )?)
     }
 
     /// The configuration of `cairn-monitor audit`: one log (`url`, its vkey `key`), no port,

@@ -33,13 +33,9 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     read_limited(path, MAX_FILE_BYTES)
 }
 
+/// The bytes of `path`, at most `limit` of them (the bound holds while reading).
 fn read_limited(path: &PathBuf, limit: u64) -> Result<Vec<u8>, String> {
-    let metadata =
-        std::fs::metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
-    if metadata.len() > limit {
-        return Err(format!("{}: larger than {limit} bytes", path.display()));
-    }
-    std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+    cairn_edge::config_file::read_bounded(path, limit).map_err(|error| error.to_string())
 }
 
 /// Why `--out` cannot be written: it exists already. The hint names what to do.
@@ -509,24 +505,14 @@ fn audit(config: Config, state: &Path, json: bool) -> Result<ExitCode, String> {
 
 /// `run`: the daemon, with the flags and environment over the configuration file.
 fn run(arguments: RunArguments) -> Result<ExitCode, String> {
-    let text =
-        String::from_utf8(read(&arguments.config)?).map_err(|_| "config: not UTF-8".to_owned())?;
-    let mut config = Config::from_toml(&text).map_err(|error| error.to_string())?;
-    if let Some(listen) = arguments.listen {
-        config.listen = Some(listen);
-    }
-    if let Some(state_dir) = arguments.state_dir {
-        config.state_dir = state_dir;
-    }
-    if arguments.webhook.is_some() {
-        config.webhook = arguments.webhook;
-    }
-    if let Some(seconds) = arguments.alert_reminder_secs {
-        config.alert_reminder_secs = seconds;
-    }
-    if arguments.ca_file.is_some() {
-        config.ca_file = arguments.ca_file;
-    }
+    let mut config = Config::load(&arguments.config).map_err(|error| error.to_string())?;
+    config.listen = arguments.listen.or(config.listen);
+    config.state_dir = arguments.state_dir.unwrap_or(config.state_dir);
+    config.webhook = arguments.webhook.or(config.webhook);
+    config.alert_reminder_secs = arguments
+        .alert_reminder_secs
+        .unwrap_or(config.alert_reminder_secs);
+    config.ca_file = arguments.ca_file.or(config.ca_file);
     let edge = config
         .http
         .clone()

@@ -2,7 +2,8 @@
 //! `CAIRN_WITNESS_*` environment variables override (see `cairn-witness serve --help`). The
 //! logs witnessed (`[[log]]`) and the TSAs used (`[[tsa]]`) come from the file only; without
 //! a `[[log]]` the witness refuses every checkpoint (404), without a `[[tsa]]` it anchors
-//! nothing.
+//! nothing. The file is read by cairn-edge's loader ([`cairn_edge::config_file`]), at most
+//! [`MAX_CONFIG_SIZE`] bytes; unknown keys are refused.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7380"
@@ -43,40 +44,55 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// The largest configuration file read.
+/// The largest configuration file read (the witness's file names a few logs and TSAs).
 pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 
-/// The configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The configuration: every key of the file, the scalar ones also flags (`--<key>`) and
+/// environment variables (`CAIRN_WITNESS_<KEY>`) of `cairn-witness serve`, which
+/// [`overlay`](Config::overlay) lays over the file.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address to listen on [default: 127.0.0.1:7380].
+    #[arg(long, env = "CAIRN_WITNESS_LISTEN")]
     pub listen: Option<String>,
-    /// Directory of the witness's state (`witness.sqlite`).
+    /// Directory of the witness database.
+    #[arg(long, env = "CAIRN_WITNESS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The witness's signed-note private key file (mode 0600).
+    /// The witness's private key file (mode 0600).
+    #[arg(long, env = "CAIRN_WITNESS_KEY_FILE")]
     pub key_file: Option<PathBuf>,
-    /// The name of a key in a PKCS#11 token (a key file carries its own name).
+    /// The name of a key in a PKCS#11 token (file only; a key file carries its own name).
+    #[arg(skip)]
     pub key_name: Option<String>,
-    /// The witness key in a PKCS#11 token, instead of `key_file`.
+    /// The witness key in a PKCS#11 token, instead of `key_file` (file only).
+    #[arg(skip)]
     pub pkcs11: Option<cairn_keys::Pkcs11Config>,
-    /// Longest wait (ms) for timestamps before answering add-checkpoint.
+    /// Longest wait for timestamps before answering add-checkpoint, ms [default: 250].
+    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_WAIT_MS")]
     pub anchor_wait_ms: Option<u64>,
-    /// Timeout (ms) of one exchange with a TSA.
+    /// Timeout of one TSA exchange, ms [default: 10000].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_TIMEOUT_MS")]
     pub tsa_timeout_ms: Option<u64>,
-    /// Attempts per checkpoint and TSA.
+    /// Attempts per checkpoint and TSA [default: 6].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_MAX_ATTEMPTS")]
     pub tsa_max_attempts: Option<u32>,
-    /// First backoff (ms) between attempts; doubles up to 30 s.
+    /// First wait between TSA attempts, doubled each time up to 30 s, ms [default: 500].
+    #[arg(long, env = "CAIRN_WITNESS_TSA_INITIAL_BACKOFF_MS")]
     pub tsa_initial_backoff_ms: Option<u64>,
-    /// Capacity of the anchoring queue.
+    /// Checkpoints that may wait for anchoring [default: 4096].
+    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_QUEUE")]
     pub anchor_queue: Option<usize>,
     /// The HTTP edge: timeouts and the connection cap.
+    #[command(flatten)]
     #[serde(default)]
     pub http: HttpSettings,
-    /// The logs witnessed.
+    /// The logs witnessed (file only).
+    #[arg(skip)]
     #[serde(default, rename = "log")]
     pub logs: Vec<LogConfig>,
-    /// The TSAs used.
+    /// The TSAs used (file only).
+    #[arg(skip)]
     #[serde(default, rename = "tsa")]
     pub tsas: Vec<TsaConfig>,
 }
@@ -126,59 +142,30 @@ pub struct TsaConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Why the configuration could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("config file {path}: {error}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        error: std::io::Error,
-    },
-    /// The file is too large.
-    #[error("config file {path} is {size} bytes, more than {MAX_CONFIG_SIZE}")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-    },
-    /// The file is not valid TOML of this shape.
-    #[error("config file {path}: {error}")]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        error: toml::de::Error,
-    },
-}
-
 impl Config {
-    /// Reads a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let io = |error| ConfigError::Io {
-            path: path.to_owned(),
-            error,
-        };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > MAX_CONFIG_SIZE {
-            return Err(ConfigError::TooLarge {
-                path: path.to_owned(),
-                size,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        Config::parse(&text).map_err(|error| ConfigError::Toml {
-            path: path.to_owned(),
-            error,
-        })
+    /// `self` (the file) with every scalar key `over` (the flags and environment) sets
+    /// replacing it; the file-only keys stay the file's.
+    pub fn overlay(mut self, over: &Config) -> Config {
+        cairn_edge::overlay!(
+            self,
+            over,
+            listen,
+            data_dir,
+            key_file,
+            anchor_wait_ms,
+            tsa_timeout_ms,
+            tsa_max_attempts,
+            tsa_initial_backoff_ms,
+            anchor_queue
+        );
+        self.http = self.http.overlay(&over.http);
+        self
     }
 
-    /// Parses configuration text.
-    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+    /// Reads a configuration file (at most [`MAX_CONFIG_SIZE`] bytes) with cairn-edge's
+    /// loader: an error names the file, and the line and column of a TOML fault.
+    pub fn load(path: &Path) -> Result<Config, cairn_edge::ConfigFileError> {
+        cairn_edge::config_file::load(path, MAX_CONFIG_SIZE)
     }
 }
 
@@ -186,9 +173,13 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Config, cairn_edge::ConfigFileError> {
+        cairn_edge::config_file::parse_toml(Path::new("witness.toml"), text)
+    }
+
     #[test]
     fn reads_logs_and_tsas() {
-        let config = Config::parse(
+        let config = parse(
             r#"
 listen = "127.0.0.1:0"
 [[log]]
@@ -215,6 +206,6 @@ trust_anchor = "root.pem"
 
     #[test]
     fn refuses_unknown_keys() {
-        assert!(Config::parse("listn = \"x\"\n").is_err());
+        assert!(parse("listn = \"x\"\n").is_err());
     }
 }

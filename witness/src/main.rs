@@ -9,7 +9,7 @@ use cairn_spec::cosignature::{CosignatureSigner, CosignatureV1};
 use cairn_spec::note::{Ed25519Verifier, KeyName};
 use cairn_spec::timestamp::{Accuracy, ObjectIdentifier, TrustAnchors};
 use cairn_witness::anchor::{AnchorSettings, TsaEndpoint};
-use cairn_witness::config::{Config, HttpSettings, TsaHttpSettings};
+use cairn_witness::config::{Config, TsaHttpSettings};
 use cairn_witness::keys::{read_key_file, write_key_file};
 use cairn_witness::store::Store;
 use cairn_witness::tsa::{self, KeyAlgorithm};
@@ -97,32 +97,9 @@ struct ServeArgs {
     /// the other keys can be overridden by the flags below and CAIRN_WITNESS_* variables.
     #[arg(long, env = "CAIRN_WITNESS_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7380].
-    #[arg(long, env = "CAIRN_WITNESS_LISTEN")]
-    listen: Option<String>,
-    /// Directory of the witness database.
-    #[arg(long, env = "CAIRN_WITNESS_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// The witness's private key file (mode 0600).
-    #[arg(long, env = "CAIRN_WITNESS_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// Longest wait for timestamps before answering add-checkpoint, ms [default: 250].
-    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_WAIT_MS")]
-    anchor_wait_ms: Option<u64>,
-    /// Timeout of one TSA exchange, ms [default: 10000].
-    #[arg(long, env = "CAIRN_WITNESS_TSA_TIMEOUT_MS")]
-    tsa_timeout_ms: Option<u64>,
-    /// Attempts per checkpoint and TSA [default: 6].
-    #[arg(long, env = "CAIRN_WITNESS_TSA_MAX_ATTEMPTS")]
-    tsa_max_attempts: Option<u32>,
-    /// First wait between TSA attempts, doubled each time up to 30 s, ms [default: 500].
-    #[arg(long, env = "CAIRN_WITNESS_TSA_INITIAL_BACKOFF_MS")]
-    tsa_initial_backoff_ms: Option<u64>,
-    /// Checkpoints that may wait for anchoring [default: 4096].
-    #[arg(long, env = "CAIRN_WITNESS_ANCHOR_QUEUE")]
-    anchor_queue: Option<usize>,
+    /// The keys given as flags and environment variables, laid over the file's.
     #[command(flatten)]
-    http: HttpSettings,
+    settings: Config,
 }
 
 #[derive(Subcommand)]
@@ -313,18 +290,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let cosigner = witness_signer(args.key_file.clone().or(file.key_file.clone()), &file)?;
-    let listen = args
+    let config = file.overlay(&args.settings);
+    let cosigner = witness_signer(config.key_file.clone(), &config)?;
+    let listen = config
         .listen
-        .or(file.listen)
+        .clone()
         .unwrap_or_else(|| "127.0.0.1:7380".to_owned());
-    let edge = file.http.clone().overlay(&args.http).resolve()?;
-    let Some(data_dir) = args.data_dir.or(file.data_dir.clone()) else {
+    let edge = config.http.resolve()?;
+    let Some(data_dir) = config.data_dir.clone() else {
         bail!("no data_dir: set it in the config, CAIRN_WITNESS_DATA_DIR or --data-dir");
     };
 
     let mut logs = Vec::new();
-    for log in &file.logs {
+    for log in &config.logs {
         let mut verifiers = Vec::new();
         for vkey in log.vkey.iter().chain(&log.vkeys) {
             verifiers.push(
@@ -341,7 +319,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let mut tsas = Vec::new();
-    for entry in &file.tsas {
+    for entry in &config.tsas {
         let pem = std::fs::read_to_string(&entry.trust_anchor)
             .with_context(|| format!("trust anchor of TSA {}", entry.name))?;
         let policy = match &entry.policy {
@@ -372,26 +350,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let defaults = AnchorSettings::default();
     let settings = AnchorSettings {
-        request_timeout: args
+        request_timeout: config
             .tsa_timeout_ms
-            .or(file.tsa_timeout_ms)
             .map_or(defaults.request_timeout, Duration::from_millis),
-        max_attempts: args
-            .tsa_max_attempts
-            .or(file.tsa_max_attempts)
-            .unwrap_or(defaults.max_attempts),
-        initial_backoff: args
+        max_attempts: config.tsa_max_attempts.unwrap_or(defaults.max_attempts),
+        initial_backoff: config
             .tsa_initial_backoff_ms
-            .or(file.tsa_initial_backoff_ms)
             .map_or(defaults.initial_backoff, Duration::from_millis),
-        queue_capacity: args
-            .anchor_queue
-            .or(file.anchor_queue)
-            .unwrap_or(defaults.queue_capacity),
+        queue_capacity: config.anchor_queue.unwrap_or(defaults.queue_capacity),
         ..defaults
     };
-    let anchor_wait =
-        Duration::from_millis(args.anchor_wait_ms.or(file.anchor_wait_ms).unwrap_or(250));
+    let anchor_wait = Duration::from_millis(config.anchor_wait_ms.unwrap_or(250));
     let store = Store::open(&data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let witness = start_witness(store, cosigner, logs, tsas, settings, anchor_wait)?;

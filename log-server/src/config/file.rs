@@ -1,10 +1,13 @@
-//! Reading the configuration file: bounded in size, hashed (its [`ConfigVersion`]) so that a
-//! reload can tell a change, parsed as TOML; and [`watch_principals`], the task that reads it
-//! again on SIGHUP or a change and puts its principals in service.
+//! Reading the configuration file with cairn-edge's loader ([`cairn_edge::config_file`]:
+//! bounded in size, UTF-8, TOML errors with their line and column), hashed (its
+//! [`ConfigVersion`]) so that a reload can tell a change; and [`watch_principals`], the task
+//! that reads it again on SIGHUP or a change and puts its principals in service.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use cairn_edge::config_file::ConfigFile;
 
 use super::{ConfigError, Settings};
 use crate::events::auth::Principals;
@@ -18,28 +21,25 @@ impl Settings {
     /// Reads a TOML file, and the version read (for [`watch_principals`] to see a change
     /// from).
     pub fn read_versioned(path: &Path) -> Result<(Settings, ConfigVersion), ConfigError> {
-        let bytes = read_bounded(path)?;
-        let version = ConfigVersion(sha256(&bytes));
-        Ok((parse_config(path, bytes)?, version))
+        let file = ConfigFile::read(path, MAX_CONFIG_BYTES)?;
+        Ok((file.parse()?, ConfigVersion::of(&file)))
     }
 }
 
-/// The largest configuration file read.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// The largest configuration file (and receipt policy) read: room for the most principals
+/// a log names ([`MAX_CREDENTIALS`](crate::events::auth::MAX_CREDENTIALS)).
+pub(super) const MAX_CONFIG_BYTES: u64 = cairn_edge::config_file::MAX_CONFIG_FILE_BYTES;
 
 /// Which contents of the configuration file were read (their SHA-256).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigVersion([u8; 32]);
 
-fn parse_config(path: &Path, bytes: Vec<u8>) -> Result<Settings, ConfigError> {
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Toml {
-        path: path.to_path_buf(),
-        detail: "is not UTF-8".into(),
-    })?;
-    toml::from_str(&text).map_err(|error| ConfigError::Toml {
-        path: path.to_path_buf(),
-        detail: error.to_string(),
-    })
+impl ConfigVersion {
+    /// The version of the file's contents.
+    fn of(file: &ConfigFile) -> ConfigVersion {
+        use sha2::Digest as _;
+        ConfigVersion(sha2::Sha256::digest(file.text().as_bytes()).into())
+    }
 }
 
 /// Reads the principals, producers and rate limits of `path` again (with `flags` laid over the
@@ -63,7 +63,7 @@ pub async fn watch_principals(
     };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = Some(loaded.0);
+    let mut seen = Some(loaded);
     loop {
         let hangup = tokio::select! {
             received = hangups.recv() => match received {
@@ -76,14 +76,16 @@ pub async fn watch_principals(
         let known = seen;
         // File reads and SHA-256: off the runtime's workers.
         let read = tokio::task::spawn_blocking(move || {
-            let bytes = read_bounded(&path);
-            let digest = bytes.as_ref().ok().map(|bytes| sha256(bytes));
-            if !hangup && digest == known {
-                return digest;
+            let file = ConfigFile::read(&path, MAX_CONFIG_BYTES);
+            let version = file.as_ref().ok().map(ConfigVersion::of);
+            if !hangup && version == known {
+                return version;
             }
             let why = if hangup { "SIGHUP" } else { "the file changed" };
-            let loaded = bytes.and_then(|bytes| {
-                parse_config(&path, bytes).and_then(|file| file.overlay(&flags).credentials())
+            let loaded = file.map_err(ConfigError::from).and_then(|file| {
+                file.parse::<Settings>()
+                    .map_err(ConfigError::from)
+                    .and_then(|file| file.overlay(&flags).credentials())
             });
             match loaded {
                 Ok(credentials) => {
@@ -106,31 +108,11 @@ pub async fn watch_principals(
                     );
                 }
             }
-            digest
+            version
         });
         match read.await {
-            Ok(digest) => seen = digest,
+            Ok(version) => seen = version,
             Err(error) => tracing::error!(%error, "the configuration reload task failed"),
         }
     }
-}
-
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let read = |source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let length = std::fs::metadata(path).map_err(read)?.len();
-    if length > MAX_CONFIG_BYTES {
-        return Err(ConfigError::Toml {
-            path: path.to_path_buf(),
-            detail: format!("is {length} bytes; a configuration is at most {MAX_CONFIG_BYTES}"),
-        });
-    }
-    std::fs::read(path).map_err(read)
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).into()
 }
