@@ -228,13 +228,12 @@ fn a_run_longer_than_the_limit_is_refused_with_the_reason() {
         let filler = run.items[0];
         run.items.resize(MAX_RUN_ITEMS + 1, filler);
     }
-    let error = proof
-        .verify(&map.root(), size, &[])
-        .expect_err("refused");
+    let error = proof.verify(&map.root(), size, &[]).expect_err("refused");
     assert!(
-        error
-            .to_string()
-            .contains(&format!("a run of {} items, more than {MAX_RUN_ITEMS}", MAX_RUN_ITEMS + 1)),
+        error.to_string().contains(&format!(
+            "a run of {} items, more than {MAX_RUN_ITEMS}",
+            MAX_RUN_ITEMS + 1
+        )),
         "{error}"
     );
 }
