@@ -29,12 +29,12 @@ use clap::Parser;
 
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+fn read(path: &Path) -> Result<Vec<u8>, String> {
     read_limited(path, MAX_FILE_BYTES)
 }
 
 /// The bytes of `path`, at most `limit` of them (the bound holds while reading).
-fn read_limited(path: &PathBuf, limit: u64) -> Result<Vec<u8>, String> {
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     cairn_edge::config_file::read_bounded(path, limit).map_err(|error| error.to_string())
 }
 
@@ -48,7 +48,7 @@ fn exists_already(path: &Path) -> String {
 }
 
 /// Writes a file that must not exist yet, and syncs it.
-fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<(), String> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -116,13 +116,19 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             leaf,
             key_history,
             json,
-        } => verify_receipt(&receipt, &policy, leaf.as_ref(), key_history.as_ref(), json),
+        } => verify_receipt(
+            &receipt,
+            &policy,
+            leaf.as_deref(),
+            key_history.as_deref(),
+            json,
+        ),
         Command::Receipt(ReceiptCommand::Convert {
             file,
             to,
             leaf,
             out,
-        }) => convert_receipt(&file, to, leaf.as_ref(), out.as_ref()),
+        }) => convert_receipt(&file, to, leaf.as_deref(), out.as_deref()),
         Command::VerifyConsistency(arguments) => verify_consistency_of(&arguments),
         Command::VerifyEvidence {
             file,
@@ -135,13 +141,13 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             policy,
             log_key,
             json,
-        } => verify_export_file(&file, policy.as_ref(), log_key.as_deref(), json),
+        } => verify_export_file(&file, policy.as_deref(), log_key.as_deref(), json),
         Command::VerifyQuery {
             file,
             policy,
             log_key,
             json,
-        } => query_command::verify_query_file(&file, policy.as_ref(), log_key.as_deref(), json),
+        } => query_command::verify_query_file(&file, policy.as_deref(), log_key.as_deref(), json),
         Command::Incidents { state, json } => incidents(&state, json),
         Command::Acknowledge {
             state,
@@ -175,20 +181,20 @@ fn log_key(vkey: &str) -> Result<Ed25519Verifier, String> {
 }
 
 /// A policy file.
-fn policy(path: &PathBuf) -> Result<Policy, String> {
+fn policy(path: &Path) -> Result<Policy, String> {
     Policy::parse(&read(path)?).map_err(|error| format!("policy: {error}"))
 }
 
 /// A receipt file in either form: cairn.receipt/v1 JSON, or a C2SP tlog-proof (its leaf from
 /// `leaf`, else from its `extra` line); says which.
-fn read_receipt(file: &PathBuf, leaf: Option<&PathBuf>) -> Result<(Receipt, ReceiptForm), String> {
+fn read_receipt(file: &Path, leaf: Option<&Path>) -> Result<(Receipt, ReceiptForm), String> {
     receipt_from_bytes(read(file)?, leaf)
 }
 
 /// [`read_receipt`] of a file already read.
 fn receipt_from_bytes(
     bytes: Vec<u8>,
-    leaf: Option<&PathBuf>,
+    leaf: Option<&Path>,
 ) -> Result<(Receipt, ReceiptForm), String> {
     let is_tlog_proof = bytes.starts_with(format!("{TLOG_PROOF_HEADER}\n").as_bytes());
     if !is_tlog_proof {
@@ -209,10 +215,10 @@ fn receipt_from_bytes(
 
 /// `receipt convert`: one form of a receipt to the other, unverified.
 fn convert_receipt(
-    file: &PathBuf,
+    file: &Path,
     to: ReceiptForm,
-    leaf: Option<&PathBuf>,
-    out: Option<&PathBuf>,
+    leaf: Option<&Path>,
+    out: Option<&Path>,
 ) -> Result<ExitCode, String> {
     if let Some(out) = out {
         if std::fs::symlink_metadata(out).is_ok() {
@@ -252,7 +258,7 @@ fn convert_receipt(
 }
 
 /// Attaches the key history in `path` to the policy's log whose checkpoint is `checkpoint`.
-fn attach_key_history(policy: &mut Policy, path: &PathBuf, checkpoint: &str) -> Result<(), String> {
+fn attach_key_history(policy: &mut Policy, path: &Path, checkpoint: &str) -> Result<(), String> {
     let bytes = read(path)?;
     let origin = checkpoint.lines().next().unwrap_or_default();
     policy
@@ -263,9 +269,9 @@ fn attach_key_history(policy: &mut Policy, path: &PathBuf, checkpoint: &str) -> 
 /// `verify-receipt`: a receipt against a policy, and what it proves; or many, one result each.
 fn verify_receipt(
     arguments: &[PathBuf],
-    policy_file: &PathBuf,
-    leaf: Option<&PathBuf>,
-    key_history: Option<&PathBuf>,
+    policy_file: &Path,
+    leaf: Option<&Path>,
+    key_history: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode, String> {
     let mut policy = policy(policy_file)?;
@@ -336,7 +342,7 @@ fn proof_hashes(bytes: &[u8]) -> Result<Vec<Hash>, String> {
 }
 
 /// `verify-evidence`: which conflict an evidence file proves.
-fn verify_evidence_file(file: &PathBuf, vkey: &str, json: bool) -> Result<ExitCode, String> {
+fn verify_evidence_file(file: &Path, vkey: &str, json: bool) -> Result<ExitCode, String> {
     let key = log_key(vkey)?;
     let evidence = Evidence::from_json(&read(file)?).map_err(|error| error.to_string())?;
     let conflict = verify_evidence(&evidence, &key)
@@ -350,7 +356,7 @@ fn verify_evidence_file(file: &PathBuf, vkey: &str, json: bool) -> Result<ExitCo
 }
 
 /// An HTTP client for the log, trusting `ca_file` beside the public roots when given.
-fn http_client(ca_file: Option<&PathBuf>, timeout: Duration) -> Result<reqwest::Client, String> {
+fn http_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder().timeout(timeout);
     if let Some(path) = ca_file {
         let pem = cairn_edge::read_ca_pem(path)
@@ -382,7 +388,7 @@ fn export(arguments: ExportArguments) -> Result<ExitCode, String> {
         cursor: arguments.cursor.clone(),
         limit: arguments.limit,
     };
-    let client = http_client(arguments.ca_file.as_ref(), Duration::from_secs(300))?;
+    let client = http_client(arguments.ca_file.as_deref(), Duration::from_secs(300))?;
     let fetched = runtime()?
         .block_on(fetch_export(
             &client,
@@ -416,8 +422,8 @@ fn export(arguments: ExportArguments) -> Result<ExitCode, String> {
 
 /// `verify-export`: a bundle against a policy, or only the log's key.
 fn verify_export_file(
-    file: &PathBuf,
-    policy_file: Option<&PathBuf>,
+    file: &Path,
+    policy_file: Option<&Path>,
     vkey: Option<&str>,
     json: bool,
 ) -> Result<ExitCode, String> {

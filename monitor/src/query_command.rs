@@ -1,7 +1,7 @@
 //! `verify-query`: a saved answer of `GET /v1/events?…&proof=true` and its completeness proof,
 //! checked offline (`cairn_monitor::completeness::verify_query`).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use cairn_spec::export::ExportTrust;
@@ -10,8 +10,8 @@ use super::{log_key, policy, print, read_limited, report};
 
 /// `verify-query`: a saved query answer and its completeness proof.
 pub(crate) fn verify_query_file(
-    file: &PathBuf,
-    policy_file: Option<&PathBuf>,
+    file: &Path,
+    policy_file: Option<&Path>,
     vkey: Option<&str>,
     json: bool,
 ) -> Result<ExitCode, String> {

@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the witness.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Makes a witness key, in a file (mode 0600) or inside a PKCS#11 token, and prints the
     /// vkey.
     #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "pkcs11"])))]
@@ -163,7 +163,7 @@ fn main() -> anyhow::Result<()> {
     cairn_edge::log::init(cli.log_format, "CAIRN_WITNESS_LOG");
     match cli.command {
         Command::Keygen { name, out, pkcs11 } => keygen(&name, out.as_deref(), pkcs11.as_deref()),
-        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Serve(args) => runtime()?.block_on(serve(*args)),
         Command::RotateKey {
             config,
             key_file,
