@@ -15,7 +15,7 @@ use cairn_spec::note::Ed25519Signer;
 use cairn_spec::policy::Policy;
 use cairn_spec::receipt::{self, Receipt};
 use serde_json::{json, Value};
-use support_events::Client;
+use support_events::{files_holding, Client};
 
 const ORIGIN: &str = "example.com/private-log";
 const PRODUCER: &str = "producer-token";
@@ -86,28 +86,6 @@ fn leaves_of(bundle: &[u8]) -> Vec<Vec<u8>> {
     }
     assert!(rest.is_empty(), "a truncated bundle");
     leaves
-}
-
-/// Every file under `dir` that holds one of `values` in clear: (file, value).
-fn clear_values_in(dir: &Path, values: &[&str]) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).expect("read dir") {
-                pending.push(entry.expect("entry").path());
-            }
-            continue;
-        }
-        let bytes = std::fs::read(&path).expect("read file");
-        for value in values {
-            let needle = value.as_bytes();
-            if bytes.windows(needle.len()).any(|window| window == needle) {
-                found.push((path.display().to_string(), value.to_string()));
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +268,7 @@ async fn a_shredded_subject_is_erased_everywhere_and_every_proof_still_verifies(
 
     // Nothing of alice is left in clear anywhere, and nothing of bob outside the encrypted
     // contents records.
-    let found = clear_values_in(
+    let found = files_holding(
         dir.path(),
         &[
             ALICE,

@@ -13,6 +13,7 @@
 //! - no clear personal value of an event is in PostgreSQL's files, the bucket or the cluster's
 //!   directory, before or after a shred.
 
+mod support_events;
 mod support_pg;
 mod support_s3;
 mod support_scaled;
@@ -31,6 +32,7 @@ use cairn_log::storage::postgres::{PostgresConfig, PostgresStore};
 use cairn_log::storage::{NewEntry, SequenceStore};
 use cairn_spec::event::{EventId, EventInput};
 use serde_json::{json, Value};
+use support_events::files_holding;
 use support_pg::TestPostgres;
 use support_scaled::{Cluster, FrontEnd, PATIENCE};
 
@@ -465,31 +467,6 @@ async fn two_front_ends_share_the_events_database() {
     .await;
     assert_eq!(status, 409, "{held}");
     drop(b);
-}
-
-/// Every file under `dir` that holds one of `values`: (file, value).
-fn files_holding(dir: &std::path::Path, values: &[&str]) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).expect("read a directory") {
-                pending.push(entry.expect("a directory entry").path());
-            }
-            continue;
-        }
-        // PostgreSQL may remove a WAL segment or a temporary file while the scan runs.
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        for value in values {
-            let needle = value.as_bytes();
-            if bytes.windows(needle.len()).any(|window| window == needle) {
-                found.push((path.display().to_string(), value.to_string()));
-            }
-        }
-    }
-    found
 }
 
 /// The scan of issue 27 on the scaled backend: PostgreSQL's files (tables and WAL), the

@@ -222,3 +222,28 @@ impl Client {
         }
     }
 }
+
+/// Every file under `dir` that holds one of `values` in clear: (file, value). A file that
+/// goes away while the scan runs (a server's temporary or recycled file) is passed over.
+pub fn files_holding(dir: &Path, values: &[&str]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read a directory") {
+                pending.push(entry.expect("a directory entry").path());
+            }
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for value in values {
+            let needle = value.as_bytes();
+            if bytes.windows(needle.len()).any(|window| window == needle) {
+                found.push((path.display().to_string(), value.to_string()));
+            }
+        }
+    }
+    found
+}
