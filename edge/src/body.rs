@@ -22,7 +22,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::connection::Activity;
+use crate::activity::Activity;
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -35,43 +34,10 @@ use tokio::sync::watch;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
+pub use crate::activity::Activity;
 use crate::body::{BodyPace, PacedBody};
 use crate::tls::{with_client_certificate, ClientCertificate};
 use crate::Limits;
-
-/// What one connection's pieces tell each other.
-#[derive(Debug, Default)]
-pub struct Activity {
-    /// A request is being handled (HTTP/1.1: at most one at a time).
-    busy: AtomicBool,
-    /// Bytes were read or written since the watcher last looked.
-    moved: AtomicBool,
-    /// The body of the request in flight arrived too slowly.
-    body_too_slow: AtomicBool,
-}
-
-impl Activity {
-    pub(crate) fn mark_body_too_slow(&self) {
-        self.body_too_slow.store(true, Ordering::Relaxed);
-    }
-
-    fn begin_request(&self) {
-        self.body_too_slow.store(false, Ordering::Relaxed);
-        self.busy.store(true, Ordering::Relaxed);
-    }
-
-    /// Ends the request; whether its body was too slow.
-    fn end_request(&self) -> bool {
-        self.busy.store(false, Ordering::Relaxed);
-        self.moved.store(true, Ordering::Relaxed);
-        self.body_too_slow.swap(false, Ordering::Relaxed)
-    }
-
-    /// Whether the connection did anything since the last call.
-    fn take_activity(&self) -> bool {
-        self.moved.swap(false, Ordering::Relaxed) || self.busy.load(Ordering::Relaxed)
-    }
-}
 
 /// A socket that notes in its [`Activity`] that bytes moved.
 #[derive(Debug)]
@@ -83,7 +49,7 @@ pub struct Tracked<S> {
 impl<S> Tracked<S> {
     fn moved(&self, bytes: usize) {
         if bytes > 0 {
-            self.activity.moved.store(true, Ordering::Relaxed);
+            self.activity.mark_moved();
         }
     }
 }

@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 pub mod accept;
+mod activity;
 pub mod body;
 pub mod config_file;
 pub mod connection;
