@@ -6,8 +6,12 @@
 //! request: add-checkpoint is refused with 503 and Retry-After while its storage fails (nothing
 //! is cosigned that is not durable), and everything resumes by itself when the fault clears
 //! (the witness probes its storage while it fails; a TSA counts again at its next token).
+//!
+//! This module combines what the parts report without asking the anchoring worker itself (its
+//! caller passes [`crate::anchor::Anchorer::failing`]'s answer), so that it stays below the
+//! metrics, which render a [`Readiness`], and so below the anchoring worker, which counts in
+//! the metrics.
 
-use crate::anchor::Anchorer;
 use crate::store::Store;
 
 /// What the witness is doing wrong now, if anything.
@@ -26,13 +30,14 @@ impl Readiness {
     }
 }
 
-/// The readiness of a witness over `store`, anchoring with `anchorer` (if it has TSAs).
-pub fn readiness(store: &Store, anchorer: Option<&Anchorer>) -> Readiness {
+/// The readiness of a witness over `store` whose anchoring fails for `anchoring_failure`
+/// (`None` when it works, or when the witness has no TSAs).
+pub fn readiness(store: &Store, anchoring_failure: Option<String>) -> Readiness {
     let mut problems = Vec::new();
     if let Some(reason) = store.failing() {
         problems.push(format!("storage refuses writes: {reason}"));
     }
-    if let Some(reason) = anchorer.and_then(Anchorer::failing) {
+    if let Some(reason) = anchoring_failure {
         problems.push(reason);
     }
     Readiness {

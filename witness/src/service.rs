@@ -110,7 +110,8 @@ impl Witness {
 
     /// Whether the witness does its job now ([`crate::health`]).
     pub fn readiness(&self) -> Readiness {
-        crate::health::readiness(&self.store, self.anchorer.as_ref())
+        let anchoring_failure = self.anchorer.as_ref().and_then(Anchorer::failing);
+        crate::health::readiness(&self.store, anchoring_failure)
     }
 
     /// Whether `origin` is a log this witness witnesses.
