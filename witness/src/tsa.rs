@@ -98,6 +98,9 @@ pub enum TsaError {
         /// What is wrong.
         detail: String,
     },
+    /// A token key file (`--pkcs11 FILE`, `tsa-key.toml`) could not be read or parsed.
+    #[error("TSA token key file (a [pkcs11] table only): {0}")]
+    TokenKeyFile(cairn_edge::ConfigFileError),
     /// A key in a PKCS#11 token could not be made or opened.
     #[error("TSA key in a PKCS#11 token: {0}")]
     Token(String),

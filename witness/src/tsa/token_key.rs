@@ -10,10 +10,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cairn_edge::ConfigFile;
 use cairn_keys::{Pkcs11Config, Pkcs11EcdsaKey};
 use cairn_spec::timestamp::KeyPair;
 
-use super::{io_error, write_durably, TsaError};
+use super::{write_durably, TsaError};
 
 /// The file of a TSA directory that names the TSA's key in a token.
 pub const TOKEN_KEY_FILE: &str = "tsa-key.toml";
@@ -37,26 +38,22 @@ pub struct TokenKeyTable {
     pub text: String,
 }
 
-/// Reads the `[pkcs11]` table of `path` (a file with that table only).
+/// Reads the `[pkcs11]` table of `path` (a file with that table only), with cairn-edge's
+/// configuration file loader: at most 64 KiB, UTF-8, and a TOML error that names the file,
+/// line and column.
 pub fn read_table(path: &Path) -> Result<TokenKeyTable, TsaError> {
-    let bad = |detail: String| TsaError::BadKey {
-        path: path.to_owned(),
-        detail,
-    };
-    let metadata = std::fs::metadata(path).map_err(io_error(path))?;
-    if metadata.len() > MAX_TOKEN_KEY_FILE {
-        return Err(bad(format!(
-            "{} bytes, at most {MAX_TOKEN_KEY_FILE}",
-            metadata.len()
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-    let file: TokenKeyFile = toml::from_str(&text)
-        .map_err(|error| bad(format!("expected a [pkcs11] table only: {error}")))?;
-    file.pkcs11.settings().map_err(bad)?;
+    let file = ConfigFile::read(path, MAX_TOKEN_KEY_FILE).map_err(TsaError::TokenKeyFile)?;
+    let parsed: TokenKeyFile = file.parse().map_err(TsaError::TokenKeyFile)?;
+    parsed
+        .pkcs11
+        .settings()
+        .map_err(|detail| TsaError::BadKey {
+            path: path.to_owned(),
+            detail,
+        })?;
     Ok(TokenKeyTable {
-        table: file.pkcs11,
-        text,
+        table: parsed.pkcs11,
+        text: file.text().to_owned(),
     })
 }
 
@@ -83,4 +80,75 @@ pub fn make_or_open(table: &Pkcs11Config, existing: bool) -> Result<KeyPair, Tsa
     let key =
         Pkcs11EcdsaKey::generate(&settings).map_err(|error| TsaError::Token(error.to_string()))?;
     Ok(KeyPair::ExternalP256(Arc::new(key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` written to a file of a fresh directory, and read back as a table.
+    fn read_text(
+        text: &[u8],
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Result<TokenKeyTable, TsaError>,
+    ) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("token.toml");
+        std::fs::write(&path, text).expect("writes");
+        let read = read_table(&path);
+        (dir, path, read)
+    }
+
+    #[test]
+    fn a_complete_table_is_read_and_its_text_kept_as_it_is() {
+        let text = "# the TSA's key\n[pkcs11]\nmodule = \"/m.so\"\ntoken_label = \"t\"\n\
+                    key_label = \"tsa\"\npin_env = \"PIN\"\n";
+        let (_dir, _path, read) = read_text(text.as_bytes());
+        let table = read.expect("reads");
+        assert_eq!(table.text, text);
+        assert_eq!(table.table.key_label.as_deref(), Some("tsa"));
+    }
+
+    #[test]
+    fn a_key_beside_the_table_is_refused_with_its_file_line_and_column() {
+        let (_dir, path, read) = read_text(b"[pkcs11]\nmodule = \"/m.so\"\n\n[other]\nkey = 1\n");
+        let error = read.expect_err("an unknown table").to_string();
+        assert!(error.contains("[pkcs11] table only"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("line 4, column 2"), "{error}");
+        assert!(error.contains("other"), "{error}");
+    }
+
+    #[test]
+    fn an_incomplete_table_names_what_is_missing() {
+        let (_dir, path, read) = read_text(b"[pkcs11]\nmodule = \"/m.so\"\nkey_label = \"k\"\n");
+        let error = read.expect_err("no token").to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("token_label or slot"), "{error}");
+    }
+
+    #[test]
+    fn a_file_over_the_limit_or_not_utf8_or_missing_is_refused_with_its_path() {
+        let mut large = b"[pkcs11]\n".to_vec();
+        large.resize(usize::try_from(MAX_TOKEN_KEY_FILE).expect("fits") + 1, b'#');
+        let (_dir, path, read) = read_text(&large);
+        let error = read.expect_err("too large").to_string();
+        assert!(
+            error.contains(&format!("{} is larger than 65536 bytes", path.display())),
+            "{error}"
+        );
+
+        let (_dir, path, read) = read_text(b"[pkcs11]\nmodule = \"/m\xff.so\"\n");
+        let error = read.expect_err("not UTF-8").to_string();
+        assert!(
+            error.contains(&format!("{} is not UTF-8 (byte 21", path.display())),
+            "{error}"
+        );
+
+        let missing = Path::new("/nonexistent/token.toml");
+        let error = read_table(missing).expect_err("missing").to_string();
+        assert!(error.contains("reading /nonexistent/token.toml"), "{error}");
+    }
 }
