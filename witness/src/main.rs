@@ -364,19 +364,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let witness = start_witness(store, cosigner, logs, tsas, settings, anchor_wait)?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "witness listening");
-    println!("listening on {address}");
-    cairn_edge::serve(
-        listener,
+    listen_and_serve(
+        "witness",
+        &listen,
         cairn_witness::http::router(witness),
         edge,
-        shutdown_signal(),
     )
-    .await;
+    .await?;
     tracing::info!("witness stopped");
     Ok(())
 }
@@ -396,13 +390,24 @@ async fn serve_tsa(
         micros: 0,
     });
     let authority = Arc::new(tsa::Authority::load(&dir, policy, accuracy)?);
-    let listener = tokio::net::TcpListener::bind(&listen)
+    listen_and_serve("TSA", &listen, tsa::router(authority), edge).await
+}
+
+/// Binds `listen`, says where `server` listens (a log line, and `listening on ADDRESS` on
+/// standard output for scripts), and serves `router` until SIGTERM or Ctrl-C.
+async fn listen_and_serve(
+    server: &str,
+    listen: &str,
+    router: cairn_edge::Router,
+    edge: cairn_edge::EdgeConfig,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, "TSA listening");
+    tracing::info!(%address, "{server} listening");
     println!("listening on {address}");
-    cairn_edge::serve(listener, tsa::router(authority), edge, shutdown_signal()).await;
+    cairn_edge::serve(listener, router, edge, shutdown_signal()).await;
     Ok(())
 }
 

@@ -84,27 +84,23 @@ async fn stores_verified_tokens_and_survives_a_dead_tsa() {
     assert_eq!(response.status().as_u16(), 200);
 
     // The dead TSA is retried and given up; the live one's token is served.
-    let mut document = serde_json::Value::Null;
-    for _ in 0..100 {
-        let text = client
-            .get(format!("{url}/timestamps/{ORIGIN}/1"))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text");
-        document = serde_json::from_str(&text).expect("json");
-        let metrics = common::scrape_metrics(&client, &url).await;
-        if document["tokens"]
-            .as_array()
-            .is_some_and(|tokens| !tokens.is_empty())
-            && metrics.contains("cairn_witness_tsa_given_up_total{tsa=\"dead\"} 1")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (http, base) = (&client, url.as_str());
+    let document = common::wait_until(
+        "the live TSA's token, the dead one given up",
+        Duration::from_millis(50),
+        move || async move {
+            let (document, text) = common::timestamps(http, base, ORIGIN, 1).await;
+            let metrics = common::scrape_metrics(http, base).await;
+            if common::tokens_in(&document) > 0
+                && metrics.contains("cairn_witness_tsa_given_up_total{tsa=\"dead\"} 1")
+            {
+                Ok(document)
+            } else {
+                Err(format!("{text}\n{metrics}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(document["origin"], ORIGIN);
     assert_eq!(document["size"], 1);
     let body = document["checkpoint"].as_str().expect("body");

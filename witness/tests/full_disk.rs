@@ -10,12 +10,11 @@
 
 mod common;
 
-use common::{keygen, Running, TestLog};
-use serde_json::Value;
+use common::{json, keygen, Running, TestLog};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ORIGIN: &str = "example.com/full-disk-log";
 
@@ -72,10 +71,6 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
         retry_after: response.headers().contains_key("retry-after"),
         body: response.text().await.expect("a body"),
     }
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|error| panic!("not JSON ({error}): {body:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,19 +143,20 @@ async fn a_full_disk_refuses_cosigning_then_heals_by_itself_and_loses_nothing() 
 
     // Space is freed: the witness probes its storage, is ready again and cosigns, unprompted.
     std::fs::remove_file(&filler).expect("frees the disk");
-    let freed = Instant::now();
-    loop {
-        let readiness = send(client.get(format!("{url}/readyz"))).await;
-        if readiness.status == 200 {
-            break;
-        }
-        assert!(
-            freed.elapsed() < Duration::from_secs(60),
-            "not ready a minute after space was freed: {}",
-            readiness.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (http, base) = (&client, url.as_str());
+    common::wait_until(
+        "ready again once space was freed",
+        Duration::from_millis(100),
+        move || async move {
+            let readiness = send(http.get(format!("{base}/readyz"))).await;
+            if readiness.status == 200 {
+                Ok(())
+            } else {
+                Err(readiness.body)
+            }
+        },
+    )
+    .await;
     assert_eq!(send(add(5, 9)).await.status, 200);
     assert_eq!(send(add(9, 12)).await.status, 200);
     let metrics = send(client.get(format!("{url}/metrics"))).await.body;

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::Running;
+use common::{openssl, openssl_ok, path_str, Running};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -28,41 +28,12 @@ use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation, TrustAnchors};
 use cairn_spec::witness::format_add_checkpoint_request;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ORIGIN: &str = "example.com/openssl-interop";
-
-/// Runs `openssl` with `args` in `dir`; fails the test clearly if there is no `openssl`.
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    match Command::new("openssl").args(args).current_dir(dir).output() {
-        Ok(output) => output,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-            "the `openssl` binary is not on PATH: the RFC 3161 interop tests need it \
-             (apt-get install openssl; CI installs it)"
-        ),
-        Err(error) => panic!("cannot run openssl: {error}"),
-    }
-}
-
-/// Runs `openssl` and insists that it succeeds; returns its stdout.
-fn openssl_ok(dir: &Path, args: &[&str]) -> String {
-    let output = openssl(dir, args);
-    assert!(
-        output.status.success(),
-        "openssl {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
 
 /// The text of the line of `openssl ts … -text` output starting with `label`.
 fn field<'a>(text: &'a str, label: &str) -> &'a str {
@@ -306,29 +277,20 @@ async fn witness_accepts_tokens_made_by_openssl_ts_reply() {
         .expect("sends");
     assert_eq!(response.status().as_u16(), 200);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let document = loop {
-        let text = client
-            .get(format!("{}/timestamps/{ORIGIN}/1", witness.url))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text");
-        let document: serde_json::Value = serde_json::from_str(&text).expect("json");
-        if document["tokens"]
-            .as_array()
-            .is_some_and(|tokens| tokens.len() == OPENSSL_SECTIONS.len())
-        {
-            break document;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every OpenSSL token arrived: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (http, base) = (&client, witness.url.as_str());
+    let document = common::wait_until(
+        "every OpenSSL token",
+        Duration::from_millis(50),
+        move || async move {
+            let (document, text) = common::timestamps(http, base, ORIGIN, 1).await;
+            if common::tokens_in(&document) == OPENSSL_SECTIONS.len() {
+                Ok(document)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
 
     let body = document["checkpoint"].as_str().expect("checkpoint body");
     assert_eq!(body, note.text());

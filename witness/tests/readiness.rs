@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{keygen, Running, TestLog};
-use serde_json::Value;
+use common::{json, keygen, Running, TestLog};
 use std::time::{Duration, Instant};
 
 const ORIGIN: &str = "example.com/readiness-log";
@@ -21,10 +20,6 @@ async fn post(client: &reqwest::Client, url: String, body: Vec<u8>) -> (u16, Str
     let response = client.post(url).body(body).send().await.expect("answers");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|error| panic!("not JSON ({error}): {body:?}"))
 }
 
 /// A port nothing listens on now.
@@ -91,18 +86,20 @@ async fn readiness_is_lost_while_timestamping_fails_and_regained_at_the_next_tok
     let cosigned_at = Instant::now();
     let (status, body) = post(&client, format!("{url}/add-checkpoint"), log.request(0, 5)).await;
     assert_eq!(status, 200, "{body}");
-    let not_ready = loop {
-        let (status, body) = get(&client, format!("{url}/readyz")).await;
-        if status == 503 {
-            break json(&body);
-        }
-        assert_eq!(status, 200, "{body}");
-        assert!(
-            cosigned_at.elapsed() < Duration::from_secs(60),
-            "still ready a minute after timestamping began to fail"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let http = &client;
+    let not_ready = common::wait_until(
+        "not ready once timestamping fails",
+        Duration::from_millis(200),
+        move || async move {
+            let (status, body) = get(http, format!("{url}/readyz")).await;
+            if status == 503 {
+                return Ok(json(&body));
+            }
+            assert_eq!(status, 200, "{body}");
+            Err(body)
+        },
+    )
+    .await;
     // Not before every TSA failed for the grace (10 s here): one failed attempt is no outage.
     assert!(
         cosigned_at.elapsed() >= Duration::from_secs(9),
@@ -131,19 +128,19 @@ async fn readiness_is_lost_while_timestamping_fails_and_regained_at_the_next_tok
     ]);
     let (status, body) = post(&client, format!("{url}/add-checkpoint"), log.request(5, 9)).await;
     assert_eq!(status, 200, "{body}");
-    let started = Instant::now();
-    loop {
-        let (status, body) = get(&client, format!("{url}/readyz")).await;
-        if status == 200 {
-            assert_eq!(json(&body)["status"], "ready");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not ready again: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_until(
+        "ready again at the next token",
+        Duration::from_millis(200),
+        move || async move {
+            let (status, body) = get(http, format!("{url}/readyz")).await;
+            if status == 200 {
+                assert_eq!(json(&body)["status"], "ready");
+                return Ok(());
+            }
+            Err(body)
+        },
+    )
+    .await;
     let (status, body) = get(&client, format!("{url}/timestamps/{ORIGIN}/9")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["tokens"][0]["tsa"], "tsa-1");

@@ -96,13 +96,6 @@ impl FlakyTsa {
     }
 }
 
-fn nonce_as_u64(bytes: &[u8]) -> u64 {
-    let bytes = bytes.strip_prefix(&[0]).unwrap_or(bytes);
-    let mut value = [0u8; 8];
-    value[8 - bytes.len()..].copy_from_slice(bytes);
-    u64::from_be_bytes(value)
-}
-
 async fn answer(State(tsa): State<Arc<FlakyTsa>>, body: Bytes) -> Response {
     tsa.arrivals
         .lock()
@@ -119,7 +112,7 @@ async fn answer(State(tsa): State<Arc<FlakyTsa>>, body: Bytes) -> Response {
     };
     let request = TimestampRequest::from_der(&body).expect("the witness sends valid requests");
     let imprint: [u8; 32] = request.imprint().try_into().expect("SHA-256 imprint");
-    let nonce = nonce_as_u64(request.nonce().expect("the witness sends a nonce"));
+    let nonce = common::nonce_as_u64(request.nonce().expect("the witness sends a nonce"));
     let issue = |imprint: [u8; 32], nonce: u64| {
         tsa.authority
             .answer(&TimestampRequest::for_imprint(imprint, nonce, None).to_der())
@@ -319,43 +312,34 @@ impl Setup {
 
     /// Waits until `condition` holds of the witness's metrics, or fails.
     async fn wait_for_metrics(&self, what: &str, condition: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let condition = &condition;
+        common::wait_until(what, Duration::from_millis(20), move || async move {
             let metrics = self.metrics().await;
             if condition(&metrics) {
-                return;
+                Ok(())
+            } else {
+                Err(metrics)
             }
-            assert!(Instant::now() < deadline, "never {what}:\n{metrics}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 
     /// Waits until the token of the checkpoint at `size` is stored and served, and checks it.
     async fn wait_for_token(&self, size: u64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let document = loop {
-            let text = self
-                .client
-                .get(format!("{}/timestamps/{ORIGIN}/{size}", self.url))
-                .send()
-                .await
-                .expect("sends")
-                .text()
-                .await
-                .expect("text");
-            let document: serde_json::Value = serde_json::from_str(&text).expect("json");
-            if document["tokens"]
-                .as_array()
-                .is_some_and(|tokens| !tokens.is_empty())
-            {
-                break document;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no token for size {size}: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let (http, base) = (&self.client, self.url.as_str());
+        let document = common::wait_until(
+            &format!("a token for size {size}"),
+            Duration::from_millis(20),
+            move || async move {
+                let (document, text) = common::timestamps(http, base, ORIGIN, size).await;
+                if common::tokens_in(&document) > 0 {
+                    Ok(document)
+                } else {
+                    Err(text)
+                }
+            },
+        )
+        .await;
         assert_eq!(document["tokens"][0]["tsa"], TSA);
         let stored = self.store.tokens(ORIGIN, size).expect("reads");
         assert_eq!(stored.len(), 1);

@@ -13,23 +13,7 @@ use std::process::{Command, Output};
 
 use cairn_keys::test_token::TestToken;
 use cairn_spec::timestamp::{verify_response, Expectation, TimestampRequest, TrustAnchors};
-use common::Running;
-
-/// Runs `openssl args…` in `dir`; its output, the test failing if it did not succeed.
-fn openssl_ok(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs openssl (apt-get install openssl; CI installs it)");
-    assert!(
-        output.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{nonce_as_u64, openssl_ok, path_str, Running};
 
 fn witness(args: &[&str], token: &TestToken) -> Output {
     let (variable, conf) = token.env();
@@ -38,27 +22,6 @@ fn witness(args: &[&str], token: &TestToken) -> Output {
         .env(variable, conf)
         .output()
         .expect("runs cairn-witness")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// The nonce of a query (`openssl ts -query` draws 64 bits), as a number.
-fn nonce_u64(bytes: &[u8]) -> u64 {
-    let significant: Vec<u8> = bytes
-        .iter()
-        .copied()
-        .skip_while(|byte| *byte == 0)
-        .collect();
-    assert!(
-        significant.len() <= 8,
-        "a nonce of {} bytes",
-        significant.len()
-    );
-    significant
-        .iter()
-        .fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
 }
 
 /// Posts the query file `query` to the TSA; the answer's status and body.
@@ -208,7 +171,7 @@ async fn a_tsa_signs_through_a_key_in_a_token_and_its_replies_verify_with_public
             &body,
             &Expectation {
                 imprint,
-                nonce: request.nonce().map(nonce_u64),
+                nonce: request.nonce().map(nonce_as_u64),
                 trust_anchors: Some(&anchors),
             },
         )

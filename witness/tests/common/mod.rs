@@ -1,6 +1,7 @@
 //! What the witness's tests share: starting `cairn-witness`, a witness key, a test log whose
 //! add-checkpoint requests they send (and the tree behind it), a TSA made and served in process,
-//! and reading `/metrics` as a strict scraper does.
+//! reading `/metrics` as a strict scraper does and `/timestamps` as JSON, waiting for a
+//! condition without a timing window, and running `openssl`.
 
 #![allow(dead_code)] // each test file uses its part
 
@@ -11,10 +12,13 @@ use cairn_spec::note::{Ed25519Signer, KeyName};
 use cairn_spec::timestamp::{ObjectIdentifier, TrustAnchors};
 use cairn_spec::witness::format_add_checkpoint_request;
 use cairn_witness::tsa::{self, Authority, KeyAlgorithm};
+use serde_json::Value;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A `cairn-witness` child process, killed (SIGKILL) when dropped.
 pub struct Running {
@@ -223,4 +227,105 @@ pub async fn scrape_metrics(client: &reqwest::Client, url: &str) -> String {
         panic!("the metrics do not parse: {error}\n{text}");
     }
     text
+}
+
+/// `GET <url>/timestamps/<origin>/<size>`: the JSON document, and its text for messages.
+pub async fn timestamps(
+    client: &reqwest::Client,
+    url: &str,
+    origin: &str,
+    size: u64,
+) -> (Value, String) {
+    let text = client
+        .get(format!("{url}/timestamps/{origin}/{size}"))
+        .send()
+        .await
+        .expect("sends")
+        .text()
+        .await
+        .expect("text");
+    (json(&text), text)
+}
+
+/// How many tokens a `/timestamps` document holds (none when it has no `tokens` array).
+pub fn tokens_in(document: &Value) -> usize {
+    document["tokens"].as_array().map_or(0, Vec::len)
+}
+
+/// `body` parsed as JSON, the test failing with the body if it is not.
+pub fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("not JSON ({error}): {body:?}"))
+}
+
+/// The longest a test waits for a condition: generous, so that a busy machine slows a test
+/// down instead of failing it.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Calls `probe` every `interval` until it gives `Ok`, and returns that; the test fails, with
+/// `what` and the last `Err` (what was seen instead), if that takes longer than [`WAIT_LIMIT`].
+pub async fn wait_until<T, F, Fut>(what: &str, interval: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let seen = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {WAIT_LIMIT:?}: {seen}"
+        );
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Runs `openssl args…` in `dir`; fails the test clearly if there is no `openssl`.
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    match Command::new("openssl").args(args).current_dir(dir).output() {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+            "the `openssl` binary is not on PATH: the RFC 3161 tests need it \
+             (apt-get install openssl; CI installs it)"
+        ),
+        Err(error) => panic!("cannot run openssl: {error}"),
+    }
+}
+
+/// Runs `openssl args…` in `dir` and insists that it succeeds; returns its stdout.
+pub fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let output = openssl(dir, args);
+    assert!(
+        output.status.success(),
+        "openssl {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A temporary path as the `&str` a command's arguments take.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// An RFC 3161 nonce (a DER INTEGER's content: big-endian, a leading zero byte when its top
+/// bit is set) as a number; the nonces here are 64 bits.
+pub fn nonce_as_u64(bytes: &[u8]) -> u64 {
+    let significant: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .skip_while(|byte| *byte == 0)
+        .collect();
+    assert!(
+        significant.len() <= 8,
+        "a nonce of {} bytes",
+        significant.len()
+    );
+    significant
+        .iter()
+        .fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
 }
