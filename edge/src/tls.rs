@@ -31,6 +31,8 @@ use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
+use crate::config_file::{read_bounded, ConfigFileError};
+
 /// The client certificate of the connection a request came on: the SHA-256 of the end-entity
 /// certificate's DER encoding (what `openssl x509 -noout -fingerprint -sha256` prints), set
 /// only once rustls has verified the chain to a configured client CA and the client's
@@ -333,17 +335,21 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
     Ok(certificates)
 }
 
+/// The bytes of a PEM file, at most [`MAX_PEM_BYTES`] of them, read with the one bounded read
+/// of the crate ([`read_bounded`]: the limit holds while reading, so a file that grows costs
+/// no more).
 fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let read = |source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let length = std::fs::metadata(path).map_err(read)?.len();
-    if length > MAX_PEM_BYTES {
-        return Err(TlsError::Content {
+    read_bounded(path, MAX_PEM_BYTES).map_err(|error| match error {
+        ConfigFileError::Read { path, source } => TlsError::Read { path, source },
+        ConfigFileError::TooLarge { path, limit } => TlsError::Content {
+            path,
+            detail: format!(
+                "is larger than {limit} bytes, more than a PEM file of keys and certificates"
+            ),
+        },
+        other => TlsError::Content {
             path: path.to_path_buf(),
-            detail: format!("is {length} bytes, more than a PEM file of keys and certificates"),
-        });
-    }
-    std::fs::read(path).map_err(read)
+            detail: other.to_string(),
+        },
+    })
 }

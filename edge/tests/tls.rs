@@ -364,3 +364,24 @@ fn refuses_to_start_with_a_key_that_is_not_the_certificates() {
     missing.cert_chain = dir.path().join("absent.pem");
     assert!(Tls::load(missing).is_err());
 }
+
+#[test]
+fn a_pem_file_over_the_limit_is_refused_without_being_read_to_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let large = dir.path().join("large.pem");
+    std::fs::write(&large, vec![b'#'; (1 << 20) + 1]).expect("writes");
+    let error = cairn_edge::read_ca_pem(&large).expect_err("too large");
+    assert!(
+        error
+            .to_string()
+            .contains("is larger than 1048576 bytes, more than a PEM file"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("large.pem"), "{error}");
+    // A source with no size that never ends: the limit holds while reading.
+    let error = cairn_edge::read_ca_pem(Path::new("/dev/zero")).expect_err("endless");
+    assert!(
+        error.to_string().contains("is larger than 1048576 bytes"),
+        "{error}"
+    );
+}
