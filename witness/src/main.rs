@@ -320,8 +320,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut tsas = Vec::new();
     for entry in &config.tsas {
-        let pem = std::fs::read_to_string(&entry.trust_anchor)
+        // The CA file reader of the edge: bounded, and certificates only.
+        let pem = cairn_edge::read_ca_pem(&entry.trust_anchor)
             .with_context(|| format!("trust anchor of TSA {}", entry.name))?;
+        let pem = String::from_utf8(pem)
+            .with_context(|| format!("trust anchor of TSA {}: not UTF-8", entry.name))?;
         let policy = match &entry.policy {
             Some(text) => Some(
                 ObjectIdentifier::new(text)

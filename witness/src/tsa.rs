@@ -33,6 +33,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use cairn_edge::ConfigFile;
 use cairn_spec::time::Instant;
 use cairn_spec::timestamp::{
     certificate_to_pem, certificates_from_pem, issue_response, make_root_certificate,
@@ -98,6 +99,10 @@ pub enum TsaError {
         /// What is wrong.
         detail: String,
     },
+    /// A file of the TSA directory could not be read: missing, larger than its bound, or not
+    /// UTF-8 (the error names the file).
+    #[error(transparent)]
+    File(cairn_edge::ConfigFileError),
     /// A token key file (`--pkcs11 FILE`, `tsa-key.toml`) could not be read or parsed.
     #[error("TSA token key file (a [pkcs11] table only): {0}")]
     TokenKeyFile(cairn_edge::ConfigFileError),
@@ -309,6 +314,19 @@ pub fn init(
     Ok(())
 }
 
+/// The largest serial file read: a decimal `u64` and a newline need 21 bytes.
+const MAX_SERIAL_FILE_BYTES: u64 = 64;
+
+/// The largest certificate file (`tsa.pem`, `root.pem`) read: one certificate is about 1 KiB.
+const MAX_CERTIFICATE_FILE_BYTES: u64 = 64 * 1024;
+
+/// The text of the file `path`, read with cairn-edge's one bounded read: at most `max_bytes`
+/// (the bound holds while reading), UTF-8.
+fn read_text(path: &Path, max_bytes: u64) -> Result<String, TsaError> {
+    let file = ConfigFile::read(path, max_bytes).map_err(TsaError::File)?;
+    Ok(file.text().to_owned())
+}
+
 /// Writes `contents` to `path` atomically and durably: a temporary file, fsync, rename, fsync
 /// of the directory.
 pub(crate) fn write_durably(path: &Path, contents: &[u8]) -> Result<(), TsaError> {
@@ -337,11 +355,7 @@ impl SerialCounter {
             path: path.to_owned(),
             detail,
         };
-        let metadata = std::fs::metadata(path).map_err(io_error(path))?;
-        if metadata.len() > 64 {
-            return Err(bad(format!("{} bytes, at most 64", metadata.len())));
-        }
-        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+        let text = read_text(path, MAX_SERIAL_FILE_BYTES)?;
         let next: u64 = text
             .trim()
             .parse()
@@ -397,7 +411,7 @@ impl Authority {
         };
         let read_pem = |file: &str| -> Result<Vec<u8>, TsaError> {
             let path = dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+            let text = read_text(&path, MAX_CERTIFICATE_FILE_BYTES)?;
             let mut certificates = certificates_from_pem(&text)?;
             if certificates.len() != 1 {
                 return Err(TsaError::BadKey {
@@ -530,6 +544,40 @@ mod tests {
         let c = second.next_serial().expect("serial");
         assert_eq!((a, b), (1, 2));
         assert_eq!(c, 1 + SERIAL_BLOCK);
+    }
+
+    #[test]
+    fn a_serial_file_or_certificate_over_its_bound_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("serial");
+        std::fs::write(&path, format!("{}1\n", "0".repeat(64))).expect("writes");
+        let error = SerialCounter::open(&path)
+            .err()
+            .expect("too large")
+            .to_string();
+        assert!(
+            error.contains(&format!("{} is larger than 64 bytes", path.display())),
+            "{error}"
+        );
+
+        let tsa_dir = dir.path().join("tsa");
+        init(&tsa_dir, "t", KeyAlgorithm::P256, 30, &TsaKeyPlace::File).expect("init");
+        let certificate = tsa_dir.join("tsa.pem");
+        let mut pem = std::fs::read_to_string(&certificate).expect("reads");
+        pem.push_str(&"\n".repeat(64 * 1024));
+        std::fs::write(&certificate, pem).expect("writes");
+        let policy = ObjectIdentifier::new(DEFAULT_POLICY).expect("oid");
+        let error = Authority::load(&tsa_dir, policy, None)
+            .err()
+            .expect("too large")
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "{} is larger than 65536 bytes",
+                certificate.display()
+            )),
+            "{error}"
+        );
     }
 
     #[test]
