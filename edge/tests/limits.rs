@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use cairn_edge::{EdgeConfig, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -84,7 +85,7 @@ fn patient() -> Limits {
 }
 
 /// Reads until the server closes the connection; what it sent, and when it closed.
-async fn read_until_closed(stream: &mut tokio::net::tcp::OwnedReadHalf) -> (Vec<u8>, Instant) {
+async fn read_until_closed(stream: &mut OwnedReadHalf) -> (Vec<u8>, Instant) {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
@@ -111,6 +112,37 @@ async fn get_once(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A new connection to `addr`, split so that a task may write while the test reads.
+async fn connect(addr: SocketAddr) -> (OwnedReadHalf, OwnedWriteHalf) {
+    TcpStream::connect(addr)
+        .await
+        .expect("connects")
+        .into_split()
+}
+
+/// Sends `bytes` one at a time, 200 ms apart (far slower than any client), on a task of its own
+/// that ends when they are sent or the server closes.
+fn trickle(mut write: OwnedWriteHalf, bytes: Vec<u8>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        for byte in bytes {
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// Asserts that a connection the server closed at `closed_at` was held from `started` for its
+/// 1 s timeout (later is fine: a busy machine is slow).
+fn assert_held_for_its_timeout(started: Instant, closed_at: Instant) {
+    let held = closed_at - started;
+    assert!(
+        held >= Duration::from_millis(900),
+        "closed after {held:?}, before its timeout"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
     let server = Server::start(Limits {
@@ -118,20 +150,13 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
         ..patient()
     })
     .await;
-    let (mut read, mut write) = TcpStream::connect(server.addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, write) = connect(server.addr).await;
     let started = Instant::now();
     // Far slower than any client, far faster than the idle timeout.
-    let trickle = tokio::spawn(async move {
-        for byte in b"GET /healthz HTTP/1.1\r\nhost: slow\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaa" {
-            if write.write_all(&[*byte]).await.is_err() {
-                return;
-            }
-            sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let trickling = trickle(
+        write,
+        b"GET /healthz HTTP/1.1\r\nhost: slow\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaa".to_vec(),
+    );
     let (answer, closed_at) = timeout(BOUND, read_until_closed(&mut read))
         .await
         .expect("the server closes a connection whose headers trickle in");
@@ -140,12 +165,8 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
         "no request was answered: {:?}",
         String::from_utf8_lossy(&answer)
     );
-    let held = closed_at - started;
-    assert!(
-        held >= Duration::from_millis(900),
-        "closed after {held:?}, before its timeout"
-    );
-    trickle.abort();
+    assert_held_for_its_timeout(started, closed_at);
+    trickling.abort();
     server.stop().await;
 }
 
@@ -157,23 +178,13 @@ async fn a_body_sent_a_byte_at_a_time_is_answered_408_and_closed() {
         ..patient()
     })
     .await;
-    let (mut read, mut write) = TcpStream::connect(server.addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, mut write) = connect(server.addr).await;
     write
         .write_all(b"POST /echo HTTP/1.1\r\nhost: slow\r\ncontent-length: 1000\r\n\r\n")
         .await
         .expect("sends the head");
     let started = Instant::now();
-    let trickle = tokio::spawn(async move {
-        for _ in 0..1000 {
-            if write.write_all(b"x").await.is_err() {
-                return;
-            }
-            sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let trickling = trickle(write, vec![b'x'; 1000]);
     let (answer, closed_at) = timeout(BOUND, read_until_closed(&mut read))
         .await
         .expect("the server closes a connection whose body trickles in");
@@ -183,12 +194,8 @@ async fn a_body_sent_a_byte_at_a_time_is_answered_408_and_closed() {
         answer.contains(r#""error":"request_timeout""#),
         "answered {answer:?}"
     );
-    let held = closed_at - started;
-    assert!(
-        held >= Duration::from_millis(900),
-        "closed after {held:?}, before its timeout"
-    );
-    trickle.abort();
+    assert_held_for_its_timeout(started, closed_at);
+    trickling.abort();
     server.stop().await;
 }
 
@@ -200,10 +207,7 @@ async fn a_body_at_the_minimum_rate_is_read_in_full() {
         ..patient()
     })
     .await;
-    let (mut read, mut write) = TcpStream::connect(server.addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, mut write) = connect(server.addr).await;
     write
         .write_all(
             b"POST /echo HTTP/1.1\r\nhost: steady\r\nconnection: close\r\ncontent-length: 3000\r\n\r\n",
@@ -231,20 +235,13 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_idle_timeout() {
         ..patient()
     })
     .await;
-    let (mut read, _write) = TcpStream::connect(server.addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, _write) = connect(server.addr).await;
     let started = Instant::now();
     let (answer, closed_at) = timeout(BOUND, read_until_closed(&mut read))
         .await
         .expect("the server closes an idle connection");
     assert!(answer.is_empty());
-    let held = closed_at - started;
-    assert!(
-        held >= Duration::from_millis(900),
-        "closed after {held:?}, before its timeout"
-    );
+    assert_held_for_its_timeout(started, closed_at);
     server.stop().await;
 }
 
@@ -255,10 +252,7 @@ async fn a_keep_alive_connection_is_closed_once_idle_after_its_request() {
         ..patient()
     })
     .await;
-    let (mut read, mut write) = TcpStream::connect(server.addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, mut write) = connect(server.addr).await;
     write
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: keep\r\n\r\n")
         .await
@@ -382,10 +376,7 @@ async fn stopping_lets_the_request_in_flight_finish() {
 
 /// Sends `request` raw on a new connection; everything the server sent before it closed.
 async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let (mut read, mut write) = TcpStream::connect(addr)
-        .await
-        .expect("connects")
-        .into_split();
+    let (mut read, mut write) = connect(addr).await;
     // The server may answer and close before it has read all of a request too large for it.
     let _ = write.write_all(request).await;
     let (answer, _) = timeout(BOUND, read_until_closed(&mut read))
