@@ -24,6 +24,28 @@ fn witness(args: &[&str], token: &TestToken) -> Output {
         .expect("runs cairn-witness")
 }
 
+/// `cairn-witness tsa init --name NAME --dir DIR --pkcs11 TABLE EXTRA…` on `token`.
+fn tsa_init_in_token(
+    name: &str,
+    dir: &Path,
+    table: &Path,
+    extra: &[&str],
+    token: &TestToken,
+) -> Output {
+    let mut args = vec![
+        "tsa",
+        "init",
+        "--name",
+        name,
+        "--dir",
+        path_str(dir),
+        "--pkcs11",
+        path_str(table),
+    ];
+    args.extend_from_slice(extra);
+    witness(&args, token)
+}
+
 /// Posts the query file `query` to the TSA; the answer's status and body.
 async fn post(client: &reqwest::Client, url: &str, query: &[u8]) -> (u16, Vec<u8>, bool) {
     let response = client
@@ -48,19 +70,7 @@ async fn a_tsa_signs_through_a_key_in_a_token_and_its_replies_verify_with_public
     std::fs::write(&table, token.config_table("timestamping")).expect("writes the table");
     let tsa_dir = work.join("tsa");
 
-    let init = witness(
-        &[
-            "tsa",
-            "init",
-            "--name",
-            "HSM TSA",
-            "--dir",
-            path_str(&tsa_dir),
-            "--pkcs11",
-            path_str(&table),
-        ],
-        &token,
-    );
+    let init = tsa_init_in_token("HSM TSA", &tsa_dir, &table, &[], &token);
     assert!(
         init.status.success(),
         "tsa init --pkcs11: {}",
@@ -72,38 +82,13 @@ async fn a_tsa_signs_through_a_key_in_a_token_and_its_replies_verify_with_public
         "the TSA's private key is in the token, not in a file"
     );
     // The same label again is refused: a key in service is never shadowed.
-    let again = witness(
-        &[
-            "tsa",
-            "init",
-            "--name",
-            "Again",
-            "--dir",
-            path_str(&work.join("again")),
-            "--pkcs11",
-            path_str(&table),
-        ],
-        &token,
-    );
+    let again = tsa_init_in_token("Again", &work.join("again"), &table, &[], &token);
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already exists"), "{stderr}");
     // --existing-key certifies the key already in the token.
     let second_dir = work.join("second");
-    let second = witness(
-        &[
-            "tsa",
-            "init",
-            "--name",
-            "Second",
-            "--dir",
-            path_str(&second_dir),
-            "--pkcs11",
-            path_str(&table),
-            "--existing-key",
-        ],
-        &token,
-    );
+    let second = tsa_init_in_token("Second", &second_dir, &table, &["--existing-key"], &token);
     assert!(
         second.status.success(),
         "tsa init --existing-key: {}",
@@ -195,19 +180,7 @@ fn a_tsa_whose_token_refuses_the_pin_does_not_start_and_says_why() {
     let table = dir.path().join("tsa-token.toml");
     std::fs::write(&table, token.config_table("timestamping")).expect("writes the table");
     let tsa_dir = dir.path().join("tsa");
-    let init = witness(
-        &[
-            "tsa",
-            "init",
-            "--name",
-            "PIN TSA",
-            "--dir",
-            path_str(&tsa_dir),
-            "--pkcs11",
-            path_str(&table),
-        ],
-        &token,
-    );
+    let init = tsa_init_in_token("PIN TSA", &tsa_dir, &table, &[], &token);
     assert!(
         init.status.success(),
         "{}",
@@ -233,19 +206,11 @@ fn a_tsa_whose_token_refuses_the_pin_does_not_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert!(stderr.contains("PIN was refused"), "{stderr}");
     // An Ed25519 TSA cannot put its key in a token: refused before anything is made.
-    let ed25519 = witness(
-        &[
-            "tsa",
-            "init",
-            "--name",
-            "Ed TSA",
-            "--dir",
-            path_str(&dir.path().join("ed")),
-            "--algorithm",
-            "ed25519",
-            "--pkcs11",
-            path_str(&table),
-        ],
+    let ed25519 = tsa_init_in_token(
+        "Ed TSA",
+        &dir.path().join("ed"),
+        &table,
+        &["--algorithm", "ed25519"],
         &token,
     );
     assert!(!ed25519.status.success());
