@@ -444,7 +444,12 @@ impl Monitor {
                 }),
             )
             .route("/gossip", get(get_gossip).post(post_gossip))
-            .route("/status", get(crate::status::get_status))
+            .route(
+                "/status",
+                get(|State(monitor): State<Arc<Monitor>>| async move {
+                    crate::status::answer(&monitor.status, &monitor.alerter)
+                }),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(MAX_CHECKPOINT_BYTES))
             .fallback(|| async {
                 error_answer(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

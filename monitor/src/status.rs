@@ -10,10 +10,9 @@
 //! everyone, so it answers any origin (`Access-Control-Allow-Origin: *`) without credentials.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +20,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::alert::Alerter;
-use crate::daemon::Monitor;
 use crate::follow::{LastVerified, PollReport};
 
 /// Most verdicts kept a log (at the default 10 s poll, a little over an hour).
@@ -133,9 +131,11 @@ impl StatusBook {
     }
 }
 
-/// `GET /status`.
-pub async fn get_status(State(monitor): State<Arc<Monitor>>) -> Response {
-    let mut response = Json(monitor.status.document(&monitor.alerter)).into_response();
+/// The answer to `GET /status`: the document of `book` with the alerts of `alerter`, readable
+/// from any origin and never cached. The daemon's router calls it (this module knows nothing of
+/// the daemon, so that the two do not import each other).
+pub fn answer(book: &StatusBook, alerter: &Alerter) -> Response {
+    let mut response = Json(book.document(alerter)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -148,6 +148,8 @@ pub async fn get_status(State(monitor): State<Arc<Monitor>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::alert::{Alert, AlertKind, Metrics};
     use crate::follow::VerifiedNow;
 
