@@ -222,30 +222,29 @@ impl Follower {
         self.state.as_ref()
     }
 
-    fn metric(&self, name: &str) {
-        self.alerter.metrics.add(
-            &format!("{name}{{origin=\"{}\"}}", self.settings.origin()),
-            1,
-        );
+    /// Counts a failed read or write of the state.
+    fn store_failed(&self) {
+        self.alerter
+            .metrics
+            .count_store_error(self.settings.origin());
     }
 
     /// Counts a failed fetch: an oversized body is refused input, the rest is unavailability.
     fn fetch_failed(&self, error: &FetchError, source: &str) {
         match error {
             FetchError::TooLarge { .. } => self.refused(source),
-            _ => self.metric("cairn_monitor_fetch_errors_total"),
+            _ => self
+                .alerter
+                .metrics
+                .count_fetch_error(Some(self.settings.origin())),
         }
     }
 
     /// Counts input refused from `source` (`log`, `witness`, `peer`, `upload`).
     fn refused(&self, source: &str) {
-        self.alerter.metrics.add(
-            &format!(
-                "cairn_monitor_bad_input_total{{source=\"{source}\",origin=\"{}\"}}",
-                self.settings.origin()
-            ),
-            1,
-        );
+        self.alerter
+            .metrics
+            .count_bad_input(source, Some(self.settings.origin()));
     }
 
     /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.

@@ -47,6 +47,7 @@ pub mod follow;
 pub mod hashes;
 pub mod index_audit;
 pub mod key_history;
+pub mod metrics;
 pub mod names;
 pub mod pipeline;
 pub mod state;

@@ -150,8 +150,9 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::alert::{Alert, AlertKind, Metrics};
+    use crate::alert::{Alert, AlertKind};
     use crate::follow::VerifiedNow;
+    use crate::metrics::Metrics;
 
     fn report(origin: &str, size: Option<u64>) -> PollReport {
         PollReport {

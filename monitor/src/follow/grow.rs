@@ -379,13 +379,9 @@ impl Follower {
             recheck_cursor: self.state.as_ref().map_or(0, |state| state.recheck_cursor),
         };
         self.persist(state, true)?;
-        self.alerter.metrics.set(
-            &format!(
-                "cairn_monitor_verified_size{{origin=\"{}\"}}",
-                self.settings.origin()
-            ),
-            size,
-        );
+        self.alerter
+            .metrics
+            .set_verified_size(self.settings.origin(), size);
         tracing::info!(size, origin = self.settings.origin(), "verified");
         self.check_pending().await;
         Ok(())

@@ -56,7 +56,7 @@ impl Follower {
                 Ok(None) => self.keep_evidence(kind, &detail, &evidence),
                 Err(error) => {
                     tracing::error!(%error, "could not read the kept incidents");
-                    self.metric("cairn_monitor_store_errors_total");
+                    self.store_failed();
                     let unsaved = self
                         .unsaved_evidence
                         .iter()
@@ -103,7 +103,7 @@ impl Follower {
             Ok(incidents) => incidents,
             Err(error) => {
                 tracing::error!(%error, "could not read the kept incidents");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 return;
             }
         };
@@ -174,7 +174,7 @@ impl Follower {
             Ok(incident) => Some(incident),
             Err(error) => {
                 tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
                     self.unsaved_evidence.push(stored.clone());
                 }
