@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::unix_now;
 use crate::metrics::Metrics;
 
 /// What went wrong.
@@ -154,13 +155,6 @@ fn key_of(alert: &Alert) -> AlertKey {
         alert.incident,
         alert.subject.clone(),
     )
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 /// Where alerts go.

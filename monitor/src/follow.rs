@@ -25,13 +25,13 @@ mod state;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
 
 use crate::alert::{AlertKind, Alerter};
+use crate::clock::unix_now;
 use crate::fetch::{FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES};
 use crate::hashes::HashFiles;
 use crate::state::{StateStore, StoredEvidence};
@@ -160,13 +160,6 @@ pub struct Follower {
     index_audit: index::IndexAuditState,
     /// The size and index root of the checkpoint verified before this process started.
     index_seed: Option<(u64, cairn_spec::Hash)>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 impl Follower {
@@ -415,7 +408,7 @@ impl Follower {
         else {
             return;
         };
-        let idle = now().saturating_sub(state.grown_at);
+        let idle = unix_now().saturating_sub(state.grown_at);
         if idle > limit {
             let detail = format!(
                 "checkpoint stuck at size {} for {idle} s (limit {limit} s)",

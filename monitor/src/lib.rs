@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod clock;
 pub mod completeness;
 pub mod daemon;
 pub mod error;

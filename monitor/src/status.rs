@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::alert::Alerter;
+use crate::clock::unix_now;
 use crate::follow::{LastVerified, PollReport};
 
 /// Most verdicts kept a log (at the default 10 s poll, a little over an hour).
@@ -54,13 +54,6 @@ struct LogStatus {
 #[derive(Debug, Default)]
 pub struct StatusBook {
     logs: Mutex<BTreeMap<String, LogStatus>>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 impl StatusBook {

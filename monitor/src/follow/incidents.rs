@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::evidence::Evidence;
 
-use super::{now, Follower, MAX_UNSAVED_EVIDENCE};
+use super::{Follower, MAX_UNSAVED_EVIDENCE};
 use crate::alert::{Alert, AlertKind};
+use crate::clock::unix_now;
 use crate::names::sanitize;
 use crate::state::{write_durably, Incident, StoredEvidence};
 
@@ -168,7 +169,7 @@ impl Follower {
             ),
             document: evidence.to_json().into_bytes(),
             detail: detail.to_owned(),
-            found_at: now(),
+            found_at: unix_now(),
         };
         let incident = match self.store.record_evidence(&stored) {
             Ok(incident) => Some(incident),
