@@ -11,10 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::clock::unix_now;
+use crate::metrics::Metrics;
 
 /// What went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -78,53 +81,6 @@ impl AlertKind {
             AlertKind::RevokedKey => "revoked-key",
             AlertKind::DishonestIndex => "dishonest-index",
         }
-    }
-}
-
-/// Counters shown in /metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Metrics {
-    /// Adds `by` to a counter (Prometheus name with labels).
-    pub fn add(&self, name: &str, by: u64) {
-        let mut counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        *counters.entry(name.to_owned()).or_default() += by;
-    }
-
-    /// Sets a gauge.
-    pub fn set(&self, name: &str, value: u64) {
-        let mut counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        counters.insert(name.to_owned(), value);
-    }
-
-    /// A counter's value (0 if never touched).
-    pub fn get(&self, name: &str) -> u64 {
-        let counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        counters.get(name).copied().unwrap_or(0)
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        counters
-            .iter()
-            .map(|(name, value)| format!("{name} {value}\n"))
-            .collect()
     }
 }
 
@@ -201,13 +157,6 @@ fn key_of(alert: &Alert) -> AlertKey {
     )
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
-}
-
 /// Where alerts go.
 #[derive(Debug)]
 pub struct Alerter {
@@ -215,7 +164,7 @@ pub struct Alerter {
     pub webhook: Option<String>,
     client: reqwest::Client,
     /// The counters.
-    pub metrics: std::sync::Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
     raised: Mutex<Vec<Alert>>,
     active: Mutex<BTreeMap<AlertKey, ActiveAlert>>,
     reminder_interval: Duration,
@@ -227,7 +176,7 @@ impl Alerter {
     pub fn new(
         webhook: Option<String>,
         client: reqwest::Client,
-        metrics: std::sync::Arc<Metrics>,
+        metrics: Arc<Metrics>,
         reminder_interval: Duration,
     ) -> Alerter {
         Alerter {
@@ -252,13 +201,8 @@ impl Alerter {
             .keys()
             .filter(|(o, k, _, _)| o == origin && *k == kind)
             .count();
-        self.metrics.set(
-            &format!(
-                "cairn_monitor_alerts_active{{kind=\"{}\",origin=\"{origin}\"}}",
-                kind.name()
-            ),
-            count as u64,
-        );
+        self.metrics
+            .set_alerts_active(kind.name(), origin, count as u64);
     }
 
     /// Raises an alert everywhere it goes, unless it is active already (then only its detail
@@ -288,14 +232,7 @@ impl Alerter {
             "{}",
             alert.detail
         );
-        self.metrics.add(
-            &format!(
-                "cairn_monitor_alerts_total{{kind=\"{}\",origin=\"{}\"}}",
-                alert.kind.name(),
-                alert.origin
-            ),
-            1,
-        );
+        self.metrics.count_alert(alert.kind.name(), &alert.origin);
         self.post(Notice::Raised, &alert, unix_now(), None).await;
         self.raised
             .lock()
@@ -362,13 +299,7 @@ impl Alerter {
                 "resolved ({why}): {}",
                 ended.alert.detail
             );
-            self.metrics.add(
-                &format!(
-                    "cairn_monitor_alerts_resolved_total{{kind=\"{}\",origin=\"{origin}\"}}",
-                    ended.alert.kind.name()
-                ),
-                1,
-            );
+            self.metrics.count_resolved(ended.alert.kind.name(), origin);
             self.post(Notice::Resolved, &ended.alert, ended.since, Some(why))
                 .await;
         }
@@ -400,14 +331,8 @@ impl Alerter {
                 "still active: {}",
                 reminded.alert.detail
             );
-            self.metrics.add(
-                &format!(
-                    "cairn_monitor_alert_reminders_total{{kind=\"{}\",origin=\"{}\"}}",
-                    reminded.alert.kind.name(),
-                    reminded.alert.origin
-                ),
-                1,
-            );
+            self.metrics
+                .count_reminder(reminded.alert.kind.name(), &reminded.alert.origin);
             self.post(Notice::Reminder, &reminded.alert, reminded.since, None)
                 .await;
         }
@@ -435,7 +360,7 @@ impl Alerter {
             .and_then(reqwest::Response::error_for_status);
         if let Err(error) = sent {
             tracing::warn!(%error, "webhook POST failed");
-            self.metrics.add("cairn_monitor_webhook_failures_total", 1);
+            self.metrics.count_webhook_failure();
         }
     }
 

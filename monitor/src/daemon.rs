@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,9 +23,10 @@ use cairn_spec::policy::Policy;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::alert::{Alerter, Metrics, REMINDER_SECS_RANGE};
+use crate::alert::{Alerter, REMINDER_SECS_RANGE};
 use crate::fetch::{join, FetchError, Fetcher, MAX_CHECKPOINT_BYTES};
 use crate::follow::{FollowError, Follower, GossipOutcome, LogSettings, PollReport};
+use crate::metrics::Metrics;
 use crate::state::{StateError, StateStore};
 
 /// The most checkpoint notes read from one peer's GET /gossip.
@@ -365,23 +366,17 @@ impl Monitor {
             let body = match self.fetcher.get(&url, limit).await {
                 Ok(body) => body,
                 Err(FetchError::TooLarge { .. }) => {
-                    self.alerter
-                        .metrics
-                        .add("cairn_monitor_bad_input_total{source=\"peer\"}", 1);
+                    self.alerter.metrics.count_bad_input("peer", None);
                     continue;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "peer gossip fetch failed");
-                    self.alerter
-                        .metrics
-                        .add("cairn_monitor_fetch_errors_total", 1);
+                    self.alerter.metrics.count_fetch_error(None);
                     continue;
                 }
             };
             let Ok(notes) = serde_json::from_slice::<Vec<String>>(&body) else {
-                self.alerter
-                    .metrics
-                    .add("cairn_monitor_bad_input_total{source=\"peer\"}", 1);
+                self.alerter.metrics.count_bad_input("peer", None);
                 continue;
             };
             for note in notes.iter().take(MAX_GOSSIP_NOTES) {
@@ -408,10 +403,7 @@ impl Monitor {
                 return Some(follower.gossip(note, source).await);
             }
         }
-        self.alerter.metrics.add(
-            &format!("cairn_monitor_bad_input_total{{source=\"{source}\"}}"),
-            1,
-        );
+        self.alerter.metrics.count_bad_input(source, None);
         None
     }
 
@@ -440,11 +432,19 @@ impl Monitor {
             .route(
                 "/metrics",
                 get(|State(monitor): State<Arc<Monitor>>| async move {
-                    monitor.alerter.metrics.render()
+                    (
+                        [(header::CONTENT_TYPE, cairn_edge::metrics::CONTENT_TYPE)],
+                        monitor.alerter.metrics.render(),
+                    )
                 }),
             )
             .route("/gossip", get(get_gossip).post(post_gossip))
-            .route("/status", get(crate::status::get_status))
+            .route(
+                "/status",
+                get(|State(monitor): State<Arc<Monitor>>| async move {
+                    crate::status::answer(&monitor.status, &monitor.alerter)
+                }),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(MAX_CHECKPOINT_BYTES))
             .fallback(|| async {
                 error_answer(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -499,10 +499,7 @@ async fn post_gossip(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            monitor
-                .alerter
-                .metrics
-                .add("cairn_monitor_bad_input_total{source=\"upload\"}", 1);
+            monitor.alerter.metrics.count_bad_input("upload", None);
             return error_answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",

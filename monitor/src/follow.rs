@@ -25,13 +25,13 @@ mod state;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_spec::note::Ed25519Verifier;
 use cairn_spec::policy::Policy;
 
 use crate::alert::{AlertKind, Alerter};
+use crate::clock::unix_now;
 use crate::fetch::{FetchError, Fetcher, LogSource, MAX_CHECKPOINT_BYTES};
 use crate::hashes::HashFiles;
 use crate::state::{StateStore, StoredEvidence};
@@ -162,13 +162,6 @@ pub struct Follower {
     index_seed: Option<(u64, cairn_spec::Hash)>,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
-}
-
 impl Follower {
     /// A follower resuming from the state in `store` and the hash files in `hash_dir`, if any.
     /// A stored state that does not read back is an error, never taken for no state.
@@ -222,30 +215,29 @@ impl Follower {
         self.state.as_ref()
     }
 
-    fn metric(&self, name: &str) {
-        self.alerter.metrics.add(
-            &format!("{name}{{origin=\"{}\"}}", self.settings.origin()),
-            1,
-        );
+    /// Counts a failed read or write of the state.
+    fn store_failed(&self) {
+        self.alerter
+            .metrics
+            .count_store_error(self.settings.origin());
     }
 
     /// Counts a failed fetch: an oversized body is refused input, the rest is unavailability.
     fn fetch_failed(&self, error: &FetchError, source: &str) {
         match error {
             FetchError::TooLarge { .. } => self.refused(source),
-            _ => self.metric("cairn_monitor_fetch_errors_total"),
+            _ => self
+                .alerter
+                .metrics
+                .count_fetch_error(Some(self.settings.origin())),
         }
     }
 
     /// Counts input refused from `source` (`log`, `witness`, `peer`, `upload`).
     fn refused(&self, source: &str) {
-        self.alerter.metrics.add(
-            &format!(
-                "cairn_monitor_bad_input_total{{source=\"{source}\",origin=\"{}\"}}",
-                self.settings.origin()
-            ),
-            1,
-        );
+        self.alerter
+            .metrics
+            .count_bad_input(source, Some(self.settings.origin()));
     }
 
     /// Opens a checkpoint from anyone with the log's key; `None` (counted) if it does not open.
@@ -416,7 +408,7 @@ impl Follower {
         else {
             return;
         };
-        let idle = now().saturating_sub(state.grown_at);
+        let idle = unix_now().saturating_sub(state.grown_at);
         if idle > limit {
             let detail = format!(
                 "checkpoint stuck at size {} for {idle} s (limit {limit} s)",

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod clock;
 pub mod completeness;
 pub mod daemon;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod follow;
 pub mod hashes;
 pub mod index_audit;
 pub mod key_history;
+pub mod metrics;
 pub mod names;
 pub mod pipeline;
 pub mod state;

@@ -473,9 +473,7 @@ fn acknowledge(
 ) -> Result<ExitCode, String> {
     let by = by.ok_or("give --by: who acknowledges the incident (USER is not set)")?;
     let store = StateStore::open_beside(state).map_err(|error| error.to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let now = cairn_monitor::clock::unix_now();
     let acknowledged = store
         .acknowledge(incident, by, reason, now)
         .map_err(|error| error.to_string())?;

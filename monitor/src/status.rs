@@ -10,10 +10,8 @@
 //! everyone, so it answers any origin (`Access-Control-Allow-Origin: *`) without credentials.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
 
-use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::alert::Alerter;
-use crate::daemon::Monitor;
+use crate::clock::unix_now;
 use crate::follow::{LastVerified, PollReport};
 
 /// Most verdicts kept a log (at the default 10 s poll, a little over an hour).
@@ -56,13 +54,6 @@ struct LogStatus {
 #[derive(Debug, Default)]
 pub struct StatusBook {
     logs: Mutex<BTreeMap<String, LogStatus>>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 impl StatusBook {
@@ -133,9 +124,11 @@ impl StatusBook {
     }
 }
 
-/// `GET /status`.
-pub async fn get_status(State(monitor): State<Arc<Monitor>>) -> Response {
-    let mut response = Json(monitor.status.document(&monitor.alerter)).into_response();
+/// The answer to `GET /status`: the document of `book` with the alerts of `alerter`, readable
+/// from any origin and never cached. The daemon's router calls it (this module knows nothing of
+/// the daemon, so that the two do not import each other).
+pub fn answer(book: &StatusBook, alerter: &Alerter) -> Response {
+    let mut response = Json(book.document(alerter)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -148,8 +141,11 @@ pub async fn get_status(State(monitor): State<Arc<Monitor>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Alert, AlertKind, Metrics};
+    use std::sync::Arc;
+
+    use crate::alert::{Alert, AlertKind};
     use crate::follow::VerifiedNow;
+    use crate::metrics::Metrics;
 
     fn report(origin: &str, size: Option<u64>) -> PollReport {
         PollReport {

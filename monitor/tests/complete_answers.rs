@@ -146,6 +146,12 @@ const DROPPED: [u64; 3] = [0, 3, 9];
 const ADDED: [u64; 5] = [0, 3, 4, 6, 9];
 /// Leaves 3 and 6 reordered.
 const REORDERED: [u64; 4] = [0, 6, 3, 9];
+/// The three tamperings of the honest answer, each with the reason a verifier must give.
+const TAMPERED: [(&str, &[u64], &str); 3] = [
+    ("dropped", &DROPPED, "leaves out the event at leaf 6"),
+    ("added", &ADDED, "holds the event at leaf 4"),
+    ("reordered", &REORDERED, "index 3 does not follow index 6"),
+];
 
 fn run(command: &str, file: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
@@ -172,6 +178,14 @@ fn check(dir: &Path, command: &str, name: &str, value: &Value) -> (Option<i32>, 
     (output.status.code(), said(&output))
 }
 
+/// Writes `value` to `<name>.json` in `dir`, runs `command` on it, and asserts the verdict is
+/// a refusal (exit 1) whose words hold `reason`.
+fn assert_refused(dir: &Path, command: &str, name: &str, value: &Value, reason: &str) {
+    let (code, words) = check(dir, command, &format!("{name}.json"), value);
+    assert_eq!(code, Some(1), "{name}: {words}");
+    assert!(words.contains(reason), "{name}: {words}");
+}
+
 #[test]
 fn verify_export_refuses_a_bundle_with_an_event_dropped_added_or_reordered() {
     let world = world();
@@ -184,24 +198,9 @@ fn verify_export_refuses_a_bundle_with_an_event_dropped_added_or_reordered() {
     );
     assert_eq!(code, Some(0), "{words}");
     assert!(words.contains("complete: these are every event"), "{words}");
-    let cases = [
-        ("dropped", &DROPPED[..], "leaves out the event at leaf 6"),
-        ("added", &ADDED[..], "holds the event at leaf 4"),
-        (
-            "reordered",
-            &REORDERED[..],
-            "index 3 does not follow index 6",
-        ),
-    ];
-    for (name, indices, reason) in cases {
-        let (code, words) = check(
-            dir.path(),
-            "verify-export",
-            &format!("{name}.json"),
-            &world.bundle(indices),
-        );
-        assert_eq!(code, Some(1), "{name}: {words}");
-        assert!(words.contains(reason), "{name}: {words}");
+    for (name, indices, reason) in TAMPERED {
+        let bundle = world.bundle(indices);
+        assert_refused(dir.path(), "verify-export", name, &bundle, reason);
     }
 }
 
@@ -217,24 +216,9 @@ fn verify_query_refuses_an_answer_with_an_event_dropped_added_or_reordered() {
     );
     assert_eq!(code, Some(0), "{words}");
     // Tampered in the listed events and the proof alike: the proof refuses it.
-    let cases = [
-        ("dropped", &DROPPED[..], "leaves out the event at leaf 6"),
-        ("added", &ADDED[..], "holds the event at leaf 4"),
-        (
-            "reordered",
-            &REORDERED[..],
-            "index 3 does not follow index 6",
-        ),
-    ];
-    for (name, indices, reason) in cases {
-        let (code, words) = check(
-            dir.path(),
-            "verify-query",
-            &format!("{name}.json"),
-            &world.answer(indices),
-        );
-        assert_eq!(code, Some(1), "{name}: {words}");
-        assert!(words.contains(reason), "{name}: {words}");
+    for (name, indices, reason) in TAMPERED {
+        let answer = world.answer(indices);
+        assert_refused(dir.path(), "verify-query", name, &answer, reason);
     }
     // Tampered in the listed events only, the proof left honest: the list must be the proof's.
     let honest_proof = world.bundle(&HONEST);
@@ -258,8 +242,6 @@ fn verify_query_refuses_an_answer_with_an_event_dropped_added_or_reordered() {
     for (name, indices, reason) in listed_only {
         let mut answer = world.answer(indices);
         answer["proof"] = honest_proof.clone();
-        let (code, words) = check(dir.path(), "verify-query", &format!("{name}.json"), &answer);
-        assert_eq!(code, Some(1), "{name}: {words}");
-        assert!(words.contains(reason), "{name}: {words}");
+        assert_refused(dir.path(), "verify-query", name, &answer, reason);
     }
 }

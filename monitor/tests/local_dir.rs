@@ -10,6 +10,7 @@ use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cairn_monitor::alert::{Alert, AlertKind};
 use cairn_monitor::daemon::{Config, Monitor};
@@ -213,6 +214,27 @@ async fn a_missing_tile_stops_the_audit_and_the_next_one_resumes() {
     assert!(stderr.contains("200000 of 200000 leaves"), "{stderr}");
 }
 
+/// Whether the state in `state` holds a committed progress record, read through a read-only
+/// connection of its own (the audit's lock on the directory is advisory; SQLite's own lock on
+/// the file is waited for). False while the file or its tables do not exist yet.
+fn progress_committed(state: &Path) -> bool {
+    let path = state.join(cairn_monitor::state::STATE_FILE);
+    let Ok(connection) = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    if connection.busy_timeout(Duration::from_secs(10)).is_err() {
+        return false;
+    }
+    connection
+        .query_row("SELECT count(*) FROM progress", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .is_ok_and(|rows| rows > 0)
+}
+
 /// The last "N of M leaves" on an audit's progress line.
 fn leaves_done(progress: &str) -> Option<u64> {
     let line = progress.rsplit('\r').find(|line| line.contains(" of "))?;
@@ -230,8 +252,10 @@ async fn an_audit_killed_mid_way_resumes_from_its_last_commit() {
     // Where `config` keeps a monitor's state under `dir`, so that a monitor can open it after.
     let state = dir.path().join("state");
     let args = audit_args(&file_url(&log_dir), &state);
-    // Kill it once it has handed at least 6 batches of 32,768 leaves to its commit thread:
-    // with 4 queued, the first is durable by then.
+    let state_of_first = state.clone();
+    // Kill it once its state holds a committed progress record (seen through a connection of
+    // the test's own), so that the second run has something to resume from however slowly the
+    // first one ran; its stderr is read on meanwhile so that the pipe never fills.
     let progress = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-monitor"))
             .args(&args)
@@ -240,18 +264,21 @@ async fn an_audit_killed_mid_way_resumes_from_its_last_commit() {
             .spawn()
             .expect("starts");
         let mut stderr = child.stderr.take().expect("stderr");
-        let mut seen = String::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            let read = stderr.read(&mut buffer).expect("reads");
-            assert!(read > 0, "the audit ended before it was killed: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
-            if leaves_done(&seen).is_some_and(|done| done >= 6 * 32_768) {
-                break;
-            }
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            stderr.read_to_end(&mut seen).expect("reads");
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !progress_committed(&state_of_first) {
+            let ended = child.try_wait().expect("polls the audit");
+            assert!(ended.is_none(), "the audit ended before it was killed");
+            assert!(Instant::now() < deadline, "no progress committed in 300 s");
+            std::thread::sleep(Duration::from_millis(2));
         }
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("waits");
+        let seen = reader.join().expect("joins the reader");
         assert!(!status.success(), "{seen}");
         leaves_done(&seen).expect("progress")
     })

@@ -177,16 +177,23 @@ pub enum ExportError {
     },
 }
 
+/// Refuses an export's JSON of more than [`MAX_EXPORT_BYTES`] before it is parsed (both
+/// versions).
+fn check_json_size(json: &[u8]) -> Result<(), ExportError> {
+    if json.len() > MAX_EXPORT_BYTES {
+        return Err(ExportError::TooLarge {
+            what: "JSON bytes",
+            found: json.len(),
+            limit: MAX_EXPORT_BYTES,
+        });
+    }
+    Ok(())
+}
+
 impl ExportBundle {
     /// Reads an export from JSON, strictly (unknown fields refused, sizes bounded).
     pub fn from_json(json: &[u8]) -> Result<ExportBundle, ExportError> {
-        if json.len() > MAX_EXPORT_BYTES {
-            return Err(ExportError::TooLarge {
-                what: "JSON bytes",
-                found: json.len(),
-                limit: MAX_EXPORT_BYTES,
-            });
-        }
+        check_json_size(json)?;
         let bundle: ExportBundle =
             serde_json::from_slice(json).map_err(|error| ExportError::Json(error.to_string()))?;
         bundle.check_shape()?;

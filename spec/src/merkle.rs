@@ -47,6 +47,7 @@ pub use root::{
 pub use stored::{
     split_stored_hash_index, stored_hash_count, stored_hash_index, NodeId, MAX_TREE_SIZE,
 };
+pub(crate) use verify::{check_inclusion_proof_len, PathPosition};
 pub use verify::{
     consistency_proof_len, inclusion_proof_len, root_from_inclusion_proof, verify_consistency,
     verify_inclusion, ProofError, MAX_CONSISTENCY_PROOF_LEN, MAX_INCLUSION_PROOF_LEN,

@@ -53,9 +53,7 @@ impl Follower {
         let Some(signed) = self.open(note, source) else {
             return GossipOutcome::Refused;
         };
-        self.alerter
-            .metrics
-            .add("cairn_monitor_gossip_checked_total", 1);
+        self.alerter.metrics.count_gossip_checked();
         let verified_size = self.state.as_ref().map_or(0, |state| state.size);
         if signed.checkpoint.size > verified_size || self.state.is_none() {
             let known = self
@@ -140,7 +138,7 @@ impl Follower {
             }
             Err(error) => {
                 tracing::warn!(%error, "could not read the verified tree's hashes to compare");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 false
             }
         }
@@ -207,7 +205,7 @@ impl Follower {
             Ok(genuine) => genuine,
             Err(error) => {
                 tracing::warn!(%error, "could not read a verified tile root to recheck");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 return;
             }
         };
@@ -215,7 +213,9 @@ impl Follower {
         let data = match self.source.get(&tile.path(), MAX_TILE_BYTES).await {
             Ok(data) => data,
             Err(_) => {
-                self.metric("cairn_monitor_fetch_errors_total");
+                self.alerter
+                    .metrics
+                    .count_fetch_error(Some(self.settings.origin()));
                 return;
             }
         };

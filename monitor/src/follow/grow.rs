@@ -19,8 +19,9 @@ use cairn_spec::tiles::{decode_tile, Tile, TILE_WIDTH};
 use cairn_spec::Hash;
 
 use super::state::VerifiedState;
-use super::{now, Follower};
+use super::Follower;
 use crate::alert::AlertKind;
+use crate::clock::unix_now;
 use crate::error::FollowError;
 use crate::fetch::{BufferPool, FetchError};
 use crate::hashes::HashFiles;
@@ -375,17 +376,13 @@ impl Follower {
                 .iter()
                 .map(Hash::to_base64)
                 .collect(),
-            grown_at: now(),
+            grown_at: unix_now(),
             recheck_cursor: self.state.as_ref().map_or(0, |state| state.recheck_cursor),
         };
         self.persist(state, true)?;
-        self.alerter.metrics.set(
-            &format!(
-                "cairn_monitor_verified_size{{origin=\"{}\"}}",
-                self.settings.origin()
-            ),
-            size,
-        );
+        self.alerter
+            .metrics
+            .set_verified_size(self.settings.origin(), size);
         tracing::info!(size, origin = self.settings.origin(), "verified");
         self.check_pending().await;
         Ok(())

@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_spec::evidence::Evidence;
 
-use super::{now, Follower, MAX_UNSAVED_EVIDENCE};
+use super::{Follower, MAX_UNSAVED_EVIDENCE};
 use crate::alert::{Alert, AlertKind};
+use crate::clock::unix_now;
 use crate::names::sanitize;
 use crate::state::{write_durably, Incident, StoredEvidence};
 
@@ -56,7 +57,7 @@ impl Follower {
                 Ok(None) => self.keep_evidence(kind, &detail, &evidence),
                 Err(error) => {
                     tracing::error!(%error, "could not read the kept incidents");
-                    self.metric("cairn_monitor_store_errors_total");
+                    self.store_failed();
                     let unsaved = self
                         .unsaved_evidence
                         .iter()
@@ -103,7 +104,7 @@ impl Follower {
             Ok(incidents) => incidents,
             Err(error) => {
                 tracing::error!(%error, "could not read the kept incidents");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 return;
             }
         };
@@ -168,13 +169,13 @@ impl Follower {
             ),
             document: evidence.to_json().into_bytes(),
             detail: detail.to_owned(),
-            found_at: now(),
+            found_at: unix_now(),
         };
         let incident = match self.store.record_evidence(&stored) {
             Ok(incident) => Some(incident),
             Err(error) => {
                 tracing::error!(%error, file = stored.file, "could not keep evidence in the state; retrying at the next poll");
-                self.metric("cairn_monitor_store_errors_total");
+                self.store_failed();
                 if self.unsaved_evidence.len() < MAX_UNSAVED_EVIDENCE {
                     self.unsaved_evidence.push(stored.clone());
                 }

@@ -4,7 +4,8 @@
 //! levels up: of the 20 or so hashes that checking one proof computes (RFC 9162 §2.1.3.2),
 //! most were already computed for the leaf before. [`PathCache`] remembers, for the last proof
 //! that led to the root, the state of the computation after each of its hashes: the node's
-//! position (its index and the last index of its level) and its hash. Checking the next proof,
+//! position (its index and the last index of its level) and its hash. Each step is the Merkle
+//! verifier's own ([`merkle::PathPosition::climb`]), so the two cannot walk a path differently. Checking the next proof,
 //! as soon as its computation reaches a state the remembered one was in, at the same step, and
 //! the rest of its proof is the same hashes, the rest of the computation would repeat the
 //! remembered one hash for hash: it leads to the same root, and the proof verifies without
@@ -16,13 +17,12 @@
 //! end and compared with the root as on its own.
 
 use crate::hash::Hash;
-use crate::merkle::{self, ProofError, MAX_INCLUSION_PROOF_LEN};
+use crate::merkle::{self, PathPosition, ProofError, MAX_INCLUSION_PROOF_LEN};
 
 /// The state of a proof's computation after one of its hashes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Step {
-    node_index: u64,
-    last_index: u64,
+    position: PathPosition,
     computed: Hash,
 }
 
@@ -56,45 +56,16 @@ impl PathCache {
         leaf_hash: &Hash,
         proof: &[Hash],
     ) -> Result<(), ProofError> {
-        let tree_size = self.tree_size;
-        if proof.len() > MAX_INCLUSION_PROOF_LEN {
-            return Err(ProofError::ProofTooLong {
-                found: proof.len(),
-                limit: MAX_INCLUSION_PROOF_LEN,
-            });
-        }
-        let expected = merkle::inclusion_proof_len(leaf_index, tree_size)?;
-        if proof.len() != expected {
-            return Err(ProofError::WrongProofLength {
-                expected,
-                found: proof.len(),
-            });
-        }
+        merkle::check_inclusion_proof_len(leaf_index, self.tree_size, proof.len())?;
+        let mut position = PathPosition::of_leaf(leaf_index, self.tree_size);
         let mut steps = [Step {
-            node_index: 0,
-            last_index: 0,
+            position,
             computed: Hash::default(),
         }; MAX_INCLUSION_PROOF_LEN];
-        let mut node_index = leaf_index;
-        let mut last_index = tree_size - 1;
         let mut computed = *leaf_hash;
         for (step, sibling) in proof.iter().enumerate() {
-            if node_index & 1 == 1 || node_index == last_index {
-                computed = Hash::of_node(sibling, &computed);
-                while node_index & 1 == 0 && node_index != 0 {
-                    node_index >>= 1;
-                    last_index >>= 1;
-                }
-            } else {
-                computed = Hash::of_node(&computed, sibling);
-            }
-            node_index >>= 1;
-            last_index >>= 1;
-            let state = Step {
-                node_index,
-                last_index,
-                computed,
-            };
+            computed = position.climb(&computed, sibling);
+            let state = Step { position, computed };
             steps[step] = state;
             if self.joins(step, &state, &proof[step + 1..]) {
                 // The rest is the remembered computation, which led to the root.

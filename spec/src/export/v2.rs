@@ -15,7 +15,7 @@ use super::complete::{verify_completeness, VerifiedCompleteness};
 use super::events::{disclosure_of, verify_events};
 use super::parse::{read_parallel, MIN_PARALLEL_BYTES};
 use super::proofs::{receipt_of, ProvenLeaf};
-use super::{check_sizes, ExportBundle, ExportError, ExportTrust, EXPORT_FORMAT, MAX_EXPORT_BYTES};
+use super::{check_json_size, check_sizes, ExportBundle, ExportError, ExportTrust, EXPORT_FORMAT};
 use crate::completeness::CompletenessProof;
 use crate::event::{
     event_limits, Contents, EventDisclosure, EventId, FieldOpening, PersonalField, Salt, SALT_SIZE,
@@ -319,17 +319,6 @@ impl ExportBundleV2 {
             },
         ))
     }
-}
-
-fn check_json_size(json: &[u8]) -> Result<(), ExportError> {
-    if json.len() > MAX_EXPORT_BYTES {
-        return Err(ExportError::TooLarge {
-            what: "JSON bytes",
-            found: json.len(),
-            limit: MAX_EXPORT_BYTES,
-        });
-    }
-    Ok(())
 }
 
 /// Verifies every event of `bundle` (each leaf, payload and opening), every proof and the

@@ -22,7 +22,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Hash, HASH_SIZE};
+use super::Hash;
 
 /// How many messages are compressed side by side: four hide the instruction's latency on the
 /// measured machine; eight are no faster (too few registers).
@@ -68,12 +68,17 @@ pub fn portable<'a>(prefix: u8, message: impl Fn(usize) -> &'a [u8], out: &mut [
     }
 }
 
+// The SHA-256 constants and padding below serve the SHA-extension code only: elsewhere (the
+// browser's wasm verifier) `portable` hashes with the `sha2` crate.
+
 /// The SHA-256 initial state (FIPS 180-4 §5.3.3).
+#[cfg(target_arch = "x86_64")]
 const INITIAL: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
 /// The round constants (FIPS 180-4 §4.2.2).
+#[cfg(target_arch = "x86_64")]
 const ROUND_CONSTANTS: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -87,11 +92,13 @@ const ROUND_CONSTANTS: [u32; 64] = [
 
 /// How many 64-byte blocks SHA-256 compresses for a message of `len` bytes after the prefix:
 /// the prefix, the message, the 0x80 byte and the 8-byte length, rounded up.
+#[cfg(target_arch = "x86_64")]
 fn block_count(len: usize) -> usize {
     (1 + len + 8) / 64 + 1
 }
 
 /// Block `block` (of `blocks`) of the padded message `prefix || message` (FIPS 180-4 §5.1.1).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn fill_block(prefix: u8, message: &[u8], block: usize, blocks: usize, out: &mut [u8; 64]) {
     let start = 64 * block;
@@ -133,7 +140,8 @@ mod shani {
         _mm_sha256rnds2_epu32, _mm_shuffle_epi32, _mm_shuffle_epi8,
     };
 
-    use super::{block_count, fill_block, Hash, HASH_SIZE, INITIAL, LANES, ROUND_CONSTANTS};
+    use super::{block_count, fill_block, Hash, INITIAL, LANES, ROUND_CONSTANTS};
+    use crate::hash::HASH_SIZE;
 
     /// Whether this processor has what the functions below are compiled for (the answer is
     /// cached by the standard library).

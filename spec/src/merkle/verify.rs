@@ -99,6 +99,70 @@ pub fn inclusion_proof_len(leaf_index: u64, tree_size: u64) -> Result<usize, Pro
     Ok((inner + border) as usize)
 }
 
+/// Checks that an inclusion proof of `leaf_index` in a tree of `tree_size` leaves may have
+/// `proof_len` hashes: the index is inside the tree, and the length is the one the sizes give
+/// (so at most [`MAX_INCLUSION_PROOF_LEN`]).
+pub(crate) fn check_inclusion_proof_len(
+    leaf_index: u64,
+    tree_size: u64,
+    proof_len: usize,
+) -> Result<(), ProofError> {
+    if proof_len > MAX_INCLUSION_PROOF_LEN {
+        return Err(ProofError::ProofTooLong {
+            found: proof_len,
+            limit: MAX_INCLUSION_PROOF_LEN,
+        });
+    }
+    let expected = inclusion_proof_len(leaf_index, tree_size)?;
+    if proof_len != expected {
+        return Err(ProofError::WrongProofLength {
+            expected,
+            found: proof_len,
+        });
+    }
+    Ok(())
+}
+
+/// Where an inclusion proof's computation stands (RFC 9162 §2.1.3.2): the index of the node
+/// whose hash it holds, and the last index of that node's level. Each hash of the proof is one
+/// [`PathPosition::climb`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathPosition {
+    node_index: u64,
+    last_index: u64,
+}
+
+impl PathPosition {
+    /// The position of the leaf at `leaf_index` in a tree of `tree_size` leaves (at least one:
+    /// [`check_inclusion_proof_len`] has refused an empty tree).
+    pub(crate) fn of_leaf(leaf_index: u64, tree_size: u64) -> PathPosition {
+        PathPosition {
+            node_index: leaf_index,
+            last_index: tree_size.saturating_sub(1),
+        }
+    }
+
+    /// The hash of the parent of the node whose hash is `computed`, with its proof's next hash
+    /// `sibling`; moves to the parent's position.
+    #[inline]
+    pub(crate) fn climb(&mut self, computed: &Hash, sibling: &Hash) -> Hash {
+        let parent = if self.node_index & 1 == 1 || self.node_index == self.last_index {
+            // A right child, or the last lone node: climb past the levels where the node is
+            // promoted without a sibling.
+            while self.node_index & 1 == 0 && self.node_index != 0 {
+                self.node_index >>= 1;
+                self.last_index >>= 1;
+            }
+            Hash::of_node(sibling, computed)
+        } else {
+            Hash::of_node(computed, sibling)
+        };
+        self.node_index >>= 1;
+        self.last_index >>= 1;
+        parent
+    }
+}
+
 /// Recomputes the root of a tree of `tree_size` leaves from the leaf hash at `leaf_index` and
 /// its inclusion proof (RFC 9162 §2.1.3.2).
 pub fn root_from_inclusion_proof(
@@ -107,36 +171,11 @@ pub fn root_from_inclusion_proof(
     leaf_hash: &Hash,
     proof: &[Hash],
 ) -> Result<Hash, ProofError> {
-    if proof.len() > MAX_INCLUSION_PROOF_LEN {
-        return Err(ProofError::ProofTooLong {
-            found: proof.len(),
-            limit: MAX_INCLUSION_PROOF_LEN,
-        });
-    }
-    let expected = inclusion_proof_len(leaf_index, tree_size)?;
-    if proof.len() != expected {
-        return Err(ProofError::WrongProofLength {
-            expected,
-            found: proof.len(),
-        });
-    }
-    let mut node_index = leaf_index;
-    let mut last_index = tree_size - 1;
+    check_inclusion_proof_len(leaf_index, tree_size, proof.len())?;
+    let mut position = PathPosition::of_leaf(leaf_index, tree_size);
     let mut computed = *leaf_hash;
     for sibling in proof {
-        if node_index & 1 == 1 || node_index == last_index {
-            computed = Hash::of_node(sibling, &computed);
-            // A right child, or the last lone node: climb past the levels where the node is
-            // promoted without a sibling.
-            while node_index & 1 == 0 && node_index != 0 {
-                node_index >>= 1;
-                last_index >>= 1;
-            }
-        } else {
-            computed = Hash::of_node(&computed, sibling);
-        }
-        node_index >>= 1;
-        last_index >>= 1;
+        computed = position.climb(&computed, sibling);
     }
     Ok(computed)
 }

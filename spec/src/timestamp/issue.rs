@@ -93,26 +93,8 @@ impl KeyPair {
                 },
                 key.verifying_key().to_bytes().to_vec(),
             ),
-            KeyPair::P256(key) => (
-                AlgorithmIdentifierOwned {
-                    oid: oid::EC_PUBLIC_KEY,
-                    parameters: Some(Any::from(oid::SECP256R1)),
-                },
-                key.verifying_key()
-                    .to_encoded_point(false)
-                    .as_bytes()
-                    .to_vec(),
-            ),
-            KeyPair::ExternalP256(key) => (
-                AlgorithmIdentifierOwned {
-                    oid: oid::EC_PUBLIC_KEY,
-                    parameters: Some(Any::from(oid::SECP256R1)),
-                },
-                key.verifying_key()
-                    .to_encoded_point(false)
-                    .as_bytes()
-                    .to_vec(),
-            ),
+            KeyPair::P256(key) => p256_algorithm_and_point(key.verifying_key()),
+            KeyPair::ExternalP256(key) => p256_algorithm_and_point(&key.verifying_key()),
         };
         SubjectPublicKeyInfoOwned {
             algorithm,
@@ -180,6 +162,21 @@ impl KeyPair {
             _ => false,
         }
     }
+}
+
+/// A P-256 public key's AlgorithmIdentifier (id-ecPublicKey on secp256r1, RFC 5480 §2.1.1)
+/// and its uncompressed point, for a SubjectPublicKeyInfo: the same for a key held here and
+/// one held in a token.
+fn p256_algorithm_and_point(
+    key: &p256::ecdsa::VerifyingKey,
+) -> (AlgorithmIdentifierOwned, Vec<u8>) {
+    (
+        AlgorithmIdentifierOwned {
+            oid: oid::EC_PUBLIC_KEY,
+            parameters: Some(Any::from(oid::SECP256R1)),
+        },
+        key.to_encoded_point(false).as_bytes().to_vec(),
+    )
 }
 
 /// A TSA's signing key with its certificate and the chain to include in tokens.
