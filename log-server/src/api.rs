@@ -30,7 +30,7 @@ use crate::http::extract::{Path, Query};
 use crate::http::receipt::{build_receipt, check_size, wait_for_checkpoint, wait_for_receipt};
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState};
-use crate::integrator::StoreHashes;
+use crate::storage::StoreHashes;
 use crate::metrics::ScrapeFigures;
 use crate::sequencer::Sequenced;
 use crate::storage::{IdempotencyKey, NewEntry};

@@ -41,6 +41,11 @@ const STATEMENT_PRODUCER: &str = "cairn-log key history";
 /// How often the history file is checked for a change when nothing signs (for logging).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The log's checkpoint keys, in key files or PKCS#11 tokens, across rotations
+/// ([`LogKeys`]): signing may block (a token's call), so it is made off the runtime's
+/// workers.
+pub type LogSigner = Arc<LogKeys>;
+
 /// The log's signing keys: one, or the held keys of a verified key history.
 pub struct LogKeys {
     primary: Arc<NoteSigner<PlainEd25519>>,

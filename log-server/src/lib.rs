@@ -20,7 +20,7 @@
 //!   legal holds), erasure, retention, export.
 //! - [`api`]: the tree API (leaves, tiles, proofs, receipts); [`http`]: what it and the `/v1`
 //!   routes share (errors and their codes, body reading, the router); [`health`]: liveness and
-//!   readiness; [`server`] wires everything into one running log; [`config`] reads `log.toml`,
+//!   readiness, read from the [`status`] each writer keeps; [`server`] wires everything into one running log; [`config`] reads `log.toml`,
 //!   the environment and the command line.
 
 // One module sets a thread's scheduling class through libc (`os`); nothing else is unsafe.
@@ -41,6 +41,7 @@ mod os;
 pub mod publisher;
 pub mod sequencer;
 pub mod server;
+pub mod status;
 pub mod storage;
 
 pub use sequencer::{DurableLeafHashes, Sequenced, Sequencer, SequencerConfig, SequencerError};

@@ -12,7 +12,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use crate::health::Readiness;
+use crate::status::Readiness;
 use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
 
 /// Upper bounds, in seconds, of the latency histogram buckets.

@@ -34,7 +34,8 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::merkle::tree_root;
 use cairn_spec::note::Note;
 
-use crate::integrator::{StoreHashes, Tree};
+use crate::integrator::Tree;
+use crate::storage::StoreHashes;
 use crate::publisher::{self, PublisherConfig, ROUND_MARK};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::postgres::LeaseOutcome;

@@ -8,79 +8,29 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use crate::config::ServerSettings;
+pub use crate::key_history::LogSigner;
+
 use crate::config::ScaledSettings;
-use crate::events::auth::{Access, Credentials, Principals};
-use crate::events::{retention, EventSettings, EventStore, Events, Principal, Role};
+use crate::events::auth::{Credentials, Principals};
+use crate::events::{retention, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status, Writers};
 use crate::http::{self, ApiLimits, AppState, ReceiptWait};
-use crate::integrator::Coordination;
+use crate::storage::Coordination;
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
-use crate::publisher::{self, Published, PublisherConfig, TokenRounds, Witness};
-use crate::sequencer::{Sequencer, SequencerConfig};
+use crate::publisher::{self, publication, Published, PublisherConfig, TokenRounds};
+use crate::sequencer::Sequencer;
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
 use crate::storage::scaled::lease::LeaseKeeper;
-use crate::storage::scaled::{publication, ScaledStore};
+use crate::storage::scaled::ScaledStore;
 use crate::storage::{Backend, LogStore, StoreLimits};
-
-/// The log's checkpoint keys, in key files or PKCS#11 tokens, across rotations
-/// (crate::key_history): signing may block (a token's call), so it is made off the runtime's
-/// workers.
-pub type LogSigner = Arc<crate::key_history::LogKeys>;
-
-/// What a server needs, resolved from the configuration.
-#[derive(Clone, Debug)]
-pub struct ServerSettings {
-    /// Where to listen.
-    pub listen: SocketAddr,
-    /// The store's directory.
-    pub data_dir: PathBuf,
-    /// The storage backend.
-    pub storage: Backend,
-    /// The database and bucket of the scaled backend (`None` for the embedded one).
-    pub scaled: Option<ScaledSettings>,
-    /// Where to publish the tree as C2SP tlog-tiles files, if anywhere.
-    pub objects_dir: Option<PathBuf>,
-    /// The log's key (named after its origin).
-    pub signer: LogSigner,
-    /// Producers: SHA-256 of the token → name.
-    pub producers: HashMap<[u8; 32], String>,
-    /// The largest leaf.
-    pub max_leaf_bytes: u32,
-    /// The largest /add-batch body.
-    pub max_batch_body_bytes: usize,
-    /// Sequencer batching and admission.
-    pub sequencer: SequencerConfig,
-    /// Time between checkpoints.
-    pub checkpoint_interval: Duration,
-    /// Witnesses.
-    pub witnesses: Vec<Witness>,
-    /// Witness quorum.
-    pub quorum: usize,
-    /// Timeout of one witness request.
-    pub witness_timeout: Duration,
-    /// CA certificates trusted for witnesses' HTTPS beside the public roots.
-    pub witness_roots: Vec<reqwest::Certificate>,
-    /// Longest `?wait=checkpoint`.
-    pub checkpoint_wait: Duration,
-    /// The policy a `?wait=checkpoint` receipt must verify under, if one is configured.
-    pub receipt_policy: Option<Arc<cairn_spec::policy::Policy>>,
-    /// Audit events: principals with roles, retention, limits.
-    pub events: EventSettings,
-    /// The HTTP edge: timeouts and the connection cap.
-    pub edge: cairn_edge::EdgeConfig,
-    /// Principals known by client certificates, and rate limits.
-    pub access: Access,
-    /// The web UI's options: the monitor its health panel reads (`[ui]` in log.toml).
-    pub ui: cairn_ui::UiOptions,
-}
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]

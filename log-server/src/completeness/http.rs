@@ -36,7 +36,7 @@ use crate::events::EventStore;
 use crate::http::extract::Query;
 use crate::http::state::blocking;
 use crate::http::{ApiError, AppState, ErrorCode};
-use crate::integrator::StoreHashes;
+use crate::storage::StoreHashes;
 use crate::publisher::Published;
 use crate::storage::{LogStore, StoredPayload};
 

@@ -12,7 +12,7 @@ use cairn_spec::receipt::{verify, Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
 
 use super::error::{ApiError, ErrorCode};
 use super::state::{blocking, published, AppState};
-use crate::integrator::StoreHashes;
+use crate::storage::StoreHashes;
 use crate::publisher::TokenRounds;
 
 /// `wait=checkpoint` (answer with the receipt once a published checkpoint covers the leaf) or

@@ -40,20 +40,24 @@
 pub mod bucket;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod coordination;
 pub mod embedded;
 mod entry;
 mod error;
+mod hashes;
 mod limits;
 pub mod objects;
 pub mod postgres;
 pub mod scaled;
 
 pub use cairn_spec::Hash;
+pub use coordination::Coordination;
 pub use entry::{
     DedupKey, DuplicateHit, Entry, IdempotencyKey, IdempotencyKeyError, NewEntry,
     MAX_IDEMPOTENCY_PART_BYTES,
 };
 pub use error::{FailureKind, StoreError};
+pub use hashes::{fold_perfect, StoreHashes};
 pub use limits::StoreLimits;
 
 /// Height, in tree levels, of one tile level: a tile holds 2^8 = 256 hashes.
