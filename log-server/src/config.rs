@@ -111,7 +111,7 @@ mod witnesses;
 pub use access::token_digest_hex;
 use access::Resolved;
 pub use file::{watch_principals, ConfigVersion};
-pub use keys::{new_token_key, read_key_file, write_new_key};
+pub use keys::{new_token_key, open_token_key, read_key_file, write_new_key, KEY_READERS};
 pub use server_settings::ServerSettings;
 pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};
 pub use witnesses::{WitnessConfig, WitnessKeys, MAX_KEYS_PER_WITNESS};

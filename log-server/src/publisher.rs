@@ -35,10 +35,10 @@ use tokio::sync::watch;
 
 pub use witness_keys::{WitnessKeys, MAX_KEYS_PER_WITNESS};
 
-use crate::status::Status;
-use crate::storage::Coordination;
 use crate::metrics::Metrics;
+use crate::status::Status;
 use crate::storage::objects::ObjectDir;
+use crate::storage::Coordination;
 use crate::storage::{LogStore, StoreError, StoredCheckpoint};
 
 /// A witness the log asks to cosign.

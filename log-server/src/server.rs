@@ -20,8 +20,7 @@ use crate::config::ScaledSettings;
 use crate::events::auth::{Credentials, Principals};
 use crate::events::{retention, EventStore, Events, Principal, Role};
 use crate::health::{Health, Status, Writers};
-use crate::http::{self, ApiLimits, AppState, ReceiptWait};
-use crate::storage::Coordination;
+use crate::http::{ApiLimits, AppState, ReceiptWait};
 use crate::integrator::{Integrator, IntegratorConfig};
 use crate::metrics::Metrics;
 use crate::publisher::{self, publication, Published, PublisherConfig, TokenRounds};
@@ -30,6 +29,7 @@ use crate::storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use crate::storage::objects::ObjectDir;
 use crate::storage::scaled::lease::LeaseKeeper;
 use crate::storage::scaled::ScaledStore;
+use crate::storage::Coordination;
 use crate::storage::{Backend, LogStore, StoreLimits};
 
 /// Why the server could not start or stop cleanly.
@@ -191,7 +191,6 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError::Events(format!("open task failed: {e}")))?
             .map_err(|e| ServerError::Events(e.to_string()))?;
-            events.store.attach_completeness(&index);
             Some(index)
         } else {
             None
@@ -202,7 +201,7 @@ impl RunningServer {
             settings.signer.clone(),
             IntegratorConfig {
                 checkpoint_interval: settings.checkpoint_interval,
-                index,
+                index: index.clone(),
             },
             coordination,
         )
@@ -338,6 +337,7 @@ impl RunningServer {
             published,
             principals: principals.clone(),
             events: events.clone(),
+            completeness: index,
             signer: settings.signer.clone(),
             quorum: settings.quorum,
             limits: ApiLimits {
@@ -365,7 +365,7 @@ impl RunningServer {
                 addr: settings.listen,
                 source,
             })?;
-        let app = http::router_with(state, settings.ui.clone());
+        let app = crate::routes::router_with(state, settings.ui.clone());
         let mut stopped = stopped;
         let http = tokio::spawn(cairn_edge::serve(
             listener,
