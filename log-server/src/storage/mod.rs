@@ -16,6 +16,13 @@
 //! [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles objects mirrors
 //! read, with entry bundles and the checkpoint published beside them).
 //!
+//! Beside the traits, what the layers above read the store through and would otherwise each
+//! define: [`StoreHashes`], any node of the tree from the stored hash levels (proofs,
+//! receipts, the integrator's restore), and [`Coordination`], whether this front-end of a
+//! shared log integrates now (kept by the scaled backend's lease). The events index's trait is
+//! [`crate::events`]'s, and its PostgreSQL implementation ([`crate::events::postgres`]) lives
+//! there, above this module: nothing here names a module above it.
+//!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
 //!   [`SequenceStore::append_entries`] returns. An entry may carry a **payload** beside its leaf
