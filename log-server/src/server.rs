@@ -382,42 +382,126 @@ async fn listen(
     Ok((addr, http))
 }
 
+/// The parts on a leaf's path, started in this order: the sequencer over the store, the events
+/// beside the log, the completeness index, and the integrator over all of them.
+struct Pipeline {
+    store: Arc<dyn LogStore>,
+    sequencer: Arc<Sequencer>,
+    events: Arc<Events>,
+    index: Option<Arc<CompletenessIndex>>,
+    integrator: Integrator,
+}
+
+/// Starts the pipeline over `store` (with the scaled backend, integrating under its lease).
+async fn start_pipeline(
+    settings: &ServerSettings,
+    store: Arc<dyn LogStore>,
+    scaled: Option<&ScaledParts>,
+) -> Result<Pipeline, ServerError> {
+    let sequencer = start_sequencer(&store, &settings.sequencer).await?;
+    let events = open_events(settings, &store, &sequencer, scaled.is_some()).await?;
+    let index = open_completeness(settings, &events).await?;
+    let coordination = scaled.map(|(_, keeper)| keeper.clone() as Arc<dyn Coordination>);
+    let integrator = Integrator::start_coordinated(
+        store.clone(),
+        sequencer.clone(),
+        settings.signer.clone(),
+        IntegratorConfig {
+            checkpoint_interval: settings.checkpoint_interval,
+            index: index.clone(),
+        },
+        coordination,
+    )
+    .await?;
+    Ok(Pipeline {
+        store,
+        sequencer,
+        events,
+        index,
+        integrator,
+    })
+}
+
+/// Starts what runs in the background until `stop`: each key history statement logged as a
+/// leaf ([`crate::key_history`]), and the retention of payloads, whose task is returned (the
+/// stop waits for it).
+fn spawn_housekeeping(
+    settings: &ServerSettings,
+    pipeline: &Pipeline,
+    stop: &watch::Sender<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::key_history::log_statements(
+        settings.signer.clone(),
+        pipeline.sequencer.clone(),
+        stop.subscribe(),
+    ));
+    tokio::spawn(retention::run(
+        pipeline.events.clone(),
+        settings.events.retention.clone(),
+        settings.events.maintenance_interval,
+        stop.subscribe(),
+    ))
+}
+
+/// What every handler shares, with the readiness read from the running parts.
+fn app_state(
+    settings: &ServerSettings,
+    pipeline: &Pipeline,
+    publishing: &Publishing,
+    principals: &Arc<Principals>,
+    objects_status: Arc<Status>,
+) -> Arc<AppState> {
+    let health = Arc::new(Health::new(
+        pipeline.store.clone(),
+        pipeline.sequencer.clone(),
+        Writers {
+            integrator: pipeline.integrator.status(),
+            signing: pipeline.integrator.signing_status(),
+            objects: objects_status,
+        },
+        pipeline.integrator.checkpoints(),
+        publishing.published.clone(),
+        Health::grace_for(settings.checkpoint_interval, settings.witness_timeout),
+    ));
+    Arc::new(AppState {
+        store: pipeline.store.clone(),
+        sequencer: pipeline.sequencer.clone(),
+        published: publishing.published.clone(),
+        principals: principals.clone(),
+        events: pipeline.events.clone(),
+        completeness: pipeline.index.clone(),
+        signer: settings.signer.clone(),
+        quorum: settings.quorum,
+        limits: ApiLimits {
+            max_leaf_bytes: settings.max_leaf_bytes as usize,
+            max_batch_body_bytes: settings.max_batch_body_bytes,
+            checkpoint_wait: settings.checkpoint_wait,
+            max_batch_events: settings.events.max_batch_events,
+        },
+        receipts: ReceiptWait {
+            policy: settings.receipt_policy.clone(),
+            tokens: publishing.token_rounds.clone(),
+        },
+        metrics: publishing.metrics.clone(),
+        health,
+    })
+}
+
 impl RunningServer {
     /// Opens the store, starts every part and listens.
     pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerError> {
         let (store, scaled) = open_store(&settings).await?;
-        let sequencer = start_sequencer(&store, &settings.sequencer).await?;
-        let events = open_events(&settings, &store, &sequencer, scaled.is_some()).await?;
-        let index = open_completeness(&settings, &events).await?;
-        let coordination = scaled
-            .as_ref()
-            .map(|(_, keeper)| keeper.clone() as Arc<dyn Coordination>);
-        let integrator = Integrator::start_coordinated(
-            store.clone(),
-            sequencer.clone(),
-            settings.signer.clone(),
-            IntegratorConfig {
-                checkpoint_interval: settings.checkpoint_interval,
-                index: index.clone(),
-            },
-            coordination,
+        let pipeline = start_pipeline(&settings, store, scaled.as_ref()).await?;
+        let publishing = start_publisher(
+            &settings,
+            &pipeline.store,
+            &pipeline.integrator,
+            scaled.as_ref(),
         )
         .await?;
-        let publishing = start_publisher(&settings, &store, &integrator, scaled.as_ref()).await?;
         let principals = principals_of(&settings);
         let (stop, stopped) = watch::channel(false);
-        // Each key history statement becomes a leaf (crate::key_history).
-        tokio::spawn(crate::key_history::log_statements(
-            settings.signer.clone(),
-            sequencer.clone(),
-            stop.subscribe(),
-        ));
-        let maintenance = tokio::spawn(retention::run(
-            events.clone(),
-            settings.events.retention.clone(),
-            settings.events.maintenance_interval,
-            stop.subscribe(),
-        ));
+        let maintenance = spawn_housekeeping(&settings, &pipeline, &stop);
         let objects_status = Arc::new(Status::default());
         let scaled = scaled.map(|parts| {
             spawn_scaled_tasks(
@@ -427,42 +511,20 @@ impl RunningServer {
                 settings.checkpoint_interval,
             )
         });
-        let object_writer =
-            start_object_writer(&settings, &store, &publishing.published, &objects_status).await?;
-        let health = Arc::new(Health::new(
-            store.clone(),
-            sequencer.clone(),
-            Writers {
-                integrator: integrator.status(),
-                signing: integrator.signing_status(),
-                objects: objects_status,
-            },
-            integrator.checkpoints(),
-            publishing.published.clone(),
-            Health::grace_for(settings.checkpoint_interval, settings.witness_timeout),
-        ));
-        let state = Arc::new(AppState {
-            store,
-            sequencer: sequencer.clone(),
-            published: publishing.published,
-            principals: principals.clone(),
-            events: events.clone(),
-            completeness: index,
-            signer: settings.signer.clone(),
-            quorum: settings.quorum,
-            limits: ApiLimits {
-                max_leaf_bytes: settings.max_leaf_bytes as usize,
-                max_batch_body_bytes: settings.max_batch_body_bytes,
-                checkpoint_wait: settings.checkpoint_wait,
-                max_batch_events: settings.events.max_batch_events,
-            },
-            receipts: ReceiptWait {
-                policy: settings.receipt_policy.clone(),
-                tokens: publishing.token_rounds,
-            },
-            metrics: publishing.metrics,
-            health,
-        });
+        let object_writer = start_object_writer(
+            &settings,
+            &pipeline.store,
+            &publishing.published,
+            &objects_status,
+        )
+        .await?;
+        let state = app_state(
+            &settings,
+            &pipeline,
+            &publishing,
+            &principals,
+            objects_status,
+        );
         let app = crate::routes::router_with(state, settings.ui.clone());
         let (addr, http) = listen(&settings, app, stopped).await?;
         tracing::info!(%addr, "cairn-log listening");
@@ -471,11 +533,11 @@ impl RunningServer {
             principals,
             stop,
             http,
-            sequencer,
-            integrator,
+            sequencer: pipeline.sequencer,
+            integrator: pipeline.integrator,
             publisher: publishing.task,
             maintenance,
-            events,
+            events: pipeline.events,
             object_writer,
             scaled,
         })

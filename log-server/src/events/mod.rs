@@ -13,9 +13,13 @@
 //!   [`postgres`]: the scaled backend's events index and subjects' keys in PostgreSQL.
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`admin`]: erasure, legal holds and retention erasures, each recorded as an event first.
-//! - the `/v1` routes are above this module, in [`crate::routes::events`].
 //! - [`retention`]: the background task that erases expired payloads.
 //! - [`self_audit`]: every search, event view and export recorded as an event of the reader.
+//! - `conformance` (with the feature of that name, for tests): the suite every events index
+//!   ([`EventIndexStore`]) passes.
+//!
+//! The `/v1` routes are above this module, in [`crate::routes::events`], so that nothing here
+//! depends on HTTP.
 
 pub mod admin;
 pub mod auth;
