@@ -30,9 +30,9 @@ use crate::http::extract::{Path, Query};
 use crate::http::receipt::{build_receipt, check_size, wait_for_checkpoint, wait_for_receipt};
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState};
-use crate::integrator::StoreHashes;
 use crate::metrics::ScrapeFigures;
 use crate::sequencer::Sequenced;
+use crate::storage::StoreHashes;
 use crate::storage::{IdempotencyKey, NewEntry};
 
 type Shared = State<Arc<AppState>>;
@@ -43,7 +43,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/add", post(add))
         .route("/add-batch", post(add_batch))
         .route("/checkpoint", get(checkpoint))
-        .route("/key-history", get(crate::key_history::serve_history))
+        .route("/key-history", get(key_history))
         .route("/tile/{*path}", get(tile))
         .route("/proof/inclusion", get(proof_inclusion))
         .route("/proof/consistency", get(proof_consistency))
@@ -51,6 +51,17 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+}
+
+/// `GET /key-history`: the verified history in its canonical encoding (empty for a log that
+/// never rotated: its one key is the pinned one).
+async fn key_history(State(state): Shared) -> Result<Response, ApiError> {
+    let keys = Arc::clone(&state.signer);
+    let history = blocking(move || Ok(keys.history())).await?;
+    let bytes = history
+        .map(|history| history.to_bytes())
+        .unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
 }
 
 /// The producer named by the `Authorization: Bearer` header.

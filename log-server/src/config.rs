@@ -91,27 +91,28 @@ use std::time::Duration;
 use cairn_keys::{NoteSigner, Pkcs11Key};
 use cairn_spec::note::{Ed25519Signer, KeyName};
 
-use crate::server::LogSigner;
+use crate::key_history::LogSigner;
 use serde::Deserialize;
 
 use crate::events::auth::{Access, Credentials, Rate, RateLimits, MAX_CREDENTIALS};
 use crate::events::{EventSettings, Principal, RetentionRule, Role};
 use crate::publisher::Witness;
 use crate::sequencer::SequencerConfig;
-use crate::server::ServerSettings;
 use crate::storage::Backend;
 
 mod access;
 mod file;
 mod keys;
 mod privacy;
+mod server_settings;
 mod storage;
 mod witnesses;
 
 pub use access::token_digest_hex;
 use access::Resolved;
 pub use file::{watch_principals, ConfigVersion};
-pub use keys::{new_token_key, read_key_file, write_new_key};
+pub use keys::{new_token_key, open_token_key, read_key_file, write_new_key, KEY_READERS};
+pub use server_settings::ServerSettings;
 pub use storage::{BucketSettings, PostgresSettings, ScaledSettings};
 pub use witnesses::{WitnessConfig, WitnessKeys, MAX_KEYS_PER_WITNESS};
 

@@ -36,16 +36,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_spec::checkpoint::Checkpoint;
-use cairn_spec::merkle::{CompactRange, HashReader, NodeId};
+use cairn_spec::merkle::CompactRange;
 use cairn_spec::Hash;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::health::Status;
+pub use crate::storage::{Coordination, StoreHashes};
+
+use crate::key_history::LogSigner;
 use crate::sequencer::Sequencer;
-use crate::server::LogSigner;
+use crate::status::Status;
 use crate::storage::{
-    justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL, TILE_HEIGHT,
+    fold_perfect, justified_hash_count, LogStore, StoreError, StoredCheckpoint, MAX_HASH_LEVEL,
+    TILE_HEIGHT,
 };
 
 /// Why the integrator could not go on.
@@ -63,45 +66,6 @@ pub enum IntegratorError {
     /// The completeness index could not be brought to the tree.
     #[error("{0}")]
     Index(#[from] crate::completeness::IndexError),
-}
-
-/// Reads any node of the tree from the store's hash levels: a node at height `8·L + r` is the
-/// root of the `2^r` consecutive hashes below it at level `L`.
-pub struct StoreHashes<'a> {
-    store: &'a dyn LogStore,
-}
-
-impl<'a> StoreHashes<'a> {
-    /// A reader over `store`.
-    pub fn new(store: &'a dyn LogStore) -> StoreHashes<'a> {
-        StoreHashes { store }
-    }
-
-    fn read_node(&self, node: NodeId) -> Result<Hash, StoreError> {
-        let level = (u32::from(node.height()) / TILE_HEIGHT) as u8;
-        let rest = u32::from(node.height()) % TILE_HEIGHT;
-        let start = node.index() << rest;
-        let hashes = self.store.read_hashes(level, start, 1u64 << rest)?;
-        Ok(fold_perfect(hashes))
-    }
-}
-
-/// The root of a perfect subtree from its `2^k` bottom hashes.
-fn fold_perfect(mut hashes: Vec<Hash>) -> Hash {
-    while hashes.len() > 1 {
-        hashes = hashes
-            .chunks_exact(2)
-            .map(|pair| Hash::of_node(&pair[0], &pair[1]))
-            .collect();
-    }
-    hashes.pop().unwrap_or_else(Hash::empty_tree)
-}
-
-impl HashReader for StoreHashes<'_> {
-    type Error = StoreError;
-    fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        nodes.iter().map(|node| self.read_node(*node)).collect()
-    }
 }
 
 /// The integrator's tree: the frontier and how long each stored level is.
@@ -175,18 +139,6 @@ impl Tree {
         }
         Ok(())
     }
-}
-
-/// For a log shared by several front-ends: whether this one integrates now, and how it learns
-/// what another wrote.
-pub trait Coordination: Send + Sync + 'static {
-    /// The fencing token of the integrator lease this process holds now, or `None` if it does
-    /// not hold it (it then follows the checkpoint stored by the holder).
-    fn lease(&self) -> Option<u64>;
-
-    /// Learns the tree's stored hashes again, as another process may have written some since.
-    /// Blocking.
-    fn reload_tree(&self) -> Result<(), StoreError>;
 }
 
 /// Configuration of the integrator.

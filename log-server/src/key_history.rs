@@ -4,10 +4,10 @@
 //! at `n`: during an overlap it carries two signatures, and a retired or revoked key signs no
 //! more. The history (spec/docs/key-history.md) is read again whenever its file changes, so
 //! `cairn-log rotate-key` takes effect without a restart; [`log_statements`] logs each statement
-//! as a leaf, and `GET /key-history` serves the history.
+//! as a leaf, and `GET /key-history` ([`crate::api`]) serves the history.
 //!
 //! The directory (`key_history_dir`), written by `cairn-log rotate-key`, `retire-key` and
-//! `revoke-key` (log-server/src/key_history/command.rs):
+//! `revoke-key` (log-server/src/key_commands.rs):
 //!
 //! - `pinned.vkey`: the log's first key, the one policies pin (the configured key at the first
 //!   rotation);
@@ -15,7 +15,6 @@
 //! - `<key ID>.key`: the private key of an introduced key (mode 0600), or `<key ID>.pkcs11`:
 //!   the path of a TOML file whose `[pkcs11]` table names the introduced key in a token.
 
-pub mod command;
 mod files;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +31,7 @@ use tokio::sync::watch;
 use crate::sequencer::Sequencer;
 use crate::storage::{IdempotencyKey, NewEntry};
 
-pub use files::{HistoryDir, HistoryError};
+pub use files::{HistoryDir, HistoryError, KeyReaders};
 
 /// The idempotency namespace of logged statements: a space keeps it apart from every
 /// producer's name, so each statement is logged once however often it is submitted.
@@ -40,6 +39,11 @@ const STATEMENT_PRODUCER: &str = "cairn-log key history";
 
 /// How often the history file is checked for a change when nothing signs (for logging).
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The log's checkpoint keys, in key files or PKCS#11 tokens, across rotations
+/// ([`LogKeys`]): signing may block (a token's call), so it is made off the runtime's
+/// workers.
+pub type LogSigner = Arc<LogKeys>;
 
 /// The log's signing keys: one, or the held keys of a verified key history.
 pub struct LogKeys {
@@ -69,13 +73,14 @@ impl LogKeys {
         }
     }
 
-    /// The configured key and the key history in `dir`, verified now: a history that does not
-    /// verify, or a configured key that is not in it, is refused.
+    /// The configured key and the key history in `dir` (whose keys `readers` read), verified
+    /// now: a history that does not verify, or a configured key that is not in it, is refused.
     pub fn with_history(
         primary: NoteSigner<PlainEd25519>,
         dir: &Path,
+        readers: KeyReaders,
     ) -> Result<LogKeys, HistoryError> {
-        let dir = HistoryDir::new(dir.to_path_buf(), primary.key_name().clone());
+        let dir = HistoryDir::new(dir.to_path_buf(), primary.key_name().clone(), readers);
         let loaded = dir.load(&primary.verifier())?;
         let keys = LogKeys {
             primary: Arc::new(primary),
@@ -266,27 +271,6 @@ pub async fn log_statements(
             _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
-}
-
-/// `GET /key-history`: the verified history in its canonical encoding (empty for a log that
-/// never rotated: its one key is the pinned one).
-pub(crate) async fn serve_history(
-    axum::extract::State(state): axum::extract::State<Arc<crate::http::AppState>>,
-) -> Result<axum::response::Response, crate::http::ApiError> {
-    use axum::response::IntoResponse as _;
-    let keys = Arc::clone(&state.signer);
-    let history = crate::http::state::blocking(move || Ok(keys.history())).await?;
-    let bytes = history
-        .map(|history| history.to_bytes())
-        .unwrap_or_default();
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        bytes,
-    )
-        .into_response())
 }
 
 /// The path of a key history directory's files, for the commands and tests.

@@ -19,9 +19,17 @@
 //! - [`events`]: audit events: roles, the events database beside the log (payloads, indexes,
 //!   legal holds), erasure, retention, export.
 //! - [`api`]: the tree API (leaves, tiles, proofs, receipts); [`http`]: what it and the `/v1`
-//!   routes share (errors and their codes, body reading, the router); [`health`]: liveness and
-//!   readiness; [`server`] wires everything into one running log; [`config`] reads `log.toml`,
-//!   the environment and the command line.
+//!   routes share (errors and their codes, body reading, the handlers' state); [`routes`]: the
+//!   `/v1` routes and the router of the whole API; [`health`]: liveness and readiness, read
+//!   from the [`status`] each writer keeps; [`server`] wires everything into one running log;
+//!   [`config`] reads `log.toml`, the environment and the command line;
+//!   [`key_commands`]: `cairn-log rotate-key`, `retire-key` and `revoke-key`.
+//!
+//! The modules form layers, each naming only those below it (`tests/import-cycles.py` finds
+//! no cycle): `os`, [`status`] and [`storage`] (its seams, and the backends that implement
+//! them) at the bottom; then [`sequencer`], [`metrics`], [`key_history`], [`events`],
+//! [`completeness`], [`publisher`], [`health`] and [`integrator`]; then [`http`], [`api`] and
+//! [`routes`]; then [`config`]; and [`server`], [`migrate`] and [`key_commands`] at the top.
 
 // One module sets a thread's scheduling class through libc (`os`); nothing else is unsafe.
 #![deny(unsafe_code)]
@@ -34,13 +42,16 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod integrator;
+pub mod key_commands;
 pub mod key_history;
 pub mod metrics;
 pub mod migrate;
 mod os;
 pub mod publisher;
+pub mod routes;
 pub mod sequencer;
 pub mod server;
+pub mod status;
 pub mod storage;
 
 pub use sequencer::{DurableLeafHashes, Sequenced, Sequencer, SequencerConfig, SequencerError};

@@ -11,7 +11,7 @@ use cairn_edge::log::LogFormat;
 use cairn_log::config::{
     new_token_key, token_digest_hex, watch_principals, write_new_key, Settings,
 };
-use cairn_log::key_history::command::{self as history, HistoryCommand, NewKey};
+use cairn_log::key_commands::{self as history, HistoryCommand, NewKey};
 use cairn_log::server::RunningServer;
 use clap::{Parser, Subcommand};
 use rand::RngCore as _;
@@ -357,8 +357,7 @@ fn run_migrate(from: &std::path::Path, config: &std::path::Path) -> Result<(), S
     if let Some(privacy) = &resolved.events.store.privacy {
         let database = cairn_log::storage::postgres::PostgresStore::open_for_events(keys_database)
             .map_err(|e| format!("opening the scaled backend's key rows: {e}"))?;
-        let rows =
-            cairn_log::storage::postgres::keys::PostgresKeyRows::new(std::sync::Arc::new(database));
+        let rows = cairn_log::events::postgres::PostgresKeyRows::new(std::sync::Arc::new(database));
         let keys = cairn_log::events::privacy::Privacy::copy_subject_keys(
             &from.join("events"),
             privacy,

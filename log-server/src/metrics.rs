@@ -12,8 +12,8 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use crate::health::Readiness;
 use crate::sequencer::{CommitFigures, BATCH_SIZE_BOUNDS, WRITE_SECONDS_BOUNDS};
+use crate::status::Readiness;
 
 /// Upper bounds, in seconds, of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];

@@ -34,11 +34,12 @@ use cairn_spec::checkpoint::Checkpoint;
 use cairn_spec::merkle::tree_root;
 use cairn_spec::note::Note;
 
-use crate::integrator::{StoreHashes, Tree};
+use crate::integrator::Tree;
 use crate::publisher::{self, PublisherConfig, ROUND_MARK};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::postgres::LeaseOutcome;
 use crate::storage::scaled::ScaledStore;
+use crate::storage::StoreHashes;
 use crate::storage::{
     justified_hash_count, Entry, NewEntry, SequenceStore, StateStore, StoreError, StoredCheckpoint,
     StoredPayload, TreeStore, MAX_HASH_LEVEL,

@@ -21,6 +21,8 @@
 //! holder stored. A front-end that loses the lease stops asking at its next attempt.
 
 mod follow;
+pub mod publication;
+mod witness_keys;
 mod witnesses;
 
 use std::sync::Arc;
@@ -31,10 +33,12 @@ use cairn_spec::note::{Note, NoteSignature};
 use cairn_spec::Hash;
 use tokio::sync::watch;
 
-use crate::health::Status;
-use crate::integrator::Coordination;
+pub use witness_keys::{WitnessKeys, MAX_KEYS_PER_WITNESS};
+
 use crate::metrics::Metrics;
+use crate::status::Status;
 use crate::storage::objects::ObjectDir;
+use crate::storage::Coordination;
 use crate::storage::{LogStore, StoreError, StoredCheckpoint};
 
 /// A witness the log asks to cosign.
@@ -45,7 +49,7 @@ pub struct Witness {
     /// Its base URL, without a final slash.
     pub url: String,
     /// Checks its cosignatures: each of its keys (across a rotation, the old and the new).
-    pub verifier: crate::config::WitnessKeys,
+    pub verifier: WitnessKeys,
 }
 
 /// The latest published checkpoint.

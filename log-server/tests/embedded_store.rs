@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cairn_log::events::conformance as events_conformance;
 use cairn_log::events::index::{EventIndex, IndexConfig};
 use cairn_log::storage::conformance::{self, Harness, StateHarness, TreeHarness};
 use cairn_log::storage::embedded::{DedupConfig, EmbeddedConfig, EmbeddedStore};
@@ -100,7 +101,7 @@ fn passes_the_conformance_suites_with_tiny_segments_and_dedup_runs() {
 #[test]
 fn the_events_index_passes_its_conformance_suite() {
     for (table_events, max_runs) in [(32 * 1024, 12), (40, 3)] {
-        conformance::events::run_all(|| EmbeddedEvents {
+        events_conformance::run_all(|| EmbeddedEvents {
             dir: tempfile::tempdir().expect("temporary directory"),
             config: IndexConfig {
                 table_events,

@@ -23,11 +23,12 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use cairn_log::config::token_digest_hex;
+use cairn_log::events::conformance as events_conformance;
+use cairn_log::events::postgres::PostgresEventIndex;
+use cairn_log::events::postgres::PostgresKeyRows;
 use cairn_log::events::privacy::keystore::{DekId, KeyStore};
 use cairn_log::events::{EventIndexStore, EventSummary, QueryFilter};
-use cairn_log::storage::conformance::{self, Harness};
-use cairn_log::storage::postgres::events::PostgresEventIndex;
-use cairn_log::storage::postgres::keys::PostgresKeyRows;
+use cairn_log::storage::conformance::Harness;
 use cairn_log::storage::postgres::{PostgresConfig, PostgresStore};
 use cairn_log::storage::{NewEntry, SequenceStore};
 use cairn_spec::event::{EventId, EventInput};
@@ -60,7 +61,7 @@ impl Harness for PostgresEvents {
 fn the_postgres_events_index_passes_the_conformance_suite() {
     let server = TestPostgres::start();
     let next = AtomicU64::new(0);
-    conformance::events::run_all(|| PostgresEvents {
+    events_conformance::run_all(|| PostgresEvents {
         config: config(
             &server,
             &format!("events_{}", next.fetch_add(1, Ordering::Relaxed)),

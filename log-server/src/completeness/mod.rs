@@ -19,11 +19,11 @@
 //!   leaf indices (8 bytes an item, about 4 items an event); the leaf hashes of a list are
 //!   read from the log's level-0 hashes when a proof is made.
 //! - [`CompletenessIndex::prove`] makes the proof of one value in a window of leaves against
-//!   the checkpoint at the index's size; the HTTP layer ([`http`]) puts it in query answers
-//!   and export bundles.
+//!   the checkpoint at the index's size; the HTTP layer
+//!   ([`crate::routes::completeness`], above this module) puts it in query answers and export
+//!   bundles.
 
 pub mod file;
-pub mod http;
 pub mod keys;
 pub mod received;
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! key history directory, the keys of its rotations beside it (crate::key_history).
 
 use super::*;
-use crate::key_history::LogKeys;
+use crate::key_history::{KeyReaders, LogKeys};
 use cairn_spec::note::PlainEd25519;
 
 impl Settings {
@@ -12,12 +12,12 @@ impl Settings {
         let primary = self.resolve_primary()?;
         let keys = match &self.key_history_dir {
             None => LogKeys::single(primary),
-            Some(dir) => {
-                LogKeys::with_history(primary, dir).map_err(|error| ConfigError::Value {
+            Some(dir) => LogKeys::with_history(primary, dir, KEY_READERS).map_err(|error| {
+                ConfigError::Value {
                     key: "key_history_dir",
                     detail: error.to_string(),
-                })?
-            }
+                }
+            })?,
         };
         Ok(Arc::new(keys))
     }
@@ -83,6 +83,27 @@ pub fn read_key_file(path: &Path) -> Result<Ed25519Signer, ConfigError> {
         key: "key_file",
         detail: format!("{}: {error}", path.display()),
     })
+}
+
+/// How the key history reads the keys its directory holds, in this module's formats: key
+/// files ([`read_key_file`]) and `[pkcs11]` tables ([`open_token_key`]).
+pub const KEY_READERS: KeyReaders = KeyReaders {
+    key_file: read_key_file_for_history,
+    token: open_token_key,
+};
+
+fn read_key_file_for_history(path: &Path) -> Result<Ed25519Signer, String> {
+    read_key_file(path).map_err(|error| error.to_string())
+}
+
+/// Opens the key in the token that the `[pkcs11]` table of the configuration file `config`
+/// names.
+pub fn open_token_key(config: &Path) -> Result<Pkcs11Key, String> {
+    let table = Settings::from_file(config)
+        .map_err(|error| error.to_string())?
+        .pkcs11
+        .ok_or_else(|| format!("{} has no [pkcs11] table", config.display()))?;
+    Pkcs11Key::open(&table.settings()?).map_err(|error| error.to_string())
 }
 
 /// Makes a new signing key for `origin` inside the token that the `[pkcs11]` table of the

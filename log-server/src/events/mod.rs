@@ -9,18 +9,25 @@
 //! - [`records`]: legal holds and erasure marks, read back from the log's admin events.
 //! - [`privacy`]: schema 2 contents encrypted under per-subject data keys, index tags,
 //!   crypto-shredding.
-//! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log).
+//! - [`index`]: the events index (in-memory tables and sorted runs, derived from the log);
+//!   [`postgres`]: the scaled backend's events index and subjects' keys in PostgreSQL.
 //! - [`submit`]: how events (the producers' and the server's own, self-audit) become leaves.
 //! - [`admin`]: erasure, legal holds and retention erasures, each recorded as an event first.
-//! - [`http`]: the `/v1` routes.
 //! - [`retention`]: the background task that erases expired payloads.
 //! - [`self_audit`]: every search, event view and export recorded as an event of the reader.
+//! - `conformance` (with the feature of that name, for tests): the suite every events index
+//!   ([`EventIndexStore`]) passes.
+//!
+//! The `/v1` routes are above this module, in [`crate::routes::events`], so that nothing here
+//! depends on HTTP.
 
 pub mod admin;
 pub mod auth;
-pub mod http;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod index;
 pub mod model;
+pub mod postgres;
 pub mod privacy;
 pub mod records;
 pub mod retention;

@@ -10,9 +10,8 @@
 //!   ```
 //!
 //! - shared by the front-ends of the scaled backend ([`EventStore::open_shared`]): the index and
-//!   the subjects' keys in the log's PostgreSQL schema
-//!   ([`crate::storage::postgres::events`], [`crate::storage::postgres::keys`]); only the KEK
-//!   file (by default) is in `<data_dir>/events`.
+//!   the subjects' keys in the log's PostgreSQL schema ([`super::postgres`]); only the KEK file
+//!   (by default) is in `<data_dir>/events`.
 //!
 //! Apart from the subjects' keys, nothing here is this database's own: everything is derived
 //! from the log. Payloads are stored in the log beside their events' leaves
@@ -38,11 +37,10 @@ pub use super::model::{
     EventIndexStore, EventStoreError, EventSummary, Hold, HoldTarget, InFlightSubmission,
     QueryFilter, QueryPage,
 };
+use super::postgres::{PostgresEventIndex, PostgresKeyRows};
 use super::privacy::keystore::KeyRows;
 use super::privacy::{self, Contents, Privacy, PrivacySettings};
 use super::records::{self, RecordEvent, Records};
-use crate::storage::postgres::events::PostgresEventIndex;
-use crate::storage::postgres::keys::PostgresKeyRows;
 use crate::storage::postgres::{PostgresConfig, PostgresStore};
 use crate::storage::{SequenceStore, StoredPayload};
 
@@ -77,9 +75,6 @@ struct Inner {
     log: Arc<dyn SequenceStore>,
     /// Data keys, encryption of contents records, index tags.
     privacy: Privacy,
-    /// The completeness index kept beside this database (held by the server; here weakly, as
-    /// it holds this store).
-    completeness: std::sync::OnceLock<std::sync::Weak<crate::completeness::CompletenessIndex>>,
 }
 
 /// The records and how far into the log their admin events are applied.
@@ -160,7 +155,6 @@ impl EventStore {
                 index,
                 log,
                 privacy,
-                completeness: std::sync::OnceLock::new(),
             }),
         };
         store.catch_up(watermark)?;
@@ -479,19 +473,6 @@ impl EventStore {
             .iter()
             .filter_map(|target| applied.records.hold(target).cloned())
             .collect())
-    }
-
-    /// Makes `index` the completeness index that answers prove against (once).
-    pub fn attach_completeness(&self, index: &Arc<crate::completeness::CompletenessIndex>) {
-        let _ = self.inner.completeness.set(Arc::downgrade(index));
-    }
-
-    /// The completeness index, if the server keeps one.
-    pub fn completeness(&self) -> Option<Arc<crate::completeness::CompletenessIndex>> {
-        self.inner
-            .completeness
-            .get()
-            .and_then(std::sync::Weak::upgrade)
     }
 
     /// The encryption, tags and subject keys of the events' contents.

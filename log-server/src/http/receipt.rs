@@ -12,8 +12,8 @@ use cairn_spec::receipt::{verify, Receipt, ReceiptTimestamp, RECEIPT_FORMAT};
 
 use super::error::{ApiError, ErrorCode};
 use super::state::{blocking, published, AppState};
-use crate::integrator::StoreHashes;
 use crate::publisher::TokenRounds;
+use crate::storage::StoreHashes;
 
 /// `wait=checkpoint` (answer with the receipt once a published checkpoint covers the leaf) or
 /// no `wait` at all (answer once the leaf is durable).

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorCode};
+use crate::completeness::CompletenessIndex;
 use crate::events::auth::Principals;
 use crate::events::Events;
 use crate::health::Health;
@@ -40,8 +41,11 @@ pub struct AppState {
     pub principals: Arc<Principals>,
     /// Audit events: their database, submission and admin actions.
     pub events: Arc<Events>,
+    /// The completeness index whose root every checkpoint carries, which proven answers are
+    /// made from; `None` on a log that keeps none (`completeness_index = false`).
+    pub completeness: Option<Arc<CompletenessIndex>>,
     /// The log's key, to sign again an older checkpoint for a receipt at an older size.
-    pub signer: crate::server::LogSigner,
+    pub signer: crate::key_history::LogSigner,
     /// How many cosignatures a published checkpoint carries at least.
     pub quorum: usize,
     /// Limits.

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use cairn_keys::{NoteSigner, Pkcs11Key};
 use cairn_spec::key_history::{KeyHistory, MAX_HISTORY_BYTES};
-use cairn_spec::note::{Ed25519Verifier, KeyId, KeyName, PlainEd25519};
+use cairn_spec::note::{Ed25519Signer, Ed25519Verifier, KeyId, KeyName, PlainEd25519};
 
 use super::Loaded;
-use crate::config::{read_key_file, Settings};
 
 /// The history's file in the directory.
 pub(super) const HISTORY_FILE: &str = "history";
@@ -56,12 +55,28 @@ pub(super) struct Stamp {
 pub struct HistoryDir {
     path: PathBuf,
     subject: KeyName,
+    readers: KeyReaders,
+}
+
+/// How the private keys a directory holds are read: a key file, and the key in a token that a
+/// configuration file's `[pkcs11]` table names. Both are formats of the configuration
+/// (`crate::config` gives them); the history only finds the files.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyReaders {
+    /// Reads a key file (an Ed25519 signed-note private key, mode 0600).
+    pub key_file: fn(&Path) -> Result<Ed25519Signer, String>,
+    /// Opens the key in the token that the `[pkcs11]` table of this configuration file names.
+    pub token: fn(&Path) -> Result<Pkcs11Key, String>,
 }
 
 impl HistoryDir {
-    /// The directory at `path`, for keys named `subject`.
-    pub fn new(path: PathBuf, subject: KeyName) -> HistoryDir {
-        HistoryDir { path, subject }
+    /// The directory at `path`, for keys named `subject`, whose keys `readers` read.
+    pub fn new(path: PathBuf, subject: KeyName, readers: KeyReaders) -> HistoryDir {
+        HistoryDir {
+            path,
+            subject,
+            readers,
+        }
     }
 
     /// Where it is.
@@ -158,7 +173,7 @@ impl HistoryDir {
     ) -> Result<Option<NoteSigner<PlainEd25519>>, HistoryError> {
         let file = self.path.join(format!("{key_id}.key"));
         if file.exists() {
-            let key = read_key_file(&file).map_err(|error| HistoryError::Key(error.to_string()))?;
+            let key = (self.readers.key_file)(&file).map_err(HistoryError::Key)?;
             return Ok(Some(NoteSigner::from_key(key)));
         }
         let pointer = format!("{key_id}.pkcs11");
@@ -172,17 +187,7 @@ impl HistoryDir {
                 .map_err(|_| HistoryError::Invalid(format!("{pointer} is not UTF-8")))?
                 .trim(),
         );
-        let settings =
-            Settings::from_file(&config).map_err(|error| HistoryError::Key(error.to_string()))?;
-        let table = settings.pkcs11.ok_or_else(|| {
-            HistoryError::Key(format!("{} has no [pkcs11] table", config.display()))
-        })?;
-        let key = table
-            .settings()
-            .map_err(HistoryError::Key)
-            .and_then(|settings| {
-                Pkcs11Key::open(&settings).map_err(|error| HistoryError::Key(error.to_string()))
-            })?;
+        let key = (self.readers.token)(&config).map_err(HistoryError::Key)?;
         Ok(Some(NoteSigner::from_token(
             self.subject.clone(),
             Arc::new(key),

@@ -13,8 +13,8 @@ use cairn_spec::timestamp::{checkpoint_imprint, verify_token, Expectation};
 use cairn_spec::witness::{parse_conflict_body, parse_cosignature_response, AddCheckpointRequest};
 
 use super::{Published, PublisherConfig, Role, Witness};
-use crate::integrator::StoreHashes;
 use crate::metrics::Metrics;
+use crate::storage::StoreHashes;
 use crate::storage::{LogStore, StoredCheckpoint};
 
 /// The largest answer read from a witness, in bytes.

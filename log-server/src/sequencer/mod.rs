@@ -51,7 +51,7 @@ use cairn_spec::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::pipeline::{Budget, Message, Pipeline, Submission};
-use crate::health::Status;
+use crate::status::Status;
 use crate::storage::{NewEntry, SequenceStore};
 
 /// How the sequencer batches and how much it admits.

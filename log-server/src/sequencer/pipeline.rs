@@ -44,7 +44,7 @@ use self::writer::write_batches;
 use super::inflight::InFlight;
 use super::placement::LOCAL_BASE;
 use super::{CommitFigures, LeafHashFeed, Sequenced, SequencerConfig, SequencerError};
-use crate::health::Status;
+use crate::status::Status;
 use crate::storage::{DedupKey, DuplicateHit, NewEntry, SequenceStore, StoreError};
 
 /// What the queue carries.

@@ -16,6 +16,13 @@
 //! [`TreeStore`] in an S3-compatible bucket, its hashes as the C2SP tlog-tiles objects mirrors
 //! read, with entry bundles and the checkpoint published beside them).
 //!
+//! Beside the traits, what the layers above read the store through and would otherwise each
+//! define: [`StoreHashes`], any node of the tree from the stored hash levels (proofs,
+//! receipts, the integrator's restore), and [`Coordination`], whether this front-end of a
+//! shared log integrates now (kept by the scaled backend's lease). The events index's trait is
+//! [`crate::events`]'s, and its PostgreSQL implementation ([`crate::events::postgres`]) lives
+//! there, above this module: nothing here names a module above it.
+//!
 //! What a log stores:
 //! - **Entries**: the sequenced leaves, in order, appended in batches that are durable when
 //!   [`SequenceStore::append_entries`] returns. An entry may carry a **payload** beside its leaf
@@ -40,20 +47,24 @@
 pub mod bucket;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod coordination;
 pub mod embedded;
 mod entry;
 mod error;
+mod hashes;
 mod limits;
 pub mod objects;
 pub mod postgres;
 pub mod scaled;
 
 pub use cairn_spec::Hash;
+pub use coordination::Coordination;
 pub use entry::{
     DedupKey, DuplicateHit, Entry, IdempotencyKey, IdempotencyKeyError, NewEntry,
     MAX_IDEMPOTENCY_PART_BYTES,
 };
 pub use error::{FailureKind, StoreError};
+pub use hashes::{fold_perfect, StoreHashes};
 pub use limits::StoreLimits;
 
 /// Height, in tree levels, of one tile level: a tile holds 2^8 = 256 hashes.

@@ -3,7 +3,7 @@
 //!
 //! - [`SqliteKeyRows`], the embedded backend: `<data_dir>/events/subjects.sqlite`
 //!   (cairn-sqlite: a commit returns once it is fsynced);
-//! - `PostgresKeyRows` (`crate::storage::postgres::keys`), the scaled backend: one table shared
+//! - `PostgresKeyRows` (`crate::events::postgres::keys`), the scaled backend: one table shared
 //!   by every front-end of the log.
 //!
 //! One row per data key: its random 16-byte ID, the subject's key ID (a keyed hash of the

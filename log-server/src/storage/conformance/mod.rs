@@ -9,7 +9,7 @@
 //! | [`tree`] | [`TreeStore`] | [`TreeHarness`] |
 //! | [`state`] | [`StateStore`] | [`StateHarness`] |
 //! | [`log`] | [`LogStore`] | [`Harness`] |
-//! | [`events`] | [`EventIndexStore`](crate::events::EventIndexStore) | [`Harness`] |
+//! | [`crate::events::conformance`] | [`EventIndexStore`](crate::events::EventIndexStore) | [`Harness`] |
 //!
 //! A backend's tests implement the harness (open the same store again and again) and call each
 //! suite's `run_all` with a function that makes a harness over a fresh, empty store. Failures
@@ -19,7 +19,6 @@
 //!
 //! Built only with the feature `conformance`, for tests: the server does not carry it.
 
-pub mod events;
 pub mod log;
 pub mod sequence;
 pub mod state;
@@ -84,7 +83,7 @@ pub fn cover_in<S: LogStore + ?Sized>(store: &S, size: u64) {
 pub type Suite<H> = Vec<(&'static str, fn(&mut H))>;
 
 /// Runs `tests`, each on a fresh harness from `fresh`.
-fn run<H>(suite: &str, tests: Suite<H>, fresh: impl Fn() -> H) {
+pub(crate) fn run<H>(suite: &str, tests: Suite<H>, fresh: impl Fn() -> H) {
     for (name, test) in tests {
         eprintln!("conformance {suite}: {name}");
         test(&mut fresh());

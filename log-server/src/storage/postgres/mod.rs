@@ -24,8 +24,8 @@
 //! | `checkpoint`, `witnesses`, `attachments` | [`StateStore`](super::StateStore): writes that never go back |
 //! | `leases` | who may integrate and sign, with a fencing token ([`lease`]) |
 //! | `flush_marks` | one row per process, whose durable commits flush the WAL after a lazy append ([`sequence`]) |
-//! | `events`, `events_watermark` | the events index of the scaled backend ([`events`]) |
-//! | `subject_keys`, `subject_key_check` | the data subjects' keys, wrapped by the KEK ([`keys`]) |
+//! | `events`, `events_watermark` | the events index of the scaled backend ([`crate::events::postgres::index`]) |
+//! | `subject_keys`, `subject_key_check` | the data subjects' keys, wrapped by the KEK ([`crate::events::postgres::keys`]) |
 //!
 //! The traits are synchronous and called from blocking threads; the store keeps a small tokio
 //! runtime of its own for the client's connections and blocks the calling thread on it (a
@@ -42,8 +42,6 @@
 //! entries only; the caller that composes the two checks the synced leaf hashes.
 
 mod dedup;
-pub mod events;
-pub mod keys;
 pub mod lease;
 mod schema;
 mod sequence;
@@ -60,6 +58,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{StoreError, StoreLimits};
 pub use lease::{LeaseGrant, LeaseOutcome, LeaseRefusal};
+pub(crate) use sequence::entry_count;
 
 /// The largest leaf this backend stores: far below PostgreSQL's 1 GiB per value.
 pub const HARD_MAX_LEAF_BYTES: u32 = 16 * 1024 * 1024;
@@ -322,7 +321,7 @@ impl PostgresStore {
     /// events database, say) is allowed to block through `block_in_place`, which hands the
     /// worker's other tasks to another thread; on a current-thread runtime the work runs on a
     /// thread of its own. A runtime cannot block on another from inside its own workers.
-    fn call<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    pub(crate) fn call<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send,
         F: FnOnce(deadpool_postgres::Object) -> Fut + Send,
@@ -405,7 +404,7 @@ impl Drop for PostgresStore {
 
 /// Why a call to the database failed, before it becomes a [`StoreError`].
 #[derive(Debug)]
-enum DbError {
+pub(crate) enum DbError {
     /// No connection could be had.
     Pool(deadpool_postgres::PoolError),
     /// The database refused or failed a statement.
@@ -488,6 +487,10 @@ fn to_sql_int(value: u64) -> Option<i64> {
 }
 
 /// A `bigint` read back as a count or index; a negative one is damage (the schema forbids it).
-fn from_sql_int(value: i64, place: &std::path::Path, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn from_sql_int(
+    value: i64,
+    place: &std::path::Path,
+    what: &str,
+) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::corrupt(place, 0, format!("{what} is {value}")))
 }

@@ -145,7 +145,7 @@ impl<'a> Columns<'a> {
     }
 }
 
-pub(super) async fn entry_count(client: &deadpool_postgres::Object) -> Result<u64, DbError> {
+pub(crate) async fn entry_count(client: &deadpool_postgres::Object) -> Result<u64, DbError> {
     let statement = client
         .prepare_cached("SELECT entry_count FROM head WHERE id = 1")
         .await?;

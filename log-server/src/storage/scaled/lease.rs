@@ -16,9 +16,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::ScaledStore;
-use crate::integrator::Coordination;
 use crate::storage::postgres::LeaseOutcome;
-use crate::storage::StoreError;
+use crate::storage::{Coordination, StoreError};
 
 /// The shortest and longest lease term a log may be configured with.
 pub const LEASE_TERMS: std::ops::RangeInclusive<Duration> =

@@ -14,13 +14,13 @@
 //!   checkpoint, so a process that lost the lease (stopped past its term, say) stores nothing.
 //!   The others follow: they serve the checkpoint stored in PostgreSQL and the tiles in the
 //!   bucket, and keep asking for the lease.
-//! - **Publication** ([`publication`]): the holder syncs the tiles a checkpoint covers before
+//! - **Publication** ([`crate::publisher::publication`], above this module: it reports to the
+//!   readiness and the metrics): the holder syncs the tiles a checkpoint covers before
 //!   storing it (this store refuses a checkpoint that covers more leaf hashes than the bucket
 //!   holds), and writes the entry bundles and the `checkpoint` object after the state commit,
 //!   the object last. A bucket that fails delays publication only: sequencing goes on.
 
 pub mod lease;
-pub mod publication;
 
 use std::sync::Arc;
 

@@ -52,11 +52,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio_postgres::Row;
 
-use super::{from_sql_int, sequence, DbError, PostgresStore};
 use crate::events::model::{
     EventIndexStore, EventStoreError, EventSummary, InFlightSubmission, QueryFilter, QueryPage,
 };
 use crate::events::store::summary_of_entry;
+use crate::storage::postgres::{entry_count, from_sql_int, DbError, PostgresStore};
 use crate::storage::{StoreError, StoredPayload};
 
 /// How often each front-end moves the watermark up to the log's end in the background.
@@ -145,7 +145,7 @@ impl Inner {
             let outcome = self
                 .store
                 .call("reading the entry count", |client| async move {
-                    sequence::entry_count(&client).await
+                    entry_count(&client).await
                 })
                 .map_err(EventStoreError::from)
                 .and_then(|end| self.flush(end));

@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{contents, mark_recorded, EventSummary, Shared, READERS};
-use crate::completeness::http as complete;
 use crate::completeness::ProofRequest;
 use crate::events::auth::authorize;
 use crate::events::self_audit::ReadRecord;
@@ -29,6 +28,7 @@ use crate::http::body::json_response;
 use crate::http::extract::Query;
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState};
+use crate::routes::completeness as complete;
 
 /// Most index entries one query request scans (a page may be short, with a cursor).
 const MAX_SCAN: usize = 100_000;
@@ -411,7 +411,7 @@ fn proven(
              from or to",
         ));
     };
-    let index = state.events.store.completeness().ok_or_else(|| {
+    let index = state.completeness.clone().ok_or_else(|| {
         ApiError::bad_request("this log keeps no completeness index (completeness_index = false)")
     })?;
     let received = received_of(query)?;

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::lease::LeaseKeeper;
-use super::ScaledStore;
-use crate::health::Status;
+use super::Published;
 use crate::metrics::Metrics;
-use crate::publisher::Published;
+use crate::status::Status;
+use crate::storage::scaled::lease::LeaseKeeper;
+use crate::storage::scaled::ScaledStore;
 use crate::storage::{SequenceStore, StoreError, StoredCheckpoint};
 
 /// The first pause before a failed publication is tried again; doubled up to the longest.

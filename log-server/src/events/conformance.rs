@@ -1,8 +1,10 @@
-//! The suite for [`EventIndexStore`]: events found by ID, by index and by query, in log order,
-//! and kept across a reopen once flushed.
+//! The conformance suite for [`EventIndexStore`]: events found by ID, by index and by query, in
+//! log order, and kept across a reopen once flushed. One of the storage conformance suites
+//! ([`crate::storage::conformance`], whose harness it takes), kept here beside the trait it
+//! checks, above storage. Built only with the feature `conformance`, for tests.
 
-use super::{run, Harness, Suite};
 use crate::events::{EventIndexStore, EventSummary, QueryFilter};
+use crate::storage::conformance::{run, Harness, Suite};
 
 /// Every test of the suite, by name.
 pub fn tests<H: Harness<Store: EventIndexStore>>() -> Suite<H> {

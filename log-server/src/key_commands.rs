@@ -2,16 +2,19 @@
 //! the keys its rules need (spec/docs/key-history.md), into the configured key history
 //! directory. The statement is verified against the history before anything is written; a
 //! running log reads the new history within a second and logs the statement as a leaf.
+//!
+//! The history's files are [`crate::key_history`]'s; the keys and the configuration these
+//! commands read are [`crate::config`]'s, so the commands sit above both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_keys::{NoteSigner, Pkcs11Key};
+use cairn_keys::NoteSigner;
 use cairn_spec::key_history::{Action, KeyHistory};
 use cairn_spec::note::{Ed25519Signer, Note, PlainEd25519, Vkey};
 
-use super::HistoryDir;
-use crate::config::{read_key_file, Settings};
+use crate::config::{open_token_key, read_key_file, Settings, KEY_READERS};
+use crate::key_history::HistoryDir;
 
 /// What to do to the history.
 #[derive(Debug, Clone)]
@@ -59,7 +62,7 @@ pub fn run(settings: &Settings, command: HistoryCommand) -> Result<String, Strin
         .clone()
         .ok_or("the configuration has no key_history_dir")?;
     let primary = settings.resolve_primary().map_err(|e| e.to_string())?;
-    let dir = HistoryDir::new(dir_path, primary.key_name().clone());
+    let dir = HistoryDir::new(dir_path, primary.key_name().clone(), KEY_READERS);
     let history = dir
         .verified(&primary.verifier())
         .map_err(|e| e.to_string())?;
@@ -86,11 +89,7 @@ pub fn run(settings: &Settings, command: HistoryCommand) -> Result<String, Strin
                     (NoteSigner::from_key(key), Store::KeyFile(skey))
                 }
                 NewKey::Token(config) => {
-                    let table = Settings::from_file(&config)
-                        .map_err(|e| e.to_string())?
-                        .pkcs11
-                        .ok_or_else(|| format!("{} has no [pkcs11] table", config.display()))?;
-                    let key = Pkcs11Key::open(&table.settings()?).map_err(|e| e.to_string())?;
+                    let key = open_token_key(&config)?;
                     let signer = NoteSigner::from_token(history.subject().clone(), Arc::new(key));
                     (signer, Store::Token(config))
                 }

@@ -29,15 +29,15 @@ use cairn_spec::merkle::inclusion_proof;
 use cairn_spec::receipt::ReceiptTimestamp;
 use tokio::sync::watch;
 
-use super::{CompletenessIndex, IndexError, ProofRequest};
+use crate::completeness::{CompletenessIndex, IndexError, ProofRequest};
 use crate::events::auth::{authorize, Role};
 use crate::events::privacy::{Contents, TAG_PREFIX};
 use crate::events::EventStore;
 use crate::http::extract::Query;
 use crate::http::state::blocking;
 use crate::http::{ApiError, AppState, ErrorCode};
-use crate::integrator::StoreHashes;
 use crate::publisher::Published;
+use crate::storage::StoreHashes;
 use crate::storage::{LogStore, StoredPayload};
 
 /// How long an answer waits for the checkpoint at the index's size to be stored.
@@ -67,7 +67,7 @@ async fn records(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state.principals, &headers, &[Role::Reader, Role::Admin])?;
-    let index = state.events.store.completeness().ok_or_else(|| {
+    let index = state.completeness.clone().ok_or_else(|| {
         ApiError::bad_request("this log keeps no completeness index (completeness_index = false)")
     })?;
     let offset = query.offset.unwrap_or(0);

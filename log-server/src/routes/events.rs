@@ -1,9 +1,9 @@
 //! The `/v1` routes of the log (spec/docs/log-api.md, "Audit events"): thin handlers over
-//! [`Events`](super::Events) and the event store, with the role each route needs.
+//! [`Events`](crate::events::Events) and the event store, with the role each route needs.
 //!
 //! Here: submitting events, reading one and its proof, and how the events' errors answer.
 //! Searches, event views and exports are recorded before they are answered
-//! ([`super::self_audit`]), and the answer names the record (`Cairn-Self-Audit`).
+//! ([`crate::events::self_audit`]), and the answer names the record (`Cairn-Self-Audit`).
 //! [`query`]: queries and exports; [`verify`]: `POST /v1/verify`; [`admin`]: erasure, legal
 //! holds and the erasure of data subjects; [`contents`]: how a schema 2 event is shown.
 
@@ -28,12 +28,12 @@ use cairn_spec::Hash;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::AdminError;
-use super::auth::{authorize, Principal, Role};
-use super::privacy::Contents;
-use super::self_audit::{ReadRecord, SELF_AUDIT_HEADER};
-use super::store::{EventStoreError, EventSummary};
-use super::submit::{SubmitError, Submitted};
+use crate::events::admin::AdminError;
+use crate::events::auth::{authorize, Principal, Role};
+use crate::events::privacy::Contents;
+use crate::events::self_audit::{ReadRecord, SELF_AUDIT_HEADER};
+use crate::events::store::{EventStoreError, EventSummary};
+use crate::events::submit::{SubmitError, Submitted};
 use crate::http::body::{json_response, read_body};
 use crate::http::extract::Path;
 use crate::http::receipt::{build_receipt, wait_for_checkpoint, wait_for_receipt};

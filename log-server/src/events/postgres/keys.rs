@@ -21,9 +21,9 @@
 
 use std::sync::Arc;
 
-use super::{DbError, PostgresStore};
 use crate::events::model::EventStoreError;
 use crate::events::privacy::keystore::{dek_id, DekId, KeyRows, MadeRow, StoredRow, SubjectId};
+use crate::storage::postgres::{DbError, PostgresStore};
 
 /// The rows of `subject_keys`, shared by every front-end.
 pub struct PostgresKeyRows {

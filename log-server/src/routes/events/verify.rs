@@ -24,7 +24,7 @@ use crate::events::auth::authorize;
 use crate::http::body::read_body;
 use crate::http::state::{blocking, published};
 use crate::http::{ApiError, AppState, ErrorCode};
-use crate::integrator::StoreHashes;
+use crate::storage::StoreHashes;
 
 fn invalid(reason: impl Into<String>) -> Response {
     Json(json!({"valid": false, "reason": reason.into()})).into_response()
