@@ -54,9 +54,3 @@ pub fn keys_of(leaf: &[u8], payload: Option<&StoredPayload>, privacy: &Privacy) 
     });
     keys
 }
-
-/// Whether a leaf may carry a contents record worth reading (a schema 2 event leaf).
-pub fn wants_payload(leaf: &[u8]) -> bool {
-    // Cheap test before a parse: every schema 2 leaf has a `commitments` member.
-    leaf.first() == Some(&b'{') && leaf.windows(14).any(|window| window == b"\"commitments\":")
-}

@@ -151,19 +151,16 @@ impl State {
         let mut pending = Vec::with_capacity(chunk as usize * MAX_KEYS_PER_LEAF);
         while next < size {
             let count = (size - next).min(chunk);
-            let entries = store.read_entries(next, count)?;
+            // Entries and their payloads (contents records) in one read: one payload read at
+            // a time was most of the index's cost.
+            let entries = store.read_entries_with_payloads(next, count)?;
             if entries.len() as u64 != count {
                 return Err(IndexError::Corrupt(format!(
                     "the store gave {} entries from {next}, {count} were asked",
                     entries.len()
                 )));
             }
-            for entry in &entries {
-                let payload = if keys::wants_payload(&entry.leaf) {
-                    store.read_payload(entry.index)?
-                } else {
-                    None
-                };
+            for (entry, payload) in &entries {
                 let keys = keys::keys_of(&entry.leaf, payload.as_ref(), events.privacy());
                 if keys.is_empty() {
                     continue;

@@ -272,14 +272,14 @@ impl EventStore {
         let mut indexed = 0u64;
         while next < size {
             let count = (size - next).min(CATCH_UP_CHUNK);
-            for (offset, entry) in log.read_entries(next, count)?.iter().enumerate() {
+            // Entries and their contents records in one read: a store across the network
+            // answers each read with a round trip, and a catch-up reads a whole chunk.
+            for (entry, payload) in log.read_entries_with_payloads(next, count)? {
                 if entry.leaf.first() != Some(&b'{') {
                     continue;
                 }
-                let index = next + offset as u64;
-                let Some(summary) =
-                    summary_of_entry(index, &entry.leaf, || Ok(log.read_payload(index)?))?
-                else {
+                let index = entry.index;
+                let Some(summary) = summary_of_entry(index, &entry.leaf, || Ok(payload))? else {
                     continue;
                 };
                 // Every event below `index` is inserted: a table may be cut there.

@@ -209,6 +209,26 @@ pub trait SequenceStore: Send + Sync + 'static {
     /// Fails if the entry does not exist, or if its payload is damaged.
     fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError>;
 
+    /// Reads entries `[start, start + count)`, all of which must exist, each with the payload
+    /// beside it (as [`read_payload`](SequenceStore::read_payload) answers it): what a reader
+    /// of leaves and their contents records together (the completeness index) asks for. The
+    /// default reads the entries and then each payload; a store that keeps a payload beside its
+    /// entry reads both in one pass, which matters: one payload read at a time cost the
+    /// embedded store a buffer of its read size and a walk over the bundle before the entry.
+    fn read_entries_with_payloads(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        self.read_entries(start, count)?
+            .into_iter()
+            .map(|entry| {
+                let payload = self.read_payload(entry.index)?;
+                Ok((entry, payload))
+            })
+            .collect()
+    }
+
     /// Destroys the payload beside entry `index` where it lies, durably; the leaf and every
     /// proof stay as they were. Returns whether it was held (`false`: erased before, or the
     /// entry has none). Erasing again finishes an erasure a crash interrupted.

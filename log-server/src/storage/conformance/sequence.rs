@@ -317,6 +317,7 @@ fn keeps_payloads_beside_entries_and_erases_them_in_place<H: Harness<Store: Sequ
         matches!(store.read_payload(600), Err(StoreError::OutOfRange { .. })),
         "the payload of an entry that does not exist is out of range"
     );
+    assert_entries_with_payloads(&store, 600, |index| payload(index).map(StoredPayload::Held));
     assert!(
         store.erase_payload(3).expect("erase"),
         "a held payload is erased"
@@ -347,6 +348,10 @@ fn keeps_payloads_beside_entries_and_erases_them_in_place<H: Harness<Store: Sequ
             );
         }
         assert_entries(store, 0, 600);
+        assert_entries_with_payloads(store, 600, |index| match index {
+            3 | 597 => Some(StoredPayload::Erased),
+            _ => payload(index).map(StoredPayload::Held),
+        });
         let hits = store
             .find_duplicates(&[DedupKey::Leaf(&Hash::of_leaf(&leaf(3)))])
             .expect("find");
@@ -366,6 +371,53 @@ fn keeps_payloads_beside_entries_and_erases_them_in_place<H: Harness<Store: Sequ
     assert_eq!(
         store.read_payload(600).expect("read"),
         payload(600).map(StoredPayload::Held)
+    );
+}
+
+/// `read_entries_with_payloads` answers, over ranges that start and end anywhere (inside a
+/// bundle of 256 and across one), what `read_entries` and `expected` answer for the first
+/// `count` entries; past the end it is out of range.
+fn assert_entries_with_payloads<S: SequenceStore + ?Sized>(
+    store: &S,
+    count: u64,
+    expected: impl Fn(u64) -> Option<StoredPayload>,
+) {
+    let most = store.limits().max_read_count.max(1);
+    for (start, length) in [(0, count), (1, 2), (250, 80), (count - 7, 7)] {
+        let mut at = start;
+        while at < start + length {
+            let chunk = (start + length - at).min(most);
+            let read = store
+                .read_entries_with_payloads(at, chunk)
+                .expect("read entries with their payloads");
+            let entries = store.read_entries(at, chunk).expect("read entries");
+            assert_eq!(
+                read.len() as u64,
+                chunk,
+                "entries {at}.. with their payloads"
+            );
+            for ((entry, payload), alone) in read.iter().zip(&entries) {
+                assert_eq!(
+                    entry, alone,
+                    "entry {} as read_entries reads it",
+                    alone.index
+                );
+                assert_eq!(
+                    payload,
+                    &expected(entry.index),
+                    "the payload of entry {} read with it",
+                    entry.index
+                );
+            }
+            at += chunk;
+        }
+    }
+    assert!(
+        matches!(
+            store.read_entries_with_payloads(count - 2, 5),
+            Err(StoreError::OutOfRange { .. })
+        ),
+        "entries with payloads past the end are out of range"
     );
 }
 

@@ -292,6 +292,15 @@ impl SequenceStore for EmbeddedStore {
         self.segments.read_payload(index)
     }
 
+    fn read_entries_with_payloads(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        self.limits.check_read(count)?;
+        self.segments.read_with_payloads(start, count)
+    }
+
     fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
         self.segments.erase_payload(index)
     }

@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use super::files;
 use super::record::{self, BatchHeader, PayloadState, BATCH_HEADER_LEN};
 use super::seal::{self, BUNDLE_SIZE};
-use super::segment_read::ReadPlan;
+use super::segment_read::{PayloadRead, ReadPlan};
 use super::spare::{Spares, DIRECT_ALIGN};
 use crate::storage::{Entry, NewEntry, StoreError, StoredPayload};
 
@@ -541,6 +541,31 @@ impl SegmentLog {
             plan.read(&mut out)?;
         }
         Ok(out)
+    }
+
+    /// Entries `[start, start + count)`, which must all exist, each with its payload, read in
+    /// one pass; a payload found damaged is read again alone ([`SegmentLog::read_payload`]).
+    pub fn read_with_payloads(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        let plans = self.plans(start, count)?;
+        let mut read = Vec::with_capacity(count as usize);
+        for plan in &plans {
+            plan.read_with_payloads(&mut read)?;
+        }
+        read.into_iter()
+            .map(|(entry, payload)| {
+                let payload = match payload {
+                    PayloadRead::None => None,
+                    PayloadRead::Held(bytes) => Some(StoredPayload::Held(bytes)),
+                    PayloadRead::Erased => Some(StoredPayload::Erased),
+                    PayloadRead::Damaged => self.read_payload(entry.index)?,
+                };
+                Ok((entry, payload))
+            })
+            .collect()
     }
 
     /// The plans to read entries `[start, start + count)`, which must all exist: one a

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::files;
-use super::record::{self, BatchHeader, DecodeError, DecodedRecord, ItemKind, BATCH_HEADER_LEN};
+use super::record::{
+    self, BatchHeader, DecodeError, DecodedRecord, ItemKind, PayloadState, BATCH_HEADER_LEN,
+};
 use crate::storage::{Entry, StoreError};
 /// Reads items (batch headers and records) forward from an offset of a segment, a buffered
 /// chunk at a time; no item larger than the format's hard limits is ever buffered.
@@ -184,25 +186,70 @@ pub struct ReadPlan {
     pub(super) bound: u64,
 }
 
+/// A payload as one pass over a segment found it.
+pub enum PayloadRead {
+    /// The entry was appended without one.
+    None,
+    /// Its bytes, their checksum checked.
+    Held(Vec<u8>),
+    /// It was erased.
+    Erased,
+    /// Its state or checksum does not hold (or an erasure was under way): read it again alone.
+    Damaged,
+}
+
 impl ReadPlan {
     /// Reads the planned entries, appending them to `out`.
     pub fn read(&self, out: &mut Vec<Entry>) -> Result<(), StoreError> {
+        self.walk(|record, _| {
+            out.push(record.entry);
+        })
+    }
+
+    /// Reads the planned entries with the payload beside each, in the same pass, appending
+    /// them to `out`. A payload found damaged is answered as such, for the caller to read again
+    /// on its own (a read that overlaps an erasure can see part of it).
+    pub fn read_with_payloads(
+        &self,
+        out: &mut Vec<(Entry, PayloadRead)>,
+    ) -> Result<(), StoreError> {
+        self.walk(|record, bytes| {
+            let payload = match record.payload {
+                None => PayloadRead::None,
+                Some(span) => {
+                    let region = &bytes[span.region()];
+                    match record::payload_state(region) {
+                        PayloadState::Held => {
+                            PayloadRead::Held(region[record::PAYLOAD_REGION_HEADER..].to_vec())
+                        }
+                        PayloadState::Erased => PayloadRead::Erased,
+                        PayloadState::Damaged(_) => PayloadRead::Damaged,
+                    }
+                }
+            };
+            out.push((record.entry, payload));
+        })
+    }
+
+    /// Walks the planned records in order, giving each (decoded, and its bytes) to `each`.
+    fn walk(&self, mut each: impl FnMut(DecodedRecord, &[u8])) -> Result<(), StoreError> {
         let mut reader = self.skip_to_first()?;
         let mut next = self.from;
         while next < self.to {
             let item_offset = reader.offset();
             match reader.next_item() {
                 Ok(Some(Item::Header(_))) => {}
-                Ok(Some(Item::Record(DecodedRecord { entry, .. }))) => {
-                    if entry.index != next {
+                Ok(Some(Item::Record(record))) => {
+                    if record.entry.index != next {
                         return Err(StoreError::corrupt(
                             &self.path,
                             item_offset,
-                            format!("expected entry {next}, found entry {}", entry.index),
+                            format!("expected entry {next}, found entry {}", record.entry.index),
                         ));
                     }
                     next += 1;
-                    out.push(entry);
+                    let len = record.len;
+                    each(record, reader.previous_item(len));
                 }
                 Ok(None) => {
                     return Err(StoreError::corrupt(

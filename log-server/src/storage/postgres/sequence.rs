@@ -239,6 +239,69 @@ impl PostgresStore {
     }
 
     /// Makes sure the entries below `end` are on disk before they are answered for.
+    /// Entries `[start, start + count)`, all of which must exist, in one query; with
+    /// `payloads`, each with its payload (`Some(payload)`), else `None` beside each.
+    #[allow(clippy::type_complexity)]
+    fn read_range(
+        &self,
+        start: u64,
+        count: u64,
+        payloads: bool,
+    ) -> Result<Vec<(Entry, Option<Option<StoredPayload>>)>, StoreError> {
+        self.limits.check_read(count)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let out_of_range = |available: u64| StoreError::OutOfRange {
+            what: "entries".into(),
+            start,
+            count,
+            available,
+        };
+        let (Some(first), Some(end)) = (
+            to_sql_int(start),
+            start.checked_add(count).and_then(to_sql_int),
+        ) else {
+            return Err(out_of_range(self.read_entry_count()?));
+        };
+        self.flushed_through(start.saturating_add(count))?;
+        let max_payload = self.limits.max_payload_bytes;
+        let place = &self.place;
+        let rows = self.call("reading entries", |client| async move {
+            let statement = client
+                .prepare_cached(if payloads {
+                    "SELECT e.idx, e.leaf, e.producer, e.idempotency_key, e.has_payload, p.payload
+                     FROM entries e LEFT JOIN payloads p ON p.idx = e.idx
+                     WHERE e.idx >= $1 AND e.idx < $2 ORDER BY e.idx"
+                } else {
+                    "SELECT idx, leaf, producer, idempotency_key FROM entries
+                     WHERE idx >= $1 AND idx < $2 ORDER BY idx"
+                })
+                .await?;
+            let rows = client.query(&statement, &[&first, &end]).await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for (offset, row) in rows.iter().enumerate() {
+                let entry = entry_of(row, start + offset as u64, place)?;
+                let payload = match payloads {
+                    true => Some(payload_of(
+                        row.get(4),
+                        row.get(5),
+                        max_payload,
+                        place,
+                        entry.index,
+                    )?),
+                    false => None,
+                };
+                entries.push((entry, payload));
+            }
+            Ok(entries)
+        })?;
+        if (rows.len() as u64) < count {
+            return Err(out_of_range(self.read_entry_count()?));
+        }
+        Ok(rows)
+    }
+
     pub(super) fn flushed_through(&self, end: u64) -> Result<(), StoreError> {
         if self.flushed_entries.load(Ordering::Relaxed) >= end {
             return Ok(());
@@ -382,73 +445,8 @@ impl SequenceStore for PostgresStore {
     }
 
     fn read_entries(&self, start: u64, count: u64) -> Result<Vec<Entry>, StoreError> {
-        self.limits.check_read(count)?;
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        let out_of_range = |available: u64| StoreError::OutOfRange {
-            what: "entries".into(),
-            start,
-            count,
-            available,
-        };
-        let (Some(first), Some(end)) = (
-            to_sql_int(start),
-            start.checked_add(count).and_then(to_sql_int),
-        ) else {
-            return Err(out_of_range(self.read_entry_count()?));
-        };
-        self.flushed_through(start.saturating_add(count))?;
-        let place = &self.place;
-        let rows = self.call("reading entries", |client| async move {
-            let statement = client
-                .prepare_cached(
-                    "SELECT idx, leaf, producer, idempotency_key FROM entries
-                     WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                )
-                .await?;
-            let rows = client.query(&statement, &[&first, &end]).await?;
-            let mut entries = Vec::with_capacity(rows.len());
-            for (offset, row) in rows.iter().enumerate() {
-                let index = from_sql_int(row.get(0), place, "an entry index")?;
-                if index != start + offset as u64 {
-                    // Rows come in index order; a gap below the count is damage.
-                    return Err(StoreError::corrupt(
-                        place,
-                        start + offset as u64,
-                        format!(
-                            "entry {} is missing (found {index} in its place)",
-                            start + offset as u64
-                        ),
-                    )
-                    .into());
-                }
-                let producer: Option<String> = row.get(2);
-                let key: Option<String> = row.get(3);
-                let idempotency = match (producer, key) {
-                    (Some(producer), Some(key)) => {
-                        Some(IdempotencyKey::new(producer, key).map_err(|error| {
-                            StoreError::corrupt(
-                                place,
-                                index,
-                                format!("its idempotency key: {error}"),
-                            )
-                        })?)
-                    }
-                    _ => None,
-                };
-                entries.push(Entry {
-                    index,
-                    leaf: row.get(1),
-                    idempotency,
-                });
-            }
-            Ok(entries)
-        })?;
-        if (rows.len() as u64) < count {
-            return Err(out_of_range(self.read_entry_count()?));
-        }
-        Ok(rows)
+        self.read_range(start, count, false)
+            .map(|rows| rows.into_iter().map(|(entry, _)| entry).collect())
     }
 
     fn read_payload(&self, index: u64) -> Result<Option<StoredPayload>, StoreError> {
@@ -473,38 +471,30 @@ impl SequenceStore for PostgresStore {
             let Some(row) = client.query_opt(&statement, &[&position]).await? else {
                 return Ok(None);
             };
-            let has_payload: bool = row.get(0);
-            let payload: Option<Vec<u8>> = row.get(1);
-            Ok(Some(match (has_payload, payload) {
-                (false, None) => None,
-                (true, None) => Some(StoredPayload::Erased),
-                (true, Some(bytes)) if bytes.len() as u64 <= u64::from(max_payload) => {
-                    Some(StoredPayload::Held(bytes))
-                }
-                (true, Some(bytes)) => {
-                    return Err(StoreError::corrupt(
-                        place,
-                        index,
-                        format!(
-                            "its payload is {} bytes, over the limit {max_payload}",
-                            bytes.len()
-                        ),
-                    )
-                    .into())
-                }
-                (false, Some(_)) => {
-                    return Err(StoreError::corrupt(
-                        place,
-                        index,
-                        "a payload beside an entry appended without one",
-                    )
-                    .into())
-                }
-            }))
+            Ok(Some(payload_of(
+                row.get(0),
+                row.get(1),
+                max_payload,
+                place,
+                index,
+            )?))
         })?;
         found.ok_or_else(|| match self.read_entry_count() {
             Ok(available) => out_of_range(available),
             Err(error) => error,
+        })
+    }
+
+    /// One query for the entries and their payloads ([`PostgresStore::read_range`]).
+    fn read_entries_with_payloads(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        self.read_range(start, count, true).map(|rows| {
+            rows.into_iter()
+                .map(|(entry, payload)| (entry, payload.flatten()))
+                .collect()
         })
     }
 
@@ -539,5 +529,71 @@ impl SequenceStore for PostgresStore {
         keys: &[DedupKey<'_>],
     ) -> Result<Vec<Option<DuplicateHit>>, StoreError> {
         self.look_up_duplicates(keys)
+    }
+}
+
+/// The entry of a row `(idx, leaf, producer, idempotency_key, …)` that should hold entry
+/// `expected` (rows come in index order; a gap below the count is damage).
+fn entry_of(
+    row: &tokio_postgres::Row,
+    expected: u64,
+    place: &std::path::Path,
+) -> Result<Entry, DbError> {
+    let index = from_sql_int(row.get(0), place, "an entry index")?;
+    if index != expected {
+        return Err(StoreError::corrupt(
+            place,
+            expected,
+            format!("entry {expected} is missing (found {index} in its place)"),
+        )
+        .into());
+    }
+    let producer: Option<String> = row.get(2);
+    let key: Option<String> = row.get(3);
+    let idempotency = match (producer, key) {
+        (Some(producer), Some(key)) => {
+            Some(IdempotencyKey::new(producer, key).map_err(|error| {
+                StoreError::corrupt(place, index, format!("its idempotency key: {error}"))
+            })?)
+        }
+        _ => None,
+    };
+    Ok(Entry {
+        index,
+        leaf: row.get(1),
+        idempotency,
+    })
+}
+
+/// The payload of entry `index` from its row's `has_payload` flag and the `payloads` row
+/// joined to it (none: never had one, or erased).
+fn payload_of(
+    has_payload: bool,
+    payload: Option<Vec<u8>>,
+    max_payload: u32,
+    place: &std::path::Path,
+    index: u64,
+) -> Result<Option<StoredPayload>, DbError> {
+    match (has_payload, payload) {
+        (false, None) => Ok(None),
+        (true, None) => Ok(Some(StoredPayload::Erased)),
+        (true, Some(bytes)) if bytes.len() as u64 <= u64::from(max_payload) => {
+            Ok(Some(StoredPayload::Held(bytes)))
+        }
+        (true, Some(bytes)) => Err(StoreError::corrupt(
+            place,
+            index,
+            format!(
+                "its payload is {} bytes, over the limit {max_payload}",
+                bytes.len()
+            ),
+        )
+        .into()),
+        (false, Some(_)) => Err(StoreError::corrupt(
+            place,
+            index,
+            "a payload beside an entry appended without one",
+        )
+        .into()),
     }
 }

@@ -114,6 +114,14 @@ impl SequenceStore for ScaledStore {
         self.sequence.read_payload(index)
     }
 
+    fn read_entries_with_payloads(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        self.sequence.read_entries_with_payloads(start, count)
+    }
+
     fn erase_payload(&self, index: u64) -> Result<bool, StoreError> {
         self.sequence.erase_payload(index)
     }
