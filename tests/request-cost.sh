@@ -8,6 +8,7 @@
 #   tests/request-cost.sh events                 # one event per POST /v1/events
 #   SERVER=noop tests/request-cost.sh            # the no-op baseline
 #   CAIRN_LOG=/tmp/other/cairn-log RUNS=3 tests/request-cost.sh
+#   CONFIG_LINE="completeness_index = false" tests/request-cost.sh events-batch
 #
 # Settings (environment):
 #   SERVER                  log (default) or noop
@@ -19,6 +20,8 @@
 #   RATE                    requests/s of an open loop at that fixed rate (unset: closed loop)
 #   SERVER_CORE, LOAD_CORE  the cores (0, 1)
 #   ADDR                    where the server listens (127.0.0.1:18090)
+#   CONFIG_LINE             one more line for cairn-log's configuration file (a setting to
+#                           compare with and without, such as `completeness_index = false`)
 #   RESET_THREADS           thread names (as in /proc/<pid>/task/*/comm) put back into
 #                           SCHED_OTHER after start, to measure without SCHED_BATCH
 #
@@ -44,6 +47,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 ADDR=${ADDR:-127.0.0.1:18090}
 RESET_THREADS=${RESET_THREADS:-}
 RATE=${RATE:-}
+CONFIG_LINE=${CONFIG_LINE:-}
 
 for tool in jq taskset getconf awk curl; do
     command -v "$tool" >/dev/null || { echo "request-cost.sh: $tool is needed" >&2; exit 2; }
@@ -75,6 +79,7 @@ if [ "$SERVER" = log ]; then
         echo "origin = \"$origin\""
         echo "key_file = \"$WORK/log.key\""
         echo "witness_quorum = 0"
+        if [ -n "$CONFIG_LINE" ]; then echo "$CONFIG_LINE"; fi
         sed -n '/^\[\[producers\]\]/,$p' "$WORK/token.txt"
     } >"$WORK/log.toml"
 elif [ "$SERVER" != noop ]; then
@@ -123,9 +128,11 @@ for run in $(seq "$RUNS"); do
             END { if (n > 0) printf "; durable writes since start: %d, %.1f entries and %.3f ms each", n, e / n, 1000 * s / n }')
     fi
     echo "$report" | jq -r --arg ticks "$ticks" --arg tck "$CLK_TCK" --arg switched "$switched" \
-        --arg rss "$rss" --arg writes "$writes" --arg name "$SERVER $MODE run $run" '
+        --arg rss "$rss" --arg writes "$writes" --arg name "$SERVER $MODE${CONFIG_LINE:+ ($CONFIG_LINE)} run $run" '
         "\($name): \(.requests_per_second | floor) requests/s, "
+        + (if .leaves != .requests then "\(.leaves_per_second | floor) leaves/s, " else "" end)
         + "\(($ticks | tonumber) / ($tck | tonumber) * 1e6 / .requests * 10 | round / 10) µs CPU a request, "
+        + (if .leaves != .requests then "\(($ticks | tonumber) / ($tck | tonumber) * 1e6 / .leaves * 10 | round / 10) µs a leaf, " else "" end)
         + "\(($switched | tonumber) / .requests * 1000 | round / 1000) switches a request, "
         + "RSS \(($rss | tonumber) / 1024 | floor) MiB\($writes)"'
     kill "$PID"
