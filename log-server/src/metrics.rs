@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_edge::metrics::{Exposition, Labels};
@@ -46,6 +47,8 @@ pub struct Metrics {
     pub leaves_added: AtomicU64,
     /// Rounds in which the witness quorum was not met.
     pub publication_failures: AtomicU64,
+    /// Payload retention runs finished (whatever they erased, or if they failed).
+    pub retention_runs: Arc<AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -60,6 +63,7 @@ impl Default for Metrics {
             publication_lag: AtomicU64::new(u64::MAX),
             leaves_added: AtomicU64::new(0),
             publication_failures: AtomicU64::new(0),
+            retention_runs: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -193,6 +197,11 @@ impl Metrics {
             "cairn_log_publication_failures_total",
             "Rounds in which the witness quorum was not met.",
             self.publication_failures.load(Ordering::Relaxed),
+        );
+        exposition.counter(
+            "cairn_log_retention_runs_total",
+            "Payload retention runs finished (whatever they erased, or if they failed).",
+            self.retention_runs.load(Ordering::Relaxed),
         );
         self.expose_requests(exposition);
         self.expose_witnesses(exposition);

@@ -428,6 +428,7 @@ async fn start_pipeline(
 fn spawn_housekeeping(
     settings: &ServerSettings,
     pipeline: &Pipeline,
+    metrics: &Metrics,
     stop: &watch::Sender<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(crate::key_history::log_statements(
@@ -439,6 +440,7 @@ fn spawn_housekeeping(
         pipeline.events.clone(),
         settings.events.retention.clone(),
         settings.events.maintenance_interval,
+        metrics.retention_runs.clone(),
         stop.subscribe(),
     ))
 }
@@ -501,7 +503,7 @@ impl RunningServer {
         .await?;
         let principals = principals_of(&settings);
         let (stop, stopped) = watch::channel(false);
-        let maintenance = spawn_housekeeping(&settings, &pipeline, &stop);
+        let maintenance = spawn_housekeeping(&settings, &pipeline, &publishing.metrics, &stop);
         let objects_status = Arc::new(Status::default());
         let scaled = scaled.map(|parts| {
             spawn_scaled_tasks(

@@ -930,8 +930,18 @@ async fn retention_erases_expired_payloads_and_records_what_it_erased() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(erased, "the expired payload was not erased");
-    // Let another run pass: the held and the unexpired payloads stay.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two more runs finish (so at least one ran wholly after the erasure): the held and the
+    // unexpired payloads stay.
+    let seen = retention_runs(&client).await;
+    let mut passed = false;
+    for _ in 0..2400 {
+        if retention_runs(&client).await >= seen + 2 {
+            passed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(passed, "no retention run finished after the erasure");
     for kept in &posted[1..] {
         let (_, got) = client.get(&format!("/v1/events/{kept}"), READER).await;
         assert_eq!(got["contents"], "held", "{got}");
@@ -946,6 +956,16 @@ async fn retention_erases_expired_payloads_and_records_what_it_erased() {
     assert_eq!(record["event"]["submitted_by"], "cairn-log/retention");
     assert_eq!(record["payload"]["event_ids"], json!([posted[0]]));
     server.shutdown().await.expect("shutdown");
+}
+
+/// `cairn_log_retention_runs_total` from `GET /metrics`.
+async fn retention_runs(client: &Client) -> u64 {
+    let (status, text) = client.get_text("/metrics", READER).await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix("cairn_log_retention_runs_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no cairn_log_retention_runs_total in\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! event's `resource.type` is indexed by its tag, which the rule's is compared with; what is
 //! erased of it is its contents record (the openings of all its personal fields).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,11 +121,13 @@ pub async fn run_once(events: &Arc<Events>, rules: &[RetentionRule]) -> Result<u
     Ok(erased)
 }
 
-/// Runs [`run_once`] every `interval` until `stop` turns true.
+/// Runs [`run_once`] every `interval` until `stop` turns true, counting each finished run in
+/// `runs` (the metric `cairn_log_retention_runs_total`: what shows that a run has passed).
 pub async fn run(
     events: Arc<Events>,
     rules: Vec<RetentionRule>,
     interval: Duration,
+    runs: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -133,6 +136,7 @@ pub async fn run(
             Ok(erased) => tracing::info!(erased, "retention erased expired payloads"),
             Err(error) => tracing::warn!(%error, "payload retention failed"),
         }
+        runs.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
