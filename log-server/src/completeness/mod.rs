@@ -146,7 +146,7 @@ impl State {
         if size == self.covered {
             return Ok(());
         }
-        let chunk = store.limits().max_read_count.clamp(1, READ_CHUNK);
+        let chunk = store.limits().max_read_with_payloads().clamp(1, READ_CHUNK);
         let mut next = self.covered;
         let mut pending = Vec::with_capacity(chunk as usize * MAX_KEYS_PER_LEAF);
         while next < size {

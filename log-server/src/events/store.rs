@@ -271,7 +271,9 @@ impl EventStore {
         let mut next = watermark;
         let mut indexed = 0u64;
         while next < size {
-            let count = (size - next).min(CATCH_UP_CHUNK);
+            let count = (size - next)
+                .min(CATCH_UP_CHUNK)
+                .min(log.limits().max_read_with_payloads());
             // Entries and their contents records in one read: a store across the network
             // answers each read with a round trip, and a catch-up reads a whole chunk.
             for (entry, payload) in log.read_entries_with_payloads(next, count)? {

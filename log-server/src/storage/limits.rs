@@ -2,6 +2,11 @@
 
 use super::{NewEntry, StoreError};
 
+/// The most payload bytes one read of entries with their payloads
+/// ([`SequenceStore::read_entries_with_payloads`](super::SequenceStore::read_entries_with_payloads))
+/// may hold, counting each payload at its largest size: 64 MiB.
+pub const PAYLOAD_READ_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Size limits a store enforces, so that nothing read from a request or from disk can make it
 /// allocate without bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +75,28 @@ impl StoreLimits {
             payload_bytes,
             self.max_payload_bytes,
         )
+    }
+
+    /// The most entries one read with their payloads takes: no more than `max_read_count`, and
+    /// few enough that their payloads, each up to `max_payload_bytes`, fit in
+    /// [`PAYLOAD_READ_BYTES`] (at least one).
+    pub fn max_read_with_payloads(&self) -> u64 {
+        (PAYLOAD_READ_BYTES / u64::from(self.max_payload_bytes).max(1))
+            .min(self.max_read_count)
+            .max(1)
+    }
+
+    /// Checks the length of a read of entries with their payloads.
+    pub fn check_read_with_payloads(&self, count: u64) -> Result<(), StoreError> {
+        let limit = self.max_read_with_payloads();
+        if count > limit {
+            return Err(StoreError::LimitExceeded {
+                what: "entries in one read with their payloads",
+                found: count,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Checks the length of a read.

@@ -215,11 +215,14 @@ pub trait SequenceStore: Send + Sync + 'static {
     /// default reads the entries and then each payload; a store that keeps a payload beside its
     /// entry reads both in one pass, which matters: one payload read at a time cost the
     /// embedded store a buffer of its read size and a walk over the bundle before the entry.
+    /// `count` is at most [`StoreLimits::max_read_with_payloads`], so that the payloads held at
+    /// once stay bounded.
     fn read_entries_with_payloads(
         &self,
         start: u64,
         count: u64,
     ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
+        self.limits().check_read_with_payloads(count)?;
         self.read_entries(start, count)?
             .into_iter()
             .map(|entry| {

@@ -382,7 +382,7 @@ fn assert_entries_with_payloads<S: SequenceStore + ?Sized>(
     count: u64,
     expected: impl Fn(u64) -> Option<StoredPayload>,
 ) {
-    let most = store.limits().max_read_count.max(1);
+    let most = store.limits().max_read_with_payloads();
     for (start, length) in [(0, count), (1, 2), (250, 80), (count - 7, 7)] {
         let mut at = start;
         while at < start + length {
@@ -418,6 +418,14 @@ fn assert_entries_with_payloads<S: SequenceStore + ?Sized>(
             Err(StoreError::OutOfRange { .. })
         ),
         "entries with payloads past the end are out of range"
+    );
+    let over = store.limits().max_read_with_payloads() + 1;
+    assert!(
+        matches!(
+            store.read_entries_with_payloads(0, over),
+            Err(StoreError::LimitExceeded { .. })
+        ),
+        "a read of {over} entries with their payloads is over the limit"
     );
 }
 

@@ -297,7 +297,7 @@ impl SequenceStore for EmbeddedStore {
         start: u64,
         count: u64,
     ) -> Result<Vec<(Entry, Option<StoredPayload>)>, StoreError> {
-        self.limits.check_read(count)?;
+        self.limits.check_read_with_payloads(count)?;
         self.segments.read_with_payloads(start, count)
     }
 

@@ -248,7 +248,10 @@ impl PostgresStore {
         count: u64,
         payloads: bool,
     ) -> Result<Vec<(Entry, Option<Option<StoredPayload>>)>, StoreError> {
-        self.limits.check_read(count)?;
+        match payloads {
+            true => self.limits.check_read_with_payloads(count)?,
+            false => self.limits.check_read(count)?,
+        }
         if count == 0 {
             return Ok(Vec::new());
         }
